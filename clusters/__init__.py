@@ -1,0 +1,1 @@
+"""Clusters: inventory, monitoring, jobs, routes. Decisions live in clusters.domain (no Django)."""

@@ -1,0 +1,1 @@
+"""dbpilot's domain core: plain Python, no Django, Celery, Channels or PyMySQL imports."""

@@ -1,0 +1,49 @@
+"""What the API and websockets show of a cluster's live state, read from the hot store (no probing)."""
+from __future__ import annotations
+
+from clusters import hotstate
+from clusters.models import Cluster, Finding
+
+
+def findings_payload(cluster_id: int) -> list[dict]:
+    rows = Finding.objects.filter(cluster_id=cluster_id, resolved_at__isnull=True).select_related("server")
+    return [
+        {
+            "code": f.code,
+            "severity": f.severity,
+            "message": f.message,
+            "server": f.server.address if f.server else None,
+            "server_id": f.server_id,
+            "opened_at": f.opened_at.isoformat(),
+        }
+        for f in rows
+    ]
+
+
+def topology_payload(cluster_id: int) -> dict:
+    cluster = Cluster.objects.prefetch_related("servers").get(pk=cluster_id)
+    snapshot = hotstate.read_topology(cluster_id) or {}
+    by_id = {s["id"]: s for s in snapshot.get("servers", [])}
+    servers = []
+    for server in cluster.servers.all():
+        live = by_id.get(server.id, {})
+        servers.append(
+            {
+                "id": server.id,
+                "host": server.host,
+                "port": server.port,
+                "role": live.get("role", "unknown"),
+                "state": live.get("state", "unknown"),
+                "read_only": live.get("read_only"),
+                "gtid_current_pos": live.get("gtid_current_pos"),
+                "replication": live.get("replication"),
+                "maintenance": server.maintenance,
+            }
+        )
+    return {
+        "primary": snapshot.get("primary"),
+        "epoch": cluster.epoch,
+        "servers": servers,
+        "findings": findings_payload(cluster_id),
+        "updated_at": snapshot.get("updated_at"),
+    }

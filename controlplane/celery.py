@@ -1,0 +1,15 @@
+"""The Celery application; configuration lives in controlplane.settings (CELERY_*)."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+app = Celery("controlplane")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["workers"])
+app.conf.beat_schedule = {
+    # One beat entry fans the ticks out; each cluster's own tick_seconds is honoured by the dispatcher.
+    "dispatch-ticks": {"task": "workers.tasks.dispatch_ticks", "schedule": 1.0, "options": {"expires": 1.0}},
+    "reap-jobs": {"task": "workers.tasks.reap_jobs", "schedule": 2.0, "options": {"expires": 2.0}},
+}

@@ -1,0 +1,12 @@
+"""URL map: the REST API under /api/v1/, OpenAPI, metrics, admin and the portal at /."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("clusters.api.urls")),
+    path("api/v1/", include("tenants.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

@@ -1,0 +1,9 @@
+"""Websocket routes."""
+from django.urls import path
+
+from clusters.consumers import ClusterConsumer, EventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/clusters/<int:cluster_id>/", ClusterConsumer.as_asgi()),
+    path("ws/events/", EventsConsumer.as_asgi()),
+]

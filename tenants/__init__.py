@@ -1,0 +1,1 @@
+"""Tenants, teams, members, API tokens and the audit log."""

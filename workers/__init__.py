@@ -1,0 +1,1 @@
+"""Celery tasks: thin shells that take ids, re-read state and call one service."""
