@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from clusters.domain.settings import ClusterSettings
-from clusters.models import Cluster, Job, Server
+from clusters.models import Cluster, Event, Job, Server
 
 
 class ServerSerializer(serializers.ModelSerializer):
@@ -56,3 +56,77 @@ class ClusterSerializer(serializers.ModelSerializer):
         from clusters.domain.findings import worst_severity
 
         return worst_severity([f.severity for f in obj.findings.all() if f.resolved_at is None])
+
+
+class CredentialsSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=80)
+    password = serializers.CharField(max_length=256, allow_blank=True, write_only=True, style={"input_type": "password"})
+
+
+class ServerInputSerializer(serializers.Serializer):
+    host = serializers.CharField(max_length=255)
+    port = serializers.IntegerField(min_value=1, max_value=65535, default=3306)
+
+
+class RegisterClusterSerializer(serializers.Serializer):
+    """The registration payload; deep validation (allowlist, credentials) happens in the service."""
+
+    name = serializers.CharField(max_length=63)
+    servers = ServerInputSerializer(many=True)
+    credentials = CredentialsSerializer(write_only=True)
+    replication_credentials = CredentialsSerializer(write_only=True, required=False)
+    settings = serializers.DictField(required=False)
+    failover_mode = serializers.ChoiceField(choices=["manual", "automatic"], required=False)
+    team = serializers.IntegerField(required=False, help_text="the team that owns it (default: your first admin team)")
+
+
+class SettingsPatchSerializer(serializers.Serializer):
+    settings = serializers.DictField(required=False)
+    failover_mode = serializers.ChoiceField(choices=["manual", "automatic"], required=False)
+    paused = serializers.BooleanField(required=False)
+
+
+class MaintenanceSerializer(serializers.Serializer):
+    on = serializers.BooleanField()
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["id", "kind", "severity", "message", "data", "created_at"]
+
+
+class ReplicationSerializer(serializers.Serializer):
+    source = serializers.CharField(allow_null=True)
+    io_running = serializers.CharField(allow_null=True)
+    sql_running = serializers.BooleanField(allow_null=True)
+    seconds_behind = serializers.IntegerField(allow_null=True)
+
+
+class TopologyServerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    role = serializers.CharField()
+    state = serializers.CharField()
+    read_only = serializers.BooleanField(allow_null=True)
+    gtid_current_pos = serializers.CharField(allow_null=True)
+    replication = ReplicationSerializer(allow_null=True)
+    maintenance = serializers.BooleanField()
+
+
+class FindingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    severity = serializers.CharField()
+    message = serializers.CharField()
+    server = serializers.CharField(allow_null=True)
+    server_id = serializers.IntegerField(allow_null=True)
+    opened_at = serializers.DateTimeField()
+
+
+class TopologySerializer(serializers.Serializer):
+    primary = serializers.CharField(allow_null=True)
+    epoch = serializers.IntegerField()
+    servers = TopologyServerSerializer(many=True)
+    findings = FindingSerializer(many=True)
+    updated_at = serializers.CharField(allow_null=True)

@@ -1,7 +1,8 @@
 from rest_framework.routers import SimpleRouter
 
-from clusters.api.views import ClusterViewSet
+from clusters.api.views import ClusterViewSet, JobViewSet
 
 router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("jobs", JobViewSet, basename="job")
 urlpatterns = router.urls

@@ -1,14 +1,129 @@
-"""Cluster API views: thin shells over clusters.services."""
+"""Cluster API views: thin shells over clusters.services (validate, authorize, call one service)."""
 from __future__ import annotations
 
-from rest_framework import mixins
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
-from clusters.api.serializers import ClusterSerializer
-from clusters.models import Cluster
+from clusters.api.serializers import (
+    ClusterSerializer,
+    EventSerializer,
+    JobSerializer,
+    MaintenanceSerializer,
+    RegisterClusterSerializer,
+    SettingsPatchSerializer,
+    TopologySerializer,
+)
+from clusters.domain.settings import SettingsError
+from clusters.models import Cluster, Event, Job
+from clusters.services import registration
+from clusters.services.events import record_event
+from clusters.services.topology_view import topology_payload
 from controlplane.api.viewsets import TenantScopedViewSet
+from tenants.access import OPERATE, creation_team
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
     serializer_class = ClusterSerializer
     cluster_lookup = ""
+    permission_by_action = {"maintenance": OPERATE}
+
+    @extend_schema(request=RegisterClusterSerializer, responses={201: ClusterSerializer})
+    def create(self, request):
+        """Register an existing cluster (dbpilot then observes it; failover_mode starts manual)."""
+        serializer = RegisterClusterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        team = creation_team(self.actor, serializer.validated_data.get("team"))
+        if team is None:
+            raise exceptions.PermissionDenied("Registering a cluster needs the admin role in a team (or an admin-scoped token).")
+        from tenants.quotas import check_quota
+
+        try:
+            parsed = registration.parse_request(team.tenant, request.data)
+            check_quota(team.tenant, add_clusters=1, add_servers=len(parsed.servers))
+            probes = registration.check_servers_answer(parsed)
+        except registration.RegistrationError as exc:
+            raise exceptions.ValidationError(exc.errors) from None
+        cluster = registration.register_cluster(team, parsed, probes, requested_by=self.actor.label())
+        self.audit_target = cluster
+        cluster = self.get_queryset().get(pk=cluster.pk)
+        return Response(ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=SettingsPatchSerializer, responses={200: ClusterSerializer})
+    def partial_update(self, request, pk=None):
+        """Change settings: `{"settings": {...}}`, or top-level `failover_mode` / `paused`."""
+        cluster = self.get_object()
+        self.audit_target = cluster
+        body = request.data if isinstance(request.data, dict) else {}
+        unknown = set(body) - {"settings", "failover_mode", "paused"}
+        if unknown:
+            raise exceptions.ValidationError({k: "cannot be changed here" for k in sorted(unknown)})
+        changes = dict(body.get("settings") or {}) if isinstance(body.get("settings", {}), dict) else None
+        if changes is None:
+            raise exceptions.ValidationError({"settings": "must be an object"})
+        for key in ("failover_mode", "paused"):
+            if key in body:
+                changes[key] = body[key]
+        try:
+            registration.update_settings(cluster, changes, requested_by=self.actor.label())
+        except SettingsError as exc:
+            raise exceptions.ValidationError({f"settings.{k}": v for k, v in exc.errors.items()}) from None
+        return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+
+    def update(self, request, pk=None):
+        raise exceptions.MethodNotAllowed("PUT", detail="Use PATCH with the settings to change.")
+
+    def destroy(self, request, pk=None):
+        cluster = self.get_object()
+        self.audit_target = cluster
+        if Job.objects.filter(cluster=cluster, state__in=("pending", "running")).exists():
+            raise exceptions.ValidationError({"cluster": "a job is running on this cluster; wait for it to finish"})
+        registration.delete_cluster(cluster)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: TopologySerializer})
+    @action(detail=True, methods=["get"])
+    def topology(self, request, pk=None):
+        cluster = self.get_object()
+        return Response(topology_payload(cluster.id))
+
+    @extend_schema(responses={200: EventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        cluster = self.get_object()
+        page = self.paginate_queryset(Event.objects.filter(cluster=cluster).order_by("-created_at", "-id"))
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: JobSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def jobs(self, request, pk=None):
+        cluster = self.get_object()
+        page = self.paginate_queryset(Job.objects.filter(cluster=cluster).order_by("-created_at", "-id"))
+        return self.get_paginated_response(JobSerializer(page, many=True).data)
+
+    @extend_schema(request=MaintenanceSerializer, responses={200: ClusterSerializer})
+    @action(detail=True, methods=["post"], url_path=r"servers/(?P<server_id>\d+)/maintenance")
+    def maintenance(self, request, pk=None, server_id=None):
+        cluster = self.get_object()
+        self.audit_target = cluster
+        server = get_object_or_404(cluster.servers, pk=server_id)
+        serializer = MaintenanceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        on = serializer.validated_data["on"]
+        with transaction.atomic():
+            if server.maintenance != on:
+                server.maintenance = on
+                server.save(update_fields=["maintenance"])
+                record_event(cluster.id, "maintenance", f"{server.address} maintenance {'on' if on else 'off'} by {self.actor.label()}",
+                             data={"server_id": server.id, "on": on})
+        return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+
+
+class JobViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet):
+    queryset = Job.objects.all()
+    serializer_class = JobSerializer
+    cluster_lookup = "cluster"

@@ -1,0 +1,137 @@
+"""PyMySQL connections to managed servers: pinned addresses, short timeouts, TLS as the cluster asks.
+
+Connections are reused across ticks within one worker process (a small pool keyed by address and user).
+Errors are classified so that a refused connection, a timeout and an authentication failure stay
+distinct (clusters.domain.probe outcomes); messages shown to tenants do not tell closed, filtered and
+non-MySQL ports apart.
+"""
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+
+import pymysql
+from pymysql.constants import CLIENT
+
+from clusters.domain import probe as outcomes
+from clusters.domain.addresses import parse_address
+from controlplane.netpolicy import pin_host
+
+UNREACHABLE_MESSAGE = "cannot connect: the server does not answer as a MySQL/MariaDB server at this address"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    connect_timeout: float = 1.0
+    read_timeout: float = 1.0
+    tls: str = "preferred"  # disabled | preferred | verify
+    tls_ca: str = ""
+
+
+class ServerError(Exception):
+    """A classified failure talking to a server; `outcome` is one of clusters.domain.probe's outcomes."""
+
+    def __init__(self, outcome: str, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def classify(exc: BaseException) -> ServerError:
+    if isinstance(exc, ServerError):
+        return exc
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] == 1045:
+        return ServerError(outcomes.AUTH_FAILED, "access denied: check the user name and password")
+    text = " ".join(str(a) for a in getattr(exc, "args", ())) + " " + repr(getattr(exc, "__cause__", ""))
+    lowered = text.lower()
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in lowered or "timeout" in lowered:
+        return ServerError(outcomes.TIMEOUT, UNREACHABLE_MESSAGE)
+    if "refused" in lowered:
+        return ServerError(outcomes.REFUSED, UNREACHABLE_MESSAGE)
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int) and exc.args[0] < 2000:
+        return ServerError(outcomes.ERROR, f"server error {exc.args[0]}: {exc.args[1] if len(exc.args) > 1 else ''}")
+    return ServerError(outcomes.ERROR, UNREACHABLE_MESSAGE)
+
+
+def _ssl_options(options: ConnectOptions):
+    if options.tls == "disabled":
+        return None
+    if options.tls == "verify":
+        context = ssl.create_default_context(cadata=options.tls_ca or None)
+        return context
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(address: str, credentials: Credentials, options: ConnectOptions = ConnectOptions(),
+            *, multi_statements: bool = False) -> pymysql.connections.Connection:
+    """Open a connection to the pinned, allowlisted address. Raises ServerError (or NotAllowed)."""
+    parsed = parse_address(address)
+    ip = pin_host(parsed.host)
+    context = _ssl_options(options)
+    try:
+        return pymysql.connect(
+            host=ip,
+            port=parsed.port,
+            user=credentials.user,
+            password=credentials.password,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            write_timeout=options.read_timeout,
+            ssl=context,
+            autocommit=True,
+            charset="utf8mb4",
+            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
+            cursorclass=pymysql.cursors.DictCursor,
+            program_name="dbpilot",
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure is classified
+        raise classify(exc) from exc
+
+
+class ConnectionPool:
+    """One reusable connection per (address, user, purpose) in this process; thread-safe checkout."""
+
+    def __init__(self):
+        self._idle: dict[tuple, list[pymysql.connections.Connection]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
+        key = (address, credentials.user, credentials.password, options, multi_statements)
+        with self._lock:
+            stack = self._idle.get(key)
+            conn = stack.pop() if stack else None
+        if conn is None:
+            conn = connect(address, credentials, options, multi_statements=multi_statements)
+        return key, conn
+
+    def release(self, key, conn, *, broken: bool = False) -> None:
+        if broken:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            return
+        with self._lock:
+            self._idle.setdefault(key, []).append(conn)
+
+    def discard_address(self, address: str) -> None:
+        with self._lock:
+            for key in [k for k in self._idle if k[0] == address]:
+                for conn in self._idle.pop(key):
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+
+
+POOL = ConnectionPool()
