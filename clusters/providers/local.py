@@ -1,0 +1,604 @@
+"""The local provider: a replicating MariaDB cluster on this host, for the demo, the tests and benchmarks.
+
+`LocalSandbox("demo", nodes=3).up()` starts three mariadbd servers under /tmp/dbp/demo, creates the
+accounts with `sql_log_bin=0` (no setup GTIDs), makes node 1 the writable primary and the others GTID
+replicas of it, and returns a JSON-able description with the passwords. The state is remembered in
+`<root>/<name>/sandbox.json` (mode 0600), so another process (`manage.py sandbox down`) finds it again.
+
+Nodes are numbered from 1; node 1 is the primary at creation. Every server has `read_only=ON` in its
+configuration: a node restarted with `start(i)` comes back read-only, whatever its role was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pymysql
+import pymysql.cursors
+
+from clusters.providers import netns as netns_fabric
+from clusters.providers.accounts import APP_DATABASE, SandboxAccounts, setup_statements
+from clusters.providers.errors import SandboxError
+from clusters.providers.mariadb_config import (
+    INSTALL_DB,
+    MARIADBD,
+    NodeConfig,
+    datadir_template,
+    render_node_config,
+    validate_extra_options,
+)
+from clusters.providers.mariadb_process import MariadbProcess
+
+DEFAULT_ROOT = Path("/tmp/dbp")
+STATE_FILE = "sandbox.json"
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+LOOPBACK = "127.0.0.1"
+# Below the kernel's ephemeral range (32768+), so a client's source port never takes a node's port.
+AUTO_PORTS = range(21000, 32000)
+SOCKET_PATH_MAX = 107
+SIGNALS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT, signal.SIGTERM}
+
+
+def unprivileged_user() -> str | None:
+    """mariadbd never runs as root: as root we start it as `mysql`; otherwise it runs as the current user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("mysql")
+    except KeyError:
+        raise SandboxError(
+            "the system user `mysql` does not exist: install mariadb-server (apt-get install mariadb-server)"
+        ) from None
+    return "mysql"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As mariadbd does, so a port whose old connections linger in TIME_WAIT counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalSandbox:
+    """N MariaDB 10.11 servers on this host, replicating by GTID from node 1."""
+
+    def __init__(
+        self,
+        name: str,
+        nodes: int = 3,
+        *,
+        semi_sync: bool = False,
+        netns: bool = False,
+        base_port: int | None = None,
+        max_connections: int = 400,
+        root: Path | str = DEFAULT_ROOT,
+        extra_config: dict[str, object] | None = None,
+        temporary: bool = False,
+        start_timeout: float = 60.0,
+    ):
+        if not isinstance(name, str) or not NAME.match(name):
+            raise SandboxError(f"sandbox name {name!r}: use 1-31 lowercase letters, digits and dashes")
+        if not isinstance(nodes, int) or not 1 <= nodes <= 9:
+            raise SandboxError(f"nodes={nodes!r}: a sandbox has 1 to 9 nodes")
+        if base_port is not None and not (1024 <= base_port <= 65535 - nodes):
+            raise SandboxError(f"base_port={base_port}: choose a port from 1024 to {65535 - nodes}")
+        if not 10 <= max_connections <= 100000:
+            raise SandboxError(f"max_connections={max_connections}: choose 10 to 100000")
+        self.name = name
+        self.node_count = nodes
+        self.semi_sync = semi_sync
+        self.netns = netns
+        self.base_port = base_port
+        self.max_connections = max_connections
+        self.root = Path(root)
+        self.extra_config = validate_extra_options(extra_config)
+        self.temporary = temporary
+        self.start_timeout = start_timeout
+        self.primary = 1
+        self.accounts: SandboxAccounts | None = None
+        self.netns_index: int | None = None
+        self.ports: list[int] = []
+        self.run_as = unprivileged_user()
+        self._processes: dict[int, MariadbProcess] = {}
+        socket_path = self.node_dir(nodes) / "mariadbd.sock"
+        if len(str(socket_path).encode()) > SOCKET_PATH_MAX:
+            raise SandboxError(
+                f"the socket path {socket_path} is longer than 107 bytes: use a shorter root or name"
+            )
+
+    # ----- layout -------------------------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def nodes(self) -> list[int]:
+        return list(range(1, self.node_count + 1))
+
+    def node_dir(self, node: int) -> Path:
+        return self.dir / f"n{node}"
+
+    def host(self, node: int) -> str:
+        return netns_fabric.node_address(self.netns_index, node) if self.netns else LOOPBACK
+
+    def port(self, node: int) -> int:
+        return self.ports[self._check(node) - 1]
+
+    def namespace(self, node: int) -> str | None:
+        return netns_fabric.namespace_name(self.name, node) if self.netns else None
+
+    def _node_config(self, node: int) -> NodeConfig:
+        return NodeConfig(
+            server_id=node,
+            host=self.host(node),
+            port=self.port(node),
+            node_dir=self.node_dir(node),
+            socket=self.node_dir(node) / "mariadbd.sock",
+            run_as=self.run_as,
+            max_connections=self.max_connections,
+            semi_sync=self.semi_sync,
+            extra=self.extra_config,
+        )
+
+    def _check(self, node: int) -> int:
+        if not isinstance(node, int) or not 1 <= node <= self.node_count:
+            raise SandboxError(f"node {node!r}: this sandbox has nodes 1 to {self.node_count}")
+        return node
+
+    def process(self, node: int) -> MariadbProcess:
+        return self._processes[self._check(node)]
+
+    # ----- creating and removing -----------------------------------------------------------------------
+
+    def up(self) -> dict:
+        """Start, wire and wait until every replica replicates; on any failure, remove what was started."""
+        if self.netns:
+            netns_fabric.check_available()
+        self.remove_leftovers(self.name, self.root)
+        try:
+            with self._root_lock():
+                self._allocate_addresses()
+                self.accounts = SandboxAccounts.generate()
+                self._prepare_dirs()
+                self._save_state("starting")
+            template = datadir_template(self.root, self.run_as, MARIADBD, INSTALL_DB)
+            with ThreadPoolExecutor(max_workers=self.node_count) as pool:
+                list(pool.map(lambda n: self._create_node(n, template), self.nodes))
+                self._save_state("starting")
+                list(pool.map(self._wire_node, self.nodes))
+            self.wait_replicating(timeout=30, primary=self.primary)
+            self._save_state("running")
+        except BaseException:
+            self.destroy()
+            raise
+        return self.describe()
+
+    def _allocate_addresses(self) -> None:
+        others = self._other_states()
+        if self.netns:
+            used = netns_fabric.used_indexes() | {s.get("netns_index") for s in others if s.get("netns")}
+            free = [k for k in range(1, netns_fabric.MAX_SANDBOX_INDEX + 1) if k not in used]
+            if not free:
+                raise SandboxError(
+                    "every network-namespace sandbox index is in use: remove old sandboxes first"
+                )
+            self.netns_index = free[0]
+            self.ports = [self.base_port or 3306] * self.node_count  # each node has its own address
+            netns_fabric.ensure_bridge()
+            for node in self.nodes:
+                netns_fabric.create_node_namespace(
+                    self.namespace(node), netns_fabric.host_veth_name(self.netns_index, node), self.host(node)
+                )
+            return
+        if self.base_port is not None:
+            self.ports = [self.base_port + i for i in range(self.node_count)]
+            for port in self.ports:
+                if not port_is_free(LOOPBACK, port):
+                    raise SandboxError(
+                        f"port {port} on {LOOPBACK} is already in use: choose another base port "
+                        "(--base-port) or leave it out to pick free ports"
+                    )
+            return
+        reserved = {p for s in others if not s.get("netns") for p in s.get("ports", [])}
+        self.ports = []
+        for port in AUTO_PORTS:
+            if port not in reserved and port_is_free(LOOPBACK, port):
+                self.ports.append(port)
+                if len(self.ports) == self.node_count:
+                    return
+        raise SandboxError(f"no {self.node_count} free ports on {LOOPBACK} between 21000 and 32000")
+
+    def _prepare_dirs(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)  # mariadbd, as `mysql`, must reach its directory
+        self.dir.mkdir(mode=0o755)
+        for node in self.nodes:
+            config = self._node_config(node)
+            config.node_dir.mkdir(mode=0o750)
+            config.tmpdir.mkdir(mode=0o750)
+            config.files_dir.mkdir(mode=0o750)
+            if self.run_as:
+                for path in (config.node_dir, config.tmpdir, config.files_dir):
+                    shutil.chown(path, self.run_as, self.run_as)
+            config.config_path.write_text(render_node_config(config))
+            self._processes[node] = MariadbProcess(config, self.namespace(node), MARIADBD)
+
+    def _create_node(self, node: int, template: Path) -> None:
+        process = self._processes[node]
+        config = process.config
+        copy = subprocess.run(
+            ["cp", "-a", "--reflink=auto", str(template), str(config.datadir)], capture_output=True, text=True
+        )
+        if copy.returncode != 0:
+            raise SandboxError(f"copying the template data directory failed: {copy.stderr.strip()}")
+        process.start()
+        try:
+            process.wait_ready("", self.start_timeout)  # root@localhost has no password until setup below
+        except SandboxError as exc:
+            if "Address already in use" in str(exc):
+                raise SandboxError(
+                    f"port {config.port} on {config.host} is already in use: choose another base port "
+                    "(--base-port) or leave it out to pick free ports"
+                ) from None
+            raise
+        with pymysql.connect(
+            unix_socket=str(config.socket), user="root", password="", autocommit=True
+        ) as conn:
+            with conn.cursor() as cursor:
+                for statement, args in setup_statements(self.accounts, self._client_host()):
+                    cursor.execute(statement, args or None)
+
+    def _client_host(self) -> str:
+        """Where dbpilot, the replicas and applications connect from: the host part of every account."""
+        return "10.231.0.0/255.255.0.0" if self.netns else LOOPBACK
+
+    def _wire_node(self, node: int) -> None:
+        if node == self.primary:
+            self.sql(node, "SET GLOBAL read_only=0")  # the configuration says ON: writable at run time only
+            if self.semi_sync:
+                self.sql(node, "SET GLOBAL rpl_semi_sync_master_enabled=1")
+            return
+        repl = self.accounts.replication
+        self.sql(
+            node,
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+            (self.host(self.primary), self.port(self.primary), repl.user, repl.password),
+        )
+        self.sql(node, "START SLAVE")
+
+    def destroy(self) -> None:
+        """Kill every server (no clean shutdown: the data goes too), remove namespaces and files."""
+        for process in self._processes.values():
+            process.kill()
+        self._kill_strays(self.root, self.name)
+        may_have_namespaces = os.geteuid() == 0 and shutil.which("ip") is not None
+        if self.netns or (may_have_namespaces and netns_fabric.leftover_namespaces(self.name)):
+            with self._root_lock():
+                for node in self.nodes:
+                    veth = netns_fabric.host_veth_name(self.netns_index, node) if self.netns_index else None
+                    netns_fabric.delete_node_namespace(netns_fabric.namespace_name(self.name, node), veth)
+                for namespace in netns_fabric.leftover_namespaces(self.name):
+                    netns_fabric.delete_node_namespace(namespace, None)
+                netns_fabric.remove_bridge_if_unused()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalSandbox:
+        if not self._processes:
+            self.up()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.destroy()
+
+    @classmethod
+    def load(cls, name: str, root: Path | str = DEFAULT_ROOT) -> LocalSandbox:
+        """The sandbox NAME as a previous `up()` (in any process) left it; SandboxError when there is none."""
+        if not isinstance(name, str) or not NAME.match(name):
+            raise SandboxError(f"sandbox name {name!r}: use 1-31 lowercase letters, digits and dashes")
+        path = Path(root) / name / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SandboxError(f"there is no sandbox named {name!r} under {root}") from None
+        except ValueError:
+            raise SandboxError(
+                f"the state file {path} is damaged: remove the sandbox with `sandbox down {name}`"
+            ) from None
+        sandbox = cls(
+            name,
+            state["nodes"],
+            semi_sync=state["semi_sync"],
+            netns=state["netns"],
+            base_port=state.get("base_port"),
+            max_connections=state["max_connections"],
+            root=root,
+            extra_config=state.get("extra_config"),
+            temporary=state.get("owner_pid") is not None,
+        )
+        sandbox.ports = state["ports"]
+        sandbox.netns_index = state.get("netns_index")
+        sandbox.primary = state.get("primary", 1)
+        sandbox.accounts = SandboxAccounts.from_dict(state["credentials"])
+        for node in sandbox.nodes:
+            pid = state["pids"][node - 1]
+            sandbox._processes[node] = MariadbProcess(
+                sandbox._node_config(node), sandbox.namespace(node), MARIADBD, pid
+            )
+        return sandbox
+
+    @classmethod
+    def remove_leftovers(cls, name: str, root: Path | str = DEFAULT_ROOT) -> bool:
+        """Remove whatever a previous sandbox of this name left behind; True when there was something."""
+        root = Path(root)
+        found = (root / name).exists()
+        try:
+            previous = cls.load(name, root)
+        except SandboxError:
+            previous = None
+        if previous is not None:
+            previous.destroy()
+            return True
+        found |= cls._kill_strays(root, name)
+        if os.geteuid() == 0 and shutil.which("ip") and netns_fabric.leftover_namespaces(name):
+            found = True
+            with cls._lock_of(root):
+                for namespace in netns_fabric.leftover_namespaces(name):
+                    netns_fabric.delete_node_namespace(namespace, None)
+                netns_fabric.remove_bridge_if_unused()
+        shutil.rmtree(root / name, ignore_errors=True)
+        return found
+
+    @classmethod
+    def remove_abandoned(cls, root: Path | str = DEFAULT_ROOT) -> list[str]:
+        """Remove temporary sandboxes (test runs) whose owning process has died; returns their names."""
+        removed = []
+        for state_path in sorted(Path(root).glob(f"*/{STATE_FILE}")):
+            try:
+                owner = json.loads(state_path.read_text()).get("owner_pid")
+            except (OSError, ValueError):
+                continue
+            if owner is not None and not Path(f"/proc/{owner}").exists():
+                cls.remove_leftovers(state_path.parent.name, root)
+                removed.append(state_path.parent.name)
+        return removed
+
+    @staticmethod
+    def _kill_strays(root: Path, name: str) -> bool:
+        """SIGKILL any mariadbd whose configuration lives in this sandbox's directory (a lost state file)."""
+        marker = f"--defaults-file={root / name}/".encode()
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.startswith(marker) for arg in args[:5]):
+                pids.append(int(proc.name))
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for pid in pids:
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                try:
+                    os.waitpid(pid, os.WNOHANG)  # reaps it if it happens to be our child
+                except ChildProcessError:
+                    pass
+                time.sleep(0.02)
+        return bool(pids)
+
+    # ----- state --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _root_lock(self):
+        with self._lock_of(self.root):
+            yield
+
+    @staticmethod
+    @contextmanager
+    def _lock_of(root: Path):
+        """Serialises port and namespace allocation, and the shared bridge, between processes."""
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _other_states(self) -> list[dict]:
+        states = []
+        for path in self.root.glob(f"*/{STATE_FILE}"):
+            if path.parent.name == self.name:
+                continue
+            try:
+                states.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return states
+
+    def _save_state(self, status: str) -> None:
+        state = {
+            "status": status,
+            "nodes": self.node_count,
+            "semi_sync": self.semi_sync,
+            "netns": self.netns,
+            "netns_index": self.netns_index,
+            "base_port": self.base_port,
+            "ports": self.ports,
+            "max_connections": self.max_connections,
+            "extra_config": self.extra_config,
+            "primary": self.primary,
+            "owner_pid": os.getpid() if self.temporary else None,
+            "pids": [self._processes[n].pid if n in self._processes else None for n in self.nodes],
+            "credentials": self.accounts.as_dict(),
+        }
+        path = self.dir / STATE_FILE
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
+        with os.fdopen(fd, "w") as out:
+            json.dump(state, out, indent=1)
+        temporary.replace(path)
+
+    def describe(self) -> dict:
+        """What a user or test needs to reach the cluster: addresses, files, pids and the credentials."""
+        return {
+            "name": self.name,
+            "netns": self.netns,
+            "semi_sync": self.semi_sync,
+            "primary": self.primary,
+            "control_address": netns_fabric.CONTROL_ADDRESS if self.netns else LOOPBACK,
+            "nodes": [
+                {
+                    "node": node,
+                    "host": self.host(node),
+                    "port": self.port(node),
+                    "address": f"{self.host(node)}:{self.port(node)}",
+                    "server_id": node,
+                    "socket": str(self.process(node).config.socket),
+                    "datadir": str(self.process(node).config.datadir),
+                    "config": str(self.process(node).config.config_path),
+                    "pid": self.process(node).pid,
+                    "running": self.process(node).running(),
+                    "netns": self.namespace(node),
+                }
+                for node in self.nodes
+            ],
+            "credentials": self.accounts.as_dict(),
+            "app_database": APP_DATABASE,
+        }
+
+    # ----- controlling nodes (tests) ------------------------------------------------------------------
+
+    def kill(self, node: int, sig: int = signal.SIGKILL) -> None:
+        """SIGKILL (waits until the process is gone), SIGSTOP (frozen: accepts TCP, never answers), SIGCONT."""
+        if sig not in SIGNALS:
+            raise SandboxError(f"signal {sig!r}: use SIGKILL, SIGSTOP, SIGCONT or SIGTERM")
+        process = self.process(node)
+        if sig == signal.SIGKILL:
+            process.kill()
+        else:
+            process.signal(sig)
+
+    def stop(self, node: int, timeout: float = 60) -> None:
+        """A clean shutdown of one node."""
+        self.process(node).stop(timeout)
+
+    def start(self, node: int, timeout: float | None = None) -> None:
+        """Start a stopped or killed node again with its configuration (so it comes back read-only)."""
+        process = self.process(node)
+        if process.running():
+            return
+        process.start()
+        process.wait_ready(self.accounts.root.password, timeout or self.start_timeout)
+        self._save_state("running")
+
+    def running(self, node: int) -> bool:
+        return self.process(node).running()
+
+    def rss_bytes(self, node: int) -> int | None:
+        return self.process(node).rss_bytes()
+
+    def connect(
+        self, node: int, user: str = "root", database: str | None = None, timeout: float = 5.0
+    ) -> pymysql.Connection:
+        """A PyMySQL connection (autocommit, dict rows): root through the unix socket, other users over TCP."""
+        creds = self.accounts.role(user)
+        options = {
+            "user": creds.user,
+            "password": creds.password,
+            "database": database,
+            "autocommit": True,
+            "connect_timeout": timeout,
+            "read_timeout": timeout,
+            "write_timeout": timeout,
+            "cursorclass": pymysql.cursors.DictCursor,
+        }
+        if creds.user == "root":
+            return pymysql.connect(unix_socket=str(self.process(node).config.socket), **options)
+        return pymysql.connect(host=self.host(node), port=self.port(node), **options)
+
+    def sql(
+        self,
+        node: int,
+        statement: str,
+        args=None,
+        *,
+        user: str = "root",
+        database: str | None = None,
+        timeout: float = 5.0,
+    ) -> list[dict]:
+        """Run one statement on a node and return its rows as dicts (a test helper)."""
+        with self.connect(node, user, database, timeout) as conn, conn.cursor() as cursor:
+            cursor.execute(statement, args)
+            return list(cursor.fetchall())
+
+    def replication_status(self, node: int) -> dict | None:
+        rows = self.sql(node, "SHOW SLAVE STATUS")
+        return rows[0] if rows else None
+
+    def find_primary(self) -> int:
+        """The running node that replicates from nobody; SandboxError when that is not exactly one."""
+        candidates = [n for n in self.nodes if self.running(n) and self.replication_status(n) is None]
+        if len(candidates) != 1:
+            raise SandboxError(f"cannot tell the primary: running nodes without replication are {candidates}")
+        return candidates[0]
+
+    def wait_replicating(self, timeout: float = 30, primary: int | None = None) -> None:
+        """Wait until every other running node replicates from the primary and has applied all it wrote."""
+        deadline = time.monotonic() + timeout
+        primary = primary or self.find_primary()
+        target = self.sql(primary, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
+        for node in self.nodes:
+            if node == primary or not self.running(node):
+                continue
+            while True:
+                status = self.replication_status(node)
+                if status and status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes":
+                    break
+                if time.monotonic() > deadline:
+                    keys = ("Slave_IO_Running", "Slave_SQL_Running", "Last_IO_Error", "Last_SQL_Error")
+                    detail = {k: status[k] for k in keys} if status else "no replication configured"
+                    raise SandboxError(f"node {node} does not replicate after {timeout:.0f} s: {detail}")
+                time.sleep(0.05)
+            remaining = max(deadline - time.monotonic(), 0.1)
+            waited = self.sql(
+                node, "SELECT MASTER_GTID_WAIT(%s, %s) AS r", (target, remaining), timeout=remaining + 5
+            )
+            if waited[0]["r"] != 0:
+                raise SandboxError(
+                    f"node {node} did not reach the primary's position {target} within {timeout:.0f} s"
+                )
+
+    # ----- network namespaces -------------------------------------------------------------------------
+
+    def cut(self, node: int, from_control: bool = True, from_peers: bool = True) -> None:
+        """Silently drop a node's traffic with the control plane (10.231.0.1), its peers, or both."""
+        netns_fabric.cut(self._namespace_of(node), from_control, from_peers)
+
+    def heal(self, node: int) -> None:
+        netns_fabric.heal(self._namespace_of(node))
+
+    def _namespace_of(self, node: int) -> str:
+        if not self.netns:
+            raise SandboxError("cut and heal need a sandbox in network-namespace mode (netns=True)")
+        return self.namespace(self._check(node))
