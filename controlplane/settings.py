@@ -134,6 +134,11 @@ TEMPLATES = [
 
 # The control-plane database: SQLite by default, PostgreSQL through DATABASE_URL. Never MySQL/MariaDB:
 # the job engine relies on conditional unique constraints, which Django does not enforce there.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": env.db("DATABASE_URL")}
     _engine = DATABASES["default"]["ENGINE"]
@@ -141,16 +146,14 @@ if os.environ.get("DATABASE_URL"):
         raise ImproperlyConfigured(
             "DATABASE_URL: MySQL/MariaDB cannot hold dbpilot's control-plane database; use PostgreSQL or SQLite."
         )
+    if _engine.endswith("sqlite3"):
+        DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_ROOT / "dbpilot.sqlite3"),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

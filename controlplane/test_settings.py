@@ -14,3 +14,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 from controlplane.settings import *  # noqa: E402,F401,F403
 
+
+# A file-based test database, so a real Celery worker process started by a test shares it.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_ROOT / "test-db.sqlite3")}  # noqa: F405

@@ -51,7 +51,7 @@ class ClusterSettings:
 
 # (min, max) for numeric settings
 _RANGES: dict[str, tuple[float, float]] = {
-    "tick_seconds": (0.2, 60),
+    "tick_seconds": (1, 60),
     "failcount": (1, 20),
     "reprobe_interval_ms": (50, 5000),
     "failover_limit": (0, 100),

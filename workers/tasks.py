@@ -1,0 +1,24 @@
+"""Celery tasks: take ids, call one service. Routing to queues is in controlplane/queues.py."""
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(ignore_result=True)
+def dispatch_ticks() -> int:
+    """Beat calls this every second: send a monitor_shard task per shard of due clusters."""
+    from clusters.services.monitoring import due_shards
+
+    shards = due_shards(settings.DBPILOT_TICK_SHARD_SIZE)
+    for shard in shards:
+        # A tick that cannot start within a second is stale: drop it rather than pile up.
+        monitor_shard.apply_async(args=[shard], expires=1.0)
+    return len(shards)
+
+
+@shared_task(ignore_result=True)
+def monitor_shard(cluster_ids: list[int]) -> None:
+    from clusters.services.monitoring import monitor_shard as run
+
+    run(cluster_ids)
