@@ -1,0 +1,1 @@
+"""`manage.py sandbox ...` and the other cluster commands."""
