@@ -1,7 +1,9 @@
 """URL map: the REST API under /api/v1/, OpenAPI, metrics, admin and the portal at /."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from controlplane.portal import PORTAL_ROUTE, portal
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,4 +11,5 @@ urlpatterns = [
     path("api/v1/", include("tenants.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    re_path(PORTAL_ROUTE, portal, name="portal"),  # the portal: never shadows api/ ws/ admin/ static/ metrics
 ]

@@ -1,0 +1,59 @@
+/** Every API path the portal calls, in one place (see design.md "API contract (v1)"). */
+import { api, withQuery } from "./client";
+import type {
+  ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, Paginated, Route, Team, Topology,
+} from "./types";
+
+const V1 = "/api/v1";
+
+/** Lists that are paginated DRF-style; tolerate a plain array too (endpoints still being built). */
+export function resultsOf<T>(payload: Paginated<T> | T[]): T[] {
+  return Array.isArray(payload) ? payload : payload?.results ?? [];
+}
+
+export const auth = {
+  csrf: () => api.get<unknown>(`${V1}/auth/csrf/`, { quiet401: true }),
+  login: (email: string, password: string) => api.post<Me>(`${V1}/auth/login/`, { email, password }, { quiet401: true }),
+  logout: () => api.post<void>(`${V1}/auth/logout/`, {}, { quiet401: true }),
+  me: () => api.get<Me>(`${V1}/auth/me/`, { quiet401: true }),
+};
+
+export const clusters = {
+  list: (page = 1) => api.get<Paginated<Cluster>>(withQuery(`${V1}/clusters/`, { page })),
+  get: (id: number) => api.get<Cluster>(`${V1}/clusters/${id}/`),
+  patch: (id: number, body: Partial<Cluster> | { settings: Record<string, unknown> }) => api.patch<Cluster>(`${V1}/clusters/${id}/`, body),
+  remove: (id: number) => api.delete(`${V1}/clusters/${id}/`),
+  topology: (id: number) => api.get<Topology>(`${V1}/clusters/${id}/topology/`),
+  events: (id: number, page = 1, pageSize = 50) =>
+    api.get<Paginated<ClusterEvent>>(withQuery(`${V1}/clusters/${id}/events/`, { page, page_size: pageSize })),
+  jobs: (id: number, page = 1, pageSize = 20) =>
+    api.get<Paginated<Job>>(withQuery(`${V1}/clusters/${id}/jobs/`, { page, page_size: pageSize })),
+  switchover: (id: number, candidate?: string) =>
+    api.post<Job>(`${V1}/clusters/${id}/switchover/`, candidate ? { candidate } : {}),
+  failover: (id: number, candidate?: string) =>
+    api.post<Job>(`${V1}/clusters/${id}/failover/`, candidate ? { candidate } : {}),
+  maintenance: (id: number, serverId: number, on: boolean) =>
+    api.post<unknown>(`${V1}/clusters/${id}/servers/${serverId}/maintenance/`, { on }),
+  resetFailoverControl: (id: number) => api.post<unknown>(`${V1}/clusters/${id}/failover-control/reset/`, {}),
+  routes: (id: number) => api.get<Paginated<Route> | Route[]>(`${V1}/clusters/${id}/routes/`),
+  addRoute: (id: number, route: Record<string, unknown>) => api.post<Route>(`${V1}/clusters/${id}/routes/`, route),
+};
+
+export const jobs = {
+  get: (id: number) => api.get<Job>(`${V1}/jobs/${id}/`),
+};
+
+export const tenancy = {
+  teams: () => api.get<Paginated<Team> | Team[]>(withQuery(`${V1}/teams/`, { page_size: 500 })),
+  createTeam: (name: string) => api.post<Team>(`${V1}/teams/`, { name }),
+  members: (teamId: number) => api.get<Paginated<Member> | Member[]>(`${V1}/teams/${teamId}/members/`),
+  addMember: (teamId: number, email: string, role: string) => api.post<Member>(`${V1}/teams/${teamId}/members/`, { email, role }),
+  setMemberRole: (teamId: number, memberId: number, role: string) =>
+    api.patch<Member>(`${V1}/teams/${teamId}/members/${memberId}/`, { role }),
+  removeMember: (teamId: number, memberId: number) => api.delete(`${V1}/teams/${teamId}/members/${memberId}/`),
+  tokens: () => api.get<Paginated<ApiToken> | ApiToken[]>(withQuery(`${V1}/tokens/`, { page_size: 500 })),
+  createToken: (body: { team: number; name: string; scope: string; expires_at?: string | null }) =>
+    api.post<CreatedToken>(`${V1}/tokens/`, body),
+  revokeToken: (id: number) => api.delete(`${V1}/tokens/${id}/`),
+  audit: (page = 1) => api.get<Paginated<AuditEntry>>(withQuery(`${V1}/audit/`, { page })),
+};
