@@ -28,7 +28,8 @@ _VARIABLES_MYSQL = (
     "SELECT @@version AS version, @@server_id AS server_id, @@read_only AS read_only, "
     "@@super_read_only AS super_read_only, @@gtid_executed AS gtid_executed, @@gtid_purged AS gtid_purged, "
     "@@gtid_mode AS gtid_mode, @@log_bin AS log_bin, @@log_replica_updates AS log_slave_updates, "
-    "@@binlog_format AS binlog_format, @@max_connections AS max_connections, @@report_host AS report_host"
+    "@@binlog_format AS binlog_format, @@max_connections AS max_connections, @@report_host AS report_host, "
+    "@@server_uuid AS server_uuid"
 )
 _STATUS = (
     "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime','Threads_connected','Rpl_semi_sync_master_status',"
@@ -120,6 +121,7 @@ def _channel(address: str, row: dict) -> ReplicationChannel:
         relay_log_space=_int(row.get("Relay_Log_Space")) or 0,
         exec_master_log_pos=_int(row.get("Exec_Master_Log_Pos") or row.get("Exec_Source_Log_Pos")) or 0,
         read_master_log_pos=_int(row.get("Read_Master_Log_Pos") or row.get("Read_Source_Log_Pos")) or 0,
+        source_server_id=_int(row.get("Master_Server_Id") or row.get("Source_Server_Id")),
     )
 
 
@@ -189,6 +191,7 @@ def _collect(conn, address: str) -> dict:
         semi_sync_wait_point=variables.get("wait_point"),
         max_connections=_int(variables.get("max_connections")),
         report_host=variables.get("report_host"),
+        server_uuid=variables.get("server_uuid"),
         uptime_seconds=_int(status.get("Uptime")),
         threads_connected=_int(status.get("Threads_connected")),
         semi_sync_master_status=_bool(status.get("Rpl_semi_sync_master_status")),
