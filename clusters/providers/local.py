@@ -176,7 +176,12 @@ class LocalSandbox:
             with self._root_lock():
                 self._allocate_addresses()
                 self.accounts = SandboxAccounts.generate()
-                self._prepare_dirs()
+                try:
+                    self._prepare_dirs()
+                except OSError as exc:
+                    raise SandboxError(
+                        f"cannot create the sandbox's files under {self.root}: {exc}"
+                    ) from None
                 self._save_state("starting")
             template = datadir_template(self.root, self.run_as, MARIADBD, INSTALL_DB)
             with ThreadPoolExecutor(max_workers=self.node_count) as pool:
@@ -262,10 +267,11 @@ class LocalSandbox:
             unix_socket=str(config.socket), user="root", password="", autocommit=True
         ) as conn:
             with conn.cursor() as cursor:
-                for statement, args in setup_statements(self.accounts, self._client_host()):
+                for statement, args in setup_statements(self.accounts, self.client_host):
                     cursor.execute(statement, args or None)
 
-    def _client_host(self) -> str:
+    @property
+    def client_host(self) -> str:
         """Where dbpilot, the replicas and applications connect from: the host part of every account."""
         return "10.231.0.0/255.255.0.0" if self.netns else LOOPBACK
 
