@@ -36,7 +36,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     setUnauthorizedListener(() => setMe(null));
-    void reload();
+    // The page says whether the request that loaded it had a session: skip a call bound to answer 401.
+    if (document.getElementById("root")?.dataset.authenticated === "0") setLoading(false);
+    else void reload();
     return () => setUnauthorizedListener(null);
   }, [reload]);
 

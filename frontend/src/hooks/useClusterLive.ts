@@ -55,7 +55,7 @@ export function useClusterLive(clusterId: number): ClusterLive {
     refetchTimer.current = setTimeout(() => void refreshCluster(), 400);
   }, [refreshCluster]);
 
-  const resync = useCallback(async () => {
+  const resync = useCallback(async (): Promise<boolean> => {
     const results = await Promise.allSettled([
       clustersApi.get(clusterId),
       clustersApi.topology(clusterId),
@@ -66,13 +66,14 @@ export function useClusterLive(clusterId: number): ClusterLive {
     if (c.status === "fulfilled") setCluster(c.value);
     else if (c.reason instanceof ApiError && c.reason.status === 404) {
       setNotFound(true);
-      return;
+      return false;
     } else setError(c.reason);
     if (t.status === "fulfilled") applyTopology(t.value);
     if (e.status === "fulfilled") setEvents((cur) => mergeEvents(cur, resultsOf(e.value)));
     if (j.status === "fulfilled") setJobs((cur) => mergeJobs(cur, resultsOf(j.value)));
     const firstFailure = [t, e, j].find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
-    setError(firstFailure ? firstFailure.reason : null);
+    setError(firstFailure ? firstFailure.reason : c.status === "rejected" ? c.reason : null);
+    return true;
   }, [clusterId, applyTopology]);
 
   useEffect(() => {
@@ -82,7 +83,7 @@ export function useClusterLive(clusterId: number): ClusterLive {
     setJobs([]);
     setNotFound(false);
     setError(null);
-    void resync();
+    let cancelled = false;
     const socket = new LiveSocket({
       url: websocketUrl(`/ws/clusters/${clusterId}/`),
       onMessage: (raw) => {
@@ -102,16 +103,31 @@ export function useClusterLive(clusterId: number): ClusterLive {
           retryAt: info.retryInMs !== undefined ? Date.now() + info.retryInMs : null,
           everConnected: cur.everConnected || status === "open",
         })),
-      onOpen: (reconnected) => {
-        // The first snapshot arrives on the socket; after a reconnect, also refetch what was missed.
-        if (reconnected) void resync();
-      },
+      // Every (re)connection refetches what the socket may have missed while it was down.
+      onOpen: () => void resync().then((found) => found || socket.stop()),
     });
     socketRef.current = socket;
-    socket.start();
+    // Subscribe only once the cluster is known to be visible: a hidden cluster's socket is refused,
+    // and retrying that would only fill the console.
+    clustersApi.get(clusterId).then(
+      (c) => {
+        if (cancelled) return;
+        setCluster(c);
+        socket.start();
+      },
+      (exc) => {
+        if (cancelled) return;
+        if (exc instanceof ApiError && exc.status === 404) setNotFound(true);
+        else {
+          setError(exc);
+          socket.start(); // e.g. a blip: the socket's reconnection brings the page back
+        }
+      },
+    );
     const online = () => socket.retryNow();
     window.addEventListener("online", online);
     return () => {
+      cancelled = true;
       window.removeEventListener("online", online);
       if (refetchTimer.current) clearTimeout(refetchTimer.current);
       socket.stop();
