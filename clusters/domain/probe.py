@@ -42,6 +42,7 @@ class ReplicationChannel:
     relay_log_space: int = 0
     exec_master_log_pos: int = 0
     read_master_log_pos: int = 0
+    source_server_id: int | None = None  # Master_Server_Id: maps the source to inventory when host names differ
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class ProbeResult:
     longest_write_trx_seconds: int | None = None
     longest_query_seconds: int | None = None
     report_host: str | None = None
+    server_uuid: str | None = None  # MySQL @@server_uuid: the primary's own GTIDs are never errant
     extra: dict = field(default_factory=dict)
 
     @property
