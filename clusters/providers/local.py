@@ -187,7 +187,9 @@ class LocalSandbox:
             with ThreadPoolExecutor(max_workers=self.node_count) as pool:
                 list(pool.map(lambda n: self._create_node(n, template), self.nodes))
                 self._save_state("starting")
-                list(pool.map(self._wire_node, self.nodes))
+                # The primary first, so replicas find semi-sync on when they connect.
+                self._wire_node(self.primary)
+                list(pool.map(self._wire_node, [n for n in self.nodes if n != self.primary]))
             self.wait_replicating(timeout=30, primary=self.primary)
             self._save_state("running")
         except BaseException:

@@ -37,6 +37,24 @@ SMALL_INSTANCE = {
 }
 
 OPTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+# What places and identifies a server, or keeps it unprivileged, is the provider's to decide.
+RESERVED_OPTIONS = {
+    "user",
+    "datadir",
+    "tmpdir",
+    "secure_file_priv",
+    "socket",
+    "pid_file",
+    "log_error",
+    "bind_address",
+    "port",
+    "server_id",
+    "report_host",
+    "report_port",
+    "read_only",
+    "log_bin",
+    "relay_log",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,8 @@ def validate_extra_options(extra: Mapping[str, object] | None) -> dict[str, str]
             raise SandboxError(
                 f"invalid server option {name}={text!r}: use a plain option name and a one-line value"
             )
+        if name.replace("-", "_") in RESERVED_OPTIONS:
+            raise SandboxError(f"server option {name} is set by the provider and cannot be changed")
         clean[name] = text
     return clean
 
