@@ -11,18 +11,13 @@ configuration: a node restarted with `start(i)` comes back read-only, whatever i
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import pwd
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -40,13 +35,20 @@ from clusters.providers.mariadb_config import (
     validate_extra_options,
 )
 from clusters.providers.mariadb_process import MariadbProcess
+from clusters.providers.sandbox_registry import (
+    DEFAULT_ROOT,
+    LOOPBACK,
+    abandoned_sandboxes,
+    allocate_loopback_ports,
+    allocate_netns_index,
+    kill_strays,
+    port_taken_message,
+    read_state,
+    root_lock,
+    validate_name,
+    write_state,
+)
 
-DEFAULT_ROOT = Path("/tmp/dbp")
-STATE_FILE = "sandbox.json"
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-LOOPBACK = "127.0.0.1"
-# Below the kernel's ephemeral range (32768+), so a client's source port never takes a node's port.
-AUTO_PORTS = range(21000, 32000)
 SOCKET_PATH_MAX = 107
 SIGNALS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT, signal.SIGTERM}
 
@@ -64,15 +66,20 @@ def unprivileged_user() -> str | None:
     return "mysql"
 
 
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As mariadbd does, so a port whose old connections linger in TIME_WAIT counts as free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+def remove_namespaces(root: Path, name: str, veths: list[str]) -> bool:
+    """Delete a sandbox's veths and namespaces, and the bridge once no sandbox uses it; True if any."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return False  # without root there are no namespaces to remove
+    namespaces = netns_fabric.leftover_namespaces(name)
+    if not (namespaces or veths):
+        return False
+    with root_lock(root):
+        for veth in veths:
+            netns_fabric.delete_veth(veth)
+        for namespace in namespaces:
+            netns_fabric.delete_namespace(namespace)
+        netns_fabric.remove_bridge_if_unused()
+    return bool(namespaces)
 
 
 class LocalSandbox:
@@ -92,8 +99,7 @@ class LocalSandbox:
         temporary: bool = False,
         start_timeout: float = 60.0,
     ):
-        if not isinstance(name, str) or not NAME.match(name):
-            raise SandboxError(f"sandbox name {name!r}: use 1-31 lowercase letters, digits and dashes")
+        validate_name(name)
         if not isinstance(nodes, int) or not 1 <= nodes <= 9:
             raise SandboxError(f"nodes={nodes!r}: a sandbox has 1 to 9 nodes")
         if base_port is not None and not (1024 <= base_port <= 65535 - nodes):
@@ -173,7 +179,7 @@ class LocalSandbox:
             netns_fabric.check_available()
         self.remove_leftovers(self.name, self.root)
         try:
-            with self._root_lock():
+            with root_lock(self.root):
                 self._allocate_addresses()
                 self.accounts = SandboxAccounts.generate()
                 try:
@@ -198,39 +204,15 @@ class LocalSandbox:
         return self.describe()
 
     def _allocate_addresses(self) -> None:
-        others = self._other_states()
-        if self.netns:
-            used = netns_fabric.used_indexes() | {s.get("netns_index") for s in others if s.get("netns")}
-            free = [k for k in range(1, netns_fabric.MAX_SANDBOX_INDEX + 1) if k not in used]
-            if not free:
-                raise SandboxError(
-                    "every network-namespace sandbox index is in use: remove old sandboxes first"
-                )
-            self.netns_index = free[0]
-            self.ports = [self.base_port or 3306] * self.node_count  # each node has its own address
-            netns_fabric.ensure_bridge()
-            for node in self.nodes:
-                netns_fabric.create_node_namespace(
-                    self.namespace(node), netns_fabric.host_veth_name(self.netns_index, node), self.host(node)
-                )
+        if not self.netns:
+            self.ports = allocate_loopback_ports(self.root, self.name, self.node_count, self.base_port)
             return
-        if self.base_port is not None:
-            self.ports = [self.base_port + i for i in range(self.node_count)]
-            for port in self.ports:
-                if not port_is_free(LOOPBACK, port):
-                    raise SandboxError(
-                        f"port {port} on {LOOPBACK} is already in use: choose another base port "
-                        "(--base-port) or leave it out to pick free ports"
-                    )
-            return
-        reserved = {p for s in others if not s.get("netns") for p in s.get("ports", [])}
-        self.ports = []
-        for port in AUTO_PORTS:
-            if port not in reserved and port_is_free(LOOPBACK, port):
-                self.ports.append(port)
-                if len(self.ports) == self.node_count:
-                    return
-        raise SandboxError(f"no {self.node_count} free ports on {LOOPBACK} between 21000 and 32000")
+        self.netns_index = allocate_netns_index(self.root, self.name)
+        self.ports = [self.base_port or 3306] * self.node_count  # each node has an address of its own
+        netns_fabric.ensure_bridge()
+        for node in self.nodes:
+            veth = netns_fabric.host_veth_name(self.netns_index, node)
+            netns_fabric.create_node_namespace(self.namespace(node), veth, self.host(node))
 
     def _prepare_dirs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -260,10 +242,7 @@ class LocalSandbox:
             process.wait_ready("", self.start_timeout)  # root@localhost has no password until setup below
         except SandboxError as exc:
             if "Address already in use" in str(exc):
-                raise SandboxError(
-                    f"port {config.port} on {config.host} is already in use: choose another base port "
-                    "(--base-port) or leave it out to pick free ports"
-                ) from None
+                raise SandboxError(port_taken_message(config.host, config.port)) from None
             raise
         with pymysql.connect(
             unix_socket=str(config.socket), user="root", password="", autocommit=True
@@ -296,16 +275,11 @@ class LocalSandbox:
         """Kill every server (no clean shutdown: the data goes too), remove namespaces and files."""
         for process in self._processes.values():
             process.kill()
-        self._kill_strays(self.root, self.name)
-        may_have_namespaces = os.geteuid() == 0 and shutil.which("ip") is not None
-        if self.netns or (may_have_namespaces and netns_fabric.leftover_namespaces(self.name)):
-            with self._root_lock():
-                for node in self.nodes:
-                    veth = netns_fabric.host_veth_name(self.netns_index, node) if self.netns_index else None
-                    netns_fabric.delete_node_namespace(netns_fabric.namespace_name(self.name, node), veth)
-                for namespace in netns_fabric.leftover_namespaces(self.name):
-                    netns_fabric.delete_node_namespace(namespace, None)
-                netns_fabric.remove_bridge_if_unused()
+        kill_strays(self.root, self.name)
+        veths = (
+            [netns_fabric.host_veth_name(self.netns_index, n) for n in self.nodes] if self.netns_index else []
+        )
+        remove_namespaces(self.root, self.name, veths)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalSandbox:
@@ -319,17 +293,7 @@ class LocalSandbox:
     @classmethod
     def load(cls, name: str, root: Path | str = DEFAULT_ROOT) -> LocalSandbox:
         """The sandbox NAME as a previous `up()` (in any process) left it; SandboxError when there is none."""
-        if not isinstance(name, str) or not NAME.match(name):
-            raise SandboxError(f"sandbox name {name!r}: use 1-31 lowercase letters, digits and dashes")
-        path = Path(root) / name / STATE_FILE
-        try:
-            state = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise SandboxError(f"there is no sandbox named {name!r} under {root}") from None
-        except ValueError:
-            raise SandboxError(
-                f"the state file {path} is damaged: remove the sandbox with `sandbox down {name}`"
-            ) from None
+        state = read_state(Path(root), validate_name(name))
         sandbox = cls(
             name,
             state["nodes"],
@@ -364,85 +328,20 @@ class LocalSandbox:
         if previous is not None:
             previous.destroy()
             return True
-        found |= cls._kill_strays(root, name)
-        if os.geteuid() == 0 and shutil.which("ip") and netns_fabric.leftover_namespaces(name):
-            found = True
-            with cls._lock_of(root):
-                for namespace in netns_fabric.leftover_namespaces(name):
-                    netns_fabric.delete_node_namespace(namespace, None)
-                netns_fabric.remove_bridge_if_unused()
+        found |= kill_strays(root, name)
+        found |= remove_namespaces(root, name, [])
         shutil.rmtree(root / name, ignore_errors=True)
         return found
 
     @classmethod
     def remove_abandoned(cls, root: Path | str = DEFAULT_ROOT) -> list[str]:
         """Remove temporary sandboxes (test runs) whose owning process has died; returns their names."""
-        removed = []
-        for state_path in sorted(Path(root).glob(f"*/{STATE_FILE}")):
-            try:
-                owner = json.loads(state_path.read_text()).get("owner_pid")
-            except (OSError, ValueError):
-                continue
-            if owner is not None and not Path(f"/proc/{owner}").exists():
-                cls.remove_leftovers(state_path.parent.name, root)
-                removed.append(state_path.parent.name)
-        return removed
-
-    @staticmethod
-    def _kill_strays(root: Path, name: str) -> bool:
-        """SIGKILL any mariadbd whose configuration lives in this sandbox's directory (a lost state file)."""
-        marker = f"--defaults-file={root / name}/".encode()
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                args = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(arg.startswith(marker) for arg in args[:5]):
-                pids.append(int(proc.name))
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 30
-        for pid in pids:
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                try:
-                    os.waitpid(pid, os.WNOHANG)  # reaps it if it happens to be our child
-                except ChildProcessError:
-                    pass
-                time.sleep(0.02)
-        return bool(pids)
+        names = abandoned_sandboxes(Path(root))
+        for name in names:
+            cls.remove_leftovers(name, root)
+        return names
 
     # ----- state --------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _root_lock(self):
-        with self._lock_of(self.root):
-            yield
-
-    @staticmethod
-    @contextmanager
-    def _lock_of(root: Path):
-        """Serialises port and namespace allocation, and the shared bridge, between processes."""
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def _other_states(self) -> list[dict]:
-        states = []
-        for path in self.root.glob(f"*/{STATE_FILE}"):
-            if path.parent.name == self.name:
-                continue
-            try:
-                states.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        return states
 
     def _save_state(self, status: str) -> None:
         state = {
@@ -460,12 +359,7 @@ class LocalSandbox:
             "pids": [self._processes[n].pid if n in self._processes else None for n in self.nodes],
             "credentials": self.accounts.as_dict(),
         }
-        path = self.dir / STATE_FILE
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out, indent=1)
-        temporary.replace(path)
+        write_state(self.root, self.name, state)
 
     def describe(self) -> dict:
         """What a user or test needs to reach the cluster: addresses, files, pids and the credentials."""

@@ -99,9 +99,11 @@ def create_node_namespace(namespace: str, veth: str, address: str) -> None:
     _ip("-n", namespace, "link", "set", "lo", "up")
 
 
-def delete_node_namespace(namespace: str, veth: str | None) -> None:
-    if veth:
-        _ip("link", "del", veth, check=False)  # explicit: a deleted namespace frees its veth only later
+def delete_veth(veth: str) -> None:
+    _ip("link", "del", veth, check=False)  # explicit: a deleted namespace frees its veth only later
+
+
+def delete_namespace(namespace: str) -> None:
     _ip("netns", "del", namespace, check=False)
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from clusters.providers import LocalSandbox, SandboxError
-from clusters.providers import local as local_provider
+from clusters.providers import LocalSandbox, SandboxError, sandbox_registry
 from clusters.providers.mariadb_config import datadir_template
 
 pytestmark = pytest.mark.integration
@@ -239,7 +238,7 @@ def listen_on_port_with_free_neighbour() -> tuple[socket.socket, int]:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        if port < 65000 and local_provider.port_is_free("127.0.0.1", port - 1):
+        if port < 65000 and sandbox_registry.port_is_free("127.0.0.1", port - 1):
             return squatter, port
         squatter.close()
 
@@ -253,7 +252,7 @@ def test_taken_port_is_a_clear_error_and_nothing_is_left_behind(monkeypatch):
         assert not checked.dir.exists()
 
         # Taken between the check and the start: node 1 starts, node 2 cannot bind, and both must go.
-        monkeypatch.setattr(local_provider, "port_is_free", lambda host, port: True)
+        monkeypatch.setattr(sandbox_registry, "port_is_free", lambda host, port: True)
         raced = LocalSandbox(f"t-{secrets.token_hex(4)}", 2, base_port=taken - 1, temporary=True)
         with pytest.raises(SandboxError, match=f"port {taken} on 127.0.0.1 is already in use") as failed:
             raced.up()
