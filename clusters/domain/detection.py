@@ -1,0 +1,248 @@
+"""Failure detection: counting failed probes, reading replicas' view of their source, confirming a failure.
+
+dbpilot's own probes only say "I cannot reach the primary". That is never enough to fail over: the
+primary may be alive and serving while only dbpilot's path to it is broken. A failure is *confirmed* when
+the replicas agree that they lost it too (`confirm_primary_failure`).
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from clusters.domain.addresses import format_address
+from clusters.domain.constants import (
+    HEARTBEAT_GRACE_SECONDS,
+    HEARTBEAT_STALE_PERIODS,
+    STATE_AUTH_FAILED,
+    STATE_DOWN,
+    STATE_SUSPECT,
+    STATE_UNKNOWN,
+    STATE_UNREACHABLE,
+    STATE_UP,
+)
+from clusters.domain.probe import AUTH_FAILED, OK, ProbeResult, ReplicationChannel
+from clusters.domain.settings import ClusterSettings
+
+if TYPE_CHECKING:
+    from clusters.domain.topology import Topology
+
+
+# --- failed-probe counting --------------------------------------------------------------------------------
+
+
+def count_failures(previous: int, probe: ProbeResult | None) -> int:
+    """Consecutive failed probes after this one. A server that denies dbpilot's credentials answered:
+    it is alive, so an authentication failure is not counted (its state is `auth_failed`)."""
+    if probe is None:
+        return previous
+    if probe.outcome in (OK, AUTH_FAILED):
+        return 0
+    return previous + 1
+
+
+def failure_state(failures: int, settings: ClusterSettings) -> str:
+    """`up` with no failure, `suspect` after one, `down` after `failcount` consecutive failed probes."""
+    if failures <= 0:
+        return STATE_UP
+    return STATE_DOWN if failures >= settings.failcount else STATE_SUSPECT
+
+
+def next_probe_delay_seconds(primary_failures: int, settings: ClusterSettings) -> float:
+    """After a first failed probe of the primary, re-probe every `reprobe_interval_ms` instead of a tick,
+    so that with the defaults (3 probes, 200 ms) a crash is down about 0.4 s after the tick that saw it."""
+    if 0 < primary_failures < settings.failcount:
+        return settings.reprobe_interval_ms / 1000
+    return settings.tick_seconds
+
+
+# --- what a replica says about its source ------------------------------------------------------------------
+
+
+def normalize_address(address: str) -> str:
+    """`host:port` with the host lower-cased and IP addresses in canonical form, for comparisons."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]").lower()
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    return format_address(host, int(port)) if port.isdigit() else address.lower()
+
+
+def source_address(channel: ReplicationChannel) -> str:
+    """The channel's source as a normalized `host:port`."""
+    return normalize_address(format_address(channel.source_host, channel.source_port))
+
+
+def channel_points_at(channel: ReplicationChannel, address: str, server_id: int | None = None) -> bool:
+    """True when the channel replicates from `address` (by address, by `localhost`, or by server id)."""
+    source = source_address(channel)
+    target = normalize_address(address)
+    if source == target:
+        return True
+    if channel.source_host.lower() == "localhost" and source.replace("localhost", "127.0.0.1", 1) == target:
+        return True
+    return server_id is not None and channel.source_server_id == server_id
+
+
+def heartbeat_stale_after(channel: ReplicationChannel) -> float | None:
+    """Seconds without an event or heartbeat after which the source counts as lost; None when the
+    channel's heartbeat period is unknown (then only the IO thread state can tell)."""
+    if not channel.heartbeat_period:
+        return None
+    return HEARTBEAT_STALE_PERIODS * channel.heartbeat_period + HEARTBEAT_GRACE_SECONDS
+
+
+def heartbeat_stale(channel: ReplicationChannel) -> bool:
+    limit = heartbeat_stale_after(channel)
+    age = channel.last_heartbeat_age_seconds
+    return limit is not None and age is not None and age > limit
+
+
+def channel_receiving(channel: ReplicationChannel) -> bool:
+    """The IO thread is connected and events or heartbeats still arrive.
+
+    A SIGSTOPped source keeps its TCP session open, so `Slave_IO_Running: Yes` lingers until
+    slave_net_timeout; a stale heartbeat tells the truth earlier.
+    """
+    return channel.io_running == "Yes" and not heartbeat_stale(channel)
+
+
+# --- confirmation by the replicas ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaVerdict:
+    """What one replica says about the primary."""
+
+    address: str
+    counted: bool  # part of the majority's base (not in maintenance, not quarantined)
+    reachable: bool
+    witness: bool  # reachable and replicating from the primary
+    lost_primary: bool
+    receiving: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Whether the replicas confirm that the primary failed, and the evidence."""
+
+    confirmed: bool
+    reason: str
+    replicas_expected: int
+    majority: int
+    replicas_reachable: int
+    replicas_agreeing: int
+    still_receiving: tuple[str, ...]
+    verdicts: tuple[ReplicaVerdict, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["still_receiving"] = list(self.still_receiving)
+        data["verdicts"] = [asdict(v) for v in self.verdicts]
+        return data
+
+
+def _verdict(address: str, probe: ProbeResult | None, counted: bool, primary: str | None,
+             primary_server_id: int | None) -> ReplicaVerdict:
+    if probe is None or not probe.reachable:
+        why = "not probed" if probe is None else f"unreachable ({probe.outcome})"
+        return ReplicaVerdict(address, counted, False, False, False, False, why)
+    channel = next(
+        (ch for ch in probe.replication if primary is None or channel_points_at(ch, primary, primary_server_id)),
+        None,
+    )
+    if channel is None:
+        return ReplicaVerdict(address, counted, True, False, False, False, "does not replicate from the primary")
+    if channel_receiving(channel):
+        age = channel.last_heartbeat_age_seconds
+        seen = "" if age is None else f", last event or heartbeat {age:.1f}s ago"
+        return ReplicaVerdict(address, counted, True, True, False, True, f"still receiving (IO thread Yes{seen})")
+    if channel.io_running != "Yes":
+        error = f": {channel.last_io_errno} {channel.last_io_error}".rstrip() if channel.last_io_errno else ""
+        detail = f"lost the primary (IO thread {channel.io_running}{error})"
+    else:
+        detail = (f"lost the primary (IO thread Yes, but nothing received for "
+                  f"{channel.last_heartbeat_age_seconds:.1f}s, heartbeat period {channel.heartbeat_period:g}s)")
+    return ReplicaVerdict(address, counted, True, True, True, False, detail)
+
+
+def confirm_primary_failure(
+    primary_state: str,
+    replica_probes: Mapping[str, ProbeResult | None],
+    settings: ClusterSettings,
+    *,
+    primary: str | None = None,
+    primary_server_id: int | None = None,
+    not_counted: Iterable[str] = (),
+) -> Confirmation:
+    """Decide whether the replicas confirm that the primary failed.
+
+    `replica_probes` holds the latest probe of every server of the cluster other than the primary
+    (None when not probed). The majority rule: the base is every one of those servers except the ones in
+    `not_counted` (servers in maintenance or quarantined: they are expected to be stopped or detached, so
+    they must not make confirmation impossible). The failure is confirmed only when
+
+    1. dbpilot's own probes say the primary is `down` (failcount consecutive failures);
+    2. more than half of the base is reachable *and* says it lost the primary: its channel to the
+       primary has the IO thread not running/connecting, or its last event or heartbeat is older than
+       the heartbeat period allows (the SIGSTOP case, where the IO thread still says Yes);
+    3. no reachable server, counted or not, still receives events from the primary.
+
+    A replica that does not replicate from the primary (orphan, wrong source) cannot testify: it counts
+    in the base but never agrees. Reaching no replica, or only a minority, is never confirmation: that is
+    what a network split around dbpilot looks like. With no replica at all nothing can be confirmed.
+    `primary`/`primary_server_id` select the channel that points at the primary (any channel if None).
+    """
+    excluded = set(not_counted)
+    verdicts = tuple(
+        _verdict(address, probe, address not in excluded, primary, primary_server_id)
+        for address, probe in replica_probes.items()
+    )
+    counted = [v for v in verdicts if v.counted]
+    expected = len(counted)
+    majority = expected // 2 + 1
+    reachable = sum(1 for v in counted if v.reachable)
+    agreeing = sum(1 for v in counted if v.lost_primary)
+    receiving = tuple(v.address for v in verdicts if v.receiving)
+
+    def result(confirmed: bool, reason: str) -> Confirmation:
+        return Confirmation(confirmed, reason, expected, majority, reachable, agreeing, receiving, verdicts)
+
+    if primary_state not in (STATE_DOWN, STATE_UNREACHABLE):
+        if primary_state == STATE_SUSPECT:
+            return result(False, f"the primary is only suspect: fewer than {settings.failcount} failed probes")
+        if primary_state in (STATE_UP, STATE_AUTH_FAILED):
+            return result(False, f"the primary answers dbpilot (state {primary_state})")
+        state = STATE_UNKNOWN if not primary_state else primary_state
+        return result(False, f"the primary is not down (state {state})")
+    if receiving:
+        return result(False, f"{', '.join(receiving)} still receive(s) events from the primary: it is alive, "
+                             "only dbpilot cannot reach it")
+    if expected == 0:
+        return result(False, "no replica can confirm the failure (the cluster has no replica outside maintenance)")
+    if agreeing < majority:
+        return result(False, f"only {agreeing} of {expected} replicas confirm they lost the primary "
+                             f"({reachable} reachable); a majority of {majority} is needed")
+    return result(True, f"{agreeing} of {expected} replicas lost the primary and none receives from it")
+
+
+def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings,
+                         ) -> Confirmation:
+    """`confirm_primary_failure` for the primary of an analysed topology (maintenance and quarantined
+    servers left out of the majority's base)."""
+    primary_view = topology.server(topology.primary) if topology.primary else None
+    if primary_view is None:
+        return confirm_primary_failure(STATE_UNKNOWN, {}, settings)
+    others = [s for s in topology.servers if s.address != primary_view.address]
+    return confirm_primary_failure(
+        primary_view.state,
+        {s.address: probes.get(s.address) for s in others},
+        settings,
+        primary=primary_view.address,
+        primary_server_id=topology.primary_server_id,
+        not_counted=[s.address for s in others if s.maintenance or s.quarantined],
+    )
