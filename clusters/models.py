@@ -37,6 +37,7 @@ class Cluster(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        ordering = ["tenant_id", "name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_cluster_name_per_tenant")]
         permissions = [
             ("operate_cluster", "Switch over, fail over and set maintenance"),

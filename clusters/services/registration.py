@@ -123,19 +123,23 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
         settings_in = {**settings_in, "failover_mode": data["failover_mode"]}
     try:
         settings = merge_settings({}, settings_in if settings_in is not None else {})
-        for key in ("preferred_servers", "ignored_servers"):
-            for item in getattr(settings, key):
-                parse_address(item)
+        check_address_lists(settings)
     except SettingsError as exc:
         errors.update({f"settings.{k}": v for k, v in exc.errors.items()})
-        settings = None
-    except AddressError as exc:
-        errors["settings"] = str(exc)
         settings = None
     if errors:
         raise RegistrationError(errors)
     semi_sync_given = isinstance(settings_in, dict) and "semi_sync" in settings_in
     return RegistrationRequest(name, servers, credentials, replication, settings, semi_sync_given)
+
+
+def check_address_lists(settings: ClusterSettings) -> None:
+    for key in ("preferred_servers", "ignored_servers"):
+        for item in getattr(settings, key):
+            try:
+                parse_address(item)
+            except AddressError as exc:
+                raise SettingsError({key: str(exc)}) from None
 
 
 def check_servers_answer(request: RegistrationRequest) -> dict:
@@ -179,13 +183,9 @@ def register_cluster(team: Team, request: RegistrationRequest, probes: dict, *, 
 @transaction.atomic
 def update_settings(cluster: Cluster, changes: dict, *, requested_by: str) -> tuple[Cluster, dict]:
     """Apply validated setting changes; returns the cluster and {setting: [old, new]} of what changed."""
-    merged = merge_settings(cluster.settings, changes).as_dict()
-    for key in ("preferred_servers", "ignored_servers"):
-        for item in merged[key]:
-            try:
-                parse_address(item)
-            except AddressError as exc:
-                raise SettingsError({key: str(exc)}) from None
+    merged = merge_settings(cluster.settings, changes)
+    check_address_lists(merged)
+    merged = merged.as_dict()
     old = merge_settings(cluster.settings, {}).as_dict()
     diff = {k: [old[k], merged[k]] for k in merged if old.get(k) != merged[k]}
     if diff:
