@@ -1,7 +1,7 @@
 /** Every API path the portal calls, in one place (see design.md "API contract (v1)"). */
 import { api, withQuery } from "./client";
 import type {
-  ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, Paginated, Route, Team, Topology,
+  ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, MemberCreated, Paginated, Route, Team, Topology,
 } from "./types";
 
 const V1 = "/api/v1";
@@ -47,13 +47,13 @@ export const tenancy = {
   teams: () => api.get<Paginated<Team> | Team[]>(withQuery(`${V1}/teams/`, { page_size: 500 })),
   createTeam: (name: string) => api.post<Team>(`${V1}/teams/`, { name }),
   members: (teamId: number) => api.get<Paginated<Member> | Member[]>(`${V1}/teams/${teamId}/members/`),
-  addMember: (teamId: number, email: string, role: string) => api.post<Member>(`${V1}/teams/${teamId}/members/`, { email, role }),
+  addMember: (teamId: number, email: string, role: string) => api.post<MemberCreated>(`${V1}/teams/${teamId}/members/`, { email, role }),
   setMemberRole: (teamId: number, memberId: number, role: string) =>
     api.patch<Member>(`${V1}/teams/${teamId}/members/${memberId}/`, { role }),
   removeMember: (teamId: number, memberId: number) => api.delete(`${V1}/teams/${teamId}/members/${memberId}/`),
   tokens: () => api.get<Paginated<ApiToken> | ApiToken[]>(withQuery(`${V1}/tokens/`, { page_size: 500 })),
   createToken: (body: { team: number; name: string; scope: string; expires_at?: string | null }) =>
     api.post<CreatedToken>(`${V1}/tokens/`, body),
-  revokeToken: (id: number) => api.delete(`${V1}/tokens/${id}/`),
+  revokeToken: (id: number) => api.post<ApiToken>(`${V1}/tokens/${id}/revoke/`, {}),
   audit: (page = 1) => api.get<Paginated<AuditEntry>>(withQuery(`${V1}/audit/`, { page })),
 };

@@ -4,6 +4,90 @@
  */
 
 export interface paths {
+    "/api/v1/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_audit_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/csrf/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Set the CSRF cookie (csrftoken) the portal sends back in the X-CSRFToken header. */
+        get: operations["v1_auth_csrf_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/login/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Log in to the portal with email and password; sets the session cookie. CSRF-protected. */
+        post: operations["v1_auth_login_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/logout/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description End the portal session (CSRF-protected); harmless without one. */
+        post: operations["v1_auth_logout_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/me/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who is calling: email, tenants, teams with roles, operator and tenant-admin flags. */
+        get: operations["v1_auth_me_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clusters/": {
         parameters: {
             query?: never;
@@ -13,7 +97,8 @@ export interface paths {
         };
         get: operations["v1_clusters_list"];
         put?: never;
-        post?: never;
+        /** @description Register an existing cluster (dbpilot then observes it; failover_mode starts manual). */
+        post: operations["v1_clusters_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -28,8 +113,299 @@ export interface paths {
             cookie?: never;
         };
         get: operations["v1_clusters_retrieve"];
+        put: operations["v1_clusters_update"];
+        post?: never;
+        delete: operations["v1_clusters_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Change settings: `{"settings": {...}}`, or top-level `failover_mode` / `paused`. */
+        patch: operations["v1_clusters_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/events/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_clusters_events_list"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/jobs/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_clusters_jobs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/servers/{server_id}/maintenance/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["v1_clusters_servers_maintenance_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/topology/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_clusters_topology_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_jobs_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Whether operators paused every automatic action, why, by whom and since when. */
+        get: operations["v1_platform_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/pause/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Stop every automatic action on every cluster (monitoring goes on). */
+        post: operations["v1_platform_pause_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/resume/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Allow automatic actions again. */
+        post: operations["v1_platform_resume_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_teams_list"];
+        put?: never;
+        /** @description Create a team in a tenant you administer. */
+        post: operations["v1_teams_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_teams_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Delete a team with its tokens and grants (refused while it is a cluster's only admin team). */
+        delete: operations["v1_teams_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Rename a team. */
+        patch: operations["v1_teams_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/grants/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The clusters granted to the team, with the permissions; grant one of the tenant's clusters. */
+        get: operations["v1_teams_grants_list"];
+        put?: never;
+        /** @description The clusters granted to the team, with the permissions; grant one of the tenant's clusters. */
+        post: operations["v1_teams_grants_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/grants/{cluster_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Take every permission on a cluster back from the team. */
+        delete: operations["v1_teams_grants_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/members/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description List the team's members; add one by email (a new user is created, with a generated password
+         *     returned once unless one is given). */
+        get: operations["v1_teams_members_list"];
+        put?: never;
+        /** @description List the team's members; add one by email (a new user is created, with a generated password
+         *     returned once unless one is given). */
+        post: operations["v1_teams_members_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/members/{user_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Change a member's role, or remove them from the team. */
+        delete: operations["v1_teams_members_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Change a member's role, or remove them from the team. */
+        patch: operations["v1_teams_members_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/tokens/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_tokens_list"];
+        put?: never;
+        /** @description Create a token for a team you administer; the response holds the bearer value, once. */
+        post: operations["v1_tokens_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_tokens_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Revoke a token (it stops working at once; the row stays for the audit trail). */
+        delete: operations["v1_tokens_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{id}/revoke/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Revoke a token; answers with the revoked token. */
+        post: operations["v1_tokens_revoke_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -40,6 +416,18 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AuditEntry: {
+            readonly id: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            readonly tenant: string | null;
+            actor: string;
+            action: string;
+            target?: string;
+            parameters?: unknown;
+            result?: string;
+            client_address?: string | null;
+        };
         Cluster: {
             readonly id: number;
             name: string;
@@ -60,6 +448,61 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
+        ClusterRequest: {
+            name: string;
+            origin?: components["schemas"]["OriginEnum"];
+            failover_armed?: boolean;
+        };
+        CredentialsRequest: {
+            user: string;
+            password: string;
+        };
+        Csrf: {
+            csrf_token: string;
+        };
+        Event: {
+            readonly id: number;
+            kind: string;
+            severity?: string;
+            message: string;
+            data?: unknown;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        /**
+         * @description * `manual` - manual
+         *     * `automatic` - automatic
+         * @enum {string}
+         */
+        FailoverModeEnum: "manual" | "automatic";
+        Finding: {
+            code: string;
+            severity: string;
+            message: string;
+            server: string | null;
+            server_id: number | null;
+            /** Format: date-time */
+            opened_at: string;
+        };
+        Grant: {
+            cluster: number;
+            readonly cluster_name: string;
+            /** @default [
+             *       "view_cluster",
+             *       "operate_cluster",
+             *       "admin_cluster"
+             *     ] */
+            permissions: components["schemas"]["PermissionsEnum"][];
+        };
+        GrantRequest: {
+            cluster: number;
+            /** @default [
+             *       "view_cluster",
+             *       "operate_cluster",
+             *       "admin_cluster"
+             *     ] */
+            permissions: components["schemas"]["PermissionsEnum"][];
+        };
         Job: {
             readonly id: number;
             readonly cluster: number;
@@ -76,12 +519,90 @@ export interface components {
             /** Format: date-time */
             finished_at?: string | null;
         };
+        JobRequest: {
+            kind: string;
+            state?: components["schemas"]["StateEnum"];
+            steps?: unknown;
+            result?: unknown;
+            params?: unknown;
+            requested_by?: string;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** Format: date-time */
+            finished_at?: string | null;
+        };
+        LoginRequest: {
+            email: string;
+            password: string;
+        };
+        MaintenanceRequest: {
+            on: boolean;
+        };
+        Me: {
+            email: string | null;
+            tenants: components["schemas"]["MeTenant"][];
+            teams: components["schemas"]["MeTeam"][];
+            is_operator: boolean;
+            is_tenant_admin: boolean;
+            /** @description the token in use ({id, prefix, scope, team}), or null */
+            token: {
+                [key: string]: unknown;
+            } | null;
+        };
+        MeTeam: {
+            id: number;
+            name: string;
+            tenant: string;
+            role: string;
+        };
+        MeTenant: {
+            id: number;
+            name: string;
+            is_admin: boolean;
+        };
+        Member: {
+            /** @description the user's id */
+            readonly id: number;
+            readonly email: string;
+            role?: components["schemas"]["RoleEnum"];
+        };
+        MemberAddRequest: {
+            /** Format: email */
+            email: string;
+            /** @default viewer */
+            role: components["schemas"]["RoleEnum"];
+            /** @description for a new user only; a password is generated (and returned once) when omitted */
+            password?: string;
+        };
+        MemberCreated: {
+            /** @description the user's id */
+            readonly id: number;
+            readonly email: string;
+            role?: components["schemas"]["RoleEnum"];
+            /** @description the generated password of a new user, shown once; else null */
+            readonly password: string | null;
+        };
         /**
          * @description * `registered` - Registered
          *     * `provisioned` - Provisioned
          * @enum {string}
          */
         OriginEnum: "registered" | "provisioned";
+        PaginatedAuditEntryList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["AuditEntry"][];
+        };
         PaginatedClusterList: {
             /** @example 123 */
             count: number;
@@ -97,8 +618,173 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Cluster"][];
         };
+        PaginatedEventList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Event"][];
+        };
+        PaginatedGrantList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Grant"][];
+        };
+        PaginatedJobList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Job"][];
+        };
+        PaginatedMemberList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Member"][];
+        };
+        PaginatedTeamList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Team"][];
+        };
+        PaginatedTokenList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Token"][];
+        };
+        PatchedMemberRoleRequest: {
+            role?: components["schemas"]["RoleEnum"];
+        };
+        PatchedSettingsPatchRequest: {
+            settings?: {
+                [key: string]: unknown;
+            };
+            failover_mode?: components["schemas"]["FailoverModeEnum"];
+            paused?: boolean;
+        };
+        PatchedTeamRenameRequest: {
+            name?: string;
+        };
+        /**
+         * @description * `view_cluster` - view_cluster
+         *     * `operate_cluster` - operate_cluster
+         *     * `admin_cluster` - admin_cluster
+         * @enum {string}
+         */
+        PermissionsEnum: "view_cluster" | "operate_cluster" | "admin_cluster";
+        PlatformPauseRequest: {
+            /** @default  */
+            reason: string;
+        };
+        PlatformState: {
+            paused: boolean;
+            reason: string;
+            changed_by: string;
+            /** Format: date-time */
+            changed_at: string | null;
+        };
+        /** @description The registration payload; deep validation (allowlist, credentials) happens in the service. */
+        RegisterClusterRequest: {
+            name: string;
+            servers: components["schemas"]["ServerInputRequest"][];
+            credentials: components["schemas"]["CredentialsRequest"];
+            replication_credentials?: components["schemas"]["CredentialsRequest"];
+            settings?: {
+                [key: string]: unknown;
+            };
+            failover_mode?: components["schemas"]["FailoverModeEnum"];
+            /** @description the team that owns it (default: your first admin team) */
+            team?: number;
+        };
+        Replication: {
+            source: string | null;
+            io_running: string | null;
+            sql_running: boolean | null;
+            seconds_behind: number | null;
+        };
+        /**
+         * @description * `viewer` - Viewer
+         *     * `operator` - Operator
+         *     * `admin` - Admin
+         * @enum {string}
+         */
+        RoleEnum: "viewer" | "operator" | "admin";
+        /**
+         * @description * `read` - Read
+         *     * `operate` - Operate
+         *     * `admin` - Admin
+         * @enum {string}
+         */
+        ScopeEnum: "read" | "operate" | "admin";
         Server: {
             readonly id: number;
+            host: string;
+            /** Format: int64 */
+            port: number;
+            maintenance?: boolean;
+        };
+        ServerInputRequest: {
+            host: string;
+            /** @default 3306 */
+            port: number;
+        };
+        ServerRequest: {
             host: string;
             /** Format: int64 */
             port: number;
@@ -113,6 +799,97 @@ export interface components {
          * @enum {string}
          */
         StateEnum: "pending" | "running" | "succeeded" | "failed" | "refused";
+        Team: {
+            readonly id: number;
+            name: string;
+            readonly tenant: number;
+            readonly tenant_name: string;
+            /** @description the caller's role in the team, or null */
+            readonly your_role: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        TeamCreateRequest: {
+            name: string;
+            /** @description the tenant (default: the one you administer) */
+            tenant?: number;
+        };
+        Token: {
+            readonly id: number;
+            name?: string;
+            /** @description the visible start of the bearer value */
+            readonly prefix: string;
+            readonly team: number;
+            scope?: components["schemas"]["ScopeEnum"];
+            /** Format: date-time */
+            expires_at?: string | null;
+            allowed_networks?: unknown;
+            /** @description the clusters it is restricted to (empty: all the team's) */
+            readonly clusters: number[];
+            readonly created_by: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            last_used_at?: string | null;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            readonly active: boolean;
+        };
+        TokenCreateRequest: {
+            /** @description the team (default: your only manageable team) */
+            team?: number;
+            /** @default  */
+            name: string;
+            /** @default read */
+            scope: components["schemas"]["ScopeEnum"];
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** @description client networks the token may be used from, as CIDRs (e.g. ["192.0.2.0/24"]); empty: any */
+            allowed_networks?: string[];
+            /** @description restrict the token to these clusters of the team (empty: all the team's clusters) */
+            clusters?: number[];
+        };
+        TokenCreated: {
+            readonly id: number;
+            name?: string;
+            /** @description the visible start of the bearer value */
+            readonly prefix: string;
+            readonly team: number;
+            scope?: components["schemas"]["ScopeEnum"];
+            /** Format: date-time */
+            expires_at?: string | null;
+            allowed_networks?: unknown;
+            /** @description the clusters it is restricted to (empty: all the team's) */
+            readonly clusters: number[];
+            readonly created_by: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            last_used_at?: string | null;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            readonly active: boolean;
+            /** @description the bearer value: shown once, store it now */
+            readonly token: string;
+        };
+        Topology: {
+            primary: string | null;
+            epoch: number;
+            servers: components["schemas"]["TopologyServer"][];
+            findings: components["schemas"]["Finding"][];
+            updated_at: string | null;
+        };
+        TopologyServer: {
+            id: number;
+            host: string;
+            port: number;
+            role: string;
+            state: string;
+            read_only: boolean | null;
+            gtid_current_pos: string | null;
+            replication: components["schemas"]["Replication"] | null;
+            maintenance: boolean;
+        };
     };
     responses: never;
     parameters: never;
@@ -122,6 +899,117 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    v1_audit_list: {
+        parameters: {
+            query?: {
+                action?: string;
+                actor?: string;
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                since?: string;
+                target?: string;
+                tenant?: number;
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedAuditEntryList"];
+                };
+            };
+        };
+    };
+    v1_auth_csrf_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Csrf"];
+                };
+            };
+        };
+    };
+    v1_auth_login_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["LoginRequest"];
+                "multipart/form-data": components["schemas"]["LoginRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+        };
+    };
+    v1_auth_logout_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_auth_me_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+        };
+    };
     v1_clusters_list: {
         parameters: {
             query?: {
@@ -146,6 +1034,31 @@ export interface operations {
             };
         };
     };
+    v1_clusters_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterClusterRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RegisterClusterRequest"];
+                "multipart/form-data": components["schemas"]["RegisterClusterRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
     v1_clusters_retrieve: {
         parameters: {
             query?: never;
@@ -164,6 +1077,695 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_clusters_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClusterRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ClusterRequest"];
+                "multipart/form-data": components["schemas"]["ClusterRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_clusters_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_clusters_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSettingsPatchRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedSettingsPatchRequest"];
+                "multipart/form-data": components["schemas"]["PatchedSettingsPatchRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_clusters_events_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedEventList"];
+                };
+            };
+        };
+    };
+    v1_clusters_jobs_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedJobList"];
+                };
+            };
+        };
+    };
+    v1_clusters_servers_maintenance_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+                server_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["MaintenanceRequest"];
+                "multipart/form-data": components["schemas"]["MaintenanceRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_clusters_topology_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Topology"];
+                };
+            };
+        };
+    };
+    v1_jobs_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this job. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_platform_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformState"];
+                };
+            };
+        };
+    };
+    v1_platform_pause_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PlatformPauseRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PlatformPauseRequest"];
+                "multipart/form-data": components["schemas"]["PlatformPauseRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformState"];
+                };
+            };
+        };
+    };
+    v1_platform_resume_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformState"];
+                };
+            };
+        };
+    };
+    v1_teams_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedTeamList"];
+                };
+            };
+        };
+    };
+    v1_teams_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamCreateRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TeamCreateRequest"];
+                "multipart/form-data": components["schemas"]["TeamCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+        };
+    };
+    v1_teams_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+        };
+    };
+    v1_teams_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_teams_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedTeamRenameRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedTeamRenameRequest"];
+                "multipart/form-data": components["schemas"]["PatchedTeamRenameRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+        };
+    };
+    v1_teams_grants_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedGrantList"];
+                };
+            };
+        };
+    };
+    v1_teams_grants_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrantRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["GrantRequest"];
+                "multipart/form-data": components["schemas"]["GrantRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+        };
+    };
+    v1_teams_grants_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: string;
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_teams_members_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedMemberList"];
+                };
+            };
+        };
+    };
+    v1_teams_members_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberAddRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["MemberAddRequest"];
+                "multipart/form-data": components["schemas"]["MemberAddRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberCreated"];
+                };
+            };
+        };
+    };
+    v1_teams_members_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_teams_members_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this team. */
+                id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedMemberRoleRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedMemberRoleRequest"];
+                "multipart/form-data": components["schemas"]["PatchedMemberRoleRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+        };
+    };
+    v1_tokens_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description * `read` - Read
+                 *     * `operate` - Operate
+                 *     * `admin` - Admin */
+                scope?: "admin" | "operate" | "read";
+                team?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedTokenList"];
+                };
+            };
+        };
+    };
+    v1_tokens_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TokenCreateRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TokenCreateRequest"];
+                "multipart/form-data": components["schemas"]["TokenCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenCreated"];
+                };
+            };
+        };
+    };
+    v1_tokens_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this api token. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"];
+                };
+            };
+        };
+    };
+    v1_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this api token. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_tokens_revoke_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this api token. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"];
                 };
             };
         };

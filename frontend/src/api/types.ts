@@ -54,107 +54,43 @@ export interface Paginated<T> {
   results: T[];
 }
 
-export interface Replication {
-  source: string | null;
-  io_running: boolean | null;
-  sql_running: boolean | null;
-  seconds_behind: number | null;
-}
+/** MariaDB reports the IO thread as "Yes" / "No" / "Connecting"; older payloads used booleans. */
+export type Replication = Omit<Schemas["Replication"], "io_running" | "sql_running"> & {
+  io_running: string | boolean | null;
+  sql_running: string | boolean | null;
+};
 
-export interface TopologyServer {
-  id: number;
-  host: string;
-  port: number;
-  role: string; // primary | replica | unknown | ...
-  state: string; // up | suspect | down | unknown | ...
-  read_only: boolean | null;
-  gtid_current_pos: string | null;
+export type TopologyServer = Omit<Schemas["TopologyServer"], "replication" | "maintenance"> & {
   replication: Replication | null;
   maintenance?: boolean;
-}
+};
 
-export interface Finding {
-  code: string;
-  severity: Severity;
-  message: string;
-  server: string | null;
-  server_id: number | null;
-  opened_at: string;
-}
+export type Finding = Omit<Schemas["Finding"], "severity"> & { severity: Severity };
 
-export interface Topology {
-  primary: string | null;
-  epoch: number;
+export type Topology = Omit<Schemas["Topology"], "servers" | "findings"> & {
   servers: TopologyServer[];
   findings: Finding[];
-  updated_at: string | null;
-}
+};
 
-export interface ClusterEvent {
-  id: number;
-  kind: string;
+export type ClusterEvent = Omit<Schemas["Event"], "severity" | "data"> & {
   severity: Severity | string;
-  message: string;
-  data: Record<string, unknown>;
-  created_at: string;
+  data?: Record<string, unknown> | unknown;
+  /** Present on /ws/events/ messages, which mix clusters. */
   cluster?: number;
   cluster_id?: number;
-}
+};
 
-export interface MeTeam {
-  id: number;
-  name: string;
-  tenant: string | number;
-  role: Role;
-}
+export type MeTeam = Omit<Schemas["MeTeam"], "role"> & { role: Role };
+export type Me = Omit<Schemas["Me"], "teams" | "token"> & { teams: MeTeam[]; token?: Schemas["Me"]["token"] };
 
-export interface Me {
-  email: string;
-  tenants: Array<string | { id: number; name: string }>;
-  teams: MeTeam[];
-  is_operator: boolean;
-  is_tenant_admin: boolean;
-}
+export type Team = Schemas["Team"];
+export type Member = Schemas["Member"];
+export type MemberCreated = Schemas["MemberCreated"];
+export type ApiToken = Schemas["Token"];
+export type CreatedToken = Schemas["TokenCreated"];
+export type AuditEntry = Schemas["AuditEntry"];
 
-export interface Team {
-  id: number;
-  name: string;
-  tenant?: string | number;
-  created_at?: string;
-}
-
-export interface Member {
-  id: number;
-  email?: string;
-  user?: string;
-  role: Role;
-}
-
-export interface ApiToken {
-  id: number;
-  name: string;
-  key?: string;
-  team?: number | string;
-  scope: "read" | "operate" | "admin";
-  expires_at?: string | null;
-  created_at?: string;
-  last_used_at?: string | null;
-  revoked_at?: string | null;
-}
-
-export type CreatedToken = ApiToken & { token: string };
-
-export interface AuditEntry {
-  id: number;
-  actor: string;
-  action: string;
-  target: string;
-  parameters?: Record<string, unknown>;
-  result: string;
-  client_address: string | null;
-  created_at: string;
-}
-
+/** Routes are not in the schema yet: a kind plus kind-specific fields (secrets never returned). */
 export interface Route {
   id?: number;
   kind: string;

@@ -29,7 +29,7 @@ export function Layout() {
           {admin && <NavLink to="/audit">Audit log</NavLink>}
         </nav>
         <div className="user">
-          <span className="user-email" title={me?.email}>{me?.email}</span>
+          <span className="user-email" title={me?.email ?? undefined}>{me?.email}</span>
           <button type="button" className="btn btn-ghost" onClick={onLogout}>Sign out</button>
         </div>
       </header>

@@ -10,6 +10,8 @@ const STATUS_LABEL: Record<string, string> = {
   up: "up",
   suspect: "suspect",
   down: "down",
+  unreachable: "unreachable",
+  auth_failed: "auth failed",
   maintenance: "maintenance",
   unknown: "unknown",
 };
@@ -88,7 +90,7 @@ export function TopologyGraph({ topology }: { topology: Topology }) {
               markerEnd={edge.health === "broken" ? "url(#arrow-broken)" : "url(#arrow)"}
             />
             {edge.health === "broken" && (
-              <text x={(x1 + x2) / 2} y={midY - 4} textAnchor="middle" className="edge-label">replication stopped</text>
+              <text x={(x1 + x2) / 2} y={midY - 4} textAnchor="middle" className="edge-label">{edge.problem ?? "replication stopped"}</text>
             )}
           </g>
         );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { event, job, threeNodeTopology } from "../test/fixtures";
-import { activeHaJob, isNewerTopology, mergeEvents, upsertJob } from "./liveState";
+import { activeHaJob, isNewerTopology, mergeEvents, upsertJob, worstSeverity } from "./liveState";
 
 describe("mergeEvents", () => {
   it("keeps events newest first and drops duplicates from the fetch and the socket", () => {
@@ -57,5 +57,12 @@ describe("isNewerTopology", () => {
     expect(isNewerTopology(current, threeNodeTopology({ updated_at: "2026-11-25T10:00:04Z" }))).toBe(false);
     expect(isNewerTopology(current, threeNodeTopology({ updated_at: "2026-11-25T10:00:06Z" }))).toBe(true);
     expect(isNewerTopology(null, current)).toBe(true);
+  });
+});
+
+describe("worstSeverity", () => {
+  it("is ok without findings and the worst one otherwise", () => {
+    expect(worstSeverity([])).toBe("ok");
+    expect(worstSeverity(["info", "critical", "warning"])).toBe("critical");
   });
 });

@@ -3,7 +3,7 @@
  * the page ends up with the newest of each: events newest first without duplicates, jobs by id, and the
  * topology snapshot with the highest (epoch, updated_at).
  */
-import type { ClusterEvent, Job, Topology } from "../api/types";
+import type { ClusterEvent, Job, Severity, Topology } from "../api/types";
 
 export const EVENT_LIMIT = 200;
 
@@ -56,4 +56,13 @@ export const HA_JOB_KINDS = new Set(["switchover", "failover", "rejoin", "adopt"
 
 export function activeHaJob(jobs: Job[]): Job | undefined {
   return jobs.find((j) => HA_JOB_KINDS.has(j.kind) && isJobActive(j));
+}
+
+const SEVERITY_ORDER = ["ok", "info", "warning", "error", "critical"];
+
+/** The worst of some finding severities ("ok" when there are none), as the API's `health` field. */
+export function worstSeverity(severities: string[]): Severity {
+  let worst = 0;
+  for (const s of severities) worst = Math.max(worst, SEVERITY_ORDER.indexOf(s));
+  return SEVERITY_ORDER[worst] as Severity;
 }

@@ -38,6 +38,15 @@ describe("layoutTopology", () => {
     expect(edge?.health).toBe("broken");
   });
 
+  it("reads MariaDB's thread states: an IO thread still connecting is a broken link", () => {
+    const topology = threeNodeTopology();
+    topology.servers[1].replication = { source: "127.0.0.1:3306", io_running: "Connecting", sql_running: true, seconds_behind: null };
+    topology.servers[2].replication = { source: "127.0.0.1:3306", io_running: "Yes", sql_running: "No", seconds_behind: 3 };
+    const edges = layoutTopology(topology).edges;
+    expect(edges.find((e) => e.to === 2)).toMatchObject({ health: "broken", problem: "IO Connecting" });
+    expect(edges.find((e) => e.to === 3)).toMatchObject({ health: "broken", problem: "SQL stopped" });
+  });
+
   it("follows the payload's primary after a failover, whatever the old roles say", () => {
     const topology = threeNodeTopology({ primary: "127.0.0.1:3307", epoch: 5 });
     topology.servers[0] = server(1, 3306, { role: "primary", state: "down", replication: null });
@@ -79,6 +88,8 @@ describe("node status and labels", () => {
     expect(nodeStatus(server(1, 1, { state: "suspect" }))).toBe("suspect");
     expect(nodeStatus(server(1, 1, { state: "down" }))).toBe("down");
     expect(nodeStatus(server(1, 1, { state: "unknown" }))).toBe("unknown");
+    expect(nodeStatus(server(1, 1, { state: "unreachable" }))).toBe("unreachable");
+    expect(nodeStatus(server(1, 1, { state: "auth_failed" }))).toBe("auth_failed");
   });
 
   it("writes IPv6 addresses in brackets", () => {

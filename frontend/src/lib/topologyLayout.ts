@@ -14,7 +14,8 @@ export const H_GAP = 36;
 export const V_GAP = 64;
 export const MARGIN = 16;
 
-export type NodeStatus = "up" | "suspect" | "down" | "maintenance" | "unknown";
+/** How a server is drawn; the API's states (clusters/domain/constants.py) plus maintenance. */
+export type NodeStatus = "up" | "suspect" | "down" | "unreachable" | "auth_failed" | "maintenance" | "unknown";
 
 export interface LayoutNode {
   id: number;
@@ -33,6 +34,8 @@ export interface LayoutEdge {
   to: number;
   /** "ok" when both threads run, "broken" when one is stopped, "unknown" when not reported. */
   health: "ok" | "broken" | "unknown";
+  /** What is wrong with a broken link, e.g. "IO Connecting" or "SQL stopped". */
+  problem?: string;
   lagSeconds: number | null;
 }
 
@@ -57,9 +60,18 @@ export function nodeStatus(server: TopologyServer): NodeStatus {
   const state = (server.state ?? "").toLowerCase();
   if (state === "up" || state === "ok" || state === "running") return "up";
   if (state === "suspect") return "suspect";
-  if (state === "down" || state === "unreachable" || state === "failed") return "down";
+  if (state === "down" || state === "failed") return "down";
+  if (state === "unreachable") return "unreachable";
+  if (state === "auth_failed") return "auth_failed";
   if (state === "maintenance") return "maintenance";
   return "unknown";
+}
+
+/** A replication thread's state as reported ("Yes"/"No"/"Connecting", or a boolean): running, not, or unknown. */
+export function threadRunning(value: string | boolean | null | undefined): boolean | null {
+  if (value === null || value === undefined || value === "") return null;
+  if (typeof value === "boolean") return value;
+  return value.toLowerCase() === "yes";
 }
 
 export function isPrimaryServer(server: TopologyServer, topology: Pick<Topology, "primary">): boolean {
@@ -131,11 +143,17 @@ export function layoutTopology(topology: Topology): TopologyLayout {
     const source = sourceOf.get(s.id);
     if (!source || source.id === s.id) continue;
     const r = s.replication;
-    let health: LayoutEdge["health"] = "unknown";
-    if (r && r.io_running !== null && r.sql_running !== null && r.io_running !== undefined && r.sql_running !== undefined) {
-      health = r.io_running && r.sql_running ? "ok" : "broken";
-    }
-    edges.push({ from: source.id, to: s.id, health, lagSeconds: r?.seconds_behind ?? null });
+    const io = threadRunning(r?.io_running);
+    const sql = threadRunning(r?.sql_running);
+    const edge: LayoutEdge = { from: source.id, to: s.id, health: "unknown", lagSeconds: r?.seconds_behind ?? null };
+    if (io === false || sql === false) {
+      edge.health = "broken";
+      const problems = [];
+      if (io === false) problems.push(typeof r?.io_running === "string" ? `IO ${r.io_running}` : "IO stopped");
+      if (sql === false) problems.push("SQL stopped");
+      edge.problem = problems.join(", ");
+    } else if (io && sql) edge.health = "ok";
+    edges.push(edge);
   }
   return { nodes, edges, width, height };
 }

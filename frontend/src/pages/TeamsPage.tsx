@@ -1,7 +1,7 @@
 /** Teams and their members (tenant admins): create teams, add members, change roles, remove members. */
 import { useCallback, useEffect, useState } from "react";
 import { resultsOf, tenancy } from "../api/endpoints";
-import type { Member, Role, Team } from "../api/types";
+import type { Member, MemberCreated, Role, Team } from "../api/types";
 import { useAuth } from "../auth";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { canManageTenant } from "../lib/permissions";
@@ -9,7 +9,7 @@ import { canManageTenant } from "../lib/permissions";
 const ROLES: Role[] = ["viewer", "operator", "admin"];
 
 function memberName(m: Member): string {
-  return m.email ?? m.user ?? `member #${m.id}`;
+  return m.email || `user #${m.id}`;
 }
 
 function TeamMembers({ team }: { team: Team }) {
@@ -17,6 +17,7 @@ function TeamMembers({ team }: { team: Team }) {
   const [error, setError] = useState<unknown>(null);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("viewer");
+  const [created, setCreated] = useState<MemberCreated | null>(null);
 
   const load = useCallback(async () => {
     try {
@@ -64,7 +65,7 @@ function TeamMembers({ team }: { team: Team }) {
           </tbody>
         </table>
       )}
-      <form className="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => { await tenancy.addMember(team.id, email.trim(), role); setEmail(""); }); }}>
+      <form className="inline-form" onSubmit={(e) => { e.preventDefault(); void run(async () => { setCreated(await tenancy.addMember(team.id, email.trim(), role)); setEmail(""); }); }}>
         <label className="visually-hidden" htmlFor={`add-email-${team.id}`}>Email</label>
         <input id={`add-email-${team.id}`} type="email" placeholder="person@example.com" required value={email} onChange={(e) => setEmail(e.target.value)} />
         <label className="visually-hidden" htmlFor={`add-role-${team.id}`}>Role</label>
@@ -73,6 +74,13 @@ function TeamMembers({ team }: { team: Team }) {
         </select>
         <button type="submit" className="btn">Add member</button>
       </form>
+      {created?.password && (
+        <div className="alert alert-success" role="status">
+          <strong>{created.email}</strong> is a new user. Their password, shown only now:{" "}
+          <code className="token-value">{created.password}</code>
+          <button type="button" className="btn btn-small" onClick={() => setCreated(null)}>Done</button>
+        </div>
+      )}
       <ErrorMessage error={error} />
     </div>
   );
@@ -102,7 +110,7 @@ export function TeamsPage() {
       <ErrorMessage error={error} />
       {teams?.map((team) => (
         <section className="panel" key={team.id}>
-          <h2>{team.name} {team.tenant !== undefined && <span className="muted small">({String(team.tenant)})</span>}</h2>
+          <h2>{team.name} <span className="muted small">({team.tenant_name}{team.your_role ? `, you: ${team.your_role}` : ""})</span></h2>
           <TeamMembers team={team} />
         </section>
       ))}

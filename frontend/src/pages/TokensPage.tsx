@@ -72,7 +72,7 @@ export function TokensPage() {
       <p className="muted">Scripts and the CLI authenticate with a team token (<code>Authorization: Bearer dbp_…</code>). A token acts as its team, bounded by its scope.</p>
       {created && (
         <div className="alert alert-success token-once" role="status">
-          <strong>Token "{created.name || created.key}" created.</strong> Copy it now: it will not be shown again.
+          <strong>Token "{created.name || created.prefix}" created.</strong> Copy it now: it will not be shown again.
           <div className="token-value">
             <code id="new-token-value">{created.token}</code>
             <CopyButton text={created.token} />
@@ -116,7 +116,7 @@ export function TokensPage() {
           <table className="table">
             <thead>
               <tr>
-                <th scope="col">Name</th><th scope="col">Key</th><th scope="col">Team</th><th scope="col">Scope</th>
+                <th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Team</th><th scope="col">Scope</th>
                 <th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Status</th>
                 <th scope="col"><span className="visually-hidden">Actions</span></th>
               </tr>
@@ -125,12 +125,12 @@ export function TokensPage() {
               {tokens.map((t) => (
                 <tr key={t.id}>
                   <td>{t.name || "—"}</td>
-                  <td className="mono">{t.key ? `dbp_${t.key}_…` : "—"}</td>
+                  <td className="mono">{t.prefix ? `${t.prefix}…` : "—"}</td>
                   <td>{teamName(t.team)}</td>
                   <td>{t.scope}</td>
                   <td>{t.expires_at ? formatTime(t.expires_at) : "never"}</td>
                   <td>{formatRelative(t.last_used_at)}</td>
-                  <td>{t.revoked_at ? <span className="badge state-failed">revoked</span> : <span className="badge state-ok">active</span>}</td>
+                  <td>{t.revoked_at ? <span className="badge state-failed">revoked</span> : t.active ? <span className="badge state-ok">active</span> : <span className="badge state-unknown">expired</span>}</td>
                   <td>{!t.revoked_at && <button type="button" className="btn btn-small btn-danger-outline" onClick={() => setRevoking(t)}>Revoke…</button>}</td>
                 </tr>
               ))}
@@ -140,7 +140,7 @@ export function TokensPage() {
       </section>
       {revoking && (
         <ConfirmDialog
-          title={`Revoke token ${revoking.name || revoking.key}`}
+          title={`Revoke token ${revoking.name || revoking.prefix}`}
           confirmLabel="Revoke token"
           danger
           onClose={() => setRevoking(null)}

@@ -52,5 +52,5 @@ export function job(id: number, state: Job["state"], over: Partial<Job> = {}): J
 }
 
 export function me(teams: Me["teams"]): Me {
-  return { email: "alice@example.com", tenants: ["acme"], teams, is_operator: false, is_tenant_admin: false };
+  return { email: "alice@example.com", tenants: [{ id: 1, name: "acme", is_admin: false }], teams, is_operator: false, is_tenant_admin: false };
 }

@@ -6,6 +6,7 @@ import { ErrorMessage } from "../../components/ErrorMessage";
 import { LiveBanner, LiveIndicator } from "../../components/LiveBanner";
 import { useClusterLive } from "../../hooks/useClusterLive";
 import { clusterRole, roleAllows } from "../../lib/permissions";
+import { worstSeverity } from "../../lib/liveState";
 import { NotFoundPage } from "../NotFoundPage";
 import type { ClusterPageContext } from "./context";
 
@@ -25,6 +26,8 @@ function ClusterView({ clusterId }: { clusterId: number }) {
     return live.error ? <ErrorMessage error={live.error} title="Could not load the cluster." /> : <div role="status" className="muted">Loading cluster…</div>;
   }
   const role = clusterRole(cluster, me);
+  // The live topology's findings are newer than the cluster object's health.
+  const health = live.topology ? worstSeverity(live.topology.findings.map((f) => f.severity)) : cluster.health;
   const context: ClusterPageContext = { clusterId, live, role };
   return (
     <div className="cluster-page">
@@ -34,7 +37,7 @@ function ClusterView({ clusterId }: { clusterId: number }) {
       <div className="page-header">
         <div>
           <h1>
-            {cluster.name} <HealthBadge health={cluster.health} />
+            {cluster.name} <HealthBadge health={health} />
           </h1>
           <div className="subtitle">
             <ModeBadges cluster={cluster} />

@@ -9,9 +9,15 @@ import { TopologyGraph } from "../../components/TopologyGraph";
 import { formatRelative, formatTime } from "../../lib/format";
 import { activeHaJob } from "../../lib/liveState";
 import { actionAvailability, roleAllows, type Availability } from "../../lib/permissions";
-import { addressOf, isPrimaryServer, nodeStatus, shortGtid } from "../../lib/topologyLayout";
+import { addressOf, isPrimaryServer, nodeStatus, shortGtid, threadRunning } from "../../lib/topologyLayout";
 import { FailoverDialog, MaintenanceDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
 import { useClusterPage } from "./context";
+
+function threadLabel(value: string | boolean | null | undefined): string {
+  if (typeof value === "string") return value;
+  const running = threadRunning(value);
+  return running === null ? "?" : running ? "Yes" : "No";
+}
 
 type Dialog = { kind: "switchover" } | { kind: "failover" } | { kind: "reset" } | { kind: "maintenance"; server: TopologyServer } | null;
 
@@ -77,6 +83,7 @@ export function OverviewTab() {
           <span className="legend-item legend-up">up</span>
           <span className="legend-item legend-suspect">suspect</span>
           <span className="legend-item legend-down">down</span>
+          <span className="legend-item legend-suspect">unreachable / auth failed</span>
           <span className="legend-item legend-maintenance">maintenance</span>
           <span className="legend-item legend-broken">replication stopped</span>
         </div>
@@ -120,7 +127,7 @@ export function OverviewTab() {
                   <td>{s.read_only === null || s.read_only === undefined ? "—" : s.read_only ? "yes" : "no"}</td>
                   <td>
                     {r && r.source
-                      ? `from ${r.source} · IO ${r.io_running ? "on" : "off"} · SQL ${r.sql_running ? "on" : "off"} · lag ${r.seconds_behind ?? "—"}s`
+                      ? `from ${r.source} · IO ${threadLabel(r.io_running)} · SQL ${threadLabel(r.sql_running)} · lag ${r.seconds_behind ?? "—"}s`
                       : "—"}
                   </td>
                   <td className="mono small" title={s.gtid_current_pos ?? ""}>{shortGtid(s.gtid_current_pos)}</td>
