@@ -38,11 +38,12 @@ class PortalAssets:
 _cache: dict[str, object] = {}
 
 
-def portal_assets(manifest_path: Path = MANIFEST) -> PortalAssets | None:
+def portal_assets(manifest_path: Path | None = None) -> PortalAssets | None:
     """The entry's script and stylesheet URLs from Vite's manifest; None when the portal is not built.
 
     Cached by the manifest's modification time, so a rebuild is picked up without a restart.
     """
+    manifest_path = manifest_path or MANIFEST
     try:
         mtime = manifest_path.stat().st_mtime_ns
     except OSError:
