@@ -8,12 +8,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models import Q
+
+from tenants.validation import validate_name
 
 
 class Tenant(models.Model):
     """An organisation using dbpilot; every cluster belongs to exactly one tenant."""
 
-    name = models.CharField(max_length=63, unique=True)
+    name = models.CharField(max_length=63, unique=True, validators=[validate_name])
     max_clusters = models.PositiveIntegerField(default=settings.DBPILOT_DEFAULT_QUOTA_CLUSTERS)
     max_servers = models.PositiveIntegerField(default=settings.DBPILOT_DEFAULT_QUOTA_SERVERS)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -36,11 +39,13 @@ class Team(models.Model):
     """A group of people of one tenant; clusters are granted to teams.
 
     `group` carries the guardian object permissions; `service_user` is the account a team token acts as,
-    so tokens go through exactly the same object checks as people.
+    so tokens go through exactly the same object checks as people. Nobody is a member of `group`:
+    guardian would then give every member the team's full grants whatever their role, so permissions
+    are read through tenants.access only, which applies the member's role or the token's scope.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="teams")
-    name = models.CharField(max_length=63)
+    name = models.CharField(max_length=63, validators=[validate_name])
     group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="team")
     service_user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="service_account_of"
@@ -55,6 +60,8 @@ class Team(models.Model):
 
 
 class Role(models.TextChoices):
+    """A member's role in a team: what they may do on the team's clusters."""
+
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
@@ -72,6 +79,8 @@ class Membership(models.Model):
 
 
 class TokenScope(models.TextChoices):
+    """What a team token may do; a scope acts like the team role of the same rank."""
+
     READ = "read"
     OPERATE = "operate"
     ADMIN = "admin"
@@ -101,9 +110,36 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"dbp_{self.key}_…"
 
+    @property
+    def prefix(self) -> str:
+        """The visible part of the bearer value, enough to recognise a token in a list."""
+        return f"dbp_{self.key}"
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised when code tries to change or remove an audit entry."""
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    """Audit entries are written once: bulk updates and deletes are refused.
+
+    (Deleting a user or tenant still detaches their entries: Django's on_delete=SET_NULL goes through
+    the model's base manager, not this queryset.)
+    """
+
+    def update(self, **kwargs):
+        raise AuditLogIsAppendOnly("audit entries cannot be changed")
+
+    def delete(self):
+        raise AuditLogIsAppendOnly("audit entries cannot be deleted")
+
 
 class AuditEntry(models.Model):
-    """One mutating action: append-only (never updated or deleted through the application)."""
+    """One mutating action or job: append-only (never updated or deleted through the application).
+
+    `parameters` never holds secrets (see tenants.audit.scrub); `actor` is a readable label that stays
+    meaningful after the user or token is gone.
+    """
 
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_user = models.ForeignKey(
@@ -117,5 +153,56 @@ class AuditEntry(models.Model):
     client_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    objects = AuditEntryQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit entries cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("audit entries cannot be deleted")
+
+
+class PlatformState(models.Model):
+    """Platform-wide switches operators flip (a single row, id 1).
+
+    `paused` stops every automatic action on every cluster (maintenance of dbpilot itself, incidents).
+    Read it through tenants.platform.platform_paused().
+    """
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    paused = models.BooleanField(default=False)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    changed_by = models.CharField(max_length=200, blank=True, default="")
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="platform_state_single_row")]
+
+    def __str__(self) -> str:
+        return "platform paused" if self.paused else "platform running"
+
+
+class LoginFailure(models.Model):
+    """A failed portal login, kept while it counts towards the login rate limit.
+
+    The account is stored as an HMAC of the normalised email, never as typed: people sometimes type a
+    password into the email field.
+    """
+
+    account_digest = models.CharField(max_length=64)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account_digest", "created_at"]),
+            models.Index(fields=["client_address", "created_at"]),
+        ]

@@ -1,26 +1,38 @@
-"""Per-tenant quotas: how many clusters and servers a tenant may have."""
+"""Per-tenant quotas: how many clusters and servers a tenant may have (Tenant.max_clusters, max_servers,
+set by the platform operator in the Django admin). Registration and provisioning call `check_quota`
+before creating anything.
+"""
 from __future__ import annotations
 
 from rest_framework import exceptions, status
 
 
 class QuotaExceeded(exceptions.APIException):
+    """403 `quota_exceeded`, with a message naming the limit."""
+
     status_code = status.HTTP_403_FORBIDDEN
     default_code = "quota_exceeded"
+    default_detail = "The tenant's quota is exhausted."
 
 
-def check_quota(tenant, *, add_clusters: int = 0, add_servers: int = 0) -> None:
+def check_quota(tenant, add_clusters: int = 0, add_servers: int = 0) -> None:
+    """Raise QuotaExceeded when adding this many clusters and servers would pass the tenant's limits.
+
+    Call it inside the transaction that creates the rows when races matter; the count is not locked.
+    """
     from clusters.models import Cluster, Server
 
-    clusters = Cluster.objects.filter(tenant=tenant).count()
-    if add_clusters and clusters + add_clusters > tenant.max_clusters:
-        raise QuotaExceeded(
-            f"Tenant {tenant.name} may have at most {tenant.max_clusters} clusters ({clusters} now); "
-            "delete one or ask the platform operator to raise the quota."
-        )
-    servers = Server.objects.filter(cluster__tenant=tenant).count()
-    if add_servers and servers + add_servers > tenant.max_servers:
-        raise QuotaExceeded(
-            f"Tenant {tenant.name} may have at most {tenant.max_servers} servers ({servers} now); "
-            "remove some or ask the platform operator to raise the quota."
-        )
+    if add_clusters:
+        clusters = Cluster.objects.filter(tenant=tenant).count()
+        if clusters + add_clusters > tenant.max_clusters:
+            raise QuotaExceeded(
+                f"Tenant {tenant.name} may have at most {tenant.max_clusters} clusters ({clusters} now); "
+                "delete one or ask the platform operator to raise the quota."
+            )
+    if add_servers:
+        servers = Server.objects.filter(cluster__tenant=tenant).count()
+        if servers + add_servers > tenant.max_servers:
+            raise QuotaExceeded(
+                f"Tenant {tenant.name} may have at most {tenant.max_servers} servers ({servers} now, "
+                f"{add_servers} more asked); remove some or ask the platform operator to raise the quota."
+            )

@@ -1,27 +1,52 @@
 """The one chokepoint every API endpoint goes through.
 
-`TenantScopedViewSet` filters every queryset to what the caller may view (so anything else is a 404,
-never a 403 that would leak its existence), then checks the action's own permission on the object
-(403 when the caller may see it but not do this), and writes an audit entry for every mutating request.
+`TenantScopedViewSet` (everything that hangs off a cluster) filters every queryset to what the caller
+may view (so anything else is a 404, never a 403 that would leak its existence), then checks the
+action's own permission on the object (403 when the caller may see it but not do this).
+
+Every base class here writes an audit entry for every mutating request, whatever its outcome:
+`AuditedViewSet` for tenant-level resources (teams, tokens, ...), `AuditedAPIView` for single
+endpoints. A view may set `self.audit_target` (the object acted on) and `self.audit_action`.
 """
 from __future__ import annotations
 
 from rest_framework import exceptions, viewsets
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.views import APIView
 
-from tenants.access import ADMIN, VIEW, actor_from_request, clusters_for, has_cluster_perm
+from tenants.access import ADMIN, VIEW, Actor, actor_from_request, clusters_for, has_cluster_perm
 from tenants.audit import audit_request
 
 
-class TenantScopedViewSet(viewsets.GenericViewSet):
+class AuditedMixin:
+    """Audit every unsafe request (POST, PUT, PATCH, DELETE) after its response is known."""
+
+    @property
+    def actor(self) -> Actor:
+        return actor_from_request(self.request)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method not in SAFE_METHODS:
+            audit_request(request, self, response)
+        return response
+
+
+class AuditedViewSet(AuditedMixin, viewsets.GenericViewSet):
+    """Base for tenant-level viewsets, which restrict their own querysets (see tenants.access)."""
+
+
+class AuditedAPIView(AuditedMixin, APIView):
+    """Base for single API endpoints (login, platform pause...)."""
+
+
+class TenantScopedViewSet(AuditedViewSet):
+    """Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do."""
+
     # Path from the model to its Cluster ("" when the model is Cluster itself).
     cluster_lookup: str = "cluster"
     # action name -> cluster permission; unnamed actions: view for safe methods, admin otherwise.
     permission_by_action: dict[str, str] = {}
-
-    @property
-    def actor(self):
-        return actor_from_request(self.request)
 
     def required_permission(self) -> str:
         perm = self.permission_by_action.get(self.action)
@@ -47,9 +72,3 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
         perm = self.required_permission()
         if perm != VIEW and not has_cluster_perm(self.actor, self.cluster_of(obj), perm):
             raise exceptions.PermissionDenied(f"This needs the {perm} permission on the cluster.")
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if request.method not in SAFE_METHODS:
-            audit_request(request, self, response)
-        return response

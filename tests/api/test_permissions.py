@@ -1,0 +1,418 @@
+"""The permission matrix: every API endpoint and every websocket route, for every kind of caller.
+
+Callers (see tests/api/conftest.py): anonymous; alice (tenant A admin), bob (viewer), oscar (operator),
+charlie (tenant B only), root (platform operator, in no team); team A tokens of each scope, one
+restricted to cluster Y (the rows act on cluster X), expired and revoked ones; tenant B's admin token.
+
+ADDING AN ENDPOINT: add a row to HTTP_MATRIX (or WS_MATRIX) with the URL pattern's name as the
+resolver has it (DRF routers: "<basename>-list", "<basename>-detail", "<basename>-<url_name>"), the
+method, what the caller needs (one of the NEEDS below, or your own dict), the URL and a body that is
+valid enough to reach the permission check. `test_every_endpoint_is_in_the_matrix` fails while an
+endpoint (or websocket route) has no row, and while a row names one that no longer exists.
+
+What is checked, per row and caller: the status (401 / 403 / 404 / 405 exactly; "ok" means allowed:
+neither 401, 403, 404 nor 5xx, a validation 400 included), that list endpoints never show another
+tenant's objects, and that every unsafe request by an identified caller wrote one audit entry with
+the caller as actor and no secret in it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tenants.models import AuditEntry
+
+OK = "ok"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+PEOPLE_A = ("alice", "bob", "oscar")
+TOKENS_A = ("token:admin", "token:operate", "token:read", "token:restricted")
+DEAD = ("token:expired", "token:revoked")
+OUTSIDERS = ("charlie", "token:tenant_b", "root")
+ACTORS = ("anonymous",) + PEOPLE_A + TOKENS_A + DEAD + OUTSIDERS
+
+
+def need(default, **overrides) -> dict[str, object]:
+    """Expected outcome per caller: `default` for everyone, then overrides (token_x -> "token:x")."""
+    table = {who: default for who in ACTORS}
+    for key, value in overrides.items():
+        table[key.replace("token_", "token:", 1) if key.startswith("token_") else key] = value
+    return table
+
+
+_dead = {"anonymous": 401, "token_expired": 401, "token_revoked": 401}
+_outside = {"charlie": 404, "token_tenant_b": 404, "root": 404}
+
+NEEDS = {
+    # A cluster permission on cluster X (or on what hangs off it).
+    "view": need(OK, **_dead, **_outside, token_restricted=404),
+    "operate": need(OK, **_dead, **_outside, token_restricted=404, bob=403, token_read=403),
+    "admin": need(OK, **_dead, **_outside, token_restricted=404, bob=403, token_read=403, oscar=403, token_operate=403),
+    # Registering a cluster: the admin role in some team (tenant B registers in its own tenant).
+    "create_cluster": need(403, **_dead, alice=OK, token_admin=OK, charlie=OK, token_tenant_b=OK),
+    # Anyone identified; the answer is about the caller's own things.
+    "signed_in": need(OK, **_dead),
+    # Team A and what hangs off it: its members and tokens see it, tenant admins manage it.
+    "team_read": need(OK, **_dead, **_outside),
+    "team_manage": need(403, **_dead, **_outside, alice=OK),
+    "token_manage": need(403, **_dead, **_outside, alice=OK, token_admin=OK, token_restricted=OK),
+    # Creating a team A token (the team is named in the body: an invisible one is a 400 "no such team").
+    "token_create": need(403, **_dead, alice=OK, token_admin=OK, charlie=400, token_tenant_b=400, root=400),
+    # Tenant-level administration (tenant admins of their own tenant; never tokens).
+    "tenant_admin": need(403, **_dead, alice=OK, charlie=OK),
+    "audit_read": need(403, **_dead, alice=OK, charlie=OK, root=OK),
+    "platform_operator": need(403, **_dead, root=OK),
+    "public": need(OK),
+    "public_signed_optional": need(OK, token_expired=401, token_revoked=401),
+    "not_allowed": need(405, **_dead),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One endpoint (URL pattern name + method) and what a caller needs to use it."""
+
+    name: str
+    method: str
+    needs: str
+    url: Callable[[object], str]
+    body: Callable[[object], dict] | None = None
+    # For list endpoints: ids that must not appear in the results for a caller.
+    hides: Callable[[object, str], set[int]] | None = None
+    # Whether an unsafe request by an identified caller must leave an audit entry.
+    audited: bool = True
+
+    @property
+    def id(self) -> str:
+        return f"{self.name} {self.method}"
+
+
+def cluster(suffix: str = "") -> Callable[[object], str]:
+    return lambda w: f"/api/v1/clusters/{w.cluster_x.id}/{suffix}"
+
+
+def team(suffix: str = "") -> Callable[[object], str]:
+    return lambda w: f"/api/v1/teams/{w.team_a.id}/{suffix}"
+
+
+def _registration(w) -> dict:
+    # Valid enough to pass validation; the server is a closed loopback port, so an allowed caller gets a 400.
+    return {"name": "new-cluster", "servers": [{"host": "127.0.0.1", "port": 9}],
+            "credentials": {"user": "dbpilot", "password": "matrix-secret-password"}}
+
+
+def _hide_tenant_a_clusters(w, who) -> set[int]:
+    if who in OUTSIDERS:
+        return {w.cluster_x.id, w.cluster_y.id}
+    return {w.cluster_x.id} if who == "token:restricted" else set()
+
+
+HTTP_MATRIX: list[Row] = [
+    # Clusters (clusters/api/views.py)
+    Row("cluster-list", "GET", "signed_in", lambda w: "/api/v1/clusters/", hides=_hide_tenant_a_clusters),
+    Row("cluster-list", "POST", "create_cluster", lambda w: "/api/v1/clusters/", _registration),
+    Row("cluster-detail", "GET", "view", cluster()),
+    Row("cluster-detail", "PATCH", "admin", cluster(), lambda w: {"settings": {"tick_seconds": 2}}),
+    Row("cluster-detail", "PUT", "not_allowed", cluster(), lambda w: {"settings": {}}),
+    Row("cluster-detail", "DELETE", "admin", cluster()),
+    Row("cluster-events", "GET", "view", cluster("events/")),
+    Row("cluster-jobs", "GET", "view", cluster("jobs/")),
+    Row("cluster-topology", "GET", "view", cluster("topology/")),
+    Row("cluster-maintenance", "POST", "operate",
+        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().id}/maintenance/",
+        lambda w: {"on": True}),
+    Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
+    # Teams, members, grants
+    Row("team-list", "GET", "signed_in", lambda w: "/api/v1/teams/",
+        hides=lambda w, who: {w.team_a.id} if who in OUTSIDERS else set()),
+    Row("team-list", "POST", "tenant_admin", lambda w: "/api/v1/teams/", lambda w: {"name": "newteam"}),
+    Row("team-detail", "GET", "team_read", team()),
+    Row("team-detail", "PATCH", "team_manage", team(), lambda w: {"name": "renamed"}),
+    Row("team-detail", "DELETE", "team_manage", team()),
+    Row("team-members", "GET", "team_read", team("members/")),
+    Row("team-members", "POST", "team_manage", team("members/"),
+        lambda w: {"email": "new@acme.example", "role": "viewer", "password": "matrix-member-password-1"}),
+    Row("team-member", "PATCH", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/",
+        lambda w: {"role": "operator"}),
+    Row("team-member", "DELETE", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/"),
+    Row("team-grants", "GET", "team_read", team("grants/")),
+    Row("team-grants", "POST", "team_manage", team("grants/"),
+        lambda w: {"cluster": w.cluster_x.id, "permissions": ["view_cluster"]}),
+    Row("team-grant", "DELETE", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/grants/{w.cluster_x.id}/"),
+    # Tokens
+    Row("token-list", "GET", "signed_in", lambda w: "/api/v1/tokens/",
+        hides=lambda w, who: {t.id for t in w.token_rows.values() if t.team_id == w.team_a.id} if who in OUTSIDERS else set()),
+    Row("token-list", "POST", "token_create", lambda w: "/api/v1/tokens/",
+        lambda w: {"team": w.team_a.id, "scope": "read", "name": "matrix"}),
+    Row("token-detail", "GET", "team_read", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/"),
+    Row("token-detail", "DELETE", "token_manage", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/"),
+    Row("token-revoke", "POST", "token_manage", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/revoke/"),
+    # Audit log
+    Row("audit-list", "GET", "audit_read", lambda w: "/api/v1/audit/"),
+    # Session login (audited by the views themselves: tests/api/test_tenancy.py)
+    Row("auth-csrf", "GET", "public", lambda w: "/api/v1/auth/csrf/"),
+    Row("auth-login", "POST", "public", lambda w: "/api/v1/auth/login/",
+        lambda w: {"email": "nobody@acme.example", "password": "not-the-password"}, audited=False),
+    Row("auth-logout", "POST", "public_signed_optional", lambda w: "/api/v1/auth/logout/", audited=False),
+    Row("auth-me", "GET", "signed_in", lambda w: "/api/v1/auth/me/"),
+    # Platform
+    Row("platform", "GET", "signed_in", lambda w: "/api/v1/platform/"),
+    Row("platform-pause", "POST", "platform_operator", lambda w: "/api/v1/platform/pause/", lambda w: {"reason": "matrix"}),
+    Row("platform-resume", "POST", "platform_operator", lambda w: "/api/v1/platform/resume/"),
+]
+
+
+@dataclass(frozen=True)
+class WsRow:
+    """One websocket route (its pattern as written in controlplane/ws.py) and what a caller needs."""
+
+    route: str
+    needs: str
+    path: Callable[[object], str]
+    # Clusters whose events a caller must (True) or must not (False) receive, per caller.
+    receives: Callable[[object, str], dict[int, bool]] = field(default=lambda w, who: {})
+
+
+def _events_of(w, who) -> dict[int, bool]:
+    if who in OUTSIDERS:
+        return {w.cluster_x.id: False}
+    return {w.cluster_x.id: who != "token:restricted", w.cluster_y.id: True}
+
+
+WS_MATRIX: list[WsRow] = [
+    WsRow("ws/clusters/<int:cluster_id>/", "view", lambda w: f"/ws/clusters/{w.cluster_x.id}/",
+          receives=lambda w, who: {w.cluster_x.id: True} if NEEDS["view"][who] == OK else {}),
+    WsRow("ws/events/", "signed_in", lambda w: "/ws/events/", receives=_events_of),
+]
+
+
+# Enumerating what exists
+
+
+def api_endpoints() -> dict[tuple[str | None, str], str]:
+    """Every (URL pattern name, method) under /api/v1/, from the resolver -> the route, for messages."""
+    found: dict[tuple[str | None, str], str] = {}
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                route = prefix + str(pattern.pattern)
+                if not route.startswith("api/v1/"):
+                    continue
+                for method in _methods(pattern.callback):
+                    found[(pattern.name, method)] = route
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _methods(callback) -> list[str]:
+    actions = getattr(callback, "actions", None)
+    if actions:  # a DRF viewset route: method -> action
+        return sorted(m.upper() for m in actions if m not in ("head", "options"))
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:
+        return ["ANY"]  # a plain function view: it must still have a row
+    return sorted(m.upper() for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m))
+
+
+def websocket_routes() -> set[str]:
+    from controlplane.ws import websocket_urlpatterns
+
+    return {str(pattern.pattern) for pattern in websocket_urlpatterns}
+
+
+@pytest.mark.django_db
+def test_every_endpoint_is_in_the_matrix():
+    endpoints = api_endpoints()
+    table = {(row.name, row.method) for row in HTTP_MATRIX}
+    missing = sorted(f"{name or '(unnamed: give the URL pattern a name)'} {method}  ({endpoints[(name, method)]})"
+                     for name, method in set(endpoints) - table)
+    stale = sorted(f"{name} {method}" for name, method in table - set(endpoints))
+    ws_missing = sorted(websocket_routes() - {row.route for row in WS_MATRIX})
+    ws_stale = sorted({row.route for row in WS_MATRIX} - websocket_routes())
+    problems = []
+    if missing:
+        problems.append("API endpoints without a row in HTTP_MATRIX:\n  " + "\n  ".join(missing))
+    if stale:
+        problems.append("HTTP_MATRIX rows for endpoints that do not exist:\n  " + "\n  ".join(stale))
+    if ws_missing:
+        problems.append("websocket routes without a row in WS_MATRIX:\n  " + "\n  ".join(ws_missing))
+    if ws_stale:
+        problems.append("WS_MATRIX rows for routes that do not exist:\n  " + "\n  ".join(ws_stale))
+    assert not problems, "\n".join(problems)
+    assert len(table) == len(HTTP_MATRIX), "a (name, method) appears twice in HTTP_MATRIX"
+
+
+def test_every_row_names_a_known_need():
+    unknown = [row.id for row in HTTP_MATRIX if row.needs not in NEEDS]
+    unknown += [row.route for row in WS_MATRIX if row.needs not in NEEDS]
+    assert not unknown, f"rows naming no entry of NEEDS: {unknown}"
+
+
+# Running the HTTP matrix
+
+
+def _secrets_of(world, row) -> list[str]:
+    body = row.body(world) if row.body else {}
+    found = [v for k, v in body.items() if "password" in k] + [
+        v for k, v in (body.get("credentials") or {}).items() if k == "password"]
+    found += list(world.tokens.values())
+    for cluster_ in (world.cluster_x, world.cluster_y, world.cluster_z):
+        found += list(cluster_.test_passwords)
+    return found
+
+
+def _call(world, row, who):
+    client = world.client(None if who == "anonymous" else who)
+    body = row.body(world) if row.body else None
+    method = getattr(client, row.method.lower())
+    if body is None:
+        return method(row.url(world))
+    return method(row.url(world), data=json.dumps(body), content_type="application/json")
+
+
+def _check(world, row, who, expected) -> list[str]:
+    """Make the request as `who`; return what did not match (empty when all is well)."""
+    problems = []
+    last_audit = AuditEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    response = _call(world, row, who)
+    status = response.status_code
+    if status >= 500:
+        return [f"{who}: {status} (server error)"]
+    if expected == OK:
+        if status in (401, 403, 404):
+            problems.append(f"{who}: expected to be allowed, got {status} {response.content[:200]!r}")
+    elif status != expected:
+        problems.append(f"{who}: expected {expected}, got {status} {response.content[:200]!r}")
+    if row.hides and status == 200:
+        payload = response.json()
+        items = payload.get("results", payload) if isinstance(payload, dict) else payload
+        shown = {item.get("id") for item in items if isinstance(item, dict)}
+        leaked = shown & row.hides(world, who)
+        if leaked:
+            problems.append(f"{who}: the list shows ids {sorted(leaked)} it must not")
+    if row.method not in SAFE_METHODS and row.audited:
+        entries = list(AuditEntry.objects.filter(id__gt=last_audit))
+        identified = who != "anonymous" and who not in DEAD
+        if identified and len(entries) != 1:
+            problems.append(f"{who}: expected one audit entry, found {len(entries)}")
+        elif identified:
+            entry = entries[0]
+            if entry.actor != world.label(who) or entry.result != str(status):
+                problems.append(f"{who}: audit entry {entry.actor!r} {entry.action} {entry.result} does not name the caller/result")
+            recorded = json.dumps(entry.parameters)
+            leaked = [s for s in _secrets_of(world, row) if s in recorded]
+            if leaked:
+                problems.append(f"{who}: the audit entry holds a secret")
+        elif entries:
+            problems.append(f"{who}: an unidentified caller left {len(entries)} audit entries")
+    return problems
+
+
+@pytest.fixture
+def generous_login_limit(settings):
+    # The matrix sends one failed login per caller from one address; the limit has its own tests.
+    settings.DBPILOT_LOGIN_MAX_FAILURES = 1000
+
+
+@pytest.mark.parametrize("row", HTTP_MATRIX, ids=lambda row: row.id)
+def test_refusals_and_reads(row, world, generous_login_limit):
+    """Every caller that must be refused is (with the right status); every read works for those allowed.
+    Refused requests change nothing, so they share one world."""
+    needs = NEEDS[row.needs]
+    problems = []
+    for who in ACTORS:
+        if needs[who] == OK and row.method not in SAFE_METHODS:
+            continue  # allowed writes change things: each runs in its own world, below
+        problems += _check(world, row, who, needs[who])
+    assert not problems, f"{row.id}:\n  " + "\n  ".join(problems)
+
+
+ALLOWED_WRITES = [
+    (row, who) for row in HTTP_MATRIX if row.method not in SAFE_METHODS for who in ACTORS if NEEDS[row.needs][who] == OK
+]
+
+
+@pytest.mark.parametrize("row,who", ALLOWED_WRITES, ids=[f"{row.id} as {who}" for row, who in ALLOWED_WRITES])
+def test_allowed_writes(row, who, world, generous_login_limit):
+    problems = _check(world, row, who, OK)
+    assert not problems, f"{row.id}:\n  " + "\n  ".join(problems)
+
+
+# Running the websocket matrix
+
+WS_CLOSE_CODE = {401: 4401, 404: 4404}
+
+
+def _ws_headers(world, who) -> list[tuple[bytes, bytes]]:
+    if who == "anonymous":
+        return []
+    if who.startswith("token:"):
+        return [(b"authorization", f"Bearer {world.tokens[who[len('token:'):]]}".encode())]
+    client = world.client(who)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
+
+
+async def _ws_outcome(application, path, headers, receives: dict[int, bool]) -> tuple[object, list[str]]:
+    """Connect; return (OK or the close code, problems with what the socket received)."""
+    from clusters.consumers import cluster_group
+
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, detail = await communicator.connect(timeout=5)
+    if not connected:
+        return detail, []
+    problems = []
+    # The per-cluster socket greets with a topology snapshot; drain it.
+    while not await communicator.receive_nothing(timeout=0.1):
+        await communicator.receive_json_from()
+    layer = get_channel_layer()
+    for cluster_id, should_receive in receives.items():
+        payload = {"type": "event", "cluster_id": cluster_id, "kind": "matrix", "message": "hello"}
+        await layer.group_send(cluster_group(cluster_id), {"type": "cluster.message", "cluster_id": cluster_id, "payload": payload})
+        got = not await communicator.receive_nothing(timeout=0.3)
+        if got:
+            await communicator.receive_json_from()
+        if got != should_receive:
+            problems.append(f"cluster {cluster_id}: {'received' if got else 'did not receive'} its event")
+    await communicator.disconnect()
+    return OK, problems
+
+
+@pytest.fixture
+def websocket_in_test_transaction(settings, monkeypatch):
+    """Consumers run in this thread (async_to_sync) inside the test's transaction: keep Channels from
+    closing that connection around each database call, and use the in-memory channel layer."""
+    import channels.db
+
+    monkeypatch.setattr(channels.db, "close_old_connections", lambda: None)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.mark.parametrize("row", WS_MATRIX, ids=lambda row: row.route)
+def test_websocket_routes(row, world, websocket_in_test_transaction):
+    from controlplane.asgi import application
+
+    needs = NEEDS[row.needs]
+    problems = []
+    for who in ACTORS:
+        expected = needs[who]
+        outcome, received = async_to_sync(_ws_outcome)(
+            application, row.path(world), _ws_headers(world, who), row.receives(world, who) if expected == OK else {}
+        )
+        wanted = OK if expected == OK else WS_CLOSE_CODE.get(expected, expected)
+        if outcome != wanted:
+            problems.append(f"{who}: expected {wanted}, got {outcome}")
+        problems += [f"{who}: {p}" for p in received]
+    assert not problems, f"{row.route}:\n  " + "\n  ".join(problems)
