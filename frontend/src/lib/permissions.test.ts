@@ -37,12 +37,16 @@ describe("actionAvailability by role", () => {
   });
 
   it("lets an operator operate but not administer", () => {
-    for (const action of OPERATE) expect(actionAvailability(action, { role: "operator", topology }), action).toEqual({ visible: true, enabled: true });
+    for (const action of OPERATE.filter((a) => a !== "failover")) {
+      expect(actionAvailability(action, { role: "operator", topology }), action).toEqual({ visible: true, enabled: true });
+    }
+    expect(actionAvailability("failover", { role: "operator", topology }).visible).toBe(true);
     for (const action of ADMIN) expect(actionAvailability(action, { role: "operator", topology }).visible, action).toBe(false);
   });
 
   it("lets an admin do everything", () => {
-    for (const action of [...OPERATE, ...ADMIN]) expect(actionAvailability(action, { role: "admin", topology }).enabled, action).toBe(true);
+    for (const action of [...OPERATE, ...ADMIN]) expect(actionAvailability(action, { role: "admin", topology }).visible, action).toBe(true);
+    for (const action of ADMIN) expect(actionAvailability(action, { role: "admin", topology }).enabled, action).toBe(true);
   });
 
   it("hides everything from someone with no role", () => {
@@ -67,6 +71,15 @@ describe("actionAvailability by cluster state", () => {
     expect(a.enabled).toBe(false);
     expect(a.reason).toMatch(/failover/);
     expect(actionAvailability("failover", { role: "operator", topology }).enabled).toBe(true);
+  });
+
+  it("disables manual failover while the primary is up, pointing at switchover", () => {
+    const a = actionAvailability("failover", { role: "operator", topology: threeNodeTopology() });
+    expect(a).toMatchObject({ visible: true, enabled: false });
+    expect(a.reason).toMatch(/switchover/);
+    const suspect = threeNodeTopology();
+    suspect.servers[0] = server(1, 3306, { role: "primary", state: "suspect", replication: null });
+    expect(actionAvailability("failover", { role: "operator", topology: suspect }).enabled).toBe(true);
   });
 
   it("offers only healthy replicas outside maintenance as switchover candidates", () => {

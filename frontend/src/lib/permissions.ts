@@ -93,6 +93,10 @@ export function actionAvailability(action: ClusterAction, ctx: ActionContext): A
     if (topology.servers.filter((s) => !isPrimaryServer(s, topology)).length === 0) {
       return { visible: true, enabled: false, reason: "The cluster has no replica to fail over to." };
     }
+    const primary = topology.servers.find((s) => isPrimaryServer(s, topology));
+    if (primary && nodeStatus(primary) === "up") {
+      return { visible: true, enabled: false, reason: "The primary is up: use switchover (failover is for a primary that is down)." };
+    }
   }
   return { visible: true, enabled: true };
 }

@@ -23,6 +23,16 @@ describe("layoutTopology", () => {
     ]);
   });
 
+  it("keeps a dead replica, which reports no source, in its tier", () => {
+    const topology = threeNodeTopology();
+    topology.servers[2] = server(3, 3308, { role: "unknown", state: "down", read_only: null, replication: null });
+    const layout = layoutTopology(topology);
+    const dead = layout.nodes.find((n) => n.id === 3);
+    expect(dead?.tier).toBe(1);
+    expect(dead?.x).toBeGreaterThan(layout.nodes.find((n) => n.id === 2)?.x ?? Infinity);
+    expect(layout.edges).toEqual([{ from: 1, to: 2, health: "ok", lagSeconds: 0 }]);
+  });
+
   it("places a chained replica one tier below its source", () => {
     const topology = threeNodeTopology();
     topology.servers.push(server(4, 3309, { replication: { source: "127.0.0.1:3308", io_running: true, sql_running: true, seconds_behind: 1 } }));
@@ -57,8 +67,8 @@ describe("layoutTopology", () => {
     expect(primaries).toEqual([2]);
     const old = layout.nodes.find((n) => n.id === 1);
     expect(old?.status).toBe("down");
-    // The dead old primary replicates from nothing: it sits on the last tier, below the new primary's replicas.
-    expect(old?.tier).toBe(2);
+    // The dead old primary replicates from nothing: it sits beside the new primary's replicas.
+    expect(old?.tier).toBe(1);
     expect(layout.edges).toEqual([{ from: 2, to: 3, health: "ok", lagSeconds: 0 }]);
   });
 

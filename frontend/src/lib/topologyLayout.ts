@@ -2,9 +2,9 @@
  * Places a cluster's servers on a grid for the SVG topology graph, from the topology API payload.
  *
  * Tier 0 holds the primary (or primaries: two writable servers is a finding worth seeing), each further
- * tier the replicas of the tier above (chained replicas go one tier lower), and a last tier the servers
- * whose source is unknown or outside the cluster. Order inside a tier is by server id, so the graph does
- * not jump around between updates.
+ * tier the replicas of the tier above (chained replicas go one tier lower). Servers whose source is
+ * unknown (a dead replica reports none) or outside the cluster join the deepest replica tier, so a replica
+ * that dies keeps its place. Order inside a tier is by server id, so the graph does not jump around.
  */
 import type { Topology, TopologyServer } from "../api/types";
 
@@ -110,7 +110,8 @@ export function layoutTopology(topology: Topology): TopologyLayout {
     else tiers.set(s.id, depth);
   }
   let maxTier = Math.max(-1, ...tiers.values());
-  for (const s of orphans) tiers.set(s.id, maxTier + 1);
+  const orphanTier = maxTier < 0 ? 0 : Math.max(1, maxTier);
+  for (const s of orphans) tiers.set(s.id, orphanTier);
   maxTier = Math.max(-1, ...tiers.values());
 
   const rows: TopologyServer[][] = Array.from({ length: maxTier + 1 }, () => []);
