@@ -280,7 +280,7 @@ def elect(
 
     reference = _union([positions[c.address] for c in electable])
     for cand in electable:
-        behind = positions[cand.address].transactions_behind(reference) if reference is not None else 0
+        behind = positions[cand.address].transactions_behind(reference) if reference is not None else 0  # type: ignore[arg-type]
         rows[cand.address]["behind"] = behind
         rows[cand.address]["reason"] = (
             "electable, most up to date" if behind == 0 else f"electable, {behind} transaction(s) behind the best"
@@ -391,7 +391,7 @@ def candidates_from_topology(
 
 def _last_received_server_id(survivors: Sequence[ProbeResult]) -> int | None:
     """The server id on the last GTIDs the replicas' IO threads received (MariaDB), when they all agree."""
-    ids = set()
+    ids: set[int] = set()
     for probe in survivors:
         channel = probe.channel if probe.reachable and probe.flavour != "mysql" else None
         if channel is None or not channel.gtid_io_pos:

@@ -117,7 +117,7 @@ class _IntervalSets(Mapping[K, tuple[Interval, ...]]):
         return len(self._sets)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._sets == other._sets  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._sets == other._sets
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(self._sets.items())))

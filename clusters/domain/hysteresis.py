@@ -60,10 +60,16 @@ class FindingTracker:
 
     def __init__(self, state: Mapping[str, Any] | None = None, policy: HysteresisPolicy | None = None):
         self.policy = policy or HysteresisPolicy()
-        valid = isinstance(state, Mapping) and state.get("version") == STATE_VERSION
-        # A missing or foreign state starts afresh: the worst case is one extra tick before opening.
-        self._tick: int = int(state["tick"]) if valid else 0  # type: ignore[index]
-        self._keys: dict[str, dict[str, Any]] = copy.deepcopy(dict(state["keys"])) if valid else {}  # type: ignore[index]
+        self._tick = 0
+        self._keys: dict[str, dict[str, Any]] = {}
+        # A missing, foreign or damaged state starts afresh: the worst case is one extra tick before opening.
+        if isinstance(state, Mapping) and state.get("version") == STATE_VERSION:
+            try:
+                tick, keys = int(state["tick"]), copy.deepcopy(dict(state["keys"]))
+            except (KeyError, TypeError, ValueError):
+                return
+            if all(isinstance(e, dict) and _new_entry().keys() <= e.keys() for e in keys.values()):
+                self._tick, self._keys = tick, keys
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any] | None, policy: HysteresisPolicy | None = None) -> FindingTracker:
