@@ -21,10 +21,13 @@ The `world` fixture (function scope, rolled back after each test) holds, in the 
         "tenant_b"                   team B admin token (charlie's team)
 
     world.client("alice") / world.client("token:read") / world.client(None) -> an APIClient (people log
-    in with a session; tokens send `Authorization: Bearer ...`); world.label("bob") -> the audit actor label.
+    in with a session; tokens send `Authorization: Bearer ...`); world.ws_headers(...) the same for a
+    websocket handshake; world.label("bob") -> the audit actor label.
 
 Fixtures with the same names (`alice`, `bob`, `charlie`, `team_a`, `cluster_x`, ...) return the parts.
 `make_cluster(team, name, ...)` creates a registered cluster directly and grants it to the team.
+`websocket_in_test_transaction` lets a sync test drive consumers with async_to_sync(...) and
+channels.testing.WebsocketCommunicator (see tests/api/test_permissions.py).
 
 Every plaintext secret this session encrypts or issues is remembered (`plaintext_secrets`), and every
 log record goes to a file, so tests/api/test_secrets.py can check, after everything else ran, that
@@ -205,6 +208,15 @@ class World:
             client.force_login(self.person(who))
         return client
 
+    def ws_headers(self, who: str | None) -> list[tuple[bytes, bytes]]:
+        """Websocket handshake headers for `who` (a bearer token, or a logged-in session's cookie)."""
+        if who is None:
+            return []
+        if who.startswith("token:"):
+            return [(b"authorization", f"Bearer {self.tokens[who[len('token:'):]]}".encode())]
+        session = self.client(who).cookies[settings.SESSION_COOKIE_NAME].value
+        return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
+
     def label(self, who: str) -> str:
         """The audit log's actor label for `who`."""
         if who.startswith("token:"):
@@ -254,6 +266,17 @@ def world(db) -> World:
         world.token_rows[name] = row
     revoke_token(world.token_rows["revoked"])
     return world
+
+
+@pytest.fixture
+def websocket_in_test_transaction(settings, monkeypatch):
+    """For websocket tests run with asgiref's async_to_sync from a normal (sync) test: the consumers'
+    database calls then run in this thread, inside the test's transaction. Keeps Channels from closing
+    that connection around each call, and uses the in-memory channel layer."""
+    import channels.db
+
+    monkeypatch.setattr(channels.db, "close_old_connections", lambda: None)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 @pytest.fixture

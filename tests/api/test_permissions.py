@@ -25,7 +25,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tenants.models import AuditEntry
@@ -356,13 +355,7 @@ WS_CLOSE_CODE = {401: 4401, 404: 4404}
 
 
 def _ws_headers(world, who) -> list[tuple[bytes, bytes]]:
-    if who == "anonymous":
-        return []
-    if who.startswith("token:"):
-        return [(b"authorization", f"Bearer {world.tokens[who[len('token:'):]]}".encode())]
-    client = world.client(who)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
+    return world.ws_headers(None if who == "anonymous" else who)
 
 
 async def _ws_outcome(application, path, headers, receives: dict[int, bool]) -> tuple[object, list[str]]:
@@ -388,16 +381,6 @@ async def _ws_outcome(application, path, headers, receives: dict[int, bool]) -> 
             problems.append(f"cluster {cluster_id}: {'received' if got else 'did not receive'} its event")
     await communicator.disconnect()
     return OK, problems
-
-
-@pytest.fixture
-def websocket_in_test_transaction(settings, monkeypatch):
-    """Consumers run in this thread (async_to_sync) inside the test's transaction: keep Channels from
-    closing that connection around each database call, and use the in-memory channel layer."""
-    import channels.db
-
-    monkeypatch.setattr(channels.db, "close_old_connections", lambda: None)
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 @pytest.mark.parametrize("row", WS_MATRIX, ids=lambda row: row.route)
