@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clusters.domain.constants import STATE_UP
+from clusters.domain.detection import normalize_address
 from clusters.domain.gtid import (
     GtidError,
     MariadbBinlogState,
@@ -185,6 +186,11 @@ def clean_position_of(candidate: Candidate, *, for_failover: bool) -> Position:
     return clean
 
 
+def _listed(address: str, addresses: Iterable[str]) -> bool:
+    """Whether a settings list names this server (addresses compared in canonical form)."""
+    return normalize_address(address) in {normalize_address(a) for a in addresses}
+
+
 def _semi_sync(candidate: Candidate, for_failover: bool) -> bool:
     # After the primary died the slave status is OFF everywhere: a failover asks whether it was configured.
     if for_failover or candidate.semi_sync_active is None:
@@ -201,7 +207,7 @@ def _flags(candidate: Candidate, settings: ClusterSettings, *, for_failover: boo
         out.append(("maintenance", "in maintenance"))
     if candidate.quarantined:
         out.append(("quarantined", "quarantined: it holds transactions the cluster lacks"))
-    if candidate.address in settings.ignored_servers and not force:
+    if _listed(candidate.address, settings.ignored_servers) and not force:
         out.append(("ignored", "listed in ignored_servers"))
     if not candidate.reachable:
         return out
@@ -241,6 +247,10 @@ def elect(
 ) -> Election:
     """Choose the replica to promote. `requested` must itself be electable; `force` allows ignored servers."""
     order = {cand.address: i for i, cand in enumerate(candidates)}
+
+    def preferred(address: str) -> bool:
+        return _listed(address, settings.preferred_servers)
+
     rows: dict[str, dict[str, Any]] = {}
     positions: dict[str, Position] = {}
     electable: list[Candidate] = []
@@ -263,7 +273,7 @@ def elect(
             "server": cand.address,
             "gtid_pos": position_text,
             "lag": cand.lag,
-            "flags": [f for f, _ in flags] + extra + (["preferred"] if cand.address in settings.preferred_servers else []),
+            "flags": [f for f, _ in flags] + extra + (["preferred"] if preferred(cand.address) else []),
             "electable": not flags,
             "reason": flags[0][1] if flags else "",
             "behind": None,
@@ -287,6 +297,7 @@ def elect(
         )
 
     if requested is not None:
+        requested = next((a for a in rows if normalize_address(a) == normalize_address(requested)), requested)
         if requested not in rows:
             return done(None, f"{requested} is not a replica of this cluster")
         if not rows[requested]["electable"]:
@@ -298,12 +309,12 @@ def elect(
 
     def rank(cand: Candidate) -> tuple:
         lag = cand.lag if cand.lag is not None else float("inf")
-        return (rows[cand.address]["behind"], cand.address not in settings.preferred_servers, lag, order[cand.address])
+        return (rows[cand.address]["behind"], not preferred(cand.address), lag, order[cand.address])
 
     winner = min(electable, key=rank).address
     behind = rows[winner]["behind"]
     why = "chosen: most up to date" if behind == 0 else f"chosen: fewest missing transactions ({behind})"
-    if winner in settings.preferred_servers:
+    if preferred(winner):
         why += ", preferred"
     return done(winner, why, _catch_up(winner, candidates, positions, rows))
 

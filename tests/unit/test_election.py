@@ -222,3 +222,11 @@ def test_the_dead_primary_newest_transactions_on_one_survivor_are_not_errant():
     candidates = candidates_from_topology(topology, probes)
     assert [c.errant for c in candidates] == [(), ()]
     assert elect(candidates, DEFAULTS, for_failover=True).winner == R1
+
+
+def test_settings_lists_and_requests_match_addresses_in_canonical_form():
+    v6a, v6b = "[::1]:3307", "[::1]:3308"
+    candidates = [cand(v6a), cand(v6b)]
+    assert elect(candidates, replace(DEFAULTS, preferred_servers=["[0:0::1]:3308"])).winner == v6b
+    assert elect(candidates, replace(DEFAULTS, ignored_servers=["[0::1]:3307"])).winner == v6b
+    assert elect(candidates, DEFAULTS, requested="[0:0:0::1]:3308").winner == v6b
