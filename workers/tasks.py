@@ -22,3 +22,26 @@ def monitor_shard(cluster_ids: list[int]) -> None:
     from clusters.services.monitoring import monitor_shard as run
 
     run(cluster_ids)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def run_ha_job(job_id: int) -> None:
+    """Claim and run one HA job (switchover, failover...) on the `ha` queue; a no-op if another worker
+    holds it or it already finished (a redelivered message is harmless)."""
+    from django.db import close_old_connections
+
+    from clusters.jobs.engine import run_job
+
+    close_old_connections()
+    try:
+        run_job(job_id)
+    finally:
+        close_old_connections()
+
+
+@shared_task(ignore_result=True)
+def reap_jobs() -> int:
+    """Beat calls this every 2 s: resume or abort HA jobs whose worker stopped renewing the lease."""
+    from clusters.jobs.engine import reap_jobs as reap
+
+    return len(reap())

@@ -19,18 +19,26 @@ from clusters.api.serializers import (
 )
 from clusters.domain.settings import SettingsError
 from clusters.models import Cluster, Event, Job
-from clusters.services import registration
+from clusters.services import registration, switchover
 from clusters.services.events import record_event
 from clusters.services.topology_view import topology_payload
+from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import TenantScopedViewSet
 from tenants.access import OPERATE, creation_team
+
+
+class SwitchoverRequestSerializer(serializers.Serializer):
+    candidate = serializers.CharField(required=False, allow_blank=True, max_length=300,
+                                      help_text='the replica to promote, "host:port" (default: elected)')
+    catchup_timeout_seconds = serializers.FloatField(required=False, min_value=1, max_value=600,
+                                                     help_text="how long the candidate may take to catch up (default 30)")
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
     serializer_class = ClusterSerializer
     cluster_lookup = ""
-    permission_by_action = {"maintenance": OPERATE}
+    permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE}
 
     @extend_schema(request=RegisterClusterSerializer, responses={201: ClusterSerializer})
     def create(self, request):
@@ -121,6 +129,26 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
                 record_event(cluster.id, "maintenance", f"{server.address} maintenance {'on' if on else 'off'} by {self.actor.label()}",
                              data={"server_id": server.id, "on": on})
         return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+
+    @extend_schema(request=SwitchoverRequestSerializer, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def switchover(self, request, pk=None):
+        """Planned switchover: 202 with the job; 409 with the blocking checks (and no job)."""
+        cluster = self.get_object()
+        self.audit_target = cluster
+        serializer = SwitchoverRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            job = switchover.request_switchover(
+                cluster, candidate=serializer.validated_data.get("candidate"), requested_by=self.actor.label(),
+                catchup_timeout_seconds=serializer.validated_data.get("catchup_timeout_seconds"),
+            )
+        except switchover.InvalidSwitchoverRequest as exc:
+            raise exceptions.ValidationError({"candidate": str(exc)}) from None
+        except switchover.SwitchoverRefused as exc:
+            extra = {"job": exc.active_job.id} if exc.active_job else {}
+            raise Conflict(exc.detail, exc.code, exc.checks, **extra) from None
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet):

@@ -1,0 +1,156 @@
+"""What the steps of one HA job share: the cluster as the job found it, sessions to its servers, fresh
+probes and their analysis, and the job's result (which carries what a resumed job needs to know).
+
+Sessions are opened once, in parallel, before the write freeze, and kept for the whole job
+(clusters.adapters.executor.ServerSession). Probes reuse the monitoring probe (read-only).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from django.db.models import F
+from django.utils import timezone
+
+from clusters.adapters.executor import ServerSession
+from clusters.adapters.mysql import ConnectOptions, ServerError
+from clusters.adapters.probe import probe_servers
+from clusters.domain.addresses import parse_address
+from clusters.domain.probe import ProbeResult
+from clusters.domain.topology import InventoryServer, Topology, analyze
+from clusters.models import Cluster, Job, Server
+from clusters.services.access import (
+    admin_credentials,
+    cluster_settings,
+    connect_options,
+    replication_credentials,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTOR_READ_TIMEOUT = 10.0  # STOP SLAVE on a replica whose source is unreachable takes seconds
+
+
+class HaContext:
+    """Built by a plan's `context(job, result)`; closed by the engine when the job ends."""
+
+    def __init__(self, job: Job, result: dict):
+        self.job_id = job.pk
+        self.kind = job.kind
+        self.params: dict = dict(job.params or {})
+        self.result = result
+        self.attempt = job.attempts
+        self.cluster = Cluster.objects.select_related("tenant", "primary").get(pk=job.cluster_id)
+        self.servers: list[Server] = list(self.cluster.servers.all())
+        self.settings = cluster_settings(self.cluster)
+        self.admin = admin_credentials(self.cluster)
+        self.replication = replication_credentials(self.cluster)
+        probe_options = connect_options(self.settings)
+        self.options = ConnectOptions(connect_timeout=probe_options.connect_timeout, read_timeout=EXECUTOR_READ_TIMEOUT,
+                                      tls=probe_options.tls, tls_ca=probe_options.tls_ca)
+        self.probe_options = probe_options
+        self._sessions: dict[tuple[str, str], ServerSession] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}")
+        self.probes: dict[str, ProbeResult] = {}
+        self.topology: Topology | None = None
+
+    # --- servers --------------------------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        return self.cluster.label
+
+    @property
+    def addresses(self) -> list[str]:
+        return [s.address for s in self.servers]
+
+    def server(self, address: str) -> Server:
+        for server in self.servers:
+            if server.address == address:
+                return server
+        raise KeyError(address)
+
+    def host_port(self, address: str) -> tuple[str, int]:
+        parsed = parse_address(address)
+        return parsed.host, parsed.port
+
+    # --- sessions -------------------------------------------------------------------------------------
+
+    def session(self, address: str, purpose: str = "main") -> ServerSession:
+        """The job's session to a server, opened on first use (raises ServerError when unreachable).
+        `purpose` gives a second connection to the same server (e.g. one holds the write freeze while
+        another lists and kills sessions)."""
+        with self._lock:
+            session = self._sessions.get((address, purpose))
+            if session is None:
+                session = ServerSession(address, self.admin, self.options)
+                self._sessions[(address, purpose)] = session
+        return session.open()
+
+    def has_session(self, address: str, purpose: str = "main") -> bool:
+        with self._lock:
+            session = self._sessions.get((address, purpose))
+        return session is not None and session.is_open
+
+    def open_sessions(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Open (address, purpose) sessions in parallel; returns those that failed, with the error."""
+        outcomes = self.parallel(lambda key: self.session(*key), list(wanted))
+        return {key: str(v) for key, v in outcomes.items() if isinstance(v, Exception)}
+
+    def drop_session(self, address: str, purpose: str = "main") -> None:
+        with self._lock:
+            session = self._sessions.pop((address, purpose), None)
+        if session is not None:
+            session.close()
+
+    def parallel(self, function: Callable[[T], R], items: list[T]) -> dict[T, R | Exception]:
+        """Run `function` on every item at once; exceptions are returned, not raised."""
+        futures = {item: self._pool.submit(function, item) for item in items}
+        out: dict[T, R | Exception] = {}
+        for item, future in futures.items():
+            try:
+                out[item] = future.result()
+            except Exception as exc:  # noqa: BLE001 - the caller decides what a failure means
+                out[item] = exc
+        return out
+
+    def submit(self, function: Callable[..., R], *args: Any):
+        return self._pool.submit(function, *args)
+
+    # --- observing ------------------------------------------------------------------------------------
+
+    def probe(self) -> Topology:
+        """Probe every server (read-only, in parallel) and analyse the picture."""
+        self.probes = probe_servers([(a, self.admin, self.probe_options) for a in self.addresses])
+        inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
+                                     quarantined=s.quarantined) for s in self.servers]
+        known = self.cluster.primary.address if self.cluster.primary_id else None
+        self.topology = analyze(inventory, self.probes, self.settings, {}, time.time(), known_primary=known)
+        return self.topology
+
+    # --- recording ------------------------------------------------------------------------------------
+
+    def bump_epoch(self) -> int:
+        """Every topology change bumps the cluster's epoch: ticks acting on an older one do nothing."""
+        Cluster.objects.filter(pk=self.cluster.pk).update(epoch=F("epoch") + 1, updated_at=timezone.now())
+        epoch = Cluster.objects.filter(pk=self.cluster.pk).values_list("epoch", flat=True).first() or 0
+        self.cluster.epoch = epoch
+        self.result["epoch"] = epoch
+        return epoch
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            try:
+                session.close()
+            except ServerError:
+                pass
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,396 @@
+"""Running jobs: create, claim, run step by step under a lease, finish, and reap jobs whose worker died.
+
+- **One HA job per cluster** is the database's conditional unique constraint (`one_active_ha_job_per_cluster`):
+  `create_job` turns its IntegrityError into `ActiveJobExists`, naming the job that holds the cluster.
+- **Claim** is a compare-and-swap: a pending job, or a running one whose lease expired (or that the reaper
+  handed over), becomes running under this worker's lease; exactly one claimer wins.
+- **Lease**: while steps run, a background thread renews `lease_expires_at` every RENEW_SECONDS and saves
+  the step records as they change (publishing each change to the cluster's group), so the steps
+  themselves never wait for the control-plane database: the frozen window of a switchover costs no
+  database round trip. A worker that finds its lease taken stops at the next step boundary.
+- **Reaper** (`reap_jobs`, every 2 s from beat): a running HA job whose lease expired is handed over and
+  sent to the `ha` queue again; the next claimer resumes it from its first unfinished step (or that step's
+  `resume_from`). Steps check the servers' state first, so re-running one is harmless. After MAX_ATTEMPTS
+  claims the engine gives up and runs the plan's abort, which leaves the cluster safe and says so.
+
+Plans are found by kind: `register_plan` (the module `clusters.services.<kind>` is imported on first use).
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from clusters.jobs import steps as s
+from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
+from clusters.services.events import publish_job, record_event
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 6.0
+RENEW_SECONDS = 1.0
+HANDOFF_SECONDS = 5.0  # a reaped job waits this long for a worker to claim it before it is sent again
+PENDING_GRACE_SECONDS = 5.0  # a pending job nobody claimed for this long is sent again
+MAX_ATTEMPTS = 3
+HANDOFF_OWNER = "reaper:handoff"
+
+_PLANS: dict[str, s.Plan] = {}
+
+
+class ActiveJobExists(Exception):
+    """Another HA job is pending or running on the cluster."""
+
+    def __init__(self, active: Job | None):
+        self.active = active
+        what = f"job {active.id} ({active.kind}, {active.state})" if active else "another HA job"
+        super().__init__(f"{what} is active on this cluster: wait for it to finish")
+
+
+def register_plan(plan: s.Plan) -> s.Plan:
+    _PLANS[plan.kind] = plan
+    return plan
+
+
+def plan_for(kind: str) -> s.Plan:
+    if kind not in _PLANS:
+        try:
+            importlib.import_module(f"clusters.services.{kind}")
+        except ImportError as exc:
+            raise LookupError(f"no plan for jobs of kind {kind!r}") from exc
+    if kind not in _PLANS:
+        raise LookupError(f"no plan for jobs of kind {kind!r}")
+    return _PLANS[kind]
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _now_iso() -> str:
+    return timezone.now().isoformat()
+
+
+# --- creating --------------------------------------------------------------------------------------------
+
+
+def active_ha_job(cluster_id: int) -> Job | None:
+    return (Job.objects.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES)
+            .order_by("created_at").first())
+
+
+def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, requested_by: str = "",
+               result: dict | None = None) -> Job:
+    """Insert the job (pending, every step listed) and make it the cluster's last job.
+
+    Raises ActiveJobExists when the database refuses a second active HA job on the cluster.
+    """
+    plan = plan_for(kind)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                cluster=cluster, kind=kind, state=Job.State.PENDING, params=params or {},
+                steps=s.initial_records(plan), result=result or {}, requested_by=requested_by[:200],
+            )
+    except IntegrityError:
+        raise ActiveJobExists(active_ha_job(cluster.id)) from None
+    Cluster.objects.filter(pk=cluster.pk).update(last_job=job, updated_at=timezone.now())
+    record_event(cluster.id, "job_created", f"{kind.capitalize()} job {job.id} requested by {requested_by or 'dbpilot'}",
+                 data={"job_id": job.id, "kind": kind, "params": params or {}})
+    publish_job(job)
+    return job
+
+
+def enqueue_job(job_id: int) -> None:
+    """Send the job to the `ha` queue once the surrounding transaction commits (best effort: the reaper
+    sends pending jobs nobody claimed again)."""
+    def send() -> None:
+        from workers.tasks import run_ha_job
+
+        try:
+            run_ha_job.apply_async(args=[job_id], retry=False)
+        except Exception:  # noqa: BLE001 - broker down: the reaper re-sends pending jobs
+            log.warning("could not send job %s to the ha queue; the reaper will retry", job_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+# --- claiming and the lease ------------------------------------------------------------------------------
+
+
+def claim_job(job_id: int, owner: str) -> Job | None:
+    """Compare-and-swap the job into `running` under `owner`'s lease; None when someone else holds it."""
+    now = timezone.now()
+    runnable = (
+        Q(state=Job.State.PENDING)
+        | Q(state=Job.State.RUNNING, lease_owner=HANDOFF_OWNER)
+        | Q(state=Job.State.RUNNING, lease_expires_at__isnull=True)
+        | Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+    )
+    changed = Job.objects.filter(Q(pk=job_id) & runnable).update(
+        state=Job.State.RUNNING,
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+        started_at=Coalesce(F("started_at"), now),
+    )
+    return Job.objects.select_related("cluster").get(pk=job_id) if changed == 1 else None
+
+
+class _Recorder(threading.Thread):
+    """Renews the lease and saves step records in the background, so steps never wait for the database."""
+
+    def __init__(self, job: Job, owner: str):
+        super().__init__(daemon=True, name=f"job-{job.id}-lease")
+        self.job = job
+        self.owner = owner
+        self.lost = False
+        self._pending: tuple[list, dict] | None = None
+        self._stopping = False
+        self._cond = threading.Condition()
+
+    def submit(self, records: list, result: dict) -> None:
+        snapshot = (copy.deepcopy(records), copy.deepcopy(result))
+        with self._cond:
+            self._pending = snapshot
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.join()
+
+    def run(self) -> None:
+        next_renewal = time.monotonic() + RENEW_SECONDS
+        try:
+            while True:
+                with self._cond:
+                    if self._pending is None and not self._stopping:
+                        self._cond.wait(max(0.0, next_renewal - time.monotonic()))
+                    pending, self._pending = self._pending, None
+                    stopping = self._stopping
+                if pending is not None or time.monotonic() >= next_renewal:
+                    self._save(pending)
+                    next_renewal = time.monotonic() + RENEW_SECONDS
+                if stopping:
+                    break
+        finally:
+            connection.close()
+
+    def _save(self, pending: tuple[list, dict] | None) -> None:
+        fields: dict = {"lease_expires_at": timezone.now() + timedelta(seconds=LEASE_SECONDS)}
+        if pending is not None:
+            fields["steps"], fields["result"] = pending
+        try:
+            changed = Job.objects.filter(pk=self.job.pk, lease_owner=self.owner).update(**fields)
+        except Exception:  # noqa: BLE001 - a busy database: the lease still has LEASE_SECONDS
+            log.warning("job %s: could not renew the lease", self.job.pk, exc_info=True)
+            return
+        if not changed:
+            self.lost = True
+            return
+        if pending is not None:
+            view = copy.copy(self.job)
+            view.state, view.steps, view.result = Job.State.RUNNING, pending[0], pending[1]
+            publish_job(view)
+
+
+# --- running ---------------------------------------------------------------------------------------------
+
+
+def run_job(job_id: int, *, owner: str | None = None) -> Job | None:
+    """Claim and run a job to its end (or until its lease is lost). Returns the job, or None when another
+    worker holds it or it already finished. This is what the `ha` queue's task calls; tests call it too."""
+    owner = owner or worker_identity()
+    job = claim_job(job_id, owner)
+    if job is None:
+        return None
+    return _Runner(job, owner).run()
+
+
+class _Runner:
+    def __init__(self, job: Job, owner: str):
+        self.job = job
+        self.owner = owner
+        self.plan = plan_for(job.kind)
+        self.records = s.align_records(self.plan, job.steps)
+        self.result: dict = dict(job.result or {})
+        self.result.setdefault("timings_ms", {})
+        self.recorder = _Recorder(job, owner)
+        self.context = None
+        self.soft_failures: list[str] = []
+
+    def _submit(self) -> None:
+        self.recorder.submit(self.records, self.result)
+
+    def run(self) -> Job | None:
+        job = self.job
+        resumed = any(r["state"] != s.PENDING for r in self.records)
+        start = s.resume_index(self.plan, self.records)
+        self.recorder.start()
+        kind = job.kind.capitalize()
+        if resumed:
+            record_event(job.cluster_id, "job_resumed", f"{kind} job {job.id} resumed (attempt {job.attempts}) "
+                         f"at step {self.plan.steps[start].name if start is not None else '-'}",
+                         severity="warning", data={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
+        else:
+            record_event(job.cluster_id, "job_started", f"{kind} job {job.id} started",
+                         data={"job_id": job.id, "kind": job.kind})
+        try:
+            self.context = self.plan.context(job, self.result)
+        except Exception as exc:  # noqa: BLE001 - e.g. undecryptable credentials, cluster gone
+            log.exception("job %s: cannot prepare", job.id)
+            return self._finish(s.JOB_FAILED, f"cannot prepare the job: {exc}")
+        try:
+            if job.attempts > MAX_ATTEMPTS:
+                step = s.first_unfinished(self.records) or "-"
+                undone = self._abort(step, f"gave up after {job.attempts - 1} attempts")
+                return self._finish(s.JOB_FAILED, f"gave up after {job.attempts - 1} attempts at step {step}"
+                                    + (f"; {undone}" if undone else ""))
+            if start is not None:
+                for spec in self.plan.steps[start:]:
+                    if self.recorder.lost:
+                        log.warning("job %s: lease lost to another worker; stopping before %s", job.id, spec.name)
+                        self.recorder.stop()
+                        return None
+                    outcome = self._run_step(spec, resumed and spec is self.plan.steps[start])
+                    if outcome is not None:
+                        return outcome
+            state = s.JOB_FAILED if self.soft_failures else s.JOB_SUCCEEDED
+            return self._finish(state, "; ".join(self.soft_failures) or None)
+        finally:
+            if self.recorder.is_alive():
+                self.recorder.stop()
+            try:
+                if self.context is not None:
+                    self.context.close()
+            except Exception:  # noqa: BLE001
+                log.warning("job %s: closing the context failed", job.id, exc_info=True)
+
+    def _run_step(self, spec: s.StepSpec, first_after_resume: bool) -> Job | None:
+        """Run one step; returns the finished job when the job ends here, None to go on."""
+        started = time.monotonic()
+        note = f"resumed (attempt {self.job.attempts})" if first_after_resume else ""
+        s.mark(self.records, spec.name, s.RUNNING, _now_iso(), note)
+        self._submit()
+
+        def took() -> None:
+            self.result["timings_ms"][spec.name] = round((time.monotonic() - started) * 1000, 1)
+
+        try:
+            outcome = spec.run(self.context)
+        except s.StepRefused as exc:
+            took()
+            s.mark(self.records, spec.name, s.FAILED, _now_iso(), exc.detail, **exc.extra)
+            self.result["checks"] = exc.checks
+            undone = self._abort(spec.name, exc.detail)
+            return self._finish(s.JOB_REFUSED, exc.detail + (f"; {undone}" if undone else ""))
+        except s.StepFailed as exc:
+            took()
+            s.mark(self.records, spec.name, s.FAILED, _now_iso(), exc.detail, **exc.extra)
+            undone = self._abort(spec.name, exc.detail)
+            return self._finish(s.JOB_FAILED, f"{spec.name}: {exc.detail}" + (f"; {undone}" if undone else ""))
+        except Exception as exc:  # noqa: BLE001 - any error ends the job safely, with its reason
+            took()
+            log.exception("job %s: step %s failed", self.job.id, spec.name)
+            detail = f"unexpected error: {exc.__class__.__name__}: {exc}"
+            s.mark(self.records, spec.name, s.FAILED, _now_iso(), detail)
+            undone = self._abort(spec.name, detail)
+            return self._finish(s.JOB_FAILED, f"{spec.name}: {detail}" + (f"; {undone}" if undone else ""))
+        took()
+        if isinstance(outcome, s.Skipped):
+            s.mark(self.records, spec.name, s.SKIPPED, _now_iso(), outcome.detail)
+        elif isinstance(outcome, s.SoftFailure):
+            s.mark(self.records, spec.name, s.FAILED, _now_iso(), outcome.detail, **outcome.extra)
+            if outcome.fails_job:
+                self.soft_failures.append(f"{spec.name}: {outcome.detail}")
+        elif isinstance(outcome, s.Done):
+            s.mark(self.records, spec.name, s.OK, _now_iso(), outcome.detail, **outcome.extra)
+        else:
+            s.mark(self.records, spec.name, s.OK, _now_iso(), outcome or "")
+        self._submit()
+        return None
+
+    def _abort(self, step: str, reason: str) -> str | None:
+        if self.plan.abort is None or self.context is None:
+            return None
+        try:
+            undone = self.plan.abort(self.context, step, reason)
+        except Exception as exc:  # noqa: BLE001 - say so: the cluster may need a person
+            log.exception("job %s: abort after %s failed", self.job.id, step)
+            undone = f"ABORT FAILED, check the cluster: {exc.__class__.__name__}: {exc}"
+        if undone:
+            self.result["abort"] = undone
+        return undone
+
+    def _finish(self, state: str, detail: str | None) -> Job | None:
+        self.recorder.stop()
+        job = self.job
+        now = timezone.now()
+        started_at = job.started_at or now
+        self.result["total_ms"] = round((now - started_at).total_seconds() * 1000, 1)
+        if detail:
+            self.result["detail"] = detail
+        with transaction.atomic():
+            changed = Job.objects.filter(pk=job.pk, lease_owner=self.owner).update(
+                state=state, steps=self.records, result=self.result, finished_at=now,
+                lease_owner="", lease_expires_at=None,
+            )
+            if not changed:
+                log.warning("job %s: lease lost before the end; another worker finishes it", job.pk)
+                return None
+            severity = {s.JOB_SUCCEEDED: "info", s.JOB_REFUSED: "warning"}.get(state, "error")
+            message = f"{job.kind.capitalize()} job {job.pk} {state}" + (f": {detail}" if detail else "")
+            record_event(job.cluster_id, "job_finished", message, severity=severity,
+                         data={"job_id": job.pk, "kind": job.kind, "state": state})
+            _audit(job, state)
+        job.refresh_from_db()
+        publish_job(job)
+        return job
+
+
+def _audit(job: Job, state: str) -> None:
+    from tenants.services import audit
+
+    audit(actor=job.requested_by or "dbpilot", action=f"job.{job.kind}", tenant=job.cluster.tenant,
+          target=f"job:{job.pk}", parameters=job.params, result=state)
+
+
+# --- reaping ---------------------------------------------------------------------------------------------
+
+
+def reap_jobs() -> list[int]:
+    """Hand over HA jobs whose worker died (lease expired) and re-send pending jobs nobody claimed.
+    Returns the ids sent to the `ha` queue again."""
+    close_old_connections()
+    now = timezone.now()
+    expired = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+    forgotten = Q(state=Job.State.PENDING, created_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)) & (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+    sent = []
+    for job in Job.objects.filter(Q(kind__in=HA_JOB_KINDS) & (expired | forgotten)).order_by("created_at"):
+        changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner,
+                                     lease_expires_at=job.lease_expires_at).update(
+            lease_owner=HANDOFF_OWNER if job.state == Job.State.RUNNING else "",
+            lease_expires_at=now + timedelta(seconds=HANDOFF_SECONDS),
+        )
+        if not changed:
+            continue
+        if job.state == Job.State.RUNNING and job.lease_owner != HANDOFF_OWNER:
+            record_event(job.cluster_id, "job_reaped",
+                         f"{job.kind.capitalize()} job {job.pk}: its worker stopped renewing the lease; resuming it",
+                         severity="warning", data={"job_id": job.pk, "kind": job.kind, "worker": job.lease_owner})
+        enqueue_job(job.pk)
+        sent.append(job.pk)
+    return sent

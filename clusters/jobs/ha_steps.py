@@ -1,0 +1,385 @@
+"""Step functions HA plans compose: freeze a live primary, wait for a candidate, promote, repoint, open
+writes, record the new primary, routes, hooks, restore settings, replicas read-only.
+
+Each takes the job's `HaContext` and explicit arguments, checks the servers' state before acting (so a
+resumed job can run it again), and returns a short detail for the step record. What later steps (or a
+resumed job) need goes into `ctx.result`:
+
+    old_primary, new_primary      addresses
+    gtid                          {"old_primary_final", "new_primary_at_promotion", ...}
+    writes_rejected, promoted     how far the switch went (the plan's abort reads them)
+    old_primary_max_connections   the value to restore on the demoted server
+    routes, routes_ok             what each route said, per phase
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import time
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from clusters.adapters.executor import ServerSession
+from clusters.adapters.mysql import ServerError
+from clusters.domain.detection import normalize_address
+from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
+from clusters.hooks import run_hook
+from clusters.jobs.context import HaContext
+from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused
+from clusters.models import Cluster, Server
+from clusters.routes import PRIMARY_CHANGED, PRIMARY_LEAVING, announce_new_primary, announce_primary_leaving
+from clusters.services.events import record_event
+
+log = logging.getLogger(__name__)
+
+LOWERED_MAX_CONNECTIONS = 10  # MariaDB's minimum; dbpilot's CONNECTION ADMIN gets a slot beyond it
+SEMI_SYNC_CLIENT_WAIT_SECONDS = 1.0
+FREEZE_SESSION = "freeze"  # holds FLUSH TABLES WITH READ LOCK on the old primary
+KILL_SESSION = "kill"  # lists and kills sessions while the freeze session may be blocked
+
+
+def _gtid(ctx: HaContext) -> dict:
+    return ctx.result.setdefault("gtid", {})
+
+
+def position_contains(flavour: str, have: str, want: str) -> bool:
+    """True when the GTID position/set `have` includes `want` (False when either cannot be read)."""
+    try:
+        if flavour == "mysql":
+            return MysqlGtidSet.parse(have).contains(MysqlGtidSet.parse(want))
+        return MariadbGtidPos.parse(have).contains(MariadbGtidPos.parse(want))
+    except GtidError:
+        return False
+
+
+def _points_at(status: dict, host: str, port: int) -> bool:
+    source_host = status.get("Master_Host") or status.get("Source_Host") or ""
+    source_port = status.get("Master_Port") or status.get("Source_Port") or 0
+    try:
+        return normalize_address(f"{source_host}:{int(source_port)}") == normalize_address(f"{host}:{port}")
+    except (TypeError, ValueError):
+        return False
+
+
+def _replicating(status: dict | None) -> bool:
+    if not status:
+        return False
+    io = status.get("Slave_IO_Running") or status.get("Replica_IO_Running")
+    sql = status.get("Slave_SQL_Running") or status.get("Replica_SQL_Running")
+    return io == "Yes" and sql == "Yes"
+
+
+def _by_gtid(status: dict) -> bool:
+    using = (status.get("Using_Gtid") or "").lower()
+    return using == "slave_pos" or str(status.get("Auto_Position", "")) == "1"
+
+
+# --- hooks and routes ------------------------------------------------------------------------------------
+
+
+def hook_step(ctx: HaContext, setting: str, event: str, phase: str, *, refuse_on_failure: bool) -> StepOutcome:
+    """Run the hook named by a cluster setting (pre_failover, post_failover, fence)."""
+    name = getattr(ctx.settings, setting)
+    if not name:
+        return Skipped(f"no {setting} hook configured")
+    result = run_hook(name, event=event, phase=phase, cluster=ctx.label,
+                      old_primary=ctx.result.get("old_primary") or "", new_primary=ctx.result.get("new_primary") or "")
+    extra = {"output": result.output, "exit_code": result.exit_code, "timed_out": result.timed_out}
+    ctx.result.setdefault("hooks", {})[setting] = {"name": name, "ok": result.ok, "exit_code": result.exit_code,
+                                                   "timed_out": result.timed_out}
+    if result.ok:
+        return Done(result.summary(), extra)
+    if refuse_on_failure:
+        detail = f"{setting} {result.summary()}: refused before writes stop"
+        raise StepRefused(detail, [{"name": setting, "ok": False, "detail": result.summary()}], extra)
+    return SoftFailure(result.summary(), fails_job=False, extra=extra)
+
+
+def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
+    """Tell every route of the cluster; a failing route is recorded (routes_ok false), never fatal."""
+    old = ctx.result.get("old_primary")
+    new = ctx.result.get("new_primary")
+    replicas = [a for a in ctx.addresses if a != (new if phase == PRIMARY_CHANGED else old)]
+    if phase == PRIMARY_LEAVING:
+        results = announce_primary_leaving(ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch,
+                                           job_id=ctx.job_id)
+        ctx.result["routes_told_leaving"] = True
+    else:
+        results = announce_new_primary(ctx.cluster, new, old_primary=old, replicas=replicas,
+                                       epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+    ctx.result.setdefault("routes", {})[phase] = [r.as_dict() for r in results]
+    ok = all(r.ok for r in results)
+    ctx.result["routes_ok"] = bool(ctx.result.get("routes_ok", True) and ok)
+    if not results:
+        return Skipped("no routes registered for this cluster")
+    if ok:
+        return Done(f"{len(results)} route(s) updated")
+    stale = [f"{r.route}: {r.detail}" for r in results if not r.ok]
+    record_event(ctx.cluster.pk, "route_stale", f"Route(s) not updated by job {ctx.job_id}: {'; '.join(stale)}",
+                 severity="error", data={"job_id": ctx.job_id, "phase": phase, "routes": stale})
+    return SoftFailure(f"stale route(s): {'; '.join(stale)}")
+
+
+# --- freezing a live primary -----------------------------------------------------------------------------
+
+
+def _freeze(session: ServerSession, lowered: int) -> int:
+    session.set_read_only(True)
+    kept = session.set_max_connections(lowered)
+    session.lock_tables_for_freeze()
+    return kept
+
+
+def reject_writes(ctx: HaContext, address: str) -> StepOutcome:
+    """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
+    FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Sessions not
+    in a write transaction are killed at once; those in one get `switchover_wait_kill_ms` to end, then are
+    killed too (also when they block the freeze). Replication threads and dbpilot's own are never killed.
+    Records the primary's final GTID position."""
+    freeze = ctx.session(address, FREEZE_SESSION)
+    killer = ctx.session(address, KILL_SESSION)
+    variables = freeze.variables()
+    original = int(variables["max_connections"])
+    ctx.result.setdefault("old_primary_max_connections", original)  # a re-run must not keep the lowered one
+    lowered = min(ctx.result["old_primary_max_connections"], LOWERED_MAX_CONNECTIONS)
+    freeze.flush_tables_quietly()  # so the FLUSH TABLES WITH READ LOCK below takes a millisecond
+    ctx.bump_epoch()
+    ctx.result["writes_rejected"] = True  # set first: an abort after a partial freeze restores writes
+    started = time.monotonic()
+    ctx.result["freeze_started_at"] = time.time()
+    deadline = started + ctx.settings.switchover_wait_kill_ms / 1000
+    give_up = deadline + freeze.lock_wait_timeout + 2
+    pending = ctx.submit(_freeze, freeze, lowered)
+    killed_idle: list[int] = []
+    killed_writing: list[int] = []
+    while True:
+        sessions = killer.client_sessions(ctx.admin.user)
+        idle = [x.id for x in sessions if not x.writing]
+        writing = [x for x in sessions if x.writing]
+        if idle:
+            killed_idle += killer.kill(idle)
+        if pending.done() and (not writing or pending.exception() is not None):
+            break
+        now = time.monotonic()
+        if now >= deadline and writing:
+            killed_writing += killer.kill([x.id for x in writing if x.id not in killed_writing])
+        if now >= give_up:
+            break
+        concurrent.futures.wait([pending], timeout=0.003 if not pending.done() else 0.01)
+    try:
+        kept = pending.result(timeout=max(0.0, give_up - time.monotonic()) + 1)
+    except (ServerError, concurrent.futures.TimeoutError) as exc:
+        raise StepFailed(f"could not freeze writes on {address}: {exc}") from exc
+    final = freeze.executed_gtids()
+    _gtid(ctx)["old_primary_final"] = final
+    ctx.result["lowered_max_connections"] = kept
+    parts = [f"read_only=1, max_connections {ctx.result['old_primary_max_connections']}→{kept}, "
+             f"FLUSH TABLES WITH READ LOCK held; final position {final}"]
+    parts.append(f"killed {len(killed_idle)} session(s) not in a write transaction at once")
+    if killed_writing:
+        parts.append(f"killed {len(killed_writing)} session(s) still writing after "
+                     f"{ctx.settings.switchover_wait_kill_ms} ms")
+    return Done("; ".join(parts))
+
+
+def restore_writes(ctx: HaContext, address: str, other: str | None) -> str:
+    """Undo `reject_writes` on `address` (an aborted switchover), unless `other` took writes meanwhile."""
+    if other:
+        try:
+            candidate = ctx.session(other)
+            if not candidate.read_only() or candidate.replication_status() is None:
+                return f"{address} left read-only: {other} is no longer a read-only replica (two writable servers must never exist)"
+        except ServerError as exc:
+            return f"{address} left read-only: cannot tell whether {other} took writes ({exc})"
+    session = ctx.session(address, FREEZE_SESSION)
+    session.unlock_tables()
+    original = ctx.result.get("old_primary_max_connections")
+    if original:
+        session.set_max_connections(int(original))
+    session.set_read_only(False)
+    ctx.result["writes_rejected"] = False
+    ctx.bump_epoch()
+    return f"writes restored on {address} (read_only=0" + (f", max_connections {original}" if original else "") + ")"
+
+
+# --- catching up and promoting ---------------------------------------------------------------------------
+
+
+def wait_for_position(ctx: HaContext, address: str, position: str, timeout: float) -> StepOutcome:
+    """Wait (bounded) until `address` has applied `position`; StepFailed on timeout."""
+    if not position:
+        raise StepFailed("the position to wait for is unknown")
+    session = ctx.session(address)
+    have = session.executed_gtids()
+    if position_contains(session.dialect.flavour, have, position):
+        return Done(f"{address} is at {have}: already includes {position}")
+    started = time.monotonic()
+    if not session.wait_for_gtid(position, timeout):
+        have = session.executed_gtids()
+        raise StepFailed(f"{address} did not reach {position} within {timeout:g}s (it is at {have})")
+    return Done(f"{address} reached {position} in {(time.monotonic() - started) * 1000:.0f} ms")
+
+
+def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
+    """START SLAVE on replicas of `primary` whose IO or SQL thread is stopped."""
+    def start(address: str) -> str | None:
+        session = ctx.session(address)
+        status = session.replication_status()
+        if status is None or _replicating(status):
+            return None
+        session.start_replication()
+        return address
+
+    targets = [a for a in ctx.addresses if a != primary and not ctx.server(a).maintenance]
+    outcomes = ctx.parallel(start, targets)
+    started = [a for a in targets if isinstance(outcomes[a], str)]
+    failed = {a: str(v) for a, v in outcomes.items() if isinstance(v, Exception)}
+    if failed:
+        return SoftFailure("could not start replication on " + "; ".join(f"{a}: {e}" for a, e in failed.items()),
+                           extra={"started": started})
+    if not started:
+        return Skipped("every replica's threads were running")
+    return Done(f"started replication on {', '.join(started)}")
+
+
+def promote(ctx: HaContext, candidate: str) -> StepOutcome:
+    """STOP SLAVE; RESET SLAVE ALL on the candidate (never RESET MASTER); the semi-sync master side on it.
+    Writes stay off (read_only) until the replicas follow it."""
+    session = ctx.session(candidate)
+    status = session.replication_status()
+    done = []
+    if status is not None:
+        session.stop_replication()
+        session.reset_replication_all()
+        done.append(f"{session.dialect.stop_replication()}; {session.dialect.reset_replication_all()}")
+    else:
+        done.append("already replicates from nothing")
+    if ctx.settings.semi_sync:
+        session.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
+        done.append(f"semi-sync master side on (AFTER_SYNC, on timeout: {ctx.settings.semi_sync_on_timeout})")
+    ctx.result["promoted"] = True
+    _gtid(ctx)["new_primary_at_promotion"] = session.executed_gtids()
+    return Done("; ".join(done))
+
+
+def repoint(ctx: HaContext, new_primary: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
+    """Make every target replicate from `new_primary` by GTID (1 s retry and heartbeat, MASTER_DELAY kept),
+    in parallel. The demoted primary first takes its own history as its slave position and releases the
+    freeze lock. Semi-sync: the slave side on each replica before its IO thread starts."""
+    host, port = ctx.host_port(new_primary)
+
+    def one(address: str) -> str:
+        session = ctx.session(address)
+        status = session.replication_status()
+        if status is not None and _points_at(status, host, port) and _replicating(status) and _by_gtid(status):
+            return "already replicating from it"
+        delay = int(status.get("SQL_Delay") or 0) if status else 0
+        if status is not None:
+            session.stop_replication()
+        if address == demoted:
+            if ctx.has_session(address, FREEZE_SESSION):
+                ctx.session(address, FREEZE_SESSION).unlock_tables()
+            session.execute(*session.dialect.set_read_only(True))
+            session.adopt_own_history()
+        if ctx.settings.semi_sync:
+            session.semi_sync_as_replica()
+        session.change_source(host, port, ctx.replication, delay)
+        session.start_replication()
+        return "repointed" + (f" (MASTER_DELAY {delay}s kept)" if delay else "")
+
+    outcomes = ctx.parallel(one, targets)
+    ctx.result["repointed"] = {a: (str(v) if isinstance(v, Exception) else v) for a, v in outcomes.items()}
+    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
+    summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
+    if failed:
+        return SoftFailure(f"NOT repointed to {new_primary}: {'; '.join(failed)}" + (f"; {summary}" if summary else ""),
+                           fails_job=True)
+    if not targets:
+        return Skipped("no other server to repoint")
+    return Done(f"replicating from {new_primary} by GTID: {summary}")
+
+
+def open_writes(ctx: HaContext, new_primary: str, demoted: str | None) -> StepOutcome:
+    """read_only=0 on the new primary (after at least one semi-sync replica connected, when semi-sync is
+    on, so its first commits are not stuck); then record it as the cluster's primary (epoch bumped)."""
+    session = ctx.session(new_primary)
+    notes = []
+    if ctx.settings.semi_sync and len(ctx.servers) > 1:
+        clients = session.wait_for_semi_sync_clients(1, SEMI_SYNC_CLIENT_WAIT_SECONDS)
+        notes.append(f"{clients} semi-sync replica(s) connected")
+    was_read_only = session.read_only()
+    if was_read_only:
+        session.set_read_only(False)
+    opened = time.time()
+    if ctx.result.get("freeze_started_at") and "write_freeze_ms" not in ctx.result:
+        ctx.result["write_freeze_ms"] = round((opened - ctx.result["freeze_started_at"]) * 1000, 1)
+    record_primary(ctx, new_primary, demoted)
+    notes.insert(0, f"{new_primary} writable" + ("" if was_read_only else " (it already was)"))
+    notes.append(f"cluster primary recorded, epoch {ctx.result.get('epoch')}")
+    return Done("; ".join(notes))
+
+
+def record_primary(ctx: HaContext, new_primary: str, demoted: str | None) -> None:
+    """The inventory follows: Cluster.primary, a bumped epoch, the event. A server demoted by a switchover
+    is a healthy, read-only replica: it is not fenced (fencing is for servers failed over away from)."""
+    server = ctx.server(new_primary)
+    with transaction.atomic():
+        Cluster.objects.filter(pk=ctx.cluster.pk).update(primary=server, epoch=F("epoch") + 1, updated_at=timezone.now())
+        Server.objects.filter(pk=server.pk).update(fenced=False)
+        if demoted:
+            Server.objects.filter(pk=ctx.server(demoted).pk).update(fenced=False)
+        epoch = Cluster.objects.filter(pk=ctx.cluster.pk).values_list("epoch", flat=True).first()
+        record_event(ctx.cluster.pk, "primary_changed", f"Primary is now {new_primary} (job {ctx.job_id})",
+                     data={"primary": new_primary, "server_id": server.pk, "old_primary": demoted,
+                           "job_id": ctx.job_id, "epoch": epoch})
+    ctx.cluster.primary = server
+    ctx.cluster.epoch = epoch
+    ctx.result["epoch"] = epoch
+
+
+# --- after the switch ------------------------------------------------------------------------------------
+
+
+def restore_max_connections(ctx: HaContext, address: str) -> StepOutcome:
+    original = ctx.result.get("old_primary_max_connections")
+    if not original:
+        return Skipped("max_connections was not changed")
+    session = ctx.session(address)
+    current = int(session.variables()["max_connections"])
+    if current == int(original):
+        return Skipped(f"max_connections is {current} already")
+    kept = session.set_max_connections(int(original))
+    return Done(f"max_connections {current}→{kept} on {address}")
+
+
+def replicas_read_only(ctx: HaContext, primary: str) -> StepOutcome:
+    """read_only=1 (super_read_only on MySQL) on every other reachable server, per `replicas_read_only`."""
+    if not ctx.settings.replicas_read_only:
+        return Skipped("replicas_read_only is off: replicas left as they are")
+
+    def one(address: str) -> str:
+        session = ctx.session(address)
+        if session.read_only() and session.dialect.mariadb:
+            return "already read-only"
+        session.set_read_only(True)
+        return "read_only=1"
+
+    targets = [a for a in ctx.addresses if a != primary]
+    outcomes = ctx.parallel(one, targets)
+    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
+    summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
+    if failed:
+        return SoftFailure(f"could not make read-only: {'; '.join(failed)}", fails_job=True)
+    return Done(summary or "no replica")
+
+
+def seconds(value, default: float) -> float:
+    """A positive, finite number of seconds from a job parameter, else the default."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) and number > 0 else default

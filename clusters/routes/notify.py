@@ -1,0 +1,85 @@
+"""The seam between HA jobs and routes: "the primary is going away" and "here is the new primary".
+
+Jobs call `announce_primary_leaving` and `announce_new_primary`; those ask the routes provider for the
+cluster's routes and apply the plan through each route's registered driver, in parallel. Until the
+routing issue adds a Route model and registers its provider (`set_routes_provider`, e.g. from its app's
+`ready()`), the provider returns no routes and both calls report that there is nothing to tell.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RouteError, RoutePlan, RouteResult
+from clusters.routes.registry import driver_for
+
+log = logging.getLogger(__name__)
+
+RoutesProvider = Callable[[Any], Sequence[Any]]
+
+
+def _no_routes(cluster: Any) -> list[Any]:
+    return []
+
+
+_provider: RoutesProvider = _no_routes
+_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="route")
+
+
+def set_routes_provider(provider: RoutesProvider | None) -> None:
+    """Install the function that lists a cluster's routes (objects with a `kind`); None restores 'none'."""
+    global _provider
+    _provider = provider or _no_routes
+
+
+def cluster_routes(cluster: Any) -> list[Any]:
+    return list(_provider(cluster))
+
+
+def _route_name(route: Any) -> str:
+    return f"{getattr(route, 'kind', '?')}:{getattr(route, 'pk', None) or getattr(route, 'id', None) or '?'}"
+
+
+def apply_route(route: Any, plan: RoutePlan) -> RouteResult:
+    """Apply one route; every failure becomes a RouteResult with ok=False (never raised)."""
+    started = time.monotonic()
+    name = _route_name(route)
+    driver_class = driver_for(getattr(route, "kind", ""))
+    if driver_class is None:
+        return RouteResult(name, False, f"no driver is registered for route kind {getattr(route, 'kind', None)!r}",
+                           permanent=True)
+    try:
+        result = driver_class(route).apply(plan)
+    except RouteError as exc:
+        result = RouteResult(name, False, exc.message, permanent=exc.permanent)
+    except Exception as exc:  # noqa: BLE001 - a broken driver is a stale route, not a failed job
+        log.exception("route %s failed", name)
+        result = RouteResult(name, False, f"driver error: {exc.__class__.__name__}: {exc}")
+    if not result.duration_ms:
+        result = RouteResult(result.route, result.ok, result.detail, result.permanent,
+                             (time.monotonic() - started) * 1000, result.extra)
+    return result
+
+
+def apply_routes(cluster: Any, plan: RoutePlan) -> list[RouteResult]:
+    routes = cluster_routes(cluster)
+    if not routes:
+        return []
+    return list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
+
+
+def announce_primary_leaving(cluster: Any, old_primary: str, *, replicas: Sequence[str] = (), epoch: int = 0,
+                             job_id: int | None = None) -> list[RouteResult]:
+    """Before writes stop on `old_primary`: routes stop sending writes to it (no new primary yet)."""
+    plan = RoutePlan(str(cluster), PRIMARY_LEAVING, None, old_primary, tuple(replicas), epoch, job_id)
+    return apply_routes(cluster, plan)
+
+
+def announce_new_primary(cluster: Any, primary: str, *, old_primary: str | None = None,
+                         replicas: Sequence[str] = (), epoch: int = 0, job_id: int | None = None) -> list[RouteResult]:
+    """Once `primary` takes writes: routes send writes to it and reads to `replicas`."""
+    plan = RoutePlan(str(cluster), PRIMARY_CHANGED, primary, old_primary, tuple(replicas), epoch, job_id)
+    return apply_routes(cluster, plan)

@@ -1,0 +1,77 @@
+"""Planned switchover on a real 3-node semi-sync cluster: two in a row under a writer, every step recorded,
+no acknowledged write lost, one writable primary, replicas replicating read-only."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from clusters.models import Event
+from clusters.providers import LocalSandbox
+from tenants.models import AuditEntry
+from tests.integration.switchover_helpers import (
+    address,
+    assert_one_writable_primary,
+    register_sandbox,
+    restore_sandbox,
+    step,
+    switchover,
+    writer_for,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def semi_sync_sandbox():
+    sandbox = LocalSandbox(f"t-{secrets.token_hex(4)}", 3, semi_sync=True, temporary=True)
+    sandbox.up()
+    yield sandbox
+    sandbox.destroy()
+
+
+@pytest.fixture
+def cluster(semi_sync_sandbox, clean_redis):
+    restore_sandbox(semi_sync_sandbox)
+    registered, _ = register_sandbox(semi_sync_sandbox)
+    yield registered, semi_sync_sandbox
+    restore_sandbox(semi_sync_sandbox)
+
+
+def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster):
+    registered, sandbox = cluster
+    first = sandbox.primary
+    others = [n for n in sandbox.nodes if n != first]
+    writer = writer_for(sandbox).start()
+    try:
+        writer.wait_for_acks(50)
+        there = switchover(registered, candidate=address(sandbox, others[0]))
+        assert there.state == "succeeded", there.result
+        writer.wait_for_acks(50)
+        back = switchover(registered, candidate=address(sandbox, first))
+        assert back.state == "succeeded", back.result
+        writer.wait_for_acks(50)
+    finally:
+        writer.stop()
+    assert there.result["old_primary"] == address(sandbox, first)
+    assert there.result["new_primary"] == address(sandbox, others[0])
+    assert back.result["new_primary"] == address(sandbox, first)
+    assert_one_writable_primary(sandbox, first)
+    sandbox.wait_replicating(primary=first)
+    for node in sandbox.nodes:
+        assert not writer.missing_on(address(sandbox, node)), f"node {node} lacks acknowledged rows"
+    assert all(s["state"] in ("ok", "skipped") for s in there.steps), there.steps
+    assert [s["name"] for s in there.steps][:5] == [
+        "verify_replication_settings", "check_replication", "start_stopped_replicas", "check_long_transactions",
+        "elect_candidate"]
+    assert there.result["gtid"]["old_primary_final"]
+    assert there.result["routes_ok"] is True
+    assert set(there.result["timings_ms"]) == {s["name"] for s in there.steps}
+    registered.refresh_from_db()
+    assert registered.primary.address == address(sandbox, first)
+    assert registered.last_job_id == back.id
+    assert registered.epoch >= 5  # two freezes and two recorded primaries
+    kinds = list(Event.objects.filter(cluster=registered).values_list("kind", flat=True))
+    assert kinds.count("job_finished") == 2 and kinds.count("primary_changed") == 2
+    assert AuditEntry.objects.filter(action="job.switchover", target=f"job:{there.id}", result="succeeded").exists()
+    assert "semi-sync" in step(there, "promote_candidate")["detail"]
