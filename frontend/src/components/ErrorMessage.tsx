@@ -4,8 +4,11 @@ import { ApiError } from "../api/client";
 export function ErrorMessage({ error, title }: { error: unknown; title?: string }) {
   if (!error) return null;
   const apiError = error instanceof ApiError ? error : null;
-  const message = apiError ? apiError.message : error instanceof Error ? error.message : String(error);
-  const fields = apiError ? Object.entries(apiError.fieldErrors) : [];
+  const fields = apiError ? Object.entries(apiError.fieldErrors).filter(([f]) => f !== "non_field_errors") : [];
+  const general = apiError?.fieldErrors.non_field_errors ?? [];
+  let message = apiError ? apiError.message : error instanceof Error ? error.message : String(error);
+  // A 400's detail repeats every field message; list them once instead.
+  if (fields.length > 0) message = general.length ? general.join(" ") : "Some values were not accepted:";
   return (
     <div className="alert alert-error" role="alert">
       {title && <strong className="alert-title">{title}</strong>}
@@ -22,7 +25,7 @@ export function ErrorMessage({ error, title }: { error: unknown; title?: string 
           ))}
         </ul>
       )}
-      {fields.length > 1 && (
+      {fields.length > 0 && (
         <ul className="field-errors">
           {fields.map(([field, messages]) => (
             <li key={field}>

@@ -54,13 +54,15 @@ export function toFormValue(kind: FieldKind, value: unknown): string | boolean {
   return value === null || value === undefined ? "" : String(value);
 }
 
-/** The API value of a form value: numbers as numbers, lists split, empty text as null. */
-export function fromFormValue(kind: FieldKind, value: string | boolean): unknown {
+/** The API value of a form value: numbers as numbers, lists split; empty text keeps the original's type
+ * ("" for a string setting, null for one that was null). */
+export function fromFormValue(kind: FieldKind, value: string | boolean, original?: unknown): unknown {
   if (kind === "boolean") return Boolean(value);
   const text = String(value).trim();
   if (kind === "number") return text === "" ? null : Number(text);
   if (kind === "list") return text === "" ? [] : text.split(",").map((s) => s.trim()).filter(Boolean);
-  return text === "" ? null : text;
+  if (text === "") return typeof original === "string" ? "" : null;
+  return text;
 }
 
 /** Only what changed, so a PATCH never rewrites settings the user did not touch. */
@@ -68,7 +70,7 @@ export function changedSettings(original: Record<string, unknown>, form: Record<
   const out: Record<string, unknown> = {};
   for (const [key, formValue] of Object.entries(form)) {
     const meta = metaFor(key, original[key]);
-    const next = fromFormValue(meta.kind, formValue);
+    const next = fromFormValue(meta.kind, formValue, original[key]);
     if (JSON.stringify(next) !== JSON.stringify(original[key] ?? (meta.kind === "list" ? [] : null))) out[key] = next;
   }
   return out;
