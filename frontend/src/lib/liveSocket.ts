@@ -26,7 +26,8 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 15_000, factor: 2, jitter: 0.3 };
+// Capped low: after a server restart the page should be live again within seconds.
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 8_000, factor: 1.8, jitter: 0.3 };
 
 /** Close codes the server uses for "not signed in", "not allowed", "not found": reconnecting cannot help. */
 export const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);

@@ -36,7 +36,7 @@ export function JobDetail() {
   return (
     <section className="panel">
       <nav className="breadcrumb" aria-label="Job">
-        <Link to="..">All jobs</Link>
+        <Link to=".." relative="path">All jobs</Link>
       </nav>
       <div className="panel-head">
         <h2>
