@@ -78,6 +78,8 @@ export function ClustersPage() {
   useEffect(() => {
     void load();
   }, [load]);
+  const loadRef = useRef(load);
+  loadRef.current = load;
 
   useEffect(() => {
     const socket = new LiveSocket({
@@ -96,7 +98,7 @@ export function ClustersPage() {
       onStatus: (status, info) =>
         setLink((cur) => ({ status, retryAt: info.retryInMs !== undefined ? Date.now() + info.retryInMs : null, everConnected: cur.everConnected || status === "open" })),
       onOpen: (reconnected) => {
-        if (reconnected) void load();
+        if (reconnected) void loadRef.current();
       },
     });
     socketRef.current = socket;
@@ -107,8 +109,7 @@ export function ClustersPage() {
       timers.forEach((t) => clearTimeout(t));
       timers.clear();
     };
-    // The socket lives as long as the page; `load` changes with the page number only.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // One socket for the page's lifetime (not one per page number); a reconnect reloads the list.
   }, []);
 
   return (

@@ -25,7 +25,7 @@ export function JobDetail() {
     return () => {
       cancelled = true;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Refetched when the job changes or the live link first comes up; `live` itself changes every render.
   }, [jobId, live.link.everConnected]);
 
   const job = liveJob ?? fetched;
