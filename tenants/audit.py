@@ -120,7 +120,8 @@ def _request_parameters(request) -> dict:
 
 
 def _target_label(obj) -> str:
-    return f"{obj.__class__.__name__.lower()}:{obj.pk}"
+    """`<kind>:<id>`: the model's `audit_kind` when it has one (ApiToken: "token"), else its model name."""
+    return f"{getattr(obj, 'audit_kind', obj._meta.model_name)}:{obj.pk}"
 
 
 def audit_request(request, view, response) -> AuditEntry | None:

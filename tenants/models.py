@@ -107,6 +107,8 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    audit_kind = "token"  # audit targets read token:<id>, as the API path does
+
     def __str__(self) -> str:
         return f"dbp_{self.key}_…"
 

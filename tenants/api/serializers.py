@@ -7,6 +7,9 @@ from rest_framework import serializers
 from tenants.access import CLUSTER_PERMISSIONS
 from tenants.models import ApiToken, AuditEntry, Membership, Role, Team, TokenScope
 
+# Ids named in a body: bounded like the database's 64-bit keys, so a huge number is a 400, not an overflow.
+MAX_ID = 2**63 - 1
+
 
 class TeamSerializer(serializers.ModelSerializer):
     tenant = serializers.IntegerField(source="tenant_id", read_only=True)
@@ -24,7 +27,8 @@ class TeamSerializer(serializers.ModelSerializer):
 
 class TeamCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63)
-    tenant = serializers.IntegerField(required=False, help_text="the tenant (default: the one you administer)")
+    tenant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                      help_text="the tenant (default: the one you administer)")
 
 
 class TeamRenameSerializer(serializers.Serializer):
@@ -62,7 +66,7 @@ class MemberRoleSerializer(serializers.Serializer):
 
 
 class GrantSerializer(serializers.Serializer):
-    cluster = serializers.IntegerField()
+    cluster = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     cluster_name = serializers.CharField(read_only=True)
     permissions = serializers.ListField(
         child=serializers.ChoiceField(choices=CLUSTER_PERMISSIONS), allow_empty=False,
@@ -95,7 +99,8 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    team = serializers.IntegerField(required=False, help_text="the team (default: your only manageable team)")
+    team = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                    help_text="the team (default: your only manageable team)")
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -104,7 +109,7 @@ class TokenCreateSerializer(serializers.Serializer):
         help_text='client networks the token may be used from, as CIDRs (e.g. ["192.0.2.0/24"]); empty: any',
     )
     clusters = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=500,
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, default=list, max_length=500,
         help_text="restrict the token to these clusters of the team (empty: all the team's clusters)",
     )
 

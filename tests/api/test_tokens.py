@@ -112,6 +112,8 @@ def test_bad_token_requests_are_a_clear_400(world):
     scope = post(alice, "/api/v1/tokens/", {"team": world.team_a.id, "scope": "root"})
     assert scope.status_code == 400 and scope.json()["code"] == "invalid"
     assert post(alice, "/api/v1/tokens/", {"team": "ops"}).status_code == 400
+    huge = post(alice, "/api/v1/tokens/", {"team": world.team_a.id, "clusters": [2**70]})
+    assert huge.status_code == 400, "an id beyond 64 bits is bad input, not a database overflow"
 
 
 def test_last_used_is_written_at_most_once_a_minute(world):

@@ -1,0 +1,115 @@
+"""Schemathesis against /api/schema/: requests generated from the OpenAPI schema (valid and invalid ones),
+sent with a valid team admin token, must never get a 5xx.
+
+Bounded in time: DBPILOT_SCHEMATHESIS_SECONDS (default 45) for the whole run, shared evenly among the
+operations (one that is slow cannot starve the others); at most DBPILOT_SCHEMATHESIS_EXAMPLES (default
+15) examples per operation and generation mode. Every example runs inside a
+savepoint that is rolled back, so each starts from the same world (a DELETE cannot starve the rest).
+Generated server addresses can only reach loopback: the allowlist is narrowed to it and host names
+other than IP literals and localhost do not resolve (no DNS query leaves the machine).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import time
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis.errors import Unsatisfiable
+
+pytestmark = pytest.mark.django_db
+
+BUDGET_SECONDS = float(os.environ.get("DBPILOT_SCHEMATHESIS_SECONDS", "45"))
+EXAMPLES = int(os.environ.get("DBPILOT_SCHEMATHESIS_EXAMPLES", "15"))
+
+
+@pytest.fixture
+def loopback_only(settings, monkeypatch):
+    settings.DBPILOT_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        try:
+            ipaddress.ip_address(name)
+        except (TypeError, ValueError):
+            if name not in ("localhost", None):
+                raise socket.gaierror(socket.EAI_NONAME, "name resolution is off in this test") from None
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def wsgi_in_test_transaction():
+    """Django's WSGI handler closes the database connection around each request (as the test client
+    does not); keep the test's connection, and its transaction, open while schemathesis calls the app."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def fuzz(operation, mode, deadline: float, headers: dict, failures: list[str]) -> tuple[int, bool]:
+    """Send up to EXAMPLES generated requests for one operation until `deadline`.
+    Returns (requests sent, whether the deadline cut it short); 5xx answers go to `failures`."""
+    sent, cut_short = 0, False
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def run(case):
+        nonlocal sent, cut_short
+        if time.monotonic() > deadline:
+            cut_short = True
+            return
+        with transaction.atomic():
+            response = case.call(headers=headers)
+            transaction.set_rollback(True)
+        sent += 1
+        if response.status_code >= 500:
+            failures.append(f"{operation.label} ({mode.value}): {response.status_code} "
+                            f"{response.text[:200]!r}\n    {case.as_curl_command(headers=headers)}")
+
+    try:
+        run()
+    except Unsatisfiable:  # e.g. no invalid request exists for an operation without inputs
+        pass
+    return sent, cut_short
+
+
+def test_generated_requests_never_get_a_server_error(world, loopback_only, wsgi_in_test_transaction):
+    import schemathesis
+    from schemathesis.generation import GenerationMode
+
+    from controlplane.wsgi import application
+
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20, "the schema lists the API's operations"
+    headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    failures: list[str] = []
+    calls, cut_short = 0, set()
+    started = time.monotonic()
+    for index, operation in enumerate(operations):
+        # Operation i may run until its share of the budget, plus whatever earlier ones left unused.
+        deadline = started + BUDGET_SECONDS * (index + 1) / len(operations)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            sent, cut = fuzz(operation, mode, deadline, headers, failures)
+            calls += sent
+            if cut:
+                cut_short.add(operation.label)
+
+    elapsed = time.monotonic() - started
+    print(f"\nschemathesis: {calls} requests over {len(operations)} operations in {elapsed:.1f} s"
+          + (f"; the time budget cut {len(cut_short)} operations short" if cut_short else ""))
+    assert calls > len(operations), "every operation got requests"
+    assert not failures, f"{len(failures)} server errors:\n  " + "\n  ".join(dict.fromkeys(failures))
