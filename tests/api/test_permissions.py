@@ -399,3 +399,51 @@ def test_websocket_routes(row, world, websocket_in_test_transaction):
             problems.append(f"{who}: expected {wanted}, got {outcome}")
         problems += [f"{who}: {p}" for p in received]
     assert not problems, f"{row.route}:\n  " + "\n  ".join(problems)
+
+
+def _ws_connect(path: str, headers) -> tuple[bool, object]:
+    from controlplane.asgi import application
+
+    async def connect():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, detail = await communicator.connect(timeout=5)
+        if connected:
+            await communicator.disconnect()
+        return connected, detail
+
+    return async_to_sync(connect)()
+
+
+def test_a_session_socket_from_another_site_is_refused(world, websocket_in_test_transaction):
+    cookie = world.ws_headers("alice")
+    assert _ws_connect("/ws/events/", cookie + [(b"origin", b"https://evil.example")]) == (False, 4401)
+    assert _ws_connect("/ws/events/", cookie + [(b"origin", b"http://localhost:8000")])[0] is True
+
+
+def test_a_token_in_the_websocket_url_is_ignored(world, websocket_in_test_transaction):
+    assert _ws_connect(f"/ws/events/?token={world.tokens['admin']}", []) == (False, 4401)
+
+
+def test_a_socket_stops_when_the_grant_is_revoked(world, websocket_in_test_transaction, monkeypatch):
+    from channels.db import database_sync_to_async
+
+    import clusters.consumers
+    from clusters.consumers import cluster_group
+    from controlplane.asgi import application
+    from tenants.services import revoke_cluster
+
+    monkeypatch.setattr(clusters.consumers, "RECHECK_SECONDS", 0.0)
+    cluster_id = world.cluster_x.id
+    headers = world.ws_headers("bob")
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, f"/ws/clusters/{cluster_id}/", headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        await communicator.receive_json_from()  # the topology snapshot
+        await database_sync_to_async(revoke_cluster)(world.team_a, world.cluster_x)
+        event = {"type": "cluster.message", "cluster_id": cluster_id, "payload": {"type": "event", "message": "after"}}
+        await get_channel_layer().group_send(cluster_group(cluster_id), event)
+        return await communicator.receive_output(timeout=3)
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
