@@ -70,7 +70,7 @@ class Writer:
         self.unknown: list[int] = []
         self.errors: Counter[str] = Counter()
         self._next_id = 1
-        self._conn: pymysql.connections.Connection | None = None
+        self._conns: dict[str, pymysql.connections.Connection] = {}  # one kept per server, reconnected when broken
         self._server: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,13 +84,17 @@ class Writer:
                                autocommit=True, connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
                                write_timeout=self.read_timeout)
 
-    def _drop(self) -> None:
-        if self._conn is not None:
+    def _drop(self, address: str) -> None:
+        conn = self._conns.pop(address, None)
+        if conn is not None:
             try:
-                self._conn.close()
+                conn.close()
             except Exception:  # noqa: BLE001 - it is broken already
                 pass
-        self._conn = None
+
+    def _drop_all(self) -> None:
+        for address in list(self._conns):
+            self._drop(address)
 
     def _candidates(self) -> list[str]:
         if self.fixed:
@@ -115,27 +119,32 @@ class Writer:
     # --- writing --------------------------------------------------------------------------------------
 
     def _insert(self, row_id: int) -> str:
-        """Try one insert, following the writable server; returns the server that acknowledged it."""
+        """Try one insert, following the writable server; returns the server that acknowledged it.
+
+        The server that took the last insert is tried first, then the others; a refused insert (read-only)
+        keeps its connection, a broken one is dropped and opened again on the next try."""
         while not self._stop.is_set():
-            for address in ([self._server] if self._conn is not None else self._candidates()):
+            for address in self._candidates():
+                conn = self._conns.get(address)
                 try:
-                    if self._conn is None:
-                        self._conn = self._connect(address)
-                        self._server = address
-                    with self._conn.cursor() as cursor:
+                    if conn is None:
+                        conn = self._conns[address] = self._connect(address)
+                    with conn.cursor() as cursor:
                         cursor.execute(f"INSERT INTO `{self.table}` (id, written_at, server) VALUES (%s, %s, %s)",
                                        (row_id, time.time(), address))
+                    self._server = address
                     return address
                 except pymysql.MySQLError as exc:
                     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
                     self.errors[f"{code}"] += 1
-                    connected = self._conn is not None
-                    self._drop()
-                    if connected and code not in _NOT_COMMITTED:
-                        # Lost while in flight: it may have committed. Never reuse the id.
-                        with self._lock:
-                            self.unknown.append(row_id)
-                        raise _Unknown() from exc
+                    if not (0 < code < 2000) or code == 1927:
+                        self._drop(address)
+                    if address in self._conns or conn is None or code in _NOT_COMMITTED:
+                        continue  # refused (read-only...) or never connected: it did not commit
+                    # Lost while in flight: it may have committed. Never reuse the id.
+                    with self._lock:
+                        self.unknown.append(row_id)
+                    raise _Unknown() from exc
             time.sleep(self.retry_pause)
         raise _Stopped()
 
@@ -158,7 +167,7 @@ class Writer:
                 time.sleep(delay)
             else:
                 due = time.monotonic()  # behind (a write gap): carry on at the rate, no burst
-        self._drop()
+        self._drop_all()
 
     def start(self) -> Writer:
         self.ensure_table()

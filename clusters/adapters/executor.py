@@ -78,8 +78,10 @@ class Dialect:
     def stop_replication(self) -> str:
         return "STOP REPLICA" if self._mysql_replica_words else "STOP SLAVE"
 
-    def start_replication(self) -> str:
-        return "START REPLICA" if self._mysql_replica_words else "START SLAVE"
+    def start_replication(self, thread: str = "") -> str:
+        """Both threads, or only `IO_THREAD` / `SQL_THREAD`."""
+        verb = "START REPLICA" if self._mysql_replica_words else "START SLAVE"
+        return f"{verb} {thread}".strip()
 
     def reset_replication_all(self) -> str:
         """Forget the source entirely (never RESET MASTER: the binary log and GTID history stay)."""
@@ -144,8 +146,17 @@ class Dialect:
 
     def semi_sync_as_replica(self) -> list[str]:
         """The slave side on (read when the IO thread starts), the master side off."""
-        source, replica, _ = self._semi_sync_names()
-        return [f"SET GLOBAL {source}_enabled=0", f"SET GLOBAL {replica}_enabled=1"]
+        return self.semi_sync_replica_side() + self.semi_sync_source_off()
+
+    def semi_sync_replica_side(self) -> list[str]:
+        _, replica, _ = self._semi_sync_names()
+        return [f"SET GLOBAL {replica}_enabled=1"]
+
+    def semi_sync_source_off(self) -> list[str]:
+        """Must be off before the SQL thread applies anything: a replica's binlogged commits would
+        otherwise wait for acknowledgements from replicas it does not have."""
+        source, _, _ = self._semi_sync_names()
+        return [f"SET GLOBAL {source}_enabled=0"]
 
     def semi_sync_clients(self) -> str:
         source = "Rpl_semi_sync_source_clients" if self._mysql_semi_sync_source_words else "Rpl_semi_sync_master_clients"
@@ -199,11 +210,16 @@ class ServerSession:
         self._conn: pymysql.connections.Connection | None = None
         self.dialect = Dialect()
         self.performance_schema = False
-        self.lock = threading.Lock()  # for callers that share a session between threads
+        # Statements from several threads (a background START SLAVE SQL_THREAD, the next step) take turns.
+        self.lock = threading.RLock()
 
     # --- connection -----------------------------------------------------------------------------------
 
     def open(self) -> ServerSession:
+        with self.lock:
+            return self._open_locked()
+
+    def _open_locked(self) -> ServerSession:
         if self._conn is not None:
             return self
         conn = connect(self.address, self.credentials, self.options)
@@ -233,18 +249,23 @@ class ServerSession:
     @contextlib.contextmanager
     def read_timeout(self, seconds: float):
         """Let one statement (a bounded wait) run longer than the session's read timeout."""
-        self.open()
-        sock: socket.socket | None = getattr(self._conn, "_sock", None)
-        previous = self.options.read_timeout
-        if sock is not None:
-            sock.settimeout(seconds)
-        try:
-            yield
-        finally:
-            if sock is not None and self._conn is not None and getattr(self._conn, "_sock", None) is sock:
-                sock.settimeout(previous)
+        with self.lock:
+            self.open()
+            sock: socket.socket | None = getattr(self._conn, "_sock", None)
+            previous = self.options.read_timeout
+            if sock is not None:
+                sock.settimeout(seconds)
+            try:
+                yield
+            finally:
+                if sock is not None and self._conn is not None and getattr(self._conn, "_sock", None) is sock:
+                    sock.settimeout(previous)
 
     def _run(self, statement: str, args: tuple | None = None) -> list[dict]:
+        with self.lock:
+            return self._run_locked(statement, args)
+
+    def _run_locked(self, statement: str, args: tuple | None) -> list[dict]:
         self.open()
         try:
             with self._conn.cursor() as cursor:  # type: ignore[union-attr]
@@ -373,8 +394,8 @@ class ServerSession:
     def stop_replication(self) -> None:
         self._run(self.dialect.stop_replication())
 
-    def start_replication(self) -> None:
-        self._run(self.dialect.start_replication())
+    def start_replication(self, thread: str = "") -> None:
+        self._run(self.dialect.start_replication(thread))
 
     def reset_replication_all(self) -> None:
         self._run(self.dialect.reset_replication_all())

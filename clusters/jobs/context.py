@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.db.models import F
@@ -60,6 +60,9 @@ class HaContext:
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}")
         self.probes: dict[str, ProbeResult] = {}
         self.topology: Topology | None = None
+        # In-memory only (a resumed job re-checks the servers instead): what this worker already did.
+        self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
+        self.background: dict[str, Future] = {}  # SQL threads being started while writes open
 
     # --- servers --------------------------------------------------------------------------------------
 

@@ -283,7 +283,8 @@ class _Runner:
         started = time.monotonic()
         note = f"resumed (attempt {self.job.attempts})" if first_after_resume else ""
         s.mark(self.records, spec.name, s.RUNNING, _now_iso(), note)
-        self._submit()
+        if not spec.quiet:
+            self._submit()
 
         def took() -> None:
             self.result["timings_ms"][spec.name] = round((time.monotonic() - started) * 1000, 1)
@@ -319,7 +320,8 @@ class _Runner:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome.detail, **outcome.extra)
         else:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome or "")
-        self._submit()
+        if not spec.quiet:
+            self._submit()
         return None
 
     def _abort(self, step: str, reason: str) -> str | None:

@@ -133,12 +133,16 @@ def _freeze(session: ServerSession, lowered: int) -> int:
     return kept
 
 
-def reject_writes(ctx: HaContext, address: str) -> StepOutcome:
+def reject_writes(ctx: HaContext, address: str, successor: str | None = None) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
     FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Sessions not
     in a write transaction are killed at once; those in one get `switchover_wait_kill_ms` to end, then are
     killed too (also when they block the freeze). Replication threads and dbpilot's own are never killed.
-    Records the primary's final GTID position."""
+    Records the primary's final GTID position.
+
+    With a `successor`, the primary is first pointed at it as an inert (never started) replication source,
+    so the frozen window does not wait for that CHANGE MASTER (it creates relay log files: tens of ms);
+    an abort removes it again (RESET SLAVE ALL)."""
     freeze = ctx.session(address, FREEZE_SESSION)
     killer = ctx.session(address, KILL_SESSION)
     variables = freeze.variables()
@@ -148,6 +152,13 @@ def reject_writes(ctx: HaContext, address: str) -> StepOutcome:
     freeze.flush_tables_quietly()  # so the FLUSH TABLES WITH READ LOCK below takes a millisecond
     ctx.bump_epoch()
     ctx.result["writes_rejected"] = True  # set first: an abort after a partial freeze restores writes
+    if successor is not None:
+        status = ctx.session(address).replication_status()
+        host, port = ctx.host_port(successor)
+        if status is None or not (_points_at(status, host, port) and _by_gtid(status)):
+            if status is not None and _replicating(status):
+                raise StepFailed(f"{address} replicates from {status.get('Master_Host')}: it is not a primary")
+            ctx.session(address).change_source(host, port, ctx.replication, 0)
     started = time.monotonic()
     ctx.result["freeze_started_at"] = time.time()
     deadline = started + ctx.settings.switchover_wait_kill_ms / 1000
@@ -183,29 +194,6 @@ def reject_writes(ctx: HaContext, address: str) -> StepOutcome:
         parts.append(f"killed {len(killed_writing)} session(s) still writing after "
                      f"{ctx.settings.switchover_wait_kill_ms} ms")
     return Done("; ".join(parts))
-
-
-def restore_writes(ctx: HaContext, address: str, other: str | None) -> str:
-    """Undo `reject_writes` on `address` (an aborted switchover), unless `other` took writes meanwhile."""
-    if other:
-        try:
-            candidate = ctx.session(other)
-            if not candidate.read_only() or candidate.replication_status() is None:
-                return f"{address} left read-only: {other} is no longer a read-only replica (two writable servers must never exist)"
-        except ServerError as exc:
-            return f"{address} left read-only: cannot tell whether {other} took writes ({exc})"
-    session = ctx.session(address, FREEZE_SESSION)
-    session.unlock_tables()
-    original = ctx.result.get("old_primary_max_connections")
-    if original:
-        session.set_max_connections(int(original))
-    session.set_read_only(False)
-    ctx.result["writes_rejected"] = False
-    ctx.bump_epoch()
-    return f"writes restored on {address} (read_only=0" + (f", max_connections {original}" if original else "") + ")"
-
-
-# --- catching up and promoting ---------------------------------------------------------------------------
 
 
 def wait_for_position(ctx: HaContext, address: str, position: str, timeout: float) -> StepOutcome:
@@ -245,7 +233,7 @@ def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
     return Done(f"started replication on {', '.join(started)}")
 
 
-def promote(ctx: HaContext, candidate: str) -> StepOutcome:
+def promote(ctx: HaContext, candidate: str) -> str:
     """STOP SLAVE; RESET SLAVE ALL on the candidate (never RESET MASTER); the semi-sync master side on it.
     Writes stay off (read_only) until the replicas follow it."""
     session = ctx.session(candidate)
@@ -262,36 +250,78 @@ def promote(ctx: HaContext, candidate: str) -> StepOutcome:
         done.append(f"semi-sync master side on (AFTER_SYNC, on timeout: {ctx.settings.semi_sync_on_timeout})")
     ctx.result["promoted"] = True
     _gtid(ctx)["new_primary_at_promotion"] = session.executed_gtids()
-    return Done("; ".join(done))
+    return "; ".join(done)
 
 
-def repoint(ctx: HaContext, new_primary: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
-    """Make every target replicate from `new_primary` by GTID (1 s retry and heartbeat, MASTER_DELAY kept),
-    in parallel. The demoted primary first takes its own history as its slave position and releases the
-    freeze lock. Semi-sync: the slave side on each replica before its IO thread starts."""
+def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str | None = None) -> str:
+    """Point `address` at `new_primary` by GTID (1 s retry and heartbeat, MASTER_DELAY kept) without
+    starting it. The demoted primary first releases the freeze lock and takes its own history as its
+    slave position. Semi-sync: the slave side on before its IO thread starts."""
     host, port = ctx.host_port(new_primary)
-
-    def one(address: str) -> str:
-        session = ctx.session(address)
-        status = session.replication_status()
-        if status is not None and _points_at(status, host, port) and _replicating(status) and _by_gtid(status):
-            return "already replicating from it"
-        delay = int(status.get("SQL_Delay") or 0) if status else 0
-        if status is not None:
-            session.stop_replication()
-        if address == demoted:
-            if ctx.has_session(address, FREEZE_SESSION):
-                ctx.session(address, FREEZE_SESSION).unlock_tables()
-            session.execute(*session.dialect.set_read_only(True))
-            session.adopt_own_history()
-        if ctx.settings.semi_sync:
-            session.semi_sync_as_replica()
+    session = ctx.session(address)
+    status = session.replication_status()
+    pointed = status is not None and _points_at(status, host, port) and _by_gtid(status)
+    if pointed and _replicating(status):
+        return "already replicating from it"
+    delay = int(status.get("SQL_Delay") or 0) if status else 0
+    if status is not None and not pointed:
+        session.stop_replication()
+    if address == demoted:
+        if ctx.has_session(address, FREEZE_SESSION):
+            ctx.session(address, FREEZE_SESSION).unlock_tables()
+        session.adopt_own_history()
+    if ctx.settings.semi_sync:
+        session.execute(*session.dialect.semi_sync_replica_side())  # the master side goes off in start_replicas
+    if not pointed:
         session.change_source(host, port, ctx.replication, delay)
-        session.start_replication()
-        return "repointed" + (f" (MASTER_DELAY {delay}s kept)" if delay else "")
+    ctx.prepared.add((address, new_primary))
+    return ("own history as its slave position, " if address == demoted else "") + "pointed at it" + (
+        f" (MASTER_DELAY {delay}s kept)" if delay else "")
+
+
+def promote_and_prepare(ctx: HaContext, candidate: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
+    """Promote the candidate while, in parallel, every target stops replicating and is pointed at it
+    (not started yet: `start_replicas` does that once the candidate's semi-sync master side is on)."""
+    ctx.result["repoint_prepared"] = list(targets)
+    pending = {a: ctx.submit(prepare_repoint, ctx, candidate, a, demoted) for a in targets}
+    try:
+        detail = promote(ctx, candidate)
+    finally:
+        prepared = {}
+        for address, future in pending.items():
+            try:
+                prepared[address] = future.result()
+            except Exception as exc:  # noqa: BLE001 - start_replicas tries again and reports
+                prepared[address] = exc
+        ctx.result["repointed"] = {a: str(v) for a, v in prepared.items()}
+    notes = ", ".join(f"{a} {v}" for a, v in prepared.items() if not isinstance(v, Exception))
+    failed = "; ".join(f"{a}: {v}" for a, v in prepared.items() if isinstance(v, Exception))
+    return Done(detail + (f"; meanwhile {notes}" if notes else "") + (f"; NOT prepared: {failed}" if failed else ""))
+
+
+def _start_applying(ctx: HaContext, session: ServerSession) -> None:
+    """The semi-sync master side off (a former primary has it on), then the SQL thread."""
+    if ctx.settings.semi_sync:
+        session.execute(*session.dialect.semi_sync_source_off())
+    session.start_replication("SQL_THREAD")
+
+
+def start_replicas(ctx: HaContext, new_primary: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
+    """Repoint the targets not prepared yet, start their IO threads (what semi-sync needs before writes
+    open) and start their SQL threads in the background (`verify_replication` waits for those)."""
+    def one(address: str) -> str:
+        note = ""
+        if (address, new_primary) not in ctx.prepared:
+            note = prepare_repoint(ctx, new_primary, address, demoted)
+            if note == "already replicating from it":
+                return note
+        session = ctx.session(address)
+        session.start_replication("IO_THREAD")
+        ctx.background[address] = ctx.submit(_start_applying, ctx, session)
+        return "IO thread started" + (f" ({note})" if note else "")
 
     outcomes = ctx.parallel(one, targets)
-    ctx.result["repointed"] = {a: (str(v) if isinstance(v, Exception) else v) for a, v in outcomes.items()}
+    ctx.result["repointed"] = {a: str(v) for a, v in outcomes.items()}
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
     summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
     if failed:
@@ -300,6 +330,44 @@ def repoint(ctx: HaContext, new_primary: str, targets: list[str], demoted: str |
     if not targets:
         return Skipped("no other server to repoint")
     return Done(f"replicating from {new_primary} by GTID: {summary}")
+
+
+def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout: float = 10.0) -> StepOutcome:
+    """Every target replicates from `primary` with IO and SQL threads running (bounded wait); a SQL
+    thread that a resumed job never started is started here (after the semi-sync master side is off)."""
+    for address, future in list(ctx.background.items()):
+        try:
+            future.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - seen in the status below
+            log.warning("job %s: starting the SQL thread on %s: %s", ctx.job_id, address, exc)
+    host, port = ctx.host_port(primary)
+    deadline = time.monotonic() + timeout
+
+    def one(address: str) -> str:
+        session = ctx.session(address)
+        started = False
+        while True:
+            status = session.replication_status()
+            if status is None or not _points_at(status, host, port):
+                raise RuntimeError(f"does not replicate from {primary}")
+            if _replicating(status):
+                return "IO and SQL running"
+            if status.get("Slave_SQL_Running") == "No" and not status.get("Last_SQL_Errno") and not started:
+                _start_applying(ctx, session)
+                started = True
+            if time.monotonic() > deadline:
+                error = status.get("Last_IO_Error") or status.get("Last_SQL_Error") or ""
+                raise RuntimeError(f"IO {status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')}"
+                                   + (f": {error}" if error else ""))
+            time.sleep(0.05)
+
+    outcomes = ctx.parallel(one, targets)
+    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
+    if failed:
+        return SoftFailure(f"not replicating from {primary}: {'; '.join(failed)}", fails_job=True)
+    if not targets:
+        return Skipped("no replica")
+    return Done(f"{len(targets)} replica(s) replicating from {primary} with IO and SQL running")
 
 
 def open_writes(ctx: HaContext, new_primary: str, demoted: str | None) -> StepOutcome:
@@ -314,12 +382,62 @@ def open_writes(ctx: HaContext, new_primary: str, demoted: str | None) -> StepOu
     if was_read_only:
         session.set_read_only(False)
     opened = time.time()
+    ctx.result["writes_opened"] = True
     if ctx.result.get("freeze_started_at") and "write_freeze_ms" not in ctx.result:
         ctx.result["write_freeze_ms"] = round((opened - ctx.result["freeze_started_at"]) * 1000, 1)
     record_primary(ctx, new_primary, demoted)
     notes.insert(0, f"{new_primary} writable" + ("" if was_read_only else " (it already was)"))
     notes.append(f"cluster primary recorded, epoch {ctx.result.get('epoch')}")
     return Done("; ".join(notes))
+
+
+def restore_primary(ctx: HaContext, old_primary: str) -> str:
+    """Undo a switchover that did not open writes elsewhere: every other server follows `old_primary`
+    again, which gets its writes back (read_only=0, max_connections restored). Refused (the old primary
+    stays read-only) when another server is writable: two writable servers must never exist."""
+    others = [a for a in ctx.addresses if a != old_primary and a not in (ctx.result.get("unreachable") or [])]
+    for address in others:
+        try:
+            if not ctx.session(address).read_only():
+                return f"{old_primary} left read-only: {address} is writable (two writable servers must never exist)"
+        except ServerError as exc:
+            return f"{old_primary} left read-only: cannot tell whether {address} is writable ({exc})"
+    notes = []
+    old = ctx.session(old_primary)
+    if old.replication_status() is not None:
+        old.stop_replication()
+        old.reset_replication_all()
+        notes.append(f"{old_primary}'s new replication configuration removed")
+
+    def follow(address: str) -> str:
+        note = prepare_repoint(ctx, old_primary, address)
+        if note != "already replicating from it":
+            session = ctx.session(address)
+            if ctx.settings.semi_sync:
+                session.execute(*session.dialect.semi_sync_source_off())
+            session.start_replication()
+        return note
+
+    outcomes = ctx.parallel(follow, others)
+    moved = [a for a, v in outcomes.items() if isinstance(v, str) and v != "already replicating from it"]
+    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
+    if moved:
+        notes.append(f"{', '.join(moved)} replicate from {old_primary} again")
+    if failed:
+        notes.append(f"could not repoint back: {'; '.join(failed)}")
+    if ctx.has_session(old_primary, FREEZE_SESSION):
+        ctx.session(old_primary, FREEZE_SESSION).unlock_tables()
+    original = ctx.result.get("old_primary_max_connections")
+    if original:
+        old.set_max_connections(int(original))
+    if ctx.settings.semi_sync:
+        old.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
+    old.set_read_only(False)
+    ctx.result["writes_rejected"] = False
+    ctx.bump_epoch()
+    notes.insert(0, f"writes restored on {old_primary} (read_only=0"
+                 + (f", max_connections {original}" if original else "") + ")")
+    return "; ".join(notes)
 
 
 def record_primary(ctx: HaContext, new_primary: str, demoted: str | None) -> None:

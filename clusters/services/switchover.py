@@ -250,32 +250,34 @@ def wait_candidate_catchup(ctx: HaContext):
     return ha.wait_for_position(ctx, ctx.result["new_primary"], final, timeout)
 
 
-def repoint_replicas(ctx: HaContext):
-    new, old = ctx.result["new_primary"], ctx.result["old_primary"]
+def _targets(ctx: HaContext) -> list[str]:
+    """The servers that follow the new primary: all others that were reachable when it was elected."""
     unreachable = ctx.result.get("unreachable") or []
-    targets = [a for a in ctx.addresses if a != new and a not in unreachable]
-    outcome = ha.repoint(ctx, new, targets, demoted=old)
+    return [a for a in ctx.addresses if a != ctx.result["new_primary"] and a not in unreachable]
+
+
+def promote_candidate(ctx: HaContext):
+    return ha.promote_and_prepare(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
+
+
+def repoint_replicas(ctx: HaContext):
+    outcome = ha.start_replicas(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
+    unreachable = ctx.result.get("unreachable") or []
     if unreachable and isinstance(outcome, Done):
         return Done(outcome.detail + f"; NOT repointed (unreachable): {', '.join(unreachable)}")
     return outcome
 
 
 def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
-    """Leave the cluster safe after a failed or refused step: before promotion, give writes back to the
-    old primary (unless the candidate took them); after it, never reopen the old primary."""
-    old, new = ctx.result.get("old_primary"), ctx.result.get("new_primary")
-    if ctx.result.get("promoted"):
-        try:
-            writable = not ctx.session(new).read_only()
-        except Exception as exc:  # noqa: BLE001
-            return f"{new} was promoted but cannot be checked ({exc}); {old} stays read-only"
-        if writable:
-            return None
-        return (f"{new} was promoted but is not writable yet; {old} stays read-only: no server takes writes "
-                "until the switchover is finished by hand")
+    """Leave the cluster safe after a failed or refused step. Until the new primary took writes, the old
+    one gets them back and the others follow it again (unless some other server is writable); once the
+    new primary is writable, the old primary is never reopened."""
+    old = ctx.result.get("old_primary")
+    if ctx.result.get("writes_opened"):
+        return None
     notes = []
     if ctx.result.get("writes_rejected") and old:
-        notes.append(ha.restore_writes(ctx, old, new))
+        notes.append(ha.restore_primary(ctx, old))
     if ctx.result.get("routes_told_leaving") and old and not ctx.result.get("writes_rejected"):
         results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
                                        epoch=ctx.cluster.epoch, job_id=ctx.job_id)
@@ -296,18 +298,21 @@ PLAN = register_plan(Plan(
         StepSpec("pre_failover_hook",
                  lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
         StepSpec("routes_primary_leaving", lambda ctx: ha.routes_step(ctx, PRIMARY_LEAVING)),
-        StepSpec("reject_writes", lambda ctx: ha.reject_writes(ctx, ctx.result["old_primary"])),
-        StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes"),
-        StepSpec("promote_candidate", lambda ctx: ha.promote(ctx, ctx.result["new_primary"]),
-                 resume_from="reject_writes"),
-        StepSpec("repoint_replicas", repoint_replicas),
+        # The write freeze: quiet steps, recorded together once writes are open again.
+        StepSpec("reject_writes", lambda ctx: ha.reject_writes(ctx, ctx.result["old_primary"], ctx.result["new_primary"]),
+                 quiet=True),
+        StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes", quiet=True),
+        StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
+        StepSpec("repoint_replicas", repoint_replicas, quiet=True),
         StepSpec("open_writes",
-                 lambda ctx: ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"])),
+                 lambda ctx: ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"]), quiet=True),
         StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec("post_failover_hook",
                  lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
         StepSpec("restore_old_primary", lambda ctx: ha.restore_max_connections(ctx, ctx.result["old_primary"])),
         StepSpec("replicas_read_only", lambda ctx: ha.replicas_read_only(ctx, ctx.result["new_primary"])),
+        StepSpec("verify_replication",
+                 lambda ctx: ha.verify_replication(ctx, ctx.result["new_primary"], _targets(ctx))),
     ),
     context=HaContext,
     abort=abort_switchover,
