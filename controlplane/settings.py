@@ -188,6 +188,11 @@ WHITENOISE_USE_FINDERS = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# HTTPS deployments: send the session and CSRF cookies over HTTPS only (docs/security.md).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DBPILOT_SECURE_COOKIES", default=False)
+# Portal login rate limit: this many failures per client address, or per account, within the window.
+DBPILOT_LOGIN_MAX_FAILURES = env.int("DBPILOT_LOGIN_MAX_FAILURES", default=10)
+DBPILOT_LOGIN_WINDOW_SECONDS = env.int("DBPILOT_LOGIN_WINDOW_SECONDS", default=300)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
