@@ -128,6 +128,7 @@ HTTP_MATRIX: list[Row] = [
     Row("cluster-maintenance", "POST", "operate",
         lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().id}/maintenance/",
         lambda w: {"on": True}),
+    Row("cluster-switchover", "POST", "operate", cluster("switchover/"), lambda w: {}),
     Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
     # Teams, members, grants
     Row("team-list", "GET", "signed_in", lambda w: "/api/v1/teams/",
