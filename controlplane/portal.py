@@ -26,7 +26,7 @@ MANIFEST = PORTAL_DIR / "manifest.json"
 ENTRY = "src/main.tsx"
 # URL prefixes the portal must never answer for (see controlplane/urls.py).
 RESERVED_PREFIXES = ("api", "ws", "admin", "static", "metrics")
-PORTAL_ROUTE = r"^(?!(?:%s)(?:/|$)).*$" % "|".join(RESERVED_PREFIXES)
+PORTAL_ROUTE = r"^(?!(?:" + "|".join(RESERVED_PREFIXES) + r")(?:/|$)).*$"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,21 @@ export async function login(page, baseUrl, email, password) {
   await page.getByRole("heading", { name: "Clusters", level: 1 }).waitFor();
 }
 
+let stdinLines = null;
+
+/** Asks the pytest side to act (e.g. kill a server): prints {"signal": NAME} and waits for its reply line. */
+export async function signal(name) {
+  if (!stdinLines) {
+    const { createInterface } = await import("node:readline");
+    stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  }
+  process.stdout.write(`${JSON.stringify({ signal: name })}\n`);
+  const { value, done } = await stdinLines.next();
+  if (done) throw new Error(`no answer to signal ${name}`);
+  return value.trim();
+}
+
 export function report(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.stdin.destroy(); // a scenario that waited for signals must not wait for stdin to close
 }

@@ -85,6 +85,42 @@ def start_portal_server(env: dict, name: str = "daphne") -> tuple[ManagedProcess
     pytest.fail(f"daphne did not answer on {base} within 30 s:\n{process.log_text()[-3000:]}")
 
 
+def run_interactive_scenario(script: str, params: dict[str, str], handlers: dict, timeout: float = 180) -> dict:
+    """Like run_scenario, for scenarios that call `signal(NAME)` (browser.mjs): handlers[NAME]() runs here
+    (e.g. kills a server) and its return value, as text, is the scenario's answer."""
+    env = dict(os.environ, E2E_OUTPUT=str(OUTPUT), DBPILOT_CHROMIUM=CHROMIUM, **params)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    stderr = open(OUTPUT / f"{Path(script).stem}.stderr", "w+")
+    proc = subprocess.Popen(["node", str(Path(__file__).parent / script)], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+    deadline = time.monotonic() + timeout
+    result = None
+    try:
+        for line in proc.stdout:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{script} ran longer than {timeout} s")
+            if not line.startswith("{"):
+                continue
+            message = json.loads(line)
+            if "signal" in message:
+                answer = handlers[message["signal"]]()
+                proc.stdin.write(f"{answer if answer is not None else 'ok'}\n")
+                proc.stdin.flush()
+            else:
+                result = message
+                proc.stdin.close()  # the scenario is done: let node exit
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr.seek(0)
+        errors = stderr.read()
+        stderr.close()
+    if proc.returncode != 0 or result is None:
+        pytest.fail(f"{script} exited {proc.returncode}:\n{errors[-3000:]}")
+    return result
+
+
 def run_scenario(script: str, params: dict[str, str], timeout: float = 120) -> dict:
     """Run tests/e2e/SCRIPT with node; PARAMS go in its environment; returns the JSON line it printed."""
     env = dict(os.environ, E2E_OUTPUT=str(OUTPUT), DBPILOT_CHROMIUM=CHROMIUM, **params)

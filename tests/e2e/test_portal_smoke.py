@@ -14,7 +14,14 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.portal_server import ROOT, isolated_environment, manage, require_browser, run_scenario, start_portal_server
+from tests.e2e.portal_server import (
+    ROOT,
+    isolated_environment,
+    manage,
+    require_browser,
+    run_scenario,
+    start_portal_server,
+)
 
 pytestmark = pytest.mark.e2e
 
