@@ -114,13 +114,14 @@ def _digest(snapshot: dict) -> str:
     return hashlib.sha1(json.dumps(essential, sort_keys=True).encode()).hexdigest()
 
 
-def tick_cluster(cluster_id: int) -> TickResult | None:
+def tick_cluster(cluster_id: int, cluster: Cluster | None = None) -> TickResult | None:
     """One monitoring tick of one cluster. Returns None when the cluster is gone.
 
     While the last known primary is failing but not yet down, the tick re-probes every
     `reprobe_interval_ms`, recording each round (so "suspect" is visible before "down").
     """
-    cluster = Cluster.objects.select_related("tenant").prefetch_related("servers").filter(pk=cluster_id).first()
+    if cluster is None:
+        cluster = Cluster.objects.select_related("tenant").prefetch_related("servers").filter(pk=cluster_id).first()
     if cluster is None:
         return None
     settings = cluster_settings(cluster)
@@ -176,13 +177,13 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     return TickResult(cluster_id, topology, probes, failures, settings, observed)
 
 
-def _locked_tick(cluster_id: int) -> None:
+def _locked_tick(cluster: Cluster) -> None:
+    cluster_id = cluster.id
     lock = hotstate.client().lock(f"dbpilot:cluster:{cluster_id}:tick", timeout=TICK_LOCK_SECONDS, blocking=False)
     if not lock.acquire(blocking=False):
         return  # the previous tick still runs: skip, never queue
     try:
-        close_old_connections()
-        tick_cluster(cluster_id)
+        tick_cluster(cluster_id, cluster)
     except Exception:  # noqa: BLE001 - one cluster's failure must not stop the shard
         log.exception("tick of cluster %s failed", cluster_id)
     finally:
@@ -197,8 +198,10 @@ _SHARD_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tick")
 
 
 def monitor_shard(cluster_ids: list[int]) -> None:
-    """Tick a shard of clusters concurrently (probing is I/O bound)."""
-    list(_SHARD_EXECUTOR.map(_locked_tick, cluster_ids))
+    """Tick a shard of clusters concurrently (probing is I/O bound); the inventory is read in one go."""
+    close_old_connections()
+    clusters = list(Cluster.objects.filter(id__in=cluster_ids).select_related("tenant").prefetch_related("servers"))
+    list(_SHARD_EXECUTOR.map(_locked_tick, clusters))
 
 
 def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:

@@ -1,0 +1,157 @@
+"""Benchmark: the CPU cost of monitoring.
+
+Run: .venv/bin/python bench/monitor.py [--clusters 334] [--rounds 5]
+Prints:
+  - probes per second per core (one thread probing real local servers back to back; CPU time measured);
+  - the wall time of one tick of a 3-server cluster (in-process, median of 20);
+  - the wall time of one tick of N clusters of 3 servers, through a real Celery worker (prefork,
+    concurrency 2 = this machine's cores) consuming the ticks queue: from dispatch until every cluster
+    has a fresh observation (median of --rounds). Target: 1,000 servers in under 1 s.
+As the issue allows, the N clusters are created directly through the models and point at the same three
+real servers (whose max_connections the sandbox raises), so connections are shared more than in a real
+deployment; every tick still runs every probe and the whole analysis.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = Path(tempfile.gettempdir()) / "dbpilot-bench-monitor"
+os.environ.update(
+    DEBUG="1",
+    DBPILOT_DATA_ROOT=str(DATA),
+    DJANGO_SETTINGS_MODULE="controlplane.settings",
+    REDIS_URL=os.environ.get("BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")),
+    LOG_LEVEL="WARNING",
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="monitoring CPU cost")
+    parser.add_argument("--clusters", type=int, default=334)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    import django
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "dbpilot.sqlite3").unlink(missing_ok=True)
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from clusters import hotstate
+    from clusters.adapters.mysql import ConnectOptions, Credentials
+    from clusters.adapters.probe import probe_server
+    from clusters.models import Cluster, Server
+    from clusters.providers import LocalSandbox
+    from clusters.services.monitoring import due_shards, tick_cluster
+    from controlplane.crypto import encrypt_json
+    from django.conf import settings
+    from tenants.models import Tenant
+
+    hotstate.client().flushdb()
+    sandbox = LocalSandbox("bench-mon", 3, max_connections=2000, temporary=True)
+    worker = None
+    try:
+        described = sandbox.up()
+        admin = described["credentials"]["admin"]
+        addresses = [n["address"] for n in described["nodes"]]
+
+        # 1. probes per second per core
+        creds = Credentials(admin["user"], admin["password"])
+        for _ in range(20):
+            probe_server(addresses[1], creds, ConnectOptions())
+        n = 2000
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for i in range(n):
+            probe_server(addresses[i % 3], creds, ConnectOptions())
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(f"probe: {n / cpu:.0f} probes per CPU-second (one core); {wall / n * 1000:.2f} ms wall per probe in sequence")
+
+        # 2. one tick of one 3-server cluster
+        tenant = Tenant.objects.create(name="bench")
+        encrypted = encrypt_json(admin)
+        host_ports = [(n["host"], n["port"]) for n in described["nodes"]]
+
+        def make_cluster(name: str) -> Cluster:
+            cluster = Cluster.objects.create(tenant=tenant, name=name, credentials_encrypted=encrypted)
+            Server.objects.bulk_create([Server(cluster=cluster, host=h, port=p) for h, p in host_ports])
+            return cluster
+
+        single = make_cluster("single")
+        tick_cluster(single.id)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            tick_cluster(single.id)
+            times.append(time.perf_counter() - started)
+        print(f"tick of 1 cluster of 3 servers: median {statistics.median(times) * 1000:.1f} ms, "
+              f"max {max(times) * 1000:.1f} ms (in-process)")
+        single.delete()
+
+        # 3. one tick of N clusters through a real worker
+        ids = [make_cluster(f"c{i}").id for i in range(args.clusters)]
+        env = dict(os.environ)
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "celery"), "-A", "controlplane", "worker", "-Q", "ticks",
+             "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n", "bench@%h"],
+            cwd=ROOT, env=env, stdout=open(DATA / "worker.log", "w"), stderr=subprocess.STDOUT,
+        )
+        from workers.tasks import monitor_shard
+
+        time.sleep(4)
+        walls = []
+        for round_no in range(args.rounds + 1):
+            for cid in ids:
+                hotstate.client().delete(f"dbpilot:cluster:{cid}:dispatched")
+            started_at = time.time()
+            started = time.perf_counter()
+            shards = due_shards(settings.DBPILOT_TICK_SHARD_SIZE)
+            for shard in shards:
+                monitor_shard.apply_async(args=[shard], expires=30.0)
+            deadline = time.perf_counter() + 60
+            while time.perf_counter() < deadline:
+                snapshots = hotstate.read_topologies(ids)
+                fresh = sum(
+                    1 for cid in ids
+                    if cid in snapshots and _ts(snapshots[cid]["updated_at"]) >= started_at
+                )
+                if fresh == len(ids):
+                    break
+                time.sleep(0.01)
+            wall = time.perf_counter() - started
+            if fresh != len(ids):
+                print(f"  round {round_no}: only {fresh} of {len(ids)} clusters ticked within 60 s", file=sys.stderr)
+            if round_no > 0:  # the first round warms the worker's connections
+                walls.append(wall)
+                print(f"  round {round_no}: {len(ids)} clusters / {len(ids) * 3} servers ticked in {wall:.2f} s "
+                      f"({len(shards)} shards)", file=sys.stderr)
+            time.sleep(1.0)
+        print(f"tick of {len(ids)} clusters ({len(ids) * 3} servers) through a worker (concurrency 2): "
+              f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 1 s for 1,000 servers)")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(10)
+        sandbox.destroy()
+    return 0
+
+
+def _ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
