@@ -20,6 +20,8 @@ export interface ClusterLive {
   link: { status: LinkStatus; retryAt: number | null; everConnected: boolean };
   retryNow(): void;
   refreshCluster(): Promise<void>;
+  /** Refetch the cluster, topology, events and jobs (after an action whose effect should show at once). */
+  refresh(): Promise<void>;
   applyJob(job: Job): void;
   setCluster(cluster: Cluster): void;
 }
@@ -149,6 +151,9 @@ export function useClusterLive(clusterId: number): ClusterLive {
     link,
     retryNow: () => socketRef.current?.retryNow(),
     refreshCluster,
+    refresh: async () => {
+      await resync();
+    },
     applyJob: (job: Job) => setJobs((cur) => upsertJob(cur, job)),
     setCluster,
   };

@@ -190,10 +190,10 @@ export function OverviewTab() {
         <FailoverDialog cluster={cluster} topology={topology} onJob={live.applyJob} onClose={() => setDialog(null)} />
       )}
       {dialog?.kind === "reset" && (
-        <ResetFailoverControlDialog cluster={cluster} onDone={() => void live.refreshCluster()} onClose={() => setDialog(null)} />
+        <ResetFailoverControlDialog cluster={cluster} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />
       )}
       {dialog?.kind === "maintenance" && (
-        <MaintenanceDialog cluster={cluster} server={dialog.server} onDone={() => void live.refreshCluster()} onClose={() => setDialog(null)} />
+        <MaintenanceDialog cluster={cluster} server={dialog.server} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />
       )}
     </div>
   );
