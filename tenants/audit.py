@@ -25,7 +25,8 @@ _SECRET_KEY = re.compile(
 )
 # Secrets that can hide in any string: team bearer tokens, and passwords in URLs (scheme://user:pass@host).
 _BEARER = re.compile(r"dbp_[a-z0-9]{12}_[A-Za-z0-9_-]+")
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]*(?P<tail>@)", re.IGNORECASE)
+# Anchored on the literal "://" with bounded repetitions, so long input stays cheap (no backtracking blow-up).
+_URL_PASSWORD = re.compile(r"://(?P<user>[^/\s:@]{0,256}):[^@\s/]{0,1024}@")
 MAX_PARAMETERS_CHARS = 8000
 
 
@@ -35,7 +36,7 @@ def is_secret_key(key) -> bool:
 
 def _scrub_string(value: str) -> str:
     value = _BEARER.sub("dbp_" + REDACTED, value)
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED + m.group("tail"), value)
+    return _URL_PASSWORD.sub(lambda m: f"://{m.group('user')}:{REDACTED}@", value)
 
 
 def scrub(value):

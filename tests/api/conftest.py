@@ -85,8 +85,34 @@ def _remember_secret_leaves(value) -> None:
             _remember_secret_leaves(inner)
 
 
+class _KeepSessionLogHandler:
+    """A plugin (so it sees every test, not only tests/api ones) that re-attaches the session's log file
+    handler before each test phase: django.setup() (run again by importing the ASGI or WSGI app) applies
+    LOGGING with dictConfig, which drops the root logger's handlers."""
+
+    def __init__(self, handler: logging.Handler):
+        self.handler = handler
+
+    def _attach(self) -> None:
+        root = logging.getLogger()
+        if self.handler not in root.handlers:
+            root.addHandler(self.handler)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        self._attach()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        self._attach()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item):
+        self._attach()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _record_secrets_and_logs():
+def _record_secrets_and_logs(pytestconfig):
     """Spy (not mock) on encryption and token issuance, and copy every log record to a file."""
     original_encrypt = MultiFernet.encrypt
     original_new_token = token_format.new_token
@@ -106,11 +132,14 @@ def _record_secrets_and_logs():
     handler = logging.FileHandler(_LOG_PATH, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.getLogger().addHandler(handler)
+    keeper = _KeepSessionLogHandler(handler)
+    keeper._attach()
+    pytestconfig.pluginmanager.register(keeper, "dbpilot-session-log")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MultiFernet, "encrypt", encrypt)
         patch.setattr(token_format, "new_token", new_token)
         yield
+    pytestconfig.pluginmanager.unregister(keeper)
     logging.getLogger().removeHandler(handler)
     handler.close()
     _LOG_PATH.unlink(missing_ok=True)
