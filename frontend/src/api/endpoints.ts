@@ -16,6 +16,8 @@ export const auth = {
   login: (email: string, password: string) => api.post<Me>(`${V1}/auth/login/`, { email, password }, { quiet401: true }),
   logout: () => api.post<void>(`${V1}/auth/logout/`, {}, { quiet401: true }),
   me: () => api.get<Me>(`${V1}/auth/me/`, { quiet401: true }),
+  /** Like me(), but a 401 signs the portal out (used when a live link keeps failing: expired session?). */
+  check: () => api.get<Me>(`${V1}/auth/me/`),
 };
 
 export const clusters = {

@@ -99,12 +99,26 @@ export function useClusterLive(clusterId: number): ClusterLive {
           if (!isJobActive(message.job)) scheduleClusterRefetch();
         }
       },
-      onStatus: (status, info) =>
+      onStatus: (status, info) => {
         setLink((cur) => ({
           status,
           retryAt: info.retryInMs !== undefined ? Date.now() + info.retryInMs : null,
           everConnected: cur.everConnected || status === "open",
-        })),
+        }));
+        // A refused handshake looks like a network failure to the browser. After a few, ask over HTTP:
+        // an expired session (401) signs out, a cluster now hidden or deleted (404) shows "not found".
+        if (status === "down" && info.attempt >= 3) {
+          clustersApi.get(clusterId).then(
+            () => undefined,
+            (exc) => {
+              if (exc instanceof ApiError && exc.status === 404) {
+                setNotFound(true);
+                socket.stop();
+              }
+            },
+          );
+        }
+      },
       // Every (re)connection refetches what the socket may have missed while it was down.
       onOpen: () => void resync().then((found) => found || socket.stop()),
     });

@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Link } from "react-router-dom";
-import { clusters as clustersApi, resultsOf } from "../api/endpoints";
+import { auth, clusters as clustersApi, resultsOf } from "../api/endpoints";
 import type { Cluster, ClusterEvent, Finding, LiveMessage, Topology } from "../api/types";
 import { HealthBadge, ModeBadges, SeverityBadge } from "../components/Badges";
 import { ErrorMessage } from "../components/ErrorMessage";
@@ -95,8 +95,11 @@ export function ClustersPage() {
         if (old) clearTimeout(old);
         timers.set(id, setTimeout(() => { timers.delete(id); void refreshCluster(id); }, 500));
       },
-      onStatus: (status, info) =>
-        setLink((cur) => ({ status, retryAt: info.retryInMs !== undefined ? Date.now() + info.retryInMs : null, everConnected: cur.everConnected || status === "open" })),
+      onStatus: (status, info) => {
+        setLink((cur) => ({ status, retryAt: info.retryInMs !== undefined ? Date.now() + info.retryInMs : null, everConnected: cur.everConnected || status === "open" }));
+        // Repeated failures may be an expired session rather than a network problem: a 401 signs out.
+        if (status === "down" && info.attempt >= 3) auth.check().catch(() => undefined);
+      },
       onOpen: (reconnected) => {
         if (reconnected) void loadRef.current();
       },
