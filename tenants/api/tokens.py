@@ -6,6 +6,7 @@ team's own admin-scoped tokens create and revoke them.
 """
 from __future__ import annotations
 
+import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status
@@ -16,12 +17,22 @@ from controlplane.api.viewsets import AuditedViewSet
 from tenants import services
 from tenants.access import can_manage_tokens, token_manageable_teams, visible_teams
 from tenants.api.serializers import TokenCreatedSerializer, TokenCreateSerializer, TokenSerializer
-from tenants.models import ApiToken
+from tenants.models import ApiToken, TokenScope
+
+
+class TokenFilter(django_filters.FilterSet):
+    # Plain numbers: a model-choice filter would tell whether another tenant's team id exists.
+    team = django_filters.NumberFilter(field_name="team_id")
+    scope = django_filters.ChoiceFilter(choices=TokenScope.choices)
+
+    class Meta:
+        model = ApiToken
+        fields = ["team", "scope"]
 
 
 class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewSet):
     serializer_class = TokenSerializer
-    filterset_fields = ["team", "scope"]
+    filterset_class = TokenFilter
 
     def get_queryset(self):
         return (

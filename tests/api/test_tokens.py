@@ -157,3 +157,11 @@ def test_a_token_creates_only_tokens_no_broader_than_itself(world):
     assert post(client, "/api/v1/tokens/", within).status_code == 201
     later = dict(within, expires_at=(timezone.now() + timedelta(days=3)).isoformat())
     assert post(client, "/api/v1/tokens/", later).status_code == 403
+
+
+def test_the_token_list_filters_by_team_and_scope_without_revealing_other_teams(world):
+    alice = world.client("alice")
+    reads = alice.get(f"/api/v1/tokens/?team={world.team_a.id}&scope=read").json()["results"]
+    assert [t["id"] for t in reads] == [world.token_rows["read"].id]
+    assert alice.get(f"/api/v1/tokens/?team={world.team_b.id}").json()["results"] == []
+    assert alice.get("/api/v1/tokens/?team=999999").json()["results"] == []
