@@ -63,6 +63,7 @@ class HaContext:
         # In-memory only (a resumed job re-checks the servers instead): what this worker already did.
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
+        self.checkpoint: Callable[[], None] = lambda: None  # set by the engine: save the result now
 
     # --- servers --------------------------------------------------------------------------------------
 

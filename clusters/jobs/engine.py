@@ -155,20 +155,33 @@ class _Recorder(threading.Thread):
         self.job = job
         self.owner = owner
         self.lost = False
-        self._pending: tuple[list, dict] | None = None
+        self._pending: tuple[int, list, dict] | None = None
+        self._submitted = 0
+        self._saved = 0
         self._stopping = False
         self._cond = threading.Condition()
 
-    def submit(self, records: list, result: dict) -> None:
+    def submit(self, records: list, result: dict) -> int:
         snapshot = (copy.deepcopy(records), copy.deepcopy(result))
         with self._cond:
-            self._pending = snapshot
-            self._cond.notify()
+            self._submitted += 1
+            self._pending = (self._submitted, *snapshot)
+            self._cond.notify_all()
+            return self._submitted
+
+    def flush(self, records: list, result: dict, timeout: float = 10.0) -> bool:
+        """Submit and wait until it is saved (a checkpoint before a change an abort must know about)."""
+        number = self.submit(records, result)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._saved < number and not self.lost and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+            return self._saved >= number
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self.join()
 
     def run(self) -> None:
@@ -181,29 +194,38 @@ class _Recorder(threading.Thread):
                     pending, self._pending = self._pending, None
                     stopping = self._stopping
                 if pending is not None or time.monotonic() >= next_renewal:
-                    self._save(pending)
+                    saved = self._save(pending)
                     next_renewal = time.monotonic() + RENEW_SECONDS
+                    if pending is not None and saved:
+                        with self._cond:
+                            self._saved = max(self._saved, pending[0])
+                            self._cond.notify_all()
                 if stopping:
                     break
         finally:
+            with self._cond:
+                self._cond.notify_all()
             connection.close()
 
-    def _save(self, pending: tuple[list, dict] | None) -> None:
+    def _save(self, pending: tuple[int, list, dict] | None) -> bool:
         fields: dict = {"lease_expires_at": timezone.now() + timedelta(seconds=LEASE_SECONDS)}
         if pending is not None:
-            fields["steps"], fields["result"] = pending
+            fields["steps"], fields["result"] = pending[1], pending[2]
         try:
             changed = Job.objects.filter(pk=self.job.pk, lease_owner=self.owner).update(**fields)
         except Exception:  # noqa: BLE001 - a busy database: the lease still has LEASE_SECONDS
             log.warning("job %s: could not renew the lease", self.job.pk, exc_info=True)
-            return
+            return False
         if not changed:
-            self.lost = True
-            return
+            with self._cond:
+                self.lost = True
+                self._cond.notify_all()
+            return False
         if pending is not None:
             view = copy.copy(self.job)
-            view.state, view.steps, view.result = Job.State.RUNNING, pending[0], pending[1]
+            view.state, view.steps, view.result = Job.State.RUNNING, pending[1], pending[2]
             publish_job(view)
+        return True
 
 
 # --- running ---------------------------------------------------------------------------------------------
@@ -234,6 +256,12 @@ class _Runner:
     def _submit(self) -> None:
         self.recorder.submit(self.records, self.result)
 
+    def checkpoint(self) -> None:
+        """Save the records and result now and wait for it: a step calls this (ctx.checkpoint()) before a
+        change that an abort or a resumed job must know about, even inside the quiet freeze."""
+        if not self.recorder.flush(self.records, self.result):
+            raise s.StepFailed("could not save the job's progress to the control-plane database")
+
     def run(self) -> Job | None:
         job = self.job
         resumed = any(r["state"] != s.PENDING for r in self.records)
@@ -252,6 +280,8 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001 - e.g. undecryptable credentials, cluster gone
             log.exception("job %s: cannot prepare", job.id)
             return self._finish(s.JOB_FAILED, f"cannot prepare the job: {exc}")
+        if hasattr(self.context, "checkpoint"):
+            self.context.checkpoint = self.checkpoint
         try:
             if job.attempts > MAX_ATTEMPTS:
                 step = s.first_unfinished(self.records) or "-"

@@ -151,7 +151,9 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     lowered = min(ctx.result["old_primary_max_connections"], LOWERED_MAX_CONNECTIONS)
     freeze.flush_tables_quietly()  # so the FLUSH TABLES WITH READ LOCK below takes a millisecond
     ctx.bump_epoch()
-    ctx.result["writes_rejected"] = True  # set first: an abort after a partial freeze restores writes
+    # Saved before anything changes: an abort (or a resumed job) restores writes and max_connections.
+    ctx.result["writes_rejected"] = True
+    ctx.checkpoint()
     if successor is not None:
         status = ctx.session(address).replication_status()
         host, port = ctx.host_port(successor)
@@ -261,14 +263,14 @@ def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str
     session = ctx.session(address)
     status = session.replication_status()
     pointed = status is not None and _points_at(status, host, port) and _by_gtid(status)
+    if address == demoted and ctx.has_session(address, FREEZE_SESSION):
+        ctx.session(address, FREEZE_SESSION).unlock_tables()
     if pointed and _replicating(status):
         return "already replicating from it"
     delay = int(status.get("SQL_Delay") or 0) if status else 0
     if status is not None and not pointed:
         session.stop_replication()
     if address == demoted:
-        if ctx.has_session(address, FREEZE_SESSION):
-            ctx.session(address, FREEZE_SESSION).unlock_tables()
         session.adopt_own_history()
     if ctx.settings.semi_sync:
         session.execute(*session.dialect.semi_sync_replica_side())  # the master side goes off in start_replicas

@@ -97,6 +97,7 @@ class Plan:
 
     `context(job, result)` returns what the steps receive; `result` is the job's result dict, which steps
     fill in (the engine persists it) and which carries what a resumed job needs; it must have `close()`.
+    When it has a `checkpoint` attribute, the engine sets it to a function that saves the result at once.
     `abort(context, failed_step, reason)` runs after a failed or refused step, or when the engine gives up
     on a job; it returns what it did (or None when there was nothing to undo).
     """

@@ -31,14 +31,27 @@ def semi_sync_sandbox():
 
 
 @pytest.fixture
-def cluster(semi_sync_sandbox, clean_redis):
+def hooks_log(settings, tmp_path):
+    """pre and post hooks that append their argv and DBPILOT_* environment to a file."""
+    settings.DBPILOT_HOOKS_DIR = tmp_path
+    log = tmp_path / "calls.log"
+    for name in ("before", "after"):
+        script = tmp_path / name
+        script.write_text(f'#!/bin/sh\necho "{name} $* | $DBPILOT_EVENT $DBPILOT_PHASE $DBPILOT_CLUSTER '
+                          f'$DBPILOT_OLD_PRIMARY $DBPILOT_NEW_PRIMARY" >> {log}\necho {name} ran\n')
+        script.chmod(0o755)
+    return log
+
+
+@pytest.fixture
+def cluster(semi_sync_sandbox, clean_redis, hooks_log):
     restore_sandbox(semi_sync_sandbox)
-    registered, _ = register_sandbox(semi_sync_sandbox)
+    registered, _ = register_sandbox(semi_sync_sandbox, pre_failover="before", post_failover="after")
     yield registered, semi_sync_sandbox
     restore_sandbox(semi_sync_sandbox)
 
 
-def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster):
+def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log):
     registered, sandbox = cluster
     first = sandbox.primary
     others = [n for n in sandbox.nodes if n != first]
@@ -75,3 +88,17 @@ def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster):
     assert kinds.count("job_finished") == 2 and kinds.count("primary_changed") == 2
     assert AuditEntry.objects.filter(action="job.switchover", target=f"job:{there.id}", result="succeeded").exists()
     assert "semi-sync" in step(there, "promote_candidate")["detail"]
+    assert "IO and SQL running" in step(back, "verify_replication")["detail"]
+    assert step(there, "pre_failover_hook")["output"] == "before ran\n"
+    a, b = address(sandbox, first), address(sandbox, others[0])
+    label = registered.label
+    assert hooks_log.read_text().splitlines() == [
+        f"before switchover pre {label} {a} {b} | switchover pre {label} {a} {b}",
+        f"after switchover post {label} {a} {b} | switchover post {label} {a} {b}",
+        f"before switchover pre {label} {b} {a} | switchover pre {label} {b} {a}",
+        f"after switchover post {label} {b} {a} | switchover post {label} {b} {a}",
+    ]
+    # The demoted primary is a healthy replica, not a fenced server; max_connections came back.
+    assert not registered.servers.filter(fenced=True).exists()
+    assert sandbox.sql(others[0], "SELECT @@max_connections AS m")[0]["m"] == 400
+    assert back.result["write_freeze_ms"] > 0 and back.result["gtid"]["new_primary_at_promotion"]
