@@ -372,9 +372,10 @@ def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout
     return Done(f"{len(targets)} replica(s) replicating from {primary} with IO and SQL running")
 
 
-def open_writes(ctx: HaContext, new_primary: str, demoted: str | None) -> StepOutcome:
+def open_writes(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False) -> StepOutcome:
     """read_only=0 on the new primary (after at least one semi-sync replica connected, when semi-sync is
-    on, so its first commits are not stuck); then record it as the cluster's primary (epoch bumped)."""
+    on, so its first commits are not stuck); then record it as the cluster's primary (epoch bumped).
+    `fence_demoted`: a failover marks the server it failed over away from as fenced."""
     session = ctx.session(new_primary)
     notes = []
     if ctx.settings.semi_sync and len(ctx.servers) > 1:
@@ -387,7 +388,7 @@ def open_writes(ctx: HaContext, new_primary: str, demoted: str | None) -> StepOu
     ctx.result["writes_opened"] = True
     if ctx.result.get("freeze_started_at") and "write_freeze_ms" not in ctx.result:
         ctx.result["write_freeze_ms"] = round((opened - ctx.result["freeze_started_at"]) * 1000, 1)
-    record_primary(ctx, new_primary, demoted)
+    record_primary(ctx, new_primary, demoted, fence_demoted=fence_demoted)
     notes.insert(0, f"{new_primary} writable" + ("" if was_read_only else " (it already was)"))
     notes.append(f"cluster primary recorded, epoch {ctx.result.get('epoch')}")
     return Done("; ".join(notes))
@@ -442,15 +443,16 @@ def restore_primary(ctx: HaContext, old_primary: str) -> str:
     return "; ".join(notes)
 
 
-def record_primary(ctx: HaContext, new_primary: str, demoted: str | None) -> None:
+def record_primary(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False) -> None:
     """The inventory follows: Cluster.primary, a bumped epoch, the event. A server demoted by a switchover
-    is a healthy, read-only replica: it is not fenced (fencing is for servers failed over away from)."""
+    is a healthy, read-only replica: it is not fenced (fencing is for servers failed over away from,
+    `fence_demoted`)."""
     server = ctx.server(new_primary)
     with transaction.atomic():
         Cluster.objects.filter(pk=ctx.cluster.pk).update(primary=server, epoch=F("epoch") + 1, updated_at=timezone.now())
         Server.objects.filter(pk=server.pk).update(fenced=False)
         if demoted:
-            Server.objects.filter(pk=ctx.server(demoted).pk).update(fenced=False)
+            Server.objects.filter(pk=ctx.server(demoted).pk).update(fenced=fence_demoted)
         epoch = Cluster.objects.filter(pk=ctx.cluster.pk).values_list("epoch", flat=True).first()
         record_event(ctx.cluster.pk, "primary_changed", f"Primary is now {new_primary} (job {ctx.job_id})",
                      data={"primary": new_primary, "server_id": server.pk, "old_primary": demoted,

@@ -78,7 +78,10 @@ def restore_sandbox(sandbox) -> int:
             continue
         sandbox.sql(node, "SET GLOBAL read_only=1")
         status = sandbox.replication_status(node)
-        if status and (status["Slave_IO_Running"] != "Yes" or status["Slave_SQL_Running"] != "Yes"):
+        if status and int(status["SQL_Delay"] or 0):
+            for statement in ("STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=0", "START SLAVE"):
+                sandbox.sql(node, statement)
+        elif status and (status["Slave_IO_Running"] != "Yes" or status["Slave_SQL_Running"] != "Yes"):
             sandbox.sql(node, "START SLAVE")
     sandbox.wait_replicating(timeout=30, primary=primary)
     sandbox.primary = primary

@@ -55,6 +55,8 @@ def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log)
     registered, sandbox = cluster
     first = sandbox.primary
     others = [n for n in sandbox.nodes if n != first]
+    for statement in ("STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=1", "START SLAVE"):  # a delayed replica
+        sandbox.sql(others[1], statement)
     writer = writer_for(sandbox).start()
     try:
         writer.wait_for_acks(50)
@@ -98,6 +100,7 @@ def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log)
         f"before switchover pre {label} {b} {a} | switchover pre {label} {b} {a}",
         f"after switchover post {label} {b} {a} | switchover post {label} {b} {a}",
     ]
+    assert int(sandbox.replication_status(others[1])["SQL_Delay"]) == 1  # kept through both repoints
     # The demoted primary is a healthy replica, not a fenced server; max_connections came back.
     assert not registered.servers.filter(fenced=True).exists()
     assert sandbox.sql(others[0], "SELECT @@max_connections AS m")[0]["m"] == 400
