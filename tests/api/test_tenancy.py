@@ -304,3 +304,26 @@ def test_me_describes_a_token(world):
     assert me["teams"] == [{"id": world.team_a.id, "name": "ops", "tenant": "acme", "role": Role.OPERATOR}]
     assert me["token"] == {"id": world.token_rows["operate"].id, "prefix": world.token_rows["operate"].prefix,
                            "scope": "operate", "team": world.team_a.id}
+
+
+# The Django admin (platform operators)
+
+
+def test_operators_administer_tenants_in_the_django_admin(world):
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(world.root)
+    for page in ("tenant", "team", "apitoken", "auditentry", "platformstate"):
+        assert admin.get(f"/admin/tenants/{page}/").status_code == 200, page
+    created = admin.post("/admin/tenants/team/add/", {
+        "tenant": world.tenant_b.id, "name": "sre",
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    assert created.status_code == 302, created.content[:500]
+    team = Team.objects.get(tenant=world.tenant_b, name="sre")
+    assert team.group.name == f"team:{world.tenant_b.id}/sre" and not team.service_user.has_usable_password()
+    entry = AuditEntry.objects.create(actor="system:test", action="test.admin")
+    assert admin.get(f"/admin/tenants/auditentry/{entry.id}/delete/").status_code == 403
+    revoke = admin.post("/admin/tenants/apitoken/", {"action": "revoke", "_selected_action": [world.token_rows["read"].id]})
+    assert revoke.status_code == 302
+    assert world.client("token:read").get("/api/v1/auth/me/").status_code == 401
