@@ -6,8 +6,9 @@ restricted to cluster Y (the rows act on cluster X), expired and revoked ones; t
 
 ADDING AN ENDPOINT: add a row to HTTP_MATRIX (or WS_MATRIX) with the URL pattern's name as the
 resolver has it (DRF routers: "<basename>-list", "<basename>-detail", "<basename>-<url_name>"), the
-method, what the caller needs (one of the NEEDS below, or your own dict), the URL and a body that is
-valid enough to reach the permission check. `test_every_endpoint_is_in_the_matrix` fails while an
+method, what the caller needs (a key of NEEDS below; add an entry there for an endpoint with its own
+rules, e.g. one authorized by a health key), the URL and a body that is valid enough to reach the
+permission check. Rows whose allowed writes cannot disturb each other may set shares_world=True. `test_every_endpoint_is_in_the_matrix` fails while an
 endpoint (or websocket route) has no row, and while a row names one that no longer exists.
 
 What is checked, per row and caller: the status (401 / 403 / 404 / 405 exactly; "ok" means allowed:
