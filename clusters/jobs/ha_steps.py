@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 LOWERED_MAX_CONNECTIONS = 10  # MariaDB's minimum; dbpilot's CONNECTION ADMIN gets a slot beyond it
 SEMI_SYNC_CLIENT_WAIT_SECONDS = 1.0
 FREEZE_SESSION = "freeze"  # holds FLUSH TABLES WITH READ LOCK on the old primary
-KILL_SESSION = "kill"  # lists and kills sessions while the freeze session may be blocked
 
 
 def _gtid(ctx: HaContext) -> dict:
@@ -144,7 +143,7 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     so the frozen window does not wait for that CHANGE MASTER (it creates relay log files: tens of ms);
     an abort removes it again (RESET SLAVE ALL)."""
     freeze = ctx.session(address, FREEZE_SESSION)
-    killer = ctx.session(address, KILL_SESSION)
+    killer = ctx.session(address)  # lists and kills sessions while the freeze session may be blocked
     variables = freeze.variables()
     original = int(variables["max_connections"])
     ctx.result.setdefault("old_primary_max_connections", original)  # a re-run must not keep the lowered one

@@ -231,7 +231,7 @@ def elect_candidate(ctx: HaContext) -> Done:
     _refuse_if_blocked(checks, "candidate")
     old, new = ctx.result["old_primary"], election.winner
     ctx.result["new_primary"] = new
-    wanted = [(old, ha.FREEZE_SESSION), (old, ha.KILL_SESSION), (old, "main"), (new, "main")]
+    wanted = [(old, ha.FREEZE_SESSION), (old, "main"), (new, "main")]
     others = [a for a in ctx.addresses if a not in (old, new)]
     failed = ctx.open_sessions(wanted + [(a, "main") for a in others])
     essential = {key: error for key, error in failed.items() if key[0] in (old, new)}
