@@ -102,13 +102,19 @@ def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
     old = ctx.result.get("old_primary")
     new = ctx.result.get("new_primary")
     replicas = [a for a in ctx.addresses if a != (new if phase == PRIMARY_CHANGED else old)]
-    if phase == PRIMARY_LEAVING:
-        results = announce_primary_leaving(ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch,
-                                           job_id=ctx.job_id)
-        ctx.result["routes_told_leaving"] = True
-    else:
-        results = announce_new_primary(ctx.cluster, new, old_primary=old, replicas=replicas,
-                                       epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+    try:
+        if phase == PRIMARY_LEAVING:
+            ctx.result["routes_told_leaving"] = True
+            results = announce_primary_leaving(ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch,
+                                               job_id=ctx.job_id)
+        else:
+            results = announce_new_primary(ctx.cluster, new, old_primary=old, replicas=replicas,
+                                           epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+    except Exception as exc:  # noqa: BLE001 - routes never fail an HA job: they are reported stale
+        log.exception("job %s: routes (%s) failed", ctx.job_id, phase)
+        ctx.result["routes_ok"] = False
+        ctx.result.setdefault("routes", {})[phase] = [{"route": "*", "ok": False, "detail": str(exc)}]
+        return SoftFailure(f"could not tell the routes: {exc.__class__.__name__}: {exc}")
     ctx.result.setdefault("routes", {})[phase] = [r.as_dict() for r in results]
     ok = all(r.ok for r in results)
     ctx.result["routes_ok"] = bool(ctx.result.get("routes_ok", True) and ok)
@@ -167,17 +173,26 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     pending = ctx.submit(_freeze, freeze, lowered)
     killed_idle: list[int] = []
     killed_writing: list[int] = []
+    described: list[str] = []
     while True:
+        frozen = pending.done() and pending.exception() is None
         sessions = killer.client_sessions(ctx.admin.user)
-        idle = [x.id for x in sessions if not x.writing]
-        writing = [x for x in sessions if x.writing]
+        # Before the freeze holds, a running write statement may be what it waits for: it gets the grace
+        # period. Once it holds, a statement cannot write any more (it fails, or waits for the lock):
+        # only open write transactions are waited for.
+        writing = [x for x in sessions if (x.in_write_transaction if frozen else x.writing)]
+        idle = [x.id for x in sessions if x not in writing]
         if idle:
             killed_idle += killer.kill(idle)
         if pending.done() and (not writing or pending.exception() is not None):
             break
         now = time.monotonic()
         if now >= deadline and writing:
-            killed_writing += killer.kill([x.id for x in writing if x.id not in killed_writing])
+            late = [x for x in writing if x.id not in killed_writing]
+            killed_writing += killer.kill([x.id for x in late])
+            described += [f"{x.user}@{x.host} {x.command.lower()} {x.info[:60]!r}" + (
+                f" in a write transaction for {x.transaction_seconds}s" if x.in_write_transaction else "")
+                for x in late]
         if now >= give_up:
             break
         concurrent.futures.wait([pending], timeout=0.003 if not pending.done() else 0.01)
@@ -193,7 +208,7 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     parts.append(f"killed {len(killed_idle)} session(s) not in a write transaction at once")
     if killed_writing:
         parts.append(f"killed {len(killed_writing)} session(s) still writing after "
-                     f"{ctx.settings.switchover_wait_kill_ms} ms")
+                     f"{ctx.settings.switchover_wait_kill_ms} ms: {'; '.join(described[:5])}")
     return Done("; ".join(parts))
 
 
