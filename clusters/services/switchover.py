@@ -279,11 +279,18 @@ def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
     if ctx.result.get("writes_rejected") and old:
         notes.append(ha.restore_primary(ctx, old))
     if ctx.result.get("routes_told_leaving") and old and not ctx.result.get("writes_rejected"):
-        results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
-                                       epoch=ctx.cluster.epoch, job_id=ctx.job_id)
-        ctx.result.setdefault("routes", {})["restored"] = [r.as_dict() for r in results]
-        if results:
-            notes.append(f"routes pointed back at {old}" + ("" if all(r.ok for r in results) else " (some failed)"))
+        try:
+            results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
+                                           epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+        except Exception as exc:  # noqa: BLE001 - the writes are back; the routes are stale and say so
+            ctx.result["routes_ok"] = False
+            notes.append(f"routes could not be pointed back at {old}: {exc}")
+        else:
+            ctx.result.setdefault("routes", {})["restored"] = [r.as_dict() for r in results]
+            if results:
+                ok = all(r.ok for r in results)
+                ctx.result["routes_ok"] = ok
+                notes.append(f"routes pointed back at {old}" + ("" if ok else " (some failed)"))
     return "; ".join(notes) or None
 
 
