@@ -147,3 +147,6 @@ class Job(models.Model):
                 name="one_active_ha_job_per_cluster",
             )
         ]
+
+
+from clusters.routes.models import Route  # noqa: E402,F401

@@ -12,4 +12,6 @@ app.conf.beat_schedule = {
     # One beat entry fans the ticks out; each cluster's own tick_seconds is honoured by the dispatcher.
     "dispatch-ticks": {"task": "workers.tasks.dispatch_ticks", "schedule": 1.0, "options": {"expires": 1.0}},
     "reap-jobs": {"task": "workers.tasks.reap_jobs", "schedule": 2.0, "options": {"expires": 2.0}},
+    # HAProxy forgets runtime changes when it restarts: notice it and re-apply the routes.
+    "check-proxies": {"task": "workers.tasks.check_proxies", "schedule": 5.0, "options": {"expires": 5.0}},
 }

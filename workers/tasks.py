@@ -45,3 +45,23 @@ def reap_jobs() -> int:
     from clusters.jobs.engine import reap_jobs as reap
 
     return len(reap())
+
+
+@shared_task(ignore_result=True)
+def sync_cluster_routes(cluster_id: int, trigger: str = "health") -> int:
+    """Re-apply a cluster's routes (queued by routing.on_topology_changed when the read side changed)."""
+    from django.db import close_old_connections
+
+    from clusters.services.routing import READ_SIDE_KINDS
+    from clusters.services.routing import sync_cluster_routes as sync
+
+    close_old_connections()
+    return len(sync(cluster_id, trigger, kinds=READ_SIDE_KINDS))
+
+
+@shared_task(ignore_result=True)
+def check_proxies() -> int:
+    """Beat calls this every 5 s: re-apply routes of HAProxies that restarted (runtime changes are lost)."""
+    from clusters.services.routing import check_all_proxies
+
+    return check_all_proxies()

@@ -1,8 +1,9 @@
 from rest_framework.routers import SimpleRouter
 
+from clusters.api.routes import route_urlpatterns
 from clusters.api.views import ClusterViewSet, JobViewSet
 
 router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
-urlpatterns = router.urls
+urlpatterns = router.urls + route_urlpatterns

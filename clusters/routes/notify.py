@@ -1,9 +1,10 @@
 """The seam between HA jobs and routes: "the primary is going away" and "here is the new primary".
 
 Jobs call `announce_primary_leaving` and `announce_new_primary`; those ask the routes provider for the
-cluster's routes and apply the plan through each route's registered driver, in parallel. Until the
-routing issue adds a Route model and registers its provider (`set_routes_provider`, e.g. from its app's
-`ready()`), the provider returns no routes and both calls report that there is nothing to tell.
+cluster's routes and apply the plan through each route's registered driver, in parallel. The default
+provider lists the cluster's stored routes (clusters.services.routing.routes_for_job: Route rows bound
+to everything their drivers need); `set_routes_provider` replaces it (tests). A route object may carry an
+`on_result(plan, result)` callable: it is called after the route was applied, to record the outcome.
 """
 from __future__ import annotations
 
@@ -21,18 +22,24 @@ log = logging.getLogger(__name__)
 RoutesProvider = Callable[[Any], Sequence[Any]]
 
 
-def _no_routes(cluster: Any) -> list[Any]:
-    return []
+def _stored_routes(cluster: Any) -> list[Any]:
+    """The cluster's Route rows, bound for their drivers; none for anything that is not a stored cluster."""
+    if getattr(cluster, "pk", None) is None or not hasattr(cluster, "tenant_id"):
+        return []
+    from clusters.services.routing import routes_for_job
+
+    return routes_for_job(cluster)
 
 
-_provider: RoutesProvider = _no_routes
+_provider: RoutesProvider = _stored_routes
 _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="route")
 
 
 def set_routes_provider(provider: RoutesProvider | None) -> None:
-    """Install the function that lists a cluster's routes (objects with a `kind`); None restores 'none'."""
+    """Install the function that lists a cluster's routes (objects with a `kind`); None restores the
+    stored routes."""
     global _provider
-    _provider = provider or _no_routes
+    _provider = provider or _stored_routes
 
 
 def cluster_routes(cluster: Any) -> list[Any]:
@@ -68,7 +75,15 @@ def apply_routes(cluster: Any, plan: RoutePlan) -> list[RouteResult]:
     routes = cluster_routes(cluster)
     if not routes:
         return []
-    return list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
+    results = list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
+    for route, result in zip(routes, results, strict=True):
+        on_result = getattr(route, "on_result", None)
+        if callable(on_result):
+            try:
+                on_result(plan, result)
+            except Exception:  # noqa: BLE001 - recording the outcome must not fail the job
+                log.exception("could not record the result of route %s", result.route)
+    return results
 
 
 def announce_primary_leaving(cluster: Any, old_primary: str, *, replicas: Sequence[str] = (), epoch: int = 0,

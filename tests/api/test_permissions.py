@@ -73,6 +73,8 @@ NEEDS = {
     "public": need(OK),
     "public_signed_optional": need(OK, token_expired=401, token_revoked=401),
     "not_allowed": need(405, **_dead),
+    # The proxies' health checks: only the cluster's health key authorizes them, never a session or token.
+    "health_key": need(404),
 }
 
 
@@ -111,6 +113,19 @@ def _registration(w) -> dict:
             "credentials": {"user": "dbpilot", "password": "matrix-secret-password"}}
 
 
+def _route_x(w):
+    """A route of cluster X (made directly: its endpoint is a closed loopback port)."""
+    from clusters.routes.models import Route
+
+    route, _ = Route.objects.get_or_create(cluster=w.cluster_x, name="matrix", defaults={
+        "kind": "haproxy", "settings": {"runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"}})
+    return route
+
+
+def route(suffix: str = "") -> Callable[[object], str]:
+    return lambda w: f"/api/v1/clusters/{w.cluster_x.id}/routes/{_route_x(w).id}/{suffix}"
+
+
 def _hide_tenant_a_clusters(w, who) -> set[int]:
     if who in OUTSIDERS:
         return {w.cluster_x.id, w.cluster_y.id}
@@ -133,6 +148,19 @@ HTTP_MATRIX: list[Row] = [
         lambda w: {"on": True}),
     Row("cluster-switchover", "POST", "operate", cluster("switchover/"), lambda w: {}),
     Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
+    # Routes and health checks (clusters/api/routes.py)
+    Row("cluster-routes", "GET", "view", cluster("routes/")),
+    Row("cluster-routes", "POST", "admin", cluster("routes/"),
+        lambda w: {"kind": "haproxy", "runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"}),
+    Row("cluster-route", "GET", "view", route()),
+    Row("cluster-route", "PATCH", "admin", route(), lambda w: {"read_backend": "db_read"}),
+    Row("cluster-route", "PUT", "not_allowed", route(), lambda w: {}),
+    Row("cluster-route", "DELETE", "admin", route()),
+    Row("cluster-route-haproxy-cfg", "GET", "view", lambda w: route()(w).rstrip("/") + "/haproxy.cfg"),
+    Row("cluster-route-sync", "POST", "operate", route("sync/")),
+    Row("cluster-health-key", "POST", "admin", cluster("health-key/")),
+    Row("server-health", "GET", "health_key",
+        lambda w: f"/api/v1/health/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().address}/primary"),
     # Teams, members, grants
     Row("team-list", "GET", "signed_in", lambda w: "/api/v1/teams/",
         hides=lambda w, who: {w.team_a.id} if who in OUTSIDERS else set()),
