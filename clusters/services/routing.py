@@ -256,11 +256,12 @@ def record_result(route_id: int, plan: RoutePlan | None, result: RouteResult, tr
 # --- syncing outside jobs ------------------------------------------------------------------------------
 
 
-def current_plan(cluster: Cluster) -> RoutePlan | None:
-    """What the routes should say now: the recorded primary, the other servers as replicas."""
-    if cluster.primary_id is None:
+def current_plan(cluster: Cluster, snapshot: dict | None = None) -> RoutePlan | None:
+    """What the routes should say now: the recorded primary (before monitoring recorded one: the
+    observed one), the other servers as replicas."""
+    primary = cluster.primary.address if cluster.primary_id else (snapshot or {}).get("primary")
+    if primary is None:
         return None
-    primary = cluster.primary.address
     replicas = tuple(s.address for s in cluster.servers.all() if s.address != primary)
     return RoutePlan(cluster.label, PRIMARY_CHANGED, primary, None, replicas, cluster.epoch, None)
 
@@ -279,14 +280,14 @@ def _sync(routes: list[Route], cluster: Cluster, trigger: str) -> list[RouteResu
         return [RouteResult(f"{r.kind}:{r.pk}", True, f"not synced now: {job.kind} job {job.pk} is running and "
                                                          "tells the routes itself", extra={"skipped": True})
                 for r in routes]
-    plan = current_plan(cluster)
+    snapshot = hotstate.read_topology(cluster.pk)
+    plan = current_plan(cluster, snapshot)
     if plan is None:
         results = [RouteResult(f"{r.kind}:{r.pk}", False, "no primary is known yet: nothing to route to") for r in routes]
         for route, result in zip(routes, results, strict=True):
             record_result(route.pk, None, result, trigger)
         return results
     servers = _servers(cluster)
-    snapshot = hotstate.read_topology(cluster.pk)
     bound = [bind(r, cluster, servers=servers, snapshot=snapshot, trigger=trigger) for r in routes]
     results = [apply_route(b, plan) for b in bound]
     again = _fresh(cluster.pk)
@@ -400,8 +401,9 @@ def haproxy_config(route: Route, check: str | None = None) -> str:
 
     cluster = _fresh(route.cluster_id)
     check = check or route.settings.get("check") or "mysql"
-    bound = bind(route, cluster, snapshot=hotstate.read_topology(cluster.pk))
-    plan = current_plan(cluster)
+    snapshot = hotstate.read_topology(cluster.pk)
+    bound = bind(route, cluster, snapshot=snapshot)
+    plan = current_plan(cluster, snapshot)
     readers = bound.read_members(plan) if plan else []
     return render_haproxy_config(cluster_label=cluster.label, cluster_id=cluster.pk, servers=bound.servers,
                                  primary=plan.primary if plan else None, readers=readers,
