@@ -97,8 +97,10 @@ def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Seque
         f"backend {write_backend}",
         *_check_lines(settings, cluster_id, "primary", check),
     ]
+    # With mysql-check only the runtime API moves the primary, so the others start in maintenance; with
+    # http-check dbpilot's answers decide, so every server starts in service until its checks fail.
     for server in servers:
-        disabled = "" if server.address == primary else " disabled"
+        disabled = "" if server.address == primary or check == "http" else " disabled"
         lines.append(f"    server {server_name(server)} {server.address}{disabled}")
     if read_backend:
         lines += [
@@ -112,6 +114,6 @@ def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Seque
             *_check_lines(settings, cluster_id, "replica", check),
         ]
         for server in servers:
-            disabled = "" if server.address in readers else " disabled"
+            disabled = "" if server.address in readers or check == "http" else " disabled"
             lines.append(f"    server {server_name(server)} {server.address}{disabled}")
     return "\n".join(lines) + "\n"
