@@ -31,8 +31,9 @@ start_postgres() {
     runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U postgres >/dev/null || return 1
   fi
   chown -R postgres: "$PG_DIR"
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$RUN/pg.log" -w \
-    -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  # The server runs as postgres: its log and socket live in its own directory.
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 }
 
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
@@ -51,6 +52,6 @@ echo "== pytest: API and job tests on PostgreSQL"
 if start_postgres; then
   DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/dbpilot" .venv/bin/pytest -q -m "api or jobs" tests/api tests/integration || status=1
 else
-  echo "could not start PostgreSQL (see $RUN/pg.log)"; status=1
+  echo "could not start PostgreSQL (see $PG_DIR/server.log)"; status=1
 fi
 exit $status
