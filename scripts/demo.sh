@@ -15,7 +15,7 @@ mkdir -p "$RUN"
 pids=()
 
 stop_all() {
-  trap - INT TERM EXIT
+  trap "" INT TERM; trap - EXIT  # a second Ctrl-C must not cut the clean-up short
   echo; echo "demo: stopping"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
