@@ -140,10 +140,11 @@ def _freeze(session: ServerSession, lowered: int) -> int:
 
 def reject_writes(ctx: HaContext, address: str, successor: str | None = None) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
-    FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Sessions not
-    in a write transaction are killed at once; those in one get `switchover_wait_kill_ms` to end, then are
-    killed too (also when they block the freeze). Replication threads and dbpilot's own are never killed.
-    Records the primary's final GTID position.
+    FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Client
+    sessions are killed at once, except writes already running (a statement, a commit, an open write
+    transaction), which the freeze waits for: they get `switchover_wait_kill_ms` to finish, then are
+    killed. Once the freeze holds nothing can commit, so every client session left is killed then.
+    Replication threads and dbpilot's own sessions are never killed. Records the final GTID position.
 
     With a `successor`, the primary is first pointed at it as an inert (never started) replication source,
     so the frozen window does not wait for that CHANGE MASTER (it creates relay log files: tens of ms);
@@ -171,31 +172,28 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     deadline = started + ctx.settings.switchover_wait_kill_ms / 1000
     give_up = deadline + freeze.lock_wait_timeout + 2
     pending = ctx.submit(_freeze, freeze, lowered)
-    killed_idle: list[int] = []
-    killed_writing: list[int] = []
-    described: list[str] = []
+    killed_at_once: list[int] = []
+    killed_late: list[str] = []
     while True:
-        frozen = pending.done() and pending.exception() is None
         sessions = killer.client_sessions(ctx.admin.user)
-        # Before the freeze holds, a running write statement may be what it waits for: it gets the grace
-        # period. Once it holds, a statement cannot write any more (it fails, or waits for the lock):
-        # only open write transactions are waited for.
-        writing = [x for x in sessions if (x.in_write_transaction if frozen else x.writing)]
+        if pending.done():
+            if pending.exception() is None:
+                # Writes are frozen: no transaction can commit any more, so nothing is left to wait for.
+                killed_at_once += killer.kill([x.id for x in sessions])
+            break
+        # Until the freeze holds, a running write (a statement, a commit) may be what it waits for: those
+        # get switchover_wait_kill_ms to finish; every other session is killed at once.
+        writing = [x for x in sessions if x.writing]
         idle = [x.id for x in sessions if x not in writing]
         if idle:
-            killed_idle += killer.kill(idle)
-        if pending.done() and (not writing or pending.exception() is not None):
-            break
+            killed_at_once += killer.kill(idle)
         now = time.monotonic()
         if now >= deadline and writing:
-            late = [x for x in writing if x.id not in killed_writing]
-            killed_writing += killer.kill([x.id for x in late])
-            described += [f"{x.user}@{x.host} {x.command.lower()} {x.info[:60]!r}" + (
-                f" in a write transaction for {x.transaction_seconds}s" if x.in_write_transaction else "")
-                for x in late]
+            killer.kill([x.id for x in writing])
+            killed_late += [f"{x.user}@{x.host} {x.command.lower()} {x.info[:60]!r}" for x in writing]
         if now >= give_up:
             break
-        concurrent.futures.wait([pending], timeout=0.003 if not pending.done() else 0.01)
+        concurrent.futures.wait([pending], timeout=0.003)
     try:
         kept = pending.result(timeout=max(0.0, give_up - time.monotonic()) + 1)
     except (ServerError, concurrent.futures.TimeoutError) as exc:
@@ -204,11 +202,11 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     _gtid(ctx)["old_primary_final"] = final
     ctx.result["lowered_max_connections"] = kept
     parts = [f"read_only=1, max_connections {ctx.result['old_primary_max_connections']}→{kept}, "
-             f"FLUSH TABLES WITH READ LOCK held; final position {final}"]
-    parts.append(f"killed {len(killed_idle)} session(s) not in a write transaction at once")
-    if killed_writing:
-        parts.append(f"killed {len(killed_writing)} session(s) still writing after "
-                     f"{ctx.settings.switchover_wait_kill_ms} ms: {'; '.join(described[:5])}")
+             f"FLUSH TABLES WITH READ LOCK held; final position {final}",
+             f"killed {len(set(killed_at_once))} client session(s) at once"]
+    if killed_late:
+        parts.append(f"killed {len(killed_late)} write(s) still running after {ctx.settings.switchover_wait_kill_ms} ms: "
+                     + "; ".join(killed_late[:5]))
     return Done("; ".join(parts))
 
 
