@@ -3,7 +3,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.metrics import api_not_found, metrics
 from controlplane.portal import PORTAL_ROUTE, portal
+
+handler404 = "controlplane.metrics.api_not_found"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,5 +14,7 @@ urlpatterns = [
     path("api/v1/", include("tenants.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics, name="metrics"),
+    re_path(r"^api/", api_not_found),  # unknown API paths: JSON 404, not the portal or an HTML page
     re_path(PORTAL_ROUTE, portal, name="portal"),  # the portal: never shadows api/ ws/ admin/ static/ metrics
 ]
