@@ -175,6 +175,14 @@ class ClientSession:
     info: str
     in_write_transaction: bool  # an open transaction that has written or locked rows or tables
     transaction_seconds: int | None
+    # InnoDB still lists a transaction that is committing (trx_operation_state set); under semi-sync
+    # AFTER_SYNC load MariaDB 10.11 can keep such an entry for seconds after the client got its OK.
+    transaction_committing: bool = False
+
+    @property
+    def open_transaction_seconds(self) -> int | None:
+        """How long an open (not committing) transaction has been running, or None."""
+        return None if self.transaction_committing else self.transaction_seconds
 
     @property
     def writing(self) -> bool:
@@ -187,7 +195,8 @@ _SESSIONS = (
     "SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.COMMAND AS command, p.TIME AS seconds, "
     "p.INFO AS info, t.trx_started AS trx_started, "
     "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS trx_seconds, "
-    "(t.trx_rows_modified > 0 OR t.trx_rows_locked > 0 OR t.trx_tables_locked > 0) AS trx_writes "
+    "(t.trx_rows_modified > 0 OR t.trx_rows_locked > 0 OR t.trx_tables_locked > 0) AS trx_writes, "
+    "t.trx_operation_state AS trx_operation "
     "FROM information_schema.PROCESSLIST p "
     "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
     "WHERE p.ID <> CONNECTION_ID()"
@@ -367,8 +376,20 @@ class ServerSession:
                 seconds=int(row.get("seconds") or 0), info=(row.get("info") or "")[:200],
                 in_write_transaction=bool(row.get("trx_writes")),
                 transaction_seconds=int(row["trx_seconds"]) if row.get("trx_seconds") is not None else None,
+                transaction_committing=bool(row.get("trx_operation")),
             ))
         return out
+
+    def long_running(self, own_user: str) -> dict[str, int]:
+        """The oldest open transaction, open write transaction and running statement of client sessions,
+        in seconds (what clusters.domain.guards.long_running_checks judges)."""
+        sessions = self.client_sessions(own_user)
+        trx = [x.open_transaction_seconds for x in sessions if x.open_transaction_seconds is not None]
+        writes = [x.open_transaction_seconds for x in sessions
+                  if x.in_write_transaction and x.open_transaction_seconds is not None]
+        queries = [x.seconds for x in sessions if x.command.lower() in ("query", "execute")]
+        return {"longest_trx_seconds": max(trx, default=0), "longest_write_trx_seconds": max(writes, default=0),
+                "longest_query_seconds": max(queries, default=0)}
 
     def kill(self, session_ids: list[int]) -> list[int]:
         """KILL CONNECTION each; sessions already gone are fine. Returns the ids killed."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import time
 
-from clusters.adapters.probe import probe_server, probe_servers
+from clusters.adapters.mysql import ServerError
+from clusters.adapters.probe import probe_servers
 from clusters.domain import constants as c
+from clusters.domain import probe as probe_outcomes
 from clusters.domain.addresses import AddressError, format_address, parse_address
 from clusters.domain.election import Election, candidates_from_topology, elect
 from clusters.domain.guards import (
@@ -29,6 +31,7 @@ from clusters.domain.guards import (
     long_running_checks,
     switchover_checks,
 )
+from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import InventoryServer, Topology, analyze
 from clusters.jobs import ha_steps as ha
@@ -214,10 +217,17 @@ def start_stopped(ctx: HaContext):
 
 
 def check_long_transactions(ctx: HaContext) -> str:
-    """A transaction or write older than switchover_wait_trx_seconds on the primary refuses the job."""
+    """A transaction or write older than switchover_wait_trx_seconds on the primary refuses the job.
+    Measured on the job's own session: client sessions only (not dbpilot's, not replication), and not
+    transactions InnoDB still lists while they commit."""
     old = ctx.result["old_primary"]
-    probe = probe_server(old, ctx.admin, ctx.probe_options)
-    return _refuse_if_blocked(long_running_checks(probe, ctx.settings), "long-running work on the primary")
+    try:
+        measured = ctx.session(old).long_running(ctx.admin.user)
+    except ServerError as exc:
+        raise StepRefused(f"cannot check the primary's transactions: {exc}",
+                          [{"name": c.CHECK_LONG_TRANSACTIONS, "ok": False, "detail": str(exc)}]) from exc
+    primary = ProbeResult(address=old, outcome=probe_outcomes.OK, **measured)
+    return _refuse_if_blocked(long_running_checks(primary, ctx.settings), "long-running work on the primary")
 
 
 def elect_candidate(ctx: HaContext) -> Done:

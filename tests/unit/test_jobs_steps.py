@@ -163,3 +163,10 @@ def test_job_parameters_in_seconds_fall_back_to_the_default():
     assert seconds(2, 30) == 2.0
     assert seconds("nope", 30) == 30 and seconds(None, 30) == 30 and seconds(-1, 30) == 30
     assert seconds(float("inf"), 30) == 30
+
+
+def test_a_transaction_innodb_still_lists_while_it_commits_is_not_an_open_one():
+    committing = ClientSession(7, "app", "h:1", "Sleep", 0, "", True, 12, transaction_committing=True)
+    idle_open = ClientSession(8, "app", "h:2", "Sleep", 12, "", True, 12)
+    assert committing.open_transaction_seconds is None
+    assert idle_open.open_transaction_seconds == 12
