@@ -104,8 +104,11 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
             except (NotAllowed, AddressError) as exc:
                 errors[where] = str(exc)
                 continue
-            if Server.objects.filter(host=host, port=port).exists():
-                errors[where] = f"{address} is already registered in another cluster; a server belongs to one cluster"
+            owner = Server.objects.filter(host=host, port=port).select_related("cluster").first()
+            if owner is not None:
+                # Another tenant's cluster is not named: only that a server belongs to one cluster.
+                named = f" ({owner.cluster.name})" if owner.cluster.tenant_id == tenant.id else ""
+                errors[where] = f"{address} is already registered in another cluster{named}; a server belongs to one cluster"
                 continue
             servers.append((host, port))
     try:
@@ -177,6 +180,10 @@ def register_cluster(team: Team, request: RegistrationRequest, probes: dict, *, 
     grant_cluster(team, cluster)
     record_event(cluster.id, "cluster_registered", f"Cluster {cluster.label} registered by {requested_by}",
                  data={"servers": [format_address(h, p) for h, p in request.servers]})
+    if request.settings.failover_mode == "automatic":  # consent given at registration: adopt, then armed
+        from clusters.services.adopt import start_adopt
+
+        start_adopt(cluster, requested_by=requested_by)
     return cluster
 
 
@@ -193,6 +200,9 @@ def update_settings(cluster: Cluster, changes: dict, *, requested_by: str) -> tu
         cluster.save(update_fields=["settings", "updated_at"])
         record_event(cluster.id, "settings_changed", f"Settings changed by {requested_by}: {', '.join(sorted(diff))}",
                      data={"changes": diff})
+        from clusters.services.adopt import after_settings_change  # automatic: adopt; manual: disarm
+
+        after_settings_change(cluster, diff, requested_by=requested_by)
     return cluster, diff
 
 
