@@ -20,8 +20,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from clusters.routes import drivers  # noqa: F401 - registers the drivers
-from clusters.routes import proxysql
+from clusters.routes import (
+    drivers,  # noqa: F401 - registers the drivers
+    proxysql,
+)
 from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RoutePlan
 from clusters.routes.bound import BoundRoute, ClusterServer
 from clusters.routes.notify import apply_route

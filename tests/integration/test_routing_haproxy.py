@@ -10,10 +10,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from clusters import hotstate
 from clusters.models import Cluster
 from clusters.routes.models import Route
 from clusters.services.monitoring import tick_cluster
-from clusters.services.routing import check_proxy_state
+from clusters.services.routing import check_proxy_state, on_topology_changed
 from tests.integration.monitoring_helpers import register, tenant_client
 from tests.integration.routing_helpers import (
     HaproxyProcess,
@@ -23,7 +24,6 @@ from tests.integration.routing_helpers import (
     private_dir,
     remove_dir,
     server_id_through,
-    wait_until,
 )
 from tests.integration.switchover_helpers import address, restore_sandbox, step, switchover
 
@@ -197,3 +197,29 @@ def test_the_runtime_api_over_tcp_works_like_the_socket(routed):
     assert f"db_read: {address(sandbox, sandbox.primary)} maint" in result["detail"]
     assert {server_id_through(routed.write_port, sandbox) for _ in range(5)} == {sandbox.primary}
     assert Path(routed.haproxy.socket_path).exists() and os.access(routed.haproxy.socket_path, os.W_OK)
+
+
+def test_a_replica_that_stops_replicating_leaves_the_read_backend(routed):
+    sandbox = routed.sandbox
+    routed.haproxy.config_path.write_text(routed.config())
+    routed.haproxy.start()
+    assert routed.client.post(f"/api/v1/clusters/{routed.cluster.id}/routes/{routed.route['id']}/sync/").json()[
+        "last_sync"]["ok"] is True
+    replicas = [n for n in sandbox.nodes if n != sandbox.primary]
+    stopped = replicas[0]
+    before = hotstate.read_topology(routed.cluster.id)
+    sandbox.sql(stopped, "STOP SLAVE SQL_THREAD")
+    try:
+        tick_cluster(routed.cluster.id)
+        after = hotstate.read_topology(routed.cluster.id)
+        assert on_topology_changed(routed.cluster.id, after, before, inline=True) is True
+        assert {server_id_through(routed.read_port, sandbox) for _ in range(8)} == {replicas[1]}
+        assert on_topology_changed(routed.cluster.id, after, after, inline=True) is False
+    finally:
+        sandbox.sql(stopped, "START SLAVE")
+    sandbox.wait_replicating()
+    tick_cluster(routed.cluster.id)
+    assert on_topology_changed(routed.cluster.id, hotstate.read_topology(routed.cluster.id), after, inline=True)
+    assert {server_id_through(routed.read_port, sandbox) for _ in range(8)} == set(replicas)
+    edge = Route.objects.get(pk=routed.route["id"])
+    assert edge.last_sync_ok is True and edge.last_sync_trigger == "health"
