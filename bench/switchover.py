@@ -149,9 +149,10 @@ def main() -> int:
                 if job.state not in ("pending", "running") or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
-            done = time.monotonic()
-            writer.wait_for_acks(int(args.rate / 2))
-            gap = writer.largest_gap(requested, done)
+            writer.wait_for_acks(int(args.rate / 2), timeout=30)
+            # The largest gap between acknowledgements from the request until the writer flows again
+            # (a commit stuck on the new primary after the job ended counts too).
+            gap = writer.largest_gap(requested, time.monotonic())
             if job.state != "succeeded":
                 print(f"run {run}: job {job.id} {job.state}: {job.result.get('detail')}")
                 return 1
