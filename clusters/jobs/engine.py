@@ -148,14 +148,15 @@ def claim_job(job_id: int, owner: str) -> Job | None:
 
 
 class _Recorder(threading.Thread):
-    """Renews the lease and saves step records in the background, so steps never wait for the database."""
+    """Renews the lease and, in the background, saves the latest step records and publishes every change,
+    so steps never wait for the database or the channel layer."""
 
     def __init__(self, job: Job, owner: str):
         super().__init__(daemon=True, name=f"job-{job.id}-lease")
         self.job = job
         self.owner = owner
         self.lost = False
-        self._pending: tuple[int, list, dict] | None = None
+        self._pending: list[tuple[int, list, dict]] = []  # every snapshot is published; the last one saved
         self._submitted = 0
         self._saved = 0
         self._stopping = False
@@ -165,7 +166,7 @@ class _Recorder(threading.Thread):
         snapshot = (copy.deepcopy(records), copy.deepcopy(result))
         with self._cond:
             self._submitted += 1
-            self._pending = (self._submitted, *snapshot)
+            self._pending.append((self._submitted, *snapshot))
             self._cond.notify_all()
             return self._submitted
 
@@ -189,17 +190,19 @@ class _Recorder(threading.Thread):
         try:
             while True:
                 with self._cond:
-                    if self._pending is None and not self._stopping:
+                    if not self._pending and not self._stopping:
                         self._cond.wait(max(0.0, next_renewal - time.monotonic()))
-                    pending, self._pending = self._pending, None
+                    batch, self._pending = self._pending, []
                     stopping = self._stopping
-                if pending is not None or time.monotonic() >= next_renewal:
-                    saved = self._save(pending)
+                if batch or time.monotonic() >= next_renewal:
+                    saved = self._save(batch[-1] if batch else None)
                     next_renewal = time.monotonic() + RENEW_SECONDS
-                    if pending is not None and saved:
+                    if batch and saved:
                         with self._cond:
-                            self._saved = max(self._saved, pending[0])
+                            self._saved = max(self._saved, batch[-1][0])
                             self._cond.notify_all()
+                        for snapshot in batch:
+                            self._publish(snapshot)
                 if stopping:
                     break
         finally:
@@ -221,11 +224,12 @@ class _Recorder(threading.Thread):
                 self.lost = True
                 self._cond.notify_all()
             return False
-        if pending is not None:
-            view = copy.copy(self.job)
-            view.state, view.steps, view.result = Job.State.RUNNING, pending[1], pending[2]
-            publish_job(view)
         return True
+
+    def _publish(self, snapshot: tuple[int, list, dict]) -> None:
+        view = copy.copy(self.job)
+        view.state, view.steps, view.result = Job.State.RUNNING, snapshot[1], snapshot[2]
+        publish_job(view)
 
 
 # --- running ---------------------------------------------------------------------------------------------

@@ -261,3 +261,18 @@ def test_two_workers_racing_for_one_job_run_it_once(cluster, fake_plan):
         thread.join()
     assert CALLS == ["only"]
     assert sorted(r is None for r in results) == [False, True]
+
+
+def test_every_change_of_a_job_is_published_to_the_cluster_group(cluster, fake_plan, monkeypatch):
+    published = []
+    monkeypatch.setattr(engine, "publish_job", lambda job: published.append(
+        (job.state, [r["state"] for r in job.steps])))
+    fake_plan(_step("first"), s.StepSpec("quiet", lambda ctx: "shh", quiet=True), _step("last"))
+    done = engine.run_job(engine.create_job(cluster, FAKE_KIND).id)
+    assert done.state == "succeeded"
+    assert published[0] == ("pending", ["pending"] * 3)
+    assert published[-1] == ("succeeded", ["ok"] * 3)
+    running = [steps for state, steps in published if state == "running"]
+    assert ["running", "pending", "pending"] in running and ["ok", "ok", "ok"] in running
+    # A quiet step is never published on its own: its record goes out with the next step's.
+    assert ["ok", "running", "pending"] not in running and ["ok", "ok", "pending"] not in running
