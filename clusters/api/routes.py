@@ -173,6 +173,7 @@ class RouteViewSet(TenantScopedViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        operation_id="v1_clusters_routes_haproxy_cfg_retrieve",
         parameters=[OpenApiParameter("check", str, enum=["mysql", "http"], required=False,
                                      description="health checks: HAProxy's mysql-check or http-check against dbpilot")],
         responses={(200, "text/plain"): OpenApiTypes.STR})
@@ -229,7 +230,10 @@ class ServerHealthView(APIView):
 
     @extend_schema(
         auth=[],
-        parameters=[OpenApiParameter("X-Dbpilot-Health-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[OpenApiParameter("X-Dbpilot-Health-Key", str, OpenApiParameter.HEADER, required=True),
+                    OpenApiParameter("role", str, OpenApiParameter.PATH, enum=["primary", "replica"]),
+                    OpenApiParameter("server", str, OpenApiParameter.PATH,
+                                     description="host:port ([v6]:port), or dbpilot's server id")],
         responses={200: OpenApiResponse(description="the server may take this role"),
                    503: OpenApiResponse(description="it may not (the body says why)"),
                    404: OpenApiResponse(description="unknown cluster or server, or a wrong key")})
