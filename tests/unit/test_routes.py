@@ -216,3 +216,30 @@ def test_proxysql_statements_touch_only_the_cluster_rows():
     leaving, _ = plan_statements(route, RoutePlan("acme/main", PRIMARY_LEAVING, None, A, (B, C)), rows, 10, 20)
     assert leaving == [("UPDATE mysql_servers SET status = %s WHERE hostgroup_id = %s AND hostname = %s AND port = %s",
                         ("OFFLINE_SOFT", 10, "10.0.0.1", 3306))]
+
+
+def test_the_vip_example_takes_the_address_off_the_old_primary_and_puts_it_on_the_new(tmp_path):
+    """docs/examples/move-vip.sh, run with the hooks contract's argv and a recording `ssh`."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    for name in ("move-vip.sh", "move-vip.conf"):
+        shutil.copy(example / name, tmp_path / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/ssh.log\n')
+    (bin_dir / "ssh").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    script = str(tmp_path / "move-vip.sh")
+    for phase in ("pre", "post"):
+        done = subprocess.run([script, "switchover", phase, "acme/main", "10.0.0.1:3306", "[fd00::2]:3306"],
+                              env=env, capture_output=True, text=True, timeout=20)
+        assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "ssh.log").read_text().splitlines()
+    assert "dbpilot-vip@10.0.0.1 sudo ip addr del 10.0.0.100/24 dev eth0" in calls[0]
+    assert "dbpilot-vip@fd00::2" in calls[1] and "sudo ip addr add 10.0.0.100/24 dev eth0" in calls[1]
+    assert "arping" in calls[2] and all("BatchMode=yes" in c for c in calls)
+    assert os.access(example / "move-vip.sh", os.X_OK)
