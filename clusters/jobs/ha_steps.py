@@ -138,7 +138,8 @@ def _freeze(session: ServerSession, lowered: int) -> int:
     return kept
 
 
-def reject_writes(ctx: HaContext, address: str, successor: str | None = None) -> StepOutcome:
+def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
+                  followers: list[str] | tuple[str, ...] = ()) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
     FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Client
     sessions are killed at once, except writes already running (a statement, a commit, an open write
@@ -147,8 +148,11 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     Replication threads and dbpilot's own sessions are never killed. Records the final GTID position.
 
     With a `successor`, the primary is first pointed at it as an inert (never started) replication source,
-    so the frozen window does not wait for that CHANGE MASTER (it creates relay log files: tens of ms);
-    an abort removes it again (RESET SLAVE ALL)."""
+    and the `followers` (the other replicas) stop and are pointed at it too, not started: the frozen
+    window then does not wait for those STOP SLAVE and CHANGE MASTER (relay log files: tens of ms). The
+    successor still replicates from the primary, so what the primary commits meanwhile is acknowledged
+    and reaches it; the followers get it from the successor later, by GTID. An abort points everything
+    back (restore_primary)."""
     freeze = ctx.session(address, FREEZE_SESSION)
     killer = ctx.session(address)  # lists and kills sessions while the freeze session may be blocked
     variables = freeze.variables()
@@ -163,10 +167,21 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None) ->
     if successor is not None:
         status = ctx.session(address).replication_status()
         host, port = ctx.host_port(successor)
-        if status is None or not (_points_at(status, host, port) and _by_gtid(status)):
-            if status is not None and _replicating(status):
-                raise StepFailed(f"{address} replicates from {status.get('Master_Host')}: it is not a primary")
-            ctx.session(address).change_source(host, port, ctx.replication, 0)
+        if status is not None and _replicating(status) and not _points_at(status, host, port):
+            raise StepFailed(f"{address} replicates from {status.get('Master_Host')}: it is not a primary")
+
+        def point_primary() -> None:
+            if status is None or not (_points_at(status, host, port) and _by_gtid(status)):
+                ctx.session(address).change_source(host, port, ctx.replication, 0)
+
+        pending_points = [ctx.submit(point_primary)] + [
+            ctx.submit(prepare_repoint, ctx, successor, follower) for follower in followers]
+        for future in pending_points:
+            try:
+                future.result()
+            except ServerError as exc:  # promote_and_prepare tries again; the primary's own one must work
+                if future is pending_points[0]:
+                    raise StepFailed(f"could not point {address} at {successor}: {exc}") from exc
     started = time.monotonic()
     ctx.result["freeze_started_at"] = time.time()
     deadline = started + ctx.settings.switchover_wait_kill_ms / 1000

@@ -266,6 +266,12 @@ def _targets(ctx: HaContext) -> list[str]:
     return [a for a in ctx.addresses if a != ctx.result["new_primary"] and a not in unreachable]
 
 
+def reject_writes(ctx: HaContext):
+    old = ctx.result["old_primary"]
+    followers = [a for a in _targets(ctx) if a != old]
+    return ha.reject_writes(ctx, old, ctx.result["new_primary"], followers)
+
+
 def promote_candidate(ctx: HaContext):
     return ha.promote_and_prepare(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
 
@@ -316,8 +322,7 @@ PLAN = register_plan(Plan(
                  lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
         StepSpec("routes_primary_leaving", lambda ctx: ha.routes_step(ctx, PRIMARY_LEAVING)),
         # The write freeze: quiet steps, recorded together once writes are open again.
-        StepSpec("reject_writes", lambda ctx: ha.reject_writes(ctx, ctx.result["old_primary"], ctx.result["new_primary"]),
-                 quiet=True),
+        StepSpec("reject_writes", reject_writes, quiet=True),
         StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes", quiet=True),
         StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
