@@ -20,6 +20,14 @@ and N planned switchovers run in this process through the same service the API c
 HAProxy through the runtime API). Prints the write gap the writer saw through HAProxy per run and its
 p50/p99 (target p99 <= 300 ms), and the acknowledged rows missing from any server. Needs mariadbd and
 starts its own Redis and control-plane database (SQLite) in a temporary directory.
+
+    .venv/bin/python bench/route.py --failovers 5 [--rate 200]
+
+The routed failover path: the same setup with the cluster in automatic failover mode, monitoring ticks
+every second from a thread (as beat would), and each run SIGKILLs the primary; the failover job runs
+inline and tells HAProxy. Prints the time from the kill to the first write acknowledged through HAProxy's
+write frontend, per run and p50 (target <= 1.2 s); the killed server is started again and rejoins as a
+replica before the next run.
 """
 from __future__ import annotations
 
@@ -101,52 +109,77 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def routed_switchovers(runs: int, rate: float, work: Path) -> None:
-    from django.core.management import call_command
+class RoutedCluster:
+    """A 3-node semi-sync sandbox registered with dbpilot, behind a real HAProxy from the generated config."""
 
-    call_command("migrate", verbosity=0)
-    from clusters.jobs.engine import run_job
-    from clusters.providers import LocalSandbox
-    from clusters.routes.models import Route
-    from clusters.services import registration, routing
-    from clusters.services.monitoring import tick_cluster
-    from clusters.services.switchover import request_switchover
-    from tenants.services import create_tenant
-    from tests.integration.routing_helpers import (
-        HaproxyProcess,
-        create_check_user,
-        free_port,
-        private_dir,
-        remove_dir,
-    )
-    from tests.writer import Writer
+    def __init__(self, **cluster_settings):
+        from django.core.management import call_command
 
-    sandbox = LocalSandbox(f"b-{secrets.token_hex(3)}", 3, semi_sync=True, temporary=True)
-    directory = private_dir("br-")
-    haproxy = None
-    try:
-        described = sandbox.up()
-        create_check_user(sandbox)
-        addresses = [n["address"] for n in described["nodes"]]
+        call_command("migrate", verbosity=0)
+        from clusters.providers import LocalSandbox
+        from tests.integration.routing_helpers import private_dir
+
+        self.sandbox = LocalSandbox(f"b-{secrets.token_hex(3)}", 3, semi_sync=True, temporary=True)
+        self.directory = private_dir("br-")
+        self.settings = cluster_settings
+        self.haproxy = None
+
+    def __enter__(self) -> RoutedCluster:
+        from clusters.services import registration, routing
+        from clusters.services.monitoring import tick_cluster
+        from tenants.services import create_tenant
+        from tests.integration.routing_helpers import HaproxyProcess, create_check_user, free_port
+
+        described = self.sandbox.up()
+        create_check_user(self.sandbox)
+        self.addresses = [n["address"] for n in described["nodes"]]
         created = create_tenant("bench", "ops", "bench@example.com", "a-long-password-1", "admin")
         parsed = registration.parse_request(created.tenant, {
             "name": "bench", "servers": [{"host": n["host"], "port": n["port"]} for n in described["nodes"]],
             "credentials": described["credentials"]["admin"],
-            "replication_credentials": described["credentials"]["replication"]})
-        cluster = registration.register_cluster(created.team, parsed, registration.check_servers_answer(parsed),
-                                                requested_by="bench")
-        tick_cluster(cluster.id)
+            "replication_credentials": described["credentials"]["replication"], "settings": self.settings})
+        self.cluster = registration.register_cluster(created.team, parsed, registration.check_servers_answer(parsed),
+                                                     requested_by="bench")
+        tick_cluster(self.cluster.id)
         write_port = free_port()
-        route, _ = routing.create_route(cluster, {
-            "kind": "haproxy", "runtime_api": f"unix://{directory}/admin.sock", "write_backend": "db_write",
-            "read_backend": "db_read", "write_bind": f"127.0.0.1:{write_port}", "read_bind": f"127.0.0.1:{free_port()}"},
-            requested_by="bench")
-        haproxy = HaproxyProcess(directory, routing.haproxy_config(route)).start()
-        frontend = f"127.0.0.1:{write_port}"
-        app = sandbox.accounts.app
-        writer = Writer([frontend], app.user, app.password, rate=rate, fixed=frontend).start()
+        self.route, _ = routing.create_route(self.cluster, {
+            "kind": "haproxy", "runtime_api": f"unix://{self.directory}/admin.sock", "write_backend": "db_write",
+            "read_backend": "db_read", "write_bind": f"127.0.0.1:{write_port}", "read_bind": f"127.0.0.1:{free_port()}",
+            "check_inter_ms": 500}, requested_by="bench")
+        self.haproxy = HaproxyProcess(self.directory, routing.haproxy_config(self.route)).start()
+        self.frontend = f"127.0.0.1:{write_port}"
+        return self
+
+    def writer(self, rate: float):
+        from tests.writer import Writer
+
+        app = self.sandbox.accounts.app
+        return Writer([self.frontend], app.user, app.password, rate=rate, fixed=self.frontend)
+
+    def __exit__(self, *exc_info) -> None:
+        from tests.integration.routing_helpers import remove_dir
+
+        if self.haproxy is not None:
+            self.haproxy.stop()
+        self.sandbox.destroy()
+        remove_dir(self.directory)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def routed_switchovers(runs: int, rate: float) -> None:
+    from clusters.jobs.engine import run_job
+    from clusters.routes.models import Route
+    from clusters.services.switchover import request_switchover
+
+    with RoutedCluster() as routed:
+        sandbox, cluster, addresses = routed.sandbox, routed.cluster, routed.addresses
+        writer = routed.writer(rate).start()
         writer.wait_for_acks(int(rate))
-        print(f"cluster {addresses} behind HAProxy {frontend}, writer at {rate:g}/s through it, jobs inline")
+        print(f"cluster {addresses} behind HAProxy {routed.frontend}, writer at {rate:g}/s through it, jobs inline")
         gaps, primary = [], 1
         for run in range(1, runs + 1):
             target = primary % 3 + 1
@@ -169,32 +202,106 @@ def routed_switchovers(runs: int, rate: float, work: Path) -> None:
         writer.stop()
         sandbox.wait_replicating(timeout=30, primary=primary)
         lost = {a: len(writer.missing_on(a)) for a in addresses}
-        ordered = sorted(gaps)
-        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-        print(f"\nwrite gap through HAProxy ms  p50 {statistics.median(ordered):7.1f}  p99 {p99:7.1f}  "
-              f"max {ordered[-1]:7.1f}  ({len(ordered)} switchovers; load average {os.getloadavg()[0]:.2f})")
+        print(f"\nwrite gap through HAProxy ms  p50 {statistics.median(gaps):7.1f}  p99 {percentile(gaps, 0.99):7.1f}  "
+              f"max {max(gaps):7.1f}  ({len(gaps)} switchovers; load average {os.getloadavg()[0]:.2f})")
         print(f"acknowledged rows {len(writer.acknowledged())}, outcome unknown {len(writer.unknown)}, "
-              f"lost (acknowledged, missing): {lost}; route {Route.objects.get(pk=route.pk).last_sync_detail!r}")
-    finally:
-        if haproxy is not None:
-            haproxy.stop()
-        sandbox.destroy()
-        remove_dir(directory)
+              f"lost (acknowledged, missing): {lost}; route {Route.objects.get(pk=routed.route.pk).last_sync_detail!r}")
+
+
+def routed_failovers(runs: int, rate: float) -> None:
+    import signal
+    import threading
+
+    from django.db import close_old_connections
+
+    from clusters.models import Job, Server
+    from clusters.services.monitoring import tick_cluster
+
+    os.environ["DBPILOT_FAILOVER_RUNNER"] = "inline"
+    with RoutedCluster(failover_mode="automatic", failover_limit=100, failover_min_interval_seconds=0) as routed:
+        sandbox, cluster = routed.sandbox, routed.cluster
+        cluster.refresh_from_db()
+        if not cluster.failover_armed:
+            raise SystemExit("the cluster did not arm automatic failover (adopt job)")
+        stop = threading.Event()
+
+        def ticks() -> None:  # what beat and the tick workers do: one tick per second
+            while not stop.is_set():
+                began = time.monotonic()
+                try:
+                    tick_cluster(cluster.id)
+                finally:
+                    close_old_connections()
+                stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
+
+        ticker = threading.Thread(target=ticks, daemon=True)
+        ticker.start()
+        writer = routed.writer(rate).start()
+        writer.wait_for_acks(int(rate))
+        print(f"cluster {routed.addresses} behind HAProxy {routed.frontend}, writer at {rate:g}/s through it, "
+              "ticks every 1 s, failover jobs inline")
+        delays = []
+        try:
+            for run in range(1, runs + 1):
+                primary = sandbox.find_primary()
+                done_before = Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").count()
+                time.sleep(0.2 + 0.8 * secrets.randbelow(1000) / 1000)  # land anywhere in the tick interval
+                killed, killed_wall = time.monotonic(), time.time()
+                sandbox.kill(primary, signal.SIGKILL)
+                deadline = killed + 60
+                while Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").count() == done_before:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"run {run}: no failover within 60 s")
+                    time.sleep(0.02)
+                job = Job.objects.filter(cluster=cluster, kind="failover").order_by("-id").first()
+                writer.wait_for_acks(int(rate / 4), timeout=30)
+                # The outage is the largest gap around the kill (an insert in flight may still be acknowledged
+                # just after it); its end is the first write through HAProxy to the new primary.
+                gap = writer.largest_gap(killed, time.monotonic())
+                delays.append((gap.end - killed) * 1000)
+                routes_ms = [r["duration_ms"] for phase in job.result.get("routes", {}).values() for r in phase]
+                created = (job.created_at.timestamp() - killed_wall) * 1000
+                finished = (job.finished_at.timestamp() - killed_wall) * 1000
+                print(f"run {run}: killed {routed.addresses[primary - 1]} -> {job.result['new_primary']}: first write "
+                      f"through HAProxy {delays[-1]:7.1f} ms after the kill (job created at {created:.0f} ms, finished "
+                      f"at {finished:.0f} ms); routes_ok {job.result.get('routes_ok')} "
+                      f"({' + '.join(f'{v:.1f}' for v in routes_ms)} ms)")
+                sandbox.start(primary)
+                server = Server.objects.get(cluster=cluster, port=sandbox.port(primary))
+                deadline = time.monotonic() + 60
+                while True:
+                    server.refresh_from_db()
+                    if not server.fenced:
+                        break
+                    if server.quarantined or time.monotonic() > deadline:
+                        raise SystemExit(f"run {run}: the killed server did not rejoin (quarantined: {server.quarantined})")
+                    time.sleep(0.1)
+                sandbox.wait_replicating(timeout=30, primary=sandbox.find_primary())
+        finally:
+            writer.stop()
+            stop.set()
+            ticker.join(10)
+        print(f"\nkill -> first write through HAProxy ms  p50 {statistics.median(delays):7.1f}  "
+              f"max {max(delays):7.1f}  ({len(delays)} failovers; load average {os.getloadavg()[0]:.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--switchovers", type=int, default=0, help="measure the routed switchover path instead")
-    parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second (--switchovers)")
+    parser.add_argument("--failovers", type=int, default=0, help="measure the routed failover path instead")
+    parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second (routed paths)")
     args = parser.parse_args()
-    if args.switchovers:
+    if args.switchovers or args.failovers:
         work = Path(tempfile.mkdtemp(prefix="bench-route-", dir="/tmp"))
         redis_process, redis_url = start_redis(work)
         os.environ["REDIS_URL"] = redis_url
         configure(str(work / "var"), str(work / "hooks"))
         try:
-            routed_switchovers(args.switchovers, args.rate, work)
+            if args.switchovers:
+                routed_switchovers(args.switchovers, args.rate)
+            else:
+                routed_failovers(args.failovers, args.rate)
         finally:
             redis_process.terminate()
             redis_process.wait(10)

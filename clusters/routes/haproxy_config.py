@@ -85,7 +85,7 @@ def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Seque
         "",
         "defaults",
         "    mode tcp",
-        "    timeout connect 2s",
+        "    timeout connect 500ms",
         "    timeout client 8h",
         "    timeout server 8h",
         "    timeout check 1s",
