@@ -157,13 +157,15 @@ def main() -> int:
                 print(f"run {run}: job {job.id} {job.state}: {job.result.get('detail')}")
                 return 1
             primary = target
+            # Every row acknowledged so far must already be on the new primary.
+            lost_here = len(writer.missing_on(job.result["new_primary"]))
             rows.append({"gap": gap.ms if gap else float("nan"), "total": job.result["total_ms"],
-                         "freeze": job.result.get("write_freeze_ms", float("nan")), "steps": job.result["timings_ms"]})
-            slow = sorted(job.result["timings_ms"].items(), key=lambda kv: -kv[1])[:4]
-            print(f"run {run:2d}: {job.result['old_primary']} -> "
-                  f"{job.result['new_primary']}  write gap {rows[-1]['gap']:6.1f} ms  job total "
-                  f"{rows[-1]['total']:6.1f} ms  freeze {rows[-1]['freeze']:6.1f} ms  slowest: "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in slow))
+                         "freeze": job.result.get("write_freeze_ms", float("nan")), "steps": job.result["timings_ms"],
+                         "lost": lost_here})
+            print(f"run {run:2d}: {job.result['old_primary']} -> {job.result['new_primary']}  write gap "
+                  f"{rows[-1]['gap']:6.1f} ms  job total {rows[-1]['total']:6.1f} ms  freeze {rows[-1]['freeze']:6.1f} ms"
+                  f"  lost {lost_here}")
+            print("        steps (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in job.result["timings_ms"].items()))
             time.sleep(0.5)
         writer.stop()
         sandbox.wait_replicating(timeout=30, primary=primary)
@@ -181,7 +183,8 @@ def main() -> int:
             values = [r["steps"].get(name, float("nan")) for r in rows]
             print(f"  {name:28s} p50 {percentile(values, 0.5):7.1f}  p99 {percentile(values, 0.99):7.1f}")
         print(f"acknowledged rows {len(writer.acknowledged())}, outcome unknown {len(writer.unknown)}, "
-              f"lost (acknowledged, missing): {lost}")
+              f"lost on the new primary per run: {sum(r['lost'] for r in rows)}, "
+              f"lost at the end (acknowledged, missing) per server: {lost}")
         return 0
     finally:
         if worker is not None:
