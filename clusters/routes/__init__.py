@@ -1,7 +1,9 @@
 """Routes: what sends clients to the primary (proxies, DNS, scripts), behind drivers in a registry.
 
-This package holds the interface only (base class, registry, the job-facing notify functions); the
-routing issue adds the drivers and the Route model and installs its provider with `set_routes_provider`.
+The interface (base class, registry, the job-facing notify functions) is imported here; the Route model
+is clusters.routes.models, the drivers are registered by importing clusters.routes.drivers (HAProxy,
+PowerDNS, script, ProxySQL, MaxScale, Consul), and clusters.services.routing registers, syncs and
+records routes (docs/routing.md).
 """
 from clusters.routes.base import (
     PRIMARY_CHANGED,
