@@ -1,0 +1,424 @@
+"""Failover decisions as plain data: what a tick does about a failing primary, which incident it belongs to,
+the re-confirmation inside the job, what the job can promise about lost writes (RPO), and what to do with
+a fenced server that reappears.
+
+Everything here is a pure function of probes, the analysed topology, settings and times, so the rules run
+in microseconds under unit tests; clusters.services.failover and clusters.services.fencing read the
+database and Redis, call these, and act.
+
+Order of the rules, as a tick applies them:
+
+1. Only a primary that is `down` (failcount failed probes) or `unreachable` concerns failover.
+2. The replicas must confirm (clusters.domain.detection): otherwise the tick waits, and a primary that
+   only dbpilot lost stays a finding (PRIMARY_UNREACHABLE), never a failover.
+3. Every guard of an automatic failover is evaluated (none short-circuited): mode, armed, pauses, limit,
+   interval, fresh observation, maintenance, an electable candidate, no errant candidate, replication
+   credentials. All pass: start the failover job. Any blocks: one `refused` job per incident.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from clusters.domain import constants as c
+from clusters.domain.detection import Confirmation, channel_points_at, confirm_for_topology
+from clusters.domain.election import Election, candidates_from_topology, elect
+from clusters.domain.gtid import GtidError, MariadbBinlogState, MysqlGtidSet
+from clusters.domain.guards import Check, Instant, automatic_failover_checks, blocking
+from clusters.domain.probe import ProbeResult
+from clusters.domain.settings import ClusterSettings
+from clusters.domain.topology import Topology
+
+# A failing primary seen again within this many ticks is the same incident (a flapping primary too).
+INCIDENT_GAP_TICKS = 3
+# A primary down this long without the replicas confirming gets one event saying why nothing happens.
+UNCONFIRMED_NOTICE_SECONDS = 5.0
+
+CHECK_REPLICATION_CREDENTIALS = "replication_credentials"
+CHECK_NO_EXTRA_GTIDS = "no_extra_gtids"
+
+IDLE = "idle"  # the primary is fine (or there is none to speak of)
+WAIT = "wait"  # failing, not confirmed by the replicas: a finding, no action
+START = "start"  # confirmed, every guard passes: start the failover job
+REFUSE = "refuse"  # confirmed, guards block: one refused job per incident
+
+
+# --- incidents -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One episode of a failing primary: from the first tick that saw it failing until it is fine again
+    for longer than INCIDENT_GAP_TICKS. One refused job (and one notice) per incident, not per tick."""
+
+    primary: str
+    since: float
+    last_seen: float
+    notified: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.primary}@{self.since:.3f}"
+
+    def as_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def continue_incident(previous: Mapping[str, Any] | None, primary: str, now: float,
+                      tick_seconds: float) -> Incident:
+    """The incident this failing tick belongs to: the previous one when it concerns the same primary and
+    was seen less than INCIDENT_GAP_TICKS ago, else a new one starting now."""
+    if previous:
+        try:
+            same = previous.get("primary") == primary
+            recent = now - float(previous["last_seen"]) <= INCIDENT_GAP_TICKS * tick_seconds
+            if same and recent:
+                return Incident(primary, float(previous["since"]), now, bool(previous.get("notified")))
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged state starts a new incident
+    return Incident(primary, now, now)
+
+
+# --- the tick's decision ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TickDecision:
+    """What a tick does about the primary, and the evidence (kept in the job it starts or refuses)."""
+
+    action: str
+    reason: str
+    checks: tuple[Check, ...] = ()
+    confirmation: Confirmation | None = None
+    election: Election | None = None
+
+    @property
+    def blocking(self) -> list[Check]:
+        return blocking(self.checks)
+
+    def checks_as_dicts(self) -> list[dict[str, object]]:
+        return [check.as_dict() for check in self.checks]
+
+
+def primary_failing(topology: Topology) -> bool:
+    """The primary is down or unreachable (suspect is still being re-probed by the tick itself)."""
+    view = topology.primary_view
+    return view is not None and view.state in (c.STATE_DOWN, c.STATE_UNREACHABLE)
+
+
+def credentials_check(has_replication_credentials: bool) -> Check:
+    return Check(CHECK_REPLICATION_CREDENTIALS, has_replication_credentials,
+                 "replication credentials are set" if has_replication_credentials else
+                 "no replication credentials: replicas cannot be repointed; PATCH the cluster's "
+                 "replication_credentials")
+
+
+def failover_election(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                      lags: Mapping[str, float | None] | None = None, requested: str | None = None,
+                      last_primary_state: str | None = None) -> Election:
+    """The failover election: positions include what each replica received (it applies its relay log
+    before promotion); lags are the last known before the failure (Seconds_Behind_Master is NULL once
+    the IO thread lost its source)."""
+    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state)
+    return elect(candidates, settings, requested=requested, for_failover=True)
+
+
+def decide_failover(
+    *,
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    failover_armed: bool,
+    platform_paused: bool,
+    now: Instant,
+    last_observation_at: Instant | None,
+    failovers: Sequence[Instant],
+    has_replication_credentials: bool,
+    lags: Mapping[str, float | None] | None = None,
+) -> TickDecision:
+    """The decision of one tick. `failovers` are the start times of earlier automatic failovers since
+    the counters were last reset."""
+    view = topology.primary_view
+    if not primary_failing(topology):
+        state = view.state if view is not None else "none"
+        return TickDecision(IDLE, f"the primary is {state}")
+    confirmation = confirm_for_topology(topology, probes, settings)
+    if not confirmation.confirmed:
+        return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
+    election = failover_election(topology, probes, settings, lags=lags)
+    checks = automatic_failover_checks(
+        settings=settings,
+        failover_armed=failover_armed,
+        platform_paused=platform_paused,
+        now=now,
+        last_observation_at=last_observation_at,
+        failovers=failovers,
+        election=election,
+        primary_maintenance=bool(view and view.maintenance),
+        confirmation=confirmation,
+    )
+    checks.append(credentials_check(has_replication_credentials))
+    failing = blocking(checks)
+    if failing:
+        reason = "automatic failover blocked: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing)
+        return TickDecision(REFUSE, reason, tuple(checks), confirmation, election)
+    return TickDecision(START, f"{confirmation.reason}; promoting {election.winner}", tuple(checks),
+                        confirmation, election)
+
+
+def unconfirmed_notice_due(incident: Incident, primary_state: str, now: float) -> bool:
+    """Whether to write the one event saying a down primary is not failed over because the replicas do
+    not confirm (an unreachable primary has its own finding, PRIMARY_UNREACHABLE)."""
+    return (primary_state == c.STATE_DOWN and not incident.notified
+            and now - incident.since >= UNCONFIRMED_NOTICE_SECONDS)
+
+
+# --- inside the job --------------------------------------------------------------------------------------
+
+
+def reconfirm(fresh: Confirmation, probes: Mapping[str, ProbeResult], *, tick_confirmed_age: float | None,
+              settings: ClusterSettings) -> Check:
+    """The job's own look just before it acts, from fresh probes.
+
+    A replica's heartbeat age is measured between two probes of the same process, so a job running in
+    another process sees an IO thread that says Yes with no age yet. Such a replica cannot tell; the
+    tick's confirmation stands for it when that confirmation is fresh (within OBSERVATION_MAX_AGE_TICKS).
+    A replica seen receiving (an age) always refuses: the primary is alive.
+    """
+    if fresh.confirmed:
+        return Check(c.GUARD_PRIMARY_FAILURE, True, fresh.reason)
+    unknown = [address for address in fresh.still_receiving if _heartbeat_age_unknown(probes.get(address))]
+    fresh_enough = (tick_confirmed_age is not None
+                    and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds)
+    if fresh.still_receiving and len(unknown) == len(fresh.still_receiving) and fresh_enough:
+        return Check(c.GUARD_PRIMARY_FAILURE, True, f"confirmed by the tick {tick_confirmed_age:.1f}s ago; "
+                     f"{', '.join(unknown)}: IO thread Yes, heartbeat age not measurable from this process")
+    return Check(c.GUARD_PRIMARY_FAILURE, False, fresh.reason)
+
+
+def _heartbeat_age_unknown(probe: ProbeResult | None) -> bool:
+    channel = probe.channel if probe is not None and probe.reachable else None
+    return channel is not None and channel.io_running == "Yes" and channel.last_heartbeat_age_seconds is None
+
+
+# --- what the job can promise (RPO) ----------------------------------------------------------------------
+
+GUARANTEE_NONE_LOST = "no_acknowledged_write_lost"
+GUARANTEE_AT_RISK = "acknowledged_writes_at_risk"
+GUARANTEE_ASYNC = "asynchronous"
+# Findings on the old primary that void the semi-sync promise.
+SEMI_SYNC_VOIDING = frozenset({c.SEMI_SYNC_OFF, c.SEMI_SYNC_INACTIVE, c.SEMI_SYNC_WAIT_POINT})
+
+
+def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
+                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = ()) -> dict[str, Any]:
+    """The RPO part of a failover's result.
+
+    `survivors_hold` is the new primary's position once it holds everything the survivors had. What the
+    dead primary committed beyond it is unknown until it returns: a lower bound. Semi-sync with
+    AFTER_SYNC and `semi_sync_on_timeout: wait` promises that every acknowledged commit reached a replica;
+    that replica's transactions are all on the new primary, so nothing acknowledged is lost, provided no
+    replica that may have acknowledged is missing and the primary had not fallen back or run otherwise.
+    """
+    voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
+    base = {
+        "survivors_hold": survivors_hold,
+        "old_primary": old_primary,
+        "lower_bound": True,
+        "note": "what the old primary may have committed beyond survivors_hold is unknown until it returns; "
+                "then its extra transactions, if any, are listed and it is quarantined",
+        "semi_sync": settings.semi_sync,
+        "semi_sync_on_timeout": settings.semi_sync_on_timeout,
+    }
+    if not settings.semi_sync:
+        return {**base, "guarantee": GUARANTEE_ASYNC,
+                "risk": "asynchronous replication: transactions the old primary acknowledged but had not sent "
+                        "to any replica are lost"}
+    if settings.semi_sync_on_timeout != "wait":
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"semi-sync falls back to asynchronous after {settings.semi_sync_timeout_ms} ms without "
+                        "an acknowledgement (semi_sync_on_timeout: async): commits acknowledged after such a "
+                        "fallback may be lost"}
+    if voiding:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
+                        "acknowledged writes may be lost"}
+    if unreachable_replicas:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
+                        "come from it"}
+    return {**base, "guarantee": GUARANTEE_NONE_LOST,
+            "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
+                    "have acknowledged a commit was reached"}
+
+
+# --- a fenced server reappears ---------------------------------------------------------------------------
+
+
+def extra_transactions(server: ProbeResult, primary: ProbeResult) -> list[str] | None:
+    """Transactions `server` holds that `primary` lacks; None when the probes cannot tell.
+
+    MariaDB: from both gtid_binlog_state (one entry per domain and server id), so a transaction the old
+    primary committed and never sent shows even when the new primary has written the same sequence
+    numbers since. MySQL: gtid_executed minus gtid_executed.
+    """
+    try:
+        if server.flavour == "mysql" or primary.flavour == "mysql":
+            if server.gtid_executed is None or primary.gtid_executed is None:
+                return None
+            extra = MysqlGtidSet.parse(server.gtid_executed).subtract(MysqlGtidSet.parse(primary.gtid_executed))
+            return extra.gtids()
+        if server.gtid_binlog_state is None or primary.gtid_binlog_state is None:
+            return None
+        mine = MariadbBinlogState.parse(server.gtid_binlog_state)
+        theirs = MariadbBinlogState.parse(primary.gtid_binlog_state)
+        return [str(g) for g in mine.errant_relative_to(theirs)]
+    except GtidError:
+        return None
+
+
+FENCE_READ_ONLY = "read_only"
+FENCE_REJOIN = "rejoin"
+FENCE_QUARANTINE = "quarantine"
+FENCE_SETTLED = "settled"  # a healthy read-only replica of the primary again: the fence flag can go
+
+
+@dataclass(frozen=True)
+class FencePlan:
+    """What to do with one fenced server seen this tick. `make_read_only` first, always; then at most one
+    of rejoin, quarantine (with the extra GTIDs) or settled."""
+
+    address: str
+    make_read_only: bool
+    next_step: str | None
+    reason: str
+    extra_gtids: tuple[str, ...] = field(default=())
+
+
+def _writable(probe: ProbeResult) -> bool:
+    return probe.read_only is False or (probe.flavour == "mysql" and probe.super_read_only is False)
+
+
+def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                may_rejoin: bool = True) -> list[FencePlan]:
+    """For every fenced server that answered this tick: make it read-only if it is not (in any mode, paused
+    or not), then, with `autorejoin` and `may_rejoin` (no pause), rejoin it as a replica of the current
+    primary when its GTIDs are a subset of the primary's, or quarantine it when it has extra ones."""
+    plans = []
+    primary = topology.primary_view
+    primary_probe = probes.get(primary.address) if primary is not None else None
+    for view in topology.servers:
+        probe = probes.get(view.address)
+        if not view.fenced or probe is None or not probe.reachable:
+            continue
+        writable = _writable(probe)
+        if view.quarantined:
+            if writable:
+                plans.append(FencePlan(view.address, True, None, "quarantined, yet writable"))
+            continue
+        if primary is None or primary.address == view.address or primary.state != c.STATE_UP \
+                or primary_probe is None or not primary_probe.reachable:
+            if writable:
+                plans.append(FencePlan(view.address, True, None, "writable while no other primary is up"))
+            continue
+        channel = probe.channel
+        following = (channel is not None and channel_points_at(channel, primary.address, primary_probe.server_id)
+                     and channel.using_gtid.lower() != "no" and channel.io_running == "Yes" and channel.sql_running)
+        if following and not writable:
+            plans.append(FencePlan(view.address, False, FENCE_SETTLED, f"replicates from {primary.address}"))
+            continue
+        if not settings.autorejoin or not may_rejoin:
+            why = "autorejoin is off" if not settings.autorejoin else "automatic actions are paused"
+            if writable:
+                plans.append(FencePlan(view.address, True, None, f"writable; not rejoined: {why}"))
+            continue
+        extra = extra_transactions(probe, primary_probe)
+        if extra is None:
+            plans.append(FencePlan(view.address, writable, None, "GTIDs cannot be compared: not rejoined"))
+        elif extra:
+            plans.append(FencePlan(view.address, writable, FENCE_QUARANTINE,
+                                   f"holds transactions {primary.address} lacks: {', '.join(extra)}", tuple(extra)))
+        elif following:
+            plans.append(FencePlan(view.address, writable, FENCE_SETTLED, f"replicates from {primary.address}"))
+        else:
+            plans.append(FencePlan(view.address, writable, FENCE_REJOIN,
+                                   f"its GTIDs are all on {primary.address}: rejoin it as a replica"))
+    return plans
+
+
+# --- adopting a cluster for automatic failover -----------------------------------------------------------
+
+ADOPT_HEARTBEAT_SECONDS = 1.0
+ADOPT_CONNECT_RETRY_SECONDS = 1
+ADOPT_SLAVE_NET_TIMEOUT_SECONDS = 4  # a hung source is noticed in seconds, not the default minute
+
+
+@dataclass(frozen=True)
+class ReplicaSetup:
+    """What adopt reads on one replica (SHOW SLAVE STATUS and a few variables)."""
+
+    address: str
+    using_gtid: str
+    connect_retry: int | None
+    heartbeat_period: float | None
+    slave_net_timeout: int | None
+    read_only: bool | None
+    semi_sync_slave: bool | None
+    semi_sync_master: bool | None
+
+
+@dataclass(frozen=True)
+class ReplicaChanges:
+    """What adopt changes on one replica; `restart` when its IO thread must reconnect to apply them."""
+
+    address: str
+    slave_net_timeout: bool = False
+    change_master: bool = False
+    semi_sync_slave_on: bool = False
+    semi_sync_master_off: bool = False
+    read_only_on: bool = False
+    problem: str = ""
+
+    @property
+    def restart(self) -> bool:
+        return self.slave_net_timeout or self.change_master or self.semi_sync_slave_on
+
+    @property
+    def any(self) -> bool:
+        return self.restart or self.semi_sync_master_off or self.read_only_on
+
+    def describe(self) -> str:
+        parts = []
+        if self.slave_net_timeout:
+            parts.append(f"slave_net_timeout={ADOPT_SLAVE_NET_TIMEOUT_SECONDS}")
+        if self.change_master:
+            parts.append(f"MASTER_CONNECT_RETRY={ADOPT_CONNECT_RETRY_SECONDS}, "
+                         f"MASTER_HEARTBEAT_PERIOD={ADOPT_HEARTBEAT_SECONDS:g}")
+        if self.semi_sync_slave_on:
+            parts.append("semi-sync slave side on")
+        if self.semi_sync_master_off:
+            parts.append("semi-sync master side off")
+        if self.read_only_on:
+            parts.append("read_only=1")
+        return ", ".join(parts) or "nothing to change"
+
+
+def adopt_changes(setup: ReplicaSetup, settings: ClusterSettings) -> ReplicaChanges:
+    """The changes automatic failover relies on: a 1 s connect retry and heartbeat, a short
+    slave_net_timeout, read-only replicas (when `replicas_read_only`), the semi-sync slave side on and the
+    master side off (when `semi_sync`). A replica that does not replicate by GTID is a problem: failover
+    could not repoint it safely."""
+    if setup.using_gtid.lower() == "no":
+        return ReplicaChanges(setup.address, problem=f"{setup.address} replicates by file and position, not by "
+                              "GTID: run CHANGE MASTER TO MASTER_USE_GTID=slave_pos first")
+    heartbeat = setup.heartbeat_period
+    return ReplicaChanges(
+        setup.address,
+        slave_net_timeout=setup.slave_net_timeout is None or setup.slave_net_timeout > ADOPT_SLAVE_NET_TIMEOUT_SECONDS,
+        change_master=(setup.connect_retry != ADOPT_CONNECT_RETRY_SECONDS
+                       or heartbeat is None or abs(heartbeat - ADOPT_HEARTBEAT_SECONDS) > 0.001),
+        semi_sync_slave_on=settings.semi_sync and not setup.semi_sync_slave,
+        semi_sync_master_off=settings.semi_sync and bool(setup.semi_sync_master),
+        read_only_on=settings.replicas_read_only and not setup.read_only,
+    )
