@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RouteError, RoutePlan, RouteResult
@@ -32,6 +33,8 @@ def _stored_routes(cluster: Any) -> list[Any]:
 
 
 _provider: RoutesProvider = _stored_routes
+LOCK_SECONDS = 30  # a sync never takes this long (drivers bound their calls): the lock expires by itself
+LOCK_WAIT_SECONDS = 5.0
 _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="route")
 
 
@@ -71,11 +74,44 @@ def apply_route(route: Any, plan: RoutePlan) -> RouteResult:
     return result
 
 
+@contextmanager
+def routes_lock(cluster_id: int | None, wait: float | None = None) -> Iterator[bool]:
+    """One sync of a cluster's routes at a time, so an older view applied by one never lands after a newer
+    one applied by another (a job's routes step and a health sync racing). Waits up to `wait` seconds;
+    yields whether the lock is held. Without Redis it yields True unlocked: an HA job must never depend
+    on dbpilot's own store to tell its routes."""
+    if cluster_id is None:
+        yield True
+        return
+    wait = LOCK_WAIT_SECONDS if wait is None else wait
+    lock = None
+    try:
+        from clusters import hotstate
+
+        lock = hotstate.client().lock(f"dbpilot:cluster:{cluster_id}:routes", timeout=LOCK_SECONDS,
+                                      blocking=wait > 0, blocking_timeout=wait if wait > 0 else None)
+        held = bool(lock.acquire())
+    except Exception:  # noqa: BLE001 - Redis down: go on without the lock
+        log.warning("routes of cluster %s: no lock (Redis unavailable)", cluster_id, exc_info=True)
+        lock, held = None, True
+    try:
+        yield held
+    finally:
+        if lock is not None and held:
+            try:
+                lock.release()
+            except Exception:  # noqa: BLE001 - expired: someone else may hold it now
+                pass
+
+
 def apply_routes(cluster: Any, plan: RoutePlan) -> list[RouteResult]:
     routes = cluster_routes(cluster)
     if not routes:
         return []
-    results = list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
+    with routes_lock(getattr(cluster, "pk", None)) as held:
+        if not held:
+            log.warning("routes of %s: another sync held the lock for %ss; applying anyway", cluster, LOCK_WAIT_SECONDS)
+        results = list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
     for route, result in zip(routes, results, strict=True):
         on_result = getattr(route, "on_result", None)
         if callable(on_result):

@@ -35,7 +35,7 @@ from clusters.routes.base import PRIMARY_CHANGED, RoutePlan, RouteResult
 from clusters.routes.bound import BoundRoute, ClusterServer
 from clusters.routes.health import unreadable
 from clusters.routes.models import Route
-from clusters.routes.notify import apply_route
+from clusters.routes.notify import apply_route, routes_lock
 from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret_fields, validate_route
 from clusters.services.access import cluster_settings
 from clusters.services.events import record_event
@@ -274,12 +274,21 @@ def _ha_job_running(cluster_id: int) -> Job | None:
     return Job.objects.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES).first()
 
 
+def _skipped(routes: list[Route], why: str) -> list[RouteResult]:
+    return [RouteResult(f"{r.kind}:{r.pk}", True, f"not synced now: {why}", extra={"skipped": True}) for r in routes]
+
+
 def _sync(routes: list[Route], cluster: Cluster, trigger: str) -> list[RouteResult]:
+    with routes_lock(cluster.pk) as held:
+        if not held:
+            return _skipped(routes, "another sync of this cluster's routes is still running")
+        return _sync_locked(routes, _fresh(cluster.pk) or cluster, trigger)
+
+
+def _sync_locked(routes: list[Route], cluster: Cluster, trigger: str) -> list[RouteResult]:
     job = _ha_job_running(cluster.pk)
     if job is not None:
-        return [RouteResult(f"{r.kind}:{r.pk}", True, f"not synced now: {job.kind} job {job.pk} is running and "
-                                                         "tells the routes itself", extra={"skipped": True})
-                for r in routes]
+        return _skipped(routes, f"{job.kind} job {job.pk} is running and tells the routes itself")
     snapshot = hotstate.read_topology(cluster.pk)
     plan = current_plan(cluster, snapshot)
     if plan is None:

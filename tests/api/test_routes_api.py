@@ -206,3 +206,15 @@ def test_topology_changes_queue_a_sync_only_when_the_read_side_changes(world, mo
         assert routing.on_topology_changed(world.cluster_x.id, snapshot("Yes"), snapshot("Yes")) is False
         assert routing.on_topology_changed(world.cluster_x.id, snapshot("No"), snapshot("Yes")) is True
     assert queued == [(world.cluster_x.id, routing.TRIGGER_HEALTH)]
+
+
+def test_one_sync_of_a_cluster_routes_runs_at_a_time(world, monkeypatch):
+    from clusters.routes import notify
+
+    route = world.client("alice").post(routes_url(world.cluster_x), haproxy(), format="json").json()
+    monkeypatch.setattr(notify, "LOCK_WAIT_SECONDS", 0.2)
+    with notify.routes_lock(world.cluster_x.id) as held:
+        assert held
+        result = routing.sync_route(Route.objects.get(pk=route["id"]))
+        assert result.ok and "another sync" in result.detail
+    assert not routing.sync_route(Route.objects.get(pk=route["id"])).ok  # the lock is free again: it ran
