@@ -8,6 +8,7 @@ from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clusters.api.failover_serializers import FailoverControlSerializer, FailoverRequestSerializer
 from clusters.api.serializers import (
     ClusterSerializer,
     EventSerializer,
@@ -18,8 +19,9 @@ from clusters.api.serializers import (
     TopologySerializer,
 )
 from clusters.domain.settings import SettingsError
+from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job
-from clusters.services import registration, switchover
+from clusters.services import failover, registration, switchover
 from clusters.services.events import record_event
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
@@ -38,7 +40,8 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
     serializer_class = ClusterSerializer
     cluster_lookup = ""
-    permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE}
+    permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE, "failover": OPERATE,
+                            "failover_control_reset": OPERATE}
 
     @extend_schema(request=RegisterClusterSerializer, responses={201: ClusterSerializer})
     def create(self, request):
@@ -80,6 +83,10 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
             registration.update_settings(cluster, changes, requested_by=self.actor.label())
         except SettingsError as exc:
             raise exceptions.ValidationError({f"settings.{k}": v for k, v in exc.errors.items()}) from None
+        except ActiveJobExists as exc:  # failover_mode automatic starts the adopt job: one HA job at a time
+            raise Conflict(f"settings not changed: {exc}", "ha_job_active",
+                           [{"name": "no_active_ha_job", "ok": False, "detail": str(exc)}],
+                           **({"job": exc.active.id} if exc.active else {})) from None
         return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     def update(self, request, pk=None):
@@ -149,6 +156,42 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
             extra = {"job": exc.active_job.id} if exc.active_job else {}
             raise Conflict(exc.detail, exc.code, exc.checks, **extra) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+    @extend_schema(request=FailoverRequestSerializer, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def failover(self, request, pk=None):
+        """Manual failover of a primary that is down: 202 with the job; 409 with the blocking checks (a live
+        primary: use a switchover)."""
+        cluster = self.get_object()
+        self.audit_target = cluster
+        serializer = FailoverRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            job = failover.request_failover(cluster, candidate=serializer.validated_data.get("candidate"),
+                                            requested_by=self.actor.label())
+        except failover.InvalidFailoverRequest as exc:
+            raise exceptions.ValidationError({"candidate": str(exc)}) from None
+        except failover.FailoverRefused as exc:
+            extra = {"job": exc.active_job.id} if exc.active_job else {}
+            raise Conflict(exc.detail, exc.code, exc.checks, **extra) from None
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: FailoverControlSerializer})
+    @action(detail=True, methods=["get"], url_path="failover-control", url_name="failover-control")
+    def failover_control(self, request, pk=None):
+        """Automatic failover's counters and state: armed, paused, the last failover, the last blocked incident."""
+        cluster = self.get_object()
+        return Response(FailoverControlSerializer(failover.failover_control(cluster)).data)
+
+    @extend_schema(request=None, responses={200: FailoverControlSerializer})
+    @action(detail=True, methods=["post"], url_path="failover-control/reset", url_name="failover-control-reset")
+    def failover_control_reset(self, request, pk=None):
+        """Reset the counters behind failover_limit and failover_min_interval_seconds."""
+        cluster = self.get_object()
+        self.audit_target = cluster
+        data = failover.reset_failover_counters(cluster, requested_by=self.actor.label())
+        return Response(FailoverControlSerializer(data).data)
 
 
 class JobViewSet(mixins.RetrieveModelMixin, TenantScopedViewSet):

@@ -136,6 +136,9 @@ def tick_cluster(cluster_id: int, cluster: Cluster | None = None) -> TickResult 
         result = _record(cluster, inventory, settings, probes, failures, state)
         primary = state.get("primary")
         if not (primary in failures and 0 < failures[primary] < settings.failcount):
+            from clusters.services.failover import after_tick  # failover and fencing decide from this tick
+
+            after_tick(result, epoch=cluster.epoch)
             return result
         time.sleep(settings.reprobe_interval_ms / 1000)
 
@@ -161,7 +164,12 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
                 cluster.primary_id = primary_id
                 record_event(cluster.id, "primary_observed", f"Primary is {topology.primary}",
                              data={"primary": topology.primary, "server_id": primary_id})
+    previous = hotstate.read_topology(cluster_id) if changed else None
     hotstate.write_topology(cluster_id, snapshot)
+    if changed:
+        from clusters.services.routing import on_topology_changed  # read routes follow replica health
+
+        on_topology_changed(cluster_id, snapshot, previous)
     if changed or opened or resolved:
         from clusters.services.topology_view import topology_payload
 

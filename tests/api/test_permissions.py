@@ -147,6 +147,9 @@ HTTP_MATRIX: list[Row] = [
         lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().id}/maintenance/",
         lambda w: {"on": True}),
     Row("cluster-switchover", "POST", "operate", cluster("switchover/"), lambda w: {}),
+    Row("cluster-failover", "POST", "operate", cluster("failover/"), lambda w: {}),
+    Row("cluster-failover-control", "GET", "view", cluster("failover-control/")),
+    Row("cluster-failover-control-reset", "POST", "operate", cluster("failover-control/reset/"), lambda w: {}),
     Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
     # Routes and health checks (clusters/api/routes.py)
     Row("cluster-routes", "GET", "view", cluster("routes/")),

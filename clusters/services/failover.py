@@ -1,0 +1,435 @@
+"""Failover: what a monitoring tick does about a failing primary, manual failover requests, the failover
+counters behind `failover-control`, and the failover plan.
+
+`after_tick(result, epoch=...)` is the one call monitoring makes after recording a tick. It stays cheap:
+with a healthy primary it only remembers the replicas' lags (in Redis, when they change) and lets
+clusters.services.fencing look at fenced servers; the database is read only once the replicas confirm
+that the primary failed. The decision itself is clusters.domain.failover_plan.decide_failover (pure):
+
+- confirmed and every guard passes: the failover job is created and started at once
+  (clusters.jobs.runner: in this worker process, or on the `ha` queue);
+- confirmed but guards block: one `refused` failover job per incident names every blocking guard, with
+  a `failover_blocked` event;
+- not confirmed: nothing (the topology's findings say why); a primary down for a while without
+  confirmation gets one `failover_not_confirmed` event per incident.
+
+A tick acting on an older epoch than the cluster's does nothing: a job changed the topology since.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from clusters import hotstate
+from clusters.domain import constants as c
+from clusters.domain import failover_plan as plan
+from clusters.domain.addresses import AddressError, format_address, parse_address
+from clusters.domain.detection import confirm_for_topology
+from clusters.domain.guards import Check, blocking, manual_failover_checks
+from clusters.jobs import failover_steps as steps
+from clusters.jobs.context import HaContext
+from clusters.jobs.engine import ActiveJobExists, active_ha_job, create_job, register_plan
+from clusters.jobs.runner import start_job
+from clusters.jobs.steps import Plan, StepSpec
+from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Event, Job
+from clusters.routes import PRIMARY_CHANGED
+from clusters.services import primary_watch
+from clusters.services.access import cluster_settings, replication_credentials
+from clusters.services.events import publish_job, record_event
+
+log = logging.getLogger(__name__)
+
+KIND = "failover"
+AUTOMATIC_ACTOR = "dbpilot (automatic failover)"
+COUNTERS_RESET_EVENT = "failover_counters_reset"
+CHECK_NO_ACTIVE_JOB = "no_active_ha_job"
+CHECK_PRIMARY_KNOWN = "primary_known"
+HOT_TTL_SECONDS = 3600
+LAGS_REWRITE_SECONDS = 30.0
+
+# Lags this process last wrote per cluster, so a healthy tick writes Redis only when they change.
+_lags_written: dict[int, tuple[dict, float]] = {}
+
+
+class FailoverRefused(Exception):
+    """A manual failover refused at once; `checks` are dicts {"name", "ok", "detail"}."""
+
+    def __init__(self, detail: str, checks: list[dict], *, code: str = "failover_refused",
+                 active_job: Job | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.checks = checks
+        self.code = code
+        self.active_job = active_job
+
+
+class InvalidFailoverRequest(ValueError):
+    """Malformed input (a candidate that is not host:port): a 400, not a refusal."""
+
+
+# --- hot state -------------------------------------------------------------------------------------------
+
+
+def _key(cluster_id: int, what: str) -> str:
+    return f"dbpilot:cluster:{cluster_id}:{what}"
+
+
+def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
+    """The replicas' lags from a healthy tick: after the primary dies Seconds_Behind_Master is NULL, so
+    the failover election needs the last known ones (max_replica_delay_seconds)."""
+    now = time.monotonic()
+    previous = _lags_written.get(cluster_id)
+    if previous is not None and previous[0] == lags and now - previous[1] < LAGS_REWRITE_SECONDS:
+        return
+    hotstate.client().set(_key(cluster_id, "lags"), json.dumps(lags), ex=HOT_TTL_SECONDS)
+    _lags_written[cluster_id] = (lags, now)
+
+
+def read_lags(cluster_id: int) -> dict[str, float]:
+    try:
+        raw = hotstate.client().get(_key(cluster_id, "lags"))
+    except Exception:  # noqa: BLE001 - unknown lags are only less information
+        return {}
+    return json.loads(raw) if raw else {}
+
+
+def _track_incident(cluster_id: int, primary: str, now: float, tick_seconds: float) -> plan.Incident:
+    client = hotstate.client()
+    raw = client.get(_key(cluster_id, "incident"))
+    previous = json.loads(raw) if raw else None
+    incident = plan.continue_incident(previous, primary, now, tick_seconds)
+    client.set(_key(cluster_id, "incident"), json.dumps(incident.as_state()), ex=HOT_TTL_SECONDS)
+    return incident
+
+
+def _mark_notified(cluster_id: int, incident: plan.Incident) -> None:
+    state = {**incident.as_state(), "notified": True}
+    hotstate.client().set(_key(cluster_id, "incident"), json.dumps(state), ex=HOT_TTL_SECONDS)
+
+
+# --- counters --------------------------------------------------------------------------------------------
+
+
+def counters_reset_at(cluster_id: int) -> datetime | None:
+    return (Event.objects.filter(cluster_id=cluster_id, kind=COUNTERS_RESET_EVENT)
+            .order_by("-created_at", "-id").values_list("created_at", flat=True).first())
+
+
+def automatic_failovers(cluster_id: int, *, since: datetime | None = None):
+    """Automatic failovers that ran (refused ones never acted), newest first."""
+    jobs = (Job.objects.filter(cluster_id=cluster_id, kind=KIND, params__automatic=True, started_at__isnull=False)
+            .exclude(state=Job.State.REFUSED))
+    if since is not None:
+        jobs = jobs.filter(started_at__gte=since)
+    return jobs.order_by("-started_at")
+
+
+def failover_starts(cluster_id: int, settings) -> list[datetime]:
+    """Start times that count against failover_limit and failover_min_interval_seconds."""
+    horizon = timezone.now() - timedelta(seconds=max(settings.failover_window_seconds,
+                                                     settings.failover_min_interval_seconds))
+    reset = counters_reset_at(cluster_id)
+    since = max(horizon, reset) if reset else horizon
+    return list(automatic_failovers(cluster_id, since=since).values_list("started_at", flat=True))
+
+
+# --- after a tick ----------------------------------------------------------------------------------------
+
+
+def after_tick(result, *, epoch: int | None = None) -> None:
+    """Called by monitoring after each recorded tick (never raises: a tick must go on)."""
+    from clusters.services import fencing
+
+    try:
+        fencing.after_tick(result, epoch=epoch)
+    except Exception:  # noqa: BLE001
+        log.exception("cluster %s: fencing after the tick failed", result.cluster_id)
+    try:
+        _after_tick(result, epoch)
+    except Exception:  # noqa: BLE001 - no automatic action when the store or broker misbehaves
+        log.exception("cluster %s: the failover decision after the tick failed", result.cluster_id)
+
+
+def _after_tick(result, epoch: int | None) -> None:
+    topology = result.topology
+    view = topology.primary_view
+    if view is not None and view.state == c.STATE_UP:
+        remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
+                                          if s.lag is not None and s.address != view.address})
+        primary_watch.after_healthy_tick(result.cluster_id, view.address)
+        return
+    if not plan.primary_failing(topology):
+        return
+    incident = _track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
+    confirmation = confirm_for_topology(topology, result.probes, result.settings)
+    if not confirmation.confirmed:
+        if plan.unconfirmed_notice_due(incident, view.state, result.observed_at):
+            _mark_notified(result.cluster_id, incident)
+            record_event(result.cluster_id, "failover_not_confirmed",
+                         f"Primary {view.address} is down but the replicas do not confirm it: no failover "
+                         f"({confirmation.reason})", severity="warning",
+                         data={"incident": incident.key, "confirmation": confirmation.as_dict()})
+        return
+    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch):
+        return  # a job changed the topology since this tick began: the next tick decides
+    if active_ha_job(cluster.id) is not None:
+        return  # one HA job at a time; the next tick decides again
+    earlier = set(Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key)
+                  .values_list("state", flat=True))
+    if earlier - {Job.State.REFUSED}:
+        return  # this incident already had its failover
+    from tenants.platform import platform_paused
+
+    settings = result.settings
+    lags = read_lags(cluster.id)
+    decision = plan.decide_failover(
+        topology=topology, probes=result.probes, settings=settings, failover_armed=cluster.failover_armed,
+        platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
+        failovers=failover_starts(cluster.id, settings),
+        has_replication_credentials=bool(replication_credentials(cluster).user), lags=lags,
+    )
+    params = {"automatic": True, "incident": incident.key, "primary": view.address,
+              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags}
+    if decision.action == plan.START:
+        _start_automatic(cluster, params, decision)
+    elif decision.action == plan.REFUSE and Job.State.REFUSED not in earlier:
+        _refuse_automatic(cluster, params, decision)
+
+
+def _decision_result(decision: plan.TickDecision) -> dict[str, Any]:
+    # The job elects again from its own probes; the tick's winner is kept for the record.
+    return {
+        "checks": decision.checks_as_dicts(),
+        "tick_confirmation": decision.confirmation.reason if decision.confirmation else None,
+        "tick_winner": decision.election.winner if decision.election else None,
+    }
+
+
+def _start_automatic(cluster: Cluster, params: dict, decision: plan.TickDecision) -> Job | None:
+    created: dict[str, int] = {}
+    try:
+        with transaction.atomic():
+            # The epoch again, in the transaction that creates the job: a job that moved it first wins.
+            if not Cluster.objects.filter(pk=cluster.pk, epoch=params["epoch"]).exists():
+                return None
+            # Registered before the job's own events, so the failover starts before they are published.
+            transaction.on_commit(lambda: start_job(created["job"]))
+            job = create_job(cluster, KIND, params=params, requested_by=AUTOMATIC_ACTOR,
+                             result=_decision_result(decision))
+            created["job"] = job.pk
+    except ActiveJobExists:  # rolled back: nothing starts
+        return None
+    preempt_long_jobs(cluster.pk, job.pk)
+    return job
+
+
+def _refuse_automatic(cluster: Cluster, params: dict, decision: plan.TickDecision) -> Job:
+    from tenants.services import audit
+
+    failing = decision.blocking
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.create(
+            cluster=cluster, kind=KIND, state=Job.State.REFUSED, params=params, steps=[],
+            result={**_decision_result(decision), "detail": decision.reason,
+                    "confirmation": decision.confirmation.as_dict() if decision.confirmation else None,
+                    "election": decision.election.as_dict() if decision.election else None},
+            requested_by=AUTOMATIC_ACTOR,
+            finished_at=now,
+        )
+        record_event(cluster.pk, "failover_blocked",
+                     f"Automatic failover of {params['primary']} blocked by {', '.join(ch.name for ch in failing)} "
+                     f"(job {job.pk}): " + "; ".join(ch.detail for ch in failing), severity="error",
+                     data={"job_id": job.pk, "incident": params["incident"], "guards": [ch.name for ch in failing]})
+        audit(actor=AUTOMATIC_ACTOR, action="job.failover", tenant=cluster.tenant, target=f"job:{job.pk}",
+              parameters={"incident": params["incident"], "primary": params["primary"]}, result="refused")
+    publish_job(job)
+    return job
+
+
+def preempt_long_jobs(cluster_id: int, failover_job_id: int) -> list[int]:
+    """A failover never waits for a long job (backup, rebuild, provision of a replica): any that is pending
+    or running on the cluster ends now, `failed`, naming the failover. Its worker loses its lease and stops
+    at its next step boundary (clusters.jobs.engine)."""
+    ended = []
+    for job in Job.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_JOB_STATES).exclude(kind__in=HA_JOB_KINDS):
+        result = {**(job.result or {}), "detail": f"preempted by failover job {failover_job_id}"}
+        changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner).update(
+            state=Job.State.FAILED, lease_owner="", lease_expires_at=None, finished_at=timezone.now(), result=result)
+        if changed:
+            ended.append(job.pk)
+            record_event(cluster_id, "job_preempted", f"{job.kind.capitalize()} job {job.pk} ended: failover job "
+                         f"{failover_job_id} preempts it", severity="warning",
+                         data={"job_id": job.pk, "kind": job.kind, "by": failover_job_id})
+    return ended
+
+
+# --- manual failover -------------------------------------------------------------------------------------
+
+
+def normalize_candidate(candidate) -> str | None:
+    if candidate in (None, ""):
+        return None
+    if not isinstance(candidate, str):
+        raise InvalidFailoverRequest('candidate must be a "host:port" string')
+    try:
+        parsed = parse_address(candidate)
+    except AddressError as exc:
+        raise InvalidFailoverRequest(f"candidate: {exc}") from None
+    return format_address(parsed.host, parsed.port)
+
+
+def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list[Check], str | None]:
+    """Every precondition of a manual failover (all evaluated): no other HA job, a known primary that is
+    not alive (a live one: use a switchover), an electable candidate without errant transactions,
+    replication credentials. Returns the checks and the primary's address. Probes the servers now."""
+    from clusters.services.switchover import observe
+
+    settings = cluster_settings(cluster)
+    active = active_ha_job(cluster.id)
+    checks = [Check(CHECK_NO_ACTIVE_JOB, active is None, "no other HA job is active" if active is None else
+                    f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for it to finish")]
+    topology, probes = observe(cluster, settings)
+    view = topology.primary_view
+    checks.append(Check(CHECK_PRIMARY_KNOWN, view is not None, f"the primary is {view.address}" if view else
+                        "no primary is known: nothing to fail over from"))
+    now = time.time()
+    election = plan.failover_election(topology, probes, settings, lags=read_lags(cluster.id), requested=candidate)
+    checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
+                                     primary_state=view.state if view else None,
+                                     confirmation=confirm_for_topology(topology, probes, settings), election=election)
+    checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))
+    return checks, topology.primary
+
+
+def request_failover(cluster: Cluster, *, candidate=None, requested_by: str) -> Job:
+    """Check, then create the failover job and start it (the `ha` queue). Raises FailoverRefused or
+    InvalidFailoverRequest."""
+    candidate = normalize_candidate(candidate)
+    checks, primary = check_failover(cluster, candidate)
+    failing = blocking(checks)
+    if failing:
+        active = active_ha_job(cluster.id) if any(ch.name == CHECK_NO_ACTIVE_JOB for ch in failing) else None
+        dead = next((ch for ch in failing if ch.name == c.GUARD_PRIMARY_DEAD), None)
+        code = "ha_job_active" if active else ("primary_alive" if dead else "failover_refused")
+        raise FailoverRefused("failover refused: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
+                              [ch.as_dict() for ch in checks], code=code, active_job=active)
+    params = {"automatic": False, "primary": primary, "confirmed_at": time.time()}
+    if candidate:
+        params["candidate"] = candidate
+    params["lags"] = read_lags(cluster.id)
+    try:
+        job = create_job(cluster, KIND, params=params, requested_by=requested_by,
+                         result={"checks": [ch.as_dict() for ch in checks]})
+    except ActiveJobExists as exc:
+        check = Check(CHECK_NO_ACTIVE_JOB, False, str(exc))
+        raise FailoverRefused(f"failover refused: {exc}", [check.as_dict()], code="ha_job_active",
+                              active_job=exc.active) from None
+    preempt_long_jobs(cluster.pk, job.pk)
+    start_job(job.pk, from_request=True)
+    return job
+
+
+# --- failover-control ------------------------------------------------------------------------------------
+
+
+def _job_summary(job: Job | None) -> dict | None:
+    if job is None:
+        return None
+    result = job.result or {}
+    return {
+        "id": job.pk, "state": job.state, "automatic": bool((job.params or {}).get("automatic")),
+        "old_primary": result.get("old_primary") or (job.params or {}).get("primary"),
+        "new_primary": result.get("new_primary"), "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at, "detail": result.get("detail", ""),
+        "guarantee": (result.get("rpo") or {}).get("guarantee"),
+    }
+
+
+def failover_control(cluster: Cluster) -> dict:
+    """The counters and state behind automatic failover, as the API shows them."""
+    from tenants.platform import platform_paused
+
+    settings = cluster_settings(cluster)
+    reset = counters_reset_at(cluster.pk)
+    now = timezone.now()
+    window_start = now - timedelta(seconds=settings.failover_window_seconds)
+    counted = list(automatic_failovers(cluster.pk, since=max(window_start, reset) if reset else window_start)
+                   .values_list("started_at", flat=True))
+    starts = failover_starts(cluster.pk, settings)
+    last_start = max(starts) if starts else None
+    next_allowed = None
+    if last_start is not None:
+        next_allowed = last_start + timedelta(seconds=settings.failover_min_interval_seconds)
+    if settings.failover_limit and len(counted) >= settings.failover_limit:
+        oldest = min(counted) + timedelta(seconds=settings.failover_window_seconds)
+        next_allowed = max(next_allowed or oldest, oldest)
+    blocked = (Job.objects.filter(cluster=cluster, kind=KIND, state=Job.State.REFUSED, params__automatic=True)
+               .order_by("-created_at", "-id").first())
+    last = Job.objects.filter(cluster=cluster, kind=KIND).exclude(state=Job.State.REFUSED).order_by("-created_at").first()
+    return {
+        "failover_mode": settings.failover_mode,
+        "armed": cluster.failover_armed,
+        "paused": settings.paused,
+        "platform_paused": platform_paused(),
+        "counters": {
+            "failovers_in_window": len(counted),
+            "failover_limit": settings.failover_limit,
+            "failover_window_seconds": settings.failover_window_seconds,
+            "failover_min_interval_seconds": settings.failover_min_interval_seconds,
+            "last_failover_at": last_start,
+            "next_allowed_at": next_allowed if next_allowed and next_allowed > now else None,
+            "reset_at": reset,
+        },
+        "last_failover": _job_summary(last),
+        "last_blocked": None if blocked is None else {
+            **_job_summary(blocked),
+            "incident": (blocked.params or {}).get("incident"),
+            "checks": [ch for ch in (blocked.result or {}).get("checks", []) if not ch.get("ok")],
+        },
+    }
+
+
+def reset_failover_counters(cluster: Cluster, *, requested_by: str) -> dict:
+    """Forget earlier automatic failovers for failover_limit and failover_min_interval_seconds (an
+    operator understood the cause). The reset is an event, so it survives restarts and is in the log."""
+    record_event(cluster.pk, COUNTERS_RESET_EVENT, f"Failover counters reset by {requested_by}",
+                 data={"by": requested_by})
+    return failover_control(cluster)
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+PLAN = register_plan(Plan(
+    kind=KIND,
+    # Until writes are open the steps are quiet: their records are saved together (at the checkpoint
+    # before promotion, then after open_writes), so no step waits for the control-plane database.
+    steps=(
+        StepSpec("confirm_failure", steps.confirm_failure, quiet=True),
+        StepSpec("fence_hook", steps.fence_hook, quiet=True),
+        StepSpec("stop_replication", steps.stop_replication, quiet=True),
+        StepSpec("elect_candidate", steps.elect_candidate, quiet=True),
+        StepSpec("pre_failover_hook",
+                 lambda ctx: steps.ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
+                 quiet=True),
+        StepSpec("catch_up_candidate", steps.catch_up_candidate, quiet=True),
+        StepSpec("promote_candidate", steps.promote_candidate, quiet=True),
+        StepSpec("repoint_replicas", steps.repoint_replicas, quiet=True),
+        StepSpec("open_writes", steps.open_writes, quiet=True),
+        StepSpec("routes_new_primary", lambda ctx: steps.ha.routes_step(ctx, PRIMARY_CHANGED)),
+        StepSpec("post_failover_hook",
+                 lambda ctx: steps.ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+        StepSpec("replicas_read_only", steps.replicas_read_only),
+        StepSpec("verify_replication", steps.verify_replication),
+        StepSpec("record_rpo", steps.record_rpo),
+    ),
+    context=HaContext,
+    abort=steps.abort_failover,
+))

@@ -1,0 +1,145 @@
+"""Fencing servers that dbpilot failed over away from, when they reappear; rejoining or quarantining them.
+
+A server is marked `fenced` by the failover that leaves it (clusters.jobs.failover_steps). At every tick,
+in any mode, paused or not, `after_tick` looks at the fenced servers that answered
+(clusters.domain.failover_plan.fence_plans, pure):
+
+1. a writable one is made read-only at once, in the tick (super_read_only too on MySQL); if a write
+   transaction holds the global read lock it needs (a commit hanging on a semi-sync acknowledgement that
+   will never come), the writing client sessions are killed first: a client sees an error, never an OK;
+2. with `autorejoin` (and no pause), one whose GTIDs are all on the current primary is repointed as its
+   replica by a `rejoin` job; one holding transactions the primary lacks is quarantined
+   (`Server.quarantined`, an event listing them; monitoring shows SERVER_QUARANTINED and ERRANT_GTID),
+   and never rejoins by itself;
+3. a fenced server already replicating read-only from the primary gets its fence flag cleared.
+
+A tick acting on an older epoch than the cluster's does nothing: a job may be promoting that server.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from clusters.adapters.executor import ServerSession
+from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError
+from clusters.domain import failover_plan as plan
+from clusters.jobs import rejoin_steps as steps
+from clusters.jobs.context import HaContext
+from clusters.jobs.engine import ActiveJobExists, active_ha_job, create_job, register_plan
+from clusters.jobs.runner import start_job
+from clusters.jobs.steps import Plan, StepSpec
+from clusters.models import Cluster, Job, Server
+from clusters.services.access import admin_credentials, cluster_settings, connect_options
+from clusters.services.events import record_event
+
+log = logging.getLogger(__name__)
+
+REJOIN_KIND = "rejoin"
+FENCE_LOCK_WAIT_SECONDS = 1
+FENCE_READ_TIMEOUT_SECONDS = 3.0
+REJOIN_RETRY_SECONDS = 60  # a rejoin that failed is not retried every tick
+
+
+def after_tick(result, *, epoch: int | None = None) -> None:
+    plans = plan.fence_plans(result.topology, result.probes, result.settings)
+    if not plans:
+        return
+    if any(p.next_step in (plan.FENCE_REJOIN, plan.FENCE_QUARANTINE) for p in plans):
+        from tenants.platform import platform_paused
+
+        if result.settings.paused or platform_paused():
+            plans = plan.fence_plans(result.topology, result.probes, result.settings, may_rejoin=False)
+    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch):
+        return  # a job changed the topology since this tick began
+    servers = {s.address: s for s in cluster.servers.all()}
+    for fence in plans:
+        server = servers.get(fence.address)
+        if server is None:
+            continue
+        if fence.make_read_only:
+            fence_read_only(cluster, server, fence.reason)
+        if fence.next_step == plan.FENCE_QUARANTINE:
+            quarantine(cluster, server, list(fence.extra_gtids), result.topology.primary)
+        elif fence.next_step == plan.FENCE_REJOIN:
+            start_rejoin(cluster, server)
+        elif fence.next_step == plan.FENCE_SETTLED:
+            Server.objects.filter(pk=server.pk, fenced=True).update(fenced=False)
+            record_event(cluster.pk, "server_unfenced", f"{server.address} replicates read-only from the primary: "
+                         "no longer fenced", data={"server": server.address, "server_id": server.pk})
+
+
+def make_read_only(address: str, credentials: Credentials, options: ConnectOptions) -> str:
+    """read_only=1 (super_read_only on MySQL) with a short lock wait; when write transactions block it,
+    kill the writing client sessions (never replication or dbpilot's own) and try again."""
+    session = ServerSession(address, credentials, ConnectOptions(
+        connect_timeout=options.connect_timeout, read_timeout=FENCE_READ_TIMEOUT_SECONDS, tls=options.tls,
+        tls_ca=options.tls_ca), lock_wait_timeout=FENCE_LOCK_WAIT_SECONDS)
+    try:
+        try:
+            session.set_read_only(True)
+            return "read_only=1"
+        except ServerError as first:
+            writers = [s.id for s in session.client_sessions(credentials.user) if s.writing or s.in_write_transaction]
+            if not writers:
+                raise first
+            killed = session.kill(writers)
+            session.set_read_only(True)
+            return f"read_only=1 after killing {len(killed)} writing session(s) that held it up"
+    finally:
+        session.close()
+
+
+def fence_read_only(cluster: Cluster, server: Server, reason: str) -> bool:
+    settings = cluster_settings(cluster)
+    try:
+        done = make_read_only(server.address, admin_credentials(cluster), connect_options(settings))
+    except ServerError as exc:
+        record_event(cluster.pk, "fence_failed", f"Could not make {server.address} read-only ({reason}): {exc}",
+                     severity="critical", data={"server": server.address, "server_id": server.pk, "error": str(exc)})
+        return False
+    record_event(cluster.pk, "server_fenced", f"{server.address} reappeared writable ({reason}): {done}",
+                 severity="warning", data={"server": server.address, "server_id": server.pk})
+    return True
+
+
+def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str | None) -> None:
+    """Mark the server quarantined: it holds transactions the cluster lacks, so it never rejoins by itself
+    (recover or discard them, then rebuild it)."""
+    changed = Server.objects.filter(pk=server.pk, quarantined=False).update(quarantined=True, fenced=True)
+    if changed:
+        record_event(cluster.pk, "server_quarantined",
+                     f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
+                     "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
+                     severity="error", data={"server": server.address, "server_id": server.pk, "gtids": gtids,
+                                             "primary": primary})
+
+
+def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
+    if active_ha_job(cluster.pk) is not None:
+        return None
+    recent = timezone.now() - timedelta(seconds=REJOIN_RETRY_SECONDS)
+    if Job.objects.filter(cluster=cluster, kind=REJOIN_KIND, params__server=server.address,
+                          created_at__gte=recent).exclude(state=Job.State.SUCCEEDED).exists():
+        return None
+    try:
+        job = create_job(cluster, REJOIN_KIND, params={"server": server.address},
+                         requested_by="dbpilot (autorejoin)")
+    except ActiveJobExists:
+        return None
+    start_job(job.pk)
+    return job
+
+
+REJOIN_PLAN = register_plan(Plan(
+    kind=REJOIN_KIND,
+    steps=(
+        StepSpec("check_server", steps.check_server),
+        StepSpec("repoint", steps.repoint),
+        StepSpec("verify_replication", steps.verify),
+        StepSpec("unfence", steps.unfence),
+    ),
+    context=HaContext,
+))
