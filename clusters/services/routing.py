@@ -37,6 +37,7 @@ from clusters.routes.health import unreadable
 from clusters.routes.models import Route
 from clusters.routes.notify import apply_route, routes_lock
 from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret_fields, validate_route
+from clusters.domain.constants import ROUTE_STALE  # finding code: a route could not be updated
 from clusters.services.access import cluster_settings
 from clusters.services.events import record_event
 from controlplane.crypto import decrypt_json, encrypt_json
@@ -44,7 +45,6 @@ from controlplane.netpolicy import NotAllowed, check_socket_path, pin_host
 
 log = logging.getLogger(__name__)
 
-ROUTE_STALE = "ROUTE_STALE"  # finding code: a route could not be updated (docs/routing.md)
 TRIGGER_JOB = "job"
 TRIGGER_REGISTERED = "registered"
 TRIGGER_CHANGED = "changed"
