@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from clusters import hotstate
 from clusters.domain.addresses import AddressError
+from clusters.domain.constants import ROUTE_STALE  # finding code: a route could not be updated
 from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Finding, Job, Server
 from clusters.routes import drivers  # noqa: F401 - registers every driver
 from clusters.routes.base import PRIMARY_CHANGED, RoutePlan, RouteResult
@@ -37,7 +38,6 @@ from clusters.routes.health import unreadable
 from clusters.routes.models import Route
 from clusters.routes.notify import apply_route, routes_lock
 from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret_fields, validate_route
-from clusters.domain.constants import ROUTE_STALE  # finding code: a route could not be updated
 from clusters.services.access import cluster_settings
 from clusters.services.events import record_event
 from controlplane.crypto import decrypt_json, encrypt_json
