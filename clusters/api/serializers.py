@@ -31,11 +31,13 @@ class ClusterSerializer(serializers.ModelSerializer):
     primary = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
     job = JobSerializer(source="last_job", read_only=True, allow_null=True)
+    my_permissions = serializers.SerializerMethodField(
+        help_text="what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster")
 
     class Meta:
         model = Cluster
         fields = ["id", "name", "tenant", "origin", "servers", "settings", "failover_mode", "failover_armed",
-                  "paused", "primary", "health", "job", "created_at", "updated_at"]
+                  "paused", "primary", "health", "job", "created_at", "updated_at", "my_permissions"]
 
     def _settings(self, obj) -> dict:
         return ClusterSettings(**{k: v for k, v in obj.settings.items() if k in ClusterSettings.__dataclass_fields__}).as_dict()
@@ -48,6 +50,20 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     def get_paused(self, obj) -> bool:
         return self._settings(obj)["paused"]
+
+    def get_my_permissions(self, obj) -> list[str]:
+        request = self.context.get("request")
+        if request is None:
+            return []
+        from tenants.access import CLUSTER_PERMISSIONS, actor_from_request, clusters_for
+
+        # One query per permission for the whole response, cached on the request.
+        granted = getattr(request, "_dbpilot_cluster_perms", None)
+        if granted is None:
+            actor = actor_from_request(request)
+            granted = {perm: set(clusters_for(actor, perm).values_list("id", flat=True)) for perm in CLUSTER_PERMISSIONS}
+            request._dbpilot_cluster_perms = granted
+        return [perm for perm in CLUSTER_PERMISSIONS if obj.id in granted[perm]]
 
     def get_primary(self, obj) -> str | None:
         return obj.primary.address if obj.primary_id else None

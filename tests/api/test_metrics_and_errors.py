@@ -32,3 +32,12 @@ def test_api_docs_use_no_cdn(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html and "cdn." not in html and "unpkg" not in html
+
+
+def test_cluster_object_says_what_the_caller_may_do(world):
+    response = world.client("bob").get("/api/v1/clusters/")
+    assert response.status_code == 200
+    perms = {c["name"]: c["my_permissions"] for c in response.json()["results"]}
+    assert perms and all(p == ["view_cluster"] for p in perms.values())
+    response = world.client("alice").get("/api/v1/clusters/")
+    assert all(c["my_permissions"] == ["view_cluster", "operate_cluster", "admin_cluster"] for c in response.json()["results"])
