@@ -62,7 +62,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         cluster = registration.register_cluster(team, parsed, probes, requested_by=self.actor.label())
         self.audit_target = cluster
         cluster = self.get_queryset().get(pk=cluster.pk)
-        return Response(ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(cluster).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SettingsPatchSerializer, responses={200: ClusterSerializer})
     def partial_update(self, request, pk=None):
@@ -87,7 +87,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
             raise Conflict(f"settings not changed: {exc}", "ha_job_active",
                            [{"name": "no_active_ha_job", "ok": False, "detail": str(exc)}],
                            **({"job": exc.active.id} if exc.active else {})) from None
-        return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     def update(self, request, pk=None):
         raise exceptions.MethodNotAllowed("PUT", detail="Use PATCH with the settings to change.")
@@ -135,7 +135,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
                 server.save(update_fields=["maintenance"])
                 record_event(cluster.id, "maintenance", f"{server.address} maintenance {'on' if on else 'off'} by {self.actor.label()}",
                              data={"server_id": server.id, "on": on})
-        return Response(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     @extend_schema(request=SwitchoverRequestSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])
