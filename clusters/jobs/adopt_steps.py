@@ -34,6 +34,9 @@ def _replicas(ctx: HaContext) -> list[str]:
 def _setup(ctx: HaContext, address: str) -> plan.ReplicaSetup:
     session = ctx.session(address)
     status = session.replication_status() or {}
+    if session.dialect.mariadb:  # only SHOW ALL SLAVES STATUS has the heartbeat period
+        rows = [r for r in session.query("SHOW ALL SLAVES STATUS") if not r.get("Connection_name")]
+        status = rows[0] if rows else status
     names = ["read_only", "slave_net_timeout"]
     if session.dialect.mariadb:
         names += ["rpl_semi_sync_slave_enabled", "rpl_semi_sync_master_enabled"]

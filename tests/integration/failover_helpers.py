@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from clusters.models import Cluster, Job, Server
+from clusters.models import Cluster, Finding, Job, Server
 from clusters.services import monitoring
 from tests.integration.monitoring_helpers import register, tenant_client
 from tests.integration.switchover_helpers import address
@@ -12,10 +12,12 @@ from tests.integration.switchover_helpers import address
 
 def register_cluster(sandbox, name: str = "main", **settings) -> Cluster:
     """Register through the service the API calls; with failover_mode automatic the adopt job runs (the
-    tests set the runner to `inline`) and the cluster comes back armed."""
-    _, created = tenant_client(f"t{name}")
+    tests set the runner to `inline`) and the cluster comes back armed. `cluster.client` is an API client
+    with the owning team's admin token."""
+    client, created = tenant_client(f"t{name}")
     cluster = register(created.team, sandbox, name, **settings)
     cluster.refresh_from_db()
+    cluster.client = client
     return cluster
 
 
@@ -68,3 +70,8 @@ def wait_applied(sandbox, node: int, primary: int, timeout: float = 20.0) -> Non
     position = sandbox.sql(primary, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
     waited = sandbox.sql(node, "SELECT MASTER_GTID_WAIT(%s, %s) AS r", (position, timeout), timeout=timeout + 5)
     assert waited[0]["r"] == 0, f"node {node} did not reach {position}"
+
+
+def open_codes(cluster: Cluster) -> set[tuple[str, str | None]]:
+    return {(f.code, f.server.address if f.server else None)
+            for f in Finding.objects.filter(cluster=cluster, resolved_at__isnull=True).select_related("server")}

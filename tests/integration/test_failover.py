@@ -13,6 +13,7 @@ from tests.integration.failover_helpers import (
     failover_jobs,
     finished_failover,
     follows,
+    open_codes,
     read_only,
     register_cluster,
     server,
@@ -22,6 +23,7 @@ from tests.integration.failover_helpers import (
     writable_nodes,
 )
 from tests.integration.switchover_helpers import address, node_of, writer_for
+from tests.writer import Writer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +86,42 @@ def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(s
         assert not writer.missing_on(address(sandbox, 1))
         assert Event.objects.filter(cluster=cluster, kind="server_rejoined").exists()
     assert len(failover_jobs(cluster)) == 1
+
+
+def test_sigstop_with_the_wait_policy_fails_over_then_fences_the_old_primary_on_sigcont(sandbox_factory):
+    sandbox = sandbox_factory(3, semi_sync=True)
+    cluster = register_cluster(sandbox, failover_mode="automatic", semi_sync_on_timeout="wait")
+    assert sandbox.sql(1, "SELECT @@rpl_semi_sync_master_timeout AS t")[0]["t"] == 4294967295  # adopt applied it
+    app = sandbox.accounts.app
+    writer = Writer([address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0).start()
+    try:
+        writer.wait_for_acks(100)
+        tick(cluster)
+        sandbox.kill(1, signal.SIGSTOP)
+        try:
+            job = tick_until(cluster, lambda: finished_failover(cluster), timeout=40, message="the failover")
+            writer.wait_for_acks(100, timeout=20)
+        finally:
+            sandbox.kill(1, signal.SIGCONT)
+    finally:
+        writer.stop()
+    assert job.state == "succeeded", job.result
+    assert job.result["rpo"]["guarantee"] == plan.GUARANTEE_NONE_LOST
+    new = node_of(sandbox, job.result["new_primary"])
+    # Resumed, the old primary is still writable in memory: the first tick that reaches it fences it (a
+    # commit hanging on a semi-sync acknowledgement is killed: its client never got an OK).
+    tick_until(cluster, lambda: read_only(sandbox, 1), message="the old primary fenced read-only")
+    assert Event.objects.filter(cluster=cluster, kind="server_fenced").exists()
+    tick_until(cluster, lambda: not server(cluster, sandbox, 1).fenced or server(cluster, sandbox, 1).quarantined,
+               message="the old primary rejoined or quarantined")
+    assert writable_nodes(sandbox) == [new]
+    for node in (2, 3):
+        assert not writer.missing_on(address(sandbox, node)), f"node {node} lacks acknowledged rows"
+    if server(cluster, sandbox, 1).quarantined:
+        gtids = Event.objects.get(cluster=cluster, kind="server_quarantined").data["gtids"]
+        assert gtids and all(g.startswith("0-1-") for g in gtids)
+        tick(cluster)
+        assert ("SERVER_QUARANTINED", address(sandbox, 1)) in open_codes(cluster)
+    else:
+        assert follows(sandbox, 1, new)
+
