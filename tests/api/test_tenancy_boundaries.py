@@ -71,3 +71,15 @@ def test_registering_a_server_outside_the_allowlist_is_a_400_without_any_connect
     assert "DBPILOT_ALLOWED_NETWORKS" in response.json()["errors"]["servers[0]"]
     assert "DBPILOT_ALLOWED_NETWORKS" in response.json()["errors"]["servers[1]"]
     assert not [a for a in attempts if not str(a[0]).startswith(("127.", "::1", "/"))], attempts
+
+
+@pytest.mark.parametrize("hook", ["../../bin/sh", "/bin/sh", "a;rm -rf /", "x y", "$(id)", "..", "a/b"])
+@pytest.mark.parametrize("setting", ["pre_failover", "post_failover", "fence"])
+@pytest.mark.django_db
+def test_a_tenant_admin_cannot_name_a_hook_outside_the_hooks_directory(world, hook, setting):
+    response = world.client("alice").patch(f"/api/v1/clusters/{world.cluster_x.id}/",
+                                           data=json.dumps({"settings": {setting: hook}}), content_type="application/json")
+    assert response.status_code == 400
+    assert setting in response.json()["detail"] and "hooks directory" in response.json()["detail"]
+    world.cluster_x.refresh_from_db()
+    assert world.cluster_x.settings.get(setting, "") != hook
