@@ -49,6 +49,8 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
 
+    from django.conf import settings
+
     from clusters import hotstate
     from clusters.adapters.mysql import ConnectOptions, Credentials
     from clusters.adapters.probe import probe_server
@@ -56,7 +58,6 @@ def main() -> int:
     from clusters.providers import LocalSandbox
     from clusters.services.monitoring import due_shards, tick_cluster
     from controlplane.crypto import encrypt_json
-    from django.conf import settings
     from tenants.models import Tenant
 
     hotstate.client().flushdb()

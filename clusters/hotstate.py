@@ -41,7 +41,7 @@ def read_topologies(cluster_ids: list[int]) -> dict[int, dict]:
         raws = client().mget([_key(cid, "topology") for cid in cluster_ids])
     except redis.RedisError:
         return {}
-    return {cid: json.loads(raw) for cid, raw in zip(cluster_ids, raws) if raw}
+    return {cid: json.loads(raw) for cid, raw in zip(cluster_ids, raws, strict=True) if raw}
 
 
 def write_state(cluster_id: int, state: dict) -> None:

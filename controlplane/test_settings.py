@@ -14,7 +14,6 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 from controlplane.settings import *  # noqa: E402,F401,F403
 
-
 # A file-based test database, so a real Celery worker process started by a test shares it (it is given
 # the file through DATABASE_URL), and the secrets scan can read it. One per pytest process, so test runs
 # in the same checkout at the same time do not delete each other's database.

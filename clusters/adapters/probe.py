@@ -40,7 +40,7 @@ def _variables_query(fields) -> str:
 def _variables_row(fields, raw: str | None) -> dict:
     values = (raw or "").split(_SEPARATOR)
     row = {}
-    for field, value in zip(fields, values):
+    for field, value in zip(fields, values, strict=False):  # an older server may lack a variable
         row[field.split(":")[-1]] = None if value == _NULL else value
     return row
 
@@ -101,6 +101,7 @@ class _Liveness:
 
 
 LIVENESS = _Liveness()
+DEFAULT_OPTIONS = ConnectOptions()
 _purged_cache: dict[tuple[str, str], str] = {}
 # Whether each server had log_bin on at its last probe: SHOW BINARY LOGS then joins the one batch.
 _log_bin_seen: dict[str, bool] = {}
@@ -148,7 +149,7 @@ def _oldest_binlog_gtid_list(cursor, address: str, oldest: str) -> str | None:
     key = (address, oldest)
     if key in _purged_cache:
         return _purged_cache[key]
-    cursor.execute(f"SHOW BINLOG EVENTS IN %s LIMIT 3", (oldest,))
+    cursor.execute("SHOW BINLOG EVENTS IN %s LIMIT 3", (oldest,))
     value = ""
     for row in cursor.fetchall():
         if row.get("Event_type") == "Gtid_list":
@@ -235,7 +236,7 @@ def _collect(conn, address: str) -> dict:
     return fields
 
 
-def probe_server(address: str, credentials: Credentials, options: ConnectOptions = ConnectOptions()) -> ProbeResult:
+def probe_server(address: str, credentials: Credentials, options: ConnectOptions = DEFAULT_OPTIONS) -> ProbeResult:
     """Probe one server; never raises for server-side failures (they are outcomes)."""
     started = time.monotonic()
     key = conn = None

@@ -14,7 +14,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone as dj_timezone
@@ -26,7 +26,7 @@ from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import InventoryServer, Topology, analyze
-from clusters.models import Cluster, Finding, Server
+from clusters.models import Cluster, Finding
 from clusters.services.access import admin_credentials, cluster_settings, connect_options
 from clusters.services.events import publish_on_commit, record_event
 
@@ -151,7 +151,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     tracker = FindingTracker.from_state(state.get("tracker"))
     current = {finding_key(f.code, f.server): f.severity for f in topology.findings}
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
-    now = datetime.fromtimestamp(observed, tz=timezone.utc)
+    now = datetime.fromtimestamp(observed, tz=UTC)
     snapshot = snapshot_of(topology, now)
     digest = _digest(snapshot)
     changed = digest != state.get("digest")
@@ -220,7 +220,7 @@ def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
     rows = list(Cluster.objects.values_list("id", "settings"))
     last = client.mget([f"dbpilot:cluster:{cid}:dispatched" for cid, _ in rows]) if rows else []
     pipe = client.pipeline()
-    for (cid, raw_settings), last_raw in zip(rows, last):
+    for (cid, raw_settings), last_raw in zip(rows, last, strict=True):
         tick = float((raw_settings or {}).get("tick_seconds", 1) or 1)
         if last_raw is None or now - float(last_raw) >= tick - 0.1:
             due.append(cid)

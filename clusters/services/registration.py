@@ -14,7 +14,13 @@ from clusters import hotstate
 from clusters.adapters.mysql import Credentials
 from clusters.adapters.probe import probe_servers
 from clusters.domain import probe as outcomes
-from clusters.domain.addresses import AddressError, format_address, parse_address, validate_host, validate_port
+from clusters.domain.addresses import (
+    AddressError,
+    format_address,
+    parse_address,
+    validate_host,
+    validate_port,
+)
 from clusters.domain.settings import ClusterSettings, SettingsError, merge_settings
 from clusters.models import Cluster, Server
 from clusters.services.access import connect_options
