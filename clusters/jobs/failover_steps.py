@@ -26,7 +26,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from clusters.adapters.mysql import ConnectOptions, ServerError
+from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
 from clusters.adapters.probe import probe_server, probe_servers
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
@@ -62,7 +62,9 @@ def probe_old_primary(ctx: HaContext) -> Future:
     """Probe the old primary again, in the background (a frozen one costs the whole short timeout)."""
     future = getattr(ctx, "old_primary_probe", None)
     if future is None:
-        future = ctx.submit(probe_server, ctx.params["primary"], ctx.admin, _quick_options(ctx))
+        old = ctx.params["primary"]
+        POOL.discard_address(old)  # a pooled connection from before it died would only say "error"
+        future = ctx.submit(probe_server, old, ctx.admin, _quick_options(ctx))
         ctx.old_primary_probe = future  # type: ignore[attr-defined]
     return future
 

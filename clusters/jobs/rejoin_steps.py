@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.db.models import F
 from django.utils import timezone
 
+from clusters.adapters.mysql import POOL
 from clusters.domain import failover_plan as plan
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
@@ -29,6 +30,7 @@ def _server(ctx: HaContext) -> str:
 
 def check_server(ctx: HaContext) -> StepOutcome:
     address = _server(ctx)
+    POOL.discard_address(address)  # it restarted: connections pooled before that are dead
     topology = ctx.probe()
     probe = ctx.probes.get(address)
     primary = topology.primary_view

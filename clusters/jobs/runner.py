@@ -1,11 +1,13 @@
-"""Where a job starts: at once in the process that decided it, or on the `ha` queue.
+"""Where a job starts: on the `ha` queue, or at once in the process that decided it.
 
 A failover confirmed by a monitoring tick must start at once, never behind other work:
 
-- `thread` (the default for jobs dbpilot starts by itself): a thread of the worker process whose tick
-  confirmed the failure claims and runs the job at once. No broker round trip, and the job's probes share
-  that process's view of the replicas' heartbeats. The tick itself returns immediately.
-- `queue`: the job goes to the `ha` queue, which its own worker consumes (one broker round trip).
+- `queue` (the default): the job goes to the `ha` queue, which its own worker consumes. Measured with
+  bench/failover.py (docs/benchmarks.md), this is the faster way here: about 10 ms from the tick's
+  decision to the job's claim, then ~125 ms to open writes, against ~6 ms and ~170 ms in a thread of the
+  ticks worker, where the job competes for the interpreter with the ticks of other clusters.
+- `thread`: a thread of the worker process whose tick confirmed the failure claims and runs the job at
+  once (no broker round trip; does not depend on the `ha` worker's free capacity).
 - `inline`: run to the end in the caller (tests and scripts that drive ticks in-process).
 
 Whatever the runner, the job is a database row under a lease: if the process running it dies, the reaper
@@ -32,7 +34,7 @@ THREAD = "thread"
 QUEUE = "queue"
 INLINE = "inline"
 RUNNERS = (THREAD, QUEUE, INLINE)
-DEFAULT_RUNNER = THREAD
+DEFAULT_RUNNER = QUEUE
 
 
 def runner_name() -> str:

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 REJOIN_KIND = "rejoin"
 FENCE_LOCK_WAIT_SECONDS = 1
 FENCE_READ_TIMEOUT_SECONDS = 3.0
-REJOIN_RETRY_SECONDS = 60  # a rejoin that failed is not retried every tick
+REJOIN_RETRY_SECONDS = 15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
+REJOIN_RETRY_MAX_SECONDS = 600
 
 
 def after_tick(result, *, epoch: int | None = None) -> None:
@@ -117,12 +118,19 @@ def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str 
                                              "primary": primary})
 
 
+def rejoin_backoff_seconds(failures: int) -> float:
+    """After `failures` unsuccessful rejoins of a server within the hour, wait this long before the next."""
+    return 0.0 if failures <= 0 else min(REJOIN_RETRY_SECONDS * 2 ** (failures - 1), REJOIN_RETRY_MAX_SECONDS)
+
+
 def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
     if active_ha_job(cluster.pk) is not None:
         return None
-    recent = timezone.now() - timedelta(seconds=REJOIN_RETRY_SECONDS)
-    if Job.objects.filter(cluster=cluster, kind=REJOIN_KIND, params__server=server.address,
-                          created_at__gte=recent).exclude(state=Job.State.SUCCEEDED).exists():
+    now = timezone.now()
+    unsuccessful = list(Job.objects.filter(cluster=cluster, kind=REJOIN_KIND, params__server=server.address,
+                                           created_at__gte=now - timedelta(hours=1))
+                        .exclude(state=Job.State.SUCCEEDED).order_by("-created_at").values_list("created_at", flat=True))
+    if unsuccessful and (now - unsuccessful[0]).total_seconds() < rejoin_backoff_seconds(len(unsuccessful)):
         return None
     try:
         job = create_job(cluster, REJOIN_KIND, params={"server": server.address},

@@ -21,6 +21,7 @@ import os
 import selectors
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import connections
@@ -30,6 +31,7 @@ from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError, co
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_TIMEOUT_SECONDS = 31536000  # the server's maximum: it must not close the idle connection itself
+TRIGGER_DELAYS_SECONDS = (0.0, 0.25)
 
 
 def enabled() -> bool:
@@ -46,10 +48,14 @@ def enabled() -> bool:
 
 
 def _tick_now(cluster_id: int) -> None:
+    """Tick the cluster now, and once more shortly after: a tick that was already running when the primary
+    died (its probe came first) holds the single-flight lock, and the first attempt is then skipped."""
     from clusters.services.monitoring import monitor_shard
 
     try:
-        monitor_shard([cluster_id])
+        for delay in TRIGGER_DELAYS_SECONDS:
+            time.sleep(delay)
+            monitor_shard([cluster_id])
     except Exception:  # noqa: BLE001 - the regular ticks carry on
         log.exception("cluster %s: the tick triggered by the primary watch failed", cluster_id)
     finally:
