@@ -124,7 +124,9 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     ctx.result["confirmation"] = fresh.as_dict()
     if not check.ok:
         raise StepRefused(f"not confirmed: {check.detail}", [check.as_dict()])
-    # From now on the old primary is fenced: whenever it reappears it is made read-only first.
+    # From now on the old primary is fenced: whenever it reappears it is made read-only first (an abort
+    # before promotion gives the flag back as it was).
+    ctx.result.setdefault("old_primary_was_fenced", ctx.server(old).fenced)
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")
@@ -388,6 +390,11 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         return (f"{new} was promoted but stays read-only (writes not opened): check the cluster, then run a "
                 "manual failover to it or fix it by hand")
     notes = []
+    old = ctx.result.get("old_primary")
+    if old and "old_primary_was_fenced" in ctx.result and not ctx.result["old_primary_was_fenced"]:
+        # Nobody was promoted: the old primary is still the cluster's primary, not a server to fence.
+        Server.objects.filter(pk=ctx.server(old).pk).update(fenced=False)
+        notes.append(f"{old} no longer marked fenced")
     sources = ctx.result.get("sources") or {}
     for address in ctx.result.get("io_stopped") or []:
         try:

@@ -181,10 +181,10 @@ def _after_tick(result, epoch: int | None) -> None:
         return  # a job changed the topology since this tick began: the next tick decides
     if active_ha_job(cluster.id) is not None:
         return  # one HA job at a time; the next tick decides again
-    earlier = set(Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key)
-                  .values_list("state", flat=True))
-    if earlier - {Job.State.REFUSED}:
-        return  # this incident already had its failover
+    earlier = list(Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key)
+                   .values_list("state", "started_at"))
+    if any(started is not None for _, started in earlier):
+        return  # this incident already had its failover attempt (one per incident, whatever its end)
     from tenants.platform import platform_paused
 
     settings = result.settings
@@ -199,7 +199,7 @@ def _after_tick(result, epoch: int | None) -> None:
               "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags}
     if decision.action == plan.START:
         _start_automatic(cluster, params, decision)
-    elif decision.action == plan.REFUSE and Job.State.REFUSED not in earlier:
+    elif decision.action == plan.REFUSE and not earlier:
         _refuse_automatic(cluster, params, decision)
 
 

@@ -217,3 +217,12 @@ def test_a_failover_preempts_long_jobs_of_its_cluster(dark):
     assert backup.result["detail"] == f"preempted by failover job {job.id}"
     assert Job.objects.get(pk=other.pk).state == "succeeded"
     assert Event.objects.filter(cluster=dark, kind="job_preempted", data__job_id=backup.id).exists()
+
+
+def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
+    after_tick(dark, observation(dark))
+    job = Job.objects.get(cluster=dark, kind="failover")
+    Job.objects.filter(pk=job.pk).update(state="refused", started_at=timezone.now(), finished_at=timezone.now())
+    for _ in range(2):
+        after_tick(dark, observation(dark))
+    assert Job.objects.filter(cluster=dark, kind="failover").count() == 1

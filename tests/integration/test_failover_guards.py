@@ -187,3 +187,30 @@ def test_a_paused_cluster_or_platform_does_not_fail_over(sandbox_factory):
     done = tick_until(cluster, lambda: Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").first(),
                       message="the failover once nothing is paused")
     assert done.result["new_primary"] == address(sandbox, 2) and writable_nodes(sandbox) == [2]
+
+
+def test_a_required_fence_hook_that_fails_refuses_the_failover_before_anything_changed(sandbox_factory, settings,
+                                                                                        tmp_path):
+    (tmp_path / "cut-power").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\nexit 3\n")
+    (tmp_path / "cut-power").chmod(0o755)
+    settings.DBPILOT_HOOKS_DIR = tmp_path
+    sandbox = sandbox_factory(2)
+    cluster = register_cluster(sandbox, failover_mode="automatic", fence="cut-power", fence_required=True)
+    tick(cluster)
+    sandbox.kill(1, signal.SIGKILL)
+    job = tick_until(cluster, lambda: finished_failover(cluster), message="the failover job")
+    for _ in range(3):
+        tick(cluster)
+    assert job.state == "refused", job.result
+    assert [ch["name"] for ch in job.result["checks"]] == ["fence"]
+    fence_step = next(s for s in job.steps if s["name"] == "fence_hook")
+    assert fence_step["state"] == "failed" and fence_step["exit_code"] == 3
+    assert (tmp_path / "calls").read_text().split() == ["fence", "pre", cluster.label, address(sandbox, 1)]
+    assert len(failover_jobs(cluster)) == 1  # one attempt per incident
+    assert read_only(sandbox, 2) and sandbox.replication_status(2) is not None  # nothing promoted or repointed
+    assert not server(cluster, sandbox, 1).fenced  # still the cluster's primary: not fenced
+    sandbox.start(1)
+    sandbox.sql(1, "SET GLOBAL read_only=0")  # an operator brings it back
+    for _ in range(2):
+        tick(cluster)
+    assert writable_nodes(sandbox) == [1]
