@@ -25,6 +25,7 @@ from django.utils import timezone
 from clusters.adapters.executor import ServerSession
 from clusters.adapters.mysql import ServerError
 from clusters.domain.detection import normalize_address
+from clusters.domain.probe import REFUSED, TIMEOUT
 from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.hooks import run_hook
 from clusters.jobs.context import HaContext
@@ -225,10 +226,15 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
     return Done("; ".join(parts))
 
 
-def wait_for_position(ctx: HaContext, address: str, position: str, timeout: float) -> StepOutcome:
-    """Wait (bounded) until `address` has applied `position`; StepFailed on timeout."""
-    if not position:
+def wait_for_position(ctx: HaContext, address: str, position: str | None, timeout: float) -> StepOutcome:
+    """Wait (bounded) until `address` has applied `position`; StepFailed on timeout.
+
+    None means the position was never recorded (refuse to guess); "" means the old primary has no
+    transaction at all (a fresh cluster), so there is nothing to wait for."""
+    if position is None:
         raise StepFailed("the position to wait for is unknown")
+    if position == "":
+        return Done("the old primary has executed no transaction: nothing to wait for")
     session = ctx.session(address)
     have = session.executed_gtids()
     if position_contains(session.dialect.flavour, have, position):
@@ -518,8 +524,13 @@ def replicas_read_only(ctx: HaContext, primary: str) -> StepOutcome:
 
     targets = [a for a in ctx.addresses if a != primary]
     outcomes = ctx.parallel(one, targets)
-    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
-    summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
+    # A server that is down cannot take writes either; if it returns writable, monitoring opens
+    # REPLICA_NOT_READ_ONLY (and a fenced one is fenced). Only a reachable server we failed to set fails.
+    unreachable = [a for a, v in outcomes.items()
+                   if isinstance(v, ServerError) and v.outcome in (REFUSED, TIMEOUT)]
+    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception) and a not in unreachable]
+    summary = ", ".join([f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception)]
+                        + [f"{a} not reachable (left as it is)" for a in unreachable])
     if failed:
         return SoftFailure(f"could not make read-only: {'; '.join(failed)}", fails_job=True)
     return Done(summary or "no replica")

@@ -256,7 +256,7 @@ def elect_candidate(ctx: HaContext) -> Done:
 
 def wait_candidate_catchup(ctx: HaContext):
     timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), CATCHUP_TIMEOUT_SECONDS)
-    final = ctx.result.get("gtid", {}).get("old_primary_final", "")
+    final = ctx.result.get("gtid", {}).get("old_primary_final")
     return ha.wait_for_position(ctx, ctx.result["new_primary"], final, timeout)
 
 
