@@ -21,7 +21,7 @@ from clusters.api.serializers import (
 from clusters.domain.settings import SettingsError
 from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job
-from clusters.services import failover, registration, switchover
+from clusters.services import failover, failover_control, registration, switchover
 from clusters.services.events import record_event
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
@@ -182,7 +182,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     def failover_control(self, request, pk=None):
         """Automatic failover's counters and state: armed, paused, the last failover, the last blocked incident."""
         cluster = self.get_object()
-        return Response(FailoverControlSerializer(failover.failover_control(cluster)).data)
+        return Response(FailoverControlSerializer(failover_control.failover_control(cluster)).data)
 
     @extend_schema(request=None, responses={200: FailoverControlSerializer})
     @action(detail=True, methods=["post"], url_path="failover-control/reset", url_name="failover-control-reset")
@@ -190,7 +190,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         """Reset the counters behind failover_limit and failover_min_interval_seconds."""
         cluster = self.get_object()
         self.audit_target = cluster
-        data = failover.reset_failover_counters(cluster, requested_by=self.actor.label())
+        data = failover_control.reset_failover_counters(cluster, requested_by=self.actor.label())
         return Response(FailoverControlSerializer(data).data)
 
 

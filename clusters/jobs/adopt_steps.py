@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from clusters.domain import failover_plan as plan
+from clusters.domain import adopt_plan as plan
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome, StepRefused
 from clusters.models import Cluster

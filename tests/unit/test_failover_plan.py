@@ -1,4 +1,4 @@
-"""clusters.domain.failover_plan: the tick's decision, incidents, re-confirmation, RPO, fencing, adopt."""
+"""clusters.domain.failover_plan: the tick's decision, incidents, re-confirmation, RPO, fencing."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +10,7 @@ from clusters.domain import failover_plan as plan
 from clusters.domain.detection import confirm_for_topology
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import analyze
-from tests.unit.domain_builders import P, R1, R2, failed, healthy, inventory, primary, replica, with_channel
+from tests.unit.domain_builders import R1, R2, P, failed, healthy, inventory, primary, replica, with_channel
 
 pytestmark = pytest.mark.unit
 
@@ -279,31 +279,3 @@ def test_fenced_servers_that_do_not_answer_need_nothing():
     probes[P] = failed(P)
     topology = analyze(inventory(P, R1, R2, fenced={P}), probes, AUTOMATIC, {P: 3}, NOW, known_primary=R1)
     assert plan.fence_plans(topology, probes, AUTOMATIC) == []
-
-
-# --- adopt ---
-
-
-def setup(**fields):
-    values = dict(address=R1, using_gtid="Slave_Pos", connect_retry=60, heartbeat_period=30.0, slave_net_timeout=60,
-                  read_only=False, semi_sync_slave=False, semi_sync_master=True)
-    values.update(fields)
-    return plan.ReplicaSetup(**values)
-
-
-def test_adopt_changes_what_failover_relies_on():
-    changes = plan.adopt_changes(setup(), ClusterSettings(semi_sync=True))
-    assert changes.restart and changes.change_master and changes.slave_net_timeout
-    assert changes.semi_sync_slave_on and changes.semi_sync_master_off and changes.read_only_on
-    assert "MASTER_HEARTBEAT_PERIOD=1" in changes.describe()
-
-
-def test_adopt_leaves_a_ready_replica_alone():
-    ready = setup(connect_retry=1, heartbeat_period=1.0, slave_net_timeout=4, read_only=True, semi_sync_slave=True,
-                  semi_sync_master=False)
-    changes = plan.adopt_changes(ready, ClusterSettings(semi_sync=True))
-    assert not changes.any and changes.describe() == "nothing to change"
-
-
-def test_adopt_refuses_a_replica_without_gtid():
-    assert "GTID" in plan.adopt_changes(setup(using_gtid="No"), ClusterSettings()).problem
