@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from clusters.domain import failover_plan as plan
-from clusters.models import Event
+from clusters.models import Event, Finding
 from tests.integration.failover_helpers import (
     failover_jobs,
     finished_failover,
@@ -120,8 +120,12 @@ def test_sigstop_with_the_wait_policy_fails_over_then_fences_the_old_primary_on_
     if server(cluster, sandbox, 1).quarantined:
         gtids = Event.objects.get(cluster=cluster, kind="server_quarantined").data["gtids"]
         assert gtids and all(g.startswith("0-1-") for g in gtids)
-        tick(cluster)
+        tick_until(cluster, lambda: ("ERRANT_GTID", address(sandbox, 1)) in open_codes(cluster),
+                   message="the finding listing its extra GTIDs")
         assert ("SERVER_QUARANTINED", address(sandbox, 1)) in open_codes(cluster)
+        errant = Finding.objects.get(cluster=cluster, code="ERRANT_GTID", resolved_at__isnull=True)
+        assert errant.details["gtids"] == gtids and gtids[0] in errant.message
+        assert not follows(sandbox, 1, new)  # never rejoined
     else:
         assert follows(sandbox, 1, new)
 
