@@ -23,6 +23,7 @@ from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job
 from clusters.services import failover, failover_control, registration, switchover
 from clusters.services.events import record_event
+from clusters.services.refusals import HaRequestRefused
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import TenantScopedViewSet
@@ -35,6 +36,12 @@ class SwitchoverRequestSerializer(serializers.Serializer):
     catchup_timeout_seconds = serializers.FloatField(required=False, min_value=1, max_value=600,
                                                      help_text="how long the candidate may take to catch up (default 30)")
 
+
+
+def conflict_from(refusal: HaRequestRefused) -> Conflict:
+    """A refused HA request as the API's 409: detail, code, checks, and the active job when one blocks."""
+    extra = {"job": refusal.active_job.id} if refusal.active_job else {}
+    return Conflict(refusal.detail, refusal.code, refusal.checks, **extra)
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
@@ -153,8 +160,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         except switchover.InvalidSwitchoverRequest as exc:
             raise exceptions.ValidationError({"candidate": str(exc)}) from None
         except switchover.SwitchoverRefused as exc:
-            extra = {"job": exc.active_job.id} if exc.active_job else {}
-            raise Conflict(exc.detail, exc.code, exc.checks, **extra) from None
+            raise conflict_from(exc) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -173,8 +179,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         except failover.InvalidFailoverRequest as exc:
             raise exceptions.ValidationError({"candidate": str(exc)}) from None
         except failover.FailoverRefused as exc:
-            extra = {"job": exc.active_job.id} if exc.active_job else {}
-            raise Conflict(exc.detail, exc.code, exc.checks, **extra) from None
+            raise conflict_from(exc) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: FailoverControlSerializer})

@@ -42,6 +42,7 @@ from clusters.services import primary_watch
 from clusters.services.access import cluster_settings, replication_credentials
 from clusters.services.events import publish_job, record_event
 from clusters.services.failover_control import failover_starts
+from clusters.services.refusals import HaRequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,10 @@ LAGS_REWRITE_SECONDS = 30.0
 _lags_written: dict[int, tuple[dict, float]] = {}
 
 
-class FailoverRefused(Exception):
-    """A manual failover refused at once; `checks` are dicts {"name", "ok", "detail"}."""
+class FailoverRefused(HaRequestRefused):
+    """A manual failover refused at once."""
 
-    def __init__(self, detail: str, checks: list[dict], *, code: str = "failover_refused",
-                 active_job: Job | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.checks = checks
-        self.code = code
-        self.active_job = active_job
+    default_code = "failover_refused"
 
 
 class InvalidFailoverRequest(ValueError):

@@ -46,6 +46,7 @@ from clusters.services.access import (
     connect_options,
     replication_credentials,
 )
+from clusters.services.refusals import HaRequestRefused
 
 KIND = "switchover"
 CATCHUP_TIMEOUT_SECONDS = 30.0
@@ -55,16 +56,10 @@ CHECK_REPLICATION_CREDENTIALS = "replication_credentials"
 _IN_JOB_CHECKS = (c.CHECK_LONG_TRANSACTIONS, c.CHECK_LONG_QUERIES)
 
 
-class SwitchoverRefused(Exception):
-    """A switchover refused at once; `checks` are dicts {"name", "ok", "detail"}."""
+class SwitchoverRefused(HaRequestRefused):
+    """A switchover refused at once."""
 
-    def __init__(self, detail: str, checks: list[dict], *, code: str = "switchover_refused",
-                 active_job: Job | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.checks = checks
-        self.code = code
-        self.active_job = active_job
+    default_code = "switchover_refused"
 
 
 class InvalidSwitchoverRequest(ValueError):
