@@ -25,8 +25,8 @@ from django.utils import timezone
 from clusters.adapters.executor import ServerSession
 from clusters.adapters.mysql import ServerError
 from clusters.domain.detection import normalize_address
-from clusters.domain.probe import REFUSED, TIMEOUT
 from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
+from clusters.domain.probe import REFUSED, TIMEOUT
 from clusters.hooks import run_hook
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused

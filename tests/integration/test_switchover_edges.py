@@ -5,7 +5,13 @@ import signal
 
 import pytest
 
-from tests.integration.switchover_helpers import address, assert_one_writable_primary, register_sandbox, step, switchover
+from tests.integration.switchover_helpers import (
+    address,
+    assert_one_writable_primary,
+    register_sandbox,
+    step,
+    switchover,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
