@@ -9,8 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -48,17 +46,7 @@ def portal(tmp_path_factory):
     process.stop()
 
 
-def _auth_endpoints_exist(base: str) -> bool:
-    try:
-        urllib.request.urlopen(f"{base}/api/v1/auth/csrf/", timeout=5)
-    except urllib.error.HTTPError as exc:
-        return exc.code != 404
-    return True
-
-
 def test_portal_login_clusters_and_access_in_chromium(portal):
-    if not _auth_endpoints_exist(portal["base"]):
-        pytest.skip("the session login endpoints (/api/v1/auth/...) are not in this build yet")
     result = run_scenario("portal_smoke.mjs", {
         "PORTAL_URL": portal["base"],
         "CLUSTER_ID": portal["cluster_id"],
