@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python bench/monitor.py [--clusters 334] [--rounds 5]
 Prints:
-  - probes per second per core (one thread probing real local servers back to back; CPU time measured);
+  - probes per second per core (one thread probing real local servers back to back; CPU time measured),
+    for the probe every tick sends and for the one that also reads the costlier details (about every 10 s
+    per connection);
   - the wall time of one tick of a 3-server cluster (in-process, median of 20);
   - the wall time of one tick of N clusters of 3 servers, through a real Celery worker (prefork,
     concurrency 2 = this machine's cores) consuming the ticks queue: from dispatch until every cluster
@@ -70,14 +72,18 @@ def main() -> int:
 
         # 1. probes per second per core
         creds = Credentials(admin["user"], admin["password"])
-        for _ in range(20):
-            probe_server(addresses[1], creds, ConnectOptions())
-        n = 2000
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        for i in range(n):
-            probe_server(addresses[i % 3], creds, ConnectOptions())
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        print(f"probe: {n / cpu:.0f} probes per CPU-second (one core); {wall / n * 1000:.2f} ms wall per probe in sequence")
+        servers = _ProcessCpu([sandbox._processes[node].pid for node in sandbox.nodes])
+        for details in (False, True):
+            for _ in range(20):
+                probe_server(addresses[1], creds, ConnectOptions(), details=details)
+            n = 2000
+            cpu0, wall0, server0 = time.process_time(), time.perf_counter(), servers.seconds()
+            for i in range(n):
+                probe_server(addresses[i % 3], creds, ConnectOptions(), details=details)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            server_cpu = servers.seconds() - server0
+            print(f"probe {'with details' if details else 'every tick  '}: {n / cpu:.0f} probes per CPU-second (one core), "
+                  f"mariadbd {server_cpu / n * 1e6:.0f} us CPU per probe; {wall / n * 1000:.2f} ms wall per probe in sequence")
 
         # 2. one tick of one 3-server cluster
         tenant = Tenant.objects.create(name="bench")
@@ -111,41 +117,76 @@ def main() -> int:
         from workers.tasks import monitor_shard
 
         time.sleep(4)
-        walls = []
+        workers = _ProcessCpu(_children(worker.pid))
+        walls, worker_cpu, server_cpu = [], [], []
         for round_no in range(args.rounds + 1):
             for cid in ids:
                 hotstate.client().delete(f"dbpilot:cluster:{cid}:dispatched")
+            worker0, server0 = workers.seconds(), servers.seconds()
             started_at = time.time()
-            started = time.perf_counter()
             shards = due_shards(settings.DBPILOT_TICK_SHARD_SIZE)
             for shard in shards:
                 monitor_shard.apply_async(args=[shard], expires=30.0)
-            deadline = time.perf_counter() + 60
-            while time.perf_counter() < deadline:
-                snapshots = hotstate.read_topologies(ids)
-                fresh = sum(
-                    1 for cid in ids
-                    if cid in snapshots and _ts(snapshots[cid]["updated_at"]) >= started_at
-                )
-                if fresh == len(ids):
-                    break
-                time.sleep(0.01)
-            wall = time.perf_counter() - started
-            if fresh != len(ids):
-                print(f"  round {round_no}: only {fresh} of {len(ids)} clusters ticked within 60 s", file=sys.stderr)
+            deadline = time.time() + 60
+            waiting, latest = set(ids), started_at
+            while waiting and time.time() < deadline:
+                time.sleep(0.1)
+                snapshots = hotstate.read_topologies(sorted(waiting))
+                for cid, snapshot in snapshots.items():
+                    observed = _ts(snapshot["updated_at"])
+                    if observed >= started_at:
+                        waiting.discard(cid)
+                        latest = max(latest, observed)
+            wall = latest - started_at
+            if waiting:
+                print(f"  round {round_no}: only {len(ids) - len(waiting)} of {len(ids)} clusters ticked within 60 s",
+                      file=sys.stderr)
             if round_no > 0:  # the first round warms the worker's connections
                 walls.append(wall)
-                print(f"  round {round_no}: {len(ids)} clusters / {len(ids) * 3} servers ticked in {wall:.2f} s "
-                      f"({len(shards)} shards)", file=sys.stderr)
+                n_servers = len(ids) * 3
+                worker_cpu.append((workers.seconds() - worker0) / n_servers * 1e6)
+                server_cpu.append((servers.seconds() - server0) / n_servers * 1e6)
+                print(f"  round {round_no}: {len(ids)} clusters / {n_servers} servers ticked in {wall:.2f} s "
+                      f"({len(shards)} shards); CPU per server: worker {worker_cpu[-1]:.0f} us, "
+                      f"mariadbd {server_cpu[-1]:.0f} us", file=sys.stderr)
             time.sleep(1.0)
         print(f"tick of {len(ids)} clusters ({len(ids) * 3} servers) through a worker (concurrency 2): "
-              f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 1 s for 1,000 servers)")
+              f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 1 s for 1,000 servers); "
+              f"CPU per server-tick: worker {statistics.median(worker_cpu):.0f} us, "
+              f"mariadbd {statistics.median(server_cpu):.0f} us; load average {os.getloadavg()[0]:.2f}")
     finally:
         if worker is not None:
             worker.terminate()
             worker.wait(10)
         sandbox.destroy()
     return 0
+
+
+class _ProcessCpu:
+    """User + system CPU seconds of some processes (all their threads), from /proc."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+
+    def seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The Celery pool processes of a worker (its children), and the worker itself."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = Path(f"/proc/{pid}/task/{task.name}/children")
+        if children.exists():
+            found += [int(p) for p in children.read_text().split()]
+    return found
 
 
 def _ts(iso: str) -> float:

@@ -5,6 +5,7 @@ It may be lost at any time; monitoring rebuilds it within a tick. The database k
 from __future__ import annotations
 
 import json
+import secrets
 from functools import lru_cache
 
 import redis
@@ -55,3 +56,61 @@ def read_state(cluster_id: int) -> dict:
 
 def forget(cluster_id: int) -> None:
     client().delete(_key(cluster_id, "topology"), _key(cluster_id, "state"))
+
+
+def read_states(cluster_ids: list[int]) -> dict[int, dict]:
+    """Many clusters' hot state in one round trip."""
+    if not cluster_ids:
+        return {}
+    raws = client().mget([_key(cid, "state") for cid in cluster_ids])
+    return {cid: json.loads(raw) for cid, raw in zip(cluster_ids, raws, strict=True) if raw}
+
+
+class Batch:
+    """Hot-state writes of a shard's tick, sent in one round trip by execute()."""
+
+    def __init__(self):
+        self._pipe = client().pipeline(transaction=False)
+
+    def write_topology(self, cluster_id: int, snapshot: dict) -> None:
+        self._pipe.set(_key(cluster_id, "topology"), json.dumps(snapshot), ex=TOPOLOGY_TTL_SECONDS)
+
+    def write_state(self, cluster_id: int, state: dict) -> None:
+        self._pipe.set(_key(cluster_id, "state"), json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
+
+    def execute(self) -> None:
+        self._pipe.execute()
+
+
+# The single-flight lock of a cluster's tick: the same key and value shape as redis-py's Lock (a random
+# token, deleted only by its holder), taken and released for a whole shard at once.
+_RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"""
+
+
+def tick_lock_key(cluster_id: int) -> str:
+    return _key(cluster_id, "tick")
+
+
+def take_tick_locks(cluster_ids: list[int], seconds: float) -> dict[int, str]:
+    """Take each cluster's tick lock that is free; returns cluster id -> token for the ones taken."""
+    pipe = client().pipeline(transaction=False)
+    tokens = {cid: secrets.token_hex(16) for cid in cluster_ids}
+    for cid in cluster_ids:
+        pipe.set(tick_lock_key(cid), tokens[cid], nx=True, px=int(seconds * 1000))
+    taken = pipe.execute()
+    return {cid: tokens[cid] for cid, ok in zip(cluster_ids, taken, strict=True) if ok}
+
+
+def release_tick_locks(held: list[tuple[int, str]]) -> None:
+    if not held:
+        return
+    script = _release_script()
+    pipe = client().pipeline(transaction=False)
+    for cid, token in held:
+        script(keys=[tick_lock_key(cid)], args=[token], client=pipe)
+    pipe.execute()
+
+
+@lru_cache(maxsize=1)
+def _release_script():
+    return client().register_script(_RELEASE)

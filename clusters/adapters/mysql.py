@@ -184,6 +184,14 @@ class ConnectionPool:
             conn = connect(address, credentials, options, multi_statements=multi_statements)
         return key, conn
 
+    def take_idle(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
+        """(key, connection) for an idle pooled connection, or None (without connecting)."""
+        key = (address, credentials.user, credentials.password, options, multi_statements)
+        with self._lock:
+            stack = self._idle.get(key)
+            conn = stack.pop() if stack else None
+        return None if conn is None else (key, conn)
+
     def release(self, key, conn, *, broken: bool = False) -> None:
         if broken:
             try:

@@ -1,16 +1,28 @@
-"""The probe: what one server says about itself, in one round trip where possible.
+"""The probe: what one server says about itself, in one round trip.
 
-The probe session is read-only: it runs SELECT and SHOW statements only and writes nothing.
-Servers of a cluster are probed in parallel; connections are reused across ticks.
+The probe session is read-only: it runs SELECT and SHOW statements only and writes nothing. Connections are
+reused across ticks; many servers are probed at once from one thread (clusters.adapters.wire: every batch
+is sent, then each reply is read as it arrives).
+
+Every probe reads what decides roles and health (read_only, GTID positions, replication channels, the
+configuration variables). The costlier details (status counters, semi-sync status, the longest
+transaction and query, the binlog list) are read on a new connection, when asked for (`details=True`, as
+jobs and registration do), and otherwise about every DETAIL_SECONDS per connection, staggered; in between
+a probe repeats the last ones and says how old they are (`details_age_seconds`). Reading the process list
+every second costs a busy server more CPU than all the rest of the probe (docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import heapq
+import random
+import selectors
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 
+from clusters.adapters import wire
 from clusters.adapters.mysql import POOL, ConnectOptions, Credentials, ServerError, classify
 from clusters.domain import probe as outcomes
 from clusters.domain.probe import ProbeResult, ReplicationChannel
@@ -143,15 +155,34 @@ def _channel(address: str, row: dict) -> ReplicationChannel:
         source_server_id=_int(row.get("Master_Server_Id") or row.get("Source_Server_Id")),
     )
 
+DETAIL_SECONDS = 10.0  # how often (about) each connection re-reads the costly details
+_DETAIL_FIELDS = (
+    "uptime_seconds", "threads_connected", "semi_sync_master_status", "semi_sync_slave_status",
+    "semi_sync_master_clients", "longest_trx_seconds", "longest_write_trx_seconds", "longest_query_seconds",
+    "oldest_binlog", "gtid_list_of_oldest_binlog",
+)
 
-def _oldest_binlog_gtid_list(cursor, address: str, oldest: str) -> str | None:
+
+def _statements(mariadb: bool, details: bool, with_logs: bool) -> bytes:
+    statements = [_VARIABLES_MARIADB if mariadb else _VARIABLES_MYSQL,
+                  "SHOW ALL SLAVES STATUS" if mariadb else "SHOW REPLICA STATUS"]
+    if details:
+        statements += [_STATUS, _TRX, _QUERIES]
+        if with_logs:
+            statements.append("SHOW BINARY LOGS")
+    return ";".join(statements).encode()
+
+
+def _oldest_binlog_gtid_list(conn, address: str, oldest: str) -> str | None:
     """MariaDB: the GTID list at the start of the oldest binlog (what was purged before it). Cached per file."""
     key = (address, oldest)
     if key in _purged_cache:
         return _purged_cache[key]
-    cursor.execute("SHOW BINLOG EVENTS IN %s LIMIT 3", (oldest,))
+    with conn.cursor() as cursor:
+        cursor.execute("SHOW BINLOG EVENTS IN %s LIMIT 3", (oldest,))
+        rows = cursor.fetchall()
     value = ""
-    for row in cursor.fetchall():
+    for row in rows:
         if row.get("Event_type") == "Gtid_list":
             info = row.get("Info") or ""
             value = info.strip("[]").replace(" ", "")
@@ -160,108 +191,208 @@ def _oldest_binlog_gtid_list(cursor, address: str, oldest: str) -> str | None:
     return value
 
 
-def _collect(conn, address: str) -> dict:
-    """Run the probe statements on an open connection; return raw fields for ProbeResult."""
-    server_version = conn.get_server_info() or ""
-    mariadb = "mariadb" in server_version.lower()
-    fields: dict = {"flavour": "mariadb" if mariadb else "mysql"}
-    with conn.cursor() as cursor:
-        statements = [_VARIABLES_MARIADB if mariadb else _VARIABLES_MYSQL, _STATUS,
-                      "SHOW ALL SLAVES STATUS" if mariadb else "SHOW REPLICA STATUS", _TRX, _QUERIES]
-        batched_logs = _log_bin_seen.get(address, False)
-        if batched_logs:
-            statements.append("SHOW BINARY LOGS")
-        cursor.execute(";".join(statements))
-        variables = _variables_row(_FIELDS_MARIADB if mariadb else _FIELDS_MYSQL, (cursor.fetchone() or {}).get("v"))
-        cursor.nextset()
-        status = {r["Variable_name"]: r["Value"] for r in cursor.fetchall()}
-        cursor.nextset()
-        channels = tuple(_channel(address, row) for row in cursor.fetchall())
-        cursor.nextset()
-        trx = cursor.fetchone() or {}
-        cursor.nextset()
-        queries = cursor.fetchone() or {}
-        logs = None
-        if batched_logs:
-            cursor.nextset()
-            logs = cursor.fetchall()
-        while cursor.nextset():
-            pass
-        oldest = None
-        gtid_list = None
-        log_bin = bool(_bool(variables.get("log_bin")))
-        _log_bin_seen[address] = log_bin
-        if log_bin:
-            if logs is None:
-                cursor.execute("SHOW BINARY LOGS")
-                logs = cursor.fetchall()
-            if logs:
-                oldest = logs[0]["Log_name"]
-                if mariadb:
-                    gtid_list = _oldest_binlog_gtid_list(cursor, address, oldest)
-    fields.update(
-        version=variables.get("version", server_version),
-        server_id=_int(variables.get("server_id")),
-        read_only=_bool(variables.get("read_only")),
-        super_read_only=_bool(variables.get("super_read_only")),
-        gtid_current_pos=variables.get("gtid_current_pos"),
-        gtid_binlog_pos=variables.get("gtid_binlog_pos"),
-        gtid_slave_pos=variables.get("gtid_slave_pos"),
-        gtid_binlog_state=variables.get("gtid_binlog_state"),
-        gtid_executed=(variables.get("gtid_executed") or "").replace("\n", "") if not mariadb else None,
-        gtid_purged=(variables.get("gtid_purged") or "").replace("\n", "") if not mariadb else None,
-        gtid_mode=variables.get("gtid_mode"),
-        gtid_strict_mode=_bool(variables.get("gtid_strict_mode")),
-        log_bin=_bool(variables.get("log_bin")),
-        log_slave_updates=_bool(variables.get("log_slave_updates")),
-        binlog_format=variables.get("binlog_format"),
-        semi_sync_master_enabled=_bool(variables.get("semi_master")),
-        semi_sync_slave_enabled=_bool(variables.get("semi_slave")),
-        semi_sync_wait_point=variables.get("wait_point"),
-        max_connections=_int(variables.get("max_connections")),
-        report_host=variables.get("report_host"),
-        server_uuid=variables.get("server_uuid"),
-        uptime_seconds=_int(status.get("Uptime")),
-        threads_connected=_int(status.get("Threads_connected")),
-        semi_sync_master_status=_bool(status.get("Rpl_semi_sync_master_status")),
-        semi_sync_slave_status=_bool(status.get("Rpl_semi_sync_slave_status")),
-        semi_sync_master_clients=_int(status.get("Rpl_semi_sync_master_clients")),
-        replication=channels,
-        longest_trx_seconds=_int(trx.get("longest_trx")) or 0,
-        longest_write_trx_seconds=_int(trx.get("longest_write_trx")) or 0,
-        longest_query_seconds=_int(queries.get("longest_query")) or 0,
-        oldest_binlog=oldest,
-        gtid_list_of_oldest_binlog=gtid_list,
-    )
-    return fields
+class _Probe:
+    """One server's probe in a batch: its connection, what was sent, and when it must have answered."""
 
+    __slots__ = ("address", "credentials", "options", "key", "conn", "mariadb", "details", "with_logs",
+                 "started", "deadline", "result")
 
-def probe_server(address: str, credentials: Credentials, options: ConnectOptions = DEFAULT_OPTIONS) -> ProbeResult:
-    """Probe one server; never raises for server-side failures (they are outcomes)."""
-    started = time.monotonic()
-    key = conn = None
-    try:
-        key, conn = POOL.acquire(address, credentials, options, multi_statements=True)
-        fields = _collect(conn, address)
-    except Exception as exc:  # noqa: BLE001 - classified into an outcome
-        _log_bin_seen.pop(address, None)
-        if conn is not None:
-            POOL.release(key, conn, broken=True)
+    def __init__(self, address: str, credentials: Credentials, options: ConnectOptions):
+        self.address, self.credentials, self.options = address, credentials, options
+        self.key = self.conn = None
+        self.mariadb = self.details = self.with_logs = False
+        self.started = time.monotonic()
+        self.deadline = 0.0
+        self.result: ProbeResult | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        _log_bin_seen.pop(self.address, None)
+        if self.conn is not None:
+            POOL.release(self.key, self.conn, broken=True)
+            self.conn = None
         error = classify(exc)
         if isinstance(exc, ServerError):
             error = exc
         elif not isinstance(exc, pymysql.err.MySQLError) and error.outcome == outcomes.ERROR:
             error = ServerError(outcomes.ERROR, f"probe failed: {exc.__class__.__name__}")
-        return ProbeResult(address=address, outcome=error.outcome, error=str(error),
-                           latency_ms=(time.monotonic() - started) * 1000)
-    POOL.release(key, conn)
-    return ProbeResult(address=address, outcome=outcomes.OK, latency_ms=(time.monotonic() - started) * 1000, **fields)
+        self.result = ProbeResult(address=self.address, outcome=error.outcome, error=str(error),
+                                  latency_ms=(time.monotonic() - self.started) * 1000)
+
+    def send(self, want_details: bool) -> None:
+        conn = self.conn
+        server_version = conn.get_server_info() or ""
+        self.mariadb = "mariadb" in server_version.lower()
+        cached = getattr(conn, "dbpilot_details", None)
+        self.details = want_details or cached is None or time.monotonic() >= conn.dbpilot_details_due
+        self.with_logs = self.details and _log_bin_seen.get(self.address, False)
+        wire.send_query(conn, _statements(self.mariadb, self.details, self.with_logs))
+        self.deadline = time.monotonic() + self.options.read_timeout
+
+    def receive(self) -> None:
+        conn = self.conn
+        results = wire.read_results(conn)
+        fields = self._fields(conn, results)
+        latency = (time.monotonic() - self.started) * 1000
+        POOL.release(self.key, conn)
+        self.conn = None
+        self.result = ProbeResult(address=self.address, outcome=outcomes.OK, latency_ms=latency, **fields)
+
+    def _fields(self, conn, results) -> dict:
+        mariadb = self.mariadb
+        variables_rows = wire.as_dicts(results[0])
+        variables = _variables_row(_FIELDS_MARIADB if mariadb else _FIELDS_MYSQL,
+                                   variables_rows[0].get("v") if variables_rows else None)
+        channels = tuple(_channel(self.address, row) for row in wire.as_dicts(results[1]))
+        log_bin = bool(_bool(variables.get("log_bin")))
+        _log_bin_seen[self.address] = log_bin
+        if self.details:
+            details = self._details(conn, results, log_bin)
+            conn.dbpilot_details = (details, time.monotonic())
+            # Staggered, so that a thousand connections opened together do not all re-read on one tick.
+            conn.dbpilot_details_due = time.monotonic() + DETAIL_SECONDS * random.uniform(0.75, 1.25)
+            age = 0.0
+        else:
+            details, read_at = conn.dbpilot_details
+            age = time.monotonic() - read_at
+        return dict(
+            details,
+            flavour="mariadb" if mariadb else "mysql",
+            details_age_seconds=round(age, 3),
+            version=variables.get("version", conn.get_server_info() or ""),
+            server_id=_int(variables.get("server_id")),
+            read_only=_bool(variables.get("read_only")),
+            super_read_only=_bool(variables.get("super_read_only")),
+            gtid_current_pos=variables.get("gtid_current_pos"),
+            gtid_binlog_pos=variables.get("gtid_binlog_pos"),
+            gtid_slave_pos=variables.get("gtid_slave_pos"),
+            gtid_binlog_state=variables.get("gtid_binlog_state"),
+            gtid_executed=(variables.get("gtid_executed") or "").replace("\n", "") if not mariadb else None,
+            gtid_purged=(variables.get("gtid_purged") or "").replace("\n", "") if not mariadb else None,
+            gtid_mode=variables.get("gtid_mode"),
+            gtid_strict_mode=_bool(variables.get("gtid_strict_mode")),
+            log_bin=_bool(variables.get("log_bin")),
+            log_slave_updates=_bool(variables.get("log_slave_updates")),
+            binlog_format=variables.get("binlog_format"),
+            semi_sync_master_enabled=_bool(variables.get("semi_master")),
+            semi_sync_slave_enabled=_bool(variables.get("semi_slave")),
+            semi_sync_wait_point=variables.get("wait_point"),
+            max_connections=_int(variables.get("max_connections")),
+            report_host=variables.get("report_host"),
+            server_uuid=variables.get("server_uuid"),
+            replication=channels,
+        )
+
+    def _details(self, conn, results, log_bin: bool) -> dict:
+        status = {r["Variable_name"]: r["Value"] for r in wire.as_dicts(results[2])}
+        trx = (wire.as_dicts(results[3]) or [{}])[0]
+        queries = (wire.as_dicts(results[4]) or [{}])[0]
+        oldest = gtid_list = None
+        if log_bin:
+            if self.with_logs:
+                logs = wire.as_dicts(results[5])
+            else:  # log_bin was not known on: one more round trip, this time only
+                with conn.cursor() as cursor:
+                    cursor.execute("SHOW BINARY LOGS")
+                    logs = cursor.fetchall()
+            if logs:
+                oldest = logs[0]["Log_name"]
+                if self.mariadb:
+                    gtid_list = _oldest_binlog_gtid_list(conn, self.address, oldest)
+        return dict(
+            uptime_seconds=_int(status.get("Uptime")),
+            threads_connected=_int(status.get("Threads_connected")),
+            semi_sync_master_status=_bool(status.get("Rpl_semi_sync_master_status")),
+            semi_sync_slave_status=_bool(status.get("Rpl_semi_sync_slave_status")),
+            semi_sync_master_clients=_int(status.get("Rpl_semi_sync_master_clients")),
+            longest_trx_seconds=_int(trx.get("longest_trx")) or 0,
+            longest_write_trx_seconds=_int(trx.get("longest_write_trx")) or 0,
+            longest_query_seconds=_int(queries.get("longest_query")) or 0,
+            oldest_binlog=oldest,
+            gtid_list_of_oldest_binlog=gtid_list,
+        )
 
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="probe")
+_EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="probe-connect")
 
 
-def probe_servers(targets: list[tuple[str, Credentials, ConnectOptions]]) -> dict[str, ProbeResult]:
-    """Probe many servers in parallel; returns address -> result."""
-    futures = {address: _EXECUTOR.submit(probe_server, address, creds, opts) for address, creds, opts in targets}
-    return {address: future.result() for address, future in futures.items()}
+def _connect(probe: _Probe) -> _Probe:
+    try:
+        probe.key, probe.conn = POOL.acquire(probe.address, probe.credentials, probe.options, multi_statements=True)
+    except Exception as exc:  # noqa: BLE001 - classified into an outcome
+        probe.fail(exc)
+    return probe
+
+
+def probe_many(targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True) -> list[ProbeResult]:
+    """Probe many servers at once (the same address may appear several times); results in target order.
+
+    Pooled connections are sent their batch at once; new connections are opened in parallel and sent
+    theirs as they come up. Replies are read as they arrive, each within its own read timeout.
+    `details=False` lets a connection repeat its last costly details (see the module docstring).
+    """
+    probes = [_Probe(address, creds, opts) for address, creds, opts in targets]
+    selector = selectors.DefaultSelector()
+    deadlines: list[tuple[float, int, _Probe]] = []  # a heap: the next reply to give up on
+
+    def send(probe: _Probe) -> None:
+        try:
+            probe.send(details)
+            selector.register(probe.conn._sock, selectors.EVENT_READ, probe)
+            heapq.heappush(deadlines, (probe.deadline, id(probe), probe))
+        except Exception as exc:  # noqa: BLE001 - classified into an outcome
+            probe.fail(exc)
+
+    try:
+        connecting = []
+        for probe in probes:
+            pooled = POOL.take_idle(probe.address, probe.credentials, probe.options, multi_statements=True)
+            if pooled is None:
+                connecting.append(_EXECUTOR.submit(_connect, probe))
+            else:
+                probe.key, probe.conn = pooled
+                send(probe)
+        while connecting or deadlines:
+            if connecting:
+                still = []
+                for future in connecting:
+                    if not future.done():
+                        still.append(future)
+                    elif (probe := future.result()).result is None:
+                        send(probe)
+                connecting = still
+            while deadlines and deadlines[0][2].result is not None:
+                heapq.heappop(deadlines)  # answered already
+            if not deadlines:
+                if connecting:
+                    connecting[0].exception()  # nothing to read yet: wait for a connection instead
+                continue
+            timeout = max(0.0, deadlines[0][0] - time.monotonic())
+            if connecting:
+                timeout = min(timeout, 0.005)
+            for key, _ in selector.select(timeout):
+                selector.unregister(key.fileobj)
+                probe = key.data
+                try:
+                    probe.receive()
+                except Exception as exc:  # noqa: BLE001 - classified into an outcome
+                    probe.fail(exc)
+            now = time.monotonic()
+            while deadlines and (deadlines[0][2].result is not None or deadlines[0][0] <= now):
+                _, _, probe = heapq.heappop(deadlines)
+                if probe.result is None:
+                    selector.unregister(probe.conn._sock)
+                    probe.fail(TimeoutError("timed out waiting for the reply"))
+    finally:
+        selector.close()
+    return [probe.result for probe in probes]
+
+
+def probe_server(address: str, credentials: Credentials, options: ConnectOptions = DEFAULT_OPTIONS, *,
+                 details: bool = True) -> ProbeResult:
+    """Probe one server; never raises for server-side failures (they are outcomes)."""
+    return probe_many([(address, credentials, options)], details=details)[0]
+
+
+def probe_servers(targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True) -> dict[str, ProbeResult]:
+    """Probe several servers at once; returns address -> result."""
+    return {result.address: result for result in probe_many(targets, details=details)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from clusters.domain.addresses import format_address
@@ -60,6 +61,7 @@ def next_probe_delay_seconds(primary_failures: int, settings: ClusterSettings) -
 # --- what a replica says about its source ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def normalize_address(address: str) -> str:
     """`host:port` with the host lower-cased and IP addresses in canonical form, for comparisons."""
     host, _, port = address.rpartition(":")
@@ -246,3 +248,23 @@ def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], 
         primary_server_id=topology.primary_server_id,
         not_counted=[s.address for s in others if s.maintenance or s.quarantined],
     )
+
+
+def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings) -> bool:
+    """The replicas do not confirm the primary's failure yet, but may within a few heartbeat periods: one
+    of them still says its IO thread runs (a frozen primary keeps the TCP session open) and has a heartbeat
+    period, so a silence from the primary will show as a stale heartbeat. The caller bounds how long it
+    waits for that: a primary that is alive and only unreachable from dbpilot keeps them receiving."""
+    if confirm_for_topology(topology, probes, settings).confirmed:
+        return False
+    primary = topology.primary
+    if primary is None:
+        return False
+    for address, probe in probes.items():
+        if address == primary or probe is None or not probe.reachable:
+            continue
+        for channel in probe.replication:
+            if (channel_points_at(channel, primary, topology.primary_server_id) and channel.io_running == "Yes"
+                    and channel.heartbeat_period):
+                return True
+    return False

@@ -82,6 +82,9 @@ class ProbeResult:
     longest_trx_seconds: int | None = None
     longest_write_trx_seconds: int | None = None
     longest_query_seconds: int | None = None
+    # Age of the costlier details above (status counters, semi-sync status, longest transaction and query,
+    # oldest binlog): a tick re-reads them about every 10 s, every probe reads the rest (adapters.probe).
+    details_age_seconds: float | None = None
     report_host: str | None = None
     server_uuid: str | None = None  # MySQL @@server_uuid: the primary's own GTIDs are never errant
     extra: dict = field(default_factory=dict)

@@ -1,6 +1,8 @@
 """How dbpilot reaches a cluster's servers: decrypted credentials and connection options."""
 from __future__ import annotations
 
+import json
+
 from django.conf import settings as django_settings
 
 from clusters.adapters.mysql import ConnectOptions, Credentials
@@ -11,8 +13,18 @@ from controlplane.crypto import decrypt_json
 _cache: dict[tuple[int, str], Credentials] = {}
 
 
+_settings_cache: dict[tuple[int, str], ClusterSettings] = {}
+
+
 def cluster_settings(cluster: Cluster) -> ClusterSettings:
-    return merge_settings(cluster.settings, {})
+    """The cluster's settings over the defaults (cached by content: every tick asks for them)."""
+    key = (cluster.id, json.dumps(cluster.settings, sort_keys=True))
+    merged = _settings_cache.get(key)
+    if merged is None:
+        if len(_settings_cache) > 10000:
+            _settings_cache.clear()
+        merged = _settings_cache[key] = merge_settings(cluster.settings, {})
+    return merged
 
 
 def admin_credentials(cluster: Cluster) -> Credentials:

@@ -3,8 +3,16 @@
 One tick per cluster every `tick_seconds`, single-flight (a tick still running means the next is
 skipped, not queued). After a failed probe of the primary the tick re-probes every
 `reprobe_interval_ms` until the primary answers or `failcount` is reached, so a crash is confirmed in
-well under `failcount × tick_seconds`. Hot state (failure counters, the finding tracker, the latest
-topology) lives in Redis; findings and events go to the database only when they change.
+well under `failcount × tick_seconds`; those re-probes give the failing primary a short timeout
+(REPROBE_TIMEOUT_SECONDS): the first failed probe already waited the whole one. While the primary is down
+but the replicas do not confirm it yet (a frozen primary: their heartbeats are not stale yet), the
+re-probes go on until they can (CONFIRM_WINDOW_SECONDS), instead of waiting for the next tick.
+
+A shard of clusters is ticked together (monitor_shard): its locks, hot state and writes each take one Redis
+round trip, and every server of the shard is probed at once from one thread (adapters.probe.probe_many).
+Only a cluster whose primary is failing continues in a thread of its own, re-probing. Hot state (failure
+counters, the finding tracker, the latest topology) lives in Redis; findings and events go to the
+database only when they change.
 """
 from __future__ import annotations
 
@@ -13,14 +21,16 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone as dj_timezone
 
 from clusters import hotstate
-from clusters.adapters.probe import probe_servers
+from clusters.adapters.mysql import ConnectOptions, Credentials
+from clusters.adapters.probe import probe_many
+from clusters.domain.detection import confirmation_may_come
 from clusters.domain.findings import finding_key
 from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
@@ -32,6 +42,8 @@ from clusters.services.events import publish_on_commit, record_event
 
 log = logging.getLogger(__name__)
 TICK_LOCK_SECONDS = 10
+REPROBE_TIMEOUT_SECONDS = 0.4  # a re-probe of a failing primary: the first failed probe waited the full timeout
+CONFIRM_WINDOW_SECONDS = 8.0  # how long after the first failure re-probes wait for the replicas to confirm
 
 
 @dataclass
@@ -42,13 +54,6 @@ class TickResult:
     failures: dict[str, int]
     settings: ClusterSettings
     observed_at: float
-
-
-def _inventory(cluster: Cluster) -> list[InventoryServer]:
-    return [
-        InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced, quarantined=s.quarantined)
-        for s in cluster.servers.all()
-    ]
 
 
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
@@ -124,27 +129,88 @@ def tick_cluster(cluster_id: int, cluster: Cluster | None = None) -> TickResult 
         cluster = Cluster.objects.select_related("tenant").prefetch_related("servers").filter(pk=cluster_id).first()
     if cluster is None:
         return None
-    settings = cluster_settings(cluster)
-    credentials = admin_credentials(cluster)
-    options = connect_options(settings)
-    targets = [(s.address, credentials, options) for s in cluster.servers.all()]
-    inventory = _inventory(cluster)
-    state = hotstate.read_state(cluster_id)
+    plan = _TickPlan(cluster, hotstate.read_state(cluster_id))
+    probes = probe_many(plan.targets(), details=False)
+    return _continue_tick(plan, dict(zip(plan.addresses, probes, strict=True)), hotstate)
+
+
+@dataclass
+class _TickPlan:
+    """What a tick of one cluster needs before probing: inventory, settings, targets, hot state."""
+
+    cluster: Cluster
+    state: dict
+
+    def __post_init__(self):
+        servers = list(self.cluster.servers.all())
+        self.settings = cluster_settings(self.cluster)
+        self.credentials = admin_credentials(self.cluster)
+        self.options = connect_options(self.settings)
+        self.addresses = [s.address for s in servers]
+        self.inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
+                                          quarantined=s.quarantined) for s in servers]
+
+    def targets(self, reprobe: bool = False) -> list[tuple[str, Credentials, ConnectOptions]]:
+        """A server that failed its last probe gets the short timeout (it already had a full one), and so
+        does the primary in a re-probe round: a dead host must not hold up a shard for a whole second
+        every tick. Answering within that short timeout is enough to count as up again."""
+        failures = self.state.get("failures", {})
+        primary = self.state.get("primary")
+        short = replace(self.options, connect_timeout=min(self.options.connect_timeout, REPROBE_TIMEOUT_SECONDS),
+                        read_timeout=min(self.options.read_timeout, REPROBE_TIMEOUT_SECONDS))
+        return [(a, self.credentials, short if failures.get(a) or (reprobe and a == primary) else self.options)
+                for a in self.addresses]
+
+    def reprobing(self) -> bool:
+        """Whether this cluster's primary failed recently enough for re-probes (see _continue_tick)."""
+        since = self.state.get("failing_since")
+        return since is not None and time.time() - since <= CONFIRM_WINDOW_SECONDS
+
+
+def _failing_primary(plan: _TickPlan, failures: dict[str, int]) -> bool:
+    primary = plan.state.get("primary")
+    return primary in failures and 0 < failures[primary] < plan.settings.failcount
+
+
+def _awaiting_confirmation(plan: _TickPlan, result: TickResult) -> bool:
+    """The primary is down, the replicas do not confirm it yet but still may (a frozen primary's replicas
+    see their heartbeats go stale seconds later), and the incident is recent: re-probe instead of waiting
+    a whole tick (whose first probe would spend the full timeout on the primary again)."""
+    primary = plan.state.get("primary")
+    if primary is None or not plan.reprobing() or result.failures.get(primary, 0) < plan.settings.failcount:
+        return False
+    return confirmation_may_come(result.topology, result.probes, result.settings)
+
+
+def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
+    """Record a first round of probes, then re-probe while the primary is failing (see the module docstring)."""
+    from clusters.services.failover import after_tick  # failover and fencing decide from each finished round
+
+    cluster = plan.cluster
     while True:
-        probes = probe_servers(targets)
-        failures = _count_failures(state.get("failures", {}), probes)
-        result = _record(cluster, inventory, settings, probes, failures, state)
-        primary = state.get("primary")
-        if not (primary in failures and 0 < failures[primary] < settings.failcount):
-            from clusters.services.failover import after_tick  # failover and fencing decide from this tick
-
+        failures = _count_failures(plan.state.get("failures", {}), probes)
+        result = _record(cluster, plan.inventory, plan.settings, probes, failures, plan.state, store)
+        if _failing_primary(plan, failures):
+            time.sleep(plan.settings.reprobe_interval_ms / 1000)
+        else:
             after_tick(result, epoch=cluster.epoch)
-            return result
-        time.sleep(settings.reprobe_interval_ms / 1000)
+            if not _awaiting_confirmation(plan, result) or _failover_started(cluster.id):
+                return result
+            time.sleep(plan.settings.reprobe_interval_ms / 1000)
+        store = hotstate
+        probes = dict(zip(plan.addresses, probe_many(plan.targets(reprobe=True), details=False), strict=True))
 
 
-def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict) -> TickResult:
-    """Analyse one round of probes and record what changed; updates `state` in place."""
+def _failover_started(cluster_id: int) -> bool:
+    from clusters.jobs.engine import active_ha_job
+
+    return active_ha_job(cluster_id) is not None
+
+
+def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict,
+            store=hotstate) -> TickResult:
+    """Analyse one round of probes and record what changed; updates `state` in place. `store` takes the
+    hot-state writes (hotstate itself, or a shard's batch that sends them together)."""
     cluster_id = cluster.id
     observed = time.time()
     topology = analyze(inventory, probes, settings, failures, observed, known_primary=state.get("primary"))
@@ -165,7 +231,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
                 record_event(cluster.id, "primary_observed", f"Primary is {topology.primary}",
                              data={"primary": topology.primary, "server_id": primary_id})
     previous = hotstate.read_topology(cluster_id) if changed else None
-    hotstate.write_topology(cluster_id, snapshot)
+    store.write_topology(cluster_id, snapshot)
     if changed:
         from clusters.services.routing import on_topology_changed  # read routes follow replica health
 
@@ -174,42 +240,86 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         from clusters.services.topology_view import topology_payload
 
         publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": topology_payload(cluster_id)})
+    known_primary = topology.primary or state.get("primary")
+    primary_failures = failures.get(known_primary, 0) if known_primary else 0
     state.update(
         failures=failures,
-        primary=topology.primary or state.get("primary"),
+        primary=known_primary,
         tracker=tracker.to_state(),
         digest=digest,
         observed_at=observed,
+        failing_since=(state.get("failing_since") or observed) if primary_failures else None,
     )
-    hotstate.write_state(cluster_id, state)
+    store.write_state(cluster_id, state)
     return TickResult(cluster_id, topology, probes, failures, settings, observed)
 
 
-def _locked_tick(cluster: Cluster) -> None:
-    cluster_id = cluster.id
-    lock = hotstate.client().lock(f"dbpilot:cluster:{cluster_id}:tick", timeout=TICK_LOCK_SECONDS, blocking=False)
-    if not lock.acquire(blocking=False):
-        return  # the previous tick still runs: skip, never queue
+def _reprobe_in_thread(plan: _TickPlan, probes: dict[str, ProbeResult], token: str) -> None:
     try:
-        tick_cluster(cluster_id, cluster)
-    except Exception:  # noqa: BLE001 - one cluster's failure must not stop the shard
-        log.exception("tick of cluster %s failed", cluster_id)
+        _continue_tick(plan, probes, hotstate)
+    except Exception:  # noqa: BLE001 - one cluster's failure must not stop the others
+        log.exception("tick of cluster %s failed", plan.cluster.id)
     finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - expired lock
-            pass
+        hotstate.release_tick_locks([(plan.cluster.id, token)])
         close_old_connections()
 
 
-_SHARD_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tick")
+_REPROBE_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reprobe")
 
 
 def monitor_shard(cluster_ids: list[int]) -> None:
-    """Tick a shard of clusters concurrently (probing is I/O bound); the inventory is read in one go."""
+    """Tick a shard of clusters together.
+
+    One Redis round trip takes the clusters' single-flight locks and reads their hot state; every server of
+    the shard is probed at once; each cluster is analysed and recorded, its hot-state writes batched into
+    one more round trip. A cluster whose primary is failing goes on re-probing in a thread of its own
+    (holding its lock); the others' locks are released together.
+    """
     close_old_connections()
-    clusters = list(Cluster.objects.filter(id__in=cluster_ids).select_related("tenant").prefetch_related("servers"))
-    list(_SHARD_EXECUTOR.map(_locked_tick, clusters))
+    clusters = list(Cluster.objects.filter(id__in=cluster_ids).prefetch_related("servers"))
+    if not clusters:
+        return
+    tokens = hotstate.take_tick_locks([c.id for c in clusters], TICK_LOCK_SECONDS)
+    held = [(c, tokens[c.id]) for c in clusters if tokens.get(c.id)]  # a tick still running: skip, never queue
+    if not held:
+        return
+    states = hotstate.read_states([c.id for c, _ in held])
+    plans: list[tuple[_TickPlan, str]] = []
+    for cluster, token in held:
+        try:
+            plans.append((_TickPlan(cluster, states.get(cluster.id, {})), token))
+        except Exception:  # noqa: BLE001 - e.g. undecryptable credentials: that cluster only
+            log.exception("tick of cluster %s failed", cluster.id)
+            hotstate.release_tick_locks([(cluster.id, token)])
+    targets = [t for plan, _ in plans for t in plan.targets()]
+    results = iter(probe_many(targets, details=False))
+    batch = hotstate.Batch()
+    finished: list[tuple[_TickPlan, TickResult]] = []
+    released: list[tuple[int, str]] = []
+    try:
+        for plan, token in plans:
+            probes = {address: next(results) for address in plan.addresses}
+            try:
+                failures = _count_failures(plan.state.get("failures", {}), probes)
+                if _failing_primary(plan, failures) or plan.reprobing():
+                    _REPROBE_EXECUTOR.submit(_reprobe_in_thread, plan, probes, token)  # re-probes and decides alone
+                    continue
+                result = _record(plan.cluster, plan.inventory, plan.settings, probes, failures, plan.state, batch)
+                finished.append((plan, result))
+            except Exception:  # noqa: BLE001 - one cluster's failure must not stop the shard
+                log.exception("tick of cluster %s failed", plan.cluster.id)
+            released.append((plan.cluster.id, token))
+    finally:
+        batch.execute()
+        from clusters.services.failover import after_tick
+
+        for plan, result in finished:
+            try:
+                after_tick(result, epoch=plan.cluster.epoch)
+            except Exception:  # noqa: BLE001
+                log.exception("tick of cluster %s failed after recording", plan.cluster.id)
+        hotstate.release_tick_locks(released)
+        close_old_connections()
 
 
 def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
