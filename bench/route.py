@@ -24,8 +24,9 @@ starts its own Redis and control-plane database (SQLite) in a temporary director
     .venv/bin/python bench/route.py --failovers 5 [--rate 200]
 
 The routed failover path: the same setup with the cluster in automatic failover mode, monitoring ticks
-every second from a thread (as beat would), and each run SIGKILLs the primary; the failover job runs
-inline and tells HAProxy. Prints the time from the kill to the first write acknowledged through HAProxy's
+every second from a thread (as beat would, through the same single-flight shard tick) with the primary
+watch on (as in a tick worker), and each run SIGKILLs the primary; the failover job runs inline and tells
+HAProxy. Prints the time from the kill to the first write acknowledged through HAProxy's
 write frontend, per run and p50 (target <= 1.2 s); the killed server is started again and rejoins as a
 replica before the next run.
 """
@@ -215,9 +216,10 @@ def routed_failovers(runs: int, rate: float) -> None:
     from django.db import close_old_connections
 
     from clusters.models import Job, Server
-    from clusters.services.monitoring import tick_cluster
+    from clusters.services.monitoring import monitor_shard
 
     os.environ["DBPILOT_FAILOVER_RUNNER"] = "inline"
+    os.environ["DBPILOT_PRIMARY_WATCH"] = "1"  # as in a tick worker: a crash is noticed at once
     with RoutedCluster(failover_mode="automatic", failover_limit=100, failover_min_interval_seconds=0) as routed:
         sandbox, cluster = routed.sandbox, routed.cluster
         cluster.refresh_from_db()
@@ -229,7 +231,7 @@ def routed_failovers(runs: int, rate: float) -> None:
             while not stop.is_set():
                 began = time.monotonic()
                 try:
-                    tick_cluster(cluster.id)
+                    monitor_shard([cluster.id])
                 finally:
                     close_old_connections()
                 stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
@@ -239,7 +241,7 @@ def routed_failovers(runs: int, rate: float) -> None:
         writer = routed.writer(rate).start()
         writer.wait_for_acks(int(rate))
         print(f"cluster {routed.addresses} behind HAProxy {routed.frontend}, writer at {rate:g}/s through it, "
-              "ticks every 1 s, failover jobs inline")
+              "ticks every 1 s, primary watch on, failover jobs inline")
         delays = []
         try:
             for run in range(1, runs + 1):

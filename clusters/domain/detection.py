@@ -250,21 +250,29 @@ def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], 
     )
 
 
-def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings) -> bool:
+def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                          reprobe_round: bool = False) -> bool:
     """The replicas do not confirm the primary's failure yet, but may within a few heartbeat periods: one
     of them still says its IO thread runs (a frozen primary keeps the TCP session open) and has a heartbeat
-    period, so a silence from the primary will show as a stale heartbeat. The caller bounds how long it
-    waits for that: a primary that is alive and only unreachable from dbpilot keeps them receiving."""
+    period, so a silence from the primary will show as a stale heartbeat.
+
+    In a re-probe round (`reprobe_round`), a replica that received something since the previous round
+    (age 0) shows the primary alive and only unreachable from dbpilot: nothing to wait for. The caller
+    also bounds the wait."""
     if confirm_for_topology(topology, probes, settings).confirmed:
         return False
     primary = topology.primary
     if primary is None:
         return False
+    may_come = False
     for address, probe in probes.items():
         if address == primary or probe is None or not probe.reachable:
             continue
         for channel in probe.replication:
-            if (channel_points_at(channel, primary, topology.primary_server_id) and channel.io_running == "Yes"
-                    and channel.heartbeat_period):
-                return True
-    return False
+            if not channel_points_at(channel, primary, topology.primary_server_id) or channel.io_running != "Yes":
+                continue
+            if reprobe_round and channel.last_heartbeat_age_seconds == 0.0:
+                return False
+            if channel.heartbeat_period:
+                may_come = True
+    return may_come

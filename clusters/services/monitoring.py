@@ -41,9 +41,9 @@ from clusters.services.access import admin_credentials, cluster_settings, connec
 from clusters.services.events import publish_on_commit, record_event
 
 log = logging.getLogger(__name__)
-TICK_LOCK_SECONDS = 10
+TICK_LOCK_SECONDS = 15  # longer than a tick's re-probes can last (CONFIRM_WINDOW_SECONDS and their probes)
 REPROBE_TIMEOUT_SECONDS = 0.4  # a re-probe of a failing primary: the first failed probe waited the full timeout
-CONFIRM_WINDOW_SECONDS = 8.0  # how long after the first failure re-probes wait for the replicas to confirm
+CONFIRM_WINDOW_SECONDS = 6.0  # how long after the first failure re-probes wait for the replicas to confirm
 
 
 @dataclass
@@ -172,14 +172,14 @@ def _failing_primary(plan: _TickPlan, failures: dict[str, int]) -> bool:
     return primary in failures and 0 < failures[primary] < plan.settings.failcount
 
 
-def _awaiting_confirmation(plan: _TickPlan, result: TickResult) -> bool:
+def _awaiting_confirmation(plan: _TickPlan, result: TickResult, reprobe_round: bool) -> bool:
     """The primary is down, the replicas do not confirm it yet but still may (a frozen primary's replicas
     see their heartbeats go stale seconds later), and the incident is recent: re-probe instead of waiting
     a whole tick (whose first probe would spend the full timeout on the primary again)."""
     primary = plan.state.get("primary")
     if primary is None or not plan.reprobing() or result.failures.get(primary, 0) < plan.settings.failcount:
         return False
-    return confirmation_may_come(result.topology, result.probes, result.settings)
+    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round)
 
 
 def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
@@ -187,6 +187,7 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
     from clusters.services.failover import after_tick  # failover and fencing decide from each finished round
 
     cluster = plan.cluster
+    reprobe_round = False
     while True:
         failures = _count_failures(plan.state.get("failures", {}), probes)
         result = _record(cluster, plan.inventory, plan.settings, probes, failures, plan.state, store)
@@ -194,10 +195,11 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
         else:
             after_tick(result, epoch=cluster.epoch)
-            if not _awaiting_confirmation(plan, result) or _failover_started(cluster.id):
+            if not _awaiting_confirmation(plan, result, reprobe_round) or _failover_started(cluster.id):
                 return result
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
         store = hotstate
+        reprobe_round = True
         probes = dict(zip(plan.addresses, probe_many(plan.targets(reprobe=True), details=False), strict=True))
 
 

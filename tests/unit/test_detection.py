@@ -7,6 +7,7 @@ from clusters.domain.detection import (
     channel_receiving,
     confirm_for_topology,
     confirm_primary_failure,
+    confirmation_may_come,
     count_failures,
     failure_state,
     next_probe_delay_seconds,
@@ -155,3 +156,37 @@ def test_confirm_for_topology_leaves_maintenance_out():
     topology = analyze(inventory(P, R1, R2, maintenance={R2}), probes, DEFAULTS, {P: 3, R2: 3}, 0.0)
     result = confirm_for_topology(topology, probes, DEFAULTS)
     assert result.confirmed and result.replicas_expected == 1
+
+
+def test_confirmation_may_still_come_from_replicas_whose_heartbeat_is_not_stale_yet():
+    """A frozen primary: dbpilot says down, the replicas' IO threads still say Yes with a fresh heartbeat.
+    Their heartbeats will go stale, so monitoring keeps re-probing instead of waiting for the next tick."""
+    probes = healthy(p=failed(P, "timeout"))
+    topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
+    assert not confirm_for_topology(topology, probes, DEFAULTS).confirmed
+    assert confirmation_may_come(topology, probes, DEFAULTS)
+
+
+def test_no_confirmation_to_wait_for_once_confirmed_or_when_no_replica_can_tell():
+    confirmed = healthy(p=failed(P), r1=lost(R1), r2=lost(R2))
+    topology = analyze(inventory(P, R1, R2), confirmed, DEFAULTS, {P: 3}, 0.0)
+    assert not confirmation_may_come(topology, confirmed, DEFAULTS)
+    # Without a heartbeat period the IO thread state is the only witness: nothing will change by waiting.
+    no_heartbeat = dict(io_running="Yes", heartbeat_period=None, last_heartbeat_age_seconds=None)
+    probes = healthy(p=failed(P, "timeout"), r1=replica(R1, channel_fields=no_heartbeat),
+                     r2=replica(R2, channel_fields=no_heartbeat))
+    topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
+    assert not confirmation_may_come(topology, probes, DEFAULTS)
+    # Unreachable replicas cannot change their minds either.
+    probes = healthy(p=failed(P, "timeout"), r1=failed(R1, "timeout"), r2=failed(R2, "timeout"))
+    topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3, R1: 1, R2: 1}, 0.0)
+    assert not confirmation_may_come(topology, probes, DEFAULTS)
+
+
+def test_a_replica_that_received_something_since_the_last_round_ends_the_wait():
+    """Re-probing a primary that only dbpilot lost: a replica's heartbeat arrived since the previous
+    round (age 0), so the primary is alive and nothing will confirm its failure."""
+    probes = healthy(p=failed(P, "timeout"), r1=replica(R1, channel_fields={"last_heartbeat_age_seconds": 0.0}))
+    topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
+    assert confirmation_may_come(topology, probes, DEFAULTS)  # the first round: it may be the last heartbeat
+    assert not confirmation_may_come(topology, probes, DEFAULTS, reprobe_round=True)
