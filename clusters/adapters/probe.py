@@ -94,11 +94,15 @@ def _int(value) -> int | None:
 class _Liveness:
     """Remembers when each replica's channel last received anything (an event or a heartbeat).
 
-    MariaDB exposes counters, not the time of the last heartbeat, so the age is measured between probes.
+    MariaDB exposes counters, not the time of the last heartbeat, so the age is measured between probes
+    of this process: None at first sight, 0 when the counters moved since the previous probe, else the
+    time since they were first seen where they are. A change seen after a long gap (another process did
+    the probing meanwhile, or the address now belongs to another server) says nothing about when it
+    happened: the age is then unknown again.
     """
 
     def __init__(self):
-        self._seen: dict[tuple[str, str], tuple[tuple, float]] = {}
+        self._seen: dict[tuple[str, str], tuple[tuple, float, float]] = {}  # marker, first seen, last seen
         self._lock = threading.Lock()
 
     def age(self, address: str, channel: str, marker: tuple) -> float | None:
@@ -107,11 +111,15 @@ class _Liveness:
         with self._lock:
             previous = self._seen.get(key)
             if previous is None or previous[0] != marker:
-                self._seen[key] = (marker, now)
-                return None if previous is None else 0.0
+                self._seen[key] = (marker, now, now)
+                if previous is None or now - previous[2] > LIVENESS_GAP_SECONDS:
+                    return None
+                return 0.0
+            self._seen[key] = (marker, previous[1], now)
             return now - previous[1]
 
 
+LIVENESS_GAP_SECONDS = 3.0
 LIVENESS = _Liveness()
 DEFAULT_OPTIONS = ConnectOptions()
 _purged_cache: dict[tuple[str, str], str] = {}
