@@ -283,6 +283,9 @@ def routed_failovers(runs: int, rate: float) -> None:
             writer.stop()
             stop.set()
             ticker.join(10)
+            from clusters.services.primary_watch import primary_watch
+
+            primary_watch().forget(cluster.id)  # the servers stop next: no tick for that
         print(f"\nkill -> first write through HAProxy ms  p50 {statistics.median(delays):7.1f}  "
               f"max {max(delays):7.1f}  ({len(delays)} failovers; load average {os.getloadavg()[0]:.2f})")
 

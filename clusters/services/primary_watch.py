@@ -22,6 +22,7 @@ import selectors
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connections
@@ -151,16 +152,38 @@ def primary_watch() -> PrimaryWatch:
         return _WATCH
 
 
+_PENDING: set[int] = set()
+_PENDING_LOCK = threading.Lock()
+_CONNECTING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="primary-watch-connect")
+
+
 def after_healthy_tick(cluster_id: int, primary: str) -> None:
-    """Called after a tick that saw the primary up: watch it (cheap once it is watched)."""
+    """Called after a tick that saw the primary up: watch it (cheap once it is watched). The connection
+    is opened in the background: a worker's first tick of many clusters must not wait for them."""
     if not enabled():
         return
     watch = primary_watch()
     if watch.watching(cluster_id, primary):
         return
+    with _PENDING_LOCK:
+        if cluster_id in _PENDING:
+            return
+        _PENDING.add(cluster_id)
+    _CONNECTING.submit(_start_watching, cluster_id, primary)
+
+
+def _start_watching(cluster_id: int, primary: str) -> None:
     from clusters.models import Cluster
     from clusters.services.access import admin_credentials, cluster_settings, connect_options
 
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is not None:
-        watch.watch(cluster_id, primary, admin_credentials(cluster), connect_options(cluster_settings(cluster)))
+    try:
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is not None:
+            primary_watch().watch(cluster_id, primary, admin_credentials(cluster),
+                                  connect_options(cluster_settings(cluster)))
+    except Exception:  # noqa: BLE001 - no watch: the ticks still find a crash
+        log.debug("cluster %s: cannot start watching %s", cluster_id, primary, exc_info=True)
+    finally:
+        with _PENDING_LOCK:
+            _PENDING.discard(cluster_id)
+        connections.close_all()
