@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from "react";
 import { clusters as clustersApi, resultsOf } from "../../api/endpoints";
 import type { Route } from "../../api/types";
 import { ErrorMessage } from "../../components/ErrorMessage";
+import { routeSyncView } from "../../lib/routeSync";
 import { ApiError } from "../../api/client";
 import { useClusterPage } from "./context";
 
@@ -40,7 +41,7 @@ const ROUTE_KINDS: Record<string, { label: string; fields: FieldSpec[] }> = {
   },
 };
 
-const HIDDEN_FIELDS = new Set(["id", "kind", "cluster", "created_at", "updated_at"]);
+const HIDDEN_FIELDS = new Set(["id", "kind", "cluster", "created_at", "updated_at", "last_sync"]);
 
 function describe(route: Route): string {
   return Object.entries(route)
@@ -100,13 +101,25 @@ export function RoutesTab() {
       {routes && routes.length > 0 && (
         <table className="table">
           <thead>
-            <tr><th scope="col">Kind</th><th scope="col">Configuration</th></tr>
+            <tr><th scope="col">Kind</th><th scope="col">Configuration</th><th scope="col">Last sync</th></tr>
           </thead>
           <tbody>
             {routes.map((r, i) => (
               <tr key={r.id ?? i}>
                 <td>{r.kind}</td>
                 <td className="mono small">{describe(r)}</td>
+                <td>
+                  {(() => {
+                    const sync = routeSyncView(r.last_sync);
+                    return (
+                      <>
+                        <span className={`badge route-sync-${sync.state}`}>{sync.label}</span>{" "}
+                        <span className="muted small">{sync.when}</span>
+                        {sync.detail && <div className="mono small">{sync.detail}</div>}
+                      </>
+                    );
+                  })()}
+                </td>
               </tr>
             ))}
           </tbody>
