@@ -18,7 +18,8 @@ class QuotaExceeded(exceptions.APIException):
 def check_quota(tenant, add_clusters: int = 0, add_servers: int = 0) -> None:
     """Raise QuotaExceeded when adding this many clusters and servers would pass the tenant's limits.
 
-    Call it inside the transaction that creates the rows when races matter; the count is not locked.
+    The count is not locked: callers that create rows call it again inside their transaction with the
+    tenant's row locked (select_for_update), as registration does.
     """
     from clusters.models import Cluster, Server
 

@@ -27,7 +27,8 @@ from clusters.services.access import connect_options
 from clusters.services.events import record_event
 from controlplane.crypto import encrypt_json
 from controlplane.netpolicy import NotAllowed, pin_host
-from tenants.models import Team
+from tenants.models import Team, Tenant
+from tenants.quotas import check_quota
 from tenants.services import grant_cluster
 from tenants.validation import NAME_PATTERN
 
@@ -166,6 +167,10 @@ def check_servers_answer(request: RegistrationRequest) -> dict:
 
 @transaction.atomic
 def register_cluster(team: Team, request: RegistrationRequest, probes: dict, *, requested_by: str) -> Cluster:
+    # The quota again, with the tenant's row locked: two registrations at once must not both fit into
+    # the last free place (the caller's early check only saves probing servers for nothing).
+    tenant = Tenant.objects.select_for_update().get(pk=team.tenant_id)
+    check_quota(tenant, add_clusters=1, add_servers=len(request.servers))
     settings = request.settings.as_dict()
     # Semi-sync: as found at registration (the primary's master side, or any replica's slave side).
     if not request.semi_sync_given:

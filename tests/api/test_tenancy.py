@@ -205,6 +205,22 @@ def test_registering_past_the_quota_is_a_403_quota_exceeded(world):
     assert response.json()["code"] == "quota_exceeded" and "at most 2 clusters" in response.json()["detail"]
 
 
+def test_registration_checks_the_quota_again_with_the_tenant_locked(world):
+    """Two registrations racing for the last place: the second one's early check passed before the first
+    committed; the check inside the creating transaction still refuses it, and nothing is created."""
+    from clusters.models import Cluster
+    from clusters.services import registration
+
+    parsed = registration.parse_request(world.tenant_a, {
+        "name": "racer", "servers": [{"host": "127.0.0.1", "port": 9}],
+        "credentials": {"user": "dbpilot", "password": "quota-test-password"}})
+    world.tenant_a.max_clusters = Cluster.objects.filter(tenant=world.tenant_a).count()
+    world.tenant_a.save()
+    with pytest.raises(QuotaExceeded, match="at most"):
+        registration.register_cluster(world.team_a, parsed, {}, requested_by="test")
+    assert not Cluster.objects.filter(name="racer").exists()
+
+
 # Platform pause
 
 
