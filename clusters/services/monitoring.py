@@ -233,7 +233,10 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
                 record_event(cluster.id, "primary_observed", f"Primary is {topology.primary}",
                              data={"primary": topology.primary, "server_id": primary_id})
     previous = hotstate.read_topology(cluster_id) if changed else None
-    store.write_topology(cluster_id, snapshot)
+    if changed or opened or resolved:
+        hotstate.write_topology(cluster_id, snapshot)  # now: the payload published below and route syncs read it
+    else:
+        store.write_topology(cluster_id, snapshot)
     if changed:
         from clusters.services.routing import on_topology_changed  # read routes follow replica health
 

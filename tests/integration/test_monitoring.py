@@ -70,6 +70,49 @@ def test_writable_replica_opens_not_read_only_finding(registered):
         sandbox.sql(3, "SET GLOBAL read_only = 1")
 
 
+def test_a_shard_tick_publishes_the_topology_it_just_observed(registered, monkeypatch):
+    """The shard path batches its hot-state writes; what it publishes for a change (and what route syncs
+    read) must already be the new topology, not the one before the batch is sent."""
+    from clusters.services import monitoring
+
+    cluster, sandbox = registered
+    published = []
+    monkeypatch.setattr(monitoring, "publish_on_commit", lambda cluster_id, message: published.append(message))
+    monitoring.monitor_shard([cluster.id])
+    published.clear()
+    sandbox.sql(3, "SET GLOBAL read_only = 0")
+    try:
+        for _ in range(3):
+            monitoring.monitor_shard([cluster.id])
+    finally:
+        sandbox.sql(3, "SET GLOBAL read_only = 1")
+    assert (c.REPLICA_NOT_READ_ONLY, address(sandbox, 3)) in open_codes(cluster)
+    assert published, "the change was published"
+    for message in published:  # the first one too: sent by the tick that saw the change
+        shown = {f"{s['host']}:{s['port']}": s for s in message["topology"]["servers"]}
+        assert shown[address(sandbox, 3)]["read_only"] is False
+    assert any(f["code"] == c.REPLICA_NOT_READ_ONLY for f in published[-1]["topology"]["findings"])
+
+
+def test_a_shard_tick_reads_the_costly_details_only_now_and_then(registered):
+    """Every probe reads roles and positions; status counters, semi-sync status and the like come from
+    the connection's last details read (a new connection reads them at once), and say how old they are."""
+    from clusters.adapters.mysql import ConnectOptions, Credentials
+    from clusters.adapters.probe import probe_many
+    from clusters.services.access import admin_credentials
+
+    cluster, sandbox = registered
+    creds: Credentials = admin_credentials(cluster)
+    first = probe_many([(address(sandbox, 1), creds, ConnectOptions())], details=True)[0]
+    assert first.reachable and first.details_age_seconds == 0.0 and first.uptime_seconds is not None
+    time.sleep(0.2)
+    second = probe_many([(address(sandbox, 1), creds, ConnectOptions())], details=False)[0]
+    assert second.details_age_seconds > 0.1 and second.uptime_seconds == first.uptime_seconds
+    assert second.read_only is False and second.server_id == first.server_id and second.log_bin
+    forced = probe_many([(address(sandbox, 1), creds, ConnectOptions())], details=True)[0]
+    assert forced.details_age_seconds == 0.0
+
+
 def test_unchanged_state_emits_nothing(registered):
     cluster, sandbox = registered
     for _ in range(3):
