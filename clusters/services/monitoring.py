@@ -297,7 +297,13 @@ def monitor_shard(cluster_ids: list[int]) -> None:
             log.exception("tick of cluster %s failed", cluster.id)
             hotstate.release_tick_locks([(cluster.id, token)])
     targets = [t for plan, _ in plans for t in plan.targets()]
-    results = iter(probe_many(targets, details=False))
+    try:
+        results = iter(probe_many(targets, details=False))
+    except Exception:  # noqa: BLE001 - never leave the locks to expire
+        log.exception("probing shard %s failed", [plan.cluster.id for plan, _ in plans])
+        hotstate.release_tick_locks([(plan.cluster.id, token) for plan, token in plans])
+        close_old_connections()
+        return
     batch = hotstate.Batch()
     finished: list[tuple[_TickPlan, TickResult]] = []
     released: list[tuple[int, str]] = []
