@@ -11,6 +11,10 @@ EOF packets; payloads of 16 MiB and more arrive split, and are joined.
 
 Sending before reading lets every server work at once from one thread: no thread per probe, no GIL
 contention, and a tick waits for its slowest server rather than for the sum of them.
+
+It uses a few of PyMySQL's connection internals (`_execute_command`, `_rfile`, `_sock`, `_read_timeout`,
+`_force_close`), stable for years; pyproject.toml pins PyMySQL below the next minor release, and the unit
+tests (hand-built replies) and the probe's integration tests (real servers) cover them.
 """
 from __future__ import annotations
 
