@@ -197,6 +197,11 @@ def reconfirm(fresh: Confirmation, probes: Mapping[str, ProbeResult], *, tick_co
     return Check(c.GUARD_PRIMARY_FAILURE, False, fresh.reason)
 
 
+def heartbeat_age_unknown(probes: Mapping[str, ProbeResult]) -> list[str]:
+    """The servers whose channel says IO thread Yes with no heartbeat age measurable from this process."""
+    return [address for address, probe in probes.items() if _heartbeat_age_unknown(probe)]
+
+
 def _heartbeat_age_unknown(probe: ProbeResult | None) -> bool:
     channel = probe.channel if probe is not None and probe.reachable else None
     return channel is not None and channel.io_running == "Yes" and channel.last_heartbeat_age_seconds is None

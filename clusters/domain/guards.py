@@ -177,16 +177,31 @@ def manual_failover_checks(
     primary_state: str | None,
     confirmation: Confirmation,
     election: Election,
+    age_unknown: Iterable[str] = (),
+    tick_confirmed_age: float | None = None,
 ) -> list[Check]:
     """A failover an operator asked for: it need not wait for failcount, modes, pauses or limits, but a
-    live primary is refused (use a switchover) and the candidate rules are the same."""
+    live primary is refused (use a switchover) and the candidate rules are the same.
+
+    A replica's heartbeat age is measured between probes of one process, so the API's own probe sees a
+    frozen primary's replicas with their IO thread still "Yes" and no age (`age_unknown`). When the ticks
+    confirmed this primary's failure recently (`tick_confirmed_age`, seconds), those replicas do not
+    count as receiving: the ticks saw their heartbeats go stale."""
     alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_UNREACHABLE)
+    unknown = set(age_unknown)
+    receiving = list(confirmation.still_receiving)
+    vouched = (bool(receiving) and all(a in unknown for a in receiving) and tick_confirmed_age is not None
+               and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds)
     if primary_state in alive_states:
         primary = Check(c.GUARD_PRIMARY_DEAD, False, f"the primary is alive (state {primary_state}): use a "
                         "switchover")
-    elif confirmation.still_receiving:
-        primary = Check(c.GUARD_PRIMARY_DEAD, False, f"{', '.join(confirmation.still_receiving)} still receive(s) "
+    elif receiving and not vouched:
+        primary = Check(c.GUARD_PRIMARY_DEAD, False, f"{', '.join(receiving)} still receive(s) "
                         "from the primary: it is alive; use a switchover")
+    elif vouched:
+        primary = Check(c.GUARD_PRIMARY_DEAD, True, f"the primary is {primary_state or 'unknown'}; monitoring "
+                        f"confirmed its failure {tick_confirmed_age:.1f}s ago ({', '.join(receiving)}: IO thread "
+                        "still Yes, heartbeat stale as the ticks saw it)")
     else:
         primary = Check(c.GUARD_PRIMARY_DEAD, True, f"the primary is {primary_state or 'unknown'} and no "
                         "replica receives from it")

@@ -85,6 +85,25 @@ def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
     _lags_written[cluster_id] = (lags, now)
 
 
+def remember_confirmation(cluster_id: int, primary: str, observed_at: float) -> None:
+    """The ticks confirmed `primary`'s failure at `observed_at`: a manual request from another process
+    (which cannot measure heartbeat ages) may rely on it while it is fresh."""
+    hotstate.client().set(_key(cluster_id, "confirmed"), json.dumps({"primary": primary, "at": observed_at}),
+                          ex=HOT_TTL_SECONDS)
+
+
+def confirmed_age(cluster_id: int, primary: str | None, now: float) -> float | None:
+    """Seconds since the ticks last confirmed `primary`'s failure, or None."""
+    try:
+        raw = hotstate.client().get(_key(cluster_id, "confirmed"))
+    except Exception:  # noqa: BLE001 - unknown: the request's own probes decide alone
+        return None
+    data = json.loads(raw) if raw else None
+    if not data or primary is None or data.get("primary") != primary:
+        return None
+    return max(0.0, now - float(data.get("at") or 0))
+
+
 def read_lags(cluster_id: int) -> dict[str, float]:
     try:
         raw = hotstate.client().get(_key(cluster_id, "lags"))
@@ -136,6 +155,8 @@ def _after_tick(result, epoch: int | None) -> None:
         return
     incident = _track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
     confirmation = confirm_for_topology(topology, result.probes, result.settings)
+    if confirmation.confirmed:
+        remember_confirmation(result.cluster_id, view.address, result.observed_at)
     if not confirmation.confirmed:
         if plan.unconfirmed_notice_due(incident, view.state, result.observed_at):
             _mark_notified(result.cluster_id, incident)
@@ -272,7 +293,9 @@ def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list
     election = plan.failover_election(topology, probes, settings, lags=read_lags(cluster.id), requested=candidate)
     checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
                                      primary_state=view.state if view else None,
-                                     confirmation=confirm_for_topology(topology, probes, settings), election=election)
+                                     confirmation=confirm_for_topology(topology, probes, settings), election=election,
+                                     age_unknown=plan.heartbeat_age_unknown(probes),
+                                     tick_confirmed_age=confirmed_age(cluster.id, topology.primary, now))
     checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))
     return checks, topology.primary
 

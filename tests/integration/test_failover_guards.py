@@ -167,6 +167,46 @@ def test_manual_mode_never_fails_over_by_itself_and_the_api_does_on_request(sand
     assert writable_nodes(sandbox) == [2]
 
 
+def test_manual_failover_of_a_frozen_primary_is_accepted_once_the_ticks_confirmed_it(sandbox_factory, settings,
+                                                                                     monkeypatch):
+    """SIGSTOP in manual mode: the replicas' IO threads say Yes until slave_net_timeout (60 s on a registered
+    cluster), and a process that did not watch them (the API's, the job's) cannot measure their heartbeat
+    age. The ticks' recent confirmation vouches for them: the operator's request is accepted at once and
+    the job fails over."""
+    from clusters.adapters import probe
+    from clusters.jobs import engine
+
+    sandbox = sandbox_factory(3)
+    for node in (2, 3):  # MariaDB's default, as on a cluster dbpilot did not adopt (the sandbox's is 4 s)
+        for statement in ("STOP SLAVE", "SET GLOBAL slave_net_timeout=60", "START SLAVE"):
+            sandbox.sql(node, statement)
+    cluster = register_cluster(sandbox)  # registered: manual
+    url = f"/api/v1/clusters/{cluster.id}/failover/"
+    tick(cluster)
+    sandbox.kill(1, signal.SIGSTOP)
+    try:
+        tick_until(cluster, lambda: refused(cluster), timeout=30, message="the ticks' confirmation (a refused job)")
+        assert sandbox.sql(2, "SHOW SLAVE STATUS")[0]["Slave_IO_Running"] == "Yes"  # still, on the replicas
+
+        settings.DBPILOT_FAILOVER_RUNNER = "queue"
+        queued = []
+        monkeypatch.setattr(engine, "enqueue_job", queued.append)
+        probe.LIVENESS._seen.clear()  # the API's process never watched these replicas
+        response = cluster.client.post(url, {"candidate": address(sandbox, 2)}, format="json")
+        assert response.status_code == 202, response.content
+        checks = {ch["name"]: ch for ch in response.json()["result"]["checks"]}
+        assert "monitoring confirmed its failure" in checks[c.GUARD_PRIMARY_DEAD]["detail"]
+
+        probe.LIVENESS._seen.clear()  # nor did the ha worker's
+        job = engine.run_job(queued[0])
+        assert job.state == "succeeded", job.result
+        assert not read_only(sandbox, 2) and read_only(sandbox, 3)  # node 1 is still frozen: not asked
+    finally:
+        sandbox.kill(1, signal.SIGCONT)
+    tick_until(cluster, lambda: read_only(sandbox, 1), message="the old primary fenced read-only")
+    assert writable_nodes(sandbox) == [2]
+
+
 def test_a_paused_cluster_or_platform_does_not_fail_over(sandbox_factory):
     sandbox = sandbox_factory(2)
     cluster = register_cluster(sandbox, failover_mode="automatic", paused=True)

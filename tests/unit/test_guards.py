@@ -139,6 +139,28 @@ def test_manual_failover_ignores_mode_pause_and_limits():
     assert all_ok(checks)
 
 
+def test_manual_failover_of_a_frozen_primary_relies_on_a_fresh_confirmation_by_the_ticks():
+    """The API's process cannot measure heartbeat ages: a frozen primary's replicas show IO thread Yes
+    and no age. A recent confirmation by the ticks vouches for exactly those; an old one, or a replica
+    seen receiving (an age), still refuses."""
+    frozen = replica(R1, channel_fields=dict(io_running="Yes", last_heartbeat_age_seconds=None))
+    confirmation = confirm_primary_failure("down", {R1: frozen}, AUTO, primary=P)
+
+    def checks(**kwargs):
+        return manual_failover_checks(settings=AUTO, now=NOW, last_observation_at=NOW, primary_state="down",
+                                      confirmation=confirmation, election=GOOD, **kwargs)
+
+    assert failing(checks()) == [c.GUARD_PRIMARY_DEAD]
+    vouched = checks(age_unknown=[R1], tick_confirmed_age=1.5)
+    assert all_ok(vouched) and "confirmed its failure 1.5s ago" in vouched[0].detail
+    assert failing(checks(age_unknown=[R1], tick_confirmed_age=30.0)) == [c.GUARD_PRIMARY_DEAD]
+    receiving = replica(R1, channel_fields=dict(io_running="Yes", last_heartbeat_age_seconds=0.2))
+    seen = confirm_primary_failure("down", {R1: receiving}, AUTO, primary=P)
+    assert failing(manual_failover_checks(settings=AUTO, now=NOW, last_observation_at=NOW, primary_state="down",
+                                          confirmation=seen, election=GOOD, age_unknown=[],
+                                          tick_confirmed_age=1.0)) == [c.GUARD_PRIMARY_DEAD]
+
+
 # --- switchover ---
 
 
