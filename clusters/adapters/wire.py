@@ -110,8 +110,9 @@ class _Reader:
             key = (count, block[:4 + len(packets[0])] if packets else b"")
             if len(_BLOCKS) >= _BLOCKS_MAX:
                 _BLOCKS.clear()
-            _BLOCKS.setdefault(key, []).append((block, names))
-            del _BLOCKS[key][:-4]
+            entries = _BLOCKS.setdefault(key, [])  # one lookup: another thread may clear the dict meanwhile
+            entries.append((block, names))
+            del entries[:-4]
         return names
 
     def leftover(self) -> int:
