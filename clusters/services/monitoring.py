@@ -269,7 +269,8 @@ def _reprobe_in_thread(plan: _TickPlan, probes: dict[str, ProbeResult], token: s
         close_old_connections()
 
 
-_REPROBE_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reprobe")
+# Mostly waiting on servers; enough for many primaries failing at once (a partition) within the lock time.
+_REPROBE_EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="reprobe")
 
 
 def monitor_shard(cluster_ids: list[int]) -> None:
