@@ -176,13 +176,12 @@ class ConnectionPool:
         self._lock = threading.Lock()
 
     def acquire(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
+        """(key, connection): an idle pooled one, or a new one."""
+        pooled = self.take_idle(address, credentials, options, multi_statements=multi_statements)
+        if pooled is not None:
+            return pooled
         key = (address, credentials.user, credentials.password, options, multi_statements)
-        with self._lock:
-            stack = self._idle.get(key)
-            conn = stack.pop() if stack else None
-        if conn is None:
-            conn = connect(address, credentials, options, multi_statements=multi_statements)
-        return key, conn
+        return key, connect(address, credentials, options, multi_statements=multi_statements)
 
     def take_idle(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
         """(key, connection) for an idle pooled connection, or None (without connecting)."""
