@@ -66,7 +66,9 @@ def main() -> int:
     from tenants.models import Tenant
 
     hotstate.client().flushdb()
-    sandbox = LocalSandbox("bench-mon", 3, max_connections=2000, temporary=True)
+    # The servers listen on every loopback address: each benchmark cluster reaches them at an address of
+    # its own (127.0.x.y), since one address is one server of one cluster.
+    sandbox = LocalSandbox("bench-mon", 3, max_connections=2000, temporary=True, bind_address="0.0.0.0")
     worker = None
     try:
         described = sandbox.up()
@@ -93,9 +95,13 @@ def main() -> int:
         encrypted = encrypt_json(admin)
         host_ports = [(n["host"], n["port"]) for n in described["nodes"]]
 
+        aliases = iter(range(1, 60000))
+
         def make_cluster(name: str) -> Cluster:
+            number = next(aliases)
+            alias = f"127.0.{number // 250}.{number % 250 + 2}"
             cluster = Cluster.objects.create(tenant=tenant, name=name, credentials_encrypted=encrypted)
-            Server.objects.bulk_create([Server(cluster=cluster, host=h, port=p) for h, p in host_ports])
+            Server.objects.bulk_create([Server(cluster=cluster, host=alias, port=p, ip=alias) for _, p in host_ports])
             return cluster
 
         single = make_cluster("single")

@@ -65,7 +65,7 @@ def hooks_dir() -> Path:
 
 def resolve_hook(name: str) -> Path:
     """The script's path inside the hooks directory; HookError saying what is wrong otherwise."""
-    if not isinstance(name, str) or not HOOK_NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not HOOK_NAME.fullmatch(name) or name in (".", ".."):
         raise HookError(f"{name!r} is not a hook name (letters, digits, . _ -; no path)")
     directory = hooks_dir()
     try:

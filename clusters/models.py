@@ -55,11 +55,15 @@ class Cluster(models.Model):
 
 
 class Server(models.Model):
-    """One database server of a cluster, addressed as host:port."""
+    """One database server of a cluster, addressed as host:port (as the user wrote it) and owned by its
+    pinned canonical address `ip`: one address is one server, whatever its spelling, in one cluster."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="servers")
     host = models.CharField(max_length=255)
     port = models.PositiveIntegerField()
+    # The address `host` resolved to when the server was registered, canonical (ipaddress, IPv4-mapped
+    # IPv6 folded to IPv4): what ownership compares (clusters.services.registration).
+    ip = models.CharField(max_length=45)
     maintenance = models.BooleanField(default=False)
     # Set when dbpilot demoted this server or failed over away from it: it is fenced whenever it reappears.
     fenced = models.BooleanField(default=False)
@@ -68,7 +72,12 @@ class Server(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["cluster", "host", "port"], name="unique_server_in_cluster")]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "host", "port"], name="unique_server_in_cluster"),
+            # A server belongs to one cluster of one tenant, compared by address, not by text.
+            models.UniqueConstraint(fields=["ip", "port"], name="one_cluster_per_server_address"),
+            models.CheckConstraint(condition=~Q(ip=""), name="server_address_pinned"),
+        ]
 
     @property
     def address(self) -> str:

@@ -74,6 +74,14 @@ DBPILOT_ALLOWED_NETWORKS = _networks(env.str("DBPILOT_ALLOWED_NETWORKS", default
 DBPILOT_ALLOWED_SOCKET_DIRS = [
     Path(p.strip()) for p in env.str("DBPILOT_ALLOWED_SOCKET_DIRS", default="/run/dbpilot").split(",") if p.strip()
 ]
+# dbpilot's own services, never a tenant's target (controlplane/netpolicy.py): its web ports, and any
+# other host:port to keep out of reach (Redis and the control-plane database are added from their URLs).
+DBPILOT_WEB_PORTS = [int(p) for p in env.list("DBPILOT_WEB_PORTS", default=["8000"])]
+DBPILOT_RESERVED_ENDPOINTS = env.list("DBPILOT_RESERVED_ENDPOINTS", default=[])
+# Cluster registrations that failed (unreachable, refused credentials, an address not available), per
+# token or person, within the window: past the limit, registrations answer 429 (like logins).
+DBPILOT_REGISTRATION_MAX_FAILURES = env.int("DBPILOT_REGISTRATION_MAX_FAILURES", default=10)
+DBPILOT_REGISTRATION_WINDOW_SECONDS = env.int("DBPILOT_REGISTRATION_WINDOW_SECONDS", default=300)
 DBPILOT_ALLOWED_WEBHOOK_HOSTS = env.list("DBPILOT_ALLOWED_WEBHOOK_HOSTS", default=[])
 DBPILOT_HOOKS_DIR = Path(env.str("DBPILOT_HOOKS_DIR", default=str(DATA_ROOT / "hooks")))
 DBPILOT_HOOK_TIMEOUT_SECONDS = env.float("DBPILOT_HOOK_TIMEOUT_SECONDS", default=10.0)

@@ -8,7 +8,7 @@ import secrets
 
 from django.conf import settings
 
-TOKEN_PATTERN = re.compile(r"^dbp_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+TOKEN_PATTERN = re.compile(r"\Adbp_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})\Z")
 
 
 def secret_hmac(secret: str) -> str:
@@ -23,7 +23,7 @@ def new_token() -> tuple[str, str, str]:
 
 
 def parse(bearer: str) -> tuple[str, str] | None:
-    match = TOKEN_PATTERN.match(bearer.strip())
+    match = TOKEN_PATTERN.fullmatch(bearer.strip())
     return (match.group(1), match.group(2)) if match else None
 
 

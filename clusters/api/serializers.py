@@ -38,6 +38,8 @@ class ClusterSerializer(serializers.ModelSerializer):
         model = Cluster
         fields = ["id", "name", "tenant", "origin", "servers", "settings", "failover_mode", "failover_armed",
                   "paused", "primary", "health", "job", "created_at", "updated_at", "my_permissions"]
+        # PATCH takes SettingsPatchSerializer: everything shown here is read-only.
+        read_only_fields = fields
 
     def _settings(self, obj) -> dict:
         return ClusterSettings(**{k: v for k, v in obj.settings.items() if k in ClusterSettings.__dataclass_fields__}).as_dict()
@@ -96,10 +98,37 @@ class RegisterClusterSerializer(serializers.Serializer):
     team = serializers.IntegerField(required=False, help_text="the team that owns it (default: your first admin team)")
 
 
+# Shown in the cluster object but not writable by PATCH (the OpenAPI schema marks them read-only).
+READ_ONLY_FIELDS = {
+    "paused": 'is read-only here: pause with {"settings": {"paused": true}}',
+    "name": "is read-only: a cluster keeps its name (register a new one to rename)",
+    "failover_armed": "is read-only: it becomes true when the adopt job of failover_mode automatic succeeds",
+}
+
+
 class SettingsPatchSerializer(serializers.Serializer):
-    settings = serializers.DictField(required=False)
+    """PATCH of a cluster: `{"settings": {...}}` and/or top-level `failover_mode`; nothing else."""
+
+    settings = serializers.DictField(required=False, help_text="settings to change (settings.paused pauses)")
     failover_mode = serializers.ChoiceField(choices=["manual", "automatic"], required=False)
-    paused = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["the body must be a JSON object, e.g. "
+                                                                    '{"settings": {"paused": true}}']})
+        errors = {key: message for key, message in READ_ONLY_FIELDS.items() if key in data}
+        errors.update({key: 'cannot be changed here (only "settings" and "failover_mode")'
+                       for key in data if key not in self.fields and key not in READ_ONLY_FIELDS})
+        if errors:
+            raise serializers.ValidationError(dict(sorted(errors.items())))
+        return super().to_internal_value(data)
+
+    def changes(self) -> dict:
+        """The setting changes asked, top-level failover_mode included."""
+        changes = dict(self.validated_data.get("settings") or {})
+        if "failover_mode" in self.validated_data:
+            changes["failover_mode"] = self.validated_data["failover_mode"]
+        return changes
 
 
 class MaintenanceSerializer(serializers.Serializer):

@@ -1,8 +1,6 @@
 """Cluster API views: thin shells over clusters.services (validate, authorize, call one service)."""
 from __future__ import annotations
 
-from django.db import transaction
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
@@ -20,14 +18,13 @@ from clusters.api.serializers import (
 )
 from clusters.domain.settings import SettingsError
 from clusters.jobs.engine import ActiveJobExists
-from clusters.models import Cluster, Event, Job
+from clusters.models import Cluster, Event, Job, Server
 from clusters.services import failover, failover_control, registration, switchover
-from clusters.services.events import record_event
 from clusters.services.refusals import HaRequestRefused
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import TenantScopedViewSet
-from tenants.access import OPERATE, creation_team
+from tenants.access import OPERATE
 
 
 class SwitchoverRequestSerializer(serializers.Serializer):
@@ -55,39 +52,27 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         """Register an existing cluster (dbpilot then observes it; failover_mode starts manual)."""
         serializer = RegisterClusterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        team = creation_team(self.actor, serializer.validated_data.get("team"))
-        if team is None:
-            raise exceptions.PermissionDenied("Registering a cluster needs the admin role in a team (or an admin-scoped token).")
-        from tenants.quotas import check_quota
-
         try:
-            parsed = registration.parse_request(team.tenant, request.data)
-            check_quota(team.tenant, add_clusters=1, add_servers=len(parsed.servers))
-            probes = registration.check_servers_answer(parsed)
+            cluster = registration.register(self.actor, request.data, team_id=serializer.validated_data.get("team"))
+        except registration.RegistrationForbidden as exc:
+            raise exceptions.PermissionDenied(str(exc)) from None
+        except registration.RegistrationThrottled as exc:
+            raise exceptions.Throttled(exc.retry_after, str(exc)) from None
         except registration.RegistrationError as exc:
             raise exceptions.ValidationError(exc.errors) from None
-        cluster = registration.register_cluster(team, parsed, probes, requested_by=self.actor.label())
         self.audit_target = cluster
-        cluster = self.get_queryset().get(pk=cluster.pk)
-        return Response(self.get_serializer(cluster).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SettingsPatchSerializer, responses={200: ClusterSerializer})
     def partial_update(self, request, pk=None):
-        """Change settings: `{"settings": {...}}`, or top-level `failover_mode` / `paused`."""
+        """Change settings: `{"settings": {...}}` (`settings.paused` pauses), or top-level `failover_mode`.
+        `name`, `paused` and `failover_armed` are read-only (400 naming the field)."""
         cluster = self.get_object()
         self.audit_target = cluster
-        body = request.data if isinstance(request.data, dict) else {}
-        unknown = set(body) - {"settings", "failover_mode", "paused"}
-        if unknown:
-            raise exceptions.ValidationError({k: "cannot be changed here" for k in sorted(unknown)})
-        changes = dict(body.get("settings") or {}) if isinstance(body.get("settings", {}), dict) else None
-        if changes is None:
-            raise exceptions.ValidationError({"settings": "must be an object"})
-        for key in ("failover_mode", "paused"):
-            if key in body:
-                changes[key] = body[key]
+        serializer = SettingsPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         try:
-            registration.update_settings(cluster, changes, requested_by=self.actor.label())
+            registration.change_cluster(cluster, serializer.changes(), requested_by=self.actor.label())
         except SettingsError as exc:
             raise exceptions.ValidationError({f"settings.{k}": v for k, v in exc.errors.items()}) from None
         except ActiveJobExists as exc:  # failover_mode automatic starts the adopt job: one HA job at a time
@@ -128,20 +113,17 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         return self.get_paginated_response(JobSerializer(page, many=True).data)
 
     @extend_schema(request=MaintenanceSerializer, responses={200: ClusterSerializer})
-    @action(detail=True, methods=["post"], url_path=r"servers/(?P<server_id>\d+)/maintenance")
+    @action(detail=True, methods=["post"], url_path=r"servers/(?P<server_id>\d{1,18})/maintenance")
     def maintenance(self, request, pk=None, server_id=None):
         cluster = self.get_object()
         self.audit_target = cluster
-        server = get_object_or_404(cluster.servers, pk=server_id)
         serializer = MaintenanceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        on = serializer.validated_data["on"]
-        with transaction.atomic():
-            if server.maintenance != on:
-                server.maintenance = on
-                server.save(update_fields=["maintenance"])
-                record_event(cluster.id, "maintenance", f"{server.address} maintenance {'on' if on else 'off'} by {self.actor.label()}",
-                             data={"server_id": server.id, "on": on})
+        try:
+            registration.set_server_maintenance(cluster, int(server_id), serializer.validated_data["on"],
+                                                requested_by=self.actor.label())
+        except Server.DoesNotExist:
+            raise exceptions.NotFound("Not found.") from None
         return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     @extend_schema(request=SwitchoverRequestSerializer, responses={202: JobSerializer})

@@ -98,6 +98,7 @@ class LocalSandbox:
         extra_config: dict[str, object] | None = None,
         temporary: bool = False,
         start_timeout: float = 60.0,
+        bind_address: str = "",
     ):
         validate_name(name)
         if not isinstance(nodes, int) or not 1 <= nodes <= 9:
@@ -116,6 +117,7 @@ class LocalSandbox:
         self.extra_config = validate_extra_options(extra_config)
         self.temporary = temporary
         self.start_timeout = start_timeout
+        self.bind_address = bind_address
         self.primary = 1
         self.accounts: SandboxAccounts | None = None
         self.netns_index: int | None = None
@@ -154,6 +156,7 @@ class LocalSandbox:
         return NodeConfig(
             server_id=node,
             host=self.host(node),
+            bind_address=getattr(self, "bind_address", ""),
             port=self.port(node),
             node_dir=self.node_dir(node),
             socket=self.node_dir(node) / "mariadbd.sock",

@@ -36,7 +36,7 @@ SMALL_INSTANCE = {
     "query_cache_size": "0",
 }
 
-OPTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+OPTION_NAME = re.compile(r"\A[a-z][a-z0-9_-]{1,63}\Z")
 # What places and identifies a server, or keeps it unprivileged, is the provider's to decide.
 RESERVED_OPTIONS = {
     "user",
@@ -70,6 +70,9 @@ class NodeConfig:
     max_connections: int
     semi_sync: bool
     extra: Mapping[str, str]
+    # Where it listens when not only at `host`: "0.0.0.0" lets one server be reached at many loopback
+    # aliases (the monitoring benchmark's clusters share servers that way, one address per cluster).
+    bind_address: str = ""
 
     @property
     def datadir(self) -> Path:
@@ -101,7 +104,7 @@ def validate_extra_options(extra: Mapping[str, object] | None) -> dict[str, str]
     clean: dict[str, str] = {}
     for name, value in (extra or {}).items():
         text = str(value)
-        if not OPTION_NAME.match(name) or any(c in text for c in "\n\r[]") or text != text.strip():
+        if not OPTION_NAME.fullmatch(name) or any(c in text for c in "\n\r[]") or text != text.strip():
             raise SandboxError(
                 f"invalid server option {name}={text!r}: use a plain option name and a one-line value"
             )
@@ -120,7 +123,7 @@ def render_node_config(node: NodeConfig) -> str:
         "socket": str(node.socket),
         "pid_file": str(node.pid_file),
         "log_error": str(node.error_log),
-        "bind_address": node.host,
+        "bind_address": node.bind_address or node.host,
         "port": str(node.port),
         "skip_name_resolve": "ON",
         "local_infile": "OFF",

@@ -23,14 +23,14 @@ from clusters.providers.errors import SandboxError
 
 DEFAULT_ROOT = Path("/tmp/dbp")
 STATE_FILE = "sandbox.json"
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+NAME = re.compile(r"\A[a-z0-9][a-z0-9-]{0,30}\Z")
 LOOPBACK = "127.0.0.1"
 # Below the kernel's ephemeral range (32768+), so a client's source port never takes a node's port.
 AUTO_PORTS = range(21000, 32000)
 
 
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise SandboxError(f"sandbox name {name!r}: use 1-31 lowercase letters, digits and dashes")
     return name
 

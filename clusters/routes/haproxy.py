@@ -28,7 +28,7 @@ TIMEOUT = 2.0
 FORCED_MAINT = 0x01
 MAINT_MASK = 0x01 | 0x02 | 0x20 | 0x40
 FORCED_DRAIN = 0x08
-SERVER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # what HAProxy itself accepts as a server name
+SERVER_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,128}\Z")  # what HAProxy itself accepts as a server name
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def parse_servers_state(backend: str, text: str) -> list[HaproxyServer]:
             op_state, admin_state = int(fields[column["srv_op_state"]]), int(fields[column["srv_admin_state"]])
         except (KeyError, IndexError, ValueError):
             raise RouteError(f"unexpected row in show servers state {backend}: {line[:200]!r}") from None
-        if not SERVER_NAME.match(name):
+        if not SERVER_NAME.fullmatch(name):
             raise RouteError(f"HAProxy server name {name!r} in {backend} is not a plain name", permanent=True)
         address = format_address(addr, port) if addr != "-" else f"-:{port}"
         servers.append(HaproxyServer(backend, name, address, op_state, admin_state))
@@ -205,7 +205,7 @@ class HaproxyRuntimeDriver(RouteDriver):
         settings = self.route.settings
         write_backend, read_backend = settings["write_backend"], settings.get("read_backend")
         for backend in filter(None, (write_backend, read_backend)):
-            if not NAME.match(backend):
+            if not NAME.fullmatch(backend):
                 raise RouteError(f"backend name {backend!r} is not a plain name", permanent=True)
         runtime = HaproxyRuntime(settings["runtime_api"])
         backends = [write_backend] + ([read_backend] if read_backend else [])

@@ -61,7 +61,7 @@ def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Seque
     write_backend = settings["write_backend"]
     read_backend = settings.get("read_backend")
     for name in filter(None, (write_backend, read_backend)):
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ValueError(f"backend name {name!r} is not a plain name")
     if check == "http" and not settings.get("health_url"):
         raise ValueError("check=http needs the route's health_url (the base URL HAProxy reaches dbpilot at)")

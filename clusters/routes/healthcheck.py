@@ -27,7 +27,7 @@ from clusters.services.access import cluster_settings
 from clusters.services.events import record_event
 
 ROLES = ("primary", "replica")
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+KEY_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{20,128}\Z")
 _NO_KEY = "0" * 64  # compared against when the cluster does not exist or has no key: same work, no match
 
 
@@ -45,7 +45,7 @@ def rotate_health_key(cluster: Cluster, *, requested_by: str) -> str:
 
 def _authorized(cluster: Cluster | None, key: str | None) -> bool:
     stored = cluster.health_key_hmac if cluster is not None and cluster.health_key_hmac else _NO_KEY
-    given = key_hmac(key) if isinstance(key, str) and KEY_PATTERN.match(key) else key_hmac("")
+    given = key_hmac(key) if isinstance(key, str) and KEY_PATTERN.fullmatch(key) else key_hmac("")
     return hmac.compare_digest(given, stored) and stored != _NO_KEY
 
 

@@ -72,7 +72,7 @@ class MaxscaleDriver(RouteDriver):
         for server in _servers(client):
             address = _address(server)
             if address in ours:
-                if not NAME.match(str(server.get("id") or "")):
+                if not NAME.fullmatch(str(server.get("id") or "")):
                     raise RouteError(f"MaxScale server id {server.get('id')!r} is not a plain name", permanent=True)
                 servers[address] = server
         if not servers:

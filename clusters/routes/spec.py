@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +21,9 @@ from urllib.parse import urlsplit
 from clusters.domain.addresses import AddressError, parse_address, validate_host
 from clusters.domain.settings import HOOK_NAME
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
 # A DNS name in absolute form ("write.db.example."), labels of letters, digits, - and _.
-DNS_NAME = re.compile(r"^(?=.{1,254}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)+$")
+DNS_NAME = re.compile(r"\A(?=.{1,254}\Z)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)+\Z")
 MAX_HOSTGROUP = 2**31 - 1
 KINDS = ("haproxy", "powerdns", "script", "proxysql", "maxscale", "consul")
 CHECKS = ("mysql", "http")
@@ -66,20 +67,25 @@ class RouteSpec:
 
 
 def _name(value: Any, what: str = "a name") -> str:
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise ValueError(f"must be {what} of 1 to 64 letters, digits, '_', '.' or '-'")
     return value
 
 
+def has_control(value: str) -> bool:
+    """Control characters (newlines, tabs, NUL...) and unicode line or paragraph separators."""
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value)
+
+
 def _text(value: Any, limit: int = 200) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit or any(ch in value for ch in "\r\n\0"):
+    if not isinstance(value, str) or not value or len(value) > limit or has_control(value):
         raise ValueError(f"must be a non-empty string of at most {limit} characters on one line")
     return value
 
 
 def _integer(value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.isdigit() and len(value) < 12:
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,11}", value):
             value = int(value)
         else:
             raise ValueError(f"must be a whole number from {low} to {high}")
@@ -95,7 +101,7 @@ def _boolean(value: Any) -> bool:
 
 
 def _dns_name(value: Any) -> str:
-    if not isinstance(value, str) or not DNS_NAME.match(value):
+    if not isinstance(value, str) or not DNS_NAME.fullmatch(value):
         raise ValueError("must be an absolute DNS name ending with a dot, e.g. write.db.example.")
     return value.lower()
 
@@ -106,7 +112,7 @@ def parse_runtime_api(value: Any) -> Endpoint:
         raise ValueError("must be unix:///path/to/haproxy.sock or tcp://host:port")
     if value.startswith("unix://"):
         path = value[len("unix://"):]
-        if not path.startswith("/") or any(ch in path for ch in "\r\n\0") or "/../" in f"{path}/":
+        if not path.startswith("/") or has_control(path) or "/../" in f"{path}/":
             raise ValueError("a unix socket must be an absolute path: unix:///run/dbpilot/haproxy.sock")
         return Endpoint("unix", path=path)
     if value.startswith("tcp://"):
@@ -120,7 +126,7 @@ def parse_runtime_api(value: Any) -> Endpoint:
 
 def parse_http_url(value: Any) -> Endpoint:
     """An http(s) base URL without credentials, query or fragment."""
-    if not isinstance(value, str) or len(value) > 300 or any(ch in value for ch in "\r\n\0 "):
+    if not isinstance(value, str) or len(value) > 300 or " " in value or has_control(value):
         raise ValueError("must be an http:// or https:// URL")
     try:
         parts = urlsplit(value)
@@ -158,6 +164,20 @@ def _bind(value: Any) -> str:
         raise ValueError(f"must be host:port or *:port ({exc})") from None
 
 
+def _key_prefix(value: Any) -> str:
+    """A relative Consul KV path: segments of NAME characters, never `.` or `..`, no leading `/`."""
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ValueError("must be a relative key path such as dbpilot/prod, of at most 200 characters")
+    if value.startswith("/"):
+        raise ValueError("must be a relative key path (no leading /), such as dbpilot/prod")
+    segments = value.rstrip("/").split("/")
+    for segment in segments:
+        if segment in (".", "..") or not NAME.fullmatch(segment):
+            raise ValueError("must be path segments of 1 to 64 letters, digits, '_', '.' or '-' separated by /, "
+                             "without . or .. segments")
+    return "/".join(segments)
+
+
 def _check_kind(value: Any) -> str:
     if value not in CHECKS:
         raise ValueError(f"must be one of {', '.join(CHECKS)}")
@@ -165,7 +185,7 @@ def _check_kind(value: Any) -> str:
 
 
 def _hook_name(value: Any) -> str:
-    if not isinstance(value, str) or not HOOK_NAME.match(value):
+    if not isinstance(value, str) or not HOOK_NAME.fullmatch(value):
         raise ValueError("must be the name of a script in the hooks directory (letters, digits, . _ -; no path)")
     return value
 
@@ -220,8 +240,7 @@ _FIELDS: dict[str, dict[str, Field]] = {
     "consul": {
         "api_url": Field(parse_http_url, required=True, endpoint=True),
         "token": Field(lambda v: _text(v, 200), secret=True),
-        "key_prefix": Field(lambda v: "/".join(_name(p, "path segments") for p in str(v).strip("/").split("/")),
-                            default="dbpilot"),
+        "key_prefix": Field(_key_prefix, default="dbpilot"),
         "service": Field(_name),
         "node": Field(_name, default="dbpilot-external"),
     },

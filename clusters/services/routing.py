@@ -41,7 +41,7 @@ from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret
 from clusters.services.access import cluster_settings
 from clusters.services.events import record_event
 from controlplane.crypto import decrypt_json, encrypt_json
-from controlplane.netpolicy import NotAllowed, check_socket_path, pin_host
+from controlplane.netpolicy import NotAllowed, check_socket_path, is_own_service, pin_host
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ __all__ = ["RouteInvalid", "ROUTE_STALE", "create_route", "update_route", "delet
 
 
 def _endpoint_key(endpoint: Endpoint | None, field: str) -> str:
-    """The normalized identity of what a route dials, after the allowlist checks (RouteInvalid if outside)."""
+    """The normalized identity of what a route dials (scheme, pinned canonical address, port), after the
+    allowlist checks and the refusal of dbpilot's own services (RouteInvalid otherwise)."""
     if endpoint is None:
         return ""
     try:
@@ -70,26 +71,28 @@ def _endpoint_key(endpoint: Endpoint | None, field: str) -> str:
         ip = pin_host(endpoint.host)
     except (NotAllowed, AddressError) as exc:
         raise RouteInvalid({field: str(exc)}) from None
+    if is_own_service(ip, endpoint.port):
+        raise RouteInvalid({field: "this endpoint is not available: it is one of dbpilot's own services"})
     scheme = "http" if endpoint.scheme in ("http", "https") else endpoint.scheme
     return f"{scheme}:{ip}:{endpoint.port}"
 
 
 def _check_ownership(cluster: Cluster, spec: RouteSpec, key: str, field: str, exclude_route: int | None = None) -> None:
-    """A route may not dial another tenant's route endpoint nor another tenant's database server."""
+    """A route may not dial another tenant's route endpoint nor another tenant's database server, compared
+    by pinned canonical address (the same message either way, so the address's owner stays unknown)."""
     if not key:
         return
+    refusal = RouteInvalid({field: "this endpoint is not available to this tenant (a proxy shared between tenants "
+                                   "must be set up by the platform operator)"})
     others = Route.objects.filter(endpoint=key).exclude(cluster__tenant_id=cluster.tenant_id)
     if exclude_route:
         others = others.exclude(pk=exclude_route)
     if others.exists():
-        raise RouteInvalid({field: "this endpoint is not available to this tenant (a proxy shared between tenants "
-                                   "must be set up by the platform operator)"})
+        raise refusal
     if spec.endpoint is not None and spec.endpoint.scheme != "unix":
         ip = key.split(":", 1)[1].rsplit(":", 1)[0]
-        hosts = {spec.endpoint.host, ip}
-        foreign = Server.objects.filter(host__in=hosts, port=spec.endpoint.port).exclude(cluster__tenant_id=cluster.tenant_id)
-        if foreign.exists():
-            raise RouteInvalid({field: "this address is not available to this tenant"})
+        if Server.objects.filter(ip=ip, port=spec.endpoint.port).exclude(cluster__tenant_id=cluster.tenant_id).exists():
+            raise refusal
 
 
 def _clean_name(cluster: Cluster, kind: str, data: dict, route: Route | None = None) -> str:
@@ -103,7 +106,7 @@ def _clean_name(cluster: Cluster, kind: str, data: dict, route: Route | None = N
         while name in taken:
             name, number = f"{kind}-{number}", number + 1
         return name
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise RouteInvalid({"name": "must be 1 to 64 letters, digits, '_', '.' or '-'"})
     clash = Route.objects.filter(cluster=cluster, name=name)
     if route is not None:

@@ -166,11 +166,21 @@ def create_person(username: str, **extra):
     return user
 
 
-def _make_cluster(team: Team, name: str, *, servers=(("127.0.0.1", 3306), ("127.0.0.1", 3307)),
+_ALIASES = iter(range(1, 60000))
+
+
+def _loopback_alias() -> str:
+    """A loopback address of its own for each made cluster: one address is one server (127.0.x.y)."""
+    number = next(_ALIASES)
+    return f"127.0.{number // 250}.{number % 250 + 2}"
+
+
+def _make_cluster(team: Team, name: str, *, servers=None,
                   password: str | None = None, replication_password: str | None = None, settings: dict | None = None,
                   perms=CLUSTER_PERMISSIONS, primary: bool = True):
     """A registered cluster written directly through the models (no servers are contacted), with
     encrypted credentials, granted to `team`. The plaintext passwords are on `cluster.test_passwords`."""
+    from clusters.domain.addresses import canonical_ip
     from clusters.models import Cluster, Server
     from controlplane.crypto import encrypt_json
     from tenants.services import grant_cluster
@@ -182,7 +192,11 @@ def _make_cluster(team: Team, name: str, *, servers=(("127.0.0.1", 3306), ("127.
         credentials_encrypted=encrypt_json({"user": "dbpilot", "password": password}),
         replication_credentials_encrypted=encrypt_json({"user": "repl", "password": replication_password}),
     )
-    created = [Server.objects.create(cluster=cluster, host=host, port=port) for host, port in servers]
+    if servers is None:  # the first made cluster at 127.0.0.1, the others at addresses of their own
+        alias = "127.0.0.1" if not Server.objects.filter(ip="127.0.0.1", port=3306).exists() else _loopback_alias()
+        servers = ((alias, 3306), (alias, 3307))
+    created = [Server.objects.create(cluster=cluster, host=host, port=port, ip=canonical_ip(host) or host)
+               for host, port in servers]
     if primary and created:
         cluster.primary = created[0]
         cluster.save(update_fields=["primary"])

@@ -15,7 +15,7 @@ from tenants.services import add_member, grant_cluster
 team = Team.objects.get(tenant__name=os.environ["SEED_TENANT"], name=os.environ["SEED_TEAM"])
 cluster = Cluster.objects.create(tenant=team.tenant, name=os.environ["SEED_CLUSTER"])
 for port in (3306, 3307, 3308):
-    Server.objects.create(cluster=cluster, host="127.0.0.1", port=port)
+    Server.objects.create(cluster=cluster, host="127.0.0.1", port=port, ip="127.0.0.1")
 grant_cluster(team, cluster)
 User = get_user_model()
 viewer = User.objects.create_user(username=os.environ["SEED_VIEWER"], email=os.environ["SEED_VIEWER"], password=os.environ["SEED_VIEWER_PASSWORD"])
