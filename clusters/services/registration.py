@@ -228,7 +228,10 @@ def check_servers_answer(request: RegistrationRequest) -> dict:
 
 
 def _caller_key(actor: Actor) -> str:
-    who = f"token:{actor.token.pk}" if actor.token is not None else f"user:{getattr(actor.user, 'pk', '')}"
+    if actor.token is not None:
+        who = f"token:{actor.token.key}"
+    else:
+        who = f"user:{getattr(actor.user, 'pk', '')}:{getattr(actor.user, 'username', '')}"
     return f"dbpilot:registration-failures:{who}"
 
 
