@@ -120,7 +120,7 @@ def _request_parameters(request) -> dict:
     return {}
 
 
-def _target_label(obj) -> str:
+def target_label(obj) -> str:
     """`<kind>:<id>`: the model's `audit_kind` when it has one (ApiToken: "token"), else its model name."""
     return f"{getattr(obj, 'audit_kind', obj._meta.model_name)}:{obj.pk}"
 
@@ -135,9 +135,15 @@ def audit_request(request, view, response) -> AuditEntry | None:
     if not actor.is_authenticated:
         return None  # refused before anyone was identified: nothing to attribute
     obj = getattr(view, "audit_target", None)
+    snapshot = getattr(view, "audit_target_snapshot", None)
     target = ""
-    if obj is not None:
-        target = _target_label(obj)
+    parameters = _request_parameters(request)
+    if snapshot is not None:
+        target = snapshot[0]
+        if snapshot[1] and getattr(obj, "pk", None) is None:  # deleted by the request: keep its name
+            parameters = {**parameters, "target_name": snapshot[1]}
+    elif obj is not None:
+        target = target_label(obj)
     else:
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", None) or "pk"
         if view.kwargs.get(lookup) is not None:
@@ -150,7 +156,7 @@ def audit_request(request, view, response) -> AuditEntry | None:
             action=action,
             tenant=tenant_of(obj),
             target=target,
-            parameters=_request_parameters(request),
+            parameters=parameters,
             result=str(response.status_code),
             client_address=request.META.get("REMOTE_ADDR"),
         )

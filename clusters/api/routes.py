@@ -248,17 +248,19 @@ class ServerHealthView(APIView):
         return response
 
 
-_routes = RouteViewSet.as_view({"get": "list", "post": "create"})
-_route = RouteViewSet.as_view({"get": "retrieve", "patch": "partial_update", "put": "update", "delete": "destroy"})
+# basename "route": audited as route.create, route.partial_update... like every other resource.
+_routes = RouteViewSet.as_view({"get": "list", "post": "create"}, basename="route")
+_route = RouteViewSet.as_view({"get": "retrieve", "patch": "partial_update", "put": "update", "delete": "destroy"},
+                              basename="route")
 
 route_urlpatterns = [
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/$", _routes, name="cluster-routes"),
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/$", _route, name="cluster-route"),
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/haproxy\.cfg$",
-            RouteViewSet.as_view({"get": "haproxy_cfg"}), name="cluster-route-haproxy-cfg"),
+            RouteViewSet.as_view({"get": "haproxy_cfg"}, basename="route"), name="cluster-route-haproxy-cfg"),
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/sync/$",
-            RouteViewSet.as_view({"post": "sync"}), name="cluster-route-sync"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/health-key/$", HealthKeyViewSet.as_view({"post": "rotate"}),
+            RouteViewSet.as_view({"post": "sync"}, basename="route"), name="cluster-route-sync"),
+    re_path(rf"^clusters/(?P<cluster_pk>{ID})/health-key/$", HealthKeyViewSet.as_view({"post": "rotate"}, basename="cluster"),
             name="cluster-health-key"),
     re_path(rf"^health/clusters/(?P<cluster_id>{ID})/servers/(?P<server>[^/]{{1,300}})/(?P<role>primary|replica)$",
             ServerHealthView.as_view(), name="server-health"),

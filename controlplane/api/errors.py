@@ -1,14 +1,24 @@
-"""API errors: always JSON `{"detail", "code"}` with a 4xx status, never a traceback."""
+"""API errors: always JSON `{"detail", "code"}`, never a traceback or an HTML page.
+
+- DRF views: `exception_handler` turns every exception into JSON; an unexpected one becomes a JSON 500
+  (logged with its traceback for the operator), so the mutating request is still audited.
+- Anything else under /api/ (a failure outside DRF, a CSRF refusal of a plain Django view, Django's
+  500 handler): `ApiErrorsMiddleware`, `csrf_failure` and `server_error` answer JSON too.
+"""
 from __future__ import annotations
 
 import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+SERVER_ERROR = {"detail": "Internal error: the request failed on the server; the operator's log has the details.",
+                "code": "server_error"}
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +53,11 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        request = context.get("request")
+        log.error("unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"),
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        set_rollback()
+        return Response(dict(SERVER_ERROR), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     data = response.data
     if isinstance(exc, exceptions.ValidationError):
         code = "invalid"
@@ -54,3 +68,42 @@ def exception_handler(exc, context):
         body = {"detail": _flatten(data.get("detail", data) if isinstance(data, dict) else data), "code": code}
     response.data = body
     return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+class ApiErrorsMiddleware:
+    """JSON 500 for an exception outside DRF under /api/ (also with DEBUG on: no debug page)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not _is_api(request):
+            return None
+        log.error("unhandled error in %s %s", request.method, request.path,
+                  exc_info=(type(exception), exception, exception.__traceback__))
+        return JsonResponse(dict(SERVER_ERROR), status=500)
+
+
+def csrf_failure(request, reason: str = ""):
+    """CSRF refusals: JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"detail": f"CSRF check failed: {reason}", "code": "csrf_failed"}, status=403)
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)
+
+
+def server_error(request):
+    """Django's last-resort 500: JSON under /api/."""
+    if _is_api(request):
+        return JsonResponse(dict(SERVER_ERROR), status=500)
+    from django.views.defaults import server_error as django_server_error
+
+    return django_server_error(request)

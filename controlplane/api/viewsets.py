@@ -15,11 +15,21 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
 
 from tenants.access import ADMIN, VIEW, Actor, actor_from_request, clusters_for, has_cluster_perm
-from tenants.audit import audit_request
+from tenants.audit import audit_request, target_label
 
 
 class AuditedMixin:
     """Audit every unsafe request (POST, PUT, PATCH, DELETE) after its response is known."""
+
+    @property
+    def audit_target(self):
+        return getattr(self, "_audit_target", None)
+
+    @audit_target.setter
+    def audit_target(self, obj) -> None:
+        # Its id and name are taken now: a deleted object has neither by the time the entry is written.
+        self._audit_target = obj
+        self.audit_target_snapshot = (target_label(obj), getattr(obj, "name", None)) if obj is not None else None
 
     @property
     def actor(self) -> Actor:

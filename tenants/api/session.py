@@ -73,6 +73,9 @@ class LoginView(APIView):
         client = request.META.get("REMOTE_ADDR")
         wait = loginlimit.retry_after(email, client)
         if wait is not None:
+            known = get_user_model().objects.filter(username__iexact=email).first()
+            audit(actor=f"user:{known.username}" if known is not None else "anonymous", action="auth.login",
+                  target=f"user:{known.pk}" if known is not None else "", result="throttled", client_address=client)
             raise exceptions.Throttled(
                 wait=wait,
                 detail=f"Too many failed logins from this address or for this account; try again in {wait} seconds.",
