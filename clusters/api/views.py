@@ -20,7 +20,7 @@ from clusters.domain.settings import SettingsError
 from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job, Server
 from clusters.services import failover, failover_control, registration, switchover
-from clusters.services.refusals import HaRequestRefused
+from clusters.services.ha_request import HaRequestRefused
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import TenantScopedViewSet
