@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from tenants.access import CLUSTER_PERMISSIONS
 from tenants.models import ApiToken, AuditEntry, Membership, Role, Team, TokenScope
+from tenants.validation import validate_one_line
 
 # Ids named in a body: bounded like the database's 64-bit keys, so a huge number is a 400, not an overflow.
 MAX_ID = 2**63 - 1
@@ -26,13 +27,13 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class TeamCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63)
+    name = serializers.CharField(max_length=63, trim_whitespace=False)
     tenant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                       help_text="the tenant (default: the one you administer)")
 
 
 class TeamRenameSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63)
+    name = serializers.CharField(max_length=63, trim_whitespace=False)
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -101,7 +102,8 @@ class TokenSerializer(serializers.ModelSerializer):
 class TokenCreateSerializer(serializers.Serializer):
     team = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                     help_text="the team (default: your only manageable team)")
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="", trim_whitespace=False,
+                                 validators=[validate_one_line])
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     allowed_networks = serializers.ListField(
