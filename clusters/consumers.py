@@ -2,9 +2,14 @@
 
 Group names: `cluster.<id>`. Permission is re-checked every few seconds while a socket is open, so a
 revoked grant stops the flow.
+
+Refusals accept the socket, then close it with a documented code (4401 not signed in, 4403 no longer
+allowed, 4404 not found or not yours), so a client can read the code and stop reconnecting. The sockets
+take no messages: a frame that is not JSON gets an error message back, any other is ignored.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from channels.db import database_sync_to_async
@@ -13,6 +18,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from tenants.access import VIEW, clusters_for
 
 RECHECK_SECONDS = 5.0
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def cluster_group(cluster_id: int) -> str:
@@ -32,7 +39,21 @@ def _snapshot(cluster_id: int) -> dict:
 
 
 class _ScopedConsumer(AsyncJsonWebsocketConsumer):
-    """Shared behaviour: which clusters the socket may see, and periodic re-checks."""
+    """Shared behaviour: which clusters the socket may see, periodic re-checks, frames from the client."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None:
+            await self.send_json({"type": "error", "code": "invalid", "detail": "frames must be JSON text"})
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.send_json({"type": "error", "code": "invalid", "detail": "frames must be JSON text"})
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content, **kwargs):
+        """The server only sends on these sockets; what a client sends is ignored."""
 
     async def _allowed(self) -> set[int]:
         actor = self.scope.get("actor")
@@ -52,7 +73,7 @@ class _ScopedConsumer(AsyncJsonWebsocketConsumer):
         if not await self._still_allowed(cluster_id):
             await self.channel_layer.group_discard(cluster_group(cluster_id), self.channel_name)
             if getattr(self, "cluster_id", None) == cluster_id:
-                await self.close(code=4403)
+                await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.send_json(message["payload"])
 
@@ -62,11 +83,12 @@ class ClusterConsumer(_ScopedConsumer):
 
     async def connect(self):
         self.cluster_id = int(self.scope["url_route"]["kwargs"]["cluster_id"])
-        self._visible = await self._allowed()
+        self._visible = await self._allowed() if self.cluster_id < 2**63 else set()
         self._checked_at = time.monotonic()
         if self.cluster_id not in self._visible:
             # Same answer for "does not exist" and "not yours".
-            await self.close(code=4404)
+            await self.accept()
+            await self.close(code=CLOSE_NOT_FOUND)
             return
         await self.channel_layer.group_add(cluster_group(self.cluster_id), self.channel_name)
         await self.accept()
@@ -83,6 +105,7 @@ class EventsConsumer(_ScopedConsumer):
     async def connect(self):
         actor = self.scope.get("actor")
         if actor is None or not actor.is_authenticated:
+            await self.accept()
             await self.close(code=4401)
             return
         self._visible = await self._allowed()
@@ -99,3 +122,11 @@ class EventsConsumer(_ScopedConsumer):
         if message["payload"].get("type") != "event":
             return
         await super().cluster_message(message)
+
+
+class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
+    """Any other /ws/ path: accepted and closed with 4404 (no 500, no traceback)."""
+
+    async def connect(self):
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

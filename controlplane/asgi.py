@@ -9,12 +9,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from controlplane.ws import websocket_urlpatterns  # noqa: E402
+from controlplane.ws import unknown_websocket_path, websocket_urlpatterns  # noqa: E402
 from tenants.ws_auth import WebsocketAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns + unknown_websocket_path)),
     }
 )

@@ -1,9 +1,12 @@
 """Websocket routes."""
-from django.urls import path
+from django.urls import path, re_path
 
-from clusters.consumers import ClusterConsumer, EventsConsumer
+from clusters.consumers import ClusterConsumer, EventsConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     path("ws/clusters/<int:cluster_id>/", ClusterConsumer.as_asgi()),
     path("ws/events/", EventsConsumer.as_asgi()),
 ]
+
+# Everything else: a clean 4404 close rather than the router's "No route found" error.
+unknown_websocket_path = [re_path(r"", UnknownPathConsumer.as_asgi())]

@@ -1,7 +1,7 @@
 """Websocket authentication: the bearer token in the Authorization header, or the portal session cookie.
 
-Every websocket route needs an authenticated caller: anything else is closed here, before any consumer
-runs, with code 4401. The resolved `Actor` is put in `scope["actor"]`; consumers then authorize what the
+Every websocket route needs an authenticated caller: anything else is accepted and closed here, before
+any consumer runs, with code 4401. The resolved `Actor` is put in `scope["actor"]`; consumers then authorize what the
 socket subscribes to (clusters_for) and re-check it while the socket is open.
 
 Tokens never travel in URLs, so a query-string token is ignored. A session cookie is only accepted
@@ -50,9 +50,12 @@ def _origin_allowed(origin: str | None) -> bool:
 
 
 async def _refuse(receive, send, code: int) -> None:
-    """Refuse the handshake the way a consumer's close() before accept() does."""
+    """Refuse with a documented close code: accept, then close with `code`. (A close before accept is an
+    HTTP 403 at the handshake that browsers report without the code, so the portal could not tell "not
+    signed in" from a network failure and would keep reconnecting.)"""
     message = await receive()
     if message.get("type") == "websocket.connect":
+        await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": code})
 
 

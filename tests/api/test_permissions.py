@@ -400,9 +400,9 @@ async def _ws_outcome(application, path, headers, receives: dict[int, bool]) -> 
     from clusters.consumers import cluster_group
 
     communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, detail = await communicator.connect(timeout=5)
-    if not connected:
-        return detail, []
+    refused = await _refusal(communicator)
+    if refused is not None:
+        return refused, []
     problems = []
     # The per-cluster socket greets with a topology snapshot; drain it.
     while not await communicator.receive_nothing(timeout=0.1):
@@ -438,15 +438,30 @@ def test_websocket_routes(row, world, websocket_in_test_transaction):
     assert not problems, f"{row.route}:\n  " + "\n  ".join(problems)
 
 
+async def _refusal(communicator) -> object:
+    """Connect; None when the socket stays open, else its close code. Refusals are accepted and then
+    closed with a documented code (a close before accept would hide the code from browsers)."""
+    connected, detail = await communicator.connect(timeout=5)
+    assert connected, f"refused before accept ({detail}): the close code would not reach a browser"
+    if await communicator.receive_nothing(timeout=0.2):
+        return None
+    first = await communicator.receive_output(timeout=1)
+    if first["type"] == "websocket.close":
+        return first.get("code")
+    communicator.output_queue.put_nowait(first)  # the socket's greeting: leave it for the caller
+    return None
+
+
 def _ws_connect(path: str, headers) -> tuple[bool, object]:
     from controlplane.asgi import application
 
     async def connect():
         communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, detail = await communicator.connect(timeout=5)
-        if connected:
+        refused = await _refusal(communicator)
+        if refused is None:
             await communicator.disconnect()
-        return connected, detail
+            return True, None
+        return False, refused
 
     return async_to_sync(connect)()
 
