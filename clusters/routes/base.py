@@ -47,12 +47,24 @@ class RouteResult:
 
 
 class RouteError(Exception):
-    """A route could not be updated. `permanent` when retrying cannot help (bad configuration)."""
+    """A route could not be updated. `permanent` when retrying cannot help (bad configuration).
 
-    def __init__(self, message: str, permanent: bool = False):
+    `message` goes to the operator's log. The tenant sees it only when `public` (the driver reached the
+    service it expected and the text echoes nothing it answered); otherwise one generic failure, so a route
+    cannot tell refused, timed out, reset, TLS and wrong-protocol apart, nor read another service's answers.
+    """
+
+    def __init__(self, message: str, permanent: bool = False, *, public: bool = False):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.public = public
+
+
+def generic_failure(kind: str) -> str:
+    """What a tenant is told of a failed sync whose details stay in the operator's log."""
+    return (f"the {kind} endpoint is not reachable or did not answer as expected; "
+            "the platform operator's log has the details")
 
 
 class RouteDriver:

@@ -13,6 +13,7 @@ API and are tested against an in-process HTTP double (tests/integration/test_rou
 from __future__ import annotations
 
 import json
+import logging
 import time
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from clusters.routes.base import PRIMARY_CHANGED, RouteDriver, RouteError, Route
 from clusters.routes.bound import BoundRoute, canonical
 from clusters.routes.http import PinnedHttp
 from clusters.routes.registry import register_driver
+
+log = logging.getLogger(__name__)
 
 
 def kv_path(prefix: str, tenant: str, cluster: str, leaf: str) -> str:
@@ -69,7 +72,8 @@ class ConsulDriver(RouteDriver):
     def _put(self, client: PinnedHttp, path: str, payload: bytes) -> None:
         answer = client.request("PUT", path, raw=payload)
         if answer.status in (401, 403):
-            raise RouteError(f"Consul refused the ACL token ({answer.status}): {answer.text(150)}", permanent=True)
+            log.warning("Consul refused the ACL token (%s): %s", answer.status, answer.text(150))
+            raise RouteError(f"Consul refused the ACL token ({answer.status})", permanent=True, public=True)
         if answer.status != 200:
             raise RouteError(f"Consul PUT {path} answered {answer.status}: {answer.text(150)}")
         if path.startswith("/v1/kv/") and answer.text().strip() != "true":

@@ -10,6 +10,7 @@ changes are lost when HAProxy restarts: the driver reports the process id and st
 """
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import time
@@ -29,6 +30,8 @@ FORCED_MAINT = 0x01
 MAINT_MASK = 0x01 | 0x02 | 0x20 | 0x40
 FORCED_DRAIN = 0x08
 SERVER_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,128}\Z")  # what HAProxy itself accepts as a server name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,7 @@ def parse_info(text: str) -> dict[str, str]:
 def parse_servers_state(backend: str, text: str) -> list[HaproxyServer]:
     """Rows of `show servers state <backend>` (format 1: a version line, a `#` header, one row per server)."""
     if text.startswith("Can't find backend"):
-        raise RouteError(f"HAProxy has no backend named {backend!r} (show servers state: {text.strip()})",
-                         permanent=True)
+        raise RouteError(f"HAProxy has no backend named {backend!r}", permanent=True, public=True)
     lines = [line for line in text.splitlines() if line.strip()]
     header = next((line[2:].split() for line in lines if line.startswith("# ")), None)
     if not lines or lines[0].strip() != "1" or header is None:
@@ -132,7 +134,7 @@ def parse_servers_state(backend: str, text: str) -> list[HaproxyServer]:
         except (KeyError, IndexError, ValueError):
             raise RouteError(f"unexpected row in show servers state {backend}: {line[:200]!r}") from None
         if not SERVER_NAME.fullmatch(name):
-            raise RouteError(f"HAProxy server name {name!r} in {backend} is not a plain name", permanent=True)
+            raise RouteError(f"an HAProxy server name in {backend} is not a plain name", permanent=True, public=True)
         address = format_address(addr, port) if addr != "-" else f"-:{port}"
         servers.append(HaproxyServer(backend, name, address, op_state, admin_state))
     return servers
@@ -206,7 +208,7 @@ class HaproxyRuntimeDriver(RouteDriver):
         write_backend, read_backend = settings["write_backend"], settings.get("read_backend")
         for backend in filter(None, (write_backend, read_backend)):
             if not NAME.fullmatch(backend):
-                raise RouteError(f"backend name {backend!r} is not a plain name", permanent=True)
+                raise RouteError(f"backend name {backend!r} is not a plain name", permanent=True, public=True)
         runtime = HaproxyRuntime(settings["runtime_api"])
         backends = [write_backend] + ([read_backend] if read_backend else [])
         answers = runtime.run(["show info"] + [f"show servers state {b}" for b in backends])
@@ -217,8 +219,10 @@ class HaproxyRuntimeDriver(RouteDriver):
         problems, commands, summary = [], [], []
         matched, unmatched = match_servers(self.route, rows[write_backend])
         if not matched:
-            raise RouteError(f"no server of backend {write_backend} matches a server of cluster {self.route.cluster} "
-                             f"(HAProxy has {', '.join(r.address for r in rows[write_backend]) or 'none'})", permanent=True)
+            log.warning("route %s: HAProxy backend %s has %s", self.route.name, write_backend,
+                        ", ".join(r.address for r in rows[write_backend]) or "no servers")
+            raise RouteError(f"no server of backend {write_backend} matches a server of cluster {self.route.cluster}",
+                             permanent=True, public=True)
         if unmatched:
             problems.append(f"{write_backend} has servers matching no cluster server, left as they are: "
                             + ", ".join(f"{r.name} ({r.address})" for r in unmatched))

@@ -27,7 +27,7 @@ from clusters.routes.spec import NAME
 def _servers(client: PinnedHttp) -> list[dict]:
     answer = client.request("GET", "/v1/servers")
     if answer.status == 401:
-        raise RouteError("MaxScale refused the user name or password (401)", permanent=True)
+        raise RouteError("MaxScale refused the user name or password (401)", permanent=True, public=True)
     if answer.status != 200 or not isinstance(answer.json(), dict):
         raise RouteError(f"MaxScale GET /v1/servers answered {answer.status}: {answer.text()}")
     return [s for s in answer.json().get("data") or [] if isinstance(s, dict)]
@@ -73,10 +73,11 @@ class MaxscaleDriver(RouteDriver):
             address = _address(server)
             if address in ours:
                 if not NAME.fullmatch(str(server.get("id") or "")):
-                    raise RouteError(f"MaxScale server id {server.get('id')!r} is not a plain name", permanent=True)
+                    raise RouteError("a MaxScale server id is not a plain name", permanent=True, public=True)
                 servers[address] = server
         if not servers:
-            raise RouteError(f"no MaxScale server matches a server of cluster {self.route.cluster}", permanent=True)
+            raise RouteError(f"no MaxScale server matches a server of cluster {self.route.cluster}", permanent=True,
+                             public=True)
         changes: list[tuple[str, str, str]] = []  # (server id, set|clear, state)
         old = canonical(plan.old_primary) if plan.old_primary else None
         if plan.phase != PRIMARY_CHANGED or not plan.primary:
@@ -85,7 +86,7 @@ class MaxscaleDriver(RouteDriver):
         else:
             primary = canonical(plan.primary)
             if primary not in servers:
-                raise RouteError(f"the primary {plan.primary} has no MaxScale server", permanent=True)
+                raise RouteError(f"the primary {plan.primary} has no MaxScale server", permanent=True, public=True)
             readers = {canonical(a) for a in self.route.read_members(plan)}
             for address, server in sorted(servers.items()):
                 states = _states(server)
@@ -106,7 +107,7 @@ class MaxscaleDriver(RouteDriver):
         for server_id, verb, state in changes:
             answer = client.request("PUT", f"/v1/servers/{quote(server_id, safe='')}/{verb}", query={"state": state})
             if answer.status == 401:
-                raise RouteError("MaxScale refused the user name or password (401)", permanent=True)
+                raise RouteError("MaxScale refused the user name or password (401)", permanent=True, public=True)
             if answer.status not in (200, 204):
                 errors = (answer.json() or {}).get("errors") if isinstance(answer.json(), dict) else None
                 why = errors[0].get("detail") if errors and isinstance(errors[0], dict) else answer.text()

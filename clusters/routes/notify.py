@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RouteError, RoutePlan, RouteResult
+from clusters.routes.base import (
+    PRIMARY_CHANGED,
+    PRIMARY_LEAVING,
+    RouteError,
+    RoutePlan,
+    RouteResult,
+    generic_failure,
+)
 from clusters.routes.registry import driver_for
 
 log = logging.getLogger(__name__)
@@ -61,13 +68,16 @@ def apply_route(route: Any, plan: RoutePlan) -> RouteResult:
     if driver_class is None:
         return RouteResult(name, False, f"no driver is registered for route kind {getattr(route, 'kind', None)!r}",
                            permanent=True)
+    kind = getattr(route, "kind", "")
     try:
         result = driver_class(route).apply(plan)
     except RouteError as exc:
-        result = RouteResult(name, False, exc.message, permanent=exc.permanent)
-    except Exception as exc:  # noqa: BLE001 - a broken driver is a stale route, not a failed job
+        # The whole story for the operator; for the tenant, only what RouteError.public allows.
+        log.warning("route %s (cluster %s) failed: %s", name, getattr(route, "cluster_id", "?"), exc.message)
+        result = RouteResult(name, False, exc.message if exc.public else generic_failure(kind), permanent=exc.permanent)
+    except Exception:  # noqa: BLE001 - a broken driver is a stale route, not a failed job
         log.exception("route %s failed", name)
-        result = RouteResult(name, False, f"driver error: {exc.__class__.__name__}: {exc}")
+        result = RouteResult(name, False, generic_failure(kind))
     if not result.duration_ms:
         result = RouteResult(result.route, result.ok, result.detail, result.permanent,
                              (time.monotonic() - started) * 1000, result.extra)

@@ -35,7 +35,7 @@ def _ips(host: str) -> list[str]:
     try:
         return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except socket.gaierror:
-        raise RouteError(f"{host} does not resolve: a read record needs addresses") from None
+        raise RouteError(f"{host} does not resolve: a read record needs addresses", public=True) from None
 
 
 def rrsets_for(name: str, hosts: list[str], ttl: int, *, single: bool) -> list[dict]:
@@ -92,11 +92,11 @@ class PowerDnsDriver(RouteDriver):
         finally:
             client.close()
         if answer.status in (401, 403):
-            raise RouteError(f"PowerDNS API at {settings['api_url']} refused the API key ({answer.status} "
-                             f"{answer.text(100) or 'Unauthorized'}): set the route's api_key", permanent=True)
+            raise RouteError(f"PowerDNS API at {settings['api_url']} refused the API key ({answer.status}): "
+                             "set the route's api_key", permanent=True, public=True)
         if answer.status == 404:
             raise RouteError(f"PowerDNS has no zone {zone} on server {settings.get('server_id') or 'localhost'} (404)",
-                             permanent=True)
+                             permanent=True, public=True)
         if answer.status == 422:
             raise RouteError(f"PowerDNS rejected the change to {zone}: {_error_text(answer)}", permanent=True)
         if answer.status != 204 and not 200 <= answer.status < 300:

@@ -110,7 +110,8 @@ class ProxysqlDriver(RouteDriver):
         except NotAllowed as exc:
             raise RouteError(f"ProxySQL admin {address}: {exc}", permanent=True) from None
         except ServerError as exc:
-            raise RouteError(f"ProxySQL admin interface at {address}: {exc}", permanent=exc.outcome == "auth_failed") from None
+            raise RouteError(f"ProxySQL admin interface at {address}: {exc}", permanent=exc.outcome == "auth_failed",
+                             public=exc.outcome == "auth_failed") from None
         try:
             with connection.cursor() as cursor:
                 groups = (writer,) if reader is None else (writer, reader)

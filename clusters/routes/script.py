@@ -42,5 +42,6 @@ class ScriptDriver(RouteDriver):
         if result.ok:
             return RouteResult(self.name, True, result.summary(), duration_ms=result.duration_ms, extra=extra)
         tail = result.output.strip()[-OUTPUT_IN_DETAIL:]
+        # The operator's own script: its outcome and output are shown as they are.
         raise RouteError(f"script {result.summary()}" + (f"; output: {tail}" if tail else ""),
-                         permanent=bool(result.error))
+                         permanent=bool(result.error), public=True)

@@ -2,6 +2,7 @@
 generated haproxy.cfg, the health key and the health check endpoints, and when routes sync."""
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_a_route_is_shown_flat_and_its_secrets_are_write_only(world):
     route = created.json()
     assert route["kind"] == "powerdns" and route["zone"] == "db.example." and route["ttl"] == 10
     assert "api_key" not in route and route["secrets_set"] == ["api_key"]
-    assert route["last_sync"]["ok"] is False and "PowerDNS API at" in route["last_sync"]["detail"]
+    assert route["last_sync"]["ok"] is False and "not reachable" in route["last_sync"]["detail"]
     row = Route.objects.get(pk=route["id"])
     assert "pdns-api-key-that-is-secret" not in row.secrets_encrypted + str(row.settings)
     assert alice.get(routes_url(world.cluster_x)).json()["results"][0]["id"] == route["id"]
@@ -218,3 +219,42 @@ def test_one_sync_of_a_cluster_routes_runs_at_a_time(world, monkeypatch):
         result = routing.sync_route(Route.objects.get(pk=route["id"]))
         assert result.ok and "another sync" in result.detail
     assert not routing.sync_route(Route.objects.get(pk=route["id"])).ok  # the lock is free again: it ran
+
+
+def test_a_route_is_not_a_port_scanner(world):
+    """Refused, silent and wrong-protocol endpoints all read the same to the tenant; nothing the endpoint
+    answered is echoed back."""
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    chatty = socket.socket()
+    chatty.bind(("127.0.0.1", 0))
+    chatty.listen(4)
+
+    def answer_garbage():
+        for _ in range(4):
+            try:
+                conn, _ = chatty.accept()
+            except OSError:
+                return
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 500 Oops\r\nContent-Type: text/plain\r\n\r\nSECRET-BANNER-OF-ANOTHER-SERVICE")
+            conn.close()
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        alice = world.client("alice")
+        details = []
+        for port in (free_port(), silent.getsockname()[1], chatty.getsockname()[1]):
+            body = {"kind": "powerdns", "name": f"p{port}", "api_url": f"http://127.0.0.1:{port}",
+                    "api_key": "pdns-key-123456", "zone": "db.example.", "write_record": "write.db.example."}
+            route = alice.post(routes_url(world.cluster_x), body, format="json").json()
+            details.append(route["last_sync"]["detail"])
+    finally:
+        silent.close()
+        chatty.close()
+    assert len(set(details)) == 1, details
+    assert "SECRET-BANNER" not in details[0] and "500" not in details[0] and "refused" not in details[0].lower()

@@ -88,8 +88,9 @@ def test_a_failing_route_is_reported_not_raised(fake_routes):
     results = announce_new_primary("acme/main", "10.0.0.2:3306")
     by_route = {r.route: r for r in results}
     assert not by_route["fake:1"].ok and not by_route["fake:1"].permanent
-    assert by_route["fake:1"].detail == "proxy did not answer"
+    # What the proxy said goes to the operator's log; the tenant reads one generic failure.
+    assert "proxy did not answer" not in by_route["fake:1"].detail and "not reachable" in by_route["fake:1"].detail
     assert not by_route["fake:2"].ok and by_route["fake:2"].permanent
-    assert not by_route["fake:3"].ok and "driver error" in by_route["fake:3"].detail
+    assert not by_route["fake:3"].ok and by_route["fake:3"].detail == by_route["fake:1"].detail
     assert not by_route["unknown-kind:4"].ok and "no driver" in by_route["unknown-kind:4"].detail
     assert by_route["fake:5"].ok
