@@ -9,6 +9,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from controlplane import accesslog  # noqa: E402
+
+accesslog.install()  # daphne's access lines: no token in a query string (controlplane/accesslog.py)
+
 from controlplane.ws import unknown_websocket_path, websocket_urlpatterns  # noqa: E402
 from tenants.ws_auth import WebsocketAuthMiddleware  # noqa: E402
 

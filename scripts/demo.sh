@@ -6,12 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Everything the demo writes (the sandbox's passwords, the token, the logs) is readable by its owner only.
+umask 077
 
 export DEBUG=${DEBUG:-1}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 PORT=${DBPILOT_PORT:-8000}
+export DBPILOT_WEB_PORTS=${DBPILOT_WEB_PORTS:-$PORT}
 RUN=var/demo
 mkdir -p "$RUN"
+chmod 700 "$RUN"
 pids=()
 
 stop_all() {
@@ -35,6 +39,7 @@ fi
 
 echo "demo: starting a 3-node MariaDB cluster"
 .venv/bin/python manage.py sandbox down demo >/dev/null 2>&1 || true
+install -m 600 /dev/null "$RUN/sandbox.json"  # an existing file from an older run keeps its mode otherwise
 .venv/bin/python manage.py sandbox up demo --nodes 3 --semi-sync > "$RUN/sandbox.json"
 
 echo "demo: starting the web server, workers and beat"
@@ -47,6 +52,7 @@ done
 
 password=${DBPILOT_DEMO_PASSWORD:-demo-password-1}
 token=$(.venv/bin/python manage.py create_tenant demo --team ops --user demo@example.com --password "$password" --token-scope admin | tail -n 1)
+install -m 600 /dev/null "$RUN/token"
 echo "$token" > "$RUN/token"
 
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/schema/" 2>/dev/null && break; sleep 0.2; done

@@ -140,7 +140,7 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
             owner = Server.objects.filter(ip=ip, port=port).select_related("cluster").first()
             if owner is not None:
                 if owner.cluster.tenant_id == tenant.id:
-                    errors[where] = (f"{address} is already registered in cluster {owner.cluster.name}; "
+                    errors[where] = (f"{address} is already registered in another cluster ({owner.cluster.name}); "
                                      "a server belongs to one cluster")
                 else:
                     foreign.append(index)

@@ -104,7 +104,7 @@ def test_another_tenants_server_is_refused_under_every_spelling_without_a_connec
 def test_the_same_tenant_is_told_which_cluster_has_it(world, victim, listener):
     response = _register(world.client("token:admin"), "127.1", listener.port)
     assert response.status_code == 400
-    assert "already registered in cluster victim" in response.json()["detail"]
+    assert "already registered in another cluster (victim)" in response.json()["detail"]
     assert listener.pending() == 0
 
 
