@@ -20,7 +20,7 @@ FAKE = "dbp_abcdefghijkl_" + "S3cretS3cretS3cretS3cretS3cret0123"
 
 @pytest.mark.parametrize("uri, kept, gone", [
     (f"/api/v1/clusters/?token={FAKE}", "/api/v1/clusters/?token=***", FAKE),
-    (f"/api/v1/clusters/?page=2&access_token=abc123def", "page=2&access_token=***", "abc123def"),
+    ("/api/v1/clusters/?page=2&access_token=abc123def", "page=2&access_token=***", "abc123def"),
     (f"/api/v1/clusters/?q={FAKE}&page=1", "page=1", FAKE),
     (f"/x/{FAKE}/", "/x/dbp_***/", FAKE),
     ("/api/v1/clusters/?api_key=k%20ey&name=prod", "api_key=***&name=prod", "k%20ey"),
