@@ -86,6 +86,38 @@ class TokenScope(models.TextChoices):
     ADMIN = "admin"
 
 
+class Invitation(models.Model):
+    """An invitation to join a team. Adding a member by email creates one and never reveals whether the
+    address has an account anywhere; the person becomes a member by accepting it with its one-time
+    secret (stored as an HMAC only), logged in as that address or by choosing a password for a new one."""
+
+    class Status(models.TextChoices):
+        INVITED = "invited"
+        ACCEPTED = "accepted"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.CharField(max_length=150)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    secret_hmac = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    invited_by = models.CharField(max_length=200, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    audit_kind = "invitation"
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["team", "email"], condition=Q(status="invited"),
+                                               name="one_open_invitation_per_team_and_email")]
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} to {self.team_id}"
+
+
 class ApiToken(models.Model):
     """A team API token: a public key plus an HMAC of the secret; the secret is shown once.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -28,7 +29,7 @@ from tenants.access import (
     role_at_least,
 )
 from tenants.audit import audit, audit_job  # noqa: F401 - public names callers import from here
-from tenants.models import ApiToken, Membership, Role, Team, Tenant, TenantAdmin
+from tenants.models import ApiToken, Invitation, Membership, Role, Team, Tenant, TenantAdmin
 from tenants.validation import validate_name
 
 MAX_ALLOWED_NETWORKS = 32
@@ -132,8 +133,102 @@ def add_member(team: Team, user, role: str) -> Membership:
     return membership
 
 
+@transaction.atomic
 def remove_member(team: Team, user) -> None:
+    """Remove a person from a team and revoke the team tokens they created: a token acts as the team,
+    so one made by someone who left would otherwise outlive their membership (docs/security.md)."""
     Membership.objects.filter(team=team, user=user).delete()
+    ApiToken.objects.filter(team=team, created_by=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# Invitations
+
+INVITATION_DAYS = 7
+
+
+class InvitationInvalid(ValueError):
+    """The invitation secret is unknown, used or expired, or the caller cannot accept it (message says)."""
+
+
+def _invitation_hmac(secret: str) -> str:
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    return hmac.new(settings.DBPILOT_TOKEN_PEPPER.encode(), f"invitation:{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+def invite_member(team: Team, email: str, role: str, *, invited_by: str) -> tuple[Invitation, str]:
+    """Invite `email` to the team with `role`: the same answer whether or not the address has an account
+    (on this tenant or any other). Inviting again re-issues the secret. Returns (invitation, secret); the
+    secret is sent by email (`send_invitation`) and never stored."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"must be one of {', '.join(Role.values)}"})
+    email = email.strip().lower()
+    secret = secrets.token_urlsafe(24)
+    invitation, _ = Invitation.objects.update_or_create(
+        team=team, email=email, status=Invitation.Status.INVITED,
+        defaults={"role": role, "secret_hmac": _invitation_hmac(secret), "invited_by": invited_by[:200],
+                  "expires_at": timezone.now() + timedelta(days=INVITATION_DAYS)})
+    transaction.on_commit(lambda: send_invitation(invitation, secret))
+    return invitation, secret
+
+
+def reissue_invitation(invitation: Invitation) -> str:
+    """A new secret for an open invitation (the operators' `invitation_link` command prints it)."""
+    secret = secrets.token_urlsafe(24)
+    Invitation.objects.filter(pk=invitation.pk).update(
+        secret_hmac=_invitation_hmac(secret), expires_at=timezone.now() + timedelta(days=INVITATION_DAYS))
+    return secret
+
+
+def send_invitation(invitation: Invitation, secret: str) -> None:
+    """Email the one-time secret to the invited address (Django's EMAIL_* settings)."""
+    import logging
+
+    from django.core.mail import send_mail
+
+    body = (f"You are invited to the dbpilot team {invitation.team.name} ({invitation.team.tenant.name}) "
+            f"as {invitation.role}.\n\nTo accept, POST /api/v1/invitations/accept/ with "
+            f'{{"secret": "{secret}"}} while logged in as {invitation.email}, or with '
+            f'{{"secret": "{secret}", "password": "..."}} to create your account. '
+            f"The invitation expires in {INVITATION_DAYS} days.\n")
+    try:
+        send_mail("dbpilot invitation", body, None, [invitation.email])
+    except Exception:  # noqa: BLE001 - no mail server: an operator prints a link with invitation_link
+        logging.getLogger(__name__).warning("invitation %s: the email could not be sent; an operator can print "
+                                            "a link with manage.py invitation_link", invitation.pk)
+
+
+@transaction.atomic
+def accept_invitation(secret: str, user=None, password: str | None = None) -> Membership:
+    """Accept an invitation: as the logged-in `user` whose email it names, or (no user) by creating the
+    account with `password`. Raises InvitationInvalid or ValidationError (a weak password)."""
+    invitation = (Invitation.objects.select_for_update().select_related("team")
+                  .filter(secret_hmac=_invitation_hmac(secret or ""), status=Invitation.Status.INVITED).first())
+    if invitation is None or invitation.expires_at <= timezone.now():
+        raise InvitationInvalid("this invitation is unknown, already used or expired; ask for a new one")
+    User = get_user_model()
+    if user is not None:
+        if user.username.lower() != invitation.email:
+            raise InvitationInvalid("this invitation is for another email address: log in as that person")
+    else:
+        existing = User.objects.filter(username__iexact=invitation.email).first()
+        if existing is not None:
+            raise InvitationInvalid(f"log in as {invitation.email} first, then accept the invitation")
+        if not password:
+            raise ValidationError({"password": "required to create your account"})
+        validate_password(password)
+        user = User.objects.create_user(username=invitation.email, email=invitation.email, password=password)
+    membership = add_member(invitation.team, user, invitation.role)
+    invitation.status, invitation.accepted_at, invitation.accepted_by = Invitation.Status.ACCEPTED, timezone.now(), user
+    invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
+    audit(actor=f"user:{user.username}", action="invitation.accept", tenant=invitation.team.tenant,
+          target=f"invitation:{invitation.pk}", parameters={"team": invitation.team_id, "role": invitation.role},
+          result="ok")
+    return membership
 
 
 # Tokens

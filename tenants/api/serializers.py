@@ -46,20 +46,38 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class MemberAddSerializer(serializers.Serializer):
+    """Invite a person by email: they become a member when they accept (never a password here)."""
+
     email = serializers.EmailField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
-    password = serializers.CharField(
-        required=False, write_only=True, max_length=128, style={"input_type": "password"},
-        help_text="for a new user only; a password is generated (and returned once) when omitted",
-    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "password" in data:
+            raise serializers.ValidationError({"password": "not accepted: the invited person sets their own "
+                                                           "password when accepting the invitation"})
+        return super().to_internal_value(data)
 
 
-class MemberCreatedSerializer(MemberSerializer):
-    password = serializers.CharField(read_only=True, allow_null=True,
-                                     help_text="the generated password of a new user, shown once; else null")
+class InvitationSerializer(serializers.Serializer):
+    """The answer to adding a member: always the same shape, whoever the address belongs to."""
 
-    class Meta(MemberSerializer.Meta):
-        fields = MemberSerializer.Meta.fields + ["password"]
+    id = serializers.IntegerField(read_only=True, help_text="the invitation's id")
+    email = serializers.CharField(read_only=True)
+    role = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True, help_text="invited until accepted")
+
+
+class InvitationAcceptSerializer(serializers.Serializer):
+    secret = serializers.CharField(max_length=200, trim_whitespace=False, help_text="the one-time secret sent by email")
+    password = serializers.CharField(max_length=1024, required=False, write_only=True, style={"input_type": "password"},
+                                     help_text="to create your account (when not logged in)")
+
+
+class InvitationAcceptedSerializer(serializers.Serializer):
+    team = serializers.IntegerField()
+    team_name = serializers.CharField()
+    role = serializers.CharField()
+    email = serializers.CharField()
 
 
 class MemberRoleSerializer(serializers.Serializer):

@@ -17,8 +17,8 @@ from tenants import services
 from tenants.access import CLUSTER_PERMISSIONS, can_manage_team, clusters_granted_to, visible_teams
 from tenants.api.serializers import (
     GrantSerializer,
+    InvitationSerializer,
     MemberAddSerializer,
-    MemberCreatedSerializer,
     MemberRoleSerializer,
     MemberSerializer,
     TeamCreateSerializer,
@@ -80,11 +80,11 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
     # Members
 
     @extend_schema(methods=["GET"], responses={200: MemberSerializer(many=True)})
-    @extend_schema(methods=["POST"], request=MemberAddSerializer, responses={201: MemberCreatedSerializer})
+    @extend_schema(methods=["POST"], request=MemberAddSerializer, responses={201: InvitationSerializer})
     @action(detail=True, methods=["get", "post"], url_path="members", url_name="members")
     def members(self, request, pk=None):
-        """List the team's members; add one by email (a new user is created, with a generated password
-        returned once unless one is given)."""
+        """List the team's members; invite one by email (they become a member when they accept: the answer
+        is the same whether or not the address has an account)."""
         if request.method == "GET":
             team = self.get_object()
             memberships = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
@@ -93,13 +93,9 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         team = self._managed_team()
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        with transaction.atomic():
-            user, generated = services.find_or_create_user(data["email"], data.get("password"))
-            membership = services.add_member(team, user, data["role"])
-        body = MemberSerializer(membership).data
-        body["password"] = generated
-        return Response(body, status=status.HTTP_201_CREATED)
+        invitation, _ = services.invite_member(team, serializer.validated_data["email"], serializer.validated_data["role"],
+                                               invited_by=self.actor.label())
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["PATCH"], request=MemberRoleSerializer, responses={200: MemberSerializer})
     @extend_schema(methods=["DELETE"], responses={204: None})

@@ -40,13 +40,14 @@ def test_deleting_a_user_keeps_their_entries(world):
 
 
 def test_a_mutating_request_records_who_what_target_result_and_no_secret(world):
+    # A password is refused here (the invited person sets their own), and the refusal is audited, scrubbed.
     response = post(world.client("alice"), f"/api/v1/teams/{world.team_a.id}/members/",
                     {"email": "new@acme.example", "role": "viewer", "password": "audit-secret-password-1"})
-    assert response.status_code == 201
+    assert response.status_code == 400
     entry = AuditEntry.objects.get(action="team.members")
     assert entry.actor == "user:alice@acme.example" and entry.actor_user == world.alice
     assert entry.tenant == world.tenant_a and entry.target == f"team:{world.team_a.id}"
-    assert entry.result == "201" and entry.client_address == "127.0.0.1"
+    assert entry.result == "400" and entry.client_address == "127.0.0.1"
     assert entry.parameters == {"email": "new@acme.example", "role": "viewer", "password": "***"}
 
 

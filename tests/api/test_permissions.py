@@ -71,6 +71,8 @@ NEEDS = {
     "audit_read": need(403, **_dead, alice=OK, charlie=OK, root=OK),
     "platform_operator": need(403, **_dead, root=OK),
     "public": need(OK),
+    # Open to anyone, authorized by a secret in the body: a wrong one is the same 400 for every caller.
+    "public_invalid": need(400),
     "public_signed_optional": need(OK, token_expired=401, token_revoked=401),
     "not_allowed": need(405, **_dead),
     # The proxies' health checks: only the cluster's health key authorizes them, never a session or token.
@@ -173,7 +175,7 @@ HTTP_MATRIX: list[Row] = [
     Row("team-detail", "DELETE", "team_manage", team()),
     Row("team-members", "GET", "team_read", team("members/")),
     Row("team-members", "POST", "team_manage", team("members/"),
-        lambda w: {"email": "new@acme.example", "role": "viewer", "password": "matrix-member-password-1"}),
+        lambda w: {"email": "new@acme.example", "role": "viewer"}),
     Row("team-member", "PATCH", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/",
         lambda w: {"role": "operator"}),
     Row("team-member", "DELETE", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/"),
@@ -198,6 +200,9 @@ HTTP_MATRIX: list[Row] = [
     Row("auth-logout", "POST", "public_signed_optional", lambda w: "/api/v1/auth/logout/", audited=False,
         shares_world=True),
     Row("auth-me", "GET", "signed_in", lambda w: "/api/v1/auth/me/"),
+    # Invitations: the one-time secret is the authorization (a wrong one is a 400 for everyone)
+    Row("invitation-accept", "POST", "public_invalid", lambda w: "/api/v1/invitations/accept/",
+        lambda w: {"secret": "not-an-invitation-secret"}, audited=False, shares_world=True),
     # Platform
     Row("platform", "GET", "signed_in", lambda w: "/api/v1/platform/"),
     Row("platform-pause", "POST", "platform_operator", lambda w: "/api/v1/platform/pause/", lambda w: {"reason": "matrix"}),
