@@ -105,6 +105,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clusters/{cluster_pk}/health-key/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A new health key for the proxies' health checks (the old one stops working). Shown once. */
+        post: operations["v1_clusters_health_key_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/routes/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do. */
+        get: operations["v1_clusters_routes_list"];
+        put?: never;
+        /** @description Register a route; it is synced at once and the answer carries that sync's result. */
+        post: operations["v1_clusters_routes_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/routes/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do. */
+        get: operations["v1_clusters_routes_retrieve"];
+        /** @description Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do. */
+        put: operations["v1_clusters_routes_update"];
+        post?: never;
+        /** @description Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do. */
+        delete: operations["v1_clusters_routes_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Change some fields (secrets left out stay as they are); the route is synced again. */
+        patch: operations["v1_clusters_routes_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/routes/{id}/haproxy.cfg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A complete haproxy.cfg for this HAProxy route (write and read frontends and backends). */
+        get: operations["v1_clusters_routes_haproxy_cfg_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/routes/{id}/sync/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Apply the current routing to this route now; the answer carries the result. */
+        post: operations["v1_clusters_routes_sync_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clusters/{id}/": {
         parameters: {
             query?: never;
@@ -118,7 +207,8 @@ export interface paths {
         delete: operations["v1_clusters_destroy"];
         options?: never;
         head?: never;
-        /** @description Change settings: `{"settings": {...}}`, or top-level `failover_mode` / `paused`. */
+        /** @description Change settings: `{"settings": {...}}` (`settings.paused` pauses), or top-level `failover_mode`.
+         *     `name`, `paused` and `failover_armed` are read-only (400 naming the field). */
         patch: operations["v1_clusters_partial_update"];
         trace?: never;
     };
@@ -132,6 +222,58 @@ export interface paths {
         get: operations["v1_clusters_events_list"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/failover/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Manual failover of a primary that is down: 202 with the job; 409 with the blocking checks (a live
+         *     primary: use a switchover). */
+        post: operations["v1_clusters_failover_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/failover-control/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Automatic failover's counters and state: armed, paused, the last failover, the last blocked incident. */
+        get: operations["v1_clusters_failover_control_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{id}/failover-control/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Reset the counters behind failover_limit and failover_min_interval_seconds. */
+        post: operations["v1_clusters_failover_control_reset_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -170,6 +312,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clusters/{id}/switchover/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Planned switchover: 202 with the job; 409 with the blocking checks (and no job). */
+        post: operations["v1_clusters_switchover_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clusters/{id}/topology/": {
         parameters: {
             query?: never;
@@ -180,6 +339,41 @@ export interface paths {
         get: operations["v1_clusters_topology_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/health/clusters/{cluster_id}/servers/{server}/{role}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description For proxies' external checks: 200 when the server may take this role now, else 503. Authorized by
+         *     the cluster's health key alone (header X-Dbpilot-Health-Key); anything else is a 404. */
+        get: operations["v1_health_clusters_servers_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/accept/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Become a member of the team the invitation names. */
+        post: operations["v1_invitations_accept_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -330,12 +524,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description List the team's members; add one by email (a new user is created, with a generated password
-         *     returned once unless one is given). */
+        /** @description List the team's members; invite one by email (they become a member when they accept: the answer
+         *     is the same whether or not the address has an account). */
         get: operations["v1_teams_members_list"];
         put?: never;
-        /** @description List the team's members; add one by email (a new user is created, with a generated password
-         *     returned once unless one is given). */
+        /** @description List the team's members; invite one by email (they become a member when they accept: the answer
+         *     is the same whether or not the address has an account). */
         post: operations["v1_teams_members_create"];
         delete?: never;
         options?: never;
@@ -428,17 +622,47 @@ export interface components {
             result?: string;
             client_address?: string | null;
         };
+        BlockedIncident: {
+            id: number;
+            state: string;
+            automatic: boolean;
+            old_primary: string | null;
+            new_primary: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            detail: string;
+            /** @description the RPO guarantee the job stated */
+            guarantee: string | null;
+            incident: string | null;
+            /** @description the guards that blocked it */
+            checks: components["schemas"]["Check"][];
+        };
+        Check: {
+            name: string;
+            ok: boolean;
+            detail: string;
+        };
+        /**
+         * @description * `mysql` - mysql
+         *     * `http` - http
+         * @enum {string}
+         */
+        CheckEnum: "mysql" | "http";
         Cluster: {
             readonly id: number;
-            name: string;
+            readonly name: string;
             readonly tenant: string;
-            origin?: components["schemas"]["OriginEnum"];
+            readonly origin: components["schemas"]["OriginEnum"];
             readonly servers: components["schemas"]["Server"][];
             readonly settings: {
                 [key: string]: unknown;
             };
             readonly failover_mode: string;
-            failover_armed?: boolean;
+            readonly failover_armed: boolean;
             readonly paused: boolean;
             readonly primary: string | null;
             readonly health: string;
@@ -447,11 +671,8 @@ export interface components {
             readonly created_at: string;
             /** Format: date-time */
             readonly updated_at: string;
-        };
-        ClusterRequest: {
-            name: string;
-            origin?: components["schemas"]["OriginEnum"];
-            failover_armed?: boolean;
+            /** @description what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster */
+            readonly my_permissions: string[];
         };
         CredentialsRequest: {
             user: string;
@@ -469,12 +690,53 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        FailoverControl: {
+            failover_mode: string;
+            armed: boolean;
+            paused: boolean;
+            platform_paused: boolean;
+            counters: components["schemas"]["FailoverCounters"];
+            last_failover: components["schemas"]["FailoverJobSummary"] | null;
+            last_blocked: components["schemas"]["BlockedIncident"] | null;
+        };
+        FailoverCounters: {
+            failovers_in_window: number;
+            failover_limit: number;
+            failover_window_seconds: number;
+            failover_min_interval_seconds: number;
+            /** Format: date-time */
+            last_failover_at: string | null;
+            /** Format: date-time */
+            next_allowed_at: string | null;
+            /** Format: date-time */
+            reset_at: string | null;
+        };
+        FailoverJobSummary: {
+            id: number;
+            state: string;
+            automatic: boolean;
+            old_primary: string | null;
+            new_primary: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            detail: string;
+            /** @description the RPO guarantee the job stated */
+            guarantee: string | null;
+        };
         /**
          * @description * `manual` - manual
          *     * `automatic` - automatic
          * @enum {string}
          */
         FailoverModeEnum: "manual" | "automatic";
+        FailoverRequestRequest: {
+            /** @description the replica to promote, "host:port" (default: elected) */
+            candidate?: string;
+        };
         Finding: {
             code: string;
             severity: string;
@@ -485,6 +747,7 @@ export interface components {
             opened_at: string;
         };
         Grant: {
+            /** Format: int64 */
             cluster: number;
             readonly cluster_name: string;
             /** @default [
@@ -495,6 +758,7 @@ export interface components {
             permissions: components["schemas"]["PermissionsEnum"][];
         };
         GrantRequest: {
+            /** Format: int64 */
             cluster: number;
             /** @default [
              *       "view_cluster",
@@ -502,6 +766,31 @@ export interface components {
              *       "admin_cluster"
              *     ] */
             permissions: components["schemas"]["PermissionsEnum"][];
+        };
+        HealthKey: {
+            /** @description shown once: give it to the proxies (DBPILOT_HEALTH_KEY) */
+            health_key: string;
+        };
+        /** @description The answer to adding a member: always the same shape, whoever the address belongs to. */
+        Invitation: {
+            /** @description the invitation's id */
+            readonly id: number;
+            readonly email: string;
+            readonly role: string;
+            /** @description invited until accepted */
+            readonly status: string;
+        };
+        InvitationAcceptRequest: {
+            /** @description the one-time secret sent by email */
+            secret: string;
+            /** @description to create your account (when not logged in) */
+            password?: string;
+        };
+        InvitationAccepted: {
+            team: number;
+            team_name: string;
+            role: string;
+            email: string;
         };
         Job: {
             readonly id: number;
@@ -531,6 +820,16 @@ export interface components {
             /** Format: date-time */
             finished_at?: string | null;
         };
+        /**
+         * @description * `haproxy` - haproxy
+         *     * `powerdns` - powerdns
+         *     * `script` - script
+         *     * `proxysql` - proxysql
+         *     * `maxscale` - maxscale
+         *     * `consul` - consul
+         * @enum {string}
+         */
+        KindEnum: "haproxy" | "powerdns" | "script" | "proxysql" | "maxscale" | "consul";
         LoginRequest: {
             email: string;
             password: string;
@@ -566,21 +865,12 @@ export interface components {
             readonly email: string;
             role?: components["schemas"]["RoleEnum"];
         };
+        /** @description Invite a person by email: they become a member when they accept (never a password here). */
         MemberAddRequest: {
             /** Format: email */
             email: string;
             /** @default viewer */
             role: components["schemas"]["RoleEnum"];
-            /** @description for a new user only; a password is generated (and returned once) when omitted */
-            password?: string;
-        };
-        MemberCreated: {
-            /** @description the user's id */
-            readonly id: number;
-            readonly email: string;
-            role?: components["schemas"]["RoleEnum"];
-            /** @description the generated password of a new user, shown once; else null */
-            readonly password: string | null;
         };
         /**
          * @description * `registered` - Registered
@@ -678,6 +968,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Member"][];
         };
+        PaginatedRouteList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Route"][];
+        };
         PaginatedTeamList: {
             /** @example 123 */
             count: number;
@@ -711,12 +1016,50 @@ export interface components {
         PatchedMemberRoleRequest: {
             role?: components["schemas"]["RoleEnum"];
         };
+        /** @description What a route is registered or changed with; which fields apply depends on `kind` (docs/routing.md). */
+        PatchedRouteWriteRequest: {
+            kind?: components["schemas"]["KindEnum"];
+            name?: string;
+            /** @description haproxy: unix:///path or tcp://host:port */
+            runtime_api?: string;
+            write_backend?: string;
+            read_backend?: string;
+            check?: components["schemas"]["CheckEnum"];
+            check_user?: string;
+            check_inter_ms?: number;
+            health_url?: string;
+            write_bind?: string;
+            read_bind?: string;
+            /** @description powerdns, maxscale, consul */
+            api_url?: string;
+            api_key?: string;
+            server_id?: string;
+            zone?: string;
+            write_record?: string;
+            read_record?: string;
+            ttl?: number;
+            script?: string;
+            /** @description proxysql: host:port of the admin interface */
+            admin_address?: string;
+            admin_user?: string;
+            admin_password?: string;
+            writer_hostgroup?: number;
+            reader_hostgroup?: number;
+            save_to_disk?: boolean;
+            user?: string;
+            password?: string;
+            token?: string;
+            key_prefix?: string;
+            service?: string;
+            node?: string;
+        };
+        /** @description PATCH of a cluster: `{"settings": {...}}` and/or top-level `failover_mode`; nothing else. */
         PatchedSettingsPatchRequest: {
+            /** @description settings to change (settings.paused pauses) */
             settings?: {
                 [key: string]: unknown;
             };
             failover_mode?: components["schemas"]["FailoverModeEnum"];
-            paused?: boolean;
         };
         PatchedTeamRenameRequest: {
             name?: string;
@@ -765,6 +1108,85 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "viewer" | "operator" | "admin";
+        /** @description The shape of a route in answers (settings of its kind appear as top-level fields). */
+        Route: {
+            id: number;
+            cluster: number;
+            kind: components["schemas"]["KindEnum"];
+            name: string;
+            /** @description secret fields that hold a value */
+            secrets_set: string[];
+            last_sync: components["schemas"]["RouteSyncResult"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description The shape of a route in answers (settings of its kind appear as top-level fields). */
+        RouteRequest: {
+            id: number;
+            cluster: number;
+            kind: components["schemas"]["KindEnum"];
+            name: string;
+            /** @description secret fields that hold a value */
+            secrets_set: string[];
+            last_sync: components["schemas"]["RouteSyncResultRequest"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        RouteSyncResult: {
+            /** Format: date-time */
+            at: string | null;
+            ok: boolean | null;
+            detail: string;
+            trigger: string;
+        };
+        RouteSyncResultRequest: {
+            /** Format: date-time */
+            at: string | null;
+            ok: boolean | null;
+            detail: string;
+            trigger: string;
+        };
+        /** @description What a route is registered or changed with; which fields apply depends on `kind` (docs/routing.md). */
+        RouteWriteRequest: {
+            kind: components["schemas"]["KindEnum"];
+            name?: string;
+            /** @description haproxy: unix:///path or tcp://host:port */
+            runtime_api?: string;
+            write_backend?: string;
+            read_backend?: string;
+            check?: components["schemas"]["CheckEnum"];
+            check_user?: string;
+            check_inter_ms?: number;
+            health_url?: string;
+            write_bind?: string;
+            read_bind?: string;
+            /** @description powerdns, maxscale, consul */
+            api_url?: string;
+            api_key?: string;
+            server_id?: string;
+            zone?: string;
+            write_record?: string;
+            read_record?: string;
+            ttl?: number;
+            script?: string;
+            /** @description proxysql: host:port of the admin interface */
+            admin_address?: string;
+            admin_user?: string;
+            admin_password?: string;
+            writer_hostgroup?: number;
+            reader_hostgroup?: number;
+            save_to_disk?: boolean;
+            user?: string;
+            password?: string;
+            token?: string;
+            key_prefix?: string;
+            service?: string;
+            node?: string;
+        };
         /**
          * @description * `read` - Read
          *     * `operate` - Operate
@@ -799,6 +1221,15 @@ export interface components {
          * @enum {string}
          */
         StateEnum: "pending" | "running" | "succeeded" | "failed" | "refused";
+        SwitchoverRequestRequest: {
+            /** @description the replica to promote, "host:port" (default: elected) */
+            candidate?: string;
+            /**
+             * Format: double
+             * @description how long the candidate may take to catch up (default 30)
+             */
+            catchup_timeout_seconds?: number;
+        };
         Team: {
             readonly id: number;
             name: string;
@@ -811,7 +1242,10 @@ export interface components {
         };
         TeamCreateRequest: {
             name: string;
-            /** @description the tenant (default: the one you administer) */
+            /**
+             * Format: int64
+             * @description the tenant (default: the one you administer)
+             */
             tenant?: number;
         };
         Token: {
@@ -836,7 +1270,10 @@ export interface components {
             readonly active: boolean;
         };
         TokenCreateRequest: {
-            /** @description the team (default: your only manageable team) */
+            /**
+             * Format: int64
+             * @description the team (default: your only manageable team)
+             */
             team?: number;
             /** @default  */
             name: string;
@@ -1059,6 +1496,226 @@ export interface operations {
             };
         };
     };
+    v1_clusters_health_key_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthKey"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRouteList"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RouteWriteRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RouteWriteRequest"];
+                "multipart/form-data": components["schemas"]["RouteWriteRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RouteRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RouteRequest"];
+                "multipart/form-data": components["schemas"]["RouteRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_clusters_routes_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRouteWriteRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedRouteWriteRequest"];
+                "multipart/form-data": components["schemas"]["PatchedRouteWriteRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+        };
+    };
+    v1_clusters_routes_haproxy_cfg_retrieve: {
+        parameters: {
+            query?: {
+                /** @description health checks: HAProxy's mysql-check or http-check against dbpilot */
+                check?: "http" | "mysql";
+            };
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    v1_clusters_routes_sync_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+        };
+    };
     v1_clusters_retrieve: {
         parameters: {
             query?: never;
@@ -1091,13 +1748,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ClusterRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["ClusterRequest"];
-                "multipart/form-data": components["schemas"]["ClusterRequest"];
-            };
-        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
@@ -1185,6 +1836,78 @@ export interface operations {
             };
         };
     };
+    v1_clusters_failover_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["FailoverRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["FailoverRequestRequest"];
+                "multipart/form-data": components["schemas"]["FailoverRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_failover_control_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailoverControl"];
+                };
+            };
+        };
+    };
+    v1_clusters_failover_control_reset_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailoverControl"];
+                };
+            };
+        };
+    };
     v1_clusters_jobs_list: {
         parameters: {
             query?: {
@@ -1241,6 +1964,34 @@ export interface operations {
             };
         };
     };
+    v1_clusters_switchover_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this cluster. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SwitchoverRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SwitchoverRequestRequest"];
+                "multipart/form-data": components["schemas"]["SwitchoverRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
     v1_clusters_topology_retrieve: {
         parameters: {
             query?: never;
@@ -1259,6 +2010,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Topology"];
+                };
+            };
+        };
+    };
+    v1_health_clusters_servers_retrieve: {
+        parameters: {
+            query?: never;
+            header: {
+                "X-Dbpilot-Health-Key": string;
+            };
+            path: {
+                cluster_id: string;
+                role: "primary" | "replica";
+                /** @description host:port ([v6]:port), or dbpilot's server id */
+                server: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the server may take this role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unknown cluster or server, or a wrong key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description it may not (the body says why) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_invitations_accept_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationAcceptRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["InvitationAcceptRequest"];
+                "multipart/form-data": components["schemas"]["InvitationAcceptRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationAccepted"];
                 };
             };
         };
@@ -1595,7 +2410,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["MemberCreated"];
+                    "application/json": components["schemas"]["Invitation"];
                 };
             };
         };

@@ -85,7 +85,7 @@ export type Me = Omit<Schemas["Me"], "teams" | "token"> & { teams: MeTeam[]; tok
 
 export type Team = Schemas["Team"];
 export type Member = Schemas["Member"];
-export type MemberCreated = Schemas["MemberCreated"];
+export type MemberCreated = Schemas["Invitation"];
 export type ApiToken = Schemas["Token"];
 export type CreatedToken = Schemas["TokenCreated"];
 export type AuditEntry = Schemas["AuditEntry"];

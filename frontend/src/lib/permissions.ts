@@ -17,7 +17,7 @@ export function roleFromPermissions(perms: ClusterPermission[]): Role | null {
   return null;
 }
 
-export function clusterRole(cluster: Pick<Cluster, "tenant" | "my_permissions">, me: Me | null): Role | null {
+export function clusterRole(cluster: Pick<Cluster, "tenant"> & Partial<Pick<Cluster, "my_permissions">>, me: Me | null): Role | null {
   if (Array.isArray(cluster.my_permissions)) return roleFromPermissions(cluster.my_permissions);
   if (!me) return null;
   let best: Role | null = null;

@@ -72,12 +72,12 @@ function TeamMembers({ team }: { team: Team }) {
         <select id={`add-role-${team.id}`} value={role} onChange={(e) => setRole(e.target.value as Role)}>
           {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
         </select>
-        <button type="submit" className="btn">Add member</button>
+        <button type="submit" className="btn">Invite member</button>
       </form>
-      {created?.password && (
+      {created && (
         <div className="alert alert-success" role="status">
-          <strong>{created.email}</strong> is a new user. Their password, shown only now:{" "}
-          <code className="token-value">{created.password}</code>
+          <strong>{created.email}</strong> is invited as {created.role}: they become a member when they accept the
+          invitation sent to that address.{" "}
           <button type="button" className="btn btn-small" onClick={() => setCreated(null)}>Done</button>
         </div>
       )}
