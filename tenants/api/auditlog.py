@@ -11,6 +11,7 @@ from django.db.models import Q
 from rest_framework import exceptions, mixins
 
 from controlplane.api.viewsets import AuditedViewSet
+from tenants.api.filters import IdFilter
 from tenants.api.serializers import AuditEntrySerializer
 from tenants.models import AuditEntry
 
@@ -21,7 +22,7 @@ class AuditEntryFilter(django_filters.FilterSet):
     target = django_filters.CharFilter(field_name="target", lookup_expr="exact")
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
-    tenant = django_filters.NumberFilter(field_name="tenant_id")
+    tenant = IdFilter(field_name="tenant_id")
 
     class Meta:
         model = AuditEntry

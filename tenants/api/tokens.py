@@ -16,13 +16,14 @@ from rest_framework.response import Response
 from controlplane.api.viewsets import AuditedViewSet
 from tenants import services
 from tenants.access import can_manage_tokens, token_manageable_teams, visible_teams
+from tenants.api.filters import IdFilter
 from tenants.api.serializers import TokenCreatedSerializer, TokenCreateSerializer, TokenSerializer
 from tenants.models import ApiToken, TokenScope
 
 
 class TokenFilter(django_filters.FilterSet):
     # Plain numbers: a model-choice filter would tell whether another tenant's team id exists.
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     scope = django_filters.ChoiceFilter(choices=TokenScope.choices)
 
     class Meta:

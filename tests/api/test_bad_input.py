@@ -155,3 +155,9 @@ def test_hook_names_must_exist_in_the_hooks_directory_when_saved(world, settings
     (tmp_path / "notify").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "notify").chmod(0o755)
     assert alice.patch(url, {"settings": {"pre_failover": "notify"}}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/api/v1/tokens/?team=-2.6701413092568777e%2B227", "/api/v1/tokens/?team=1e300",
+                                 "/api/v1/audit/?tenant=99999999999999999999999", "/api/v1/tokens/?team=1.5"])
+def test_id_filters_take_whole_numbers_only(world, url):
+    assert _json_error(world.client("alice").get(url), 400)["code"] in ("invalid", "error")

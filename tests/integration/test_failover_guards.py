@@ -217,7 +217,7 @@ def test_a_paused_cluster_or_platform_does_not_fail_over(sandbox_factory):
         sandbox.kill(1, signal.SIGKILL)
         job = tick_until(cluster, lambda: refused(cluster), message="the refused failover")
         assert blocking(job) == {c.GUARD_CLUSTER_PAUSED, c.GUARD_PLATFORM_PAUSED}
-        body = cluster.client.patch(f"/api/v1/clusters/{cluster.id}/", {"paused": False}, format="json").json()
+        body = cluster.client.patch(f"/api/v1/clusters/{cluster.id}/", {"settings": {"paused": False}}, format="json").json()
         assert body["paused"] is False
         for _ in range(3):
             tick(cluster)
