@@ -114,13 +114,26 @@ def credentials_check(has_replication_credentials: bool) -> Check:
                  "replication_credentials")
 
 
+def received_before_incident(last_received: Mapping[str, float] | None,
+                             incident_since: float | None) -> dict[str, float]:
+    """Per replica, seconds between its last receipt from the primary and the incident's start."""
+    if not last_received or incident_since is None:
+        return {}
+    return {a: max(0.0, incident_since - float(t)) for a, t in last_received.items()}
+
+
 def failover_election(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
                       lags: Mapping[str, float | None] | None = None, requested: str | None = None,
-                      last_primary_state: str | None = None) -> Election:
+                      last_primary_state: str | None = None, last_received: Mapping[str, float] | None = None,
+                      incident_since: float | None = None) -> Election:
     """The failover election: positions include what each replica received (it applies its relay log
     before promotion); lags are the last known before the failure (Seconds_Behind_Master is NULL once
-    the IO thread lost its source)."""
-    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state)
+    the IO thread lost its source); a replica whose lag is unknown or that stopped receiving long before
+    the incident is not chosen (an operator may name it). `last_primary_state` is the cluster's GTID
+    history, what errant transactions are judged against."""
+    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state,
+                                          received_before_incident=received_before_incident(last_received,
+                                                                                            incident_since))
     return elect(candidates, settings, requested=requested, for_failover=True)
 
 
@@ -136,6 +149,9 @@ def decide_failover(
     failovers: Sequence[Instant],
     has_replication_credentials: bool,
     lags: Mapping[str, float | None] | None = None,
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
+    gtid_history: str | None = None,
 ) -> TickDecision:
     """The decision of one tick. `failovers` are the start times of earlier automatic failovers since
     the counters were last reset."""
@@ -143,10 +159,12 @@ def decide_failover(
     if not primary_failing(topology):
         state = view.state if view is not None else "none"
         return TickDecision(IDLE, f"the primary is {state}")
-    confirmation = confirm_for_topology(topology, probes, settings)
+    confirmation = confirm_for_topology(topology, probes, settings, last_received=last_received,
+                                        incident_since=incident_since)
     if not confirmation.confirmed:
         return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
-    election = failover_election(topology, probes, settings, lags=lags)
+    election = failover_election(topology, probes, settings, lags=lags, last_primary_state=gtid_history,
+                                 last_received=last_received, incident_since=incident_since)
     checks = automatic_failover_checks(
         settings=settings,
         failover_armed=failover_armed,

@@ -187,7 +187,7 @@ def manual_failover_checks(
     frozen primary's replicas with their IO thread still "Yes" and no age (`age_unknown`). When the ticks
     confirmed this primary's failure recently (`tick_confirmed_age`, seconds), those replicas do not
     count as receiving: the ticks saw their heartbeats go stale."""
-    alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_UNREACHABLE)
+    alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_ERROR_REPLY, c.STATE_UNREACHABLE)
     unknown = set(age_unknown)
     receiving = list(confirmation.still_receiving)
     vouched = (bool(receiving) and all(a in unknown for a in receiving) and tick_confirmed_age is not None

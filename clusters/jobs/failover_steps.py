@@ -26,6 +26,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from clusters import hotstate
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
 from clusters.adapters.probe import probe_server, probe_servers
 from clusters.domain import constants as c
@@ -34,7 +35,7 @@ from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
 from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.guards import blocking, candidate_check, errant_check
-from clusters.domain.probe import AUTH_FAILED, OK, TIMEOUT, ProbeResult
+from clusters.domain.probe import ALIVE_OUTCOMES, TIMEOUT, ProbeResult
 from clusters.domain.topology import InventoryServer, Topology, analyze
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
@@ -69,6 +70,17 @@ def probe_old_primary(ctx: HaContext) -> Future:
     return future
 
 
+def gtid_history(ctx: HaContext) -> str | None:
+    """Every primary's gtid_binlog_state the ticks saw healthy (the hot state): errant transactions are
+    judged against it. Kept in the job's result once read, so a resumed job judges the same way."""
+    if "gtid_history" not in ctx.result:
+        try:
+            ctx.result["gtid_history"] = hotstate.read_state(ctx.cluster.id).get("gtid_history")
+        except Exception:  # noqa: BLE001 - unknown: the survivors are compared with each other
+            ctx.result["gtid_history"] = None
+    return ctx.result["gtid_history"]
+
+
 def observe(ctx: HaContext, old_primary: str) -> Topology:
     """Probe every other server (in parallel) and analyse, with the old primary counted as down: the tick
     or the request just established it, and `old_primary_answers` checks it again before promotion."""
@@ -84,7 +96,7 @@ def observe(ctx: HaContext, old_primary: str) -> Topology:
 def old_primary_answers(ctx: HaContext) -> None:
     """Refuse (before anything irreversible) when the old primary answers again: it is alive."""
     probe = probe_old_primary(ctx).result()
-    if probe.outcome in (OK, AUTH_FAILED):  # it answers, even if it refuses dbpilot's credentials
+    if probe.outcome in ALIVE_OUTCOMES:  # it answers, even with an error (credentials, too many connections)
         old = ctx.result["old_primary"]
         detail = (f"the primary {old} answers again: no failover" if ctx.result.get("automatic")
                   else f"the primary {old} is alive: use a switchover")
@@ -114,7 +126,8 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     ctx.result["old_primary"] = old
     ctx.result.setdefault("routes_ok", True)
     ctx.result["automatic"] = bool(ctx.params.get("automatic"))
-    fresh = confirm_for_topology(topology, ctx.probes, ctx.settings)
+    fresh = confirm_for_topology(topology, ctx.probes, ctx.settings, last_received=ctx.params.get("last_received"),
+                                 incident_since=ctx.params.get("incident_since"))
     confirmed_at = ctx.params.get("confirmed_at")
     age = time.time() - float(confirmed_at) if confirmed_at else None
     check = plan.reconfirm(fresh, ctx.probes, tick_confirmed_age=age, settings=ctx.settings)
@@ -177,7 +190,9 @@ def elect_candidate(ctx: HaContext) -> StepOutcome:
     topology = observe(ctx, old)  # the survivors' IO threads are stopped: their positions are final
     lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
     election = plan.failover_election(topology, ctx.probes, ctx.settings, lags=lags,
-                                      requested=ctx.params.get("candidate"))
+                                      requested=ctx.params.get("candidate"), last_primary_state=gtid_history(ctx),
+                                      last_received=ctx.params.get("last_received"),
+                                      incident_since=ctx.params.get("incident_since"))
     ctx.result["election"] = election.as_dict()
     checks = [candidate_check(election), errant_check(election)]
     ctx.result["election_checks"] = [ch.as_dict() for ch in checks]

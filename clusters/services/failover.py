@@ -112,6 +112,24 @@ def read_lags(cluster_id: int) -> dict[str, float]:
     return json.loads(raw) if raw else {}
 
 
+def read_gtid_history(cluster_id: int) -> str | None:
+    """The union of every primary's gtid_binlog_state the ticks saw healthy (clusters.services.monitoring
+    keeps it in the hot state): the reference for errant transactions once the primary is gone."""
+    try:
+        return hotstate.read_state(cluster_id).get("gtid_history")
+    except Exception:  # noqa: BLE001 - unknown history: the survivors are compared with each other
+        return None
+
+
+def read_last_received(cluster_id: int) -> tuple[dict[str, float], float | None]:
+    """When each replica was last seen receiving from the primary, and since when the primary fails."""
+    try:
+        state = hotstate.read_state(cluster_id)
+    except Exception:  # noqa: BLE001 - unknown: no replica is disqualified for it
+        return {}, None
+    return dict(state.get("received") or {}), state.get("failing_since")
+
+
 def _track_incident(cluster_id: int, primary: str, now: float, tick_seconds: float) -> plan.Incident:
     client = hotstate.client()
     raw = client.get(_key(cluster_id, "incident"))
@@ -154,7 +172,10 @@ def _after_tick(result, epoch: int | None) -> None:
     if not plan.primary_failing(topology):
         return
     incident = _track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
-    confirmation = confirm_for_topology(topology, result.probes, result.settings)
+    last_received = getattr(result, "last_received", None)
+    incident_since = getattr(result, "failing_since", None)
+    confirmation = confirm_for_topology(topology, result.probes, result.settings, last_received=last_received,
+                                        incident_since=incident_since)
     if confirmation.confirmed:
         remember_confirmation(result.cluster_id, view.address, result.observed_at)
     if not confirmation.confirmed:
@@ -183,9 +204,11 @@ def _after_tick(result, epoch: int | None) -> None:
         platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
         failovers=failover_starts(cluster.id, settings),
         has_replication_credentials=bool(replication_credentials(cluster).user), lags=lags,
+        last_received=last_received, incident_since=incident_since, gtid_history=read_gtid_history(cluster.id),
     )
     params = {"automatic": True, "incident": incident.key, "primary": view.address,
-              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags}
+              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags,
+              "last_received": last_received or {}, "incident_since": incident_since}
     if decision.action == plan.START:
         _start_automatic(cluster, params, decision)
     elif decision.action == plan.REFUSE and not earlier:
@@ -290,10 +313,16 @@ def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list
     checks.append(Check(CHECK_PRIMARY_KNOWN, view is not None, f"the primary is {view.address}" if view else
                         "no primary is known: nothing to fail over from"))
     now = time.time()
-    election = plan.failover_election(topology, probes, settings, lags=read_lags(cluster.id), requested=candidate)
+    last_received, incident_since = read_last_received(cluster.id)
+    election = plan.failover_election(topology, probes, settings, lags=read_lags(cluster.id), requested=candidate,
+                                      last_primary_state=read_gtid_history(cluster.id),
+                                      last_received=last_received, incident_since=incident_since)
     checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
                                      primary_state=view.state if view else None,
-                                     confirmation=confirm_for_topology(topology, probes, settings), election=election,
+                                     confirmation=confirm_for_topology(topology, probes, settings,
+                                                                       last_received=last_received,
+                                                                       incident_since=incident_since),
+                                     election=election,
                                      age_unknown=plan.heartbeat_age_unknown(probes),
                                      tick_confirmed_age=confirmed_age(cluster.id, topology.primary, now))
     checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from django.db import close_old_connections, transaction
@@ -30,8 +30,10 @@ from django.utils import timezone as dj_timezone
 from clusters import hotstate
 from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
-from clusters.domain.detection import confirmation_may_come
+from clusters.domain.constants import STATE_UP
+from clusters.domain.detection import confirmation_may_come, count_failures, receiving_replicas
 from clusters.domain.findings import finding_key
+from clusters.domain.gtid import history_with
 from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
@@ -54,10 +56,15 @@ class TickResult:
     failures: dict[str, int]
     settings: ClusterSettings
     observed_at: float
+    # Wall-clock time each replica was last seen receiving from the primary, and the start of the
+    # primary's current failure (None while healthy): a witness of a failure was receiving until it began.
+    last_received: dict[str, float] = field(default_factory=dict)
+    failing_since: float | None = None
 
 
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
-    return {addr: (0 if probe.reachable else previous.get(addr, 0) + 1) for addr, probe in probes.items()}
+    # A server that answered with an error (credentials, too many connections) is alive: not counted.
+    return {addr: count_failures(previous.get(addr, 0), probe) for addr, probe in probes.items()}
 
 
 def _apply_findings(cluster: Cluster, topology: Topology, opened: list[str], resolved: list[str], now: datetime) -> None:
@@ -179,7 +186,8 @@ def _awaiting_confirmation(plan: _TickPlan, result: TickResult, reprobe_round: b
     primary = plan.state.get("primary")
     if primary is None or not plan.reprobing() or result.failures.get(primary, 0) < plan.settings.failcount:
         return False
-    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round)
+    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round,
+                                 last_received=result.last_received, incident_since=result.failing_since)
 
 
 def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
@@ -247,6 +255,10 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": topology_payload(cluster_id)})
     known_primary = topology.primary or state.get("primary")
     primary_failures = failures.get(known_primary, 0) if known_primary else 0
+    last_received = {a: t for a, t in (state.get("received") or {}).items() if a in probes}
+    last_received.update({a: observed for a in receiving_replicas(topology, probes)})
+    primary_probe = probes.get(topology.primary) if topology.primary else None
+    primary_up = topology.primary_view is not None and topology.primary_view.state == STATE_UP
     state.update(
         failures=failures,
         primary=known_primary,
@@ -254,9 +266,13 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         digest=digest,
         observed_at=observed,
         failing_since=(state.get("failing_since") or observed) if primary_failures else None,
+        received=last_received,
+        # every primary's gtid_binlog_state seen healthy: what "errant" is judged against (gtid.py)
+        gtid_history=history_with(state.get("gtid_history"), primary_probe if primary_up else None),
     )
     store.write_state(cluster_id, state)
-    return TickResult(cluster_id, topology, probes, failures, settings, observed)
+    return TickResult(cluster_id, topology, probes, failures, settings, observed, last_received,
+                      state["failing_since"])
 
 
 def _reprobe_in_thread(plan: _TickPlan, probes: dict[str, ProbeResult], token: str) -> None:
