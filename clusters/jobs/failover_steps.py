@@ -147,7 +147,11 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
 
 def fence_hook(ctx: HaContext) -> StepOutcome:
     """The `fence` hook runs first: the old primary's state is unknown (it does not answer). With
-    `fence_required`, a failing hook refuses the failover before anything changed."""
+    `fence_required`, a failing hook refuses the failover before anything changed, and so does a missing
+    one (settings saved before that was refused at save time): never a silent promotion."""
+    if ctx.settings.fence_required and not ctx.settings.fence:
+        detail = "fence_required is on but no fence hook is configured: set fence, or fence_required to false"
+        raise StepRefused(detail, [{"name": "fence", "ok": False, "detail": detail}])
     return ha.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
 
 

@@ -62,6 +62,8 @@ def observation(cluster, *, dead: bool = True, **settings_changes):
     inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
                                  quarantined=s.quarantined) for s in cluster.servers.order_by("id")]
     now = time.time()
+    failover._lags_written.pop(cluster.id, None)
+    failover.remember_lags(cluster.id, {r1: 0.0, r2: 0.0})  # what the healthy ticks before saw
     topology = analyze(inventory, probes, settings, {p: settings.failcount} if dead else {}, now, known_primary=p)
     return TickResult(cluster.id, topology, probes, {}, settings, now)
 
@@ -226,3 +228,19 @@ def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
     for _ in range(2):
         after_tick(dark, observation(dark))
     assert Job.objects.filter(cluster=dark, kind="failover").count() == 1
+
+
+def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
+    client = world.client("alice")
+    response = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True}}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) >= {"detail", "code"} and "fence hook" in str(body)
+    dark.refresh_from_db()
+    assert not dark.settings.get("fence_required")
+    accepted = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True, "fence": "cut-power"}},
+                            format="json")
+    assert accepted.status_code == 200 and accepted.json()["settings"]["fence_required"] is True
+    # removing the hook while it is required is refused the same way
+    again = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence": ""}}, format="json")
+    assert again.status_code == 400 and "fence hook" in str(again.json())
