@@ -34,6 +34,7 @@ _FIELDS_MARIADB = (
     "gtid_binlog_state", "gtid_strict_mode", "log_bin", "log_slave_updates", "binlog_format",
     "rpl_semi_sync_master_enabled:semi_master", "rpl_semi_sync_slave_enabled:semi_slave",
     "rpl_semi_sync_master_wait_point:wait_point", "max_connections", "report_host",
+    "rpl_semi_sync_master_timeout:semi_timeout", "rpl_semi_sync_master_wait_no_slave:semi_wait_no_slave",
 )
 _FIELDS_MYSQL = (
     "version", "server_id", "read_only", "super_read_only", "gtid_executed", "gtid_purged", "gtid_mode",
@@ -310,6 +311,8 @@ class _Probe:
             semi_sync_master_enabled=_bool(variables.get("semi_master")),
             semi_sync_slave_enabled=_bool(variables.get("semi_slave")),
             semi_sync_wait_point=variables.get("wait_point"),
+            semi_sync_timeout_ms=_int(variables.get("semi_timeout")),
+            semi_sync_wait_no_slave=_bool(variables.get("semi_wait_no_slave")),
             max_connections=_int(variables.get("max_connections")),
             report_host=variables.get("report_host"),
             server_uuid=variables.get("server_uuid"),

@@ -234,8 +234,55 @@ GUARANTEE_ASYNC = "asynchronous"
 SEMI_SYNC_VOIDING = frozenset({c.SEMI_SYNC_OFF, c.SEMI_SYNC_INACTIVE, c.SEMI_SYNC_WAIT_POINT})
 
 
+SEMI_SYNC_WAIT_FOREVER_MS = 4294967295  # rpl_semi_sync_master_timeout's maximum: commits never fall back
+
+
+def semi_sync_observation(probe: ProbeResult | None, observed_at: float) -> dict[str, Any] | None:
+    """What a healthy primary's probe says about its semi-sync (kept by the ticks, read by a failover's
+    RPO statement: the state that held at the incident, not the cluster's settings). `status` comes from
+    the probe's details, re-read about every 10 s (`details_age_seconds`)."""
+    if probe is None or not probe.reachable or probe.semi_sync_master_enabled is None:
+        return None
+    return {
+        "enabled": probe.semi_sync_master_enabled,
+        "status": probe.semi_sync_master_status,
+        "timeout_ms": probe.semi_sync_timeout_ms,
+        "wait_no_slave": probe.semi_sync_wait_no_slave,
+        "wait_point": probe.semi_sync_wait_point,
+        "clients": probe.semi_sync_master_clients,
+        "observed_at": observed_at,
+        "details_age_seconds": probe.details_age_seconds,
+    }
+
+
+def _observed_risk(observed: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(guarantee, risk) from the servers' semi-sync state at the incident; None when it promises nothing
+    is lost."""
+    if not observed.get("enabled"):
+        return GUARANTEE_ASYNC, ("the old primary ran without semi-sync (rpl_semi_sync_master_enabled OFF): "
+                                 "transactions it acknowledged but had not sent are lost")
+    if observed.get("status") is False:
+        return GUARANTEE_AT_RISK, ("the old primary's semi-sync had fallen back to asynchronous "
+                                   "(Rpl_semi_sync_master_status OFF): acknowledged writes may be lost")
+    wait_point = (observed.get("wait_point") or "").upper()
+    if wait_point and wait_point != "AFTER_SYNC":
+        return GUARANTEE_AT_RISK, (f"the old primary ran rpl_semi_sync_master_wait_point={wait_point}: "
+                                   "acknowledged writes may be lost")
+    timeout = observed.get("timeout_ms")
+    if timeout is None or int(timeout) < SEMI_SYNC_WAIT_FOREVER_MS:
+        shown = "unknown" if timeout is None else f"{int(timeout)} ms"
+        return GUARANTEE_AT_RISK, (f"the old primary's semi-sync falls back to asynchronous after {shown} "
+                                   "without an acknowledgement: commits acknowledged after such a fallback "
+                                   "may be lost")
+    if observed.get("wait_no_slave") is False:
+        return GUARANTEE_AT_RISK, ("the old primary ran rpl_semi_sync_master_wait_no_slave OFF: with no "
+                                   "semi-sync replica connected its commits were not waiting")
+    return None
+
+
 def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
-                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = ()) -> dict[str, Any]:
+                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = (),
+                  observed: Mapping[str, Any] | None = None, observed_known: bool = False) -> dict[str, Any]:
     """The RPO part of a failover's result.
 
     `survivors_hold` is the new primary's position once it holds everything the survivors had. What the
@@ -244,6 +291,10 @@ def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary
     that replica's transactions are all on the new primary, so nothing acknowledged is lost, provided no
     replica that may have acknowledged is missing and the primary had not fallen back or run otherwise.
     """
+    if observed_known:
+        return _observed_rpo(survivors_hold=survivors_hold, settings=settings, old_primary=old_primary,
+                             primary_findings=primary_findings, unreachable_replicas=unreachable_replicas,
+                             observed=observed)
     voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
     base = {
         "survivors_hold": survivors_hold,
@@ -274,6 +325,43 @@ def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary
     return {**base, "guarantee": GUARANTEE_NONE_LOST,
             "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
                     "have acknowledged a commit was reached"}
+
+
+def _observed_rpo(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
+                  primary_findings: Sequence[str], unreachable_replicas: Sequence[str],
+                  observed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The RPO from the old primary's semi-sync state as the last healthy probes saw it (`observed`);
+    `None` means nothing was kept: the statement says so and promises nothing."""
+    base = {
+        "survivors_hold": survivors_hold,
+        "old_primary": old_primary,
+        "lower_bound": True,
+        "note": "what the old primary may have committed beyond survivors_hold is unknown until it returns; "
+                "then its extra transactions, if any, are listed and it is quarantined",
+        "semi_sync": settings.semi_sync,
+        "semi_sync_on_timeout": settings.semi_sync_on_timeout,
+        "observed": dict(observed) if observed else None,
+        "source": "servers" if observed else "unknown",
+    }
+    if not observed:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": "the old primary's semi-sync state at the incident is unknown (no healthy probe of it "
+                        "was kept): nothing can be promised"}
+    found = _observed_risk(observed)
+    if found is not None:
+        return {**base, "guarantee": found[0], "risk": found[1]}
+    voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
+    if voiding:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
+                        "acknowledged writes may be lost"}
+    if unreachable_replicas:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
+                        "come from it"}
+    return {**base, "guarantee": GUARANTEE_NONE_LOST,
+            "risk": "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back, "
+                    "and every replica that could have acknowledged a commit was reached"}
 
 
 # --- a fenced server reappears ---------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class ProbeResult:
     semi_sync_slave_status: bool | None = None
     semi_sync_master_clients: int | None = None
     semi_sync_wait_point: str | None = None
+    semi_sync_timeout_ms: int | None = None  # rpl_semi_sync_master_timeout
+    semi_sync_wait_no_slave: bool | None = None  # rpl_semi_sync_master_wait_no_slave
     uptime_seconds: int | None = None
     threads_connected: int | None = None
     max_connections: int | None = None

@@ -389,8 +389,10 @@ def record_rpo(ctx: HaContext) -> StepOutcome:
                     .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=recent))
                     .values_list("code", flat=True))
     unreachable = [a for a, why in (ctx.result.get("not_repointed") or {}).items() if why == "not reachable"]
+    # The old primary's semi-sync state as the last healthy ticks saw it, not the cluster's settings.
     rpo = plan.rpo_statement(survivors_hold=held, settings=ctx.settings, old_primary=old,
-                             primary_findings=findings, unreachable_replicas=unreachable)
+                             primary_findings=findings, unreachable_replicas=unreachable,
+                             observed=ctx.params.get("semi_sync_at_incident"), observed_known=True)
     ctx.result["rpo"] = rpo
     return Done(f"{rpo['guarantee']}: survivors hold {held or '(nothing)'}; {rpo['risk']}")
 

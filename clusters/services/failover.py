@@ -121,6 +121,17 @@ def read_gtid_history(cluster_id: int) -> str | None:
         return None
 
 
+def read_semi_sync_at(cluster_id: int, primary: str | None) -> dict | None:
+    """The primary's semi-sync state as the ticks last saw it healthy (None when unknown)."""
+    try:
+        state = hotstate.read_state(cluster_id)
+    except Exception:  # noqa: BLE001 - unknown: the RPO statement says so
+        return None
+    if primary is None or state.get("primary") != primary:
+        return None
+    return state.get("semi_sync_at")
+
+
 def read_last_received(cluster_id: int) -> tuple[dict[str, float], float | None]:
     """When each replica was last seen receiving from the primary, and since when the primary fails."""
     try:
@@ -208,7 +219,8 @@ def _after_tick(result, epoch: int | None) -> None:
     )
     params = {"automatic": True, "incident": incident.key, "primary": view.address,
               "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags,
-              "last_received": last_received or {}, "incident_since": incident_since}
+              "last_received": last_received or {}, "incident_since": incident_since,
+              "semi_sync_at_incident": read_semi_sync_at(cluster.id, view.address)}
     if decision.action == plan.START:
         _start_automatic(cluster, params, decision)
     elif decision.action == plan.REFUSE and not earlier:
@@ -345,6 +357,7 @@ def request_failover(cluster: Cluster, *, candidate=None, requested_by: str) -> 
     if candidate:
         params["candidate"] = candidate
     params["lags"] = read_lags(cluster.id)
+    params["semi_sync_at_incident"] = read_semi_sync_at(cluster.id, primary)
     try:
         job = create_job(cluster, KIND, params=params, requested_by=requested_by,
                          result={"checks": [ch.as_dict() for ch in checks]})

@@ -32,6 +32,7 @@ from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
 from clusters.domain.constants import STATE_UP
 from clusters.domain.detection import confirmation_may_come, count_failures, receiving_replicas
+from clusters.domain.failover_plan import semi_sync_observation
 from clusters.domain.findings import finding_key
 from clusters.domain.gtid import history_with
 from clusters.domain.hysteresis import FindingTracker
@@ -269,6 +270,9 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         received=last_received,
         # every primary's gtid_binlog_state seen healthy: what "errant" is judged against (gtid.py)
         gtid_history=history_with(state.get("gtid_history"), primary_probe if primary_up else None),
+        # the primary's semi-sync as last seen healthy: a failover's RPO states what held at the incident
+        semi_sync_at=(semi_sync_observation(primary_probe, observed) if primary_up else None)
+        or state.get("semi_sync_at"),
     )
     store.write_state(cluster_id, state)
     return TickResult(cluster_id, topology, probes, failures, settings, observed, last_received,

@@ -157,3 +157,42 @@ def test_the_tick_decision_uses_the_history_for_errant_transactions():
     candidates = candidates_from_topology(topology, probes, lags={R1: 0.0, R2: 0.0},
                                           last_primary_state="0-2-55645,0-1-59000")
     assert [cand.errant for cand in candidates] == [(), ()]
+
+
+# --- item 10: the RPO statement reads the servers' semi-sync state at the incident ---
+
+WAITING = {"enabled": True, "status": True, "timeout_ms": plan.SEMI_SYNC_WAIT_FOREVER_MS, "wait_no_slave": True,
+           "wait_point": "AFTER_SYNC"}
+
+
+def rpo(observed, settings=DEFAULTS, **kwargs):
+    return plan.rpo_statement(survivors_hold="0-1-100", settings=settings, old_primary=P, observed=observed,
+                              observed_known=True, **kwargs)
+
+
+def test_rpo_follows_the_servers_not_the_settings():
+    # the settings say no semi-sync, the server ran semi-sync that never falls back: nothing acknowledged lost
+    assert rpo(WAITING)["guarantee"] == plan.GUARANTEE_NONE_LOST
+    # the settings say wait, the server had fallen back to asynchronous
+    wait = ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait")
+    fell_back = rpo({**WAITING, "status": False}, wait)
+    assert fell_back["guarantee"] == plan.GUARANTEE_AT_RISK and "fallen back" in fell_back["risk"]
+    timed = rpo({**WAITING, "timeout_ms": 10000}, wait)
+    assert timed["guarantee"] == plan.GUARANTEE_AT_RISK and "10000 ms" in timed["risk"]
+    assert rpo({**WAITING, "wait_no_slave": False})["guarantee"] == plan.GUARANTEE_AT_RISK
+    assert rpo({**WAITING, "enabled": False}, wait)["guarantee"] == plan.GUARANTEE_ASYNC
+    assert rpo(WAITING, unreachable_replicas=[R1])["guarantee"] == plan.GUARANTEE_AT_RISK
+
+
+def test_rpo_says_so_when_the_servers_state_is_unknown():
+    unknown = rpo(None, ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait"))
+    assert unknown["guarantee"] == plan.GUARANTEE_AT_RISK and unknown["source"] == "unknown"
+    assert "unknown" in unknown["risk"]
+
+
+def test_the_semi_sync_observation_comes_from_a_healthy_primary_probe():
+    probe = primary(semi_sync_master_enabled=True, semi_sync_master_status=True, semi_sync_timeout_ms=10000,
+                    semi_sync_wait_no_slave=True)
+    seen = plan.semi_sync_observation(probe, 5.0)
+    assert seen["timeout_ms"] == 10000 and seen["observed_at"] == 5.0
+    assert plan.semi_sync_observation(failed(P), 5.0) is None

@@ -1,0 +1,107 @@
+"""HA safety on real semi-sync clusters, ticks driven in this process (jobs run inline): a live primary is
+never failed over because replicas whose IO threads were stopped on purpose "agree" it is gone, nor
+because it answers "too many connections"."""
+from __future__ import annotations
+
+import time
+
+import pymysql
+import pytest
+
+from clusters.adapters.mysql import POOL
+from clusters.domain import constants as c
+from clusters.models import Server
+from tests.integration.failover_helpers import (
+    failover_jobs,
+    follows,
+    open_codes,
+    register_cluster,
+    server,
+    tick,
+    tick_until,
+    writable_nodes,
+)
+from tests.integration.switchover_helpers import address
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
+
+
+@pytest.fixture(autouse=True)
+def inline_jobs(settings, clean_redis):
+    settings.DBPILOT_FAILOVER_RUNNER = "inline"
+
+
+def tick_for(cluster, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tick(cluster)
+        time.sleep(0.1)
+
+
+def test_stopped_io_threads_and_a_5s_cut_from_dbpilot_do_not_fail_over_a_live_primary(sandbox_factory):
+    sandbox = sandbox_factory(3, semi_sync=True, netns=True)
+    cluster = register_cluster(sandbox, failover_mode="automatic")
+    assert cluster.failover_armed
+    tick_for(cluster, 1.5)
+    for node in (2, 3):  # an operator stops both replicas' IO threads (no error: on purpose)
+        sandbox.sql(node, "STOP SLAVE IO_THREAD")
+    tick_for(cluster, 1.5)
+    sandbox.cut(1, from_control=True, from_peers=False)
+    try:
+        tick_for(cluster, 5.0)  # past failcount: the primary is down as far as dbpilot can tell
+        assert server(cluster, sandbox, 1).fenced is False
+    finally:
+        sandbox.heal(1)
+    tick_for(cluster, 3.0)
+    assert failover_jobs(cluster) == [], [j.result for j in failover_jobs(cluster)]
+    assert writable_nodes(sandbox) == [1]
+    assert not Server.objects.filter(cluster=cluster, fenced=True).exists()
+    for node in (2, 3):
+        sandbox.sql(node, "START SLAVE IO_THREAD")
+    sandbox.wait_replicating(timeout=20, primary=1)
+
+
+def _fill_connections(sandbox, node: int, limit: int = 200) -> list:
+    """Root sessions until the server answers 1040 (root takes the one extra CONNECTION ADMIN slot too)."""
+    held = []
+    for _ in range(limit):
+        try:
+            held.append(sandbox.connect(node))
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == 1040:
+                return held
+            raise
+    raise AssertionError(f"node {node} never answered 1040 after {limit} sessions")
+
+
+def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_factory):
+    sandbox = sandbox_factory(3, semi_sync=True)
+    cluster = register_cluster(sandbox, failover_mode="automatic")
+    assert cluster.failover_armed
+    primary = address(sandbox, 1)
+    tick_for(cluster, 1.5)
+    sandbox.sql(1, "SET GLOBAL max_connections = 10")
+    for node in (2, 3):
+        sandbox.sql(node, "STOP SLAVE IO_THREAD")
+    POOL.discard_address(primary)
+    held = _fill_connections(sandbox, 1)
+    try:
+        for node in (2, 3):  # they reconnect and get 1040 from the primary: it is alive
+            sandbox.sql(node, "START SLAVE IO_THREAD")
+        tick_until(cluster, lambda: (c.SERVER_ERROR_REPLY, primary) in open_codes(cluster), timeout=20,
+                   message="SERVER_ERROR_REPLY on the primary")
+        status = sandbox.replication_status(2)
+        assert status["Last_IO_Errno"] == 1040, status
+        tick_for(cluster, 6.0)  # well past failcount and the heartbeat limits
+        assert failover_jobs(cluster) == [], [j.result for j in failover_jobs(cluster)]
+        assert (c.PRIMARY_DOWN, primary) not in open_codes(cluster)
+    finally:
+        for conn in held:
+            conn.close()
+        sandbox.sql(1, "SET GLOBAL max_connections = 400")
+    tick_until(cluster, lambda: (c.SERVER_ERROR_REPLY, primary) not in open_codes(cluster), timeout=20,
+               message="the finding resolved")
+    sandbox.wait_replicating(timeout=20, primary=1)
+    assert writable_nodes(sandbox) == [1]
+    assert follows(sandbox, 2, 1) and follows(sandbox, 3, 1)
+    assert failover_jobs(cluster) == []
