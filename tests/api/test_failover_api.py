@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from clusters import hotstate
 from clusters.domain import constants as c
 from clusters.domain.settings import merge_settings
 from clusters.domain.topology import InventoryServer, analyze
@@ -62,8 +63,8 @@ def observation(cluster, *, dead: bool = True, **settings_changes):
     inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
                                  quarantined=s.quarantined) for s in cluster.servers.order_by("id")]
     now = time.time()
-    failover._lags_written.pop(cluster.id, None)
-    failover.remember_lags(cluster.id, {r1: 0.0, r2: 0.0})  # what the healthy ticks before saw
+    hotstate._lags_written.pop(cluster.id, None)
+    hotstate.remember_lags(cluster.id, {r1: 0.0, r2: 0.0})  # what the healthy ticks before saw
     topology = analyze(inventory, probes, settings, {p: settings.failcount} if dead else {}, now, known_primary=p)
     return TickResult(cluster.id, topology, probes, {}, settings, now)
 
