@@ -36,6 +36,7 @@ from clusters.domain.election import Election
 from clusters.domain.guards import blocking, candidate_check, errant_check
 from clusters.domain.probe import ALIVE_OUTCOMES
 from clusters.domain.topology import Topology
+from clusters.events import record_event
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import (
@@ -57,6 +58,8 @@ OLD_PRIMARY_PROBE_TIMEOUT = 0.3  # a frozen primary accepts TCP and never answer
 RELAY_LOG_TIMEOUT_SECONDS = 30.0
 CATCH_UP_SOURCE_TIMEOUT_SECONDS = 30.0
 RECENT_FINDINGS_SECONDS = 120
+LOOK_FRESH_SECONDS = 1.0  # a look at the old primary older than this is taken again before promotion
+MAX_CATCHUP_SECONDS = 600.0  # catchup_timeout_seconds is capped: a failover never waits longer to promote
 SEMI_SYNC_KILL_CONN_TIMEOUT = 1  # seconds (MariaDB's default 5 makes a failover wait 2 s per frozen source)
 
 
@@ -79,6 +82,27 @@ def probe_old_primary(ctx: HaContext) -> Future:
     return future
 
 
+def fresh_old_primary_probe(ctx: HaContext) -> Future:
+    """A new look at the old primary (never the one taken when the job started), in the background."""
+    old = ctx.params["primary"]
+    POOL.discard_address(old)
+    future = ctx.submit(probe_server, old, ctx.admin, _quick_options(ctx))
+    ctx.last_old_primary_look = (future, time.monotonic())  # type: ignore[attr-defined]
+    return future
+
+
+def refuse_if_old_primary_answers(ctx: HaContext, future: Future, when: str) -> None:
+    """Refuse (nothing promoted yet) when that look found the old primary answering: it is alive."""
+    probe = future.result()
+    looks = ctx.result.setdefault("old_primary_looks", [])
+    looks.append({"when": when, "outcome": probe.outcome, "at": time.time()})
+    if probe.outcome in ALIVE_OUTCOMES:
+        old = ctx.params["primary"]
+        detail = (f"the primary {old} answers again ({when}): no failover" if ctx.params.get("automatic")
+                  else f"the primary {old} is alive ({when}): use a switchover")
+        raise StepRefused(detail, [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": detail}])
+
+
 def gtid_history(ctx: HaContext) -> str | None:
     """Every primary's gtid_binlog_state the ticks saw healthy (the hot state): errant transactions are
     judged against it. Kept in the job's result once read, so a resumed job judges the same way."""
@@ -89,18 +113,8 @@ def gtid_history(ctx: HaContext) -> str | None:
 
 def observe(ctx: HaContext, old_primary: str) -> Topology:
     """Probe every other server (in parallel) and analyse, with the old primary counted as down: the tick
-    or the request just established it, and `old_primary_answers` checks it again before promotion."""
+    or the request just established it, and fresh looks check it again (refuse_if_old_primary_answers)."""
     return ctx.probe(counted_down=old_primary)
-
-
-def old_primary_answers(ctx: HaContext) -> None:
-    """Refuse (before anything irreversible) when the old primary answers again: it is alive."""
-    probe = probe_old_primary(ctx).result()
-    if probe.outcome in ALIVE_OUTCOMES:  # it answers, even with an error (credentials, too many connections)
-        old = ctx.result["old_primary"]
-        detail = (f"the primary {old} answers again: no failover" if ctx.result.get("automatic")
-                  else f"the primary {old} is alive: use a switchover")
-        raise StepRefused(detail, [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": detail}])
 
 
 def survivors(ctx: HaContext) -> list[str]:
@@ -137,8 +151,11 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     ctx.result["confirmation"] = fresh.as_dict()
     if not check.ok:
         raise StepRefused(f"not confirmed: {check.detail}", [check.as_dict()])
+    # Look before you fence: the job's own probe of the old primary (started with this step, beside the
+    # survivors' probes) must have found it silent before the flag makes monitoring fence it.
+    refuse_if_old_primary_answers(ctx, probe_old_primary(ctx), "before fencing")
     # From now on the old primary is fenced: whenever it reappears it is made read-only first (an abort
-    # before promotion gives the flag back as it was).
+    # before promotion gives the flag back as it was, and its writes if this made it read-only).
     ctx.result.setdefault("old_primary_was_fenced", ctx.server(old).fenced)
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
@@ -152,6 +169,8 @@ def fence_hook(ctx: HaContext) -> StepOutcome:
     if ctx.settings.fence_required and not ctx.settings.fence:
         detail = "fence_required is on but no fence hook is configured: set fence, or fence_required to false"
         raise StepRefused(detail, [{"name": "fence", "ok": False, "detail": detail}])
+    if ctx.settings.fence:  # the hook may power it off: look once more right before
+        refuse_if_old_primary_answers(ctx, fresh_old_primary_probe(ctx), "before the fence hook")
     return ha.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
 
 
@@ -256,8 +275,9 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     (election.catch_up_from, errant sources excluded by the guard), it replicates from that survivor until
     it holds them. Never a silent loss: a timeout fails the job before anything is promoted."""
     new = ctx.result["new_primary"]
-    old_primary_answers(ctx)
-    timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS)
+    look = fresh_old_primary_probe(ctx)  # beside the catch-up: checked once it is done
+    timeout = min(ha.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS),
+                  MAX_CATCHUP_SECONDS)
     notes = [_apply_relay_log(ctx, new, timeout)]
     sources = [s for s in ctx.result["election"].get("catch_up_from") or [] if not s.get("errant")]
     session = ctx.session(new)
@@ -280,6 +300,7 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
                              f"{CATCH_UP_SOURCE_TIMEOUT_SECONDS:g}s: not promoted, so they are not lost")
         notes.append(f"fetched {source['missing']} from {address} in {(time.monotonic() - started) * 1000:.0f} ms")
     ha._gtid(ctx)["candidate_caught_up"] = session.executed_gtids()
+    refuse_if_old_primary_answers(ctx, look, "after the catch-up")
     return Done("; ".join(notes))
 
 
@@ -301,6 +322,13 @@ def promote_candidate(ctx: HaContext) -> StepOutcome:
     """STOP SLAVE; RESET SLAVE ALL and the semi-sync master side on the candidate (ha_steps.promote), while
     every survivor is pointed at it and connects, in parallel."""
     new, targets = ctx.result["new_primary"], list(ctx.result["targets"])
+    if not ctx.result.get("promoted"):
+        # The last moment: the catch-up's look counts when it is recent, else a new one (a crashed primary
+        # refuses at once; a frozen one costs the probe's 0.3 s timeout).
+        future, started = getattr(ctx, "last_old_primary_look", (None, 0.0))
+        if future is None or time.monotonic() - started > LOOK_FRESH_SECONDS:
+            future = fresh_old_primary_probe(ctx)
+        refuse_if_old_primary_answers(ctx, future, "right before promotion")
     # Saved before the first change a resumed job must not redo from the start: it resumes here.
     ctx.checkpoint()
     pending = {a: ctx.submit(_repoint_and_connect, ctx, new, a) for a in targets}
@@ -342,7 +370,32 @@ def repoint_replicas(ctx: HaContext) -> StepOutcome:
     return Done((f"replicating from {new} by GTID: {summary}" if summary else "no survivor to repoint") + note)
 
 
+def fence_answering_old_primary(ctx: HaContext) -> str | None:
+    """Right before writes open elsewhere: if the old primary answers again (a stall ended after the
+    promotion), make it read-only first (killing the sessions that hold that up); refuse to open writes
+    when that fails, so two writable servers never exist."""
+    from clusters.services.fencing import make_read_only
+
+    old = ctx.result["old_primary"]
+    probe = fresh_old_primary_probe(ctx).result()
+    ctx.result.setdefault("old_primary_looks", []).append(
+        {"when": "before opening writes", "outcome": probe.outcome, "at": time.time()})
+    if probe.outcome not in ALIVE_OUTCOMES:
+        return None
+    if probe.reachable and probe.read_only:
+        return f"{old} answers again, read-only already"
+    try:
+        done = make_read_only(old, ctx.admin, _quick_options(ctx))
+    except ServerError as exc:
+        raise StepFailed(f"{old} answers again and could not be made read-only ({exc}): writes are not opened "
+                         f"on {ctx.result['new_primary']}, two writable servers must never exist") from None
+    return f"{old} answered again: {done} before writes opened"
+
+
 def open_writes(ctx: HaContext) -> StepOutcome:
+    fenced_note = None if ctx.result.get("writes_opened") else fence_answering_old_primary(ctx)
+    if fenced_note:
+        ctx.result["old_primary_fenced_at_open"] = fenced_note
     outcome = ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"], fence_demoted=True)
     ctx.result.setdefault("writes_opened_at", time.time())
     return outcome
@@ -407,6 +460,8 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         # Nobody was promoted: the old primary is still the cluster's primary, not a server to fence.
         Server.objects.filter(pk=ctx.server(old).pk).update(fenced=False)
         notes.append(f"{old} no longer marked fenced")
+    if old and not ctx.result.get("old_primary_was_fenced"):
+        notes.append(reopen_old_primary(ctx, old))
     sources = ctx.result.get("sources") or {}
     for address in ctx.result.get("io_stopped") or []:
         try:
@@ -426,6 +481,37 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         except (ServerError, KeyError, ValueError) as exc:
             notes.append(f"{address}: could not restart replication ({exc})")
     return "; ".join(notes) or None
+
+
+def reopen_old_primary(ctx: HaContext, old: str) -> str:
+    """An abort before promotion: the old primary is still the cluster's primary. If it answers and is
+    read-only (a tick fenced it while this job had it flagged, or it restarted read-only as configured),
+    give it its writes back, once no other server is writable and none holds a transaction it lacks.
+    Nothing else is changed on it."""
+    probe = fresh_old_primary_probe(ctx).result()
+    if not probe.reachable:
+        return f"{old} does not answer ({probe.outcome}): left as it is"
+    if not probe.read_only:
+        return f"{old} is writable"
+    try:
+        session = ctx.session(old)
+        mine = session.executed_gtids()
+        for address in ctx.addresses:
+            if address == old or address in (ctx.result.get("unreachable") or []):
+                continue
+            other = ctx.session(address)
+            if not other.read_only():
+                return f"{old} left read-only: {address} is writable (two writable servers must never exist)"
+            theirs = other.executed_gtids()
+            if not ha.position_contains(session.dialect.flavour, mine, theirs):
+                return f"{old} left read-only: {address} holds transactions it lacks ({theirs} vs {mine})"
+        session.set_read_only(False)
+    except ServerError as exc:
+        return f"{old} left read-only: {exc}"
+    record_event(ctx.cluster.pk, "writes_reopened", f"Writes reopened on {old}: the failover was aborted before "
+                 "any promotion and it is still the most advanced server", severity="warning",
+                 data={"server": old, "job_id": ctx.job_id})
+    return f"{old} writable again (read_only=0): nothing was promoted"
 
 
 # --- the plan ---------------------------------------------------------------------------------------------
