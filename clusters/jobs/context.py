@@ -86,6 +86,8 @@ class HaContext:
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
         self.checkpoint: Callable[[], None] = lambda: None  # set by the engine: save the result now
+        # set by the engine: the lease's local check; past its deadline no session sends anything
+        self.lease_valid: Callable[[], bool] = lambda: True
 
     # --- servers --------------------------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class HaContext:
             session = self._sessions.get((address, purpose))
             if session is None:
                 session = ServerSession(address, self.admin, self.options)
+                session.guard = lambda: self.lease_valid()  # type: ignore[attr-defined]
                 self._sessions[(address, purpose)] = session
         return session.open()
 

@@ -1,8 +1,12 @@
 """HA safety on real semi-sync clusters, ticks driven in this process (jobs run inline): a live primary is
 never failed over because replicas whose IO threads were stopped on purpose "agree" it is gone, nor
-because it answers "too many connections"."""
+because it answers "too many connections"; a primary stalled (SIGSTOP, then SIGCONT) for 2 to 6 s under a
+writer leaves exactly one writable server, writes flowing and no acknowledged write lost, whether the
+stall ended in a failover, an aborted one, or none."""
 from __future__ import annotations
 
+import signal
+import threading
 import time
 
 import pymysql
@@ -21,7 +25,8 @@ from tests.integration.failover_helpers import (
     tick_until,
     writable_nodes,
 )
-from tests.integration.switchover_helpers import address
+from tests.integration.switchover_helpers import address, node_of
+from tests.writer import Writer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
 
@@ -105,3 +110,43 @@ def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_fac
     assert writable_nodes(sandbox) == [1]
     assert follows(sandbox, 2, 1) and follows(sandbox, 3, 1)
     assert failover_jobs(cluster) == []
+
+
+@pytest.mark.parametrize("stall_seconds", [2, 3, 4, 5, 6])
+def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_write(sandbox_factory,
+                                                                                     stall_seconds):
+    # With the default `async` policy the resumed old primary's waiting commits are released unacknowledged
+    # once rpl_semi_sync_master_timeout passes, if that comes before a tick fences it: the failover's RPO
+    # says so (acknowledged_writes_at_risk). `wait` is the policy that promises no acknowledged write lost.
+    sandbox = sandbox_factory(3, semi_sync=True)
+    cluster = register_cluster(sandbox, failover_mode="automatic", semi_sync_on_timeout="wait")
+    assert cluster.failover_armed
+    app = sandbox.accounts.app
+    writer = Writer([address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0).start()
+    try:
+        writer.wait_for_acks(100)
+        tick_for(cluster, 1.5)
+        resume = threading.Timer(stall_seconds, sandbox.kill, args=(1, signal.SIGCONT))
+        sandbox.kill(1, signal.SIGSTOP)
+        resume.start()
+        try:
+            tick_for(cluster, stall_seconds + 8.0)  # the stall, then fencing or reopening settles
+        finally:
+            resume.join()
+            sandbox.kill(1, signal.SIGCONT)  # harmless when the timer already did
+        tick_until(cluster, lambda: len(writable_nodes(sandbox)) == 1, timeout=30,
+                   message="exactly one writable server")
+        writer.wait_for_acks(100, timeout=30)  # writes flow again
+    finally:
+        writer.stop()
+    [primary] = writable_nodes(sandbox)
+    jobs = failover_jobs(cluster)
+    started = [j for j in jobs if j.started_at is not None]
+    if any(j.state == "succeeded" for j in started):
+        assert primary == node_of(sandbox, next(j for j in started if j.state == "succeeded").result["new_primary"])
+    else:
+        assert primary == 1, [j.result for j in jobs]  # no failover happened: the old primary writes again
+    missing = writer.missing_on(address(sandbox, primary))
+    acks = [a for a in writer.acks if getattr(a, "id", None) in missing or getattr(a, "row_id", None) in missing]
+    assert not missing, ("acknowledged rows missing on the primary", sorted(missing), acks,
+                         [(j.state, j.steps, j.result) for j in jobs])
