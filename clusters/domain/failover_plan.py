@@ -456,3 +456,16 @@ def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings:
             plans.append(FencePlan(view.address, writable, FENCE_REJOIN,
                                    f"its GTIDs are all on {primary.address}: rejoin it as a replica"))
     return plans
+
+
+def blind_fence_targets(topology: Topology, probes: Mapping[str, ProbeResult]) -> list[str]:
+    """Fenced servers whose probe timed out while something accepts their connections: a resumed primary
+    whose sessions hang on a semi-sync acknowledgement that never comes can block the probe's reads (binlog
+    state) and still be writable. Monitoring tries to make them read-only without a probe (a dead host
+    refuses at once; a frozen one costs the fence's connect timeout, so the caller spaces the tries)."""
+    out = []
+    for view in topology.servers:
+        probe = probes.get(view.address)
+        if view.fenced and view.address != topology.primary and probe is not None and probe.outcome == "timeout":
+            out.append(view.address)
+    return out

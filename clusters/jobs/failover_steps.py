@@ -145,6 +145,14 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     confirmed_at = ctx.params.get("confirmed_at")
     age = time.time() - float(confirmed_at) if confirmed_at else None
     check = plan.reconfirm(fresh, ctx.probes, tick_confirmed_age=age, settings=ctx.settings)
+    if not check.ok and ctx.attempt > 1 and not fresh.still_receiving and not fresh.answered:
+        # A resumed job: the first attempt stopped the survivors' IO threads (stop_replication), so they
+        # say `No` without an error. They count as the witnesses they were; the look below still refuses
+        # if the old primary answers.
+        ours = [v for v in fresh.verdicts if v.counted and v.reachable and "stopped on purpose" in v.detail]
+        if ours and fresh.replicas_agreeing + len(ours) >= fresh.majority:
+            check = check.__class__(check.name, True, f"resumed (attempt {ctx.attempt}): "
+                                    f"{', '.join(v.address for v in ours)} stopped by the first attempt; {fresh.reason}")
     if not ctx.result["automatic"] and not check.ok and not fresh.still_receiving:
         # An operator asked: dbpilot's own failed probe is enough, as long as no replica still receives.
         check = check.__class__(check.name, True, f"requested by an operator; {fresh.reason}")
@@ -157,6 +165,7 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     # From now on the old primary is fenced: whenever it reappears it is made read-only first (an abort
     # before promotion gives the flag back as it was, and its writes if this made it read-only).
     ctx.result.setdefault("old_primary_was_fenced", ctx.server(old).fenced)
+    ctx.checkpoint()  # saved first: a resumed job must not read its own flag as "already fenced"
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")

@@ -228,6 +228,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
     now = datetime.fromtimestamp(observed, tz=UTC)
     snapshot = snapshot_of(topology, now)
+    snapshot["epoch"] = cluster.epoch  # the epoch this tick began with: a payload never mixes two epochs
     digest = _digest(snapshot)
     changed = digest != state.get("digest")
     primary_id = next((s.id for s in topology.servers if s.address == topology.primary), None)

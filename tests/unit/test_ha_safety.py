@@ -196,3 +196,15 @@ def test_the_semi_sync_observation_comes_from_a_healthy_primary_probe():
     seen = plan.semi_sync_observation(probe, 5.0)
     assert seen["timeout_ms"] == 10000 and seen["observed_at"] == 5.0
     assert plan.semi_sync_observation(failed(P), 5.0) is None
+
+
+def test_a_fenced_server_that_times_out_is_a_blind_fence_target():
+    # after a failover R1 is the primary; the old primary P is fenced and times out on its probe
+    def after_failover(p_probe):
+        probes = {P: p_probe, R1: primary(R1), R2: replica(R2, source=R1)}
+        topology = analyze(inventory(P, R1, R2, fenced={P}), probes, DEFAULTS, {P: 3}, 0.0, known_primary=R1)
+        assert topology.primary == R1
+        return plan.blind_fence_targets(topology, probes)
+
+    assert after_failover(failed(P, "timeout")) == [P]
+    assert after_failover(failed(P, "refused")) == []  # nothing listens: nothing to fence
