@@ -1,5 +1,7 @@
 """HA safety rules (issue: no failover of a live primary): who is a witness of a lost primary, error
 replies mean alive, which replicas a failover may choose, and what "errant" is judged against."""
+from dataclasses import replace
+
 import pytest
 
 from clusters.domain import constants as c
@@ -208,3 +210,26 @@ def test_a_fenced_server_that_times_out_is_a_blind_fence_target():
 
     assert after_failover(failed(P, "timeout")) == [P]
     assert after_failover(failed(P, "refused")) == []  # nothing listens: nothing to fence
+
+
+# --- item 9: a primary with an upstream channel is refused up front; item 13 (c): a refusal says why ---
+
+
+def test_a_primary_replicating_from_outside_refuses_a_switchover_by_name():
+    from clusters.domain.guards import upstream_check
+
+    dr = primary(replication=(replace(replica(R1).replication[0], source_host="10.9.9.9", source_port=3306,
+                                      connection_name="dr"),))
+    check = upstream_check(dr)
+    assert not check.ok and "dr from 10.9.9.9:3306" in check.detail
+    assert upstream_check(primary()).ok
+
+
+def test_a_suspect_primary_refusal_says_why():
+    from clusters.domain.guards import switchover_checks
+
+    probes = healthy(p=ProbeResult(address=P, outcome="timeout", error="timed out waiting for the reply"))
+    topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {}, 0.0, known_primary=P)
+    election = elect(candidates_from_topology(topology, probes), DEFAULTS)
+    check = switchover_checks(topology, probes, DEFAULTS, election)[0]
+    assert not check.ok and "timeout" in check.detail and "timed out waiting" in check.detail
