@@ -152,15 +152,17 @@ def decide_failover(
     last_received: Mapping[str, float] | None = None,
     incident_since: float | None = None,
     gtid_history: str | None = None,
+    confirmation: Confirmation | None = None,
 ) -> TickDecision:
     """The decision of one tick. `failovers` are the start times of earlier automatic failovers since
-    the counters were last reset."""
+    the counters were last reset; `confirmation`: the replicas' confirmation when the caller has it."""
     view = topology.primary_view
     if not primary_failing(topology):
         state = view.state if view is not None else "none"
         return TickDecision(IDLE, f"the primary is {state}")
-    confirmation = confirm_for_topology(topology, probes, settings, last_received=last_received,
-                                        incident_since=incident_since)
+    if confirmation is None:
+        confirmation = confirm_for_topology(topology, probes, settings, last_received=last_received,
+                                            incident_since=incident_since)
     if not confirmation.confirmed:
         return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
     election = failover_election(topology, probes, settings, lags=lags, last_primary_state=gtid_history,

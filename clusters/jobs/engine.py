@@ -31,10 +31,12 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from clusters import senders
 from clusters.events import publish_job, record_event
 from clusters.jobs import registry
 from clusters.jobs import steps as s
 from clusters.models import HA_JOB_KINDS, Cluster, Job
+from tenants.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,8 @@ def enqueue_job(job_id: int) -> None:
     """Send the job to the `ha` queue once the surrounding transaction commits (best effort: the reaper
     sends pending jobs nobody claimed again)."""
     def send() -> None:
-        from workers.tasks import run_ha_job
-
         try:
-            run_ha_job.apply_async(args=[job_id], retry=False)
+            senders.send(senders.RUN_HA_JOB, job_id)
         except Exception:  # noqa: BLE001 - broker down: the reaper re-sends pending jobs
             log.warning("could not send job %s to the ha queue; the reaper will retry", job_id, exc_info=True)
 
@@ -260,12 +260,20 @@ class _Runner:
         self.context = None
         self.soft_failures: list[str] = []
 
+    def _sync_state(self) -> None:
+        """The context's typed state (clusters.jobs.state.JobState) into the result about to be saved."""
+        state = getattr(self.context, "state", None)
+        if state is not None:
+            self.result.update(state.to_result())
+
     def _submit(self) -> None:
+        self._sync_state()
         self.recorder.submit(self.records, self.result)
 
     def checkpoint(self) -> None:
         """Save the records and result now and wait for it: a step calls this (ctx.checkpoint()) before a
         change that an abort or a resumed job must know about, even inside the quiet freeze."""
+        self._sync_state()
         if not self.recorder.flush(self.records, self.result):
             raise s.StepFailed("could not save the job's progress to the control-plane database")
 
@@ -388,6 +396,7 @@ class _Runner:
             # sent): the job stays running, the reaper hands it over and the next worker resumes it.
             log.warning("job %s: not finished as %s: the lease passed its deadline (%s)", self.job.pk, state, detail)
             return None
+        self._sync_state()
         job = self.job
         now = timezone.now()
         started_at = job.started_at or now
@@ -413,8 +422,6 @@ class _Runner:
 
 
 def _audit(job: Job, state: str) -> None:
-    from tenants.services import audit
-
     audit(actor=job.requested_by or "dbpilot", action=f"job.{job.kind}", tenant=job.cluster.tenant,
           target=f"job:{job.pk}", parameters=job.params, result=state)
 
