@@ -237,3 +237,12 @@ def read_last_received(cluster_id: int) -> tuple[dict[str, float], float | None]
     except redis.RedisError:
         return {}, None
     return dict(state.get("received") or {}), state.get("failing_since")
+
+
+def read_incident(cluster_id: int) -> dict | None:
+    """The failing primary's last incident (primary, since, last_seen), or None."""
+    try:
+        raw = client().get(_key(cluster_id, "incident"))
+    except redis.RedisError:
+        return None
+    return json.loads(raw) if raw else None

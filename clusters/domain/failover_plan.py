@@ -24,7 +24,7 @@ from typing import Any
 from clusters.domain import constants as c
 from clusters.domain.detection import Confirmation, channel_points_at, confirm_for_topology
 from clusters.domain.election import Election, candidates_from_topology, elect
-from clusters.domain.gtid import GtidError, MariadbBinlogState, MysqlGtidSet
+from clusters.domain.gtid import GtidError, MariadbBinlogState, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.guards import Check, Instant, automatic_failover_checks, blocking
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
@@ -471,3 +471,54 @@ def blind_fence_targets(topology: Topology, probes: Mapping[str, ProbeResult]) -
         if view.fenced and view.address != topology.primary and probe is not None and probe.outcome == "timeout":
             out.append(view.address)
     return out
+
+
+# How long after a failing primary's incident began a restarted, read-only primary is reopened.
+REOPEN_WITHIN_SECONDS = 3600.0
+
+
+def reopen_decision(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                    incident: Mapping[str, Any] | None, now: float, paused: bool) -> tuple[bool, str]:
+    """A primary that came back read-only after an incident in which no failover happened (refused, or not
+    needed) gets its writes back when dbpilot is sure: automatic mode and no pause (the user's consent to
+    act), the same primary as the incident's, restarted since the incident began (its uptime says so: a
+    primary made read-only by a person without a restart is left alone), not fenced, quarantined or in
+    maintenance, no other server writable, and none holding a transaction it lacks."""
+    view = topology.primary_view
+    if view is None or view.state != c.STATE_UP:
+        return False, "no live primary"
+    probe = probes.get(view.address)
+    if probe is None or not probe.reachable or not probe.read_only:
+        return False, "the primary is writable"
+    if settings.failover_mode != "automatic" or settings.paused or paused:
+        return False, "failover_mode is manual or automatic actions are paused"
+    if view.fenced or view.quarantined or view.maintenance:
+        return False, "the primary is fenced, quarantined or in maintenance"
+    if not incident or incident.get("primary") != view.address:
+        return False, "no recent incident of this primary"
+    since = float(incident.get("since") or 0)
+    if now - since > REOPEN_WITHIN_SECONDS:
+        return False, "the incident is too old"
+    if probe.uptime_seconds is None or probe.uptime_seconds > now - since + 5:
+        return False, "it did not restart during the incident: read-only on purpose?"
+    try:
+        mine = MariadbGtidPos.parse(probe.gtid_current_pos) if probe.flavour != "mysql" else None
+    except GtidError:
+        return False, "its GTID position is unreadable"
+    for other in topology.servers:
+        if other.address == view.address:
+            continue
+        theirs = probes.get(other.address)
+        if theirs is None or not theirs.reachable:
+            continue
+        if theirs.read_only is False:
+            return False, f"{other.address} is writable"
+        if mine is None:
+            return False, "MySQL positions are not compared here"
+        try:
+            if not mine.contains(MariadbGtidPos.parse(theirs.gtid_current_pos)):
+                return False, f"{other.address} holds transactions it lacks"
+        except GtidError:
+            return False, f"{other.address}'s GTID position is unreadable"
+    return True, (f"{view.address} restarted read-only during the incident that began {now - since:.0f}s ago, "
+                  "no failover happened, and it is still the most advanced server")

@@ -25,7 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters import hotstate
-from clusters.credentials import cluster_settings, replication_credentials
+from clusters.adapters.executor import ServerSession
+from clusters.adapters.mysql import ServerError
+from clusters.credentials import admin_credentials, cluster_settings, connect_options, replication_credentials
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
 from clusters.domain.detection import confirm_for_topology
@@ -80,12 +82,40 @@ def after_tick(result, *, epoch: int | None = None) -> None:
         log.exception("cluster %s: the failover decision after the tick failed", result.cluster_id)
 
 
+def _maybe_reopen(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
+    """A primary back read-only after an incident with no failover gets its writes back when it is safe
+    (plan.reopen_decision), with a `writes_reopened` event."""
+    ok, why = plan.reopen_decision(result.topology, result.probes, result.settings,
+                                   incident=hotstate.read_incident(result.cluster_id), now=time.time(),
+                                   paused=platform_paused())
+    if not ok:
+        return
+    cluster = fresh()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch) or Job.objects.active_ha(cluster.id):
+        return
+    address = result.topology.primary
+    try:
+        session = ServerSession(address, admin_credentials(cluster), connect_options(result.settings))
+        try:
+            session.set_read_only(False)
+        finally:
+            session.close()
+    except ServerError as exc:
+        log.warning("cluster %s: could not reopen writes on %s: %s", cluster.id, address, exc)
+        return
+    record_event(cluster.id, "writes_reopened", f"Writes reopened on {address}: {why}", severity="warning",
+                 data={"server": address, "reason": why})
+
+
 def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
         hotstate.remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
                                                   if s.lag is not None and s.address != view.address})
+        probe = result.probes.get(view.address)
+        if probe is not None and probe.read_only:  # the common case (writable) costs nothing more
+            _maybe_reopen(result, epoch, fresh)
         return
     if not plan.primary_failing(topology):
         return

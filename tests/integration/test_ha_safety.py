@@ -14,7 +14,7 @@ import pytest
 
 from clusters.adapters.mysql import POOL
 from clusters.domain import constants as c
-from clusters.models import Server
+from clusters.models import Event, Server
 from tests.integration.failover_helpers import (
     failover_jobs,
     follows,
@@ -163,3 +163,20 @@ def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_
     acks = [a for a in writer.acks if a.id in missing]
     assert not missing, ("acknowledged rows missing on the primary", sorted(missing), acks,
                          [(j.state, j.result.get("detail")) for j in jobs])
+
+
+def test_a_primary_back_read_only_after_a_refused_failover_gets_its_writes_back(sandbox_factory):
+    sandbox = sandbox_factory(3, semi_sync=True)
+    cluster = register_cluster(sandbox, failover_mode="automatic",
+                               ignored_servers=[address(sandbox, 2), address(sandbox, 3)])
+    assert cluster.failover_armed
+    tick_for(cluster, 1.5)
+    sandbox.kill(1, signal.SIGKILL)
+    tick_until(cluster, lambda: failover_jobs(cluster, state="refused"), timeout=30,
+               message="the refused failover (no electable replica)")
+    sandbox.start(1)  # back with its configuration: read-only
+    assert writable_nodes(sandbox) == []
+    tick_until(cluster, lambda: writable_nodes(sandbox) == [1], timeout=30, message="writes reopened on it")
+    assert Event.objects.filter(cluster=cluster, kind="writes_reopened").exists()
+    assert [j.started_at for j in failover_jobs(cluster)] == [None]  # no failover ran
+    sandbox.wait_replicating(timeout=30, primary=1)

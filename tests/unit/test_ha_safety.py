@@ -233,3 +233,30 @@ def test_a_suspect_primary_refusal_says_why():
     election = elect(candidates_from_topology(topology, probes), DEFAULTS)
     check = switchover_checks(topology, probes, DEFAULTS, election)[0]
     assert not check.ok and "timeout" in check.detail and "timed out waiting" in check.detail
+
+
+# --- item 13 (b): a primary back read-only after an incident with no failover gets its writes back ---
+
+AUTO = ClusterSettings(failover_mode="automatic")
+
+
+def reopen(p_probe, *, settings=AUTO, incident=None, now=1000.0, paused=False, **overrides):
+    probes = healthy(p=p_probe, **overrides)
+    topology = analyze(inventory(P, R1, R2), probes, settings, {}, now, known_primary=P)
+    incident = {"primary": P, "since": 900.0} if incident is None else incident
+    return plan.reopen_decision(topology, probes, settings, incident=incident, now=now, paused=paused)
+
+
+def test_a_restarted_read_only_primary_is_reopened_when_it_is_safe():
+    restarted = primary(read_only=True, uptime_seconds=30)
+    ok, why = reopen(restarted)
+    assert ok and "restarted read-only" in why
+    assert not reopen(primary(read_only=True, uptime_seconds=5000))[0]  # read-only on purpose, no restart
+    assert not reopen(restarted, settings=ClusterSettings())[0]  # manual mode: no consent to act
+    assert not reopen(restarted, paused=True)[0]
+    assert not reopen(restarted, incident={})[0]
+    assert not reopen(restarted, r1=replica(R1, read_only=False))[0]  # another server writable
+    ahead = replica(R2, gtid_current_pos="0-1-120")
+    ok, why = reopen(restarted, r2=ahead)
+    assert not ok and "lacks" in why
+    assert not reopen(primary(read_only=False, uptime_seconds=30))[0]
