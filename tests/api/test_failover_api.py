@@ -245,3 +245,21 @@ def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
     # removing the hook while it is required is refused the same way
     again = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence": ""}}, format="json")
     assert again.status_code == 400 and "fence hook" in str(again.json())
+
+
+def test_the_topology_payload_never_names_a_previous_primary_beside_a_newer_epoch(world, dark):
+    p, r1, _ = _addresses(dark)
+    servers = {s.address: s for s in dark.servers.all()}
+    snapshot = {"primary": p, "epoch": dark.epoch, "updated_at": "2026-12-06T00:00:00+00:00",
+                "servers": [{"id": s.id, "address": a, "role": "primary" if a == p else "replica", "state": "up",
+                             "read_only": a != p, "gtid_current_pos": "0-1-5", "replication": None}
+                            for a, s in servers.items()]}
+    hotstate.write_topology(dark.id, snapshot)
+    url = f"/api/v1/clusters/{dark.id}/topology/"
+    assert world.client("alice").get(url).json()["primary"] == p
+    # a failover job recorded r1 as the primary and bumped the epoch; the snapshot is from before
+    Cluster.objects.filter(pk=dark.pk).update(primary=servers[r1], epoch=dark.epoch + 1)
+    body = world.client("alice").get(url).json()
+    assert body["primary"] == r1 and body["epoch"] == dark.epoch + 1
+    roles = {f"{s['host']}:{s['port']}": s["role"] for s in body["servers"]}
+    assert roles[r1] == "primary" and roles[p] == "unknown"
