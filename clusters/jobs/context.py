@@ -51,6 +51,10 @@ def observe(cluster: Cluster, settings: ClusterSettings, *, servers: list[Server
     probes = probe_servers([(s.address, credentials, options) for s in servers if s.address != counted_down])
     failures: dict[str, int] = {}
     known = cluster.primary.address if cluster.primary_id else None
+    if counted_down is None and known in probes and not probes[known].reachable:
+        # One failed probe of the primary (a slow moment, a stale pooled connection) must not leave a live
+        # primary "suspect" for a request: look once more, on a new connection, before judging.
+        probes.update(probe_servers([(known, credentials, options)]))
     if counted_down is not None:
         probes[counted_down] = ProbeResult(address=counted_down, outcome=TIMEOUT, error="counted as down")
         failures[counted_down] = settings.failcount
