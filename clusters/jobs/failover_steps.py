@@ -286,7 +286,17 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     session = ctx.session(new)
     for source in sources:
         address = source["server"]
-        notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
+        status = ctx.session(address).replication_status() or {}
+        delay = int(status.get("SQL_Delay") or 0)
+        if delay > 0:
+            # A delayed survivor (MASTER_DELAY) applies its relay log only after its delay: waiting for it
+            # would always time out. What it applied is fetched; what it only received is not (said in
+            # the result's gtid.not_fetched_from_delayed), and the failover goes on.
+            received = (status.get("Gtid_IO_Pos") or status.get("Retrieved_Gtid_Set") or "").replace("\n", "")
+            ctx.state.gtid["not_fetched_from_delayed"] = f"{address} (MASTER_DELAY={delay}): received {received}"
+            notes.append(f"{address}: delayed by {delay}s, its relay log is not waited for")
+        else:
+            notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
         wanted = ctx.session(address).executed_gtids()
         if repoint_plan.position_contains(session.dialect.flavour, session.executed_gtids(), wanted):
             notes.append(f"already holds {address}'s {wanted}")
