@@ -207,3 +207,42 @@ def release_tick_locks(held: list[tuple[int, str]]) -> None:
 @lru_cache(maxsize=1)
 def _release_script():
     return client().register_script(_RELEASE)
+
+
+def read_gtid_history(cluster_id: int) -> str | None:
+    """The union of every primary's gtid_binlog_state and positions the ticks saw healthy (kept in the
+    cluster's state by clusters.services.monitoring): what errant transactions are judged against once
+    the primary is gone (clusters.domain.gtid.errant_among_survivors). None when unknown."""
+    try:
+        return read_state(cluster_id).get("gtid_history")
+    except redis.RedisError:
+        return None
+
+
+def read_semi_sync_at(cluster_id: int, primary: str | None) -> dict | None:
+    """The primary's semi-sync state as the ticks last saw it healthy (None when unknown)."""
+    try:
+        state = read_state(cluster_id)
+    except redis.RedisError:
+        return None
+    if primary is None or state.get("primary") != primary:
+        return None
+    return state.get("semi_sync_at")
+
+
+def read_last_received(cluster_id: int) -> tuple[dict[str, float], float | None]:
+    """When each replica was last seen receiving from the primary, and since when the primary fails."""
+    try:
+        state = read_state(cluster_id)
+    except redis.RedisError:
+        return {}, None
+    return dict(state.get("received") or {}), state.get("failing_since")
+
+
+def read_incident(cluster_id: int) -> dict | None:
+    """The failing primary's last incident (primary, since, last_seen), or None."""
+    try:
+        raw = client().get(_key(cluster_id, "incident"))
+    except redis.RedisError:
+        return None
+    return json.loads(raw) if raw else None

@@ -275,6 +275,10 @@ class ServerSession:
             return self._run_locked(statement, args)
 
     def _run_locked(self, statement: str, args: tuple | None) -> list[dict]:
+        guard = getattr(self, "guard", None)
+        if guard is not None and not guard():
+            # A job's lease is its fencing token: past its deadline the worker sends nothing.
+            raise ServerError("error", f"{self.address}: not sent, the job's lease has passed ({statement[:60]})")
         self.open()
         try:
             with self._conn.cursor() as cursor:  # type: ignore[union-attr]

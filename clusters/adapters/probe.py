@@ -34,6 +34,7 @@ _FIELDS_MARIADB = (
     "gtid_binlog_state", "gtid_strict_mode", "log_bin", "log_slave_updates", "binlog_format",
     "rpl_semi_sync_master_enabled:semi_master", "rpl_semi_sync_slave_enabled:semi_slave",
     "rpl_semi_sync_master_wait_point:wait_point", "max_connections", "report_host",
+    "rpl_semi_sync_master_timeout:semi_timeout", "rpl_semi_sync_master_wait_no_slave:semi_wait_no_slave",
 )
 _FIELDS_MYSQL = (
     "version", "server_id", "read_only", "super_read_only", "gtid_executed", "gtid_purged", "gtid_mode",
@@ -89,6 +90,22 @@ def _int(value) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def error_reply_errno(exc: BaseException) -> int | None:
+    """The MySQL error number when `exc` is an error reply from the server itself (a number below 2000,
+    the client library's own errors start at 2000), other than access denied (1045, `auth_failed`).
+
+    Checked before any text matching: "Lock wait timeout exceeded" (1205) is an answer, not a timeout.
+    A connect failure arrives classified (ServerError) with the driver's error as its cause."""
+    if isinstance(exc, ServerError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if not isinstance(exc, pymysql.err.MySQLError) or not exc.args or not isinstance(exc.args[0], int):
+        return None
+    errno = exc.args[0]
+    if errno <= 0 or errno >= 2000 or errno == 1045:
+        return None
+    return errno
 
 
 class _Liveness:
@@ -218,13 +235,23 @@ class _Probe:
         if self.conn is not None:
             POOL.release(self.key, self.conn, broken=True)
             self.conn = None
+        errno = error_reply_errno(exc)
+        if errno is not None:
+            # The server answered with a MySQL error (1040 too many connections, 1203/1226 user limits...):
+            # alive and answering, so not a failed probe (clusters.domain.detection.count_failures).
+            message = exc.args[1] if len(exc.args) > 1 else ""
+            self.result = ProbeResult(address=self.address, outcome=outcomes.ERROR_REPLY, errno=errno,
+                                      error=f"the server answered with error {errno}: {message}",
+                                      latency_ms=(time.monotonic() - self.started) * 1000)
+            return
         error = classify(exc)
         if isinstance(exc, ServerError):
             error = exc
         elif not isinstance(exc, pymysql.err.MySQLError) and error.outcome == outcomes.ERROR:
             error = ServerError(outcomes.ERROR, f"probe failed: {exc.__class__.__name__}")
         self.result = ProbeResult(address=self.address, outcome=error.outcome, error=str(error),
-                                  latency_ms=(time.monotonic() - self.started) * 1000)
+                                  latency_ms=(time.monotonic() - self.started) * 1000,
+                                  errno=1045 if error.outcome == outcomes.AUTH_FAILED else None)
 
     def send(self, want_details: bool) -> None:
         conn = self.conn
@@ -284,6 +311,8 @@ class _Probe:
             semi_sync_master_enabled=_bool(variables.get("semi_master")),
             semi_sync_slave_enabled=_bool(variables.get("semi_slave")),
             semi_sync_wait_point=variables.get("wait_point"),
+            semi_sync_timeout_ms=_int(variables.get("semi_timeout")),
+            semi_sync_wait_no_slave=_bool(variables.get("semi_wait_no_slave")),
             max_connections=_int(variables.get("max_connections")),
             report_host=variables.get("report_host"),
             server_uuid=variables.get("server_uuid"),

@@ -22,6 +22,7 @@ STATE_UP = "up"
 STATE_SUSPECT = "suspect"  # failed at least one probe, fewer than failcount
 STATE_DOWN = "down"  # failcount consecutive failed probes
 STATE_AUTH_FAILED = "auth_failed"  # answers, but refuses dbpilot's credentials
+STATE_ERROR_REPLY = "error_reply"  # answers with a MySQL error (1040 too many connections, ...): alive
 STATE_UNREACHABLE = "unreachable"  # dbpilot cannot reach it, yet replicas still receive from it
 STATE_UNKNOWN = "unknown"  # not probed yet
 
@@ -35,6 +36,7 @@ NO_PRIMARY = "NO_PRIMARY"
 TWO_WRITABLE_PRIMARIES = "TWO_WRITABLE_PRIMARIES"
 NO_REPLICA = "NO_REPLICA"
 AUTH_FAILED = "AUTH_FAILED"
+SERVER_ERROR_REPLY = "SERVER_ERROR_REPLY"
 REPLICA_UNREACHABLE = "REPLICA_UNREACHABLE"
 REPLICA_IO_STOPPED = "REPLICA_IO_STOPPED"
 REPLICA_SQL_STOPPED = "REPLICA_SQL_STOPPED"
@@ -70,6 +72,7 @@ FINDING_SEVERITY: dict[str, str] = {
     TWO_WRITABLE_PRIMARIES: CRITICAL,
     NO_REPLICA: WARNING,
     AUTH_FAILED: ERROR,
+    SERVER_ERROR_REPLY: ERROR,
     REPLICA_UNREACHABLE: ERROR,
     REPLICA_IO_STOPPED: ERROR,
     REPLICA_SQL_STOPPED: ERROR,

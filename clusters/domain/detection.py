@@ -18,12 +18,13 @@ from clusters.domain.constants import (
     HEARTBEAT_STALE_PERIODS,
     STATE_AUTH_FAILED,
     STATE_DOWN,
+    STATE_ERROR_REPLY,
     STATE_SUSPECT,
     STATE_UNKNOWN,
     STATE_UNREACHABLE,
     STATE_UP,
 )
-from clusters.domain.probe import AUTH_FAILED, OK, ProbeResult, ReplicationChannel
+from clusters.domain.probe import ALIVE_OUTCOMES, ProbeResult, ReplicationChannel
 from clusters.domain.settings import ClusterSettings
 
 if TYPE_CHECKING:
@@ -34,11 +35,12 @@ if TYPE_CHECKING:
 
 
 def count_failures(previous: int, probe: ProbeResult | None) -> int:
-    """Consecutive failed probes after this one. A server that denies dbpilot's credentials answered:
-    it is alive, so an authentication failure is not counted (its state is `auth_failed`)."""
+    """Consecutive failed probes after this one. A server that answered, even with an error (it denies
+    dbpilot's credentials, or says "too many connections"), is alive: that is not counted (its state is
+    `auth_failed` or `error_reply`)."""
     if probe is None:
         return previous
-    if probe.outcome in (OK, AUTH_FAILED):
+    if probe.outcome in ALIVE_OUTCOMES:
         return 0
     return previous + 1
 
@@ -112,6 +114,34 @@ def channel_receiving(channel: ReplicationChannel) -> bool:
     return channel.io_running == "Yes" and not heartbeat_stale(channel)
 
 
+# Client-side connection errors (CR_* codes): the replica's IO thread tried to reach its source and got no
+# MySQL answer at all. A server error (< 2000, e.g. 1040 too many connections) means the source answered.
+CONNECTION_ERRNOS = frozenset({2002, 2003, 2005, 2006, 2013, 2026, 2055})
+# A replica that last received from the primary longer than this before the incident began (dbpilot's
+# first failed probe) had lost it before, for another reason (stopped, broken, cut off): no witness.
+WITNESS_RECENT_TICKS = 3
+WITNESS_RECENT_MIN_SECONDS = 5.0
+
+
+def witness_window_seconds(settings: ClusterSettings) -> float:
+    """How long before the incident a witness must still have been receiving from the primary."""
+    return max(WITNESS_RECENT_MIN_SECONDS, WITNESS_RECENT_TICKS * settings.tick_seconds)
+
+
+def source_answered(channel: ReplicationChannel) -> bool:
+    """The IO thread's last error is a MySQL error reply from the source (1040, 1203, 1226, 1129, ...):
+    the source is alive and answering, only refusing this connection."""
+    return 0 < channel.last_io_errno < 2000 and channel.io_running != "Yes"
+
+
+def trying_and_failing(channel: ReplicationChannel) -> bool:
+    """The IO thread is trying to reach its source and failing: `Connecting`, or stopped by a connection
+    error (it gave up retrying). A thread stopped without an error was stopped on purpose."""
+    if channel.io_running in ("Connecting", "Preparing"):
+        return not source_answered(channel)
+    return channel.io_running != "Yes" and channel.last_io_errno in CONNECTION_ERRNOS
+
+
 # --- confirmation by the replicas ------------------------------------------------------------------------
 
 
@@ -126,6 +156,8 @@ class ReplicaVerdict:
     lost_primary: bool
     receiving: bool
     detail: str
+    answered: bool = False  # the primary answered it with an error reply: alive
+    last_received_age: float | None = None  # seconds between its last receipt and the incident's start
 
 
 @dataclass(frozen=True)
@@ -140,16 +172,20 @@ class Confirmation:
     replicas_agreeing: int
     still_receiving: tuple[str, ...]
     verdicts: tuple[ReplicaVerdict, ...]
+    answered: tuple[str, ...] = ()  # replicas the primary answered with an error reply (it is alive)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["still_receiving"] = list(self.still_receiving)
+        data["answered"] = list(self.answered)
         data["verdicts"] = [asdict(v) for v in self.verdicts]
         return data
 
 
 def _verdict(address: str, probe: ProbeResult | None, counted: bool, primary: str | None,
-             primary_server_id: int | None) -> ReplicaVerdict:
+             primary_server_id: int | None, received_before: float | None, window: float) -> ReplicaVerdict:
+    """`received_before`: seconds between the replica's last known receipt from the primary and the
+    incident's start (None when unknown, e.g. monitoring just started)."""
     if probe is None or not probe.reachable:
         why = "not probed" if probe is None else f"unreachable ({probe.outcome})"
         return ReplicaVerdict(address, counted, False, False, False, False, why)
@@ -163,13 +199,27 @@ def _verdict(address: str, probe: ProbeResult | None, counted: bool, primary: st
         age = channel.last_heartbeat_age_seconds
         seen = "" if age is None else f", last event or heartbeat {age:.1f}s ago"
         return ReplicaVerdict(address, counted, True, True, False, True, f"still receiving (IO thread Yes{seen})")
-    if channel.io_running != "Yes":
-        error = f": {channel.last_io_errno} {channel.last_io_error}".rstrip() if channel.last_io_errno else ""
-        detail = f"lost the primary (IO thread {channel.io_running}{error})"
-    else:
+    error = f": {channel.last_io_errno} {channel.last_io_error}".rstrip() if channel.last_io_errno else ""
+    if source_answered(channel):
+        return ReplicaVerdict(address, counted, True, True, False, False,
+                              f"the primary answers it with an error (IO thread {channel.io_running}{error}): "
+                              "it is alive", answered=True, last_received_age=received_before)
+    if channel.io_running == "Yes":
         detail = (f"lost the primary (IO thread Yes, but nothing received for "
                   f"{channel.last_heartbeat_age_seconds:.1f}s, heartbeat period {channel.heartbeat_period:g}s)")
-    return ReplicaVerdict(address, counted, True, True, True, False, detail)
+    elif trying_and_failing(channel):
+        detail = f"lost the primary (IO thread {channel.io_running}{error})"
+    else:
+        why = "stopped on purpose" if not channel.last_io_errno else "stopped by an error"
+        return ReplicaVerdict(address, counted, True, True, False, False,
+                              f"no witness: its IO thread is {channel.io_running} ({why}{error}), it is not "
+                              "trying to reach the primary", last_received_age=received_before)
+    if received_before is not None and received_before > window:
+        return ReplicaVerdict(address, counted, True, True, False, False,
+                              f"no witness: it last received from the primary {received_before:.0f}s before the "
+                              f"incident began (more than {window:g}s): it had lost it before",
+                              last_received_age=received_before)
+    return ReplicaVerdict(address, counted, True, True, True, False, detail, last_received_age=received_before)
 
 
 def confirm_primary_failure(
@@ -180,6 +230,8 @@ def confirm_primary_failure(
     primary: str | None = None,
     primary_server_id: int | None = None,
     not_counted: Iterable[str] = (),
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
 ) -> Confirmation:
     """Decide whether the replicas confirm that the primary failed.
 
@@ -189,10 +241,15 @@ def confirm_primary_failure(
     they must not make confirmation impossible). The failure is confirmed only when
 
     1. dbpilot's own probes say the primary is `down` (failcount consecutive failures);
-    2. more than half of the base is reachable *and* says it lost the primary: its channel to the
-       primary has the IO thread not running/connecting, or its last event or heartbeat is older than
-       the heartbeat period allows (the SIGSTOP case, where the IO thread still says Yes);
-    3. no reachable server, counted or not, still receives events from the primary.
+    2. more than half of the base is reachable *and* witnesses the loss: its IO thread to the primary is
+       trying and failing (`Connecting`, or stopped by a connection error), or says Yes while its last
+       event or heartbeat is older than the heartbeat period allows (the SIGSTOP case). An IO thread
+       stopped on purpose (no error) or by another error is no witness, nor is a replica that last
+       received from the primary long before the incident began (`last_received`: wall-clock time of
+       each replica's last receipt, `incident_since`: dbpilot's first failed probe; unknown times do
+       not disqualify);
+    3. no reachable server, counted or not, still receives events from the primary, and none was
+       answered by it with an error reply (1040 too many connections...: the primary is alive).
 
     A replica that does not replicate from the primary (orphan, wrong source) cannot testify: it counts
     in the base but never agrees. Reaching no replica, or only a minority, is never confirmation: that is
@@ -200,8 +257,17 @@ def confirm_primary_failure(
     `primary`/`primary_server_id` select the channel that points at the primary (any channel if None).
     """
     excluded = set(not_counted)
+    window = witness_window_seconds(settings)
+
+    def received_before(address: str) -> float | None:
+        at = (last_received or {}).get(address)
+        if at is None or incident_since is None:
+            return None
+        return max(0.0, incident_since - float(at))
+
     verdicts = tuple(
-        _verdict(address, probe, address not in excluded, primary, primary_server_id)
+        _verdict(address, probe, address not in excluded, primary, primary_server_id, received_before(address),
+                 window)
         for address, probe in replica_probes.items()
     )
     counted = [v for v in verdicts if v.counted]
@@ -210,29 +276,37 @@ def confirm_primary_failure(
     reachable = sum(1 for v in counted if v.reachable)
     agreeing = sum(1 for v in counted if v.lost_primary)
     receiving = tuple(v.address for v in verdicts if v.receiving)
+    answered = tuple(v.address for v in verdicts if v.answered)
 
     def result(confirmed: bool, reason: str) -> Confirmation:
-        return Confirmation(confirmed, reason, expected, majority, reachable, agreeing, receiving, verdicts)
+        return Confirmation(confirmed, reason, expected, majority, reachable, agreeing, receiving, verdicts,
+                            answered)
 
     if primary_state not in (STATE_DOWN, STATE_UNREACHABLE):
         if primary_state == STATE_SUSPECT:
             return result(False, f"the primary is only suspect: fewer than {settings.failcount} failed probes")
-        if primary_state in (STATE_UP, STATE_AUTH_FAILED):
+        if primary_state in (STATE_UP, STATE_AUTH_FAILED, STATE_ERROR_REPLY):
             return result(False, f"the primary answers dbpilot (state {primary_state})")
         state = STATE_UNKNOWN if not primary_state else primary_state
         return result(False, f"the primary is not down (state {state})")
     if receiving:
         return result(False, f"{', '.join(receiving)} still receive(s) events from the primary: it is alive, "
                              "only dbpilot cannot reach it")
+    if answered:
+        return result(False, f"the primary answers {', '.join(answered)} with an error reply (e.g. too many "
+                             "connections): it is alive, overloaded or refusing connections, not dead")
     if expected == 0:
         return result(False, "no replica can confirm the failure (the cluster has no replica outside maintenance)")
     if agreeing < majority:
+        not_witnesses = [f"{v.address}: {v.detail}" for v in counted if v.reachable and not v.lost_primary]
+        why = f" ({'; '.join(not_witnesses)})" if not_witnesses else ""
         return result(False, f"only {agreeing} of {expected} replicas confirm they lost the primary "
-                             f"({reachable} reachable); a majority of {majority} is needed")
+                             f"({reachable} reachable); a majority of {majority} is needed{why}")
     return result(True, f"{agreeing} of {expected} replicas lost the primary and none receives from it")
 
 
-def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings,
+def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                         last_received: Mapping[str, float] | None = None, incident_since: float | None = None,
                          ) -> Confirmation:
     """`confirm_primary_failure` for the primary of an analysed topology (maintenance and quarantined
     servers left out of the majority's base)."""
@@ -247,11 +321,14 @@ def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], 
         primary=primary_view.address,
         primary_server_id=topology.primary_server_id,
         not_counted=[s.address for s in others if s.maintenance or s.quarantined],
+        last_received=last_received,
+        incident_since=incident_since,
     )
 
 
 def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                          reprobe_round: bool = False) -> bool:
+                          reprobe_round: bool = False, last_received: Mapping[str, float] | None = None,
+                          incident_since: float | None = None) -> bool:
     """The replicas do not confirm the primary's failure yet, but may within a few heartbeat periods: one
     of them still says its IO thread runs (a frozen primary keeps the TCP session open) and has a heartbeat
     period, so a silence from the primary will show as a stale heartbeat.
@@ -259,7 +336,8 @@ def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult],
     In a re-probe round (`reprobe_round`), a replica that received something since the previous round
     (age 0) shows the primary alive and only unreachable from dbpilot: nothing to wait for. The caller
     also bounds the wait."""
-    if confirm_for_topology(topology, probes, settings).confirmed:
+    if confirm_for_topology(topology, probes, settings, last_received=last_received,
+                            incident_since=incident_since).confirmed:
         return False
     primary = topology.primary
     if primary is None:
@@ -276,3 +354,19 @@ def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult],
             if channel.heartbeat_period:
                 may_come = True
     return may_come
+
+
+def receiving_replicas(topology: Topology, probes: Mapping[str, ProbeResult]) -> list[str]:
+    """The replicas whose IO thread receives from the topology's primary now (the tick records when each
+    last did, so a later incident can tell a witness from a replica that had lost the primary before)."""
+    primary = topology.primary
+    if primary is None:
+        return []
+    out = []
+    for address, probe in probes.items():
+        if address == primary or probe is None or not probe.reachable:
+            continue
+        if any(channel_points_at(ch, primary, topology.primary_server_id) and channel_receiving(ch)
+               for ch in probe.replication):
+            out.append(address)
+    return out

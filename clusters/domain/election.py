@@ -35,6 +35,11 @@ from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology, effective_lag
 
 Position = MariadbGtidPos | MysqlGtidSet
+LAG_UNKNOWN = "lag_unknown"
+STALE_SOURCE = "stale_source"
+# Flags that keep a replica from being chosen by dbpilot, but not from being named by an operator
+# (a manual failover's `candidate`): what it may miss is unknown, not known to be wrong.
+OPERATOR_MAY_OVERRIDE = frozenset({LAG_UNKNOWN, STALE_SOURCE})
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Candidate:
     maintenance: bool = False
     quarantined: bool = False
     errant: tuple[str, ...] = ()
+    fenced: bool = False
+    # Seconds between its last receipt from the primary and the incident's start (None: unknown).
+    received_before_incident: float | None = None
 
     @classmethod
     def from_probe(
@@ -76,12 +84,15 @@ class Candidate:
         quarantined: bool = False,
         errant: Iterable[str] = (),
         lag: float | None = None,
+        fenced: bool = False,
+        received_before_incident: float | None = None,
     ) -> Candidate:
         """Build from the latest probe; `lag` overrides the probe's (e.g. the last one known before the
         primary died, when Seconds_Behind_Master became NULL)."""
         if probe is None or not probe.reachable:
             return cls(address, reachable=False, direct_replica=direct_replica, maintenance=maintenance,
-                       quarantined=quarantined, errant=tuple(errant))
+                       quarantined=quarantined, errant=tuple(errant), fenced=fenced,
+                       received_before_incident=received_before_incident)
         channel = probe.channel
         mysql = probe.flavour == "mysql"
         common: dict[str, Any] = dict(
@@ -96,6 +107,8 @@ class Candidate:
             maintenance=maintenance,
             quarantined=quarantined,
             errant=tuple(errant),
+            fenced=fenced,
+            received_before_incident=received_before_incident,
         )
         if channel is None:
             return cls(address, io_running="No", sql_running=False, lag=lag, **common)
@@ -207,6 +220,8 @@ def _flags(candidate: Candidate, settings: ClusterSettings, *, for_failover: boo
         out.append(("maintenance", "in maintenance"))
     if candidate.quarantined:
         out.append(("quarantined", "quarantined: it holds transactions the cluster lacks"))
+    if candidate.fenced:
+        out.append(("fenced", "fenced: a failover left it behind and it has not rejoined yet"))
     if _listed(candidate.address, settings.ignored_servers) and not force:
         out.append(("ignored", "listed in ignored_servers"))
     if not candidate.reachable:
@@ -230,6 +245,15 @@ def _flags(candidate: Candidate, settings: ClusterSettings, *, for_failover: boo
     if candidate.lag is not None and candidate.lag > settings.max_replica_delay_seconds:
         out.append(("lagging", f"lagging {candidate.lag:.0f}s (max_replica_delay_seconds "
                                f"{settings.max_replica_delay_seconds})"))
+    if for_failover and candidate.lag is None:
+        out.append((LAG_UNKNOWN, "lag unknown: Seconds_Behind_Master was NULL at the last healthy ticks (IO "
+                                 "thread stopped or broken), so it may miss any amount; name it as the "
+                                 "candidate of a manual failover to promote it anyway"))
+    received = candidate.received_before_incident
+    if for_failover and received is not None and received > settings.max_replica_delay_seconds:
+        out.append((STALE_SOURCE, f"it stopped receiving from the primary {received:.0f}s before the incident "
+                                  f"(more than max_replica_delay_seconds {settings.max_replica_delay_seconds}); "
+                                  "name it as the candidate of a manual failover to promote it anyway"))
     if candidate.sql_delay > 0:
         out.append(("delayed", f"delayed replica (MASTER_DELAY={candidate.sql_delay}s): it is behind on purpose"))
     if settings.candidate_requires_semi_sync and not _semi_sync(candidate, for_failover):
@@ -267,19 +291,22 @@ def elect(
         extra = []
         if cand.reachable and not cand.sql_running and not any(f == "replication_stopped" for f, _ in flags):
             extra.append("sql_stopped")  # a failover candidate gets its SQL thread started to apply its relay log
-        if cand.lag is None and cand.reachable:
-            extra.append("lag_unknown")
+        if cand.lag is None and cand.reachable and not any(f == LAG_UNKNOWN for f, _ in flags):
+            extra.append(LAG_UNKNOWN)
+        named = requested is not None and normalize_address(cand.address) == normalize_address(requested)
+        blocking_flags = [(f, why) for f, why in flags if not (named and f in OPERATOR_MAY_OVERRIDE)]
         rows[cand.address] = {
             "server": cand.address,
             "gtid_pos": position_text,
             "lag": cand.lag,
+            "received_before_incident": cand.received_before_incident,
             "flags": [f for f, _ in flags] + extra + (["preferred"] if preferred(cand.address) else []),
-            "electable": not flags,
-            "reason": flags[0][1] if flags else "",
+            "electable": not blocking_flags,
+            "reason": blocking_flags[0][1] if blocking_flags else "",
             "behind": None,
             "chosen": False,
         }
-        if not flags:
+        if not blocking_flags:
             electable.append(cand)
 
     def done(winner: str | None, reason: str, catch_up: tuple[CatchUpSource, ...] = ()) -> Election:
@@ -353,6 +380,7 @@ def candidates_from_topology(
     lags: Mapping[str, float | None] | None = None,
     last_primary_state: str | None = None,
     primary_server_id: int | None = None,
+    received_before_incident: Mapping[str, float] | None = None,
 ) -> list[Candidate]:
     """One Candidate per server other than the primary, in inventory order.
 
@@ -360,7 +388,10 @@ def candidates_from_topology(
     they are computed against the primary when it is up, or among the survivors when it is not
     (gtid.errant_among_survivors), which needs the dead primary's server_id: given, else the topology's
     (from the replicas' Master_Server_Id), else the server_id of the last GTIDs the replicas received.
-    `lags` overrides the probed lag (the last known before a failure).
+    `lags` overrides the probed lag (the last known before a failure). `last_primary_state` is the
+    cluster's GTID history (gtid.errant_among_survivors). `received_before_incident`: per replica, the
+    seconds between its last receipt from the primary and the incident. A server marked fenced (a
+    failover left it behind) is not electable while it is.
     """
     primary_view = topology.primary_view
     primary_probe = probes.get(topology.primary) if topology.primary else None
@@ -396,6 +427,8 @@ def candidates_from_topology(
             quarantined=view.quarantined,
             errant=found or (),
             lag=lag,
+            fenced=view.fenced,
+            received_before_incident=(received_before_incident or {}).get(view.address),
         ))
     return out
 

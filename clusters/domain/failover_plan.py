@@ -24,7 +24,7 @@ from typing import Any
 from clusters.domain import constants as c
 from clusters.domain.detection import Confirmation, channel_points_at, confirm_for_topology
 from clusters.domain.election import Election, candidates_from_topology, elect
-from clusters.domain.gtid import GtidError, MariadbBinlogState, MysqlGtidSet
+from clusters.domain.gtid import GtidError, MariadbBinlogState, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.guards import Check, Instant, automatic_failover_checks, blocking
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
@@ -114,13 +114,26 @@ def credentials_check(has_replication_credentials: bool) -> Check:
                  "replication_credentials")
 
 
+def received_before_incident(last_received: Mapping[str, float] | None,
+                             incident_since: float | None) -> dict[str, float]:
+    """Per replica, seconds between its last receipt from the primary and the incident's start."""
+    if not last_received or incident_since is None:
+        return {}
+    return {a: max(0.0, incident_since - float(t)) for a, t in last_received.items()}
+
+
 def failover_election(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
                       lags: Mapping[str, float | None] | None = None, requested: str | None = None,
-                      last_primary_state: str | None = None) -> Election:
+                      last_primary_state: str | None = None, last_received: Mapping[str, float] | None = None,
+                      incident_since: float | None = None) -> Election:
     """The failover election: positions include what each replica received (it applies its relay log
     before promotion); lags are the last known before the failure (Seconds_Behind_Master is NULL once
-    the IO thread lost its source)."""
-    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state)
+    the IO thread lost its source); a replica whose lag is unknown or that stopped receiving long before
+    the incident is not chosen (an operator may name it). `last_primary_state` is the cluster's GTID
+    history, what errant transactions are judged against."""
+    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state,
+                                          received_before_incident=received_before_incident(last_received,
+                                                                                            incident_since))
     return elect(candidates, settings, requested=requested, for_failover=True)
 
 
@@ -136,6 +149,9 @@ def decide_failover(
     failovers: Sequence[Instant],
     has_replication_credentials: bool,
     lags: Mapping[str, float | None] | None = None,
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
+    gtid_history: str | None = None,
     confirmation: Confirmation | None = None,
 ) -> TickDecision:
     """The decision of one tick. `failovers` are the start times of earlier automatic failovers since
@@ -145,10 +161,12 @@ def decide_failover(
         state = view.state if view is not None else "none"
         return TickDecision(IDLE, f"the primary is {state}")
     if confirmation is None:
-        confirmation = confirm_for_topology(topology, probes, settings)
+        confirmation = confirm_for_topology(topology, probes, settings, last_received=last_received,
+                                            incident_since=incident_since)
     if not confirmation.confirmed:
         return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
-    election = failover_election(topology, probes, settings, lags=lags)
+    election = failover_election(topology, probes, settings, lags=lags, last_primary_state=gtid_history,
+                                 last_received=last_received, incident_since=incident_since)
     checks = automatic_failover_checks(
         settings=settings,
         failover_armed=failover_armed,
@@ -218,8 +236,55 @@ GUARANTEE_ASYNC = "asynchronous"
 SEMI_SYNC_VOIDING = frozenset({c.SEMI_SYNC_OFF, c.SEMI_SYNC_INACTIVE, c.SEMI_SYNC_WAIT_POINT})
 
 
+SEMI_SYNC_WAIT_FOREVER_MS = 4294967295  # rpl_semi_sync_master_timeout's maximum: commits never fall back
+
+
+def semi_sync_observation(probe: ProbeResult | None, observed_at: float) -> dict[str, Any] | None:
+    """What a healthy primary's probe says about its semi-sync (kept by the ticks, read by a failover's
+    RPO statement: the state that held at the incident, not the cluster's settings). `status` comes from
+    the probe's details, re-read about every 10 s (`details_age_seconds`)."""
+    if probe is None or not probe.reachable or probe.semi_sync_master_enabled is None:
+        return None
+    return {
+        "enabled": probe.semi_sync_master_enabled,
+        "status": probe.semi_sync_master_status,
+        "timeout_ms": probe.semi_sync_timeout_ms,
+        "wait_no_slave": probe.semi_sync_wait_no_slave,
+        "wait_point": probe.semi_sync_wait_point,
+        "clients": probe.semi_sync_master_clients,
+        "observed_at": observed_at,
+        "details_age_seconds": probe.details_age_seconds,
+    }
+
+
+def _observed_risk(observed: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(guarantee, risk) from the servers' semi-sync state at the incident; None when it promises nothing
+    is lost."""
+    if not observed.get("enabled"):
+        return GUARANTEE_ASYNC, ("the old primary ran without semi-sync (rpl_semi_sync_master_enabled OFF): "
+                                 "transactions it acknowledged but had not sent are lost")
+    if observed.get("status") is False:
+        return GUARANTEE_AT_RISK, ("the old primary's semi-sync had fallen back to asynchronous "
+                                   "(Rpl_semi_sync_master_status OFF): acknowledged writes may be lost")
+    wait_point = (observed.get("wait_point") or "").upper()
+    if wait_point and wait_point != "AFTER_SYNC":
+        return GUARANTEE_AT_RISK, (f"the old primary ran rpl_semi_sync_master_wait_point={wait_point}: "
+                                   "acknowledged writes may be lost")
+    timeout = observed.get("timeout_ms")
+    if timeout is None or int(timeout) < SEMI_SYNC_WAIT_FOREVER_MS:
+        shown = "unknown" if timeout is None else f"{int(timeout)} ms"
+        return GUARANTEE_AT_RISK, (f"the old primary's semi-sync falls back to asynchronous after {shown} "
+                                   "without an acknowledgement: commits acknowledged after such a fallback "
+                                   "may be lost")
+    if observed.get("wait_no_slave") is False:
+        return GUARANTEE_AT_RISK, ("the old primary ran rpl_semi_sync_master_wait_no_slave OFF: with no "
+                                   "semi-sync replica connected its commits were not waiting")
+    return None
+
+
 def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
-                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = ()) -> dict[str, Any]:
+                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = (),
+                  observed: Mapping[str, Any] | None = None, observed_known: bool = False) -> dict[str, Any]:
     """The RPO part of a failover's result.
 
     `survivors_hold` is the new primary's position once it holds everything the survivors had. What the
@@ -228,6 +293,10 @@ def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary
     that replica's transactions are all on the new primary, so nothing acknowledged is lost, provided no
     replica that may have acknowledged is missing and the primary had not fallen back or run otherwise.
     """
+    if observed_known:
+        return _observed_rpo(survivors_hold=survivors_hold, settings=settings, old_primary=old_primary,
+                             primary_findings=primary_findings, unreachable_replicas=unreachable_replicas,
+                             observed=observed)
     voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
     base = {
         "survivors_hold": survivors_hold,
@@ -258,6 +327,43 @@ def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary
     return {**base, "guarantee": GUARANTEE_NONE_LOST,
             "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
                     "have acknowledged a commit was reached"}
+
+
+def _observed_rpo(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
+                  primary_findings: Sequence[str], unreachable_replicas: Sequence[str],
+                  observed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The RPO from the old primary's semi-sync state as the last healthy probes saw it (`observed`);
+    `None` means nothing was kept: the statement says so and promises nothing."""
+    base = {
+        "survivors_hold": survivors_hold,
+        "old_primary": old_primary,
+        "lower_bound": True,
+        "note": "what the old primary may have committed beyond survivors_hold is unknown until it returns; "
+                "then its extra transactions, if any, are listed and it is quarantined",
+        "semi_sync": settings.semi_sync,
+        "semi_sync_on_timeout": settings.semi_sync_on_timeout,
+        "observed": dict(observed) if observed else None,
+        "source": "servers" if observed else "unknown",
+    }
+    if not observed:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": "the old primary's semi-sync state at the incident is unknown (no healthy probe of it "
+                        "was kept): nothing can be promised"}
+    found = _observed_risk(observed)
+    if found is not None:
+        return {**base, "guarantee": found[0], "risk": found[1]}
+    voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
+    if voiding:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
+                        "acknowledged writes may be lost"}
+    if unreachable_replicas:
+        return {**base, "guarantee": GUARANTEE_AT_RISK,
+                "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
+                        "come from it"}
+    return {**base, "guarantee": GUARANTEE_NONE_LOST,
+            "risk": "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back, "
+                    "and every replica that could have acknowledged a commit was reached"}
 
 
 # --- a fenced server reappears ---------------------------------------------------------------------------
@@ -352,3 +458,67 @@ def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings:
             plans.append(FencePlan(view.address, writable, FENCE_REJOIN,
                                    f"its GTIDs are all on {primary.address}: rejoin it as a replica"))
     return plans
+
+
+def blind_fence_targets(topology: Topology, probes: Mapping[str, ProbeResult]) -> list[str]:
+    """Fenced servers whose probe timed out while something accepts their connections: a resumed primary
+    whose sessions hang on a semi-sync acknowledgement that never comes can block the probe's reads (binlog
+    state) and still be writable. Monitoring tries to make them read-only without a probe (a dead host
+    refuses at once; a frozen one costs the fence's connect timeout, so the caller spaces the tries)."""
+    out = []
+    for view in topology.servers:
+        probe = probes.get(view.address)
+        if view.fenced and view.address != topology.primary and probe is not None and probe.outcome == "timeout":
+            out.append(view.address)
+    return out
+
+
+# How long after a failing primary's incident began a restarted, read-only primary is reopened.
+REOPEN_WITHIN_SECONDS = 3600.0
+
+
+def reopen_decision(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
+                    incident: Mapping[str, Any] | None, now: float, paused: bool) -> tuple[bool, str]:
+    """A primary that came back read-only after an incident in which no failover happened (refused, or not
+    needed) gets its writes back when dbpilot is sure: automatic mode and no pause (the user's consent to
+    act), the same primary as the incident's, restarted since the incident began (its uptime says so: a
+    primary made read-only by a person without a restart is left alone), not fenced, quarantined or in
+    maintenance, no other server writable, and none holding a transaction it lacks."""
+    view = topology.primary_view
+    if view is None or view.state != c.STATE_UP:
+        return False, "no live primary"
+    probe = probes.get(view.address)
+    if probe is None or not probe.reachable or not probe.read_only:
+        return False, "the primary is writable"
+    if settings.failover_mode != "automatic" or settings.paused or paused:
+        return False, "failover_mode is manual or automatic actions are paused"
+    if view.fenced or view.quarantined or view.maintenance:
+        return False, "the primary is fenced, quarantined or in maintenance"
+    if not incident or incident.get("primary") != view.address:
+        return False, "no recent incident of this primary"
+    since = float(incident.get("since") or 0)
+    if now - since > REOPEN_WITHIN_SECONDS:
+        return False, "the incident is too old"
+    if probe.uptime_seconds is None or probe.uptime_seconds > now - since + 5:
+        return False, "it did not restart during the incident: read-only on purpose?"
+    try:
+        mine = MariadbGtidPos.parse(probe.gtid_current_pos) if probe.flavour != "mysql" else None
+    except GtidError:
+        return False, "its GTID position is unreadable"
+    for other in topology.servers:
+        if other.address == view.address:
+            continue
+        theirs = probes.get(other.address)
+        if theirs is None or not theirs.reachable:
+            continue
+        if theirs.read_only is False:
+            return False, f"{other.address} is writable"
+        if mine is None:
+            return False, "MySQL positions are not compared here"
+        try:
+            if not mine.contains(MariadbGtidPos.parse(theirs.gtid_current_pos)):
+                return False, f"{other.address} holds transactions it lacks"
+        except GtidError:
+            return False, f"{other.address}'s GTID position is unreadable"
+    return True, (f"{view.address} restarted read-only during the incident that began {now - since:.0f}s ago, "
+                  "no failover happened, and it is still the most advanced server")

@@ -528,11 +528,18 @@ def errant_among_survivors(
 ) -> list[str] | None:
     """Errant transactions of `candidate` when the primary cannot be asked (it is down).
 
-    A transaction is errant when it did not come from the old primary (`primary_server_id` /
-    `primary_uuid`) and neither the other survivors nor the primary's last known `gtid_binlog_state`
-    (or gtid_executed on MySQL) have it. Earlier primaries' transactions were replicated to every
-    survivor, so they pass; servers with log_slave_updates off weaken this check (a finding says so).
-    None when nothing can be compared.
+    Errant means "a transaction no primary of the cluster ever had". With `last_primary_state` (the union
+    of the primaries' `gtid_binlog_state` as the monitoring ticks saw them, or gtid_executed on MySQL) a
+    transaction is errant when it did not come from the old primary (`primary_server_id` /
+    `primary_uuid`: the dead primary's last writes may postdate the last tick) and neither that history
+    nor a position the servers recorded (every survivor's `gtid_slave_pos`: what it received from a
+    primary, or was given when it was rebuilt from a backup) has it. Other replicas' binlog states are
+    never the reference then: a rebuilt replica's `gtid_binlog_state` is empty, which would make the
+    earlier primaries' transactions look errant on the others.
+
+    Without that history (monitoring never saw a healthy primary, the hot state was lost) the survivors'
+    binlog states are the only reference left: earlier primaries' transactions were replicated to every
+    survivor, so they pass unless a survivor was rebuilt. None when nothing can be compared.
     """
     others = [p for p in survivors if p.address != candidate.address and p.reachable]
     if is_mysql(candidate):
@@ -542,19 +549,56 @@ def errant_among_survivors(
         references = [p.gtid_executed for p in others if p.gtid_executed is not None]
         if not references and last_primary_state is None:
             return None
-        for text in references:
-            known = known.union(MysqlGtidSet.parse(text))
+        if last_primary_state is None:
+            for text in references:
+                known = known.union(MysqlGtidSet.parse(text))
         extra = MysqlGtidSet.parse(candidate.gtid_executed).subtract(known)
         return (extra.without_source(primary_uuid) if primary_uuid else extra).gtids()
     if candidate.gtid_binlog_state is None:
         return None
-    states = [p.gtid_binlog_state for p in others if p.gtid_binlog_state is not None]
-    if not states and last_primary_state is None:
-        return None
-    known_state = MariadbBinlogState.parse(last_primary_state)
-    for text in states:
-        known_state = known_state.union(MariadbBinlogState.parse(text))
+    if last_primary_state is not None:
+        known_state = MariadbBinlogState.parse(last_primary_state)
+    else:
+        states = [p.gtid_binlog_state for p in others if p.gtid_binlog_state is not None]
+        if not states:
+            return None
+        known_state = MariadbBinlogState()
+        for text in states:
+            known_state = known_state.union(MariadbBinlogState.parse(text))
+    for probe in [candidate, *others]:
+        known_state = known_state.union(state_of_position(probe.gtid_slave_pos))
     errant = MariadbBinlogState.parse(candidate.gtid_binlog_state).errant_relative_to(
         known_state, primary_server_id=primary_server_id
     )
     return [str(g) for g in errant]
+
+
+def state_of_position(text: str | None) -> MariadbBinlogState:
+    """A GTID position read as binlog-state entries: each of its GTIDs was a primary's transaction (a
+    `gtid_slave_pos` names the last one received per domain). Unreadable text gives nothing."""
+    try:
+        return MariadbBinlogState(MariadbGtidPos.parse(text).gtids)
+    except GtidError:
+        return MariadbBinlogState()
+
+
+def history_with(history: str | None, primary: ProbeResult | None) -> str | None:
+    """The cluster's GTID history (union of every primary's `gtid_binlog_state` and positions seen
+    healthy, or gtid_executed on MySQL) extended with this probe of the primary; the history unchanged when the
+    probe says nothing new or cannot be read."""
+    if primary is None or not primary.reachable:
+        return history
+    try:
+        if is_mysql(primary):
+            if primary.gtid_executed is None:
+                return history
+            return str(MysqlGtidSet.parse(history).union(MysqlGtidSet.parse(primary.gtid_executed)))
+        if primary.gtid_binlog_state is None:
+            return history
+        known = MariadbBinlogState.parse(history).union(MariadbBinlogState.parse(primary.gtid_binlog_state))
+        # A primary rebuilt from a backup has an empty binlog state: what it holds shows in its positions.
+        for position in (primary.gtid_slave_pos, primary.gtid_current_pos):
+            known = known.union(state_of_position(position))
+        return str(known)
+    except GtidError:
+        return history

@@ -187,7 +187,7 @@ def manual_failover_checks(
     frozen primary's replicas with their IO thread still "Yes" and no age (`age_unknown`). When the ticks
     confirmed this primary's failure recently (`tick_confirmed_age`, seconds), those replicas do not
     count as receiving: the ticks saw their heartbeats go stale."""
-    alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_UNREACHABLE)
+    alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_ERROR_REPLY, c.STATE_UNREACHABLE)
     unknown = set(age_unknown)
     receiving = list(confirmation.still_receiving)
     vouched = (bool(receiving) and all(a in unknown for a in receiving) and tick_confirmed_age is not None
@@ -265,8 +265,12 @@ def switchover_checks(
                               "(use a failover)")
     else:
         ok = primary.state == c.STATE_UP
-        primary_check = Check(c.CHECK_PRIMARY_UP, ok, f"primary {primary.address} is {primary.state}" +
-                              ("" if ok else ": use a failover"))
+        seen = probes.get(primary.address)
+        why = ""
+        if not ok and seen is not None and not seen.reachable:
+            why = f" (its probe now: {seen.outcome}{': ' + seen.error if seen.error else ''})"
+        primary_check = Check(c.CHECK_PRIMARY_UP, ok, f"primary {primary.address} is {primary.state}{why}" +
+                              ("" if ok else ": use a failover if it is dead, or retry once it answers"))
     replicas = [s for s in topology.servers if s.address != topology.primary and not s.maintenance]
     if settings.check_replication_state:
         stopped = [
@@ -276,7 +280,8 @@ def switchover_checks(
             and (s.replication["io_running"] != "Yes" or s.replication["sql_running"] != "Yes")
         ]
         unseen = [s.address for s in replicas if s.state != c.STATE_UP]
-        note = f"; not reachable, repointed when they return: {', '.join(unseen)}" if unseen else ""
+        note = (f"; not reachable, so not repointed (repoint them to the new primary when they return: "
+                f"REPLICA_WRONG_SOURCE says so): {', '.join(unseen)}" if unseen else "")
         state_check = Check(c.CHECK_REPLICATION_STATE, not stopped, (
             f"replication not running on {', '.join(stopped)}" if stopped else "replication runs on every replica"
         ) + note)
@@ -292,9 +297,25 @@ def switchover_checks(
     primary_probe = probes.get(topology.primary) if topology.primary else None
     return [
         primary_check,
+        upstream_check(primary_probe),
         _replication_settings_check(election.winner, probes),
         state_check,
         lag_check,
         candidate_check(election, c.CHECK_CANDIDATE),
         *long_running_checks(primary_probe, settings),
     ]
+
+
+CHECK_UPSTREAM = "upstream_channel"
+
+
+def upstream_check(primary_probe: ProbeResult | None) -> Check:
+    """A primary that itself replicates (from outside the cluster: a DR chain, a named channel) is refused
+    up front: a switchover points the old primary at the candidate and resets its replication, which would
+    overwrite that channel. Carrying it to the new primary is not done (docs/failover.md)."""
+    channels = primary_probe.replication if primary_probe is not None and primary_probe.reachable else ()
+    if not channels:
+        return Check(CHECK_UPSTREAM, True, "the primary replicates from nothing")
+    names = ", ".join(f"{ch.connection_name or 'default'} from {ch.source_host}:{ch.source_port}" for ch in channels)
+    return Check(CHECK_UPSTREAM, False, f"the primary replicates itself ({names}): a switchover would overwrite "
+                 "that channel; remove it (STOP SLAVE; RESET SLAVE ALL on the primary) or move it by hand first")

@@ -1,7 +1,8 @@
 """What one probe of one server returns: plain data, produced by clusters.adapters.probe.
 
-A probe either reached the server (`outcome == "ok"`) or failed in one of three distinguishable ways
-(`refused`, `timeout`, `auth_failed`), or some other error (`error`). Fields are None when the server
+A probe either reached the server (`outcome == "ok"`) or failed in one of four distinguishable ways
+(`refused`, `timeout`, `auth_failed`, `error_reply`: a MySQL error reply such as 1040), or some other
+error (`error`). `auth_failed` and `error_reply` mean the server answered: it is alive. Fields are None when the server
 does not have the variable (e.g. MySQL has no gtid_binlog_state).
 """
 from __future__ import annotations
@@ -13,7 +14,11 @@ REFUSED = "refused"  # connection refused: nothing listens, or the process died 
 TIMEOUT = "timeout"  # connect or read timed out: host down, isolated, or server frozen (SIGSTOP)
 AUTH_FAILED = "auth_failed"  # error 1045: wrong credentials
 ERROR = "error"  # anything else (protocol error, not a MySQL server, ...)
-FAILURE_OUTCOMES = (REFUSED, TIMEOUT, AUTH_FAILED, ERROR)
+# The server answered with a MySQL error reply (1040 too many connections, 1203 / 1226 user limits, 1129
+# host blocked, ...): it is alive, only refusing or failing dbpilot's session. Never a failed probe.
+ERROR_REPLY = "error_reply"
+FAILURE_OUTCOMES = (REFUSED, TIMEOUT, AUTH_FAILED, ERROR, ERROR_REPLY)
+ALIVE_OUTCOMES = (OK, AUTH_FAILED, ERROR_REPLY)  # it answered: alive, whatever it said
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class ProbeResult:
     outcome: str
     error: str = ""
     latency_ms: float = 0.0
+    errno: int | None = None  # the MySQL error number of an `error_reply` / `auth_failed`
     flavour: str = ""  # "mariadb" or "mysql"
     version: str = ""
     server_id: int | None = None
@@ -76,6 +82,8 @@ class ProbeResult:
     semi_sync_slave_status: bool | None = None
     semi_sync_master_clients: int | None = None
     semi_sync_wait_point: str | None = None
+    semi_sync_timeout_ms: int | None = None  # rpl_semi_sync_master_timeout
+    semi_sync_wait_no_slave: bool | None = None  # rpl_semi_sync_master_wait_no_slave
     uptime_seconds: int | None = None
     threads_connected: int | None = None
     max_connections: int | None = None

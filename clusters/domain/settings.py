@@ -119,4 +119,9 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
         raise SettingsError(errors)
     if base["tls"] == "verify" and not base["tls_ca"]:
         raise SettingsError({"tls_ca": "a CA certificate (PEM) is required when tls is verify"})
+    # Checked when either is changed (settings saved before this rule still load; the failover job
+    # refuses to promote with them): a required fence with no hook would be a silent promotion.
+    if ("fence_required" in changes or "fence" in changes) and base["fence_required"] and not base["fence"]:
+        raise SettingsError({"fence_required": "fence_required needs a fence hook: set fence to the name of a "
+                                               "script in the hooks directory, or set fence_required to false"})
     return ClusterSettings(**base)

@@ -26,7 +26,14 @@ from clusters.domain import constants as c
 from clusters.domain.detection import channel_receiving, heartbeat_stale, normalize_address, source_address
 from clusters.domain.findings import FindingData, worst_severity
 from clusters.domain.gtid import GtidError, errant_gtids, purged_transactions_needed
-from clusters.domain.probe import AUTH_FAILED, OK, ProbeResult, ReplicationChannel
+from clusters.domain.probe import (
+    ALIVE_OUTCOMES,
+    AUTH_FAILED,
+    ERROR_REPLY,
+    OK,
+    ProbeResult,
+    ReplicationChannel,
+)
 from clusters.domain.settings import ClusterSettings
 
 
@@ -163,7 +170,7 @@ class _Analysis:
     def _failure_count(self, address: str, failures: Mapping[str, int]) -> int:
         count = failures.get(address, 0)
         probe = self.probes.get(address)
-        if probe is not None and probe.outcome not in (OK, AUTH_FAILED):
+        if probe is not None and probe.outcome not in ALIVE_OUTCOMES:
             count = max(count, 1)  # this probe failed even if the caller has not counted it yet
         return count
 
@@ -201,6 +208,8 @@ class _Analysis:
             return c.STATE_UP
         elif probe.outcome == AUTH_FAILED:
             return c.STATE_AUTH_FAILED
+        elif probe.outcome == ERROR_REPLY:
+            return c.STATE_ERROR_REPLY
         return c.STATE_DOWN if count >= self.settings.failcount else c.STATE_SUSPECT
 
     def _add(self, code: str, message: str, server: str | None = None, **details: Any) -> None:
@@ -392,6 +401,8 @@ class _Analysis:
                       failures=failed, outcome=probe.outcome if probe else None)
         elif state == c.STATE_AUTH_FAILED:
             self._auth_failed(address)
+        elif state == c.STATE_ERROR_REPLY:
+            self._error_reply(address, primary=True)
         if state != c.STATE_UP:
             return
         primary_probe = self.up[address]
@@ -422,6 +433,16 @@ class _Analysis:
                       f"{wait_point}: other sessions can read a transaction no replica has yet. "
                       "Set it to AFTER_SYNC.", address, wait_point=wait_point)
 
+    def _error_reply(self, address: str, *, primary: bool) -> None:
+        probe = self.probes.get(address)
+        errno = probe.errno if probe is not None else None
+        error = probe.error if probe is not None else ""
+        consequence = ("it is alive, so this is no reason to fail over (no failover); applications are "
+                       "likely refused too. " if primary else "it is alive. ")
+        self._add(c.SERVER_ERROR_REPLY, f"{address} answers dbpilot with an error ({error}): {consequence}"
+                  "Raise max_connections or the user's limits, or find what holds the connections.",
+                  address, errno=errno)
+
     def _auth_failed(self, address: str) -> None:
         self._add(c.AUTH_FAILED, f"{address} refuses dbpilot's credentials (access denied): update the "
                   "cluster's credentials or the user's grants on that server.", address)
@@ -441,6 +462,8 @@ class _Analysis:
             pass  # expected to be stopped or rebuilt: reachability is not news
         elif state == c.STATE_AUTH_FAILED:
             self._auth_failed(address)
+        elif state == c.STATE_ERROR_REPLY:
+            self._error_reply(address, primary=False)
         elif state in (c.STATE_SUSPECT, c.STATE_DOWN):
             probe_failed = self.probes.get(address)
             outcome = probe_failed.outcome if probe_failed else "not probed"

@@ -51,6 +51,10 @@ def observe(cluster: Cluster, settings: ClusterSettings, *, servers: list[Server
     probes = probe_servers([(s.address, credentials, options) for s in servers if s.address != counted_down])
     failures: dict[str, int] = {}
     known = cluster.primary.address if cluster.primary_id else None
+    if counted_down is None and known in probes and not probes[known].reachable:
+        # One failed probe of the primary (a slow moment, a stale pooled connection) must not leave a live
+        # primary "suspect" for a request: look once more, on a new connection, before judging.
+        probes.update(probe_servers([(known, credentials, options)]))
     if counted_down is not None:
         probes[counted_down] = ProbeResult(address=counted_down, outcome=TIMEOUT, error="counted as down")
         failures[counted_down] = settings.failcount
@@ -90,6 +94,8 @@ class HaContext:
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
         self.checkpoint: Callable[[], None] = lambda: None  # set by the engine: save the result now
+        # set by the engine: the lease's local check; past its deadline no session sends anything
+        self.lease_valid: Callable[[], bool] = lambda: True
 
     # --- servers --------------------------------------------------------------------------------------
 
@@ -121,6 +127,7 @@ class HaContext:
             session = self._sessions.get((address, purpose))
             if session is None:
                 session = ServerSession(address, self.admin, self.options)
+                session.guard = lambda: self.lease_valid()  # type: ignore[attr-defined]
                 self._sessions[(address, purpose)] = session
         return session.open()
 

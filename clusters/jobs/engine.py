@@ -27,8 +27,8 @@ import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from clusters import senders
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 6.0
 RENEW_SECONDS = 1.0
+# Longer than the job sessions' statement timeout (clusters.jobs.context.EXECUTOR_READ_TIMEOUT, 10 s).
+REAPER_GRACE_SECONDS = 11.0
 HANDOFF_SECONDS = 5.0  # a reaped job waits this long for a worker to claim it before it is sent again
 PENDING_GRACE_SECONDS = 5.0  # a pending job nobody claimed for this long is sent again
 MAX_ATTEMPTS = 3
@@ -111,19 +113,26 @@ def enqueue_job(job_id: int) -> None:
 # --- claiming and the lease ------------------------------------------------------------------------------
 
 
+def _db_now(offset_seconds: float = 0.0):
+    """The control-plane database's clock (plus an offset): every lease time is written and compared on
+    that one clock, never on each worker's or the reaper's host clock."""
+    return ExpressionWrapper(Now() + timedelta(seconds=offset_seconds), output_field=DateTimeField())
+
+
 def claim_job(job_id: int, owner: str) -> Job | None:
-    """Compare-and-swap the job into `running` under `owner`'s lease; None when someone else holds it."""
+    """Compare-and-swap the job into `running` under `owner`'s lease; None when someone else holds it.
+    A running job whose lease expired is claimable only after REAPER_GRACE_SECONDS more (see reap_jobs)."""
     now = timezone.now()
     runnable = (
         Q(state=Job.State.PENDING)
         | Q(state=Job.State.RUNNING, lease_owner=HANDOFF_OWNER)
         | Q(state=Job.State.RUNNING, lease_expires_at__isnull=True)
-        | Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+        | Q(state=Job.State.RUNNING, lease_expires_at__lt=_db_now(-REAPER_GRACE_SECONDS))
     )
     changed = Job.objects.filter(Q(pk=job_id) & runnable).update(
         state=Job.State.RUNNING,
         lease_owner=owner,
-        lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+        lease_expires_at=_db_now(LEASE_SECONDS),
         attempts=F("attempts") + 1,
         started_at=Coalesce(F("started_at"), now),
     )
@@ -134,11 +143,15 @@ class _Recorder(threading.Thread):
     """Renews the lease and, in the background, saves the latest step records and publishes every change,
     so steps never wait for the database or the channel layer."""
 
-    def __init__(self, job: Job, owner: str):
+    def __init__(self, job: Job, owner: str, claimed_at: float | None = None):
         super().__init__(daemon=True, name=f"job-{job.id}-lease")
         self.job = job
         self.owner = owner
         self.lost = False
+        # The lease's deadline on this process's monotonic clock, counted from when the claim or the last
+        # successful renewal was *sent* (so it never ends later than the database's expiry). Past it the
+        # worker sends nothing to a server and changes nothing (clusters.jobs.context.HaContext).
+        self.deadline = (claimed_at if claimed_at is not None else time.monotonic()) + LEASE_SECONDS
         self._pending: list[tuple[int, list, dict]] = []  # every snapshot is published; the last one saved
         self._submitted = 0
         self._saved = 0
@@ -193,8 +206,13 @@ class _Recorder(threading.Thread):
                 self._cond.notify_all()
             connection.close()
 
+    def lease_valid(self) -> bool:
+        """The local check (no query): the lease is neither lost nor past its deadline."""
+        return not self.lost and time.monotonic() < self.deadline
+
     def _save(self, pending: tuple[int, list, dict] | None) -> bool:
-        fields: dict = {"lease_expires_at": timezone.now() + timedelta(seconds=LEASE_SECONDS)}
+        sent = time.monotonic()
+        fields: dict = {"lease_expires_at": _db_now(LEASE_SECONDS)}
         if pending is not None:
             fields["steps"], fields["result"] = pending[1], pending[2]
         try:
@@ -207,6 +225,7 @@ class _Recorder(threading.Thread):
                 self.lost = True
                 self._cond.notify_all()
             return False
+        self.deadline = max(self.deadline, sent + LEASE_SECONDS)
         return True
 
     def _publish(self, snapshot: tuple[int, list, dict]) -> None:
@@ -222,21 +241,22 @@ def run_job(job_id: int, *, owner: str | None = None) -> Job | None:
     """Claim and run a job to its end (or until its lease is lost). Returns the job, or None when another
     worker holds it or it already finished. This is what the `ha` queue's task calls; tests call it too."""
     owner = owner or worker_identity()
+    claimed_at = time.monotonic()
     job = claim_job(job_id, owner)
     if job is None:
         return None
-    return _Runner(job, owner).run()
+    return _Runner(job, owner, claimed_at).run()
 
 
 class _Runner:
-    def __init__(self, job: Job, owner: str):
+    def __init__(self, job: Job, owner: str, claimed_at: float | None = None):
         self.job = job
         self.owner = owner
         self.plan = plan_for(job.kind)
         self.records = s.align_records(self.plan, job.steps)
         self.result: dict = dict(job.result or {})
         self.result.setdefault("timings_ms", {})
-        self.recorder = _Recorder(job, owner)
+        self.recorder = _Recorder(job, owner, claimed_at)
         self.context = None
         self.soft_failures: list[str] = []
 
@@ -277,6 +297,8 @@ class _Runner:
             return self._finish(s.JOB_FAILED, f"cannot prepare the job: {exc}")
         if hasattr(self.context, "checkpoint"):
             self.context.checkpoint = self.checkpoint
+        if hasattr(self.context, "lease_valid"):
+            self.context.lease_valid = self.recorder.lease_valid
         try:
             if job.attempts > MAX_ATTEMPTS:
                 step = s.first_unfinished(self.records) or "-"
@@ -285,8 +307,9 @@ class _Runner:
                                     + (f"; {undone}" if undone else ""))
             if start is not None:
                 for spec in self.plan.steps[start:]:
-                    if self.recorder.lost:
-                        log.warning("job %s: lease lost to another worker; stopping before %s", job.id, spec.name)
+                    if not self.recorder.lease_valid():
+                        log.warning("job %s: lease lost or past its deadline; stopping before %s", job.id,
+                                    spec.name)
                         self.recorder.stop()
                         return None
                     outcome = self._run_step(spec, resumed and spec is self.plan.steps[start])
@@ -352,6 +375,11 @@ class _Runner:
     def _abort(self, step: str, reason: str) -> str | None:
         if self.plan.abort is None or self.context is None:
             return None
+        if not self.recorder.lease_valid():
+            # Another worker may hold the job by now: an abort is a change like any other.
+            log.warning("job %s: no abort after %s: the lease was lost or passed its deadline", self.job.id, step)
+            self.result["abort"] = "no abort: this worker's lease had passed (the worker that takes the job over decides)"
+            return self.result["abort"]
         try:
             undone = self.plan.abort(self.context, step, reason)
         except Exception as exc:  # noqa: BLE001 - say so: the cluster may need a person
@@ -363,6 +391,11 @@ class _Runner:
 
     def _finish(self, state: str, detail: str | None) -> Job | None:
         self.recorder.stop()
+        if state != s.JOB_SUCCEEDED and not self.recorder.lease_valid():
+            # Past the deadline a failure may only be this worker's own lateness (its statements were not
+            # sent): the job stays running, the reaper hands it over and the next worker resumes it.
+            log.warning("job %s: not finished as %s: the lease passed its deadline (%s)", self.job.pk, state, detail)
+            return None
         self._sync_state()
         job = self.job
         now = timezone.now()
@@ -421,7 +454,9 @@ def reap_jobs() -> list[int]:
     Returns the ids sent to the `ha` queue again."""
     close_old_connections()
     now = timezone.now()
-    expired = Q(state=Job.State.RUNNING, lease_expires_at__lt=now)
+    # Handed over only once the lease expired plus a grace longer than any statement the old worker may
+    # have sent before its deadline (EXECUTOR_READ_TIMEOUT): by then that statement has finished.
+    expired = Q(state=Job.State.RUNNING, lease_expires_at__lt=_db_now(-REAPER_GRACE_SECONDS))
     forgotten = Q(state=Job.State.PENDING, created_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)) & (
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
     sent = []
@@ -429,7 +464,7 @@ def reap_jobs() -> list[int]:
         changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner,
                                      lease_expires_at=job.lease_expires_at).update(
             lease_owner=HANDOFF_OWNER if job.state == Job.State.RUNNING else "",
-            lease_expires_at=now + timedelta(seconds=HANDOFF_SECONDS),
+            lease_expires_at=_db_now(HANDOFF_SECONDS),
         )
         if not changed:
             continue

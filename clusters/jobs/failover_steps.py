@@ -26,6 +26,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from clusters import hotstate
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
 from clusters.adapters.probe import probe_server
 from clusters.domain import constants as c
@@ -34,7 +35,8 @@ from clusters.domain import repoint_plan
 from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
 from clusters.domain.guards import blocking, candidate_check, errant_check
-from clusters.domain.probe import AUTH_FAILED, OK
+from clusters.domain.probe import ALIVE_OUTCOMES
+from clusters.events import record_event
 from clusters.jobs import ha_after, ha_freeze, ha_promote
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import (
@@ -54,6 +56,8 @@ OLD_PRIMARY_PROBE_TIMEOUT = 0.3  # a frozen primary accepts TCP and never answer
 RELAY_LOG_TIMEOUT_SECONDS = 30.0
 CATCH_UP_SOURCE_TIMEOUT_SECONDS = 30.0
 RECENT_FINDINGS_SECONDS = 120
+LOOK_FRESH_SECONDS = 1.0  # a look at the old primary older than this is taken again before promotion
+MAX_CATCHUP_SECONDS = 600.0  # catchup_timeout_seconds is capped: a failover never waits longer to promote
 SEMI_SYNC_KILL_CONN_TIMEOUT = 1  # seconds (MariaDB's default 5 makes a failover wait 2 s per frozen source)
 
 
@@ -76,14 +80,36 @@ def probe_old_primary(ctx: HaContext) -> Future:
     return future
 
 
-def old_primary_answers(ctx: HaContext) -> None:
-    """Refuse (before anything irreversible) when the old primary answers again: it is alive."""
-    probe = probe_old_primary(ctx).result()
-    if probe.outcome in (OK, AUTH_FAILED):  # it answers, even if it refuses dbpilot's credentials
-        old = ctx.state.old_primary
-        detail = (f"the primary {old} answers again: no failover" if ctx.state.automatic
-                  else f"the primary {old} is alive: use a switchover")
+def fresh_old_primary_probe(ctx: HaContext) -> Future:
+    """A new look at the old primary (never the one taken when the job started), in the background."""
+    old = ctx.params["primary"]
+    POOL.discard_address(old)
+    future = ctx.submit(probe_server, old, ctx.admin, _quick_options(ctx))
+    ctx.last_old_primary_look = (future, time.monotonic())  # type: ignore[attr-defined]
+    return future
+
+
+def _record_look(ctx: HaContext, when: str, outcome: str) -> None:
+    ctx.state.old_primary_looks = [*ctx.state.old_primary_looks, {"when": when, "outcome": outcome, "at": time.time()}]
+
+
+def refuse_if_old_primary_answers(ctx: HaContext, future: Future, when: str) -> None:
+    """Refuse (nothing promoted yet) when that look found the old primary answering: it is alive."""
+    probe = future.result()
+    _record_look(ctx, when, probe.outcome)
+    if probe.outcome in ALIVE_OUTCOMES:  # it answers, even with an error (credentials, too many connections)
+        old = ctx.params["primary"]
+        detail = (f"the primary {old} answers again ({when}): no failover" if ctx.params.get("automatic")
+                  else f"the primary {old} is alive ({when}): use a switchover")
         raise StepRefused(detail, [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": detail}])
+
+
+def gtid_history(ctx: HaContext) -> str | None:
+    """Every primary's gtid_binlog_state and positions the ticks saw healthy (the hot state): errant
+    transactions are judged against it. Kept in the job's state once read, so a resumed job judges alike."""
+    if ctx.state.gtid_history is None:
+        ctx.state.gtid_history = hotstate.read_gtid_history(ctx.cluster.id) or ""
+    return ctx.state.gtid_history or None
 
 
 def members(ctx: HaContext) -> list[repoint_plan.Member]:
@@ -114,20 +140,33 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     if ctx.state.routes_ok is None:
         ctx.state.routes_ok = True
     ctx.state.automatic = bool(ctx.params.get("automatic"))
-    fresh = confirm_for_topology(topology, ctx.probes, ctx.settings)
+    fresh = confirm_for_topology(topology, ctx.probes, ctx.settings, last_received=ctx.params.get("last_received"),
+                                 incident_since=ctx.params.get("incident_since"))
     confirmed_at = ctx.params.get("confirmed_at")
     age = time.time() - float(confirmed_at) if confirmed_at else None
     check = plan.reconfirm(fresh, ctx.probes, tick_confirmed_age=age, settings=ctx.settings)
+    if not check.ok and ctx.attempt > 1 and not fresh.still_receiving and not fresh.answered:
+        # A resumed job: the first attempt stopped the survivors' IO threads (stop_replication), so they
+        # say `No` without an error. They count as the witnesses they were; the look below still refuses
+        # if the old primary answers.
+        ours = [v for v in fresh.verdicts if v.counted and v.reachable and "stopped on purpose" in v.detail]
+        if ours and fresh.replicas_agreeing + len(ours) >= fresh.majority:
+            check = check.__class__(check.name, True, f"resumed (attempt {ctx.attempt}): "
+                                    f"{', '.join(v.address for v in ours)} stopped by the first attempt; {fresh.reason}")
     if not ctx.state.automatic and not check.ok and not fresh.still_receiving:
         # An operator asked: dbpilot's own failed probe is enough, as long as no replica still receives.
         check = check.__class__(check.name, True, f"requested by an operator; {fresh.reason}")
     ctx.state.confirmation = fresh.as_dict()
     if not check.ok:
         raise StepRefused(f"not confirmed: {check.detail}", [check.as_dict()])
+    # Look before you fence: the job's own probe of the old primary (started with this step, beside the
+    # survivors' probes) must have found it silent before the flag makes monitoring fence it.
+    refuse_if_old_primary_answers(ctx, probe_old_primary(ctx), "before fencing")
     # From now on the old primary is fenced: whenever it reappears it is made read-only first (an abort
-    # before promotion gives the flag back as it was).
+    # before promotion gives the flag back as it was, and its writes if this made it read-only).
     if ctx.state.old_primary_was_fenced is None:
         ctx.state.old_primary_was_fenced = ctx.server(old).fenced
+    ctx.checkpoint()  # saved first: a resumed job must not read its own flag as "already fenced"
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")
@@ -135,7 +174,13 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
 
 def fence_hook(ctx: HaContext) -> StepOutcome:
     """The `fence` hook runs first: the old primary's state is unknown (it does not answer). With
-    `fence_required`, a failing hook refuses the failover before anything changed."""
+    `fence_required`, a failing hook refuses the failover before anything changed, and so does a missing
+    one (settings saved before that was refused at save time): never a silent promotion."""
+    if ctx.settings.fence_required and not ctx.settings.fence:
+        detail = "fence_required is on but no fence hook is configured: set fence, or fence_required to false"
+        raise StepRefused(detail, [{"name": "fence", "ok": False, "detail": detail}])
+    if ctx.settings.fence:  # the hook may power it off: look once more right before
+        refuse_if_old_primary_answers(ctx, fresh_old_primary_probe(ctx), "before the fence hook")
     return ha_after.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
 
 
@@ -178,7 +223,9 @@ def elect_candidate(ctx: HaContext) -> StepOutcome:
     topology = ctx.probe(counted_down=old)  # the survivors' IO threads are stopped: their positions are final
     lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
     election = plan.failover_election(topology, ctx.probes, ctx.settings, lags=lags,
-                                      requested=ctx.params.get("candidate"))
+                                      requested=ctx.params.get("candidate"), last_primary_state=gtid_history(ctx),
+                                      last_received=ctx.params.get("last_received"),
+                                      incident_since=ctx.params.get("incident_since"))
     ctx.state.election = election.as_dict()
     checks = [candidate_check(election), errant_check(election)]
     ctx.state.election_checks = [ch.as_dict() for ch in checks]
@@ -231,14 +278,25 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     (election.catch_up_from, errant sources excluded by the guard), it replicates from that survivor until
     it holds them. Never a silent loss: a timeout fails the job before anything is promoted."""
     new = ctx.state.new_primary
-    old_primary_answers(ctx)
-    timeout = ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS)
+    look = fresh_old_primary_probe(ctx)  # beside the catch-up: checked once it is done
+    timeout = min(ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS),
+                  MAX_CATCHUP_SECONDS)
     notes = [_apply_relay_log(ctx, new, timeout)]
     sources = [s for s in ctx.state.election.get("catch_up_from") or [] if not s.get("errant")]
     session = ctx.session(new)
     for source in sources:
         address = source["server"]
-        notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
+        status = ctx.session(address).replication_status() or {}
+        delay = int(status.get("SQL_Delay") or 0)
+        if delay > 0:
+            # A delayed survivor (MASTER_DELAY) applies its relay log only after its delay: waiting for it
+            # would always time out. What it applied is fetched; what it only received is not (said in
+            # the result's gtid.not_fetched_from_delayed), and the failover goes on.
+            received = (status.get("Gtid_IO_Pos") or status.get("Retrieved_Gtid_Set") or "").replace("\n", "")
+            ctx.state.gtid["not_fetched_from_delayed"] = f"{address} (MASTER_DELAY={delay}): received {received}"
+            notes.append(f"{address}: delayed by {delay}s, its relay log is not waited for")
+        else:
+            notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
         wanted = ctx.session(address).executed_gtids()
         if repoint_plan.position_contains(session.dialect.flavour, session.executed_gtids(), wanted):
             notes.append(f"already holds {address}'s {wanted}")
@@ -255,12 +313,20 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
                              f"{CATCH_UP_SOURCE_TIMEOUT_SECONDS:g}s: not promoted, so they are not lost")
         notes.append(f"fetched {source['missing']} from {address} in {(time.monotonic() - started) * 1000:.0f} ms")
     ctx.state.gtid["candidate_caught_up"] = session.executed_gtids()
+    refuse_if_old_primary_answers(ctx, look, "after the catch-up")
     return Done("; ".join(notes))
 
 
 def promote_candidate(ctx: HaContext) -> StepOutcome:
     """STOP SLAVE; RESET SLAVE ALL and the semi-sync master side on the candidate, while every survivor is
     pointed at it and connects, in parallel (ha_promote.promote with connect=True)."""
+    if not ctx.state.promoted:
+        # The last moment: the catch-up's look counts when it is recent, else a new one (a crashed primary
+        # refuses at once; a frozen one costs the probe's 0.3 s timeout).
+        future, started = getattr(ctx, "last_old_primary_look", (None, 0.0))
+        if future is None or time.monotonic() - started > LOOK_FRESH_SECONDS:
+            future = fresh_old_primary_probe(ctx)
+        refuse_if_old_primary_answers(ctx, future, "right before promotion")
     # Saved before the first change a resumed job must not redo from the start: it resumes here.
     ctx.checkpoint()
     return ha_promote.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
@@ -276,7 +342,38 @@ def repoint_replicas(ctx: HaContext) -> StepOutcome:
     return ha_promote.repoint(ctx, ctx.state.new_primary, list(ctx.state.targets), left_out=skipped)
 
 
+def fence_answering_old_primary(ctx: HaContext) -> str | None:
+    """Right before writes open elsewhere: if the old primary answers again (a stall ended after the
+    promotion), make it read-only first (killing the sessions that hold that up); refuse to open writes
+    when that fails, so two writable servers never exist."""
+    old = ctx.state.old_primary
+    probe = fresh_old_primary_probe(ctx).result()
+    _record_look(ctx, "before opening writes", probe.outcome)
+    if probe.outcome not in ALIVE_OUTCOMES:
+        return None
+    if probe.reachable and probe.read_only:
+        return f"{old} answers again, read-only already"
+    try:
+        session = ctx.session(old, "fence")
+        try:
+            session.set_read_only(True)
+            done = "read_only=1"
+        except ServerError:
+            # commits hanging on a semi-sync acknowledgement hold the lock read_only needs: end them first
+            writers = [w.id for w in session.client_sessions(ctx.admin.user) if w.writing or w.in_write_transaction]
+            session.kill(writers)
+            session.set_read_only(True)
+            done = f"read_only=1 after killing {len(writers)} writing session(s)"
+    except ServerError as exc:
+        raise StepFailed(f"{old} answers again and could not be made read-only ({exc}): writes are not opened "
+                         f"on {ctx.state.new_primary}, two writable servers must never exist") from None
+    return f"{old} answered again: {done} before writes opened"
+
+
 def open_writes(ctx: HaContext) -> StepOutcome:
+    fenced_note = None if ctx.state.writes_opened else fence_answering_old_primary(ctx)
+    if fenced_note:
+        ctx.state.old_primary_fenced_at_open = fenced_note
     outcome = ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary, fence_demoted=True)
     if ctx.state.writes_opened_at is None:
         ctx.state.writes_opened_at = time.time()
@@ -301,8 +398,10 @@ def record_rpo(ctx: HaContext) -> StepOutcome:
                     .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=recent))
                     .values_list("code", flat=True))
     unreachable = [a for a, why in (ctx.state.not_repointed).items() if why == "not reachable"]
+    # The old primary's semi-sync state as the last healthy ticks saw it, not the cluster's settings.
     rpo = plan.rpo_statement(survivors_hold=held, settings=ctx.settings, old_primary=old,
-                             primary_findings=findings, unreachable_replicas=unreachable)
+                             primary_findings=findings, unreachable_replicas=unreachable,
+                             observed=ctx.params.get("semi_sync_at_incident"), observed_known=True)
     ctx.state.rpo = rpo
     return Done(f"{rpo['guarantee']}: survivors hold {held or '(nothing)'}; {rpo['risk']}")
 
@@ -326,6 +425,8 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         # Nobody was promoted: the old primary is still the cluster's primary, not a server to fence.
         Server.objects.filter(pk=ctx.server(old).pk).update(fenced=False)
         notes.append(f"{old} no longer marked fenced")
+    if old and not ctx.state.old_primary_was_fenced:
+        notes.append(reopen_old_primary(ctx, old))
     sources = ctx.state.sources
     for address in ctx.state.io_stopped:
         try:
@@ -343,6 +444,37 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         except (ServerError, KeyError, ValueError) as exc:
             notes.append(f"{address}: could not restart replication ({exc})")
     return "; ".join(notes) or None
+
+
+def reopen_old_primary(ctx: HaContext, old: str) -> str:
+    """An abort before promotion: the old primary is still the cluster's primary. If it answers and is
+    read-only (a tick fenced it while this job had it flagged, or it restarted read-only as configured),
+    give it its writes back, once no other server is writable and none holds a transaction it lacks.
+    Nothing else is changed on it."""
+    probe = fresh_old_primary_probe(ctx).result()
+    if not probe.reachable:
+        return f"{old} does not answer ({probe.outcome}): left as it is"
+    if not probe.read_only:
+        return f"{old} is writable"
+    try:
+        session = ctx.session(old)
+        mine = session.executed_gtids()
+        for address in ctx.addresses:
+            if address == old or address in ctx.state.unreachable:
+                continue
+            other = ctx.session(address)
+            if not other.read_only():
+                return f"{old} left read-only: {address} is writable (two writable servers must never exist)"
+            theirs = other.executed_gtids()
+            if not repoint_plan.position_contains(session.dialect.flavour, mine, theirs):
+                return f"{old} left read-only: {address} holds transactions it lacks ({theirs} vs {mine})"
+        session.set_read_only(False)
+    except ServerError as exc:
+        return f"{old} left read-only: {exc}"
+    record_event(ctx.cluster.pk, "writes_reopened", f"Writes reopened on {old}: the failover was aborted before "
+                 "any promotion and it is still the most advanced server", severity="warning",
+                 data={"server": old, "job_id": ctx.job_id})
+    return f"{old} writable again (read_only=0): nothing was promoted"
 
 
 # --- the plan ---------------------------------------------------------------------------------------------

@@ -51,6 +51,11 @@ class JobState:
     write_freeze_ms: float | None = None
     epoch: int | None = None
     rpo: dict[str, Any] | None = None
+    # failover: the cluster's GTID history errant transactions were judged against ("" when unknown), the
+    # job's looks at the old primary, and what was done when it answered again before writes opened
+    gtid_history: str | None = None
+    old_primary_looks: list[dict[str, Any]] = field(default_factory=list)
+    old_primary_fenced_at_open: str | None = None
 
     def __post_init__(self) -> None:
         self._assigned.clear()  # the defaults are not "set"

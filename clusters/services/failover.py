@@ -27,7 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters import hotstate
-from clusters.credentials import cluster_settings, replication_credentials
+from clusters.adapters.executor import ServerSession
+from clusters.adapters.mysql import ServerError
+from clusters.credentials import admin_credentials, cluster_settings, connect_options, replication_credentials
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
 from clusters.domain.detection import confirm_for_topology
@@ -82,16 +84,46 @@ def after_tick(result, *, epoch: int | None = None) -> None:
         log.exception("cluster %s: the failover decision after the tick failed", result.cluster_id)
 
 
+def _maybe_reopen(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
+    """A primary back read-only after an incident with no failover gets its writes back when it is safe
+    (plan.reopen_decision), with a `writes_reopened` event."""
+    ok, why = plan.reopen_decision(result.topology, result.probes, result.settings,
+                                   incident=hotstate.read_incident(result.cluster_id), now=time.time(),
+                                   paused=platform_paused())
+    if not ok:
+        return
+    cluster = fresh()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch) or Job.objects.active_ha(cluster.id):
+        return
+    address = result.topology.primary
+    try:
+        session = ServerSession(address, admin_credentials(cluster), connect_options(result.settings))
+        try:
+            session.set_read_only(False)
+        finally:
+            session.close()
+    except ServerError as exc:
+        log.warning("cluster %s: could not reopen writes on %s: %s", cluster.id, address, exc)
+        return
+    record_event(cluster.id, "writes_reopened", f"Writes reopened on {address}: {why}", severity="warning",
+                 data={"server": address, "reason": why})
+
+
 def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
         hotstate.remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
                                                   if s.lag is not None and s.address != view.address})
+        probe = result.probes.get(view.address)
+        if probe is not None and probe.read_only:  # the common case (writable) costs nothing more
+            _maybe_reopen(result, epoch, fresh)
         return
     if not plan.primary_failing(topology):
         return
     incident = hotstate.track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
+    last_received = getattr(result, "last_received", None)
+    incident_since = getattr(result, "failing_since", None)
     confirmation = result.confirmation
     if confirmation.confirmed:
         hotstate.remember_confirmation(result.cluster_id, view.address, result.observed_at)
@@ -119,10 +151,13 @@ def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
         platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
         failovers=failover_starts(cluster.id, settings),
         has_replication_credentials=bool(replication_credentials(cluster).user), lags=lags,
+        last_received=last_received, incident_since=incident_since, gtid_history=hotstate.read_gtid_history(cluster.id),
         confirmation=confirmation,
     )
     params = {"automatic": True, "incident": incident.key, "primary": view.address,
-              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags}
+              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags,
+              "last_received": last_received or {}, "incident_since": incident_since,
+              "semi_sync_at_incident": hotstate.read_semi_sync_at(cluster.id, view.address)}
     if decision.action == plan.START:
         _start_automatic(cluster, params, decision)
     elif decision.action == plan.REFUSE and not earlier:
@@ -192,11 +227,16 @@ def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list
     checks.append(Check(CHECK_PRIMARY_KNOWN, view is not None, f"the primary is {view.address}" if view else
                         "no primary is known: nothing to fail over from"))
     now = time.time()
+    last_received, incident_since = hotstate.read_last_received(cluster.id)
     election = plan.failover_election(topology, probes, settings, lags=hotstate.read_lags(cluster.id),
-                                      requested=candidate)
+                                      requested=candidate, last_primary_state=hotstate.read_gtid_history(cluster.id),
+                                      last_received=last_received, incident_since=incident_since)
     checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
                                      primary_state=view.state if view else None,
-                                     confirmation=confirm_for_topology(topology, probes, settings), election=election,
+                                     confirmation=confirm_for_topology(topology, probes, settings,
+                                                                       last_received=last_received,
+                                                                       incident_since=incident_since),
+                                     election=election,
                                      age_unknown=plan.heartbeat_age_unknown(probes),
                                      tick_confirmed_age=hotstate.confirmed_age(cluster.id, topology.primary, now))
     checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))
@@ -217,6 +257,7 @@ def request_failover(cluster: Cluster, *, candidate=None, requested_by: str) -> 
     if candidate:
         params["candidate"] = candidate
     params["lags"] = hotstate.read_lags(cluster.id)
+    params["semi_sync_at_incident"] = hotstate.read_semi_sync_at(cluster.id, primary)
     job = create_ha_job(cluster, KIND, checks, FailoverRefused, params=params, requested_by=requested_by)
     preempt_long_jobs(cluster.pk, job.pk)
     start_job(job.pk, from_request=True)

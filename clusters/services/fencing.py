@@ -18,6 +18,7 @@ A tick acting on an older epoch than the cluster's does nothing: a job may be pr
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.utils import timezone
@@ -42,6 +43,36 @@ REJOIN_RETRY_SECONDS = 15  # a rejoin that did not succeed is retried after 15 s
 REJOIN_RETRY_MAX_SECONDS = 600
 
 
+BLIND_FENCE_EVERY_SECONDS = 5.0
+_blind_tried: dict[tuple[int, str], float] = {}  # (cluster, address) -> monotonic time of the last try
+
+
+def _blind_fence(result, epoch: int | None) -> None:
+    """Fenced servers that time out on the probe may still be writable (see plan.blind_fence_targets):
+    try read_only=1 on them, at most every BLIND_FENCE_EVERY_SECONDS."""
+    targets = plan.blind_fence_targets(result.topology, result.probes)
+    now = time.monotonic()
+    due = [a for a in targets if now - _blind_tried.get((result.cluster_id, a), -1e9) >= BLIND_FENCE_EVERY_SECONDS]
+    if not due:
+        return
+    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch):
+        return
+    servers = {s.address: s for s in cluster.servers.all()}
+    settings = cluster_settings(cluster)
+    for address in due:
+        _blind_tried[(result.cluster_id, address)] = now
+        server = servers.get(address)
+        if server is None:
+            continue
+        try:
+            done = make_read_only(address, admin_credentials(cluster), connect_options(settings))
+        except ServerError:
+            continue  # frozen or gone: tried again later, and the regular fence runs once it answers
+        record_event(cluster.pk, "server_fenced", f"{address} did not answer its probe but took commands: {done}",
+                     severity="warning", data={"server": address, "server_id": server.pk})
+
+
 class FreshCluster:
     """The cluster row as it is now (its epoch may have moved since the tick began), read at most once for
     everything that decides after one tick (fencing, then failover)."""
@@ -59,6 +90,10 @@ class FreshCluster:
 
 
 def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None = None) -> None:
+    try:
+        _blind_fence(result, epoch)
+    except Exception:  # noqa: BLE001 - the regular fence below still runs
+        log.exception("cluster %s: fencing servers that do not answer their probe failed", result.cluster_id)
     plans = plan.fence_plans(result.topology, result.probes, result.settings)
     if not plans:
         return

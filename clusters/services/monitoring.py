@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -33,8 +33,16 @@ from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
 from clusters.credentials import admin_credentials, cluster_settings, connect_options
 from clusters.domain.constants import STATE_UP
-from clusters.domain.detection import Confirmation, confirm_for_topology, confirmation_may_come
+from clusters.domain.detection import (
+    Confirmation,
+    confirm_for_topology,
+    confirmation_may_come,
+    count_failures,
+    receiving_replicas,
+)
+from clusters.domain.failover_plan import semi_sync_observation
 from clusters.domain.findings import finding_key
+from clusters.domain.gtid import history_with
 from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
@@ -58,16 +66,22 @@ class TickResult:
     failures: dict[str, int]
     settings: ClusterSettings
     observed_at: float
+    # Wall-clock time each replica was last seen receiving from the primary, and the start of the
+    # primary's current failure (None while healthy): a witness of a failure was receiving until it began.
+    last_received: dict[str, float] = field(default_factory=dict)
+    failing_since: float | None = None
 
     @cached_property
     def confirmation(self) -> Confirmation:
         """The replicas' confirmation of the primary's failure, computed once for everyone that reads this
         round (failover's decision, the re-probe loop)."""
-        return confirm_for_topology(self.topology, self.probes, self.settings)
+        return confirm_for_topology(self.topology, self.probes, self.settings, last_received=self.last_received,
+                                    incident_since=self.failing_since)
 
 
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
-    return {addr: (0 if probe.reachable else previous.get(addr, 0) + 1) for addr, probe in probes.items()}
+    # A server that answered with an error (credentials, too many connections) is alive: not counted.
+    return {addr: count_failures(previous.get(addr, 0), probe) for addr, probe in probes.items()}
 
 
 def _apply_findings(cluster: Cluster, topology: Topology, opened: list[str], resolved: list[str], now: datetime) -> None:
@@ -190,7 +204,8 @@ def _awaiting_confirmation(plan: _TickPlan, result: TickResult, reprobe_round: b
         return False
     if result.confirmation.confirmed:
         return False
-    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round)
+    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round,
+                                 last_received=result.last_received, incident_since=result.failing_since)
 
 
 def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
@@ -239,6 +254,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
     now = datetime.fromtimestamp(observed, tz=UTC)
     snapshot = snapshot_of(topology, now)
+    snapshot["epoch"] = cluster.epoch  # the epoch this tick began with: a payload never mixes two epochs
     digest = _digest(snapshot)
     changed = digest != state.get("digest")
     primary_id = next((s.id for s in topology.servers if s.address == topology.primary), None)
@@ -263,6 +279,10 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": payload})
     known_primary = topology.primary or state.get("primary")
     primary_failures = failures.get(known_primary, 0) if known_primary else 0
+    last_received = {a: t for a, t in (state.get("received") or {}).items() if a in probes}
+    last_received.update({a: observed for a in receiving_replicas(topology, probes)})
+    primary_probe = probes.get(topology.primary) if topology.primary else None
+    primary_up = topology.primary_view is not None and topology.primary_view.state == STATE_UP
     state.update(
         failures=failures,
         primary=known_primary,
@@ -270,9 +290,16 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         digest=digest,
         observed_at=observed,
         failing_since=(state.get("failing_since") or observed) if primary_failures else None,
+        received=last_received,
+        # every primary's gtid_binlog_state seen healthy: what "errant" is judged against (gtid.py)
+        gtid_history=history_with(state.get("gtid_history"), primary_probe if primary_up else None),
+        # the primary's semi-sync as last seen healthy: a failover's RPO states what held at the incident
+        semi_sync_at=(semi_sync_observation(primary_probe, observed) if primary_up else None)
+        or state.get("semi_sync_at"),
     )
     store.write_state(cluster_id, state)
-    return TickResult(cluster_id, topology, probes, failures, settings, observed)
+    return TickResult(cluster_id, topology, probes, failures, settings, observed, last_received,
+                      state["failing_since"])
 
 
 def _reprobe_in_thread(plan: _TickPlan, probes: dict[str, ProbeResult], token: str) -> None:

@@ -28,9 +28,20 @@ def topology_payload(cluster_id: int, *, cluster: Cluster | None = None, snapsho
     if snapshot is None:
         snapshot = hotstate.read_topology(cluster_id) or {}
     by_id = {s["id"]: s for s in snapshot.get("servers", [])}
+    # A snapshot from a tick that began before a job changed the topology (an older epoch) must not name
+    # the previous primary beside the new epoch: the primary then comes from the database, and a server
+    # the snapshot still calls primary is shown as unknown until the next tick.
+    stale = snapshot.get("epoch") is not None and snapshot["epoch"] < cluster.epoch
+    primary = snapshot.get("primary")
+    if stale:
+        primary = cluster.primary.address if cluster.primary_id else None
     servers = []
     for server in cluster.servers.all():
         live = by_id.get(server.id, {})
+        if stale and live.get("role") == "primary" and server.address != primary:
+            live = {**live, "role": "unknown", "state": "unknown"}
+        elif stale and server.address == primary:
+            live = {**live, "role": "primary"}
         servers.append(
             {
                 "id": server.id,
@@ -45,7 +56,7 @@ def topology_payload(cluster_id: int, *, cluster: Cluster | None = None, snapsho
             }
         )
     return {
-        "primary": snapshot.get("primary"),
+        "primary": primary,
         "epoch": cluster.epoch,
         "servers": servers,
         "findings": findings_payload(cluster_id),

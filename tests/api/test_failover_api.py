@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from clusters import hotstate
 from clusters.domain import constants as c
 from clusters.domain.settings import merge_settings
 from clusters.domain.topology import InventoryServer, analyze
@@ -62,6 +63,8 @@ def observation(cluster, *, dead: bool = True, **settings_changes):
     inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
                                  quarantined=s.quarantined) for s in cluster.servers.order_by("id")]
     now = time.time()
+    hotstate._lags_written.pop(cluster.id, None)
+    hotstate.remember_lags(cluster.id, {r1: 0.0, r2: 0.0})  # what the healthy ticks before saw
     topology = analyze(inventory, probes, settings, {p: settings.failcount} if dead else {}, now, known_primary=p)
     return TickResult(cluster.id, topology, probes, {}, settings, now)
 
@@ -226,3 +229,37 @@ def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
     for _ in range(2):
         after_tick(dark, observation(dark))
     assert Job.objects.filter(cluster=dark, kind="failover").count() == 1
+
+
+def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
+    client = world.client("alice")
+    response = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True}}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) >= {"detail", "code"} and "fence hook" in str(body)
+    dark.refresh_from_db()
+    assert not dark.settings.get("fence_required")
+    accepted = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True, "fence": "cut-power"}},
+                            format="json")
+    assert accepted.status_code == 200 and accepted.json()["settings"]["fence_required"] is True
+    # removing the hook while it is required is refused the same way
+    again = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence": ""}}, format="json")
+    assert again.status_code == 400 and "fence hook" in str(again.json())
+
+
+def test_the_topology_payload_never_names_a_previous_primary_beside_a_newer_epoch(world, dark):
+    p, r1, _ = _addresses(dark)
+    servers = {s.address: s for s in dark.servers.all()}
+    snapshot = {"primary": p, "epoch": dark.epoch, "updated_at": "2026-12-06T00:00:00+00:00",
+                "servers": [{"id": s.id, "address": a, "role": "primary" if a == p else "replica", "state": "up",
+                             "read_only": a != p, "gtid_current_pos": "0-1-5", "replication": None}
+                            for a, s in servers.items()]}
+    hotstate.write_topology(dark.id, snapshot)
+    url = f"/api/v1/clusters/{dark.id}/topology/"
+    assert world.client("alice").get(url).json()["primary"] == p
+    # a failover job recorded r1 as the primary and bumped the epoch; the snapshot is from before
+    Cluster.objects.filter(pk=dark.pk).update(primary=servers[r1], epoch=dark.epoch + 1)
+    body = world.client("alice").get(url).json()
+    assert body["primary"] == r1 and body["epoch"] == dark.epoch + 1
+    roles = {f"{s['host']}:{s['port']}": s["role"] for s in body["servers"]}
+    assert roles[r1] == "primary" and roles[p] == "unknown"

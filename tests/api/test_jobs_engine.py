@@ -97,7 +97,11 @@ def test_claiming_is_single_flight_and_an_expired_lease_can_be_taken(cluster):
     job = engine.create_job(cluster, "switchover")
     assert engine.claim_job(job.id, "worker-1").lease_owner == "worker-1"
     assert engine.claim_job(job.id, "worker-2") is None
+    # expired, but not yet by the grace a statement the first worker sent before its deadline may take
     Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert engine.claim_job(job.id, "worker-2") is None
+    Job.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1))
     taken = engine.claim_job(job.id, "worker-2")
     assert taken.lease_owner == "worker-2" and taken.attempts == 2 and taken.state == "running"
     Job.objects.filter(pk=job.pk).update(state="succeeded")
@@ -217,6 +221,9 @@ def test_the_reaper_hands_over_a_dead_workers_job_and_the_next_claim_resumes_it(
         record["state"] = s.OK
     records[2]["state"] = s.RUNNING
     Job.objects.filter(pk=job.pk).update(steps=records, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert engine.reap_jobs() == []  # within the grace: the first worker's last statement may still run
+    Job.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1))
     assert engine.reap_jobs() == [job.id]
     assert fake_plan.sent == [job.id]
     assert engine.reap_jobs() == []  # handed over: not sent again until the handoff expires
@@ -276,3 +283,33 @@ def test_every_change_of_a_job_is_published_to_the_cluster_group(cluster, fake_p
     assert ["running", "pending", "pending"] in running and ["ok", "ok", "ok"] in running
     # A quiet step is never published on its own: its record goes out with the next step's.
     assert ["ok", "running", "pending"] not in running and ["ok", "ok", "pending"] not in running
+
+
+def test_a_worker_past_its_lease_deadline_changes_nothing_and_does_not_abort(cluster, fake_plan):
+    """The lease is a fencing token kept by time: a worker stalled past its lease's deadline (measured
+    locally, no query) runs no further step and no abort, even before anyone took the job over."""
+    aborts = []
+
+    def slow(ctx):
+        CALLS.append("slow")
+        time.sleep(0.3)
+        return "done"
+
+    def fails_late(ctx):
+        CALLS.append("fails_late")
+        time.sleep(0.3)
+        raise s.StepFailed("a server error after the deadline")
+
+    plan = fake_plan(s.StepSpec("fails_late", fails_late), s.StepSpec("slow", slow))
+    engine._PLANS[FAKE_KIND] = s.Plan(FAKE_KIND, plan.steps, context=FakeContext,
+                                      abort=lambda ctx, step, reason: aborts.append(step) or "aborted")
+    job = engine.create_job(cluster, FAKE_KIND)
+    original = engine.LEASE_SECONDS
+    engine.LEASE_SECONDS = 0.2  # the deadline passes during the first step; the database is not asked
+    try:
+        engine.run_job(job.id, owner="stalled-worker")
+    finally:
+        engine.LEASE_SECONDS = original
+    assert CALLS == ["fails_late"] and aborts == []  # no abort, no further step
+    job.refresh_from_db()
+    assert job.state == "running" and job.lease_owner == "stalled-worker"  # the reaper hands it over later

@@ -37,6 +37,7 @@ def _step(job, name):
     return next(s for s in job.steps if s["name"] == name)
 
 
+@pytest.mark.jobs  # also run on PostgreSQL by scripts/test.sh
 def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(sandbox_factory):
     sandbox = sandbox_factory(3, semi_sync=True)
     cluster = register_cluster(sandbox, failover_mode="automatic")

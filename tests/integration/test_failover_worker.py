@@ -21,6 +21,7 @@ def _ready(process) -> bool:
     return " ready." in process.log_text()
 
 
+@pytest.mark.jobs  # also run on PostgreSQL by scripts/test.sh
 def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(sandbox_factory, dbpilot_processes, settings,
                                                                  tmp_path, monkeypatch):
     hooks = tmp_path / "hooks"

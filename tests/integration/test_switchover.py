@@ -51,6 +51,7 @@ def cluster(semi_sync_sandbox, clean_redis, hooks_log):
     restore_sandbox(semi_sync_sandbox)
 
 
+@pytest.mark.jobs  # also run on PostgreSQL by scripts/test.sh
 def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log):
     registered, sandbox = cluster
     first = sandbox.primary

@@ -24,6 +24,7 @@ def _finished(client, job_id: int) -> dict | None:
     return body if body["state"] not in ("pending", "running") else None
 
 
+@pytest.mark.jobs  # also run on PostgreSQL by scripts/test.sh
 def test_a_killed_worker_mid_switchover_is_resumed_by_the_reaper(sandbox_cluster, dbpilot_processes):
     sandbox = sandbox_cluster
     old = restore_sandbox(sandbox)

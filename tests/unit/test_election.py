@@ -168,10 +168,12 @@ def test_errant_candidate_holding_needed_transactions_is_reported():
 
 def test_decision_table_rows_are_complete_and_serializable():
     election = elect([cand(R1), cand(R2, "0-1-99", lag=None)], DEFAULTS, for_failover=True)
-    keys = {"server", "gtid_pos", "lag", "flags", "electable", "reason", "behind", "chosen"}
+    keys = {"server", "gtid_pos", "lag", "received_before_incident", "flags", "electable", "reason", "behind",
+            "chosen"}
     assert all(set(r) == keys for r in election.table)
     assert row(election, R1)["chosen"] and not row(election, R2)["chosen"]
     assert "lag_unknown" in row(election, R2)["flags"]
+    assert not row(election, R2)["electable"] and "lag unknown" in row(election, R2)["reason"]
     json.dumps(election.as_dict())
 
 
@@ -219,7 +221,7 @@ def test_the_dead_primary_newest_transactions_on_one_survivor_are_not_errant():
     )
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
     assert topology.primary_server_id is None
-    candidates = candidates_from_topology(topology, probes)
+    candidates = candidates_from_topology(topology, probes, lags={R1: 0.0, R2: 0.0})
     assert [c.errant for c in candidates] == [(), ()]
     assert elect(candidates, DEFAULTS, for_failover=True).winner == R1
 

@@ -36,6 +36,8 @@ def topology_of(probes, settings=AUTOMATIC, **flags):
 
 def decide(probes, settings=AUTOMATIC, *, armed=True, platform_paused=False, failovers=(), credentials=True,
            lags=None, **flags):
+    if lags is None:  # the healthy ticks before the failure remembered every replica's lag
+        lags = {address: 0.0 for address in probes if address != P}
     return plan.decide_failover(
         topology=topology_of(probes, settings, **flags), probes=probes, settings=settings, failover_armed=armed,
         platform_paused=platform_paused, now=NOW, last_observation_at=NOW, failovers=list(failovers),

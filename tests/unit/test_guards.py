@@ -174,7 +174,7 @@ def test_switchover_preconditions_pass_on_a_healthy_cluster():
     checks = switchover(healthy())
     assert all_ok(checks)
     assert [ch.name for ch in checks] == [
-        c.CHECK_PRIMARY_UP, c.CHECK_REPLICATION_SETTINGS, c.CHECK_REPLICATION_STATE, c.CHECK_REPLICA_LAG,
+        c.CHECK_PRIMARY_UP, "upstream_channel", c.CHECK_REPLICATION_SETTINGS, c.CHECK_REPLICATION_STATE, c.CHECK_REPLICA_LAG,
         c.CHECK_CANDIDATE, c.CHECK_LONG_TRANSACTIONS, c.CHECK_LONG_QUERIES]
 
 
