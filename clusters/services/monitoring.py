@@ -37,6 +37,7 @@ from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import InventoryServer, Topology, analyze
 from clusters.models import Cluster, Finding
+from clusters.services import history
 from clusters.services.access import admin_credentials, cluster_settings, connect_options
 from clusters.services.events import publish_on_commit, record_event
 
@@ -255,6 +256,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         observed_at=observed,
         failing_since=(state.get("failing_since") or observed) if primary_failures else None,
     )
+    history.record(store, cluster_id, topology, probes, state, observed)  # same round trip as write_state
     store.write_state(cluster_id, state)
     return TickResult(cluster_id, topology, probes, failures, settings, observed)
 
@@ -285,9 +287,11 @@ def monitor_shard(cluster_ids: list[int]) -> None:
     clusters = list(Cluster.objects.filter(id__in=cluster_ids).prefetch_related("servers"))
     if not clusters:
         return
+    started = time.monotonic()
     tokens = hotstate.take_tick_locks([c.id for c in clusters], TICK_LOCK_SECONDS)
     held = [(c, tokens[c.id]) for c in clusters if tokens.get(c.id)]  # a tick still running: skip, never queue
     if not held:
+        hotstate.count_tick({"skipped": len(clusters)})
         return
     states = hotstate.read_states([c.id for c, _ in held])
     plans: list[tuple[_TickPlan, str]] = []
@@ -322,6 +326,8 @@ def monitor_shard(cluster_ids: list[int]) -> None:
                 log.exception("tick of cluster %s failed", plan.cluster.id)
             released.append((plan.cluster.id, token))
     finally:
+        batch.count_tick(history.tick_counts(len(plans), len(clusters) - len(held), len(targets),
+                                             time.monotonic() - started))  # for Prometheus, same trip
         batch.execute()
         from clusters.services.failover import after_tick
 
