@@ -75,6 +75,16 @@ DBPILOT_ALLOWED_SOCKET_DIRS = [
     Path(p.strip()) for p in env.str("DBPILOT_ALLOWED_SOCKET_DIRS", default="/run/dbpilot").split(",") if p.strip()
 ]
 DBPILOT_ALLOWED_WEBHOOK_HOSTS = env.list("DBPILOT_ALLOWED_WEBHOOK_HOSTS", default=[])
+# Alert emails (clusters/services/alerts.py) go through Django's mail backend.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dbpilot@localhost")
 DBPILOT_HOOKS_DIR = Path(env.str("DBPILOT_HOOKS_DIR", default=str(DATA_ROOT / "hooks")))
 DBPILOT_HOOK_TIMEOUT_SECONDS = env.float("DBPILOT_HOOK_TIMEOUT_SECONDS", default=10.0)
 DBPILOT_PROVIDERS = env.list("DBPILOT_PROVIDERS", default=["local"])

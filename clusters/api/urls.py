@@ -1,5 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
+from clusters.api.alerts import AlertSubscriptionViewSet
 from clusters.api.history import metrics_urlpatterns
 from clusters.api.routes import route_urlpatterns
 from clusters.api.views import ClusterViewSet, JobViewSet
@@ -7,4 +8,5 @@ from clusters.api.views import ClusterViewSet, JobViewSet
 router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
+router.register("alerts/subscriptions", AlertSubscriptionViewSet, basename="alert-subscription")
 urlpatterns = router.urls + route_urlpatterns + metrics_urlpatterns

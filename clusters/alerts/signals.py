@@ -1,0 +1,31 @@
+"""Events that may alert someone are handed to the alert dispatcher after their transaction commits."""
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from clusters.models import Event
+
+log = logging.getLogger(__name__)
+ALERTING_EVENTS = {"finding_opened", "finding_resolved", "job_finished"}
+
+
+@receiver(post_save, sender=Event, dispatch_uid="dbpilot-alerts")
+def event_saved(sender, instance: Event, created: bool, **kwargs) -> None:
+    if not created or instance.kind not in ALERTING_EVENTS:
+        return
+    transaction.on_commit(lambda: _dispatch(instance.id, instance.cluster_id))
+
+
+def _dispatch(event_id: int, cluster_id: int) -> None:
+    from clusters.alerts.models import AlertSubscription
+    from workers.tasks import dispatch_alerts
+
+    try:
+        if AlertSubscription.objects.filter(tenant__clusters__id=cluster_id, enabled=True).exists():
+            dispatch_alerts.delay(event_id)
+    except Exception:  # noqa: BLE001 - alerts must never break what recorded the event
+        log.exception("dispatching alerts for event %s failed", event_id)
