@@ -6,8 +6,8 @@ from django.core import mail
 from django.test import override_settings
 
 from clusters.alerts.models import AlertDelivery, AlertSubscription
+from clusters.events import record_event
 from clusters.services import alerts
-from clusters.services.events import record_event
 
 pytestmark = [pytest.mark.api, pytest.mark.django_db]
 URL = "/api/v1/alerts/subscriptions/"
