@@ -6,6 +6,7 @@ Same permission as the topology (view on the cluster; 404 otherwise). The answer
 `{"cluster", "range", "resolution_seconds", "series": [...], "servers": [{"id", "address", "t": [unix...],
 "<series>": [values or null...]}], "marks": [{"t", "kind", "severity", "message"}]}`, where marks are the
 failovers, switchovers and findings (opened, resolved) of the range, to draw on the time axis.
+`since=<unix time>` returns only what came after it (a live chart fetches only what is new).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class ClusterMetricsViewSet(TenantScopedViewSet):
         parameters=[
             OpenApiParameter("range", OpenApiTypes.STR, enum=list(RANGES), description="1h (tick resolution) "
                              "or 24h (one point a minute); default 1h"),
+            OpenApiParameter("since", OpenApiTypes.NUMBER, description="only points and marks after this unix "
+                             "time (a live chart's next fetch)"),
             OpenApiParameter("series", OpenApiTypes.STR, description="comma-separated among "
                              f"{', '.join(SERIES)}; default all"),
         ],
@@ -48,7 +51,12 @@ class ClusterMetricsViewSet(TenantScopedViewSet):
             series = parse_series(request.query_params.get("series"))
         except ValueError as exc:
             raise exceptions.ValidationError({"series": [str(exc)]}) from exc
-        return Response(chart(cluster, range_name, series, now=time.time()))
+        since = request.query_params.get("since")
+        try:
+            since_t = float(since) if since else None
+        except ValueError:
+            raise exceptions.ValidationError({"since": ["Give a unix time in seconds."]}) from None
+        return Response(chart(cluster, range_name, series, now=time.time(), after=since_t))
 
 
 metrics_urlpatterns = [

@@ -7,7 +7,7 @@ counter's change over the time between two different readings, carried forward u
 GTID sequence (the sum of the sequence numbers over the domains of the server's position) is read every
 tick. The previous readings live in the cluster's hot state (`RateMemory`, plain JSON).
 
-A tick's samples of one cluster pack into one binary entry (`pack_entry`: a 4-byte time, then 23 bytes per
+A tick's samples of one cluster pack into one binary entry (`pack_entry`: an 8-byte time, then 23 bytes per
 server), pushed onto the cluster's 1-hour list at tick resolution. A `MinuteAggregate`, also in the hot
 state, folds the ticks of the current minute (worst lag, a thread stopped at any tick, the mean rates,
 the latest of the rest) and yields one entry per minute for the 24-hour list.
@@ -28,7 +28,7 @@ MINUTE = 60
 HOUR_SAMPLES = 3600  # at tick_seconds 1; a slower tick fills the hour with fewer
 DAY_SAMPLES = 24 * 60
 
-_HEADER = struct.Struct("<I")
+_HEADER = struct.Struct("<d")  # the tick's time, unix seconds
 # server id, lag (NaN: none), flags, connections (0xFFFF: unknown), reads/s, writes/s, GTIDs/s (NaN: unknown)
 _SERVER = struct.Struct("<IfBHfff")
 _UNKNOWN_CONNECTIONS = 0xFFFF
@@ -64,7 +64,7 @@ def _none(v: float) -> float | None:
 
 
 def pack_entry(t: float, samples: list[Sample]) -> bytes:
-    parts = [_HEADER.pack(int(t))]
+    parts = [_HEADER.pack(round(float(t), 3))]
     for s in samples:
         flags = ((_IO if s.io_running else 0) | (_SQL if s.sql_running else 0) | (_SEMI if s.semi_sync else 0)
                  | (_REPLICATING if s.io_running is not None else 0) | (_REACHABLE if s.reachable else 0)
@@ -75,7 +75,7 @@ def pack_entry(t: float, samples: list[Sample]) -> bytes:
     return b"".join(parts)
 
 
-def unpack_entry(raw: bytes) -> tuple[int, list[Sample]]:
+def unpack_entry(raw: bytes) -> tuple[float, list[Sample]]:
     (t,) = _HEADER.unpack_from(raw, 0)
     samples = []
     for offset in range(_HEADER.size, len(raw) - _SERVER.size + 1, _SERVER.size):

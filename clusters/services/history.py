@@ -111,7 +111,7 @@ def tick_counts(clusters: int, skipped: int, probes: int, seconds: float) -> dic
 MARK_KINDS = {"finding_opened", "finding_resolved", "job_finished", "primary_changed"}
 
 
-def chart(cluster, range_name: str, series: list[str], now: float) -> dict:
+def chart(cluster, range_name: str, series: list[str], now: float, after: float | None = None) -> dict:
     """What GET /clusters/{id}/metrics/ answers (see clusters/api/history.py)."""
     from datetime import UTC, datetime
 
@@ -119,6 +119,8 @@ def chart(cluster, range_name: str, series: list[str], now: float) -> dict:
     from clusters.models import Event
 
     since = now - RANGES[range_name]
+    if after is not None:
+        since = max(since, after + 1e-6)
     entries = read(cluster.id, range_name, since)
     if range_name == "24h":  # the running minute, not yet pushed, would leave the latest minute blank
         entries += [e for e in read(cluster.id, "1h", max(since, (entries[-1][0] + 60) if entries else since))]

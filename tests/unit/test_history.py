@@ -26,9 +26,9 @@ def test_an_entry_round_trips_with_unknowns_kept_unknown():
         Sample(2, reachable=False),
     ]
     raw = pack_entry(1_700_000_000.7, samples)
-    assert len(raw) == 4 + 23 * 2
+    assert len(raw) == 8 + 23 * 2
     t, back = unpack_entry(raw)
-    assert t == 1_700_000_000
+    assert t == 1_700_000_000.7
     assert back[0] == samples[0]
     assert back[1] == Sample(2, reachable=False)
     assert back[1].io_running is None and back[1].lag is None and back[1].connections is None
