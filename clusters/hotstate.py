@@ -71,16 +71,17 @@ def history_key(cluster_id: int, range_name: str) -> str:
     return _key(cluster_id, f"history:{range_name}")
 
 
-def _push_history(pipe, cluster_id: int, range_name: str, entry: bytes, keep: int) -> None:
+def _push_history(pipe, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool) -> None:
     key = history_key(cluster_id, range_name)
     pipe.rpush(key, entry)
     pipe.ltrim(key, -keep, -1)
-    pipe.expire(key, HISTORY_TTL_SECONDS)
+    if expire:  # once a minute is enough for a 25-hour time to live
+        pipe.expire(key, HISTORY_TTL_SECONDS)
 
 
-def push_history(cluster_id: int, range_name: str, entry: bytes, keep: int) -> None:
+def push_history(cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True) -> None:
     pipe = client().pipeline(transaction=False)
-    _push_history(pipe, cluster_id, range_name, entry, keep)
+    _push_history(pipe, cluster_id, range_name, entry, keep, expire)
     pipe.execute()
 
 
@@ -123,8 +124,8 @@ class Batch:
     def write_state(self, cluster_id: int, state: dict) -> None:
         self._pipe.set(_key(cluster_id, "state"), json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
 
-    def push_history(self, cluster_id: int, range_name: str, entry: bytes, keep: int) -> None:
-        _push_history(self._pipe, cluster_id, range_name, entry, keep)
+    def push_history(self, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True) -> None:
+        _push_history(self._pipe, cluster_id, range_name, entry, keep, expire)
 
     def count_tick(self, counts: dict[str, float]) -> None:
         _count_tick(self._pipe, counts)

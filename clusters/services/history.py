@@ -63,8 +63,8 @@ def record(store, cluster_id: int, topology, probes: dict, state: dict, observed
     samples = samples_of(topology, probes, memory, observed, checkpoints)
     memory.forget_missing({f"{s.server_id}:{k}" for s in samples for k in "rwg"})
     minute = MinuteAggregate(hist.get("minute"))
-    store.push_history(cluster_id, "1h", pack_entry(observed, samples), HOUR_SAMPLES)
     done = minute.add(observed, samples)
+    store.push_history(cluster_id, "1h", pack_entry(observed, samples), HOUR_SAMPLES, expire=done is not None)
     if done is not None:
         store.push_history(cluster_id, "24h", done, DAY_SAMPLES)
     state["history"] = {"rates": memory.to_state(), "minute": minute.to_state(), "primary": checkpoints.to_state()}
