@@ -5,5 +5,11 @@ class ClustersConfig(AppConfig):
     name = "clusters"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from clusters.alerts import signals  # noqa: F401 - connects the alert dispatcher to new events
+        from clusters.routes import notify
+        from clusters.services import routing
+
+        # The routes jobs tell are the cluster's stored routes: installed here, so clusters.routes never
+        # imports the services above it.
+        notify.install_stored_routes(routing.routes_for_job)
