@@ -28,6 +28,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clusters import hotstate, senders
 from clusters.alerts.models import AlertDelivery, AlertSubscription
 from clusters.domain import alerts as domain
 from clusters.domain.addresses import AddressError, validate_host
@@ -180,19 +181,14 @@ def on_event(event_id: int) -> list[int]:
 
 
 def _enqueue(delivery_id: int, countdown: float = 0) -> None:
-    from workers.tasks import deliver_alert
-
-    deliver_alert.apply_async(args=[delivery_id], countdown=countdown)
+    senders.send(senders.DELIVER_ALERT, delivery_id, countdown)
 
 
 def _schedule_digest(subscription_id: int) -> None:
     """One digest per subscription and window (a Redis flag), sent at the end of the window."""
-    from clusters import hotstate
-    from workers.tasks import send_alert_digest
-
     if hotstate.client().set(f"dbpilot:alerts:digest:{subscription_id}", 1, nx=True,
                              ex=domain.BURST_WINDOW_SECONDS):
-        send_alert_digest.apply_async(args=[subscription_id], countdown=domain.BURST_WINDOW_SECONDS)
+        senders.send(senders.SEND_ALERT_DIGEST, subscription_id, domain.BURST_WINDOW_SECONDS)
 
 
 def send_digest(subscription_id: int) -> int | None:
