@@ -140,3 +140,20 @@ def test_a_cluster_the_team_may_no_longer_see_is_skipped_at_delivery(world, monk
     (delivery_id,) = alerts.on_event(event.id)
     revoke_cluster(world.team_a, world.cluster_x)
     assert alerts.deliver(delivery_id) == "skipped" and not mail.outbox
+
+
+def test_job_outcomes_alert_by_default_for_failovers_and_failures_and_as_asked(world, monkeypatch):
+    monkeypatch.setattr(alerts, "_enqueue", lambda delivery_id, countdown=0: None)
+    default, _ = alerts.create_subscription(world.tenant_a, world.alice, {"name": "default", "channel": "email",
+                                                                          "target": "ops@acme.example"})
+    only, _ = alerts.create_subscription(world.tenant_a, world.alice, {"name": "switchover-failures",
+                                                                       "channel": "email", "target": "x@acme.example",
+                                                                       "jobs": ["switchover_failed"]})
+    outcomes = [("failover", "succeeded"), ("switchover", "succeeded"), ("switchover", "failed")]
+    for kind, state in outcomes:
+        event = record_event(world.cluster_x.id, "job_finished", f"{kind} {state}", severity="info",
+                             data={"job_id": 1, "kind": kind, "state": state})
+        alerts.on_event(event.id)
+    assert [d.body["job"] for d in default.deliveries.order_by("id")] == [
+        {"kind": "failover", "outcome": "succeeded"}, {"kind": "switchover", "outcome": "failed"}]
+    assert [d.body["job"] for d in only.deliveries.all()] == [{"kind": "switchover", "outcome": "failed"}]
