@@ -47,6 +47,12 @@ def test_history_records_each_tick_and_a_stopped_sql_thread_shows_rising_lag(san
     assert all(len(s["t"]) == 3 for s in body["servers"])
     replica = next(s for s in cluster.servers.all() if s.port == sandbox_cluster.port(2))
     assert lag_of(client, cluster.id, replica.id)[-1] == 0.0
+    last = body["servers"][0]["t"][-1]
+    tick(cluster.id, 1)
+    newer = client.get(f"/api/v1/clusters/{cluster.id}/metrics/?series=lag&since={last}").json()
+    assert [len(s["t"]) for s in newer["servers"]] == [1, 1, 1] and newer["servers"][0]["t"][0] > last
+    day = client.get(f"/api/v1/clusters/{cluster.id}/metrics/?range=24h&series=lag").json()
+    assert day["resolution_seconds"] == 60 and all(len(s["t"]) >= 1 for s in day["servers"])
     assert client.get(f"/api/v1/clusters/{cluster.id}/metrics/?range=2h").status_code == 400
     bad = client.get(f"/api/v1/clusters/{cluster.id}/metrics/?series=lag,nope")
     assert bad.status_code == 400 and "nope" in json.dumps(bad.json())
