@@ -6,6 +6,7 @@ class ClustersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from clusters.alerts import signals  # noqa: F401 - connects the alert dispatcher to new events
         from clusters.routes import notify
         from clusters.services import routing
 

@@ -59,7 +59,49 @@ def read_state(cluster_id: int) -> dict:
 
 
 def forget(cluster_id: int) -> None:
-    client().delete(_key(cluster_id, "topology"), _key(cluster_id, "state"))
+    client().delete(_key(cluster_id, "topology"), _key(cluster_id, "state"), history_key(cluster_id, "1h"),
+                    history_key(cluster_id, "24h"))
+
+
+# Per-server history (clusters/services/history.py): a list of packed tick entries per cluster and range.
+HISTORY_TTL_SECONDS = 25 * 3600
+
+
+def history_key(cluster_id: int, range_name: str) -> str:
+    return _key(cluster_id, f"history:{range_name}")
+
+
+def _push_history(pipe, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool) -> None:
+    key = history_key(cluster_id, range_name)
+    pipe.rpush(key, entry)
+    pipe.ltrim(key, -keep, -1)
+    if expire:  # once a minute is enough for a 25-hour time to live
+        pipe.expire(key, HISTORY_TTL_SECONDS)
+
+
+def push_history(cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True) -> None:
+    pipe = client().pipeline(transaction=False)
+    _push_history(pipe, cluster_id, range_name, entry, keep, expire)
+    pipe.execute()
+
+
+MONITOR_STATS_KEY = "dbpilot:monitor:stats"
+
+
+def _count_tick(pipe, counts: dict[str, float]) -> None:
+    for field, amount in counts.items():
+        pipe.hincrbyfloat(MONITOR_STATS_KEY, field, amount)
+
+
+def count_tick(counts: dict[str, float]) -> None:
+    """Add to the monitoring counters Prometheus reads (controlplane/metrics.py)."""
+    pipe = client().pipeline(transaction=False)
+    _count_tick(pipe, counts)
+    pipe.execute()
+
+
+def read_monitor_stats() -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in client().hgetall(MONITOR_STATS_KEY).items()}
 
 
 def read_states(cluster_ids: list[int]) -> dict[int, dict]:
@@ -81,6 +123,12 @@ class Batch:
 
     def write_state(self, cluster_id: int, state: dict) -> None:
         self._pipe.set(_key(cluster_id, "state"), json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
+
+    def push_history(self, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True) -> None:
+        _push_history(self._pipe, cluster_id, range_name, entry, keep, expire)
+
+    def count_tick(self, counts: dict[str, float]) -> None:
+        _count_tick(self._pipe, counts)
 
     def execute(self) -> None:
         self._pipe.execute()

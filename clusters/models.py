@@ -173,4 +173,5 @@ class Job(models.Model):
         ]
 
 
+from clusters.alerts.models import AlertDelivery, AlertSubscription  # noqa: E402,F401
 from clusters.routes.models import Route  # noqa: E402,F401

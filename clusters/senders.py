@@ -11,6 +11,9 @@ from typing import Any
 
 RUN_HA_JOB = "run_ha_job"  # (job_id): claim and run an HA job on the `ha` queue
 SYNC_CLUSTER_ROUTES = "sync_cluster_routes"  # (cluster_id, trigger): re-apply the read side of the routes
+DISPATCH_ALERTS = "dispatch_alerts"  # (event_id): make and send the alert deliveries an event calls for
+DELIVER_ALERT = "deliver_alert"  # (delivery_id, countdown): one attempt at an alert delivery, after countdown s
+SEND_ALERT_DIGEST = "send_alert_digest"  # (subscription_id, countdown): a subscription's digest, after countdown s
 
 _senders: dict[str, Callable[..., Any]] = {}
 

@@ -53,3 +53,26 @@ def sync_cluster_routes(cluster_id: int, trigger: str = "health") -> int:
 def check_proxies() -> int:
     """Beat calls this every 5 s: re-apply routes of HAProxies that restarted (runtime changes are lost)."""
     return routing.check_all_proxies()
+
+
+@shared_task(ignore_result=True)
+def dispatch_alerts(event_id: int) -> None:
+    """Alert subscriptions: make and send the deliveries an event calls for."""
+    from clusters.services.alerts import on_event
+
+    on_event(event_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def deliver_alert(delivery_id: int) -> None:
+    """One attempt at an alert delivery; a failure schedules the next one itself (with backoff)."""
+    from clusters.services.alerts import deliver
+
+    deliver(delivery_id)
+
+
+@shared_task(ignore_result=True)
+def send_alert_digest(subscription_id: int) -> None:
+    from clusters.services.alerts import send_digest
+
+    send_digest(subscription_id)

@@ -62,7 +62,8 @@ _VARIABLES_MARIADB = _variables_query(_FIELDS_MARIADB)
 _VARIABLES_MYSQL = _variables_query(_FIELDS_MYSQL)
 _STATUS = (
     "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime','Threads_connected','Rpl_semi_sync_master_status',"
-    "'Rpl_semi_sync_slave_status','Rpl_semi_sync_master_clients')"
+    "'Rpl_semi_sync_slave_status','Rpl_semi_sync_master_clients','Com_select','Com_insert','Com_update',"
+    "'Com_delete','Com_replace')"
 )
 # Longest open transaction (and longest one that has written), and longest running client query.
 _TRX = (
@@ -180,11 +181,16 @@ def _channel(address: str, row: dict) -> ReplicationChannel:
         source_server_id=_int(row.get("Master_Server_Id") or row.get("Source_Server_Id")),
     )
 
+def _sum_counters(status: dict, names: tuple[str, ...]) -> int | None:
+    values = [_int(status.get(name)) for name in names]
+    return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+
 DETAIL_SECONDS = 10.0  # how often (about) each connection re-reads the costly details
 _DETAIL_FIELDS = (
     "uptime_seconds", "threads_connected", "semi_sync_master_status", "semi_sync_slave_status",
     "semi_sync_master_clients", "longest_trx_seconds", "longest_write_trx_seconds", "longest_query_seconds",
-    "oldest_binlog", "gtid_list_of_oldest_binlog",
+    "oldest_binlog", "gtid_list_of_oldest_binlog", "reads_total", "writes_total",
 )
 
 
@@ -341,6 +347,8 @@ class _Probe:
             semi_sync_master_status=_bool(status.get("Rpl_semi_sync_master_status")),
             semi_sync_slave_status=_bool(status.get("Rpl_semi_sync_slave_status")),
             semi_sync_master_clients=_int(status.get("Rpl_semi_sync_master_clients")),
+            reads_total=_int(status.get("Com_select")),
+            writes_total=_sum_counters(status, ("Com_insert", "Com_update", "Com_delete", "Com_replace")),
             longest_trx_seconds=_int(trx.get("longest_trx")) or 0,
             longest_write_trx_seconds=_int(trx.get("longest_write_trx")) or 0,
             longest_query_seconds=_int(queries.get("longest_query")) or 0,

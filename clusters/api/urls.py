@@ -1,9 +1,12 @@
 from rest_framework.routers import SimpleRouter
 
+from clusters.api.alerts import AlertSubscriptionViewSet
+from clusters.api.history import metrics_urlpatterns
 from clusters.api.routes import route_urlpatterns
 from clusters.api.views import ClusterViewSet, JobViewSet
 
 router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
-urlpatterns = router.urls + route_urlpatterns
+router.register("alerts/subscriptions", AlertSubscriptionViewSet, basename="alert-subscription")
+urlpatterns = router.urls + route_urlpatterns + metrics_urlpatterns

@@ -90,6 +90,8 @@ class ProbeResult:
     longest_trx_seconds: int | None = None
     longest_write_trx_seconds: int | None = None
     longest_query_seconds: int | None = None
+    reads_total: int | None = None  # Com_select (a detail): for read rates in the history
+    writes_total: int | None = None  # Com_insert + Com_update + Com_delete + Com_replace
     # Age of the costlier details above (status counters, semi-sync status, longest transaction and query,
     # oldest binlog): a tick re-reads them about every 10 s, every probe reads the rest (adapters.probe).
     details_age_seconds: float | None = None

@@ -49,7 +49,7 @@ from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology, analyze
 from clusters.events import publish_on_commit, record_event
 from clusters.models import Cluster, Finding, Job
-from clusters.services import failover, primary_watch, routing
+from clusters.services import failover, history, primary_watch, routing
 from clusters.services.topology_view import topology_payload
 
 log = logging.getLogger(__name__)
@@ -297,6 +297,7 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         semi_sync_at=(semi_sync_observation(primary_probe, observed) if primary_up else None)
         or state.get("semi_sync_at"),
     )
+    history.record(store, cluster_id, topology, probes, state, observed)  # same round trip as write_state
     store.write_state(cluster_id, state)
     return TickResult(cluster_id, topology, probes, failures, settings, observed, last_received,
                       state["failing_since"])
@@ -328,9 +329,11 @@ def monitor_shard(cluster_ids: list[int]) -> None:
     clusters = list(Cluster.objects.filter(id__in=cluster_ids).prefetch_related("servers"))
     if not clusters:
         return
+    started = time.monotonic()
     tokens = hotstate.take_tick_locks([c.id for c in clusters], TICK_LOCK_SECONDS)
     held = [(c, tokens[c.id]) for c in clusters if tokens.get(c.id)]  # a tick still running: skip, never queue
     if not held:
+        hotstate.count_tick({"skipped": len(clusters)})
         return
     states = hotstate.read_states([c.id for c, _ in held])
     plans: list[tuple[_TickPlan, str]] = []
@@ -365,6 +368,8 @@ def monitor_shard(cluster_ids: list[int]) -> None:
                 log.exception("tick of cluster %s failed", plan.cluster.id)
             released.append((plan.cluster.id, token))
     finally:
+        batch.count_tick(history.tick_counts(len(plans), len(clusters) - len(held), len(targets),
+                                             time.monotonic() - started))  # for Prometheus, same trip
         batch.execute()
         for plan, result in finished:
             try:

@@ -12,6 +12,8 @@ import { JobsTab } from "./pages/cluster/JobsTab";
 import { JobDetail } from "./pages/cluster/JobDetail";
 import { SettingsTab } from "./pages/cluster/SettingsTab";
 import { RoutesTab } from "./pages/cluster/RoutesTab";
+import { MetricsTab } from "./pages/cluster/MetricsTab";
+import { AlertsPage } from "./pages/AlertsPage";
 import { TeamsPage } from "./pages/TeamsPage";
 import { TokensPage } from "./pages/TokensPage";
 import { AuditPage } from "./pages/AuditPage";
@@ -47,6 +49,7 @@ export function App() {
         <Route path="clusters" element={<ClustersPage />} />
         <Route path="clusters/:clusterId" element={<ClusterPage />}>
           <Route index element={<OverviewTab />} />
+          <Route path="metrics" element={<MetricsTab />} />
           <Route path="events" element={<EventsTab />} />
           <Route path="jobs" element={<JobsTab />} />
           <Route path="jobs/:jobId" element={<JobDetail />} />
@@ -56,6 +59,7 @@ export function App() {
         <Route path="teams" element={<TeamsPage />} />
         <Route path="tokens" element={<TokensPage />} />
         <Route path="audit" element={<AuditPage />} />
+        <Route path="alerts" element={<AlertsPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

@@ -77,6 +77,8 @@ NEEDS = {
     "not_allowed": need(405, **_dead),
     # The proxies' health checks: only the cluster's health key authorizes them, never a session or token.
     "health_key": need(404),
+    # One of tenant A's alert subscriptions: only tenant A's admins see it at all.
+    "alert_admin": need(404, **_dead, alice=OK),
 }
 
 
@@ -128,6 +130,20 @@ def route(suffix: str = "") -> Callable[[object], str]:
     return lambda w: f"/api/v1/clusters/{w.cluster_x.id}/routes/{_route_x(w).id}/{suffix}"
 
 
+def _subscription_a(w):
+    """An alert subscription of tenant A (email: no webhook host to allow)."""
+    from clusters.alerts.models import AlertSubscription
+    from clusters.services.alerts import create_subscription
+
+    existing = AlertSubscription.objects.filter(tenant=w.tenant_a, name="matrix").first()
+    return existing or create_subscription(w.tenant_a, w.alice, {"name": "matrix", "channel": "email",
+                                                                 "target": "ops@acme.example"})[0]
+
+
+def subscription(suffix: str = "") -> Callable[[object], str]:
+    return lambda w: f"/api/v1/alerts/subscriptions/{_subscription_a(w).id}/{suffix}"
+
+
 def _hide_tenant_a_clusters(w, who) -> set[int]:
     if who in OUTSIDERS:
         return {w.cluster_x.id, w.cluster_y.id}
@@ -166,6 +182,17 @@ HTTP_MATRIX: list[Row] = [
     Row("cluster-health-key", "POST", "admin", cluster("health-key/")),
     Row("server-health", "GET", "health_key",
         lambda w: f"/api/v1/health/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().address}/primary"),
+    # Metrics and alert subscriptions (clusters/api/history.py, clusters/api/alerts.py)
+    Row("cluster-metrics", "GET", "view", cluster("metrics/?range=1h")),
+    Row("alert-subscription-list", "GET", "signed_in", lambda w: "/api/v1/alerts/subscriptions/",
+        hides=lambda w, who: set() if who == "alice" else {_subscription_a(w).id}),
+    Row("alert-subscription-list", "POST", "tenant_admin", lambda w: "/api/v1/alerts/subscriptions/",
+        lambda w: {"name": "matrix-new", "channel": "email", "target": "new@acme.example"}),
+    Row("alert-subscription-detail", "GET", "alert_admin", subscription()),
+    Row("alert-subscription-detail", "PATCH", "alert_admin", subscription(), lambda w: {"codes": ["x"]}),
+    Row("alert-subscription-detail", "DELETE", "alert_admin", subscription()),
+    Row("alert-subscription-deliveries", "GET", "alert_admin", subscription("deliveries/")),
+    Row("alert-subscription-test", "POST", "alert_admin", subscription("test/")),
     # Teams, members, grants
     Row("team-list", "GET", "signed_in", lambda w: "/api/v1/teams/",
         hides=lambda w, who: {w.team_a.id} if who in OUTSIDERS else set()),

@@ -1,7 +1,7 @@
 /** Every API path the portal calls, in one place (see design.md "API contract (v1)"). */
 import { api, withQuery } from "./client";
 import type {
-  ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, MemberCreated, Paginated, Route, Team, Topology,
+  AlertDelivery, AlertSubscription, ClusterMetrics, ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, MemberCreated, Paginated, Route, Team, Topology,
 } from "./types";
 
 const V1 = "/api/v1";
@@ -39,6 +39,17 @@ export const clusters = {
   resetFailoverControl: (id: number) => api.post<unknown>(`${V1}/clusters/${id}/failover-control/reset/`, {}),
   routes: (id: number) => api.get<Paginated<Route> | Route[]>(`${V1}/clusters/${id}/routes/`),
   addRoute: (id: number, route: Record<string, unknown>) => api.post<Route>(`${V1}/clusters/${id}/routes/`, route),
+  metrics: (id: number, range: "1h" | "24h", series: string[], since?: number) =>
+    api.get<ClusterMetrics>(withQuery(`${V1}/clusters/${id}/metrics/`, { range, series: series.join(","), since })),
+};
+
+export const alerts = {
+  list: () => api.get<Paginated<AlertSubscription> | AlertSubscription[]>(withQuery(`${V1}/alerts/subscriptions/`, { page_size: 500 })),
+  create: (body: Partial<AlertSubscription>) => api.post<AlertSubscription>(`${V1}/alerts/subscriptions/`, body),
+  patch: (id: number, body: Partial<AlertSubscription>) => api.patch<AlertSubscription>(`${V1}/alerts/subscriptions/${id}/`, body),
+  remove: (id: number) => api.delete(`${V1}/alerts/subscriptions/${id}/`),
+  deliveries: (id: number) => api.get<Paginated<AlertDelivery>>(withQuery(`${V1}/alerts/subscriptions/${id}/deliveries/`, { page_size: 100 })),
+  test: (id: number) => api.post<AlertDelivery>(`${V1}/alerts/subscriptions/${id}/test/`, {}),
 };
 
 export const jobs = {

@@ -102,3 +102,54 @@ export type LiveMessage =
   | { type: "topology"; cluster_id?: number; topology: Topology }
   | { type: "event"; cluster_id?: number; event: ClusterEvent }
   | { type: "job"; cluster_id?: number; job: Job };
+
+/** GET /clusters/{id}/metrics/: per-server history (see docs/metrics.md). */
+export type MetricSeriesName =
+  | "lag" | "io_running" | "sql_running" | "semi_sync" | "connections" | "reads_per_s" | "writes_per_s" | "gtid_per_s";
+export interface ServerHistory {
+  id: number;
+  address: string;
+  t: number[];
+  [series: string]: number[] | (number | null)[] | string | number;
+}
+export interface MetricMark { t: number; kind: string; severity: string; message: string }
+export interface ClusterMetrics {
+  cluster: number;
+  range: "1h" | "24h";
+  resolution_seconds: number;
+  series: MetricSeriesName[];
+  servers: ServerHistory[];
+  marks: MetricMark[];
+}
+
+export interface AlertSubscription {
+  id: number;
+  tenant: number;
+  team: number | null;
+  name: string;
+  channel: "webhook" | "email";
+  target: string;
+  payload_format: "json" | "slack";
+  clusters: number[];
+  severities: string[];
+  codes: string[];
+  jobs: string[];
+  enabled: boolean;
+  created_at: string;
+  secret?: string;
+}
+export interface AlertDelivery {
+  id: number;
+  kind: string;
+  state: string;
+  cluster: number | null;
+  event: number | null;
+  attempts: number;
+  last_status: number | null;
+  last_error: string;
+  digest: number | null;
+  title: string | null;
+  created_at: string;
+  sent_at: string | null;
+  next_attempt_at: string | null;
+}

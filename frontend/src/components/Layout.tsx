@@ -26,6 +26,7 @@ export function Layout() {
           <NavLink to="/clusters">Clusters</NavLink>
           {admin && <NavLink to="/teams">Teams</NavLink>}
           {admin && <NavLink to="/tokens">API tokens</NavLink>}
+          {admin && <NavLink to="/alerts">Alerts</NavLink>}
           {admin && <NavLink to="/audit">Audit log</NavLink>}
         </nav>
         <div className="user">

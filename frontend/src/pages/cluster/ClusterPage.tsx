@@ -52,6 +52,7 @@ function ClusterView({ clusterId }: { clusterId: number }) {
       {live.error ? <ErrorMessage error={live.error} title="Part of the page could not be loaded." /> : null}
       <nav className="tabs" aria-label="Cluster sections">
         <NavLink end to={`/clusters/${clusterId}`}>Overview</NavLink>
+        <NavLink to={`/clusters/${clusterId}/metrics`}>Metrics</NavLink>
         <NavLink to={`/clusters/${clusterId}/events`}>Events</NavLink>
         <NavLink to={`/clusters/${clusterId}/jobs`}>Jobs</NavLink>
         <NavLink to={`/clusters/${clusterId}/settings`}>Settings</NavLink>
