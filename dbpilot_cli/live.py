@@ -89,7 +89,8 @@ def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = No
                         job = fresh
                         show(job)
                     continue
-                if message.get("type") == "job" and message["job"].get("id") == job_id:
+                if message.get("type") == "job" and message["job"].get("id") == job_id \
+                        and message["job"].get("cluster") in (None, job.get("cluster")):
                     job = {**job, **message["job"]}
                     show(job)
         # The socket's messages carry steps; the final row has everything (result, finished_at).
