@@ -49,12 +49,12 @@ class _StepPrinter:
                 self.seen[number] = key
                 detail = f"  ({step['detail']})" if step.get("detail") else ""
                 console.print(Text(f"{_now()}  step {number}/{len(steps)} {step.get('name')}: {step.get('state')}{detail}"),
-                              soft_wrap=True)
+                              soft_wrap=True, crop=False)
         if job["state"] != self.state:
             self.state = job["state"]
             detail = (job.get("result") or {}).get("detail")
             suffix = f": {detail}" if detail and job["state"] in TERMINAL_STATES else ""
-            console.print(Text(f"{_now()}  job #{job['id']} {job['kind']} {job['state']}{suffix}"), soft_wrap=True)
+            console.print(Text(f"{_now()}  job #{job['id']} {job['kind']} {job['state']}{suffix}"), soft_wrap=True, crop=False)
 
 
 def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = None) -> dict:
@@ -156,7 +156,7 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
                     if live is not None:
                         redraw()
                     else:
-                        console.print(Text(f"{_now()}  event  {line}"), soft_wrap=True)
+                        console.print(Text(f"{_now()}  event  {line}"), soft_wrap=True, crop=False)
                 elif kind == "job":
                     job = message.get("job") or {}
                     running = [s.get("name") for s in job.get("steps") or [] if s.get("state") == "running"]
@@ -165,7 +165,7 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
                         events.append(line)
                         redraw()
                     else:
-                        console.print(Text(f"{_now()}  {line}"), soft_wrap=True)
+                        console.print(Text(f"{_now()}  {line}"), soft_wrap=True, crop=False)
     except KeyboardInterrupt:
         pass
     finally:
@@ -183,7 +183,7 @@ def follow_events(api: Api, cluster: dict, output: Output, seconds: float | None
                 if not message or message.get("type") != "event":
                     continue
                 if output == Output.table:
-                    console.print(Text(event_line(message.get("event") or {})), soft_wrap=True)
+                    console.print(Text(event_line(message.get("event") or {})), soft_wrap=True, crop=False)
                 else:
                     _json_line(message.get("event"))
     except KeyboardInterrupt:

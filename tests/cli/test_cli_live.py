@@ -193,10 +193,17 @@ ADMIN = "amara@acme.example"
 
 def test_maintenance_routes_tokens_and_refusals(stack):
     replica = next(stack.address(n) for n in (1, 2, 3) if stack.address(n) != _cluster(stack)["primary"])
+    follower = stack.spawn("events", "orders", "--follow", "--for", "10", "-n", "1")
+    time.sleep(2.5)  # the follower is connected before the events happen
     on = json.loads(stack.dbp("maintenance", "orders", replica, "on", "-o", "json").out)
     assert next(s for s in on["servers"] if f"{s['host']}:{s['port']}" == replica)["maintenance"] is True
     off = stack.dbp("maintenance", "orders", replica, "off")
     assert off.rc == 0 and "maintenance off" in off.out
+    followed, _ = follower.communicate(timeout=30)
+    with open(OUTPUT / "cli-transcript.txt", "a") as handle:
+        handle.write(f"$ dbpilot events orders --follow -n 1\n{followed}\n")
+    assert follower.returncode == 0
+    assert f"{replica} maintenance on by" in followed and f"{replica} maintenance off by" in followed, followed
     assert stack.dbp("maintenance", "orders", "127.0.0.1:1", "on").rc == 3
     assert stack.dbp("maintenance", "orders", replica, "sideways").rc == 2
 
@@ -209,6 +216,12 @@ def test_maintenance_routes_tokens_and_refusals(stack):
     assert stack.dbp("routes", "remove", "orders", str(added["id"])).rc == 0
     invalid = stack.dbp("routes", "add", "orders", "haproxy", "runtime_api=tcp://192.0.2.1:9999", "write_backend=w")
     assert invalid.rc == 2 and len(invalid.err.strip().splitlines()) == 1
+
+    # Tenant-admin actions are not for team tokens: not allowed (3), one line.
+    for args in (("teams", "create", "qa"), ("teams", "grant", "ops", "orders", "--permissions", "view_cluster"),
+                 ("teams", "add-member", "ops", "zed@acme.example"), ("teams", "revoke-grant", "ops", "orders")):
+        refused_admin = stack.dbp(*args)
+        assert refused_admin.rc == 3 and "tenant admin" in refused_admin.err, (args, refused_admin.err)
 
     # A live primary: a failover is refused (409) with its checks; exit 1.
     refused = stack.dbp("failover", "orders")
