@@ -18,8 +18,8 @@ from clusters.consumers import _ScopedConsumer, cluster_group
 
 @database_sync_to_async
 def _visible_job(actor, job_id: int) -> dict | None:
+    from clusters.events import job_payload
     from clusters.models import Job
-    from clusters.services.events import job_payload
     from tenants.access import VIEW, clusters_for
 
     job = Job.objects.filter(pk=job_id, cluster__in=clusters_for(actor, VIEW).values("id")).first()

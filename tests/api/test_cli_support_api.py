@@ -31,7 +31,7 @@ def test_the_schema_documents_the_filters_and_the_job_socket_route_exists(world)
 
 
 def test_the_job_socket_sends_the_job_then_only_its_own_messages(world, websocket_in_test_transaction):
-    from clusters.services.events import cluster_group, job_payload
+    from clusters.events import cluster_group, job_payload
     from controlplane.asgi import application
 
     job = world.job_x
