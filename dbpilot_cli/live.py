@@ -123,6 +123,7 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
     deadline = time.monotonic() + seconds if seconds else None
     events: list[str] = []
     last_key = None
+    last_job_line = ""
     topology: dict = {}
     live = Live(Text("connecting..."), console=console, refresh_per_second=8) if _interactive(output) else None
 
@@ -161,6 +162,9 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
                     job = message.get("job") or {}
                     running = [s.get("name") for s in job.get("steps") or [] if s.get("state") == "running"]
                     line = f"job #{job.get('id')} {job.get('kind')} {job.get('state')}" + (f" · {running[0]}" if running else "")
+                    if line == last_job_line or (not running and job.get("state") == "running" and last_job_line.startswith(line)):
+                        continue  # a step finished: the next message names the next one
+                    last_job_line = line
                     if live is not None:
                         events.append(line)
                         redraw()
