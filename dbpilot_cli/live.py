@@ -47,6 +47,8 @@ class _StepPrinter:
             key = (step.get("state"), step.get("detail"))
             if self.seen.get(number) != key:
                 self.seen[number] = key
+                if step.get("state") == "pending":
+                    continue  # a step is shown once it starts (or is skipped)
                 detail = f"  ({step['detail']})" if step.get("detail") else ""
                 console.print(Text(f"{_now()}  step {number}/{len(steps)} {step.get('name')}: {step.get('state')}{detail}"),
                               soft_wrap=True, crop=False)
