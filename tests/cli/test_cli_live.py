@@ -117,11 +117,21 @@ def test_apply_registers_the_cluster_and_a_second_apply_changes_nothing(stack):
     assert cluster["failover_mode"] == "manual" and cluster["settings"]["pre_failover"] == "hold-3s"
     wait_until("the first tick to see the primary", lambda: _cluster(stack)["primary"], timeout=30)
 
+    def route_definitions():  # what apply writes (a route's sync state moves on its own)
+        listed = json.loads(stack.dbp("routes", "list", "orders", "-o", "json", record=False).out)
+        return [{k: v for k, v in r.items() if k not in ("last_sync", "updated_at")} for r in listed]
+
+    routes_before = route_definitions()
+
     second = stack.dbp("apply", "-f", path, env=_secrets_env(stack))
     assert second.rc == 0, second.err
     assert "no changes: orders matches the spec" in second.out
     assert "created" not in second.out and "changed" not in second.out
-    assert _cluster(stack)["updated_at"] == cluster["updated_at"]
+    # Nothing was written: the settings, the routes and the event log say so.
+    assert _cluster(stack)["settings"] == cluster["settings"]
+    assert route_definitions() == routes_before
+    kinds = [e["kind"] for e in json.loads(stack.dbp("events", "orders", "-n", "100", "-o", "json", record=False).out)]
+    assert "settings_changed" not in kinds and kinds.count("route_registered") == 1
 
 
 def test_a_changed_spec_changes_exactly_what_changed(stack):
