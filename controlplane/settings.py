@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from cryptography.fernet import Fernet
@@ -257,10 +258,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
+# Redis pub/sub channels ignore the database number: two installs (or test runs) sharing one Redis server
+# would receive each other's websocket messages unless their channel names differ.
+DBPILOT_CHANNELS_PREFIX = env.str("DBPILOT_CHANNELS_PREFIX", default=f"dbpilot.db{urlparse(REDIS_URL).path.strip('/') or '0'}")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": DBPILOT_CHANNELS_PREFIX},
     }
 }
 if env.bool("DBPILOT_IN_MEMORY_CHANNELS", default=False):  # tests that need no Redis only

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from clusters.api.failover_serializers import FailoverControlSerializer, FailoverRequestSerializer
+from clusters.api.filters import ClusterFilter
 from clusters.api.serializers import (
     ClusterSerializer,
     EventSerializer,
@@ -43,6 +44,7 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
     serializer_class = ClusterSerializer
+    filterset_class = ClusterFilter  # ?name= and ?tenant= (clusters/api/filters.py)
     cluster_lookup = ""
     permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE, "failover": OPERATE,
                             "failover_control_reset": OPERATE}

@@ -258,6 +258,7 @@ WS_MATRIX: list[WsRow] = [
     WsRow("ws/clusters/<int:cluster_id>/", "view", lambda w: f"/ws/clusters/{w.cluster_x.id}/",
           receives=lambda w, who: {w.cluster_x.id: True} if NEEDS["view"][who] == OK else {}),
     WsRow("ws/events/", "signed_in", lambda w: "/ws/events/", receives=_events_of),
+    WsRow("ws/jobs/<int:job_id>/", "view", lambda w: f"/ws/jobs/{w.job_x.id}/"),
 ]
 
 

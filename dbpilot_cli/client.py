@@ -1,0 +1,152 @@
+"""The REST API and its websockets, as the CLI uses them. Errors become CliError with the exit code."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from dbpilot_cli.config import Config
+from dbpilot_cli.errors import NOT_FOUND, REFUSED, UNREACHABLE, USAGE, CliError
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def _error_line(response: httpx.Response) -> tuple[str, list[dict]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}", []
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}", []
+    detail = body.get("detail") or f"HTTP {response.status_code}"
+    code = body.get("code")
+    text = f"{detail} ({code})" if code and code not in ("invalid", "error") else str(detail)
+    return text, body.get("checks") or []
+
+
+class Api:
+    def __init__(self, config: Config):
+        self.config = config
+        self.http = httpx.Client(base_url=f"{config.url}/api/v1/", timeout=TIMEOUT, follow_redirects=False,
+                                 headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json",
+                                          "User-Agent": "dbpilot-cli"})
+
+    def request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None):
+        try:
+            response = self.http.request(method, path, json=body, params=params)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the API at {self.config.url}: {exc}", UNREACHABLE) from None
+        if response.status_code >= 500:
+            raise CliError(f"the API at {self.config.url} failed: HTTP {response.status_code}", UNREACHABLE)
+        if response.status_code >= 400:
+            message, checks = _error_line(response)
+            code = {400: USAGE, 409: REFUSED}.get(response.status_code, NOT_FOUND)
+            if response.status_code == 401:
+                message = f"not signed in: {message} (check DBPILOT_TOKEN or run `dbpilot login`)"
+            raise CliError(message, code, checks)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError(f"the API answered {path} with something that is not JSON", UNREACHABLE) from None
+
+    def get(self, path: str, **params):
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
+
+    def post(self, path: str, body: dict | None = None):
+        return self.request("POST", path, body=body if body is not None else {})
+
+    def patch(self, path: str, body: dict):
+        return self.request("PATCH", path, body=body)
+
+    def delete(self, path: str):
+        return self.request("DELETE", path)
+
+    def list_all(self, path: str, limit: int | None = None, **params) -> list[dict]:
+        """Every item of a paginated list (or a plain list), following pages up to `limit` items."""
+        items: list[dict] = []
+        page = 1
+        while True:
+            data = self.get(path, page=page, page_size=min(limit or 500, 500), **params)
+            if isinstance(data, list):
+                return data[:limit] if limit else data
+            items += data.get("results", [])
+            if not data.get("next") or (limit and len(items) >= limit):
+                return items[:limit] if limit else items
+            page += 1
+
+    # --- names -------------------------------------------------------------------------------------------
+
+    def cluster(self, ref: str) -> dict:
+        """A cluster by id (digits) or by name within the tenants the token sees."""
+        if ref.isdigit():
+            return self.get(f"clusters/{ref}/")
+        tenant = None
+        if "/" in ref:  # tenant/name
+            tenant, ref = ref.split("/", 1)
+        found = self.list_all("clusters/", name=ref, tenant=tenant)
+        if not found:
+            raise CliError(f"no cluster named {ref!r}", NOT_FOUND)
+        if len(found) > 1:
+            tenants = ", ".join(sorted(c["tenant"] for c in found))
+            raise CliError(f"{ref!r} names clusters in several tenants ({tenants}): write TENANT/{ref} or the id", USAGE)
+        return found[0]
+
+    def cluster_or_none(self, ref: str) -> dict | None:
+        try:
+            return self.cluster(ref)
+        except CliError as exc:
+            if exc.code == NOT_FOUND:
+                return None
+            raise
+
+    def team(self, ref: str) -> dict:
+        teams = self.list_all("teams/")
+        for team in teams:
+            if str(team["id"]) == ref or team["name"] == ref:
+                return team
+        raise CliError(f"no team {ref!r} among your teams", NOT_FOUND)
+
+    # --- websockets --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def websocket(self, path: str) -> Iterator:
+        """A websocket to ws(s)://.../PATH with the bearer token in the header (never in the URL)."""
+        from websockets.exceptions import InvalidStatus, WebSocketException
+        from websockets.sync.client import connect
+
+        url = self.config.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
+        try:
+            socket = connect(url, additional_headers={"Authorization": f"Bearer {self.config.token}"},
+                             open_timeout=10, user_agent_header="dbpilot-cli")
+        except InvalidStatus as exc:
+            raise CliError(f"the websocket {path} was refused: HTTP {exc.response.status_code}", NOT_FOUND) from None
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            raise CliError(f"cannot reach the API's websocket at {url}: {exc}", UNREACHABLE) from None
+        with socket:
+            yield Socket(socket, path)
+
+
+class Socket:
+    """Messages of an open websocket, as dicts; a close by the server becomes the right CliError."""
+
+    def __init__(self, socket, path: str):
+        self.socket, self.path = socket, path
+
+    def receive(self, timeout: float | None) -> dict | None:
+        """The next message, or None when nothing came within `timeout` seconds."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            raw = self.socket.recv(timeout=timeout)
+        except TimeoutError:
+            return None
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            if code in (4401, 4403, 4404):
+                raise CliError(f"{self.path}: not found or not allowed (websocket closed {code})", NOT_FOUND) from None
+            raise CliError(f"{self.path}: the websocket closed ({code})", UNREACHABLE) from None
+        return json.loads(raw)

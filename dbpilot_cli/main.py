@@ -1,0 +1,404 @@
+"""`dbpilot`: the command line of the dbpilot API (noun then verb, tables for people, --output for scripts).
+
+Exit codes: 0 success; 1 refused (the checks are printed) or a job that failed or was refused; 2 usage
+error; 3 not found or not allowed; 4 the API cannot be reached.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from dbpilot_cli import errors
+from dbpilot_cli.client import Api
+from dbpilot_cli.config import Config, load_config, save_config
+from dbpilot_cli.errors import CliError
+from dbpilot_cli.live import TERMINAL_STATES, follow_events, follow_job, watch_topology
+from dbpilot_cli.output import Output, console, emit, err_console
+from dbpilot_cli.views import (
+    checks_table,
+    cluster_detail,
+    clusters_table,
+    events_table,
+    grants_table,
+    job_view,
+    jobs_table,
+    members_table,
+    routes_table,
+    teams_table,
+    tokens_table,
+    topology_view,
+)
+
+
+class DbpilotTyper(typer.Typer):
+    """Turns a CliError into one line on stderr (and a refusal's checks) and its exit code."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except CliError as exc:
+            err_console.print("[bold red]error:[/] ", end="")
+            err_console.print(exc.message, markup=False)
+            if exc.checks:
+                err_console.print(checks_table(exc.checks))
+            sys.exit(exc.code)
+
+
+app = DbpilotTyper(help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
+clusters_app = DbpilotTyper(help="Clusters: list, show.", no_args_is_help=True)
+jobs_app = DbpilotTyper(help="Jobs: show (and follow) one, list a cluster's.", no_args_is_help=True)
+routes_app = DbpilotTyper(help="A cluster's routes (HAProxy, PowerDNS, ProxySQL, scripts, ...).", no_args_is_help=True)
+tokens_app = DbpilotTyper(help="Team tokens: list, create, revoke.", no_args_is_help=True)
+teams_app = DbpilotTyper(help="Teams, their members and their cluster grants.", no_args_is_help=True)
+app.add_typer(clusters_app, name="clusters")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(routes_app, name="routes")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(teams_app, name="teams")
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default), json or yaml", envvar="DBPILOT_OUTPUT")]
+ClusterArg = Annotated[str, typer.Argument(help="the cluster: its name (or TENANT/NAME) or its id")]
+ForOpt = Annotated[float | None, typer.Option("--for", help="stop after this many seconds (default: until Ctrl-C)")]
+
+
+def api() -> Api:
+    return Api(load_config())
+
+
+def _finish_job(job: dict) -> None:
+    """Exit 1 when a job the command waited for did not succeed."""
+    if job["state"] != "succeeded":
+        raise typer.Exit(errors.REFUSED)
+
+
+# --- login -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def login(url: Annotated[str, typer.Option("--url", help="the API's address, e.g. https://dbpilot.example")],
+          token: Annotated[str, typer.Option("--token", prompt=True, hide_input=True, envvar="DBPILOT_TOKEN",
+                                             help="a team token (asked for when not given)")]):
+    """Check a token against the API and save it (with the address) in the config file, mode 0600."""
+    me = Api(Config(url=url.rstrip("/"), token=token)).get("auth/me/")
+    path = save_config(url, token)
+    described = me.get("token") or {}
+    console.print(f"signed in to {url} as {described.get('name') or me.get('email')} "
+                  f"(team {described.get('team_name') or described.get('team') or '-'}, scope {described.get('scope') or '-'}); saved to {path}",
+                  markup=False)
+
+
+@app.command()
+def whoami(output: OutputOpt = Output.table):
+    """Who the token is: its team, scope, tenants."""
+    me = api().get("auth/me/")
+    emit(me, output if output != Output.table else Output.yaml)
+
+
+# --- clusters ----------------------------------------------------------------------------------------------
+
+
+@clusters_app.command("list")
+def clusters_list(output: OutputOpt = Output.table):
+    """Every cluster you may view (paused and unarmed ones too)."""
+    emit(api().list_all("clusters/"), output, clusters_table)
+
+
+@clusters_app.command("show")
+def clusters_show(cluster: ClusterArg, output: OutputOpt = Output.table):
+    """One cluster: its servers, settings, failover mode, last job."""
+    emit(api().cluster(cluster), output, cluster_detail)
+
+
+@app.command()
+def topology(cluster: ClusterArg, watch: Annotated[bool, typer.Option("--watch", "-w", help="redraw live as it changes")] = False,
+             seconds: ForOpt = None, output: OutputOpt = Output.table):
+    """The cluster's topology as last observed (roles, replication, findings); --watch follows it live."""
+    client = api()
+    found = client.cluster(cluster)
+    if watch:
+        watch_topology(client, found, output, seconds)
+        return
+    emit(client.get(f"clusters/{found['id']}/topology/"), output, topology_view)
+
+
+@app.command()
+def events(cluster: ClusterArg, follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
+           limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many recent events")] = 20,
+           seconds: ForOpt = None, output: OutputOpt = Output.table):
+    """The cluster's recent events, oldest first; --follow prints new ones as they happen."""
+    client = api()
+    found = client.cluster(cluster)
+    recent = list(reversed(client.list_all(f"clusters/{found['id']}/events/", limit=limit)))
+    if follow and output != Output.table:
+        for event in recent:
+            print(json.dumps(event), flush=True)
+    else:
+        emit(recent, output, events_table)
+    if follow:
+        follow_events(client, found, output, seconds)
+
+
+def _job_started(client: Api, job: dict, wait: bool, output: OutputOpt) -> None:
+    if wait:
+        _finish_job(follow_job(client, job["id"], output))
+        return
+    if output == Output.table:
+        console.print(f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
+                      markup=False)
+    else:
+        emit(job, output)
+    if job["state"] in ("failed", "refused"):
+        raise typer.Exit(errors.REFUSED)
+
+
+@app.command()
+def switchover(cluster: ClusterArg,
+               candidate: Annotated[str | None, typer.Option("--candidate", help="the replica to promote, host:port")] = None,
+               wait: Annotated[bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")] = False,
+               output: OutputOpt = Output.table):
+    """Planned switchover to another replica (refused with its checks when it is not safe)."""
+    client = api()
+    found = client.cluster(cluster)
+    job = client.post(f"clusters/{found['id']}/switchover/", {"candidate": candidate} if candidate else {})
+    _job_started(client, job, wait, output)
+
+
+@app.command()
+def failover(cluster: ClusterArg,
+             candidate: Annotated[str | None, typer.Option("--candidate", help="the replica to promote, host:port")] = None,
+             wait: Annotated[bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")] = False,
+             output: OutputOpt = Output.table):
+    """Manual failover of a primary that is down (a live primary: use switchover)."""
+    client = api()
+    found = client.cluster(cluster)
+    job = client.post(f"clusters/{found['id']}/failover/", {"candidate": candidate} if candidate else {})
+    _job_started(client, job, wait, output)
+
+
+class OnOff(StrEnum):
+    on = "on"
+    off = "off"
+
+
+@app.command()
+def maintenance(cluster: ClusterArg, server: Annotated[str, typer.Argument(help="host:port or the server's id")],
+                state: Annotated[OnOff, typer.Argument(help="on or off")], output: OutputOpt = Output.table):
+    """Put a server in maintenance (never elected, never the subject of automatic action) or take it out."""
+    client = api()
+    found = client.cluster(cluster)
+    match = [s for s in found["servers"] if str(s["id"]) == server or f"{s['host']}:{s['port']}" == server
+             or f"[{s['host']}]:{s['port']}" == server]
+    if not match:
+        known = ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in found["servers"])
+        raise CliError(f"no server {server} in cluster {found['name']}: it has {known}", errors.NOT_FOUND)
+    updated = client.post(f"clusters/{found['id']}/servers/{match[0]['id']}/maintenance/", {"on": state == OnOff.on})
+    if output == Output.table:
+        console.print(f"{server}: maintenance {state.value}", markup=False)
+    else:
+        emit(updated, output)
+
+
+# --- jobs --------------------------------------------------------------------------------------------------
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: Annotated[int, typer.Argument(help="the job's id")],
+              follow: Annotated[bool, typer.Option("--follow", "-f", help="show its steps live until it ends (exit 1 unless it succeeds)")] = False,
+              output: OutputOpt = Output.table):
+    """A job with its steps and result; --follow shows the steps live as they progress."""
+    client = api()
+    if follow:
+        job = follow_job(client, job_id, output)
+        if job["state"] in TERMINAL_STATES:
+            _finish_job(job)
+        return
+    emit(client.get(f"jobs/{job_id}/"), output, job_view)
+
+
+@jobs_app.command("list")
+def jobs_list(cluster: ClusterArg, limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+              output: OutputOpt = Output.table):
+    """A cluster's jobs, newest first."""
+    client = api()
+    found = client.cluster(cluster)
+    emit(client.list_all(f"clusters/{found['id']}/jobs/", limit=limit), output, jobs_table)
+
+
+# --- routes ------------------------------------------------------------------------------------------------
+
+
+def parse_assignments(pairs: list[str]) -> dict:
+    """KEY=VALUE arguments; numbers and true/false become JSON values, `@env:NAME`/`@file:PATH` are read."""
+    from dbpilot_cli.spec import SpecError, coerce_scalar, resolve_secret
+
+    values: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CliError(f"{pair!r}: write KEY=VALUE", errors.USAGE)
+        key, value = pair.split("=", 1)
+        try:
+            values[key.strip()] = resolve_secret(value) if value.startswith(("env:", "file:")) else coerce_scalar(value)
+        except SpecError as exc:
+            raise CliError(str(exc), errors.USAGE) from None
+    return values
+
+
+@routes_app.command("list")
+def routes_list(cluster: ClusterArg, output: OutputOpt = Output.table):
+    """The cluster's routes and their last sync."""
+    client = api()
+    found = client.cluster(cluster)
+    emit(client.list_all(f"clusters/{found['id']}/routes/"), output, routes_table)
+
+
+@routes_app.command("add")
+def routes_add(cluster: ClusterArg, kind: Annotated[str, typer.Argument(help="haproxy, powerdns, script, proxysql, maxscale, consul")],
+               settings: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE settings of the kind (secrets as env:NAME or file:PATH)")] = None,
+               name: Annotated[str | None, typer.Option("--name")] = None, output: OutputOpt = Output.table):
+    """Register a route (docs/routing.md lists each kind's settings)."""
+    client = api()
+    found = client.cluster(cluster)
+    body = {"kind": kind, **parse_assignments(settings or [])}
+    if name:
+        body["name"] = name
+    emit(client.post(f"clusters/{found['id']}/routes/", body), output, lambda r: routes_table([r]))
+
+
+@routes_app.command("set")
+def routes_set(cluster: ClusterArg, route_id: int, settings: Annotated[list[str], typer.Argument(help="KEY=VALUE")],
+               output: OutputOpt = Output.table):
+    """Change a route's settings."""
+    client = api()
+    found = client.cluster(cluster)
+    emit(client.patch(f"clusters/{found['id']}/routes/{route_id}/", parse_assignments(settings)), output,
+         lambda r: routes_table([r]))
+
+
+@routes_app.command("remove")
+def routes_remove(cluster: ClusterArg, route_id: int):
+    """Delete a route."""
+    client = api()
+    found = client.cluster(cluster)
+    client.delete(f"clusters/{found['id']}/routes/{route_id}/")
+    console.print(f"route {route_id} removed", markup=False)
+
+
+@routes_app.command("sync")
+def routes_sync(cluster: ClusterArg, route_id: int, output: OutputOpt = Output.table):
+    """Push the current topology to a route now."""
+    client = api()
+    found = client.cluster(cluster)
+    result = client.post(f"clusters/{found['id']}/routes/{route_id}/sync/")
+    emit(result, output if output != Output.table else Output.yaml)
+
+
+# --- tokens ------------------------------------------------------------------------------------------------
+
+
+@tokens_app.command("list")
+def tokens_list(output: OutputOpt = Output.table):
+    """The tokens of your teams (never their secrets)."""
+    emit(api().list_all("tokens/"), output, tokens_table)
+
+
+@tokens_app.command("create")
+def tokens_create(team: Annotated[str, typer.Option("--team", help="team name or id")],
+                  name: Annotated[str, typer.Option("--name")],
+                  scope: Annotated[str, typer.Option("--scope", help="read, operate or admin")] = "read",
+                  expires_at: Annotated[str | None, typer.Option("--expires-at", help="ISO 8601")] = None,
+                  cluster: Annotated[list[str] | None, typer.Option("--cluster", help="restrict to these clusters (repeat)")] = None,
+                  network: Annotated[list[str] | None, typer.Option("--network", help="allowed client networks, CIDR (repeat)")] = None,
+                  output: OutputOpt = Output.table):
+    """Create a token; its secret is printed once."""
+    client = api()
+    body: dict = {"team": client.team(team)["id"], "name": name, "scope": scope}
+    if expires_at:
+        body["expires_at"] = expires_at
+    if cluster:
+        body["clusters"] = [client.cluster(c)["id"] for c in cluster]
+    if network:
+        body["allowed_networks"] = network
+    created = client.post("tokens/", body)
+    if output == Output.table:
+        console.print(tokens_table([created]))
+        console.print("the token (shown once):", markup=False)
+        print(created["token"], flush=True)
+    else:
+        emit(created, output)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int):
+    """Revoke a token: it stops working at once."""
+    api().post(f"tokens/{token_id}/revoke/")
+    console.print(f"token {token_id} revoked", markup=False)
+
+
+# --- teams -------------------------------------------------------------------------------------------------
+
+
+@teams_app.command("list")
+def teams_list(output: OutputOpt = Output.table):
+    """Your teams (a tenant admin sees all of the tenant's)."""
+    emit(api().list_all("teams/"), output, teams_table)
+
+
+@teams_app.command("create")
+def teams_create(name: str, tenant: Annotated[int | None, typer.Option("--tenant", help="tenant id")] = None,
+                 output: OutputOpt = Output.table):
+    """Create a team (tenant admins)."""
+    emit(api().post("teams/", {"name": name, **({"tenant": tenant} if tenant else {})}), output, lambda t: teams_table([t]))
+
+
+@teams_app.command("members")
+def teams_members(team: str, output: OutputOpt = Output.table):
+    """A team's members and roles."""
+    client = api()
+    emit(client.list_all(f"teams/{client.team(team)['id']}/members/"), output, members_table)
+
+
+@teams_app.command("add-member")
+def teams_add_member(team: str, email: str, role: Annotated[str, typer.Option("--role", help="viewer, operator or admin")] = "viewer",
+                     output: OutputOpt = Output.table):
+    """Add a member (tenant admins)."""
+    client = api()
+    emit(client.post(f"teams/{client.team(team)['id']}/members/", {"email": email, "role": role}), output,
+         lambda m: members_table([m]))
+
+
+@teams_app.command("grants")
+def teams_grants(team: str, output: OutputOpt = Output.table):
+    """The clusters granted to a team, with the permissions."""
+    client = api()
+    emit(client.list_all(f"teams/{client.team(team)['id']}/grants/"), output, grants_table)
+
+
+@teams_app.command("grant")
+def teams_grant(team: str, cluster: ClusterArg,
+                permissions: Annotated[str, typer.Option("--permissions", help="comma-separated: view_cluster,operate_cluster,admin_cluster")] = "view_cluster",
+                output: OutputOpt = Output.table):
+    """Grant a cluster to a team (replaces the team's permissions on it; tenant admins)."""
+    client = api()
+    found = client.cluster(cluster)
+    body = {"cluster": found["id"], "permissions": [p.strip() for p in permissions.split(",") if p.strip()]}
+    emit(client.post(f"teams/{client.team(team)['id']}/grants/", body), output, lambda g: grants_table([g]))
+
+
+@teams_app.command("revoke-grant")
+def teams_revoke_grant(team: str, cluster: ClusterArg):
+    """Take every permission on a cluster back from a team (tenant admins)."""
+    client = api()
+    found = client.cluster(cluster)
+    client.delete(f"teams/{client.team(team)['id']}/grants/{found['id']}/")
+    console.print(f"team {team} has no permission on {found['name']} now", markup=False)
+
+
+# --- declarative specs and import --------------------------------------------------------------------------
+
+from dbpilot_cli import spec_commands  # noqa: E402  (registers apply, diff, export, import-replication-manager)
+
+spec_commands.register(app, api)

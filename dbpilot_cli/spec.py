@@ -1,0 +1,422 @@
+"""Declarative cluster specs: parse a spec, plan the changes that make the control plane match it, export
+a cluster as a spec. Pure: no I/O here except `resolve_secret` and `load_spec_file`, which say so.
+
+A spec (YAML or TOML):
+
+    name: orders
+    team: ops                      # the team that registers it (default: your first admin team)
+    servers: ["127.0.0.1:3306", "127.0.0.1:3307"]
+    credentials: {user: dbpilot, password: "env:ORDERS_DB_PASSWORD"}
+    replication_credentials: {user: repl, password: "file:/run/secrets/orders-repl"}
+    failover_mode: manual
+    paused: false
+    settings: {failcount: 5, switchover_wait_trx_seconds: 10}
+    routes:
+      - {name: main, kind: haproxy, runtime_api: "tcp://127.0.0.1:9999", write_backend: orders_rw}
+    grants:
+      - {team: dba, permissions: [view_cluster, operate_cluster]}
+    prune: false                   # true: delete routes and revoke grants the spec does not list
+
+Secrets are references, `env:NAME` or `file:PATH`, resolved when applied; a literal value is accepted but
+`export` never writes one.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET_ROUTE_FIELDS = frozenset({"api_key", "admin_password", "password", "token"})
+ROUTE_META_FIELDS = frozenset({"id", "cluster", "kind", "name", "secrets_set", "last_sync", "created_at", "updated_at"})
+TOP_LEVEL = {"name", "tenant", "team", "servers", "credentials", "replication_credentials", "failover_mode", "paused",
+             "settings", "routes", "grants", "prune"}
+NOT_YET = {"provision": "provisioning", "backup": "backup schedules", "backups": "backup schedules",
+           "parameter_group": "parameter groups", "parameters": "parameter groups"}
+PERMISSIONS = ("view_cluster", "operate_cluster", "admin_cluster")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used, with what to fix."""
+
+
+@dataclass
+class Spec:
+    name: str
+    servers: list[str]
+    tenant: str | None = None
+    team: str | None = None
+    credentials: dict | None = None
+    replication_credentials: dict | None = None
+    failover_mode: str | None = None
+    paused: bool | None = None
+    settings: dict = field(default_factory=dict)
+    routes: list[dict] = field(default_factory=list)
+    grants: list[dict] = field(default_factory=list)
+    prune: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan. `action`: create, update, delete, keep (left alone, said why) or unsupported."""
+
+    action: str
+    target: str  # cluster, setting, route, grant, servers
+    name: str
+    detail: str = ""
+    body: dict | None = None
+    ref: Any = None  # what the change acts on: a route id, a team name
+
+    @property
+    def changes_something(self) -> bool:
+        return self.action in ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class State:
+    """What the control plane holds for the spec's cluster (None: no such cluster)."""
+
+    cluster: dict | None
+    routes: list[dict] = field(default_factory=list)
+    grants: dict[str, list[str]] = field(default_factory=dict)  # team name -> permissions on this cluster
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def load_spec_file(path: str | Path) -> dict:
+    """Read a spec file (I/O): .toml as TOML, anything else as YAML."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec is a mapping with at least `name` and `servers`")
+    return data
+
+
+def coerce_scalar(text: str):
+    """`5` -> 5, `true` -> True, `a,b` stays text: for KEY=VALUE arguments."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    if re.fullmatch(r"-?\d+", text.strip()):
+        return int(text)
+    if re.fullmatch(r"-?\d+\.\d+", text.strip()):
+        return float(text)
+    return text
+
+
+def address_of(server) -> str:
+    """A server written "host:port", {"host", "port"} or "[v6]:port" -> the API's "host:port" form."""
+    if isinstance(server, dict):
+        host, port = str(server.get("host", "")), int(server.get("port", 3306))
+    elif isinstance(server, str):
+        text = server.strip()
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            port = int(rest.lstrip(":") or 3306)
+        elif text.count(":") == 1:
+            host, port_text = text.split(":")
+            port = int(port_text)
+        else:
+            host, port = text, 3306
+    else:
+        raise SpecError(f"server {server!r}: write host:port")
+    if not host:
+        raise SpecError(f"server {server!r}: the host is missing")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_address(address: str) -> dict:
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return {"host": host, "port": int(rest.lstrip(":"))}
+    host, port = address.rsplit(":", 1)
+    return {"host": host, "port": int(port)}
+
+
+def _credentials(value, what: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "user" not in value or "password" not in value:
+        raise SpecError(f"{what}: write {{user: ..., password: env:NAME}}")
+    return {"user": str(value["user"]), "password": str(value["password"])}
+
+
+def parse_spec(data: dict) -> Spec:
+    for key, what in NOT_YET.items():
+        if key in data:
+            raise SpecError(f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them")
+    unknown = sorted(set(data) - TOP_LEVEL)
+    if unknown:
+        raise SpecError(f"unknown keys {', '.join(unknown)}; a spec has {', '.join(sorted(TOP_LEVEL))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError("`name` is required (the cluster's name)")
+    servers = data.get("servers")
+    if not isinstance(servers, list) or not servers:
+        raise SpecError("`servers` is required: a list of host:port")
+    try:
+        addresses = [address_of(s) for s in servers]
+    except ValueError as exc:
+        raise SpecError(f"servers: {exc}") from None
+    if len(set(addresses)) != len(addresses):
+        raise SpecError("servers: a server is listed twice")
+    mode = data.get("failover_mode")
+    if mode not in (None, "manual", "automatic"):
+        raise SpecError("failover_mode: manual or automatic")
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise SpecError("settings: a mapping of setting names to values")
+    for key in ("failover_mode", "paused"):
+        if key in settings:
+            raise SpecError(f"settings.{key}: write `{key}` at the top level of the spec")
+    routes = data.get("routes") or []
+    if not isinstance(routes, list) or any(not isinstance(r, dict) or "kind" not in r for r in routes):
+        raise SpecError("routes: a list of mappings, each with `kind` (and `name` when a kind appears twice)")
+    routes = [{**r, "name": str(r.get("name") or r["kind"])} for r in routes]
+    names = [r["name"] for r in routes]
+    if len(set(names)) != len(names):
+        raise SpecError("routes: two routes with one name; give each a distinct `name`")
+    grants = []
+    for grant in data.get("grants") or []:
+        if not isinstance(grant, dict) or "team" not in grant:
+            raise SpecError("grants: a list of {team, permissions}")
+        perms = grant.get("permissions") or []
+        perms = [p.strip() for p in perms.split(",")] if isinstance(perms, str) else list(perms)
+        bad = [p for p in perms if p not in PERMISSIONS]
+        if bad:
+            raise SpecError(f"grants: unknown permissions {bad}; use {', '.join(PERMISSIONS)}")
+        grants.append({"team": str(grant["team"]), "permissions": sorted(set(perms), key=PERMISSIONS.index)})
+    paused = data.get("paused")
+    if paused is not None and not isinstance(paused, bool):
+        raise SpecError("paused: true or false")
+    return Spec(name=name, servers=addresses, tenant=data.get("tenant"), team=data.get("team"),
+                credentials=_credentials(data.get("credentials"), "credentials"),
+                replication_credentials=_credentials(data.get("replication_credentials"), "replication_credentials"),
+                failover_mode=mode, paused=paused, settings=dict(settings), routes=routes, grants=grants,
+                prune=bool(data.get("prune", False)))
+
+
+def resolve_secret(value: str) -> str:
+    """`env:NAME` -> the variable's value, `file:PATH` -> the file's content (I/O); anything else as is."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise SpecError(f"{value}: the environment variable {name} is not set")
+        return os.environ[name]
+    if value.startswith("file:"):
+        try:
+            return Path(value[5:]).read_text().rstrip("\n")
+        except OSError as exc:
+            raise SpecError(f"{value}: cannot read the file ({exc.strerror})") from None
+    return value
+
+
+# --- planning --------------------------------------------------------------------------------------------
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b)) if all(not isinstance(x, dict) for x in a + b) else a == b
+    return a == b
+
+
+def _show(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _route_settings(route: dict) -> dict:
+    return {k: v for k, v in route.items() if k not in ROUTE_META_FIELDS and k not in SECRET_ROUTE_FIELDS}
+
+
+def plan(spec: Spec, state: State) -> list[Change]:
+    """The changes that make `state` match `spec`, in the order they must run. Never a deletion unless
+    `spec.prune`; things the spec does not mention are left as they are."""
+    changes: list[Change] = []
+    cluster = state.cluster
+    if cluster is None:
+        body: dict = {"name": spec.name, "servers": [split_address(a) for a in spec.servers], "settings": dict(spec.settings)}
+        if spec.failover_mode:
+            body["failover_mode"] = spec.failover_mode
+        if spec.paused is not None:
+            body["settings"]["paused"] = spec.paused
+        if spec.credentials:
+            body["credentials"] = spec.credentials
+        if spec.replication_credentials:
+            body["replication_credentials"] = spec.replication_credentials
+        detail = f"{len(spec.servers)} servers ({', '.join(spec.servers)}), failover_mode {spec.failover_mode or 'manual'}"
+        if spec.settings:
+            detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
+        if not spec.credentials:
+            changes.append(Change("unsupported", "cluster", spec.name,
+                                  "registering needs `credentials` (user and password, e.g. password: env:NAME)"))
+            return changes
+        changes.append(Change("create", "cluster", spec.name, detail, body))
+        current_routes: dict[str, dict] = {}
+        settings: dict = {}
+    else:
+        current = set(address_of(s) for s in cluster.get("servers") or [])
+        wanted = set(spec.servers)
+        if current != wanted:
+            added, removed = sorted(wanted - current), sorted(current - wanted)
+            changes.append(Change("unsupported", "servers", spec.name,
+                                  f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
+                                  "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet"))
+        settings = cluster.get("settings") or {}
+        patch: dict = {}
+        for key in ("failover_mode", "paused"):
+            value = getattr(spec, key)
+            if value is not None and cluster.get(key) != value:
+                changes.append(Change("update", "setting", key, f"{_show(cluster.get(key))} -> {value}"))
+                patch[key] = value
+        setting_changes = {}
+        for key, value in sorted(spec.settings.items()):
+            if not _same(settings.get(key), value):
+                changes.append(Change("update", "setting", key, f"{_show(settings.get(key))} -> {value}"))
+                setting_changes[key] = value
+        if setting_changes:
+            patch["settings"] = setting_changes
+        if patch:
+            # One PATCH carries every setting change; the per-setting lines above are what the diff shows.
+            changes.append(Change("patch", "cluster", spec.name, "", patch))
+        current_routes = {r["name"]: r for r in state.routes}
+
+    for route in spec.routes:
+        existing = current_routes.get(route["name"])
+        if existing is None:
+            changes.append(Change("create", "route", route["name"],
+                                  f"{route['kind']}: " + ", ".join(f"{k}={v}" for k, v in sorted(_route_settings(route).items())
+                                                                   if k != "name"), dict(route)))
+            continue
+        if existing["kind"] != route["kind"]:
+            changes.append(Change("unsupported", "route", route["name"],
+                                  f"is a {existing['kind']} route, the spec says {route['kind']}: rename one, or remove it "
+                                  "(prune: true) and apply again"))
+            continue
+        body = {}
+        diffs = []
+        for key, value in sorted(_route_settings(route).items()):
+            if not _same(existing.get(key), value):
+                body[key] = value
+                diffs.append(f"{key}: {_show(existing.get(key))} -> {value}")
+        for key in sorted(SECRET_ROUTE_FIELDS & set(route)):
+            if key not in (existing.get("secrets_set") or []):
+                body[key] = route[key]
+                diffs.append(f"{key}: (unset) -> {route[key]}")
+        if body:
+            changes.append(Change("update", "route", route["name"], "; ".join(diffs), body, existing["id"]))
+    spec_route_names = {r["name"] for r in spec.routes}
+    for name, existing in sorted(current_routes.items()):
+        if name in spec_route_names:
+            continue
+        if spec.prune:
+            changes.append(Change("delete", "route", name, f"{existing['kind']} (prune: true)", None, existing["id"]))
+        else:
+            changes.append(Change("keep", "route", name, "not in the spec (prune: true would delete it)"))
+
+    current_grants = state.grants if cluster is not None else {}
+    spec_teams = set()
+    for grant in spec.grants:
+        spec_teams.add(grant["team"])
+        have = current_grants.get(grant["team"], [])
+        if cluster is None and grant["team"] == spec.team and set(grant["permissions"]) == set(PERMISSIONS):
+            continue  # the registering team gets all three anyway
+        if sorted(have) != sorted(grant["permissions"]):
+            changes.append(Change("update" if have else "create", "grant", grant["team"],
+                                  f"{', '.join(have) or '(none)'} -> {', '.join(grant['permissions']) or '(none)'}",
+                                  {"permissions": grant["permissions"]}, grant["team"]))
+    for team, have in sorted(current_grants.items()):
+        if team in spec_teams or not have:
+            continue
+        if spec.prune:
+            changes.append(Change("delete", "grant", team, f"{', '.join(have)} (prune: true)", None, team))
+        else:
+            changes.append(Change("keep", "grant", team, "not in the spec (prune: true would revoke it)"))
+    return changes
+
+
+SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "=", "unsupported": "!"}
+
+
+def describe(changes: list[Change], name: str) -> list[str]:
+    """The plan as lines, in the manner of `terraform plan`."""
+    lines = [f"{SYMBOL[c.action]} {c.target} {c.name}" + (f": {c.detail}" if c.detail else "")
+             for c in changes if c.action != "patch"]
+    counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "delete")}
+    if not any(counts.values()):
+        lines.append(f"no changes: {name} matches the spec")
+    else:
+        lines.append(f"plan for {name}: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete")
+    return lines
+
+
+# --- export ----------------------------------------------------------------------------------------------
+
+
+def env_name(*parts: str) -> str:
+    return "DBPILOT_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").upper() for p in parts if p)
+
+
+def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]]) -> dict:
+    """A cluster as a spec that `apply` recreates; every secret a reference (`env:NAME`), never a value.
+    The API never returns credentials (not even the user), so both are references to fill in."""
+    name = cluster["name"]
+    settings = {k: v for k, v in (cluster.get("settings") or {}).items() if k not in ("failover_mode", "paused")}
+    owners = [team for team, perms in sorted(grants.items()) if "admin_cluster" in perms]
+    spec: dict = {
+        "name": name,
+        "tenant": cluster.get("tenant"),
+        **({"team": owners[0]} if owners else {}),
+        "servers": [address_of(s) for s in cluster.get("servers") or []],
+        "credentials": {"user": f"env:{env_name(name, 'db_user')}", "password": f"env:{env_name(name, 'db_password')}"},
+        "replication_credentials": {"user": f"env:{env_name(name, 'repl_user')}",
+                                    "password": f"env:{env_name(name, 'repl_password')}"},
+        "failover_mode": cluster.get("failover_mode", "manual"),
+        "paused": bool(cluster.get("paused", False)),
+        "settings": dict(sorted(settings.items())),
+    }
+    exported_routes = []
+    for route in sorted(routes, key=lambda r: r["name"]):
+        item = {"name": route["name"], "kind": route["kind"]}
+        item.update({k: v for k, v in sorted(_route_settings(route).items())})
+        for secret in route.get("secrets_set") or []:
+            item[secret] = f"env:{env_name(name, route['name'], secret)}"
+        exported_routes.append(item)
+    if exported_routes:
+        spec["routes"] = exported_routes
+    if grants:
+        spec["grants"] = [{"team": team, "permissions": perms} for team, perms in sorted(grants.items()) if perms]
+    return spec
+
+
+def secret_references(spec: dict) -> list[str]:
+    """The env:/file: references a spec uses (what an operator must provide before applying it)."""
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and value.startswith(("env:", "file:")) and value not in found:
+            found.append(value)
+
+    walk(spec)
+    return found
