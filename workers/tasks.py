@@ -39,12 +39,28 @@ def run_ha_job(job_id: int) -> None:
         close_old_connections()
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def run_long_job(job_id: int) -> None:
+    """Claim and run one long job (provision, deprovision, scale, rolling restart) on the `long` queue."""
+    from django.db import close_old_connections
+
+    from clusters.services.provisioning import run_long_job as run
+
+    close_old_connections()
+    try:
+        run(job_id)
+    finally:
+        close_old_connections()
+
+
 @shared_task(ignore_result=True)
 def reap_jobs() -> int:
-    """Beat calls this every 2 s: resume or abort HA jobs whose worker stopped renewing the lease."""
+    """Beat calls this every 2 s: resume or abort HA jobs whose worker stopped renewing the lease (and
+    hand provisioning jobs whose worker died to the `long` queue again)."""
     from clusters.jobs.engine import reap_jobs as reap
+    from clusters.services.provisioning import reap_long_jobs
 
-    return len(reap())
+    return len(reap()) + len(reap_long_jobs())
 
 
 @shared_task(ignore_result=True)
