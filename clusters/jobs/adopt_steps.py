@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 
 from clusters.domain import adopt_plan as plan
+from clusters.events import record_event
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome, StepRefused
+from clusters.jobs.steps import Done, Plan, Skipped, StepFailed, StepOutcome, StepRefused, StepSpec
 from clusters.models import Cluster
-from clusters.services.events import record_event
 
 IO_RECONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -159,3 +159,20 @@ def arm(ctx: HaContext) -> StepOutcome:
     record_event(ctx.cluster.pk, "failover_armed", f"Automatic failover armed (adopt job {ctx.job_id})",
                  data={"job_id": ctx.job_id})
     return Done("failover_armed is true")
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "adopt"
+
+PLAN = Plan(
+    kind=KIND,
+    steps=(
+        StepSpec("inspect", inspect),
+        StepSpec("prepare_replicas", prepare_replicas),
+        StepSpec("replicas_read_only", replicas_read_only),
+        StepSpec("semi_sync_primary", semi_sync_primary),
+        StepSpec("arm", arm),
+    ),
+    context=HaContext,
+)

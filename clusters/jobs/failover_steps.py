@@ -27,19 +27,28 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
-from clusters.adapters.probe import probe_server, probe_servers
+from clusters.adapters.probe import probe_server
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
 from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
-from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.guards import blocking, candidate_check, errant_check
-from clusters.domain.probe import AUTH_FAILED, OK, TIMEOUT, ProbeResult
-from clusters.domain.topology import InventoryServer, Topology, analyze
+from clusters.domain.probe import AUTH_FAILED, OK
+from clusters.domain.topology import Topology
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused
+from clusters.jobs.steps import (
+    Done,
+    Plan,
+    Skipped,
+    SoftFailure,
+    StepFailed,
+    StepOutcome,
+    StepRefused,
+    StepSpec,
+)
 from clusters.models import Finding, Server
+from clusters.routes import PRIMARY_CHANGED
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +81,7 @@ def probe_old_primary(ctx: HaContext) -> Future:
 def observe(ctx: HaContext, old_primary: str) -> Topology:
     """Probe every other server (in parallel) and analyse, with the old primary counted as down: the tick
     or the request just established it, and `old_primary_answers` checks it again before promotion."""
-    ctx.probes = probe_servers([(a, ctx.admin, ctx.probe_options) for a in ctx.addresses if a != old_primary])
-    ctx.probes[old_primary] = ProbeResult(address=old_primary, outcome=TIMEOUT, error="counted as down")
-    inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                                 quarantined=s.quarantined) for s in ctx.servers]
-    ctx.topology = analyze(inventory, ctx.probes, ctx.settings, {old_primary: ctx.settings.failcount}, time.time(),
-                           known_primary=old_primary)
-    return ctx.topology
+    return ctx.probe(counted_down=old_primary)
 
 
 def old_primary_answers(ctx: HaContext) -> None:
@@ -232,15 +235,6 @@ def _apply_relay_log(ctx: HaContext, address: str, timeout: float) -> str:
     return f"applied its relay log up to {received} in {(time.monotonic() - started) * 1000:.0f} ms"
 
 
-def _holds(flavour: str, have: str, want: str) -> bool:
-    try:
-        if flavour == "mysql":
-            return MysqlGtidSet.parse(have).contains(MysqlGtidSet.parse(want))
-        return MariadbGtidPos.parse(have).contains(MariadbGtidPos.parse(want))
-    except GtidError:
-        return False
-
-
 def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     """The candidate applies its whole relay log; then, for every survivor holding transactions it lacks
     (election.catch_up_from, errant sources excluded by the guard), it replicates from that survivor until
@@ -255,7 +249,7 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
         address = source["server"]
         notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
         wanted = ctx.session(address).executed_gtids()
-        if _holds(session.dialect.flavour, session.executed_gtids(), wanted):
+        if ha.position_contains(session.dialect.flavour, session.executed_gtids(), wanted):
             notes.append(f"already holds {address}'s {wanted}")
             continue
         host, port = ctx.host_port(address)
@@ -414,3 +408,35 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         except (ServerError, KeyError, ValueError) as exc:
             notes.append(f"{address}: could not restart replication ({exc})")
     return "; ".join(notes) or None
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "failover"
+
+PLAN = Plan(
+    kind=KIND,
+    # Until writes are open the steps are quiet: their records are saved together (at the checkpoint
+    # before promotion, then after open_writes), so no step waits for the control-plane database.
+    steps=(
+        StepSpec("confirm_failure", confirm_failure, quiet=True),
+        StepSpec("fence_hook", fence_hook, quiet=True),
+        StepSpec("stop_replication", stop_replication, quiet=True),
+        StepSpec("elect_candidate", elect_candidate, quiet=True),
+        StepSpec("pre_failover_hook",
+                 lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
+                 quiet=True),
+        StepSpec("catch_up_candidate", catch_up_candidate, quiet=True),
+        StepSpec("promote_candidate", promote_candidate, quiet=True),
+        StepSpec("repoint_replicas", repoint_replicas, quiet=True),
+        StepSpec("open_writes", open_writes, quiet=True),
+        StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
+        StepSpec("post_failover_hook",
+                 lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+        StepSpec("replicas_read_only", replicas_read_only),
+        StepSpec("verify_replication", verify_replication),
+        StepSpec("record_rpo", record_rpo),
+    ),
+    context=HaContext,
+    abort=abort_failover,
+)

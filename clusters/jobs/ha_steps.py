@@ -27,12 +27,12 @@ from clusters.adapters.mysql import ServerError
 from clusters.domain.detection import normalize_address
 from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.probe import REFUSED, TIMEOUT
+from clusters.events import record_event
 from clusters.hooks import run_hook
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused
 from clusters.models import Cluster, Server
 from clusters.routes import PRIMARY_CHANGED, PRIMARY_LEAVING, announce_new_primary, announce_primary_leaving
-from clusters.services.events import record_event
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from clusters.adapters.mysql import POOL
 from clusters.domain import failover_plan as plan
+from clusters.events import record_event
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, StepOutcome, StepRefused
+from clusters.jobs.steps import Done, Plan, StepOutcome, StepRefused, StepSpec
 from clusters.models import Cluster, Server
-from clusters.services.events import record_event
 
 
 def _server(ctx: HaContext) -> str:
@@ -51,8 +51,6 @@ def check_server(ctx: HaContext) -> StepOutcome:
         detail = "its GTIDs cannot be compared with the primary's"
         raise StepRefused(detail, [{"name": plan.CHECK_NO_EXTRA_GTIDS, "ok": False, "detail": detail}])
     if extra:
-        from clusters.services.fencing import quarantine
-
         quarantine(ctx.cluster, ctx.server(address), extra, primary.address)
         detail = f"{address} holds transactions {primary.address} lacks: {', '.join(extra)}; quarantined"
         raise StepRefused(detail, [{"name": plan.CHECK_NO_EXTRA_GTIDS, "ok": False, "detail": detail}])
@@ -93,3 +91,31 @@ def unfence(ctx: HaContext) -> StepOutcome:
     record_event(ctx.cluster.pk, "server_rejoined", f"{address} rejoined as a replica of {ctx.result['primary']} "
                  f"(job {ctx.job_id})", data={"server": address, "primary": ctx.result["primary"], "job_id": ctx.job_id})
     return Done(f"{address} is a read-only replica of {ctx.result['primary']}; fence flag cleared")
+
+
+def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str | None) -> None:
+    """Mark the server quarantined: it holds transactions the cluster lacks, so it never rejoins by itself
+    (recover or discard them, then rebuild it)."""
+    changed = Server.objects.filter(pk=server.pk, quarantined=False).update(quarantined=True, fenced=True)
+    if changed:
+        record_event(cluster.pk, "server_quarantined",
+                     f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
+                     "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
+                     severity="error", data={"server": server.address, "server_id": server.pk, "gtids": gtids,
+                                             "primary": primary})
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "rejoin"
+
+PLAN = Plan(
+    kind=KIND,
+    steps=(
+        StepSpec("check_server", check_server),
+        StepSpec("repoint", repoint),
+        StepSpec("verify_replication", verify),
+        StepSpec("unfence", unfence),
+    ),
+    context=HaContext,
+)
