@@ -7,10 +7,10 @@ import secrets
 from dataclasses import asdict, dataclass, field
 
 from clusters.adapters.mysql import Credentials
+from clusters.credentials import admin_credentials, cluster_settings, replication_credentials
 from clusters.models import Cluster
 from clusters.providers.base import ServerSpec
 from clusters.providers.registry import get_provider
-from clusters.services.access import admin_credentials, cluster_settings, replication_credentials
 from controlplane.crypto import decrypt_json, encrypt_json
 
 

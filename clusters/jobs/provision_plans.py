@@ -1,4 +1,5 @@
-"""The plans of the provisioning jobs (long jobs: they never block an HA job), registered with the engine.
+"""The plans of the provisioning jobs (long jobs: they never block an HA job), listed in
+clusters/jobs/registry.py through `PLANS`.
 
 provision, deprovision, stop_cluster, start_cluster: clusters/jobs/provision_steps.py;
 add_replica, remove_replica: clusters/jobs/scale_steps.py; apply_parameters, rolling_restart:
@@ -9,11 +10,10 @@ from __future__ import annotations
 from clusters.jobs import provision_steps as p
 from clusters.jobs import rolling_steps as r
 from clusters.jobs import scale_steps as sc
-from clusters.jobs.engine import register_plan
 from clusters.jobs.provision_context import ProvisionContext
 from clusters.jobs.steps import Plan, StepSpec
 
-PROVISION = register_plan(Plan(
+PROVISION = Plan(
     kind="provision",
     steps=(
         StepSpec("place_servers", p.place_servers),
@@ -26,9 +26,9 @@ PROVISION = register_plan(Plan(
     ),
     context=ProvisionContext,
     abort=p.abort_provision,
-))
+)
 
-DEPROVISION = register_plan(Plan(
+DEPROVISION = Plan(
     kind="deprovision",
     steps=(
         StepSpec("disarm", p.disarm),
@@ -36,21 +36,21 @@ DEPROVISION = register_plan(Plan(
         StepSpec("forget_servers", p.forget_servers),
     ),
     context=ProvisionContext,
-))
+)
 
-STOP = register_plan(Plan(
+STOP = Plan(
     kind="stop_cluster",
     steps=(StepSpec("disarm", p.disarm), StepSpec("stop_servers", p.stop_all)),
     context=ProvisionContext,
-))
+)
 
-START = register_plan(Plan(
+START = Plan(
     kind="start_cluster",
     steps=(StepSpec("start_servers", p.start_all), StepSpec("healthy_tick", p.start_healthy)),
     context=ProvisionContext,
-))
+)
 
-ADD_REPLICA = register_plan(Plan(
+ADD_REPLICA = Plan(
     kind="add_replica",
     steps=(
         StepSpec("place_replica", sc.place_replica),
@@ -62,15 +62,15 @@ ADD_REPLICA = register_plan(Plan(
     ),
     context=ProvisionContext,
     abort=sc.abort_add_replica,
-))
+)
 
-REMOVE_REPLICA = register_plan(Plan(
+REMOVE_REPLICA = Plan(
     kind="remove_replica",
     steps=(StepSpec("forget_server", sc.forget_server), StepSpec("destroy_server", sc.destroy_server)),
     context=ProvisionContext,
-))
+)
 
-APPLY_PARAMETERS = register_plan(Plan(
+APPLY_PARAMETERS = Plan(
     kind="apply_parameters",
     steps=(
         StepSpec("write_configuration", r.write_configuration),
@@ -80,9 +80,9 @@ APPLY_PARAMETERS = register_plan(Plan(
         StepSpec("restart_old_primary", r.restart_old_primary),
     ),
     context=ProvisionContext,
-))
+)
 
-ROLLING_RESTART = register_plan(Plan(
+ROLLING_RESTART = Plan(
     kind="rolling_restart",
     steps=(
         StepSpec("write_configuration", r.write_configuration),
@@ -91,4 +91,6 @@ ROLLING_RESTART = register_plan(Plan(
         StepSpec("restart_old_primary", r.restart_old_primary),
     ),
     context=ProvisionContext,
-))
+)
+
+PLANS = (PROVISION, DEPROVISION, STOP, START, ADD_REPLICA, REMOVE_REPLICA, APPLY_PARAMETERS, ROLLING_RESTART)

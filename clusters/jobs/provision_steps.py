@@ -22,12 +22,13 @@ import time
 from django.db import transaction
 from django.db.models import F
 
+from clusters.events import record_event
+from clusters.jobs.context import observe
 from clusters.jobs.provision_context import PlacedServer, ProvisionContext
 from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome
 from clusters.models import Cluster, Server
 from clusters.providers.accounts import ADMIN_PRIVILEGES
 from clusters.providers.base import ProviderError
-from clusters.services.events import record_event
 
 # What the tenant's master user may not hold (all else WITH GRANT OPTION): they would let it write through
 # read_only, change replication or the binary log, stop the server or read its files.
@@ -222,15 +223,14 @@ def register_servers(ctx: ProvisionContext) -> StepOutcome:
 
 
 def healthy_tick(ctx: ProvisionContext, expected_primary: str, timeout: float = HEALTHY_TICK_TIMEOUT_SECONDS) -> str:
-    """Run monitoring ticks until one sees the expected primary and every replica replicating from it."""
-    from clusters.services.monitoring import tick_cluster
-
+    """Observe the cluster as a monitoring tick does (probes, analysis) until the expected primary is seen
+    with every replica replicating from it and no error finding."""
     deadline = time.monotonic() + timeout
-    last = "no tick yet"
+    last = "no observation yet"
     while True:
-        result = tick_cluster(ctx.cluster.pk)
-        if result is not None:
-            topology = result.topology
+        cluster = Cluster.objects.select_related("primary").get(pk=ctx.cluster.pk)
+        topology, _ = observe(cluster, ctx.settings)
+        if topology is not None:
             replicas = [s for s in topology.servers if s.address != expected_primary]
             lagging = [s.address for s in replicas
                        if not (s.replication and s.replication.get("source") == expected_primary

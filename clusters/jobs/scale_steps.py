@@ -22,12 +22,12 @@ import time
 
 from django.db import transaction
 
+from clusters.events import record_event
 from clusters.jobs.provision_context import PlacedServer, ProvisionContext
 from clusters.jobs.provision_steps import point_at, wait_replicating
 from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome
 from clusters.models import Server
 from clusters.providers.base import ProviderError
-from clusters.services.events import record_event
 
 CATCH_UP_SECONDS = 120.0
 PROGRESS_SAVE_SECONDS = 2.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from clusters.domain.parameters import ParameterError, plan_change, validate_parameters
+from clusters.events import record_event
 from clusters.models import Cluster, Job, ParameterGroup
-from clusters.services.events import record_event
 from tenants.validation import NAME_PATTERN
 
 

@@ -16,12 +16,12 @@ from django.db.models import Sum
 
 from clusters.domain.parameters import ParameterError, validate_parameters
 from clusters.domain.settings import merge_settings
+from clusters.events import record_event
 from clusters.jobs import runner
 from clusters.jobs.engine import create_job
 from clusters.jobs.provision_context import new_secrets
 from clusters.models import ACTIVE_JOB_STATES, Cluster, Job, ParameterGroup, Server
 from clusters.providers.registry import KNOWN_PROVIDERS, enabled_providers
-from clusters.services.events import record_event
 from controlplane.crypto import encrypt_json
 from tenants.models import Team, Tenant
 from tenants.quotas import QuotaExceeded, check_quota
@@ -68,10 +68,6 @@ class ProvisionRequest:
     parameters: dict[str, str]
     memory_mb: int
     settings: dict
-
-
-def _import_plans() -> None:
-    from clusters.jobs import provision_plans  # noqa: F401 - registers the plans of LONG_JOB_KINDS
 
 
 def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
@@ -176,7 +172,6 @@ def quota_left(tenant: Tenant) -> dict:
 @transaction.atomic
 def provision_cluster(team: Team, request: ProvisionRequest, *, requested_by: str) -> Cluster:
     """Create the cluster row (origin provisioned, no servers yet) and its provision job."""
-    _import_plans()
     tenant = Tenant.objects.select_for_update().get(pk=team.tenant_id)
     check_provision_quota(tenant, request)
     cluster = Cluster.objects.create(
@@ -200,7 +195,6 @@ def provision_cluster(team: Team, request: ProvisionRequest, *, requested_by: st
 
 def start_long_job(cluster: Cluster, kind: str, *, requested_by: str, params: dict | None = None) -> Job:
     """Create a provisioning job (one at a time per cluster) and send it to the `long` queue after commit."""
-    _import_plans()
     active = Job.objects.filter(cluster=cluster, state__in=ACTIVE_JOB_STATES).first()
     if active is not None:
         raise ProvisionConflict(f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for "
@@ -230,7 +224,6 @@ def run_long_job(job_id: int) -> Job | None:
     """Claim and run a provisioning job; a deprovision that succeeded removes the cluster afterwards."""
     from clusters.jobs.engine import run_job
 
-    _import_plans()
     job = run_job(job_id)
     if job is not None and job.kind == "deprovision" and job.state == Job.State.SUCCEEDED:
         from clusters.services.registration import delete_cluster

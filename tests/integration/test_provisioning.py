@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clusters.models import Cluster, Job, Server
+from clusters.services.monitoring import tick_cluster
 from clusters.services.topology_view import topology_payload
 from tests.integration.provisioning_helpers import (
     connect,
@@ -38,6 +39,7 @@ def test_provision_a_semi_sync_cluster_of_three_reaches_a_healthy_armed_topology
         f"{s['host']}:{s['port']}" for s in cluster["servers"] if f"{s['host']}:{s['port']}" != cluster["primary"])
     assert "master_user" not in str(cluster) and "a-long-password-1" not in str(cluster)
 
+    tick_cluster(cluster["id"])  # what beat does every second
     topology = topology_payload(cluster["id"])
     assert topology["primary"] == cluster["primary"]
     replicas = [s for s in topology["servers"] if s["role"] == "replica"]
