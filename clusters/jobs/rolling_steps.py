@@ -26,6 +26,17 @@ from clusters.models import Cluster, Server
 from clusters.providers.base import ProviderError
 
 SEMI_SYNC_BACK_SECONDS = 15.0
+SWITCHOVER_ATTEMPTS = 3
+CATCH_UP_SECONDS = 30.0
+
+
+def _replicas_caught_up(ctx: ProvisionContext, cluster: Cluster) -> None:
+    """Every replica has applied what the primary has written so far (bounded): the switchover's
+    election then sees them all up to date."""
+    position = ctx.sql(cluster.primary.instance, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
+    for row in _rows(ctx):
+        if row.pk != cluster.primary_id:
+            ctx.sql(row.instance, ("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (position, CATCH_UP_SECONDS)))
 
 
 def _placed(row: Server) -> PlacedServer:
@@ -105,15 +116,23 @@ def switchover(ctx: ProvisionContext) -> StepOutcome:
         return Skipped("a single server: it is restarted in place (writes stop while it restarts)")
     if cluster.primary.address != ctx.result.get("old_primary"):
         return Done(f"already switched over to {cluster.primary.address}")
-    try:  # the switchover job checks its own preconditions (it ends refused when one fails)
-        job = create_job(cluster, "switchover", requested_by=f"{ctx.kind} job {ctx.job_id}")
-    except ActiveJobExists as exc:
-        raise StepFailed(f"switchover not started: {exc}") from None
-    finished = run_job(job.id)
+    _replicas_caught_up(ctx, cluster)
+    for attempt in range(1, SWITCHOVER_ATTEMPTS + 1):
+        try:  # the switchover job checks its own preconditions (it ends refused when one fails)
+            job = create_job(cluster, "switchover", requested_by=f"{ctx.kind} job {ctx.job_id}")
+        except ActiveJobExists as exc:
+            raise StepFailed(f"switchover not started: {exc}") from None
+        finished = run_job(job.id)
+        # Refused (nothing changed): a replica restarted a moment ago may not be electable yet; try again.
+        if finished is None or finished.state != "refused" or attempt == SWITCHOVER_ATTEMPTS:
+            break
+        time.sleep(1.0)
     Cluster.objects.filter(pk=cluster.pk).update(last_job_id=ctx.job_id)  # the cluster's job stays this one
     if finished is None or finished.state != "succeeded":
         state = finished.state if finished else "not run"
-        raise StepFailed(f"switchover job {job.id} {state}: {(finished.result or {}).get('detail', '') if finished else ''}")
+        checks = [f"{c['name']}: {c['detail']}" for c in ((finished.result or {}).get("checks") or []) if not c.get("ok")] \
+            if finished else []
+        raise StepFailed(f"switchover job {job.id} {state}: {'; '.join(checks) or (finished.result or {}).get('detail', '')}")
     ctx.result["switchover"] = {"job": job.id, "new_primary": finished.result.get("new_primary"),
                                 "write_freeze_ms": finished.result.get("write_freeze_ms")}
     return Done(f"switchover job {job.id}: {ctx.result['old_primary']} -> {finished.result.get('new_primary')}, "
