@@ -28,7 +28,7 @@ IO_RECONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def _replicas(ctx: HaContext) -> list[str]:
-    return list(ctx.result.get("replicas") or [])
+    return list(ctx.state.replicas)
 
 
 def _setup(ctx: HaContext, address: str) -> plan.ReplicaSetup:
@@ -64,10 +64,10 @@ def inspect(ctx: HaContext) -> StepOutcome:
     replicas = [s.address for s in topology.servers
                 if s.address != primary.address and s.state == "up" and not s.maintenance
                 and s.replication is not None and s.replication.get("source") == primary.address]
-    ctx.result["primary"] = primary.address
-    ctx.result["replicas"] = replicas
+    ctx.state.primary = primary.address
+    ctx.state.replicas = replicas
     changes = {a: plan.adopt_changes(_setup(ctx, a), ctx.settings) for a in replicas}
-    ctx.result["changes"] = {a: ch.describe() for a, ch in changes.items()}
+    ctx.state.changes = {a: ch.describe() for a, ch in changes.items()}
     problems = [ch.problem for ch in changes.values() if ch.problem]
     checks = [{"name": "replication_by_gtid", "ok": not problems,
                "detail": "; ".join(problems) or "every replica replicates by GTID"}]
@@ -77,7 +77,7 @@ def inspect(ctx: HaContext) -> StepOutcome:
         raise StepRefused("cannot adopt: " + "; ".join(ch["detail"] for ch in checks if not ch["ok"]), checks)
     unseen = [s.address for s in topology.servers if s.address != primary.address and s.address not in replicas]
     note = f"; not adopted (down, in maintenance or not replicating from the primary): {', '.join(unseen)}" if unseen else ""
-    return Done(f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.result["changes"].items()) + note)
+    return Done(f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.state.changes.items()) + note)
 
 
 def _wait_io(ctx: HaContext, address: str) -> None:
@@ -133,7 +133,7 @@ def replicas_read_only(ctx: HaContext) -> StepOutcome:
 
 
 def semi_sync_primary(ctx: HaContext) -> StepOutcome:
-    primary = ctx.result["primary"]
+    primary = ctx.state.primary
     session = ctx.session(primary)
     notes = []
     current = int(session.query("SELECT @@slave_net_timeout AS t")[0]["t"])

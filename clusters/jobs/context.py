@@ -1,5 +1,5 @@
 """What the steps of one HA job share: the cluster as the job found it, sessions to its servers, fresh
-probes and their analysis, and the job's result (which carries what a resumed job needs to know).
+probes and their analysis, and the job's typed state (clusters.jobs.state: what a resumed job needs to know).
 
 Sessions are opened once, in parallel, before the write freeze, and kept for the whole job
 (clusters.adapters.executor.ServerSession). Probes reuse the monitoring probe (read-only).
@@ -29,6 +29,7 @@ from clusters.domain.addresses import parse_address
 from clusters.domain.probe import TIMEOUT, ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology, analyze
+from clusters.jobs.state import JobState
 from clusters.models import Cluster, Job, Server
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class HaContext:
         self.job_id = job.pk
         self.kind = job.kind
         self.params: dict = dict(job.params or {})
-        self.result = result
+        self.state = JobState.from_result(result)  # what the steps decided and did; saved after each step
         self.attempt = job.attempts
         self.cluster = Cluster.objects.select_related("tenant", "primary").get(pk=job.cluster_id)
         self.servers: list[Server] = list(self.cluster.servers.all())
@@ -82,6 +83,9 @@ class HaContext:
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}")
         self.probes: dict[str, ProbeResult] = {}
         self.topology: Topology | None = None
+        # The job's election and the observation it was made from: steps elect again only after a new probe.
+        self.election: Any = None
+        self.elected_from: Topology | None = None
         # In-memory only (a resumed job re-checks the servers instead): what this worker already did.
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
@@ -165,7 +169,7 @@ class HaContext:
         Cluster.objects.filter(pk=self.cluster.pk).update(epoch=F("epoch") + 1, updated_at=timezone.now())
         epoch = Cluster.objects.filter(pk=self.cluster.pk).values_list("epoch", flat=True).first() or 0
         self.cluster.epoch = epoch
-        self.result["epoch"] = epoch
+        self.state.epoch = epoch
         return epoch
 
     def close(self) -> None:

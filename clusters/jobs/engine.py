@@ -240,12 +240,20 @@ class _Runner:
         self.context = None
         self.soft_failures: list[str] = []
 
+    def _sync_state(self) -> None:
+        """The context's typed state (clusters.jobs.state.JobState) into the result about to be saved."""
+        state = getattr(self.context, "state", None)
+        if state is not None:
+            self.result.update(state.to_result())
+
     def _submit(self) -> None:
+        self._sync_state()
         self.recorder.submit(self.records, self.result)
 
     def checkpoint(self) -> None:
         """Save the records and result now and wait for it: a step calls this (ctx.checkpoint()) before a
         change that an abort or a resumed job must know about, even inside the quiet freeze."""
+        self._sync_state()
         if not self.recorder.flush(self.records, self.result):
             raise s.StepFailed("could not save the job's progress to the control-plane database")
 
@@ -355,6 +363,7 @@ class _Runner:
 
     def _finish(self, state: str, detail: str | None) -> Job | None:
         self.recorder.stop()
+        self._sync_state()
         job = self.job
         now = timezone.now()
         started_at = job.started_at or now

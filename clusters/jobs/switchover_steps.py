@@ -22,6 +22,7 @@ from clusters.domain.guards import (
     switchover_checks,
 )
 from clusters.domain.probe import ProbeResult
+from clusters.domain.repoint_plan import switchover_targets
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology
 from clusters.jobs import ha_steps as ha
@@ -57,8 +58,13 @@ def _refuse_if_blocked(checks: list[Check], what: str) -> str:
 
 
 def _elect_now(ctx: HaContext) -> Election:
+    """The job's one election, made again only when the servers were probed again since (after
+    start_stopped_replicas started threads); the request's election is not reused: time passed."""
     topology = ctx.topology or ctx.probe()
-    return run_election(topology, ctx.probes, ctx.settings, ctx.params.get("candidate"))
+    if ctx.election is None or ctx.elected_from is not topology:
+        ctx.election = run_election(topology, ctx.probes, ctx.settings, ctx.params.get("candidate"))
+        ctx.elected_from = topology
+    return ctx.election
 
 
 def _settings_checks(ctx: HaContext, election: Election) -> list[Check]:
@@ -72,8 +78,9 @@ def verify_replication_settings(ctx: HaContext) -> str:
     topology = ctx.probe()
     election = _elect_now(ctx)
     detail = _refuse_if_blocked(_settings_checks(ctx, election), "replication settings")
-    ctx.result["old_primary"] = topology.primary
-    ctx.result.setdefault("routes_ok", True)
+    ctx.state.old_primary = topology.primary
+    if ctx.state.routes_ok is None:
+        ctx.state.routes_ok = True
     return detail
 
 
@@ -90,7 +97,7 @@ def check_replication(ctx: HaContext):
 def start_stopped(ctx: HaContext):
     if ctx.settings.check_replication_state:
         return Skipped("check_replication_state is on: replication was verified running")
-    outcome = ha.start_stopped_replicas(ctx, ctx.result["old_primary"])
+    outcome = ha.start_stopped_replicas(ctx, ctx.state.old_primary)
     ctx.probe()  # the election must see the threads it started
     return outcome
 
@@ -99,7 +106,7 @@ def check_long_transactions(ctx: HaContext) -> str:
     """A transaction or write older than switchover_wait_trx_seconds on the primary refuses the job.
     Measured on the job's own session: client sessions only (not dbpilot's, not replication), and not
     transactions InnoDB still lists while they commit."""
-    old = ctx.result["old_primary"]
+    old = ctx.state.old_primary
     try:
         measured = ctx.session(old).long_running(ctx.admin.user)
     except ServerError as exc:
@@ -113,13 +120,13 @@ def elect_candidate(ctx: HaContext) -> Done:
     """The requested candidate if electable, else the most up-to-date electable replica (decision table
     in the result); then open every session the frozen window needs."""
     election = _elect_now(ctx)
-    ctx.result["election"] = election.as_dict()
+    ctx.state.election = election.as_dict()
     checks = [candidate_check(election, c.CHECK_CANDIDATE), errant_check(election)]
     if election.winner is not None:
         checks += [ch for ch in _settings_checks(ctx, election) if ch.name == c.CHECK_REPLICATION_SETTINGS]
     _refuse_if_blocked(checks, "candidate")
-    old, new = ctx.result["old_primary"], election.winner
-    ctx.result["new_primary"] = new
+    old, new = ctx.state.old_primary, election.winner
+    ctx.state.new_primary = new
     wanted = [(old, ha.FREEZE_SESSION), (old, "main"), (new, "main")]
     others = [a for a in ctx.addresses if a not in (old, new)]
     failed = ctx.open_sessions(wanted + [(a, "main") for a in others])
@@ -128,63 +135,59 @@ def elect_candidate(ctx: HaContext) -> Done:
         raise StepRefused("cannot connect: " + "; ".join(f"{k[0]}: {e}" for k, e in essential.items()),
                           [{"name": "connect", "ok": False, "detail": e} for e in essential.values()])
     unreachable = sorted({key[0] for key in failed})
-    ctx.result["unreachable"] = unreachable
+    ctx.state.unreachable = unreachable
     note = f"; not reachable, not repointed: {', '.join(unreachable)}" if unreachable else ""
     return Done(f"{new} ({election.reason}){note}")
 
 
 def wait_candidate_catchup(ctx: HaContext):
     timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), CATCHUP_TIMEOUT_SECONDS)
-    final = ctx.result.get("gtid", {}).get("old_primary_final")
-    return ha.wait_for_position(ctx, ctx.result["new_primary"], final, timeout)
+    final = ctx.state.gtid.get("old_primary_final")
+    return ha.wait_for_position(ctx, ctx.state.new_primary, final, timeout)
 
 
 def _targets(ctx: HaContext) -> list[str]:
     """The servers that follow the new primary: all others that were reachable when it was elected."""
-    unreachable = ctx.result.get("unreachable") or []
-    return [a for a in ctx.addresses if a != ctx.result["new_primary"] and a not in unreachable]
+    return switchover_targets(ctx.addresses, ctx.state.new_primary, ctx.state.unreachable)
 
 
 def reject_writes(ctx: HaContext):
-    old = ctx.result["old_primary"]
+    old = ctx.state.old_primary
     followers = [a for a in _targets(ctx) if a != old]
-    return ha.reject_writes(ctx, old, ctx.result["new_primary"], followers)
+    return ha.reject_writes(ctx, old, ctx.state.new_primary, followers)
 
 
 def promote_candidate(ctx: HaContext):
-    return ha.promote_and_prepare(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
+    return ha.promote(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary)
 
 
 def repoint_replicas(ctx: HaContext):
-    outcome = ha.start_replicas(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
-    unreachable = ctx.result.get("unreachable") or []
-    if unreachable and isinstance(outcome, Done):
-        return Done(outcome.detail + f"; NOT repointed (unreachable): {', '.join(unreachable)}")
-    return outcome
+    left_out = {a: "not reachable" for a in ctx.state.unreachable}
+    return ha.repoint(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary, left_out=left_out)
 
 
 def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
     """Leave the cluster safe after a failed or refused step. Until the new primary took writes, the old
     one gets them back and the others follow it again (unless some other server is writable); once the
     new primary is writable, the old primary is never reopened."""
-    old = ctx.result.get("old_primary")
-    if ctx.result.get("writes_opened"):
+    old = ctx.state.old_primary
+    if ctx.state.writes_opened:
         return None
     notes = []
-    if ctx.result.get("writes_rejected") and old:
+    if ctx.state.writes_rejected and old:
         notes.append(ha.restore_primary(ctx, old))
-    if ctx.result.get("routes_told_leaving") and old and not ctx.result.get("writes_rejected"):
+    if ctx.state.routes_told_leaving and old and not ctx.state.writes_rejected:
         try:
             results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
                                            epoch=ctx.cluster.epoch, job_id=ctx.job_id)
         except Exception as exc:  # noqa: BLE001 - the writes are back; the routes are stale and say so
-            ctx.result["routes_ok"] = False
+            ctx.state.routes_ok = False
             notes.append(f"routes could not be pointed back at {old}: {exc}")
         else:
-            ctx.result.setdefault("routes", {})["restored"] = [r.as_dict() for r in results]
+            ctx.state.routes["restored"] = [r.as_dict() for r in results]
             if results:
                 ok = all(r.ok for r in results)
-                ctx.result["routes_ok"] = ok
+                ctx.state.routes_ok = ok
                 notes.append(f"routes pointed back at {old}" + ("" if ok else " (some failed)"))
     return "; ".join(notes) or None
 
@@ -206,14 +209,14 @@ PLAN = Plan(
         StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
         StepSpec("open_writes",
-                 lambda ctx: ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"]), quiet=True),
+                 lambda ctx: ha.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary), quiet=True),
         StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec("post_failover_hook",
                  lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
-        StepSpec("restore_old_primary", lambda ctx: ha.restore_max_connections(ctx, ctx.result["old_primary"])),
-        StepSpec("replicas_read_only", lambda ctx: ha.replicas_read_only(ctx, ctx.result["new_primary"])),
+        StepSpec("restore_old_primary", lambda ctx: ha.restore_max_connections(ctx, ctx.state.old_primary)),
+        StepSpec("replicas_read_only", lambda ctx: ha.replicas_read_only(ctx, [a for a in ctx.addresses if a != ctx.state.new_primary])),
         StepSpec("verify_replication",
-                 lambda ctx: ha.verify_replication(ctx, ctx.result["new_primary"], _targets(ctx))),
+                 lambda ctx: ha.verify_replication(ctx, ctx.state.new_primary, _targets(ctx))),
     ),
     context=HaContext,
     abort=abort_switchover,
