@@ -34,7 +34,8 @@ class PlacedServer:
 
 @dataclass
 class ProvisionState:
-    """The job's own state, kept in `result["provision"]`."""
+    """The job's own typed state, kept in `result["provision"]` (the engine saves it with every step, as
+    it does clusters.jobs.state.JobState for HA jobs)."""
 
     servers: list[PlacedServer] = field(default_factory=list)
     root_password_set: bool = False
@@ -44,9 +45,13 @@ class ProvisionState:
         raw = result.get("provision") or {}
         return cls([PlacedServer(**s) for s in raw.get("servers", [])], raw.get("root_password_set", False))
 
+    def to_result(self) -> dict:
+        """What the engine writes into the job's result whenever it saves it (as clusters.jobs.state)."""
+        return {"provision": {"servers": [asdict(s) for s in self.servers],
+                              "root_password_set": self.root_password_set}}
+
     def save(self, result: dict) -> None:
-        result["provision"] = {"servers": [asdict(s) for s in self.servers],
-                               "root_password_set": self.root_password_set}
+        result.update(self.to_result())
 
     def by_instance(self, instance: str) -> PlacedServer | None:
         return next((s for s in self.servers if s.instance == instance), None)
