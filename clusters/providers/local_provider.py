@@ -245,14 +245,19 @@ class LocalProvider(Provider):
                                password=password or "", autocommit=True, connect_timeout=timeout,
                                read_timeout=max(timeout, 30), cursorclass=pymysql.cursors.DictCursor)
 
-    def start_desired(self, root_password_for, timeout: float = 120) -> list[str]:
-        """After a host reboot: start every instance whose desired state is running; returns their names."""
+    def desired(self, instance: str) -> str | None:
+        state = self._state(instance)
+        return state.get("desired") if state else None
+
+    def start_desired(self) -> list[str]:
+        """After a host reboot: start every instance whose desired state is running (without waiting for
+        it to answer: monitoring sees it come back); returns their names."""
         started = []
         for instance in self.instances():
             state = self._state(instance)
-            if state and state.get("desired") == "running" and not self.running(instance):
-                process = self._process(instance, state)
-                process.start()
+            if state and state.get("desired") == "running" and state.get("data") == "ready" \
+                    and not self.running(instance):
+                self._process(instance, state).start()
                 started.append(instance)
         return started
 

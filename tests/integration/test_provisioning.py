@@ -158,3 +158,58 @@ def test_a_failing_step_fails_the_job_with_its_reason_and_removes_what_it_starte
     assert "place_servers" in job.result["detail"] and "no free port" in job.result["detail"]
     assert "removed 1 server" in job.result["abort"]
     assert local_servers.instances() == [] and not Server.objects.filter(cluster=cluster).exists()
+
+
+def test_stop_and_start_keep_the_data_and_servers_come_back_after_a_host_reboot(local_servers):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from clusters.providers.local_provider import LocalProvider
+    from tests.integration.provisioning_helpers import TEST_PORTS
+
+    client, _ = tenant_client()
+    body, cluster = provision(client, "sleepy", replicas=1)
+    assert job_of(body).state == "succeeded"
+    cluster.refresh_from_db()
+    primary = Server.objects.get(pk=cluster.primary_id)
+    with connect(primary.address, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE kept")
+    instances = [s.instance for s in cluster.servers.all()]
+
+    stopped = client.post(f"/api/v1/clusters/{cluster.id}/stop/")
+    assert stopped.status_code == 202 and Job.objects.get(pk=stopped.json()["id"]).state == "succeeded"
+    assert not any(local_servers.running(i) for i in instances)
+    assert all((local_servers.dir(i) / "data").is_dir() for i in instances)
+    assert Cluster.objects.get(pk=cluster.id).failover_armed is False
+
+    started = client.post(f"/api/v1/clusters/{cluster.id}/start/")
+    job = Job.objects.get(pk=started.json()["id"])
+    assert started.status_code == 202 and job.state == "succeeded", job.result
+    assert Cluster.objects.get(pk=cluster.id).failover_armed is True
+    with connect(primary.address, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+        cursor.execute("SHOW DATABASES LIKE 'kept'")
+        assert cursor.fetchall()
+
+    # A host reboot: every server gone at once; `manage.py local_servers start` (the boot unit) brings
+    # them back, and a provider object that never started them (another worker) finds them running.
+    for instance in instances:
+        local_servers._process(instance).kill()
+    out = StringIO()
+    call_command("local_servers", "start", stdout=out)
+    assert sorted(json.loads(out.getvalue())["started"]) == sorted(instances)
+    other_worker = LocalProvider(local_servers.root, TEST_PORTS)
+    password = __import__("controlplane.crypto", fromlist=["decrypt_json"]).decrypt_json(
+        cluster.provision_secrets_encrypted)["root"]
+    import time
+
+    for instance in instances:
+        deadline = time.monotonic() + 60
+        while not other_worker.running(instance):  # its pid file names the new process once it is up
+            assert time.monotonic() < deadline, f"{instance} did not come back"
+            time.sleep(0.1)
+        other_worker._process(instance).wait_ready(password, 60)
+    with other_worker.root_connection(primary.instance, password) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT @@read_only AS ro")
+        assert cursor.fetchone()["ro"] == 1  # back read-only: dbpilot decides who takes writes
