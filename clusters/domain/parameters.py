@@ -30,7 +30,7 @@ class Parameter:
 ALLOWED: dict[str, Parameter] = {p.name: p for p in (
     Parameter("max_connections", "int", True, 10, 100000),
     Parameter("innodb_buffer_pool_size", "size", True, 32 << 20, 64 << 30),
-    Parameter("innodb_log_file_size", "size", False, 4 << 20, 4 << 30),
+    Parameter("innodb_log_file_size", "size", True, 4 << 20, 4 << 30),  # dynamic since 10.9
     Parameter("innodb_flush_log_at_trx_commit", "int", True, 0, 2),
     Parameter("sync_binlog", "int", True, 0, 1000),
     Parameter("innodb_io_capacity", "int", True, 100, 100000),
@@ -51,11 +51,11 @@ ALLOWED: dict[str, Parameter] = {p.name: p for p in (
     Parameter("sql_mode", "choice", True, choices=(
         "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
         "TRADITIONAL", "ANSI", "")),
+    # Set at start-up only here (10.11 names it tx_isolation at run time).
     Parameter("transaction_isolation", "choice", False, choices=(
         "READ-UNCOMMITTED", "READ-COMMITTED", "REPEATABLE-READ", "SERIALIZABLE")),
-    Parameter("innodb_buffer_pool_instances", "int", False, 1, 64),
-    Parameter("innodb_read_io_threads", "int", False, 1, 64),
-    Parameter("innodb_write_io_threads", "int", False, 1, 64),
+    Parameter("innodb_read_io_threads", "int", True, 1, 64),  # dynamic since 10.11
+    Parameter("innodb_write_io_threads", "int", True, 1, 64),
     Parameter("performance_schema", "bool", False),
 )}
 

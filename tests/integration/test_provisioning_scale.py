@@ -130,7 +130,7 @@ def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_
     try:
         writer.wait_for_acks(50)
         static = client.patch(f"/api/v1/parameter-groups/{group_id}/",
-                              {"parameters": {"max_connections": 350, "innodb_read_io_threads": 8}},
+                              {"parameters": {"max_connections": 350, "transaction_isolation": "READ-COMMITTED"}},
                               format="json")
         assert static.status_code == 200, static.content
         writer.wait_for_acks(writer.ack_count() + 50)
@@ -142,7 +142,7 @@ def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_
     assert states["restart_replicas"] == "ok" and states["switchover"] == "ok" and states["restart_old_primary"] == "ok"
     new_primary = Cluster.objects.get(pk=cluster.pk).primary_id
     assert new_primary != primary_before
-    assert all(variable(s, "innodb_read_io_threads") == 8 for s in servers)
+    assert all(variable(s, "tx_isolation") == "READ-COMMITTED" for s in servers)
     assert "pending_restart" not in Cluster.objects.get(pk=cluster.pk).provision
     time.sleep(0.5)
     for server in servers:
