@@ -227,6 +227,12 @@ class LocalProvider(Provider):
         except SandboxError as exc:
             raise ProviderError(str(exc), permanent=False) from None
 
+    def shutdown(self, instance: str, timeout: float = 60) -> None:
+        """A clean shutdown that keeps the desired state (the host going down, not a user's stop)."""
+        process = self._process(instance)
+        if process is not None:
+            process.stop(timeout)
+
     def destroy(self, instance: str) -> bool:
         node_dir = self.dir(instance)
         if not node_dir.exists():

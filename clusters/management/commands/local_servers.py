@@ -1,7 +1,8 @@
-"""`python manage.py local_servers list|start`: the local provider's servers on this host.
+"""`python manage.py local_servers list|start|stop`: the local provider's servers on this host.
 
 `start` starts every server whose desired state is running (after a host reboot: the provider records
-it when a job starts or stops a server). Servers come back read-only, as always; dbpilot's monitoring and
+it when a job starts or stops a server). `stop` shuts every running server down cleanly and keeps its
+desired state (the demo's Ctrl-C: the next `start` brings the same servers back). Servers come back read-only, as always; dbpilot's monitoring and
 jobs take it from there. docs/provisioning.md says how to run it at boot.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     help = "List the local provider's servers, or start those that should be running (after a reboot)."
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["list", "start"])
+        parser.add_argument("action", choices=["list", "start", "stop"])
 
     def handle(self, *args, action: str, **options):
         provider = LocalProvider(settings.DBPILOT_LOCAL_SERVERS_ROOT, settings.DBPILOT_LOCAL_PORTS)
@@ -28,6 +29,12 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps({"instance": instance, "address": placement.address,
                                               "desired": provider.desired(instance),
                                               "running": provider.running(instance)}))
+            return
+        if action == "stop":
+            stopped = [i for i in provider.instances() if provider.running(i)]
+            for instance in stopped:
+                provider.shutdown(instance)
+            self.stdout.write(json.dumps({"stopped": stopped}))
             return
         try:
             started = provider.start_desired()
