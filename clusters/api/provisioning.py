@@ -26,7 +26,7 @@ from clusters.domain.parameters import ParameterError, validate_parameters
 from clusters.models import Cluster, ParameterGroup
 from clusters.services import parameter_groups, provisioning
 from controlplane.api.errors import Conflict
-from controlplane.api.viewsets import AuditedViewSet, TenantScopedViewSet
+from controlplane.api.viewsets import AuditedAPIView, AuditedViewSet, TenantScopedViewSet
 from tenants.access import ADMIN, OPERATE, VIEW, creation_team, teams_allowing
 
 ID = r"\d{1,18}"
@@ -192,11 +192,11 @@ class ParameterGroupViewSet(AuditedViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class QuotaViewSet(AuditedViewSet):
+class QuotaView(AuditedAPIView):
     @extend_schema(responses={200: inline_serializer("Quota", {
         "tenant": serializers.CharField(), "clusters": serializers.DictField(), "servers": serializers.DictField(),
         "memory_mb": serializers.DictField()})})
-    def list(self, request):
+    def get(self, request):
         """What the caller's tenant may still create: clusters, servers and server memory (limit, used, left)."""
         teams = teams_allowing(self.actor, VIEW)
         if not teams:
@@ -218,5 +218,5 @@ provisioning_urlpatterns = [
             name="parameter-groups"),
     re_path(rf"^parameter-groups/(?P<pk>{ID})/$", ParameterGroupViewSet.as_view(
         {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}), name="parameter-group"),
-    re_path(r"^quota/$", QuotaViewSet.as_view({"get": "list"}), name="quota"),
+    re_path(r"^quota/$", QuotaView.as_view(), name="quota"),
 ]

@@ -45,7 +45,7 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
     return Conflict(refusal.detail, refusal.code, refusal.checks, **extra)
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
+    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings", "routes")
     serializer_class = ClusterSerializer
     cluster_lookup = ""
     permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE, "failover": OPERATE,

@@ -313,4 +313,10 @@ def endpoints(cluster: Cluster) -> dict:
     primary = next((s for s in servers if s.pk == cluster.primary_id), None)
     writer = primary.address if primary else None
     readers = [s.address for s in servers if s.pk != cluster.primary_id and not s.maintenance]
+    for route in cluster.routes.all():  # a route that declares its client-facing addresses wins
+        settings = route.settings or {}
+        if settings.get("client_address"):
+            writer = settings["client_address"]
+        if settings.get("client_read_address"):
+            readers = [settings["client_read_address"]]
     return {"writer": writer, "readers": readers}
