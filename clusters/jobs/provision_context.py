@@ -4,7 +4,9 @@ exactly which servers exist and what was done to them)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from clusters.adapters.mysql import Credentials
 from clusters.credentials import admin_credentials, cluster_settings, replication_credentials
@@ -59,6 +61,11 @@ class ProvisionState:
     @property
     def primary(self) -> PlacedServer | None:
         return next((s for s in self.servers if s.role == "primary"), None)
+
+
+# (cluster, kind, requested_by) -> (job, finished job or None): creates a job and runs it to its end in this
+# process. Registered by clusters.services.provisioning (the engine is above this module's plans).
+SUBJOB_RUNNER: Callable[[Cluster, str, str], tuple[Any, Any]] | None = None
 
 
 def new_secrets(master_user: dict | None) -> str:
@@ -125,6 +132,12 @@ class ProvisionContext:
                 cursor.execute(text, args)
                 rows = list(cursor.fetchall())
         return rows
+
+    def run_subjob(self, cluster: Cluster, kind: str) -> tuple[Any, Any]:
+        """Create a job of `kind` (a switchover of a rolling restart) and run it here, waiting for its end."""
+        if SUBJOB_RUNNER is None:
+            raise RuntimeError("no job runner registered: import clusters.services.provisioning first")
+        return SUBJOB_RUNNER(cluster, kind, f"{self.kind} job {self.job_id}")
 
     def close(self) -> None:
         pass

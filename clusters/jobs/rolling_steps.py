@@ -109,8 +109,6 @@ def restart_replicas(ctx: ProvisionContext) -> StepOutcome:
 def switchover(ctx: ProvisionContext) -> StepOutcome:
     if not _needs_restart(ctx):
         return Skipped("no setting needs a restart")
-    from clusters.jobs.engine import ActiveJobExists, create_job, run_job
-
     cluster = Cluster.objects.select_related("primary").get(pk=ctx.cluster.pk)
     if len(_rows(ctx)) < 2:
         return Skipped("a single server: it is restarted in place (writes stop while it restarts)")
@@ -118,11 +116,8 @@ def switchover(ctx: ProvisionContext) -> StepOutcome:
         return Done(f"already switched over to {cluster.primary.address}")
     _replicas_caught_up(ctx, cluster)
     for attempt in range(1, SWITCHOVER_ATTEMPTS + 1):
-        try:  # the switchover job checks its own preconditions (it ends refused when one fails)
-            job = create_job(cluster, "switchover", requested_by=f"{ctx.kind} job {ctx.job_id}")
-        except ActiveJobExists as exc:
-            raise StepFailed(f"switchover not started: {exc}") from None
-        finished = run_job(job.id)
+        # The switchover job checks its own preconditions (it ends refused when one fails).
+        job, finished = ctx.run_subjob(cluster, "switchover")
         # Refused (nothing changed): a replica restarted a moment ago may not be electable yet; try again.
         if finished is None or finished.state != "refused" or attempt == SWITCHOVER_ATTEMPTS:
             break

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Sum
 
+from clusters import senders
 from clusters.domain.parameters import ParameterError, validate_parameters
 from clusters.domain.settings import merge_settings
 from clusters.events import record_event
-from clusters.jobs import runner
+from clusters.jobs import provision_context, runner
 from clusters.jobs.engine import create_job
 from clusters.jobs.provision_context import new_secrets
 from clusters.models import ACTIVE_JOB_STATES, Cluster, Job, ParameterGroup, Server
@@ -210,10 +211,8 @@ def send_long_job(job_id: int) -> None:
         return
 
     def send() -> None:
-        from workers.tasks import run_long_job as task
-
         try:
-            task.apply_async(args=[job_id], retry=False)
+            senders.send(senders.RUN_LONG_JOB, job_id)
         except Exception:  # noqa: BLE001 - broker down: the reaper re-sends pending jobs
             log.warning("could not send job %s to the long queue; the reaper will retry", job_id, exc_info=True)
 
@@ -232,6 +231,22 @@ def run_long_job(job_id: int) -> Job | None:
         if cluster is not None:
             delete_cluster(cluster)
     return job
+
+
+def run_subjob(cluster: Cluster, kind: str, requested_by: str) -> tuple[Job, Job | None]:
+    """A job a provisioning job runs inside itself (the switchover of a rolling restart): created, then run
+    to its end in this process; StepFailed-worthy refusals come back as the finished job's state."""
+    from clusters.jobs.engine import ActiveJobExists, run_job
+    from clusters.jobs.steps import StepFailed
+
+    try:
+        job = create_job(cluster, kind, requested_by=requested_by)
+    except ActiveJobExists as exc:
+        raise StepFailed(f"{kind} not started: {exc}") from None
+    return job, run_job(job.id)
+
+
+provision_context.SUBJOB_RUNNER = run_subjob
 
 
 def reap_long_jobs() -> list[int]:
