@@ -163,7 +163,8 @@ class ParameterChange:
 def plan_change(old: Mapping[str, str], new: Mapping[str, str]) -> ParameterChange:
     """Split a change: dynamic settings go live, static ones (and removed ones: their default comes back
     only with a restart) wait for a rolling restart."""
-    live, pending = {}, {}
+    live: dict[str, str] = {}
+    pending: dict[str, str] = {}
     for name, value in new.items():
         if old.get(name) == value:
             continue
