@@ -46,7 +46,7 @@ export function CreateClusterForm({ onClose }: { onClose: () => void }) {
       <form className="route-form create-cluster-form" onSubmit={submit} aria-label="Create cluster">
         <fieldset disabled={busy}>
           <div className="field"><label htmlFor="cc-name">Name</label>
-            <input id="cc-name" value={name} onChange={(e) => setName(e.target.value)} required pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" /></div>
+            <input id="cc-name" value={name} onChange={(e) => setName(e.target.value)} required pattern="[a-z0-9]([a-z0-9\-]*[a-z0-9])?" /></div>
           <div className="field"><label htmlFor="cc-provider">Provider</label>
             <select id="cc-provider" value="local" disabled><option value="local">local</option></select></div>
           <div className="field"><label htmlFor="cc-replicas">Replicas</label>
