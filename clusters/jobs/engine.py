@@ -35,7 +35,7 @@ from clusters import senders
 from clusters.events import publish_job, record_event
 from clusters.jobs import registry
 from clusters.jobs import steps as s
-from clusters.models import HA_JOB_KINDS, Cluster, Job
+from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
 from tenants.services import audit
 
 log = logging.getLogger(__name__)
@@ -391,6 +391,26 @@ class _Runner:
 def _audit(job: Job, state: str) -> None:
     audit(actor=job.requested_by or "dbpilot", action=f"job.{job.kind}", tenant=job.cluster.tenant,
           target=f"job:{job.pk}", parameters=job.params, result=state)
+
+
+# --- preempting ------------------------------------------------------------------------------------------
+
+
+def preempt_long_jobs(cluster_id: int, failover_job_id: int) -> list[int]:
+    """A failover never waits for a long job (backup, rebuild, provision of a replica): any that is pending
+    or running on the cluster ends now, `failed`, naming the failover. Its worker loses its lease and stops
+    at its next step boundary."""
+    ended = []
+    for job in Job.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_JOB_STATES).exclude(kind__in=HA_JOB_KINDS):
+        result = {**(job.result or {}), "detail": f"preempted by failover job {failover_job_id}"}
+        changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner).update(
+            state=Job.State.FAILED, lease_owner="", lease_expires_at=None, finished_at=timezone.now(), result=result)
+        if changed:
+            ended.append(job.pk)
+            record_event(cluster_id, "job_preempted", f"{job.kind.capitalize()} job {job.pk} ended: failover job "
+                         f"{failover_job_id} preempts it", severity="warning",
+                         data={"job_id": job.pk, "kind": job.kind, "by": failover_job_id})
+    return ended
 
 
 # --- reaping ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The steps of the failover job (automatic or manual), composed with the shared HA steps (ha_steps).
+"""The steps of the failover job (automatic or manual), composed with the shared HA primitives (ha_freeze, ha_promote, ha_after).
 
     confirm_failure        fresh probes: the primary still does not answer, the replicas still agree;
                            the old primary is marked fenced (any reappearance is made read-only)
@@ -35,7 +35,7 @@ from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
 from clusters.domain.guards import blocking, candidate_check, errant_check
 from clusters.domain.probe import AUTH_FAILED, OK
-from clusters.jobs import ha_steps as ha
+from clusters.jobs import ha_after, ha_freeze, ha_promote
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import (
     Done,
@@ -136,7 +136,7 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
 def fence_hook(ctx: HaContext) -> StepOutcome:
     """The `fence` hook runs first: the old primary's state is unknown (it does not answer). With
     `fence_required`, a failing hook refuses the failover before anything changed."""
-    return ha.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
+    return ha_after.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
 
 
 def stop_replication(ctx: HaContext) -> StepOutcome:
@@ -232,7 +232,7 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     it holds them. Never a silent loss: a timeout fails the job before anything is promoted."""
     new = ctx.state.new_primary
     old_primary_answers(ctx)
-    timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS)
+    timeout = ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS)
     notes = [_apply_relay_log(ctx, new, timeout)]
     sources = [s for s in ctx.state.election.get("catch_up_from") or [] if not s.get("errant")]
     session = ctx.session(new)
@@ -260,10 +260,10 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
 
 def promote_candidate(ctx: HaContext) -> StepOutcome:
     """STOP SLAVE; RESET SLAVE ALL and the semi-sync master side on the candidate, while every survivor is
-    pointed at it and connects, in parallel (ha_steps.promote with connect=True)."""
+    pointed at it and connects, in parallel (ha_promote.promote with connect=True)."""
     # Saved before the first change a resumed job must not redo from the start: it resumes here.
     ctx.checkpoint()
-    return ha.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
+    return ha_promote.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
 
 
 def repoint_replicas(ctx: HaContext) -> StepOutcome:
@@ -273,11 +273,11 @@ def repoint_replicas(ctx: HaContext) -> StepOutcome:
     if not ctx.state.targets:
         note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in skipped.items())) if skipped else ""
         return Done("no survivor to repoint" + note)
-    return ha.repoint(ctx, ctx.state.new_primary, list(ctx.state.targets), left_out=skipped)
+    return ha_promote.repoint(ctx, ctx.state.new_primary, list(ctx.state.targets), left_out=skipped)
 
 
 def open_writes(ctx: HaContext) -> StepOutcome:
-    outcome = ha.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary, fence_demoted=True)
+    outcome = ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary, fence_demoted=True)
     if ctx.state.writes_opened_at is None:
         ctx.state.writes_opened_at = time.time()
     return outcome
@@ -285,11 +285,11 @@ def open_writes(ctx: HaContext) -> StepOutcome:
 
 def replicas_read_only(ctx: HaContext) -> StepOutcome:
     """read_only=1 on every repointed survivor (the old primary is fenced by monitoring when it returns)."""
-    return ha.replicas_read_only(ctx, list(ctx.state.targets), unreachable_ok=False)
+    return ha_after.replicas_read_only(ctx, list(ctx.state.targets), unreachable_ok=False)
 
 
 def verify_replication(ctx: HaContext) -> StepOutcome:
-    return ha.verify_replication(ctx, ctx.state.new_primary, list(ctx.state.targets))
+    return ha_after.verify_replication(ctx, ctx.state.new_primary, list(ctx.state.targets))
 
 
 def record_rpo(ctx: HaContext) -> StepOutcome:
@@ -359,15 +359,15 @@ PLAN = Plan(
         StepSpec("stop_replication", stop_replication, quiet=True),
         StepSpec("elect_candidate", elect_candidate, quiet=True),
         StepSpec("pre_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
+                 lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
                  quiet=True),
         StepSpec("catch_up_candidate", catch_up_candidate, quiet=True),
         StepSpec("promote_candidate", promote_candidate, quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
         StepSpec("open_writes", open_writes, quiet=True),
-        StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
+        StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec("post_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+                 lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
         StepSpec("replicas_read_only", replicas_read_only),
         StepSpec("verify_replication", verify_replication),
         StepSpec("record_rpo", record_rpo),

@@ -19,7 +19,7 @@ from clusters.adapters.mysql import POOL
 from clusters.domain import failover_plan as plan
 from clusters.domain.repoint_plan import by_gtid, points_at, replicating
 from clusters.events import record_event
-from clusters.jobs import ha_steps as ha
+from clusters.jobs import ha_after
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Plan, StepOutcome, StepRefused, StepSpec
 from clusters.models import Cluster, Server
@@ -79,7 +79,7 @@ def repoint(ctx: HaContext) -> StepOutcome:
 
 
 def verify(ctx: HaContext) -> StepOutcome:
-    return ha.verify_replication(ctx, ctx.state.primary, [_server(ctx)])
+    return ha_after.verify_replication(ctx, ctx.state.primary, [_server(ctx)])
 
 
 def unfence(ctx: HaContext) -> StepOutcome:

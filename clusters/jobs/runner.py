@@ -13,7 +13,7 @@ A failover confirmed by a monitoring tick must start at once, never behind other
 Whatever the runner, the job is a database row under a lease: if the process running it dies, the reaper
 (clusters.jobs.engine.reap_jobs) hands it to the `ha` queue and it resumes there. HA jobs never wait for
 `long` queue jobs (backups, rebuilds): they run on their own queue or thread, and a failover ends any
-long job of its cluster (clusters.services.failover.preempt_long_jobs).
+long job of its cluster (clusters.jobs.engine.preempt_long_jobs).
 
 Jobs a person asks for through the API (manual failover, adopt) always use the `ha` queue (or `inline`
 when that is configured): the web process does not run jobs. The runner is

@@ -25,7 +25,7 @@ from clusters.domain.probe import ProbeResult
 from clusters.domain.repoint_plan import switchover_targets
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology
-from clusters.jobs import ha_steps as ha
+from clusters.jobs import ha_after, ha_freeze, ha_promote
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Plan, Skipped, StepRefused, StepSpec
 from clusters.models import Cluster
@@ -97,7 +97,7 @@ def check_replication(ctx: HaContext):
 def start_stopped(ctx: HaContext):
     if ctx.settings.check_replication_state:
         return Skipped("check_replication_state is on: replication was verified running")
-    outcome = ha.start_stopped_replicas(ctx, ctx.state.old_primary)
+    outcome = ha_freeze.start_stopped_replicas(ctx, ctx.state.old_primary)
     ctx.probe()  # the election must see the threads it started
     return outcome
 
@@ -127,7 +127,7 @@ def elect_candidate(ctx: HaContext) -> Done:
     _refuse_if_blocked(checks, "candidate")
     old, new = ctx.state.old_primary, election.winner
     ctx.state.new_primary = new
-    wanted = [(old, ha.FREEZE_SESSION), (old, "main"), (new, "main")]
+    wanted = [(old, ha_promote.FREEZE_SESSION), (old, "main"), (new, "main")]
     others = [a for a in ctx.addresses if a not in (old, new)]
     failed = ctx.open_sessions(wanted + [(a, "main") for a in others])
     essential = {key: error for key, error in failed.items() if key[0] in (old, new)}
@@ -141,9 +141,9 @@ def elect_candidate(ctx: HaContext) -> Done:
 
 
 def wait_candidate_catchup(ctx: HaContext):
-    timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), CATCHUP_TIMEOUT_SECONDS)
+    timeout = ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), CATCHUP_TIMEOUT_SECONDS)
     final = ctx.state.gtid.get("old_primary_final")
-    return ha.wait_for_position(ctx, ctx.state.new_primary, final, timeout)
+    return ha_freeze.wait_for_position(ctx, ctx.state.new_primary, final, timeout)
 
 
 def _targets(ctx: HaContext) -> list[str]:
@@ -154,16 +154,16 @@ def _targets(ctx: HaContext) -> list[str]:
 def reject_writes(ctx: HaContext):
     old = ctx.state.old_primary
     followers = [a for a in _targets(ctx) if a != old]
-    return ha.reject_writes(ctx, old, ctx.state.new_primary, followers)
+    return ha_freeze.reject_writes(ctx, old, ctx.state.new_primary, followers)
 
 
 def promote_candidate(ctx: HaContext):
-    return ha.promote(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary)
+    return ha_promote.promote(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary)
 
 
 def repoint_replicas(ctx: HaContext):
     left_out = {a: "not reachable" for a in ctx.state.unreachable}
-    return ha.repoint(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary, left_out=left_out)
+    return ha_promote.repoint(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary, left_out=left_out)
 
 
 def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
@@ -175,7 +175,7 @@ def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
         return None
     notes = []
     if ctx.state.writes_rejected and old:
-        notes.append(ha.restore_primary(ctx, old))
+        notes.append(ha_freeze.restore_primary(ctx, old))
     if ctx.state.routes_told_leaving and old and not ctx.state.writes_rejected:
         try:
             results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
@@ -201,22 +201,22 @@ PLAN = Plan(
         StepSpec("check_long_transactions", check_long_transactions),
         StepSpec("elect_candidate", elect_candidate),
         StepSpec("pre_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
-        StepSpec("routes_primary_leaving", lambda ctx: ha.routes_step(ctx, PRIMARY_LEAVING)),
+                 lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
+        StepSpec("routes_primary_leaving", lambda ctx: ha_after.routes_step(ctx, PRIMARY_LEAVING)),
         # The write freeze: quiet steps, recorded together once writes are open again.
         StepSpec("reject_writes", reject_writes, quiet=True),
         StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes", quiet=True),
         StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
         StepSpec("open_writes",
-                 lambda ctx: ha.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary), quiet=True),
-        StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
+                 lambda ctx: ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary), quiet=True),
+        StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec("post_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
-        StepSpec("restore_old_primary", lambda ctx: ha.restore_max_connections(ctx, ctx.state.old_primary)),
-        StepSpec("replicas_read_only", lambda ctx: ha.replicas_read_only(ctx, [a for a in ctx.addresses if a != ctx.state.new_primary])),
+                 lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+        StepSpec("restore_old_primary", lambda ctx: ha_freeze.restore_max_connections(ctx, ctx.state.old_primary)),
+        StepSpec("replicas_read_only", lambda ctx: ha_after.replicas_read_only(ctx, [a for a in ctx.addresses if a != ctx.state.new_primary])),
         StepSpec("verify_replication",
-                 lambda ctx: ha.verify_replication(ctx, ctx.state.new_primary, _targets(ctx))),
+                 lambda ctx: ha_after.verify_replication(ctx, ctx.state.new_primary, _targets(ctx))),
     ),
     context=HaContext,
     abort=abort_switchover,

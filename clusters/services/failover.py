@@ -1,5 +1,7 @@
-"""Failover: what a monitoring tick does about a failing primary, manual failover requests, the failover
-counters behind `failover-control`, and the failover plan.
+"""Failover: what a monitoring tick does about a failing primary (automatic start or refusal) and manual
+failover requests. The job's steps and plan are in clusters.jobs.failover_steps, its Redis state (lags,
+confirmation, incident) in clusters.hotstate, the preemption of long jobs in clusters.jobs.engine, the
+request skeleton it shares with switchover in clusters.services.ha_request.
 
 `after_tick(result, epoch=...)` is the one call monitoring makes after recording a tick. It stays cheap:
 with a healthy primary it only remembers the replicas' lags (in Redis, when they change) and lets
@@ -32,10 +34,10 @@ from clusters.domain.detection import confirm_for_topology
 from clusters.domain.guards import Check, manual_failover_checks
 from clusters.events import publish_job, record_event
 from clusters.jobs.context import observe
-from clusters.jobs.engine import ActiveJobExists, create_job
+from clusters.jobs.engine import ActiveJobExists, create_job, preempt_long_jobs
 from clusters.jobs.failover_steps import KIND
 from clusters.jobs.runner import start_job
-from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
+from clusters.models import Cluster, Job
 from clusters.services import fencing
 from clusters.services.failover_control import failover_starts
 from clusters.services.ha_request import (
@@ -174,23 +176,6 @@ def _refuse_automatic(cluster: Cluster, params: dict, decision: plan.TickDecisio
               parameters={"incident": params["incident"], "primary": params["primary"]}, result="refused")
     publish_job(job)
     return job
-
-
-def preempt_long_jobs(cluster_id: int, failover_job_id: int) -> list[int]:
-    """A failover never waits for a long job (backup, rebuild, provision of a replica): any that is pending
-    or running on the cluster ends now, `failed`, naming the failover. Its worker loses its lease and stops
-    at its next step boundary (clusters.jobs.engine)."""
-    ended = []
-    for job in Job.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_JOB_STATES).exclude(kind__in=HA_JOB_KINDS):
-        result = {**(job.result or {}), "detail": f"preempted by failover job {failover_job_id}"}
-        changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner).update(
-            state=Job.State.FAILED, lease_owner="", lease_expires_at=None, finished_at=timezone.now(), result=result)
-        if changed:
-            ended.append(job.pk)
-            record_event(cluster_id, "job_preempted", f"{job.kind.capitalize()} job {job.pk} ended: failover job "
-                         f"{failover_job_id} preempts it", severity="warning",
-                         data={"job_id": job.pk, "kind": job.kind, "by": failover_job_id})
-    return ended
 
 
 # --- manual failover -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from clusters.adapters.executor import ClientSession, Dialect
 from clusters.adapters.mysql import Credentials
 from clusters.domain.repoint_plan import position_contains
 from clusters.jobs import steps as s
-from clusters.jobs.ha_steps import seconds
+from clusters.jobs.ha_freeze import seconds
 from clusters.jobs.switchover_steps import PLAN
 
 pytestmark = pytest.mark.unit
