@@ -213,3 +213,15 @@ def test_stop_and_start_keep_the_data_and_servers_come_back_after_a_host_reboot(
     with other_worker.root_connection(primary.instance, password) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT @@read_only AS ro")
         assert cursor.fetchone()["ro"] == 1  # back read-only: dbpilot decides who takes writes
+
+
+def test_a_cluster_without_servers_yet_is_not_ticked(local_servers):
+    from clusters.services.monitoring import due_shards
+
+    client, _ = tenant_client()
+    tenant = __import__("tenants.models", fromlist=["Tenant"]).Tenant.objects.get(name="acme")
+    empty = Cluster.objects.create(tenant=tenant, name="empty", origin=Cluster.Origin.PROVISIONED)
+    body, cluster = provision(client, "full", replicas=0)
+    assert job_of(body).state == "succeeded"
+    due = [cid for shard in due_shards(25) for cid in shard]
+    assert cluster.id in due and empty.id not in due
