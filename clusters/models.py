@@ -173,5 +173,6 @@ class Job(models.Model):
         ]
 
 
+from clusters.hosts import DatabaseHost  # noqa: E402,F401
 from clusters.parameter_groups import ParameterGroup  # noqa: E402,F401
 from clusters.routes.models import Route  # noqa: E402,F401

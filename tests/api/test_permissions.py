@@ -161,6 +161,9 @@ HTTP_MATRIX: list[Row] = [
         lambda w: {"parameters": {"max_connections": 250}}),
     Row("parameter-group", "DELETE", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"),
     Row("quota", "GET", "quota", lambda w: "/api/v1/quota/"),
+    Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
+    Row("platform-hosts", "POST", "platform_operator", lambda w: "/api/v1/platform/hosts/",
+        lambda w: {"name": "db1", "address": "127.0.0.1", "zone": "a", "capacity": {"instances": 4, "memory_mb": 8192}}),
     # Clusters (clusters/api/views.py)
     Row("cluster-list", "GET", "signed_in", lambda w: "/api/v1/clusters/", hides=_hide_tenant_a_clusters),
     Row("cluster-list", "POST", "create_cluster", lambda w: "/api/v1/clusters/", _registration),

@@ -82,3 +82,19 @@ def test_the_quota_endpoint_counts_clusters_servers_and_memory(world):
     assert quota["clusters"]["used"] == Cluster.objects.filter(tenant=tenant).count()
     assert quota["clusters"]["left"] == tenant.max_clusters - quota["clusters"]["used"]
     assert quota["memory_mb"] == {"limit": tenant.max_memory_mb, "used": 0, "left": tenant.max_memory_mb}
+
+
+def test_platform_operators_register_database_hosts_with_a_clear_message_for_bad_input(world):
+    root, alice = world.client("root"), world.client("alice")
+    body = {"name": "db1", "address": "127.0.0.1", "zone": "zone-a", "capacity": {"instances": 4, "memory_mb": 8192}}
+    assert alice.post("/api/v1/platform/hosts/", body, format="json").status_code == 403
+    created = root.post("/api/v1/platform/hosts/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["capacity"] == {"instances": 4, "memory_mb": 8192} and created.json()["down"] is False
+    again = root.post("/api/v1/platform/hosts/", body, format="json")
+    assert again.status_code == 400 and "already registered" in again.json()["detail"]
+    outside = root.post("/api/v1/platform/hosts/", {**body, "name": "db2", "address": "192.0.2.10"}, format="json")
+    assert outside.status_code == 400 and "address" in outside.json()["errors"]
+    bad_zone = root.post("/api/v1/platform/hosts/", {**body, "name": "db3", "zone": "Zone A"}, format="json")
+    assert bad_zone.status_code == 400 and "zone" in bad_zone.json()["errors"]
+    assert [h["name"] for h in root.get("/api/v1/platform/hosts/").json()] == ["db1"]
