@@ -34,6 +34,12 @@ class Cluster(models.Model):
     epoch = models.PositiveBigIntegerField(default=1)
     primary = models.ForeignKey("Server", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Provisioned clusters: the spec they were made from (provider, replicas, semi_sync, size, key), never a
+    # secret; the local root password (and, until the accounts exist, the master user) encrypted.
+    provision = models.JSONField(default=dict, blank=True)
+    provision_secrets_encrypted = models.TextField(default="", blank=True)
+    parameter_group = models.ForeignKey("ParameterGroup", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="clusters")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -69,6 +75,9 @@ class Server(models.Model):
     # Set when dbpilot demoted this server or failed over away from it: it is fenced whenever it reappears.
     fenced = models.BooleanField(default=False)
     quarantined = models.BooleanField(default=False)
+    # Provisioned servers: the provider's instance name and the server's memory (quota); "" when registered.
+    instance = models.CharField(max_length=100, default="", blank=True)
+    memory_mb = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,4 +183,6 @@ class Job(models.Model):
 
 
 from clusters.alerts.models import AlertDelivery, AlertSubscription  # noqa: E402,F401
+from clusters.hosts import DatabaseHost  # noqa: E402,F401
+from clusters.parameter_groups import ParameterGroup  # noqa: E402,F401
 from clusters.routes.models import Route  # noqa: E402,F401

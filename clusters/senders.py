@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 RUN_HA_JOB = "run_ha_job"  # (job_id): claim and run an HA job on the `ha` queue
+RUN_LONG_JOB = "run_long_job"  # (job_id): claim and run a provisioning job on the `long` queue
 SYNC_CLUSTER_ROUTES = "sync_cluster_routes"  # (cluster_id, trigger): re-apply the read side of the routes
 DISPATCH_ALERTS = "dispatch_alerts"  # (event_id): make and send the alert deliveries an event calls for
 DELIVER_ALERT = "deliver_alert"  # (delivery_id, countdown): one attempt at an alert delivery, after countdown s

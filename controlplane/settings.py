@@ -97,6 +97,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dbpilot@localhost")
 DBPILOT_HOOKS_DIR = Path(env.str("DBPILOT_HOOKS_DIR", default=str(DATA_ROOT / "hooks")))
 DBPILOT_HOOK_TIMEOUT_SECONDS = env.float("DBPILOT_HOOK_TIMEOUT_SECONDS", default=10.0)
 DBPILOT_PROVIDERS = env.list("DBPILOT_PROVIDERS", default=["local"])
+# The local provider's servers live under DATA_ROOT/servers, on ports from this range (docs/provisioning.md).
+DBPILOT_LOCAL_SERVERS_ROOT = DATA_ROOT / "servers"
+DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
+DBPILOT_DEFAULT_QUOTA_MEMORY_MB = env.int("DBPILOT_DEFAULT_QUOTA_MEMORY_MB", default=16384)
 DBPILOT_PROBE_TIMEOUT_SECONDS = env.float("DBPILOT_PROBE_TIMEOUT_SECONDS", default=1.0)
 DBPILOT_TICK_SHARD_SIZE = env.int("DBPILOT_TICK_SHARD_SIZE", default=25)
 DBPILOT_DEFAULT_QUOTA_CLUSTERS = env.int("DBPILOT_DEFAULT_QUOTA_CLUSTERS", default=50)

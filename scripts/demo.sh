@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up everything and run dbpilot with a 3-node demo cluster on this machine.
-# Starts Redis (if none answers), three local MariaDB servers, the ASGI server, one Celery worker per
-# queue and beat; creates a demo tenant, user and token; registers the demo cluster; prints the portal
-# URL, the login and the token. Ctrl-C stops everything it started. Safe to run again.
+# Starts Redis (if none answers), the ASGI server, one Celery worker per queue and beat; creates a demo
+# tenant, user and token; provisions the demo cluster (1 primary + 2 semi-sync replicas) through the API
+# with the local provider and follows its job; prints the portal URL, the login and the token. Ctrl-C
+# stops everything it started (the cluster's servers stop and keep their data: the next run starts them
+# again). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -23,7 +25,7 @@ stop_all() {
   echo; echo "demo: stopping"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  .venv/bin/python manage.py sandbox down demo >/dev/null 2>&1 || true
+  .venv/bin/python manage.py local_servers stop >/dev/null 2>&1 || true
   [ -n "${REDIS_STARTED:-}" ] && redis-cli -u "$REDIS_URL" shutdown nosave >/dev/null 2>&1 || true
   echo "demo: stopped"
 }
@@ -37,10 +39,8 @@ if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-echo "demo: starting a 3-node MariaDB cluster"
-.venv/bin/python manage.py sandbox down demo >/dev/null 2>&1 || true
-install -m 600 /dev/null "$RUN/sandbox.json"  # an existing file from an older run keeps its mode otherwise
-.venv/bin/python manage.py sandbox up demo --nodes 3 --semi-sync > "$RUN/sandbox.json"
+# A previous run's servers (their data kept) start again, read-only; dbpilot makes the primary writable.
+.venv/bin/python manage.py local_servers start >/dev/null
 
 echo "demo: starting the web server, workers and beat"
 .venv/bin/daphne -b 127.0.0.1 -p "$PORT" controlplane.asgi:application > "$RUN/web.log" 2>&1 & pids+=($!)
@@ -56,7 +56,7 @@ install -m 600 /dev/null "$RUN/token"
 echo "$token" > "$RUN/token"
 
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/schema/" 2>/dev/null && break; sleep 0.2; done
-.venv/bin/python scripts/demo_register.py "http://127.0.0.1:$PORT" "$token" "$RUN/sandbox.json"
+.venv/bin/python scripts/demo_register.py "http://127.0.0.1:$PORT" "$token"
 
 cat <<TXT
 

@@ -19,6 +19,7 @@ class Tenant(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[validate_name])
     max_clusters = models.PositiveIntegerField(default=settings.DBPILOT_DEFAULT_QUOTA_CLUSTERS)
     max_servers = models.PositiveIntegerField(default=settings.DBPILOT_DEFAULT_QUOTA_SERVERS)
+    max_memory_mb = models.PositiveIntegerField(default=settings.DBPILOT_DEFAULT_QUOTA_MEMORY_MB)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

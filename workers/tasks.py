@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from clusters.jobs import engine
-from clusters.services import monitoring, routing
+from clusters.services import monitoring, provisioning, routing
 
 
 @shared_task(ignore_result=True)
@@ -36,10 +36,21 @@ def run_ha_job(job_id: int) -> None:
         close_old_connections()
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def run_long_job(job_id: int) -> None:
+    """Claim and run one long job (provision, deprovision, scale, rolling restart) on the `long` queue."""
+    close_old_connections()
+    try:
+        provisioning.run_long_job(job_id)
+    finally:
+        close_old_connections()
+
+
 @shared_task(ignore_result=True)
 def reap_jobs() -> int:
-    """Beat calls this every 2 s: resume or abort HA jobs whose worker stopped renewing the lease."""
-    return len(engine.reap_jobs())
+    """Beat calls this every 2 s: resume or abort HA jobs whose worker stopped renewing the lease (and
+    hand provisioning jobs whose worker died to the `long` queue again)."""
+    return len(engine.reap_jobs()) + len(provisioning.reap_long_jobs())
 
 
 @shared_task(ignore_result=True)

@@ -31,13 +31,15 @@ class ClusterSerializer(serializers.ModelSerializer):
     primary = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
     job = JobSerializer(source="last_job", read_only=True, allow_null=True)
+    endpoints = serializers.SerializerMethodField(
+        help_text='where a tenant connects: {"writer": "host:port", "readers": ["host:port", ...]}')
     my_permissions = serializers.SerializerMethodField(
         help_text="what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster")
 
     class Meta:
         model = Cluster
         fields = ["id", "name", "tenant", "origin", "servers", "settings", "failover_mode", "failover_armed",
-                  "paused", "primary", "health", "job", "created_at", "updated_at", "my_permissions"]
+                  "paused", "primary", "health", "job", "endpoints", "created_at", "updated_at", "my_permissions"]
         # PATCH takes SettingsPatchSerializer: everything shown here is read-only.
         read_only_fields = fields
 
@@ -66,6 +68,11 @@ class ClusterSerializer(serializers.ModelSerializer):
             granted = {perm: set(clusters_for(actor, perm).values_list("id", flat=True)) for perm in CLUSTER_PERMISSIONS}
             request._dbpilot_cluster_perms = granted
         return [perm for perm in CLUSTER_PERMISSIONS if obj.id in granted[perm]]
+
+    def get_endpoints(self, obj) -> dict:
+        from clusters.services.provisioning import endpoints
+
+        return endpoints(obj)
 
     def get_primary(self, obj) -> str | None:
         return obj.primary.address if obj.primary_id else None

@@ -2,6 +2,8 @@ from rest_framework.routers import SimpleRouter
 
 from clusters.api.alerts import AlertSubscriptionViewSet
 from clusters.api.history import metrics_urlpatterns
+from clusters.api.hosts import host_urlpatterns
+from clusters.api.provisioning import provisioning_urlpatterns
 from clusters.api.routes import route_urlpatterns
 from clusters.api.views import ClusterViewSet, JobViewSet
 
@@ -9,4 +11,4 @@ router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
 router.register("alerts/subscriptions", AlertSubscriptionViewSet, basename="alert-subscription")
-urlpatterns = router.urls + route_urlpatterns + metrics_urlpatterns
+urlpatterns = host_urlpatterns + provisioning_urlpatterns + router.urls + route_urlpatterns + metrics_urlpatterns

@@ -6,6 +6,7 @@ from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clusters.api import provisioning as provisioning_api
 from clusters.api.failover_serializers import FailoverControlSerializer, FailoverRequestSerializer
 from clusters.api.filters import ClusterFilter
 from clusters.api.serializers import (
@@ -42,7 +43,7 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
     return Conflict(refusal.detail, refusal.code, refusal.checks, **extra)
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings")
+    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings", "routes")
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilter  # ?name= and ?tenant= (clusters/api/filters.py)
     cluster_lookup = ""
@@ -51,7 +52,10 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
 
     @extend_schema(request=RegisterClusterSerializer, responses={201: ClusterSerializer})
     def create(self, request):
-        """Register an existing cluster (dbpilot then observes it; failover_mode starts manual)."""
+        """Register an existing cluster (dbpilot then observes it; failover_mode starts manual), or provision
+        one with `{"name", "provision": {...}}` (202; clusters/api/provisioning.py)."""
+        if isinstance(request.data, dict) and "provision" in request.data:  # provisioning: its own module
+            return provisioning_api.create_provisioned(self, request)
         serializer = RegisterClusterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -91,6 +95,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         self.audit_target = cluster
         if Job.objects.filter(cluster=cluster, state__in=("pending", "running")).exists():
             raise exceptions.ValidationError({"cluster": "a job is running on this cluster; wait for it to finish"})
+        provisioned = provisioning_api.destroy_cluster(self, cluster)  # deletion protection, deprovision job
+        if provisioned is not None:
+            return provisioned
         registration.delete_cluster(cluster)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

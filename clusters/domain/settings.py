@@ -44,6 +44,8 @@ class ClusterSettings:
     post_failover: str = ""
     fence: str = ""
     fence_required: bool = False
+    # Provisioned clusters default to true (set when they are created): DELETE is refused while it is on.
+    deletion_protection: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,7 @@ below (docs/jobs.md, "Where a new job kind goes").
 """
 from __future__ import annotations
 
-from clusters.jobs import adopt_steps, failover_steps, rejoin_steps, switchover_steps
+from clusters.jobs import adopt_steps, failover_steps, provision_plans, rejoin_steps, switchover_steps
 from clusters.jobs.steps import Plan
 
 PLANS: dict[str, Plan] = {
@@ -15,6 +15,7 @@ PLANS: dict[str, Plan] = {
         failover_steps.PLAN,
         rejoin_steps.PLAN,
         adopt_steps.PLAN,
+        *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
     )
 }
 

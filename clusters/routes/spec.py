@@ -248,6 +248,20 @@ _FIELDS: dict[str, dict[str, Field]] = {
 COMMON_FIELDS = ("kind", "name")
 
 
+def _client_address(value: Any) -> str:
+    """Where clients connect through this route (shown in the cluster's `endpoints`, never dialled)."""
+    try:
+        return str(parse_address(value))
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# Every kind may declare the client-facing addresses of its write and read sides (docs/provisioning.md).
+for _kind_fields in _FIELDS.values():
+    _kind_fields["client_address"] = Field(_client_address)
+    _kind_fields["client_read_address"] = Field(_client_address)
+
+
 def fields_of(kind: str) -> dict[str, Field]:
     return _FIELDS[kind]
 

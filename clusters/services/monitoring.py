@@ -48,7 +48,7 @@ from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology, analyze
 from clusters.events import publish_on_commit, record_event
-from clusters.models import Cluster, Finding, Job
+from clusters.models import Cluster, Finding, Job, Server
 from clusters.services import failover, history, primary_watch, routing
 from clusters.services.topology_view import topology_payload
 
@@ -383,7 +383,8 @@ def monitor_shard(cluster_ids: list[int]) -> None:
 def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
     """Clusters whose tick is due, in shards. Each cluster's own tick_seconds is honoured."""
     now = now or time.time()
+    # A cluster still being provisioned has no servers yet: nothing to tick (no "no primary" finding).
     ticks = {cid: float((raw or {}).get("tick_seconds", 1) or 1)
-             for cid, raw in Cluster.objects.values_list("id", "settings")}
+             for cid, raw in Cluster.objects.filter(id__in=Server.objects.values("cluster_id")).values_list("id", "settings")}
     due = hotstate.take_due(ticks, now)
     return [due[i:i + shard_size] for i in range(0, len(due), shard_size)]

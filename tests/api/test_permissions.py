@@ -79,6 +79,11 @@ NEEDS = {
     "health_key": need(404),
     # One of tenant A's alert subscriptions: only tenant A's admins see it at all.
     "alert_admin": need(404, **_dead, alice=OK),
+    # Parameter groups of tenant A: read by its teams' members and tokens, changed by a team admin.
+    "tenant_a_read": need(OK, **_dead, **_outside),
+    "tenant_a_admin": need(403, **_dead, alice=OK, token_admin=OK, charlie=404, token_tenant_b=404),
+    # What is left of the caller's tenant's quota: anyone in a team.
+    "quota": need(OK, **_dead, root=404),
 }
 
 
@@ -150,7 +155,33 @@ def _hide_tenant_a_clusters(w, who) -> set[int]:
     return {w.cluster_x.id} if who == "token:restricted" else set()
 
 
+def _group_a(w):
+    from clusters.models import ParameterGroup
+
+    group, _ = ParameterGroup.objects.get_or_create(tenant=w.cluster_x.tenant, name="matrix",
+                                                    defaults={"parameters": {"max_connections": "300"}})
+    return group
+
+
 HTTP_MATRIX: list[Row] = [
+    # Provisioning (clusters/api/provisioning.py); cluster X is registered, so allowed callers get a 409.
+    Row("cluster-stop", "POST", "admin", cluster("stop/")),
+    Row("cluster-start", "POST", "operate", cluster("start/")),
+    Row("cluster-servers", "POST", "admin", cluster("servers/"), lambda w: {}),
+    Row("cluster-server", "DELETE", "admin",
+        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.last().id}/"),
+    Row("parameter-groups", "GET", "signed_in", lambda w: "/api/v1/parameter-groups/",
+        hides=lambda w, who: {_group_a(w).id} if who in OUTSIDERS else set()),
+    Row("parameter-groups", "POST", "create_cluster", lambda w: "/api/v1/parameter-groups/",
+        lambda w: {"name": "new-group", "parameters": {"max_connections": 200}}),
+    Row("parameter-group", "GET", "tenant_a_read", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"),
+    Row("parameter-group", "PATCH", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/",
+        lambda w: {"parameters": {"max_connections": 250}}),
+    Row("parameter-group", "DELETE", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"),
+    Row("quota", "GET", "quota", lambda w: "/api/v1/quota/"),
+    Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
+    Row("platform-hosts", "POST", "platform_operator", lambda w: "/api/v1/platform/hosts/",
+        lambda w: {"name": "db1", "address": "127.0.0.1", "zone": "a", "capacity": {"instances": 4, "memory_mb": 8192}}),
     # Clusters (clusters/api/views.py)
     Row("cluster-list", "GET", "signed_in", lambda w: "/api/v1/clusters/", hides=_hide_tenant_a_clusters),
     Row("cluster-list", "POST", "create_cluster", lambda w: "/api/v1/clusters/", _registration),

@@ -23,6 +23,7 @@ export const auth = {
 export const clusters = {
   list: (page = 1) => api.get<Paginated<Cluster>>(withQuery(`${V1}/clusters/`, { page })),
   get: (id: number) => api.get<Cluster>(`${V1}/clusters/${id}/`),
+  provision: (body: { name: string; provision: Record<string, unknown> }) => api.post<Cluster>(`${V1}/clusters/`, body),
   patch: (id: number, body: Partial<Cluster> | { settings: Record<string, unknown> }) => api.patch<Cluster>(`${V1}/clusters/${id}/`, body),
   remove: (id: number) => api.delete(`${V1}/clusters/${id}/`),
   topology: (id: number) => api.get<Topology>(`${V1}/clusters/${id}/topology/`),

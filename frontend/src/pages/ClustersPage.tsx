@@ -8,6 +8,7 @@ import { Link } from "react-router-dom";
 import { auth, clusters as clustersApi, resultsOf } from "../api/endpoints";
 import type { Cluster, ClusterEvent, Finding, LiveMessage, Topology } from "../api/types";
 import { HealthBadge, ModeBadges, SeverityBadge } from "../components/Badges";
+import { CreateClusterForm } from "../components/CreateClusterForm";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { LiveBanner, LiveIndicator } from "../components/LiveBanner";
 import { Pager } from "../components/Pager";
@@ -38,6 +39,7 @@ function eventClusterId(message: LiveMessage & { type: "event" }): number | unde
 
 export function ClustersPage() {
   const [page, setPage] = useState(1);
+  const [creating, setCreating] = useState(false);
   const [list, setList] = useState<{ count: number; results: Cluster[] } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [topologies, setTopologies] = useState<Record<number, Topology>>({});
@@ -120,7 +122,9 @@ export function ClustersPage() {
       <div className="page-header">
         <h1>Clusters</h1>
         <LiveIndicator status={link.status} />
+        {!creating && <button type="button" className="btn btn-primary" onClick={() => setCreating(true)}>Create cluster</button>}
       </div>
+      {creating && <CreateClusterForm onClose={() => setCreating(false)} />}
       <LiveBanner status={link.status} retryAt={link.retryAt} everConnected={link.everConnected} onRetry={() => socketRef.current?.retryNow()} />
       <ErrorMessage error={error} title="Could not load the clusters." />
       {list === null && !error && <p className="muted" role="status">Loading clusters…</p>}

@@ -1,0 +1,119 @@
+"""The provider interface: where the database servers of a provisioned cluster run.
+
+A provider creates a server from a `ServerSpec`, starts, stops and restarts it (with a new configuration),
+clones a new server from a running one (`mariadb-backup --backup --stream`), and destroys it. Every call
+is idempotent and resumable, like the steps of a job: `create` of an instance that exists returns its
+placement, `start` of a running server and `destroy` of a missing one do nothing. A provider error says
+what went wrong and whether trying again can help (`permanent`), in the manner of the route drivers.
+
+`local` (clusters.providers.local_provider) is the embedded provider; `hosts` and `kubernetes` are later
+providers behind the same interface (docs/provisioning.md).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+
+class ProviderError(RuntimeError):
+    """A provider could not do what was asked; the message says why and what to do about it."""
+
+    def __init__(self, message: str, permanent: bool = True):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What one server must be: its provider-wide instance name, MariaDB server_id, size and settings.
+
+    `parameters` are allowlisted my.cnf settings (clusters.domain.parameters), already validated.
+    """
+
+    instance: str
+    server_id: int
+    memory_mb: int = 256
+    semi_sync: bool = True
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    binlog_expire_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a server runs: the address dbpilot, its peers and the tenant connect to."""
+
+    instance: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def as_dict(self) -> dict:
+        return {"instance": self.instance, "host": self.host, "port": self.port}
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    """A clone: the GTID position the copy holds (where it starts replicating), bytes and seconds."""
+
+    gtid: str
+    bytes_copied: int
+    seconds: float
+
+    @property
+    def mb_per_second(self) -> float:
+        return round(self.bytes_copied / 1e6 / self.seconds, 1) if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[int], None]  # bytes copied so far
+
+
+class Provider(ABC):
+    """One way of running servers. Subclasses register themselves in clusters.providers.registry."""
+
+    name: str = ""
+
+    @abstractmethod
+    def create(self, spec: ServerSpec) -> Placement:
+        """Place a new, empty server (address, configuration, data directory), not started."""
+
+    @abstractmethod
+    def clone(self, source: str, spec: ServerSpec, root_password: str, progress: Progress | None = None) -> CloneResult:
+        """Place a server whose data is a consistent copy of the running instance `source`, not started."""
+
+    @abstractmethod
+    def start(self, instance: str, root_password: str | None, timeout: float = 60) -> None:
+        """Start the server and wait until it answers (root_password None: a fresh one, no password yet)."""
+
+    @abstractmethod
+    def stop(self, instance: str, timeout: float = 60) -> None:
+        """A clean shutdown; the data stays."""
+
+    @abstractmethod
+    def reconfigure(self, spec: ServerSpec) -> bool:
+        """Write the configuration for `spec`; True when it changed (a restart applies it)."""
+
+    def restart(self, spec: ServerSpec, root_password: str, timeout: float = 60) -> None:
+        """Stop, write the new configuration, start again."""
+        self.stop(spec.instance, timeout)
+        self.reconfigure(spec)
+        self.start(spec.instance, root_password, timeout)
+
+    @abstractmethod
+    def destroy(self, instance: str) -> bool:
+        """Kill the server and remove its data; True when there was something to remove."""
+
+    @abstractmethod
+    def running(self, instance: str) -> bool:
+        """Whether the server process runs."""
+
+    @abstractmethod
+    def placement(self, instance: str) -> Placement | None:
+        """Where the instance is, or None when it does not exist."""
+
+    @abstractmethod
+    def root_connection(self, instance: str, password: str | None, timeout: float = 5):
+        """A PyMySQL connection as the server's local root (through its socket: works while cut off)."""
