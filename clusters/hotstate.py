@@ -11,12 +11,15 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from controlplane import redisconf
+
 TOPOLOGY_TTL_SECONDS = 120
 
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    # Through Sentinel (REDIS_URL sentinel://...) the client finds the new master after a failover.
+    return redisconf.client(redisconf.parse(settings.REDIS_URL), socket_timeout=2, socket_connect_timeout=2)
 
 
 def _key(cluster_id: int, what: str) -> str:

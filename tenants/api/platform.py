@@ -1,5 +1,6 @@
 """`/api/v1/platform/`: the platform-wide pause. Everyone signed in may read it (the portal and the CLI
-show it); only platform operators (Django superusers, never a token) pause and resume."""
+show it); only platform operators (Django superusers, never a token) pause and resume, and read dbpilot's
+own health (`health/`)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -11,6 +12,7 @@ from controlplane.api.viewsets import AuditedAPIView
 from tenants.access import actor_from_request
 from tenants.api.serializers import PlatformPauseSerializer, PlatformStateSerializer
 from tenants.platform import platform_state, set_platform_paused
+from tenants.platform_health import health
 
 
 class IsPlatformOperator(permissions.BasePermission):
@@ -54,3 +56,13 @@ class PlatformResumeView(AuditedAPIView):
     def post(self, request):
         """Allow automatic actions again."""
         return Response(_state_payload(set_platform_paused(False, by=self.actor.label())))
+
+
+class PlatformHealthView(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsPlatformOperator]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        """dbpilot's own health: Redis (broker, locks, hot state), the database, and the open platform
+        findings (e.g. REDIS_UNREACHABLE, while which no automatic action is taken)."""
+        return Response(health())
