@@ -322,7 +322,12 @@ def monitor_shard(cluster_ids: list[int]) -> None:
                 log.exception("tick of cluster %s failed", plan.cluster.id)
             released.append((plan.cluster.id, token))
     finally:
-        batch.execute()
+        try:
+            batch.execute()
+        except Exception:  # Redis failing: no action on this tick; the locks go when Redis is back
+            hotstate.release_tick_locks(released, TICK_LOCK_SECONDS)
+            close_old_connections()
+            raise
         from clusters.services.failover import after_tick
 
         for plan, result in finished:
