@@ -1,4 +1,5 @@
-"""Hot, per-tick state in Redis: the latest topology snapshot and probe-failure counters.
+"""Hot, per-tick state in Redis, every key scheme of it: the latest topology snapshot, probe-failure counters,
+the failover's remembered lags, confirmation and incident, the tick's single-flight lock.
 
 It may be lost at any time; monitoring rebuilds it within a tick. The database keeps what must survive.
 """
@@ -14,6 +15,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from clusters.domain.failover_plan import Incident, continue_incident
 from controlplane import redisconf
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,69 @@ class Batch:
     def execute(self) -> None:
         self._pipe.execute()
 
+
+# --- failover: the replicas' last lags, the ticks' confirmation, the incident -----------------------------
+
+HOT_TTL_SECONDS = 3600
+LAGS_REWRITE_SECONDS = 30.0
+
+# Lags this process last wrote per cluster, so a healthy tick writes Redis only when they change.
+_lags_written: dict[int, tuple[dict, float]] = {}
+
+
+def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
+    """The replicas' lags from a healthy tick: after the primary dies Seconds_Behind_Master is NULL, so
+    the failover election needs the last known ones (max_replica_delay_seconds)."""
+    now = time.monotonic()
+    previous = _lags_written.get(cluster_id)
+    if previous is not None and previous[0] == lags and now - previous[1] < LAGS_REWRITE_SECONDS:
+        return
+    client().set(_key(cluster_id, "lags"), json.dumps(lags), ex=HOT_TTL_SECONDS)
+    _lags_written[cluster_id] = (lags, now)
+
+
+def remember_confirmation(cluster_id: int, primary: str, observed_at: float) -> None:
+    """The ticks confirmed `primary`'s failure at `observed_at`: a manual request from another process
+    (which cannot measure heartbeat ages) may rely on it while it is fresh."""
+    client().set(_key(cluster_id, "confirmed"), json.dumps({"primary": primary, "at": observed_at}),
+                          ex=HOT_TTL_SECONDS)
+
+
+def confirmed_age(cluster_id: int, primary: str | None, now: float) -> float | None:
+    """Seconds since the ticks last confirmed `primary`'s failure, or None."""
+    try:
+        raw = client().get(_key(cluster_id, "confirmed"))
+    except Exception:  # noqa: BLE001 - unknown: the request's own probes decide alone
+        return None
+    data = json.loads(raw) if raw else None
+    if not data or primary is None or data.get("primary") != primary:
+        return None
+    return max(0.0, now - float(data.get("at") or 0))
+
+
+def read_lags(cluster_id: int) -> dict[str, float]:
+    try:
+        raw = client().get(_key(cluster_id, "lags"))
+    except Exception:  # noqa: BLE001 - unknown lags are only less information
+        return {}
+    return json.loads(raw) if raw else {}
+
+
+def track_incident(cluster_id: int, primary: str, now: float, tick_seconds: float) -> Incident:
+    redis_client = client()
+    raw = redis_client.get(_key(cluster_id, "incident"))
+    previous = json.loads(raw) if raw else None
+    incident = continue_incident(previous, primary, now, tick_seconds)
+    redis_client.set(_key(cluster_id, "incident"), json.dumps(incident.as_state()), ex=HOT_TTL_SECONDS)
+    return incident
+
+
+def mark_notified(cluster_id: int, incident: Incident) -> None:
+    state = {**incident.as_state(), "notified": True}
+    client().set(_key(cluster_id, "incident"), json.dumps(state), ex=HOT_TTL_SECONDS)
+
+
+# --- the tick's single-flight lock -------------------------------------------------------------------------
 
 # The single-flight lock of a cluster's tick: the same key and value shape as redis-py's Lock (a random
 # token, deleted only by its holder), taken and released for a whole shard at once.

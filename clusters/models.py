@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from clusters.domain.topology import InventoryServer
 from tenants.models import Tenant
 
 HA_JOB_KINDS = ("switchover", "failover", "rejoin", "adopt")
@@ -70,6 +71,11 @@ class Server(models.Model):
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["cluster", "host", "port"], name="unique_server_in_cluster")]
 
+    def as_inventory(self) -> InventoryServer:
+        """The server as the pure topology analysis sees it (clusters.domain.topology)."""
+        return InventoryServer(id=self.id, address=self.address, maintenance=self.maintenance, fenced=self.fenced,
+                               quarantined=self.quarantined)
+
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -109,12 +115,21 @@ class Event(models.Model):
         ordering = ["-created_at", "-id"]
 
 
+class JobQuerySet(models.QuerySet):
+    def active_ha(self, cluster_id: int) -> Job | None:
+        """The cluster's pending or running HA job (at most one: the conditional unique constraint)."""
+        return (self.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES)
+                .order_by("created_at").first())
+
+
 class Job(models.Model):
     """A switchover, failover, rejoin, adopt, provision, backup... with its ordered steps and result.
 
     At most one HA job (switchover, failover, rejoin, adopt) is pending or running per cluster: the
     database enforces it with a conditional unique constraint.
     """
+
+    objects = JobQuerySet.as_manager()
 
     class State(models.TextChoices):
         PENDING = "pending"

@@ -19,11 +19,11 @@ from clusters.api.serializers import (
     TopologySerializer,
 )
 from clusters.domain.settings import SettingsError
+from clusters.events import record_event
 from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job
 from clusters.services import failover, failover_control, registration, switchover
-from clusters.services.events import record_event
-from clusters.services.refusals import HaRequestRefused
+from clusters.services.ha_request import HaRequestRefused
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import TenantScopedViewSet

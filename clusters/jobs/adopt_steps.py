@@ -19,16 +19,16 @@ from __future__ import annotations
 import time
 
 from clusters.domain import adopt_plan as plan
+from clusters.events import record_event
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome, StepRefused
+from clusters.jobs.steps import Done, Plan, Skipped, StepFailed, StepOutcome, StepRefused, StepSpec
 from clusters.models import Cluster
-from clusters.services.events import record_event
 
 IO_RECONNECT_TIMEOUT_SECONDS = 10.0
 
 
 def _replicas(ctx: HaContext) -> list[str]:
-    return list(ctx.result.get("replicas") or [])
+    return list(ctx.state.replicas)
 
 
 def _setup(ctx: HaContext, address: str) -> plan.ReplicaSetup:
@@ -64,10 +64,10 @@ def inspect(ctx: HaContext) -> StepOutcome:
     replicas = [s.address for s in topology.servers
                 if s.address != primary.address and s.state == "up" and not s.maintenance
                 and s.replication is not None and s.replication.get("source") == primary.address]
-    ctx.result["primary"] = primary.address
-    ctx.result["replicas"] = replicas
+    ctx.state.primary = primary.address
+    ctx.state.replicas = replicas
     changes = {a: plan.adopt_changes(_setup(ctx, a), ctx.settings) for a in replicas}
-    ctx.result["changes"] = {a: ch.describe() for a, ch in changes.items()}
+    ctx.state.changes = {a: ch.describe() for a, ch in changes.items()}
     problems = [ch.problem for ch in changes.values() if ch.problem]
     checks = [{"name": "replication_by_gtid", "ok": not problems,
                "detail": "; ".join(problems) or "every replica replicates by GTID"}]
@@ -77,7 +77,7 @@ def inspect(ctx: HaContext) -> StepOutcome:
         raise StepRefused("cannot adopt: " + "; ".join(ch["detail"] for ch in checks if not ch["ok"]), checks)
     unseen = [s.address for s in topology.servers if s.address != primary.address and s.address not in replicas]
     note = f"; not adopted (down, in maintenance or not replicating from the primary): {', '.join(unseen)}" if unseen else ""
-    return Done(f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.result["changes"].items()) + note)
+    return Done(f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.state.changes.items()) + note)
 
 
 def _wait_io(ctx: HaContext, address: str) -> None:
@@ -133,7 +133,7 @@ def replicas_read_only(ctx: HaContext) -> StepOutcome:
 
 
 def semi_sync_primary(ctx: HaContext) -> StepOutcome:
-    primary = ctx.result["primary"]
+    primary = ctx.state.primary
     session = ctx.session(primary)
     notes = []
     current = int(session.query("SELECT @@slave_net_timeout AS t")[0]["t"])
@@ -159,3 +159,20 @@ def arm(ctx: HaContext) -> StepOutcome:
     record_event(ctx.cluster.pk, "failover_armed", f"Automatic failover armed (adopt job {ctx.job_id})",
                  data={"job_id": ctx.job_id})
     return Done("failover_armed is true")
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "adopt"
+
+PLAN = Plan(
+    kind=KIND,
+    steps=(
+        StepSpec("inspect", inspect),
+        StepSpec("prepare_replicas", prepare_replicas),
+        StepSpec("replicas_read_only", replicas_read_only),
+        StepSpec("semi_sync_primary", semi_sync_primary),
+        StepSpec("arm", arm),
+    ),
+    context=HaContext,
+)

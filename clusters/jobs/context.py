@@ -1,5 +1,5 @@
 """What the steps of one HA job share: the cluster as the job found it, sessions to its servers, fresh
-probes and their analysis, and the job's result (which carries what a resumed job needs to know).
+probes and their analysis, and the job's typed state (clusters.jobs.state: what a resumed job needs to know).
 
 Sessions are opened once, in parallel, before the write freeze, and kept for the whole job
 (clusters.adapters.executor.ServerSession). Probes reuse the monitoring probe (read-only).
@@ -17,24 +17,47 @@ from django.db.models import F
 from django.utils import timezone
 
 from clusters.adapters.executor import ServerSession
-from clusters.adapters.mysql import ConnectOptions, ServerError
+from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError
 from clusters.adapters.probe import probe_servers
-from clusters.domain.addresses import parse_address
-from clusters.domain.probe import ProbeResult
-from clusters.domain.topology import InventoryServer, Topology, analyze
-from clusters.models import Cluster, Job, Server
-from clusters.services.access import (
+from clusters.credentials import (
     admin_credentials,
     cluster_settings,
     connect_options,
     replication_credentials,
 )
+from clusters.domain.addresses import parse_address
+from clusters.domain.probe import TIMEOUT, ProbeResult
+from clusters.domain.settings import ClusterSettings
+from clusters.domain.topology import Topology, analyze
+from clusters.jobs.state import JobState
+from clusters.models import Cluster, Job, Server
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTOR_READ_TIMEOUT = 10.0  # STOP SLAVE on a replica whose source is unreachable takes seconds
+
+
+def observe(cluster: Cluster, settings: ClusterSettings, *, servers: list[Server] | None = None,
+            credentials: Credentials | None = None, options: ConnectOptions | None = None,
+            counted_down: str | None = None) -> tuple[Topology, dict[str, ProbeResult]]:
+    """Probe the cluster's servers now (read-only, in parallel) and analyse: the one observation of the
+    request path and of jobs. `counted_down`: a primary the tick or the request just found failed, not
+    probed again here and counted as down (`failcount` failures)."""
+    servers = list(cluster.servers.all()) if servers is None else servers
+    credentials = admin_credentials(cluster) if credentials is None else credentials
+    options = connect_options(settings) if options is None else options
+    probes = probe_servers([(s.address, credentials, options) for s in servers if s.address != counted_down])
+    failures: dict[str, int] = {}
+    known = cluster.primary.address if cluster.primary_id else None
+    if counted_down is not None:
+        probes[counted_down] = ProbeResult(address=counted_down, outcome=TIMEOUT, error="counted as down")
+        failures[counted_down] = settings.failcount
+        known = counted_down
+    topology = analyze([s.as_inventory() for s in servers], probes, settings, failures, time.time(),
+                       known_primary=known)
+    return topology, probes
 
 
 class HaContext:
@@ -44,7 +67,7 @@ class HaContext:
         self.job_id = job.pk
         self.kind = job.kind
         self.params: dict = dict(job.params or {})
-        self.result = result
+        self.state = JobState.from_result(result)  # what the steps decided and did; saved after each step
         self.attempt = job.attempts
         self.cluster = Cluster.objects.select_related("tenant", "primary").get(pk=job.cluster_id)
         self.servers: list[Server] = list(self.cluster.servers.all())
@@ -60,6 +83,9 @@ class HaContext:
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}")
         self.probes: dict[str, ProbeResult] = {}
         self.topology: Topology | None = None
+        # The job's election and the observation it was made from: steps elect again only after a new probe.
+        self.election: Any = None
+        self.elected_from: Topology | None = None
         # In-memory only (a resumed job re-checks the servers instead): what this worker already did.
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
@@ -130,13 +156,10 @@ class HaContext:
 
     # --- observing ------------------------------------------------------------------------------------
 
-    def probe(self) -> Topology:
-        """Probe every server (read-only, in parallel) and analyse the picture."""
-        self.probes = probe_servers([(a, self.admin, self.probe_options) for a in self.addresses])
-        inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                                     quarantined=s.quarantined) for s in self.servers]
-        known = self.cluster.primary.address if self.cluster.primary_id else None
-        self.topology = analyze(inventory, self.probes, self.settings, {}, time.time(), known_primary=known)
+    def probe(self, *, counted_down: str | None = None) -> Topology:
+        """Probe every server (read-only, in parallel) and analyse the picture (`counted_down`: see observe)."""
+        self.topology, self.probes = observe(self.cluster, self.settings, servers=self.servers, credentials=self.admin,
+                                             options=self.probe_options, counted_down=counted_down)
         return self.topology
 
     # --- recording ------------------------------------------------------------------------------------
@@ -146,7 +169,7 @@ class HaContext:
         Cluster.objects.filter(pk=self.cluster.pk).update(epoch=F("epoch") + 1, updated_at=timezone.now())
         epoch = Cluster.objects.filter(pk=self.cluster.pk).values_list("epoch", flat=True).first() or 0
         self.cluster.epoch = epoch
-        self.result["epoch"] = epoch
+        self.state.epoch = epoch
         return epoch
 
     def close(self) -> None:

@@ -13,12 +13,11 @@
   `resume_from`). Steps check the servers' state first, so re-running one is harmless. After MAX_ATTEMPTS
   claims the engine gives up and runs the plan's abort, which leaves the cluster safe and says so.
 
-Plans are found by kind: `register_plan` (the module `clusters.services.<kind>` is imported on first use).
+Plans are found by kind in clusters.jobs.registry, which lists every kind.
 """
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import os
 import socket
@@ -32,9 +31,10 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from clusters.events import publish_job, record_event
+from clusters.jobs import registry
 from clusters.jobs import steps as s
-from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
-from clusters.services.events import publish_job, record_event
+from clusters.models import HA_JOB_KINDS, Cluster, Job
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ PENDING_GRACE_SECONDS = 5.0  # a pending job nobody claimed for this long is sen
 MAX_ATTEMPTS = 3
 HANDOFF_OWNER = "reaper:handoff"
 
-_PLANS: dict[str, s.Plan] = {}
+_PLANS = registry.PLANS  # kind -> plan (tests add their own)
 
 
 class ActiveJobExists(Exception):
@@ -57,20 +57,8 @@ class ActiveJobExists(Exception):
         super().__init__(f"{what} is active on this cluster: wait for it to finish")
 
 
-def register_plan(plan: s.Plan) -> s.Plan:
-    _PLANS[plan.kind] = plan
-    return plan
-
-
 def plan_for(kind: str) -> s.Plan:
-    if kind not in _PLANS:
-        try:
-            importlib.import_module(f"clusters.services.{kind}")
-        except ImportError as exc:
-            raise LookupError(f"no plan for jobs of kind {kind!r}") from exc
-    if kind not in _PLANS:
-        raise LookupError(f"no plan for jobs of kind {kind!r}")
-    return _PLANS[kind]
+    return registry.plan_for(kind)
 
 
 def worker_identity() -> str:
@@ -82,11 +70,6 @@ def _now_iso() -> str:
 
 
 # --- creating --------------------------------------------------------------------------------------------
-
-
-def active_ha_job(cluster_id: int) -> Job | None:
-    return (Job.objects.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES)
-            .order_by("created_at").first())
 
 
 def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, requested_by: str = "",
@@ -103,7 +86,7 @@ def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, reque
                 steps=s.initial_records(plan), result=result or {}, requested_by=requested_by[:200],
             )
     except IntegrityError:
-        raise ActiveJobExists(active_ha_job(cluster.id)) from None
+        raise ActiveJobExists(Job.objects.active_ha(cluster.id)) from None
     Cluster.objects.filter(pk=cluster.pk).update(last_job=job, updated_at=timezone.now())
     record_event(cluster.id, "job_created", f"{kind.capitalize()} job {job.id} requested by {requested_by or 'dbpilot'}",
                  data={"job_id": job.id, "kind": kind, "params": params or {}})
@@ -257,12 +240,20 @@ class _Runner:
         self.context = None
         self.soft_failures: list[str] = []
 
+    def _sync_state(self) -> None:
+        """The context's typed state (clusters.jobs.state.JobState) into the result about to be saved."""
+        state = getattr(self.context, "state", None)
+        if state is not None:
+            self.result.update(state.to_result())
+
     def _submit(self) -> None:
+        self._sync_state()
         self.recorder.submit(self.records, self.result)
 
     def checkpoint(self) -> None:
         """Save the records and result now and wait for it: a step calls this (ctx.checkpoint()) before a
         change that an abort or a resumed job must know about, even inside the quiet freeze."""
+        self._sync_state()
         if not self.recorder.flush(self.records, self.result):
             raise s.StepFailed("could not save the job's progress to the control-plane database")
 
@@ -372,6 +363,7 @@ class _Runner:
 
     def _finish(self, state: str, detail: str | None) -> Job | None:
         self.recorder.stop()
+        self._sync_state()
         job = self.job
         now = timezone.now()
         started_at = job.started_at or now

@@ -13,7 +13,7 @@
     open_writes            read_only=0 on the new primary; the cluster's primary recorded, old one fenced
     routes_new_primary, post_failover_hook, replicas_read_only, verify_replication, record_rpo
 
-What a resumed job needs is in `ctx.result`: old_primary, new_primary, io_stopped, targets, sources
+What a resumed job needs is in `ctx.state` (clusters.jobs.state.JobState): old_primary, new_primary, io_stopped, targets, sources
 (what each survivor replicated from, for the abort), promoted, writes_opened.
 """
 from __future__ import annotations
@@ -27,19 +27,27 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
-from clusters.adapters.probe import probe_server, probe_servers
+from clusters.adapters.probe import probe_server
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
+from clusters.domain import repoint_plan
 from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
-from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.guards import blocking, candidate_check, errant_check
-from clusters.domain.probe import AUTH_FAILED, OK, TIMEOUT, ProbeResult
-from clusters.domain.topology import InventoryServer, Topology, analyze
+from clusters.domain.probe import AUTH_FAILED, OK
+from clusters.domain.topology import Topology
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused
+from clusters.jobs.steps import (
+    Done,
+    Plan,
+    StepFailed,
+    StepOutcome,
+    StepRefused,
+    StepSpec,
+)
 from clusters.models import Finding, Server
+from clusters.routes import PRIMARY_CHANGED
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +80,28 @@ def probe_old_primary(ctx: HaContext) -> Future:
 def observe(ctx: HaContext, old_primary: str) -> Topology:
     """Probe every other server (in parallel) and analyse, with the old primary counted as down: the tick
     or the request just established it, and `old_primary_answers` checks it again before promotion."""
-    ctx.probes = probe_servers([(a, ctx.admin, ctx.probe_options) for a in ctx.addresses if a != old_primary])
-    ctx.probes[old_primary] = ProbeResult(address=old_primary, outcome=TIMEOUT, error="counted as down")
-    inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                                 quarantined=s.quarantined) for s in ctx.servers]
-    ctx.topology = analyze(inventory, ctx.probes, ctx.settings, {old_primary: ctx.settings.failcount}, time.time(),
-                           known_primary=old_primary)
-    return ctx.topology
+    return ctx.probe(counted_down=old_primary)
 
 
 def old_primary_answers(ctx: HaContext) -> None:
     """Refuse (before anything irreversible) when the old primary answers again: it is alive."""
     probe = probe_old_primary(ctx).result()
     if probe.outcome in (OK, AUTH_FAILED):  # it answers, even if it refuses dbpilot's credentials
-        old = ctx.result["old_primary"]
-        detail = (f"the primary {old} answers again: no failover" if ctx.result.get("automatic")
+        old = ctx.state.old_primary
+        detail = (f"the primary {old} answers again: no failover" if ctx.state.automatic
                   else f"the primary {old} is alive: use a switchover")
         raise StepRefused(detail, [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": detail}])
 
 
+def members(ctx: HaContext) -> list[repoint_plan.Member]:
+    """The servers with their maintenance flag and whether the last probe reached them."""
+    return [repoint_plan.Member(s.address, s.maintenance, ctx.probes.get(s.address) is not None
+                                and ctx.probes[s.address].reachable) for s in ctx.servers]
+
+
 def survivors(ctx: HaContext) -> list[str]:
     """Reachable servers other than the old primary that are not in maintenance."""
-    old = ctx.result.get("old_primary")
-    return [a for a in ctx.addresses
-            if a != old and not ctx.server(a).maintenance and ctx.probes.get(a) is not None and ctx.probes[a].reachable]
+    return repoint_plan.survivors(members(ctx), ctx.state.old_primary)
 
 
 # --- steps -----------------------------------------------------------------------------------------------
@@ -111,22 +117,24 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     if topology.primary != old:
         raise StepRefused(f"the topology changed: the primary is {topology.primary or 'unknown'}, not {old}",
                           [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "the topology changed"}])
-    ctx.result["old_primary"] = old
-    ctx.result.setdefault("routes_ok", True)
-    ctx.result["automatic"] = bool(ctx.params.get("automatic"))
+    ctx.state.old_primary = old
+    if ctx.state.routes_ok is None:
+        ctx.state.routes_ok = True
+    ctx.state.automatic = bool(ctx.params.get("automatic"))
     fresh = confirm_for_topology(topology, ctx.probes, ctx.settings)
     confirmed_at = ctx.params.get("confirmed_at")
     age = time.time() - float(confirmed_at) if confirmed_at else None
     check = plan.reconfirm(fresh, ctx.probes, tick_confirmed_age=age, settings=ctx.settings)
-    if not ctx.result["automatic"] and not check.ok and not fresh.still_receiving:
+    if not ctx.state.automatic and not check.ok and not fresh.still_receiving:
         # An operator asked: dbpilot's own failed probe is enough, as long as no replica still receives.
         check = check.__class__(check.name, True, f"requested by an operator; {fresh.reason}")
-    ctx.result["confirmation"] = fresh.as_dict()
+    ctx.state.confirmation = fresh.as_dict()
     if not check.ok:
         raise StepRefused(f"not confirmed: {check.detail}", [check.as_dict()])
     # From now on the old primary is fenced: whenever it reappears it is made read-only first (an abort
     # before promotion gives the flag back as it was).
-    ctx.result.setdefault("old_primary_was_fenced", ctx.server(old).fenced)
+    if ctx.state.old_primary_was_fenced is None:
+        ctx.state.old_primary_was_fenced = ctx.server(old).fenced
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")
@@ -150,7 +158,7 @@ def stop_replication(ctx: HaContext) -> StepOutcome:
         if status is None:
             return "replicates from nothing"
         source = f"{status.get('Master_Host')}:{status.get('Master_Port')}"
-        ctx.result.setdefault("sources", {}).setdefault(address, source)
+        ctx.state.sources.setdefault(address, source)
         if status.get("Slave_IO_Running") == "No":
             return "IO thread already stopped"
         if session.dialect.mariadb:
@@ -161,42 +169,35 @@ def stop_replication(ctx: HaContext) -> StepOutcome:
 
     # Saved with this step's record (not waited for): a resumed job runs this step again, and only an
     # abort after three attempts reads it, to start the IO threads again.
-    ctx.result["io_stopped"] = list(targets)
+    ctx.state.io_stopped = list(targets)
     outcomes = ctx.parallel(one, targets)
     failed = {a: str(v) for a, v in outcomes.items() if isinstance(v, Exception)}
     if failed:
-        ctx.result["unreachable"] = sorted(failed)
+        ctx.state.unreachable = sorted(failed)
     summary = ", ".join(f"{a}: {v}" for a, v in outcomes.items())
     return Done(summary or "no survivor to stop")
 
 
 def elect_candidate(ctx: HaContext) -> StepOutcome:
-    old = ctx.result["old_primary"]
-    if ctx.result.get("promoted"):
-        return Done(f"{ctx.result['new_primary']} (elected before; promotion had begun)")
+    old = ctx.state.old_primary
+    if ctx.state.promoted:
+        return Done(f"{ctx.state.new_primary} (elected before; promotion had begun)")
     topology = observe(ctx, old)  # the survivors' IO threads are stopped: their positions are final
     lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
     election = plan.failover_election(topology, ctx.probes, ctx.settings, lags=lags,
                                       requested=ctx.params.get("candidate"))
-    ctx.result["election"] = election.as_dict()
+    ctx.state.election = election.as_dict()
     checks = [candidate_check(election), errant_check(election)]
-    ctx.result["election_checks"] = [ch.as_dict() for ch in checks]
+    ctx.state.election_checks = [ch.as_dict() for ch in checks]
     failing = blocking(checks)
     if failing:
         raise StepRefused("candidate: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
                           [ch.as_dict() for ch in checks])
     new = election.winner
-    ctx.result["new_primary"] = new
+    ctx.state.new_primary = new
     errant = {row["server"] for row in election.table if "errant" in row["flags"]}
-    reachable = survivors(ctx)
-    ctx.result["targets"] = [a for a in reachable if a != new and a not in errant]
-    ctx.result["not_repointed"] = {
-        **{a: "errant transactions: repointing it would fail (error 1236) or spread them" for a in errant},
-        **{a: "maintenance" for a in ctx.addresses if ctx.server(a).maintenance and a != old},
-        **{a: "not reachable" for a in ctx.addresses if a != old and a not in reachable
-           and not ctx.server(a).maintenance},
-    }
-    failed = ctx.open_sessions([(a, "main") for a in [new, *ctx.result["targets"]]])
+    ctx.state.targets, ctx.state.not_repointed = repoint_plan.failover_targets(members(ctx), old, new, errant)
+    failed = ctx.open_sessions([(a, "main") for a in [new, *ctx.state.targets]])
     if (new, "main") in failed:
         raise StepRefused(f"cannot connect to the candidate {new}: {failed[(new, 'main')]}",
                           [{"name": "connect", "ok": False, "detail": failed[(new, "main")]}])
@@ -232,30 +233,21 @@ def _apply_relay_log(ctx: HaContext, address: str, timeout: float) -> str:
     return f"applied its relay log up to {received} in {(time.monotonic() - started) * 1000:.0f} ms"
 
 
-def _holds(flavour: str, have: str, want: str) -> bool:
-    try:
-        if flavour == "mysql":
-            return MysqlGtidSet.parse(have).contains(MysqlGtidSet.parse(want))
-        return MariadbGtidPos.parse(have).contains(MariadbGtidPos.parse(want))
-    except GtidError:
-        return False
-
-
 def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     """The candidate applies its whole relay log; then, for every survivor holding transactions it lacks
     (election.catch_up_from, errant sources excluded by the guard), it replicates from that survivor until
     it holds them. Never a silent loss: a timeout fails the job before anything is promoted."""
-    new = ctx.result["new_primary"]
+    new = ctx.state.new_primary
     old_primary_answers(ctx)
     timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS)
     notes = [_apply_relay_log(ctx, new, timeout)]
-    sources = [s for s in ctx.result["election"].get("catch_up_from") or [] if not s.get("errant")]
+    sources = [s for s in ctx.state.election.get("catch_up_from") or [] if not s.get("errant")]
     session = ctx.session(new)
     for source in sources:
         address = source["server"]
         notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
         wanted = ctx.session(address).executed_gtids()
-        if _holds(session.dialect.flavour, session.executed_gtids(), wanted):
+        if repoint_plan.position_contains(session.dialect.flavour, session.executed_gtids(), wanted):
             notes.append(f"already holds {address}'s {wanted}")
             continue
         host, port = ctx.host_port(address)
@@ -269,110 +261,56 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
             raise StepFailed(f"{new} could not fetch {source['missing']} from {address} within "
                              f"{CATCH_UP_SOURCE_TIMEOUT_SECONDS:g}s: not promoted, so they are not lost")
         notes.append(f"fetched {source['missing']} from {address} in {(time.monotonic() - started) * 1000:.0f} ms")
-    ha._gtid(ctx)["candidate_caught_up"] = session.executed_gtids()
+    ctx.state.gtid["candidate_caught_up"] = session.executed_gtids()
     return Done("; ".join(notes))
 
 
-def _repoint_and_connect(ctx: HaContext, new_primary: str, address: str) -> str:
-    """Point a survivor at the candidate by GTID and start its IO thread at once: the candidate's binlog
-    already holds everything (its relay log is applied), so the survivor may connect while the candidate
-    is still being promoted, and is a connected semi-sync replica by the time writes open. Its SQL thread
-    starts in the background once its own semi-sync master side is off (ha_steps)."""
-    note = ha.prepare_repoint(ctx, new_primary, address)
-    if note == "already replicating from it":
-        return note
-    session = ctx.session(address)
-    session.start_replication("IO_THREAD")
-    ctx.background[address] = ctx.submit(ha._start_applying, ctx, session)
-    return f"{note}, IO thread started"
-
-
 def promote_candidate(ctx: HaContext) -> StepOutcome:
-    """STOP SLAVE; RESET SLAVE ALL and the semi-sync master side on the candidate (ha_steps.promote), while
-    every survivor is pointed at it and connects, in parallel."""
-    new, targets = ctx.result["new_primary"], list(ctx.result["targets"])
+    """STOP SLAVE; RESET SLAVE ALL and the semi-sync master side on the candidate, while every survivor is
+    pointed at it and connects, in parallel (ha_steps.promote with connect=True)."""
     # Saved before the first change a resumed job must not redo from the start: it resumes here.
     ctx.checkpoint()
-    pending = {a: ctx.submit(_repoint_and_connect, ctx, new, a) for a in targets}
-    detail = ha.promote(ctx, new)
-    outcomes = {}
-    for address, future in pending.items():
-        try:
-            outcomes[address] = future.result()
-        except Exception as exc:  # noqa: BLE001 - repoint_replicas tries again and reports
-            outcomes[address] = exc
-    ctx.result["repointed"] = {a: str(v) for a, v in outcomes.items()}
-    done = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
-    failed = "; ".join(f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception))
-    return Done(detail + (f"; meanwhile {done}" if done else "") + (f"; NOT yet repointed: {failed}" if failed else ""))
+    return ha.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
 
 
 def repoint_replicas(ctx: HaContext) -> StepOutcome:
     """Every survivor replicates from the new primary with its IO thread connected (a resumed job, or a
     survivor that failed during promotion, is repointed here)."""
-    new = ctx.result["new_primary"]
-    host, port = ctx.host_port(new)
-
-    def one(address: str) -> str:
-        status = ctx.session(address).replication_status()
-        if status is not None and ha._points_at(status, host, port) and status.get("Slave_IO_Running") == "Yes":
-            if status.get("Slave_SQL_Running") != "Yes" and address not in ctx.background:
-                ctx.background[address] = ctx.submit(ha._start_applying, ctx, ctx.session(address))
-            return "connected"
-        return _repoint_and_connect(ctx, new, address)
-
-    outcomes = ctx.parallel(one, list(ctx.result["targets"]))
-    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
-    summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
-    skipped = ctx.result.get("not_repointed") or {}
-    note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in skipped.items())) if skipped else ""
-    if failed:
-        return SoftFailure(f"NOT repointed to {new}: {'; '.join(failed)}" + (f"; {summary}" if summary else "") + note,
-                           fails_job=True)
-    return Done((f"replicating from {new} by GTID: {summary}" if summary else "no survivor to repoint") + note)
+    skipped = ctx.state.not_repointed
+    if not ctx.state.targets:
+        note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in skipped.items())) if skipped else ""
+        return Done("no survivor to repoint" + note)
+    return ha.repoint(ctx, ctx.state.new_primary, list(ctx.state.targets), left_out=skipped)
 
 
 def open_writes(ctx: HaContext) -> StepOutcome:
-    outcome = ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"], fence_demoted=True)
-    ctx.result.setdefault("writes_opened_at", time.time())
+    outcome = ha.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary, fence_demoted=True)
+    if ctx.state.writes_opened_at is None:
+        ctx.state.writes_opened_at = time.time()
     return outcome
 
 
 def replicas_read_only(ctx: HaContext) -> StepOutcome:
     """read_only=1 on every repointed survivor (the old primary is fenced by monitoring when it returns)."""
-    if not ctx.settings.replicas_read_only:
-        return Skipped("replicas_read_only is off: replicas left as they are")
-
-    def one(address: str) -> str:
-        session = ctx.session(address)
-        if session.read_only() and session.dialect.mariadb:
-            return "already read-only"
-        session.set_read_only(True)
-        return "read_only=1"
-
-    outcomes = ctx.parallel(one, list(ctx.result["targets"]))
-    failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
-    if failed:
-        return SoftFailure(f"could not make read-only: {'; '.join(failed)}", fails_job=True)
-    return Done(", ".join(f"{a} {v}" for a, v in outcomes.items()) or "no replica")
+    return ha.replicas_read_only(ctx, list(ctx.state.targets), unreachable_ok=False)
 
 
 def verify_replication(ctx: HaContext) -> StepOutcome:
-    return ha.verify_replication(ctx, ctx.result["new_primary"], list(ctx.result["targets"]))
+    return ha.verify_replication(ctx, ctx.state.new_primary, list(ctx.state.targets))
 
 
 def record_rpo(ctx: HaContext) -> StepOutcome:
-    old = ctx.result["old_primary"]
-    held = ha._gtid(ctx).get("new_primary_at_promotion") or ha._gtid(ctx).get("candidate_caught_up") or ""
+    old = ctx.state.old_primary
+    held = ctx.state.gtid.get("new_primary_at_promotion") or ctx.state.gtid.get("candidate_caught_up") or ""
     # Semi-sync findings open on the old primary when it failed (or resolved since: it went unobserved).
     recent = timezone.now() - timedelta(seconds=RECENT_FINDINGS_SECONDS)
     findings = list(Finding.objects.filter(cluster_id=ctx.cluster.pk, server=ctx.server(old))
                     .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=recent))
                     .values_list("code", flat=True))
-    unreachable = [a for a, why in (ctx.result.get("not_repointed") or {}).items() if why == "not reachable"]
+    unreachable = [a for a, why in (ctx.state.not_repointed).items() if why == "not reachable"]
     rpo = plan.rpo_statement(survivors_hold=held, settings=ctx.settings, old_primary=old,
                              primary_findings=findings, unreachable_replicas=unreachable)
-    ctx.result["rpo"] = rpo
+    ctx.state.rpo = rpo
     return Done(f"{rpo['guarantee']}: survivors hold {held or '(nothing)'}; {rpo['risk']}")
 
 
@@ -383,34 +321,64 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
     """Leave the cluster safe. Before promotion: the survivors replicate from where they did (their IO
     threads start again, so they follow the old primary if it comes back). After promotion the candidate
     stays read-only unless writes were opened: never a second writable server; a person decides."""
-    if ctx.result.get("writes_opened"):
+    if ctx.state.writes_opened:
         return None
-    if ctx.result.get("promoted"):
-        new = ctx.result.get("new_primary")
+    if ctx.state.promoted:
+        new = ctx.state.new_primary
         return (f"{new} was promoted but stays read-only (writes not opened): check the cluster, then run a "
                 "manual failover to it or fix it by hand")
     notes = []
-    old = ctx.result.get("old_primary")
-    if old and "old_primary_was_fenced" in ctx.result and not ctx.result["old_primary_was_fenced"]:
+    old = ctx.state.old_primary
+    if old and ctx.state.old_primary_was_fenced is False:
         # Nobody was promoted: the old primary is still the cluster's primary, not a server to fence.
         Server.objects.filter(pk=ctx.server(old).pk).update(fenced=False)
         notes.append(f"{old} no longer marked fenced")
-    sources = ctx.result.get("sources") or {}
-    for address in ctx.result.get("io_stopped") or []:
+    sources = ctx.state.sources
+    for address in ctx.state.io_stopped:
         try:
             session = ctx.session(address)
             status = session.replication_status()
-            original = sources.get(address)
-            if status is not None and original:
-                now_source = f"{status.get('Master_Host')}:{status.get('Master_Port')}"
-                if now_source != original:
-                    host, port = original.rsplit(":", 1)
-                    session.stop_replication()
-                    session.change_source(host, int(port), ctx.replication)
-                    notes.append(f"{address} points at {original} again")
+            original = repoint_plan.source_to_restore(status, sources.get(address))
+            if original is not None:
+                host, port = original.rsplit(":", 1)
+                session.stop_replication()
+                session.change_source(host, int(port), ctx.replication)
+                notes.append(f"{address} points at {original} again")
             if status is not None:
                 session.start_replication()
                 notes.append(f"{address} replication started")
         except (ServerError, KeyError, ValueError) as exc:
             notes.append(f"{address}: could not restart replication ({exc})")
     return "; ".join(notes) or None
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "failover"
+
+PLAN = Plan(
+    kind=KIND,
+    # Until writes are open the steps are quiet: their records are saved together (at the checkpoint
+    # before promotion, then after open_writes), so no step waits for the control-plane database.
+    steps=(
+        StepSpec("confirm_failure", confirm_failure, quiet=True),
+        StepSpec("fence_hook", fence_hook, quiet=True),
+        StepSpec("stop_replication", stop_replication, quiet=True),
+        StepSpec("elect_candidate", elect_candidate, quiet=True),
+        StepSpec("pre_failover_hook",
+                 lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
+                 quiet=True),
+        StepSpec("catch_up_candidate", catch_up_candidate, quiet=True),
+        StepSpec("promote_candidate", promote_candidate, quiet=True),
+        StepSpec("repoint_replicas", repoint_replicas, quiet=True),
+        StepSpec("open_writes", open_writes, quiet=True),
+        StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
+        StepSpec("post_failover_hook",
+                 lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+        StepSpec("replicas_read_only", replicas_read_only),
+        StepSpec("verify_replication", verify_replication),
+        StepSpec("record_rpo", record_rpo),
+    ),
+    context=HaContext,
+    abort=abort_failover,
+)

@@ -3,7 +3,7 @@ writes, record the new primary, routes, hooks, restore settings, replicas read-o
 
 Each takes the job's `HaContext` and explicit arguments, checks the servers' state before acting (so a
 resumed job can run it again), and returns a short detail for the step record. What later steps (or a
-resumed job) need goes into `ctx.result`:
+resumed job) need goes into `ctx.state` (clusters.jobs.state.JobState, saved in the result):
 
     old_primary, new_primary      addresses
     gtid                          {"old_primary_final", "new_primary_at_promotion", ...}
@@ -24,57 +24,21 @@ from django.utils import timezone
 
 from clusters.adapters.executor import ServerSession
 from clusters.adapters.mysql import ServerError
-from clusters.domain.detection import normalize_address
-from clusters.domain.gtid import GtidError, MariadbGtidPos, MysqlGtidSet
 from clusters.domain.probe import REFUSED, TIMEOUT
+from clusters.domain.repoint_plan import by_gtid, connected_to, points_at, position_contains, replicating
+from clusters.events import record_event
 from clusters.hooks import run_hook
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome, StepRefused
 from clusters.models import Cluster, Server
 from clusters.routes import PRIMARY_CHANGED, PRIMARY_LEAVING, announce_new_primary, announce_primary_leaving
-from clusters.services.events import record_event
 
 log = logging.getLogger(__name__)
 
 LOWERED_MAX_CONNECTIONS = 10  # MariaDB's minimum; dbpilot's CONNECTION ADMIN gets a slot beyond it
 SEMI_SYNC_CLIENT_WAIT_SECONDS = 1.0
+ALREADY_REPLICATING = "already replicating from it"
 FREEZE_SESSION = "freeze"  # holds FLUSH TABLES WITH READ LOCK on the old primary
-
-
-def _gtid(ctx: HaContext) -> dict:
-    return ctx.result.setdefault("gtid", {})
-
-
-def position_contains(flavour: str, have: str, want: str) -> bool:
-    """True when the GTID position/set `have` includes `want` (False when either cannot be read)."""
-    try:
-        if flavour == "mysql":
-            return MysqlGtidSet.parse(have).contains(MysqlGtidSet.parse(want))
-        return MariadbGtidPos.parse(have).contains(MariadbGtidPos.parse(want))
-    except GtidError:
-        return False
-
-
-def _points_at(status: dict, host: str, port: int) -> bool:
-    source_host = status.get("Master_Host") or status.get("Source_Host") or ""
-    source_port = status.get("Master_Port") or status.get("Source_Port") or 0
-    try:
-        return normalize_address(f"{source_host}:{int(source_port)}") == normalize_address(f"{host}:{port}")
-    except (TypeError, ValueError):
-        return False
-
-
-def _replicating(status: dict | None) -> bool:
-    if not status:
-        return False
-    io = status.get("Slave_IO_Running") or status.get("Replica_IO_Running")
-    sql = status.get("Slave_SQL_Running") or status.get("Replica_SQL_Running")
-    return io == "Yes" and sql == "Yes"
-
-
-def _by_gtid(status: dict) -> bool:
-    using = (status.get("Using_Gtid") or "").lower()
-    return using == "slave_pos" or str(status.get("Auto_Position", "")) == "1"
 
 
 # --- hooks and routes ------------------------------------------------------------------------------------
@@ -86,9 +50,9 @@ def hook_step(ctx: HaContext, setting: str, event: str, phase: str, *, refuse_on
     if not name:
         return Skipped(f"no {setting} hook configured")
     result = run_hook(name, event=event, phase=phase, cluster=ctx.label,
-                      old_primary=ctx.result.get("old_primary") or "", new_primary=ctx.result.get("new_primary") or "")
+                      old_primary=ctx.state.old_primary or "", new_primary=ctx.state.new_primary or "")
     extra = {"output": result.output, "exit_code": result.exit_code, "timed_out": result.timed_out}
-    ctx.result.setdefault("hooks", {})[setting] = {"name": name, "ok": result.ok, "exit_code": result.exit_code,
+    ctx.state.hooks[setting] = {"name": name, "ok": result.ok, "exit_code": result.exit_code,
                                                    "timed_out": result.timed_out}
     if result.ok:
         return Done(result.summary(), extra)
@@ -100,12 +64,12 @@ def hook_step(ctx: HaContext, setting: str, event: str, phase: str, *, refuse_on
 
 def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
     """Tell every route of the cluster; a failing route is recorded (routes_ok false), never fatal."""
-    old = ctx.result.get("old_primary")
-    new = ctx.result.get("new_primary")
+    old = ctx.state.old_primary
+    new = ctx.state.new_primary
     replicas = [a for a in ctx.addresses if a != (new if phase == PRIMARY_CHANGED else old)]
     try:
         if phase == PRIMARY_LEAVING:
-            ctx.result["routes_told_leaving"] = True
+            ctx.state.routes_told_leaving = True
             results = announce_primary_leaving(ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch,
                                                job_id=ctx.job_id)
         else:
@@ -113,12 +77,12 @@ def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
                                            epoch=ctx.cluster.epoch, job_id=ctx.job_id)
     except Exception as exc:  # noqa: BLE001 - routes never fail an HA job: they are reported stale
         log.exception("job %s: routes (%s) failed", ctx.job_id, phase)
-        ctx.result["routes_ok"] = False
-        ctx.result.setdefault("routes", {})[phase] = [{"route": "*", "ok": False, "detail": str(exc)}]
+        ctx.state.routes_ok = False
+        ctx.state.routes[phase] = [{"route": "*", "ok": False, "detail": str(exc)}]
         return SoftFailure(f"could not tell the routes: {exc.__class__.__name__}: {exc}")
-    ctx.result.setdefault("routes", {})[phase] = [r.as_dict() for r in results]
+    ctx.state.routes[phase] = [r.as_dict() for r in results]
     ok = all(r.ok for r in results)
-    ctx.result["routes_ok"] = bool(ctx.result.get("routes_ok", True) and ok)
+    ctx.state.routes_ok = bool(ctx.state.routes_ok is not False and ok)
     if not results:
         return Skipped("no routes registered for this cluster")
     if ok:
@@ -158,21 +122,22 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
     killer = ctx.session(address)  # lists and kills sessions while the freeze session may be blocked
     variables = freeze.variables()
     original = int(variables["max_connections"])
-    ctx.result.setdefault("old_primary_max_connections", original)  # a re-run must not keep the lowered one
-    lowered = min(ctx.result["old_primary_max_connections"], LOWERED_MAX_CONNECTIONS)
+    if ctx.state.old_primary_max_connections is None:  # a re-run must not keep the lowered one
+        ctx.state.old_primary_max_connections = original
+    lowered = min(ctx.state.old_primary_max_connections, LOWERED_MAX_CONNECTIONS)
     freeze.flush_tables_quietly()  # so the FLUSH TABLES WITH READ LOCK below takes a millisecond
     ctx.bump_epoch()
     # Saved before anything changes: an abort (or a resumed job) restores writes and max_connections.
-    ctx.result["writes_rejected"] = True
+    ctx.state.writes_rejected = True
     ctx.checkpoint()
     if successor is not None:
         status = ctx.session(address).replication_status()
         host, port = ctx.host_port(successor)
-        if status is not None and _replicating(status) and not _points_at(status, host, port):
+        if status is not None and replicating(status) and not points_at(status, host, port):
             raise StepFailed(f"{address} replicates from {status.get('Master_Host')}: it is not a primary")
 
         def point_primary() -> None:
-            if status is None or not (_points_at(status, host, port) and _by_gtid(status)):
+            if status is None or not (points_at(status, host, port) and by_gtid(status)):
                 ctx.session(address).change_source(host, port, ctx.replication, 0)
 
         pending_points = [ctx.submit(point_primary)] + [
@@ -180,11 +145,11 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
         for future in pending_points:
             try:
                 future.result()
-            except ServerError as exc:  # promote_and_prepare tries again; the primary's own one must work
+            except ServerError as exc:  # promote tries again; the primary's own one must work
                 if future is pending_points[0]:
                     raise StepFailed(f"could not point {address} at {successor}: {exc}") from exc
     started = time.monotonic()
-    ctx.result["freeze_started_at"] = time.time()
+    ctx.state.freeze_started_at = time.time()
     deadline = started + ctx.settings.switchover_wait_kill_ms / 1000
     give_up = deadline + freeze.lock_wait_timeout + 2
     pending = ctx.submit(_freeze, freeze, lowered)
@@ -215,9 +180,9 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
     except (ServerError, concurrent.futures.TimeoutError) as exc:
         raise StepFailed(f"could not freeze writes on {address}: {exc}") from exc
     final = freeze.executed_gtids()
-    _gtid(ctx)["old_primary_final"] = final
-    ctx.result["lowered_max_connections"] = kept
-    parts = [f"read_only=1, max_connections {ctx.result['old_primary_max_connections']}→{kept}, "
+    ctx.state.gtid["old_primary_final"] = final
+    ctx.state.lowered_max_connections = kept
+    parts = [f"read_only=1, max_connections {ctx.state.old_primary_max_connections}→{kept}, "
              f"FLUSH TABLES WITH READ LOCK held; final position {final}",
              f"killed {len(set(killed_at_once))} client session(s) at once"]
     if killed_late:
@@ -251,7 +216,7 @@ def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
     def start(address: str) -> str | None:
         session = ctx.session(address)
         status = session.replication_status()
-        if status is None or _replicating(status):
+        if status is None or replicating(status):
             return None
         session.start_replication()
         return address
@@ -268,7 +233,7 @@ def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
     return Done(f"started replication on {', '.join(started)}")
 
 
-def promote(ctx: HaContext, candidate: str) -> str:
+def promote_candidate(ctx: HaContext, candidate: str) -> str:
     """STOP SLAVE; RESET SLAVE ALL on the candidate (never RESET MASTER); the semi-sync master side on it.
     Writes stay off (read_only) until the replicas follow it."""
     session = ctx.session(candidate)
@@ -283,8 +248,8 @@ def promote(ctx: HaContext, candidate: str) -> str:
     if ctx.settings.semi_sync:
         session.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
         done.append(f"semi-sync master side on (AFTER_SYNC, on timeout: {ctx.settings.semi_sync_on_timeout})")
-    ctx.result["promoted"] = True
-    _gtid(ctx)["new_primary_at_promotion"] = session.executed_gtids()
+    ctx.state.promoted = True
+    ctx.state.gtid["new_primary_at_promotion"] = session.executed_gtids()
     return "; ".join(done)
 
 
@@ -295,18 +260,18 @@ def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str
     host, port = ctx.host_port(new_primary)
     session = ctx.session(address)
     status = session.replication_status()
-    pointed = status is not None and _points_at(status, host, port) and _by_gtid(status)
+    pointed = status is not None and points_at(status, host, port) and by_gtid(status)
     if address == demoted and ctx.has_session(address, FREEZE_SESSION):
         ctx.session(address, FREEZE_SESSION).unlock_tables()
-    if pointed and _replicating(status):
-        return "already replicating from it"
+    if pointed and replicating(status):
+        return ALREADY_REPLICATING
     delay = int(status.get("SQL_Delay") or 0) if status else 0
     if status is not None and not pointed:
         session.stop_replication()
     if address == demoted:
         session.adopt_own_history()
     if ctx.settings.semi_sync:
-        session.execute(*session.dialect.semi_sync_replica_side())  # the master side goes off in start_replicas
+        session.execute(*session.dialect.semi_sync_replica_side())  # the master side goes off in repoint
     if not pointed:
         session.change_source(host, port, ctx.replication, delay)
     ctx.prepared.add((address, new_primary))
@@ -314,24 +279,44 @@ def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str
         f" (MASTER_DELAY {delay}s kept)" if delay else "")
 
 
-def promote_and_prepare(ctx: HaContext, candidate: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
-    """Promote the candidate while, in parallel, every target stops replicating and is pointed at it
-    (not started yet: `start_replicas` does that once the candidate's semi-sync master side is on)."""
-    ctx.result["repoint_prepared"] = list(targets)
-    pending = {a: ctx.submit(prepare_repoint, ctx, candidate, a, demoted) for a in targets}
+def connect_replica(ctx: HaContext, new_primary: str, address: str, demoted: str | None = None) -> str:
+    """Point `address` at `new_primary` (unless this worker already did) and start its IO thread at once
+    (what semi-sync needs before writes open); its SQL thread starts in the background once its own
+    semi-sync master side is off (`verify_replication` waits for it)."""
+    note = ""
+    if (address, new_primary) not in ctx.prepared:
+        note = prepare_repoint(ctx, new_primary, address, demoted)
+        if note == ALREADY_REPLICATING:
+            return note
+    session = ctx.session(address)
+    session.start_replication("IO_THREAD")
+    ctx.background[address] = ctx.submit(_start_applying, ctx, session)
+    return "IO thread started" + (f" ({note})" if note else "")
+
+
+def promote(ctx: HaContext, candidate: str, targets: list[str], *, demoted: str | None = None,
+            connect: bool = False) -> StepOutcome:
+    """Promote the candidate while, in parallel, every target stops replicating and is pointed at it:
+    `connect=False` leaves them stopped until `repoint` starts them (once the candidate's semi-sync master
+    side is on: a switchover, whose candidate is caught up already); `connect=True` starts their IO
+    threads at once (a failover: the candidate's binlog already holds everything, its relay log applied,
+    so they connect while it is being promoted and are semi-sync replicas by the time writes open)."""
+    ctx.state.repoint_prepared = list(targets)
+    meanwhile = connect_replica if connect else prepare_repoint
+    pending = {a: ctx.submit(meanwhile, ctx, candidate, a, demoted) for a in targets}
     try:
-        detail = promote(ctx, candidate)
+        detail = promote_candidate(ctx, candidate)
     finally:
         prepared = {}
         for address, future in pending.items():
             try:
                 prepared[address] = future.result()
-            except Exception as exc:  # noqa: BLE001 - start_replicas tries again and reports
+            except Exception as exc:  # noqa: BLE001 - repoint tries again and reports
                 prepared[address] = exc
-        ctx.result["repointed"] = {a: str(v) for a, v in prepared.items()}
+        ctx.state.repointed = {a: str(v) for a, v in prepared.items()}
     notes = ", ".join(f"{a} {v}" for a, v in prepared.items() if not isinstance(v, Exception))
     failed = "; ".join(f"{a}: {v}" for a, v in prepared.items() if isinstance(v, Exception))
-    return Done(detail + (f"; meanwhile {notes}" if notes else "") + (f"; NOT prepared: {failed}" if failed else ""))
+    return Done(detail + (f"; meanwhile {notes}" if notes else "") + (f"; NOT yet repointed: {failed}" if failed else ""))
 
 
 def _start_applying(ctx: HaContext, session: ServerSession) -> None:
@@ -341,30 +326,35 @@ def _start_applying(ctx: HaContext, session: ServerSession) -> None:
     session.start_replication("SQL_THREAD")
 
 
-def start_replicas(ctx: HaContext, new_primary: str, targets: list[str], demoted: str | None = None) -> StepOutcome:
-    """Repoint the targets not prepared yet, start their IO threads (what semi-sync needs before writes
-    open) and start their SQL threads in the background (`verify_replication` waits for those)."""
-    def one(address: str) -> str:
-        note = ""
-        if (address, new_primary) not in ctx.prepared:
-            note = prepare_repoint(ctx, new_primary, address, demoted)
-            if note == "already replicating from it":
-                return note
-        session = ctx.session(address)
-        session.start_replication("IO_THREAD")
-        ctx.background[address] = ctx.submit(_start_applying, ctx, session)
-        return "IO thread started" + (f" ({note})" if note else "")
+def repoint(ctx: HaContext, new_primary: str, targets: list[str], *, demoted: str | None = None,
+            left_out: dict[str, str] | None = None) -> StepOutcome:
+    """Every target replicates from the new primary with its IO thread connected: the ones `promote`
+    prepared are started, the ones it connected are checked, the others (a resumed job, a target that
+    failed during promotion) are repointed now. `left_out`: servers not repointed and why (named in the
+    detail). SQL threads start in the background (`verify_replication` waits for them)."""
+    host, port = ctx.host_port(new_primary)
 
-    outcomes = ctx.parallel(one, targets)
-    ctx.result["repointed"] = {a: str(v) for a, v in outcomes.items()}
+    def one(address: str) -> str:
+        if (address, new_primary) not in ctx.prepared or address in ctx.background:
+            session = ctx.session(address)
+            status = session.replication_status()
+            if connected_to(status, host, port):
+                if status.get("Slave_SQL_Running") != "Yes" and address not in ctx.background:
+                    ctx.background[address] = ctx.submit(_start_applying, ctx, session)
+                return "connected"
+        return connect_replica(ctx, new_primary, address, demoted)
+
+    outcomes = ctx.parallel(one, list(targets))
+    ctx.state.repointed = {a: str(v) for a, v in outcomes.items()}
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
     summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
+    note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in left_out.items())) if left_out else ""
     if failed:
-        return SoftFailure(f"NOT repointed to {new_primary}: {'; '.join(failed)}" + (f"; {summary}" if summary else ""),
-                           fails_job=True)
+        return SoftFailure(f"NOT repointed to {new_primary}: {'; '.join(failed)}" + (f"; {summary}" if summary else "")
+                           + note, fails_job=True)
     if not targets:
-        return Skipped("no other server to repoint")
-    return Done(f"replicating from {new_primary} by GTID: {summary}")
+        return Skipped("no other server to repoint" + note)
+    return Done(f"replicating from {new_primary} by GTID: {summary}" + note)
 
 
 def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout: float = 10.0) -> StepOutcome:
@@ -383,9 +373,9 @@ def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout
         started = False
         while True:
             status = session.replication_status()
-            if status is None or not _points_at(status, host, port):
+            if status is None or not points_at(status, host, port):
                 raise RuntimeError(f"does not replicate from {primary}")
-            if _replicating(status):
+            if replicating(status):
                 return "IO and SQL running"
             if status.get("Slave_SQL_Running") == "No" and not status.get("Last_SQL_Errno") and not started:
                 _start_applying(ctx, session)
@@ -418,12 +408,12 @@ def open_writes(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_
     if was_read_only:
         session.set_read_only(False)
     opened = time.time()
-    ctx.result["writes_opened"] = True
-    if ctx.result.get("freeze_started_at") and "write_freeze_ms" not in ctx.result:
-        ctx.result["write_freeze_ms"] = round((opened - ctx.result["freeze_started_at"]) * 1000, 1)
+    ctx.state.writes_opened = True
+    if ctx.state.freeze_started_at and ctx.state.write_freeze_ms is None:
+        ctx.state.write_freeze_ms = round((opened - ctx.state.freeze_started_at) * 1000, 1)
     record_primary(ctx, new_primary, demoted, fence_demoted=fence_demoted)
     notes.insert(0, f"{new_primary} writable" + ("" if was_read_only else " (it already was)"))
-    notes.append(f"cluster primary recorded, epoch {ctx.result.get('epoch')}")
+    notes.append(f"cluster primary recorded, epoch {ctx.state.epoch}")
     return Done("; ".join(notes))
 
 
@@ -431,7 +421,7 @@ def restore_primary(ctx: HaContext, old_primary: str) -> str:
     """Undo a switchover that did not open writes elsewhere: every other server follows `old_primary`
     again, which gets its writes back (read_only=0, max_connections restored). Refused (the old primary
     stays read-only) when another server is writable: two writable servers must never exist."""
-    others = [a for a in ctx.addresses if a != old_primary and a not in (ctx.result.get("unreachable") or [])]
+    others = [a for a in ctx.addresses if a != old_primary and a not in (ctx.state.unreachable)]
     for address in others:
         try:
             if not ctx.session(address).read_only():
@@ -463,13 +453,13 @@ def restore_primary(ctx: HaContext, old_primary: str) -> str:
         notes.append(f"could not repoint back: {'; '.join(failed)}")
     if ctx.has_session(old_primary, FREEZE_SESSION):
         ctx.session(old_primary, FREEZE_SESSION).unlock_tables()
-    original = ctx.result.get("old_primary_max_connections")
+    original = ctx.state.old_primary_max_connections
     if original:
         old.set_max_connections(int(original))
     if ctx.settings.semi_sync:
         old.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
     old.set_read_only(False)
-    ctx.result["writes_rejected"] = False
+    ctx.state.writes_rejected = False
     ctx.bump_epoch()
     notes.insert(0, f"writes restored on {old_primary} (read_only=0"
                  + (f", max_connections {original}" if original else "") + ")")
@@ -492,14 +482,14 @@ def record_primary(ctx: HaContext, new_primary: str, demoted: str | None, *, fen
                            "job_id": ctx.job_id, "epoch": epoch})
     ctx.cluster.primary = server
     ctx.cluster.epoch = epoch
-    ctx.result["epoch"] = epoch
+    ctx.state.epoch = epoch
 
 
 # --- after the switch ------------------------------------------------------------------------------------
 
 
 def restore_max_connections(ctx: HaContext, address: str) -> StepOutcome:
-    original = ctx.result.get("old_primary_max_connections")
+    original = ctx.state.old_primary_max_connections
     if not original:
         return Skipped("max_connections was not changed")
     session = ctx.session(address)
@@ -510,8 +500,10 @@ def restore_max_connections(ctx: HaContext, address: str) -> StepOutcome:
     return Done(f"max_connections {current}→{kept} on {address}")
 
 
-def replicas_read_only(ctx: HaContext, primary: str) -> StepOutcome:
-    """read_only=1 (super_read_only on MySQL) on every other reachable server, per `replicas_read_only`."""
+def replicas_read_only(ctx: HaContext, targets: list[str], *, unreachable_ok: bool = True) -> StepOutcome:
+    """read_only=1 (super_read_only on MySQL) on every target, per `replicas_read_only`. `unreachable_ok`:
+    a target that is down cannot take writes either (if it returns writable, monitoring opens
+    REPLICA_NOT_READ_ONLY, and a fenced one is fenced), so only a reachable server we failed to set fails."""
     if not ctx.settings.replicas_read_only:
         return Skipped("replicas_read_only is off: replicas left as they are")
 
@@ -522,12 +514,9 @@ def replicas_read_only(ctx: HaContext, primary: str) -> StepOutcome:
         session.set_read_only(True)
         return "read_only=1"
 
-    targets = [a for a in ctx.addresses if a != primary]
-    outcomes = ctx.parallel(one, targets)
-    # A server that is down cannot take writes either; if it returns writable, monitoring opens
-    # REPLICA_NOT_READ_ONLY (and a fenced one is fenced). Only a reachable server we failed to set fails.
+    outcomes = ctx.parallel(one, list(targets))
     unreachable = [a for a, v in outcomes.items()
-                   if isinstance(v, ServerError) and v.outcome in (REFUSED, TIMEOUT)]
+                   if unreachable_ok and isinstance(v, ServerError) and v.outcome in (REFUSED, TIMEOUT)]
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception) and a not in unreachable]
     summary = ", ".join([f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception)]
                         + [f"{a} not reachable (left as it is)" for a in unreachable])

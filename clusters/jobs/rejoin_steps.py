@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from clusters.adapters.mysql import POOL
 from clusters.domain import failover_plan as plan
+from clusters.domain.repoint_plan import by_gtid, points_at, replicating
+from clusters.events import record_event
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
-from clusters.jobs.steps import Done, StepOutcome, StepRefused
+from clusters.jobs.steps import Done, Plan, StepOutcome, StepRefused, StepSpec
 from clusters.models import Cluster, Server
-from clusters.services.events import record_event
 
 
 def _server(ctx: HaContext) -> str:
@@ -39,8 +40,8 @@ def check_server(ctx: HaContext) -> StepOutcome:
     if primary is None or primary.address == address or primary.state != "up":
         detail = f"no live primary to rejoin (primary {primary.address if primary else 'unknown'})"
         raise StepRefused(detail, [{"name": "primary_up", "ok": False, "detail": detail}])
-    ctx.result["primary"] = primary.address
-    ctx.result["new_primary"] = primary.address
+    ctx.state.primary = primary.address
+    ctx.state.new_primary = primary.address
     session = ctx.session(address)
     notes = []
     if not session.read_only():
@@ -51,22 +52,20 @@ def check_server(ctx: HaContext) -> StepOutcome:
         detail = "its GTIDs cannot be compared with the primary's"
         raise StepRefused(detail, [{"name": plan.CHECK_NO_EXTRA_GTIDS, "ok": False, "detail": detail}])
     if extra:
-        from clusters.services.fencing import quarantine
-
         quarantine(ctx.cluster, ctx.server(address), extra, primary.address)
         detail = f"{address} holds transactions {primary.address} lacks: {', '.join(extra)}; quarantined"
         raise StepRefused(detail, [{"name": plan.CHECK_NO_EXTRA_GTIDS, "ok": False, "detail": detail}])
-    ctx.result["server_gtid_binlog_pos"] = probe.gtid_binlog_pos or probe.gtid_executed
+    ctx.state.server_gtid_binlog_pos = probe.gtid_binlog_pos or probe.gtid_executed
     notes.append(f"its GTIDs are all on {primary.address}")
     return Done("; ".join(notes))
 
 
 def repoint(ctx: HaContext) -> StepOutcome:
-    address, primary = _server(ctx), ctx.result["primary"]
+    address, primary = _server(ctx), ctx.state.primary
     session = ctx.session(address)
     host, port = ctx.host_port(primary)
     status = session.replication_status()
-    if status is not None and ha._points_at(status, host, port) and ha._by_gtid(status) and ha._replicating(status):
+    if status is not None and points_at(status, host, port) and by_gtid(status) and replicating(status):
         return Done(f"already replicating from {primary}")
     if status is not None:
         session.stop_replication()
@@ -76,11 +75,11 @@ def repoint(ctx: HaContext) -> StepOutcome:
     session.change_source(host, port, ctx.replication)
     session.start_replication()
     ctx.bump_epoch()
-    return Done(f"replicating from {primary} by GTID from its own position {ctx.result.get('server_gtid_binlog_pos')}")
+    return Done(f"replicating from {primary} by GTID from its own position {ctx.state.server_gtid_binlog_pos}")
 
 
 def verify(ctx: HaContext) -> StepOutcome:
-    return ha.verify_replication(ctx, ctx.result["primary"], [_server(ctx)])
+    return ha.verify_replication(ctx, ctx.state.primary, [_server(ctx)])
 
 
 def unfence(ctx: HaContext) -> StepOutcome:
@@ -90,6 +89,34 @@ def unfence(ctx: HaContext) -> StepOutcome:
         session.set_read_only(True)
     Server.objects.filter(pk=ctx.server(address).pk).update(fenced=False)
     Cluster.objects.filter(pk=ctx.cluster.pk).update(epoch=F("epoch") + 1, updated_at=timezone.now())
-    record_event(ctx.cluster.pk, "server_rejoined", f"{address} rejoined as a replica of {ctx.result['primary']} "
-                 f"(job {ctx.job_id})", data={"server": address, "primary": ctx.result["primary"], "job_id": ctx.job_id})
-    return Done(f"{address} is a read-only replica of {ctx.result['primary']}; fence flag cleared")
+    record_event(ctx.cluster.pk, "server_rejoined", f"{address} rejoined as a replica of {ctx.state.primary} "
+                 f"(job {ctx.job_id})", data={"server": address, "primary": ctx.state.primary, "job_id": ctx.job_id})
+    return Done(f"{address} is a read-only replica of {ctx.state.primary}; fence flag cleared")
+
+
+def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str | None) -> None:
+    """Mark the server quarantined: it holds transactions the cluster lacks, so it never rejoins by itself
+    (recover or discard them, then rebuild it)."""
+    changed = Server.objects.filter(pk=server.pk, quarantined=False).update(quarantined=True, fenced=True)
+    if changed:
+        record_event(cluster.pk, "server_quarantined",
+                     f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
+                     "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
+                     severity="error", data={"server": server.address, "server_id": server.pk, "gtids": gtids,
+                                             "primary": primary})
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+KIND = "rejoin"
+
+PLAN = Plan(
+    kind=KIND,
+    steps=(
+        StepSpec("check_server", check_server),
+        StepSpec("repoint", repoint),
+        StepSpec("verify_replication", verify),
+        StepSpec("unfence", unfence),
+    ),
+    context=HaContext,
+)

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from clusters import hotstate
+from clusters.credentials import cluster_settings
 from clusters.domain.addresses import AddressError, format_address, parse_address
+from clusters.events import record_event
 from clusters.models import Cluster
 from clusters.routes.health import HealthAnswer, primary_answer, replica_answer
-from clusters.services.access import cluster_settings
-from clusters.services.events import record_event
 
 ROLES = ("primary", "replica")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,128}$")

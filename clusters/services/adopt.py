@@ -8,15 +8,12 @@ The steps are in clusters.jobs.adopt_steps.
 """
 from __future__ import annotations
 
-from clusters.jobs import adopt_steps as steps
-from clusters.jobs.context import HaContext
-from clusters.jobs.engine import create_job, register_plan
+from clusters.events import record_event
+from clusters.jobs.adopt_steps import KIND
+from clusters.jobs.engine import create_job
 from clusters.jobs.runner import start_job
-from clusters.jobs.steps import Plan, StepSpec
 from clusters.models import Cluster, Job
-from clusters.services.events import record_event
 
-KIND = "adopt"
 # Settings that adopt applies on the servers: changing one on an automatic cluster adopts it again.
 APPLIED_SETTINGS = ("semi_sync", "semi_sync_timeout_ms", "semi_sync_on_timeout", "replicas_read_only")
 
@@ -43,16 +40,3 @@ def after_settings_change(cluster: Cluster, diff: dict, *, requested_by: str) ->
     if (mode and mode[1] == "automatic") or (automatic and any(k in diff for k in APPLIED_SETTINGS)):
         return start_adopt(cluster, requested_by=requested_by)
     return None
-
-
-PLAN = register_plan(Plan(
-    kind=KIND,
-    steps=(
-        StepSpec("inspect", steps.inspect),
-        StepSpec("prepare_replicas", steps.prepare_replicas),
-        StepSpec("replicas_read_only", steps.replicas_read_only),
-        StepSpec("semi_sync_primary", steps.semi_sync_primary),
-        StepSpec("arm", steps.arm),
-    ),
-    context=HaContext,
-))

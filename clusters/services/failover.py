@@ -17,7 +17,6 @@ A tick acting on an older epoch than the cluster's does nothing: a job changed t
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -26,35 +25,33 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters import hotstate
+from clusters.credentials import cluster_settings, replication_credentials
 from clusters.domain import constants as c
 from clusters.domain import failover_plan as plan
-from clusters.domain.addresses import AddressError, format_address, parse_address
 from clusters.domain.detection import confirm_for_topology
-from clusters.domain.guards import Check, blocking, manual_failover_checks
-from clusters.jobs import failover_steps as steps
-from clusters.jobs.context import HaContext
-from clusters.jobs.engine import ActiveJobExists, active_ha_job, create_job, register_plan
+from clusters.domain.guards import Check, manual_failover_checks
+from clusters.events import publish_job, record_event
+from clusters.jobs.context import observe
+from clusters.jobs.engine import ActiveJobExists, create_job
+from clusters.jobs.failover_steps import KIND
 from clusters.jobs.runner import start_job
-from clusters.jobs.steps import Plan, StepSpec
 from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
-from clusters.routes import PRIMARY_CHANGED
-from clusters.services import primary_watch
-from clusters.services.access import cluster_settings, replication_credentials
-from clusters.services.events import publish_job, record_event
+from clusters.services import fencing, primary_watch
 from clusters.services.failover_control import failover_starts
-from clusters.services.refusals import HaRequestRefused
+from clusters.services.ha_request import (
+    HaRequestRefused,
+    active_job_check,
+    create_ha_job,
+    normalize_candidate,
+    refuse_if_blocked,
+)
+from tenants.platform import platform_paused
+from tenants.services import audit
 
 log = logging.getLogger(__name__)
 
-KIND = "failover"
 AUTOMATIC_ACTOR = "dbpilot (automatic failover)"
-CHECK_NO_ACTIVE_JOB = "no_active_ha_job"
 CHECK_PRIMARY_KNOWN = "primary_known"
-HOT_TTL_SECONDS = 3600
-LAGS_REWRITE_SECONDS = 30.0
-
-# Lags this process last wrote per cluster, so a healthy tick writes Redis only when they change.
-_lags_written: dict[int, tuple[dict, float]] = {}
 
 
 class FailoverRefused(HaRequestRefused):
@@ -67,72 +64,11 @@ class InvalidFailoverRequest(ValueError):
     """Malformed input (a candidate that is not host:port): a 400, not a refusal."""
 
 
-# --- hot state -------------------------------------------------------------------------------------------
-
-
-def _key(cluster_id: int, what: str) -> str:
-    return f"dbpilot:cluster:{cluster_id}:{what}"
-
-
-def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
-    """The replicas' lags from a healthy tick: after the primary dies Seconds_Behind_Master is NULL, so
-    the failover election needs the last known ones (max_replica_delay_seconds)."""
-    now = time.monotonic()
-    previous = _lags_written.get(cluster_id)
-    if previous is not None and previous[0] == lags and now - previous[1] < LAGS_REWRITE_SECONDS:
-        return
-    hotstate.client().set(_key(cluster_id, "lags"), json.dumps(lags), ex=HOT_TTL_SECONDS)
-    _lags_written[cluster_id] = (lags, now)
-
-
-def remember_confirmation(cluster_id: int, primary: str, observed_at: float) -> None:
-    """The ticks confirmed `primary`'s failure at `observed_at`: a manual request from another process
-    (which cannot measure heartbeat ages) may rely on it while it is fresh."""
-    hotstate.client().set(_key(cluster_id, "confirmed"), json.dumps({"primary": primary, "at": observed_at}),
-                          ex=HOT_TTL_SECONDS)
-
-
-def confirmed_age(cluster_id: int, primary: str | None, now: float) -> float | None:
-    """Seconds since the ticks last confirmed `primary`'s failure, or None."""
-    try:
-        raw = hotstate.client().get(_key(cluster_id, "confirmed"))
-    except Exception:  # noqa: BLE001 - unknown: the request's own probes decide alone
-        return None
-    data = json.loads(raw) if raw else None
-    if not data or primary is None or data.get("primary") != primary:
-        return None
-    return max(0.0, now - float(data.get("at") or 0))
-
-
-def read_lags(cluster_id: int) -> dict[str, float]:
-    try:
-        raw = hotstate.client().get(_key(cluster_id, "lags"))
-    except Exception:  # noqa: BLE001 - unknown lags are only less information
-        return {}
-    return json.loads(raw) if raw else {}
-
-
-def _track_incident(cluster_id: int, primary: str, now: float, tick_seconds: float) -> plan.Incident:
-    client = hotstate.client()
-    raw = client.get(_key(cluster_id, "incident"))
-    previous = json.loads(raw) if raw else None
-    incident = plan.continue_incident(previous, primary, now, tick_seconds)
-    client.set(_key(cluster_id, "incident"), json.dumps(incident.as_state()), ex=HOT_TTL_SECONDS)
-    return incident
-
-
-def _mark_notified(cluster_id: int, incident: plan.Incident) -> None:
-    state = {**incident.as_state(), "notified": True}
-    hotstate.client().set(_key(cluster_id, "incident"), json.dumps(state), ex=HOT_TTL_SECONDS)
-
-
 # --- after a tick ----------------------------------------------------------------------------------------
 
 
 def after_tick(result, *, epoch: int | None = None) -> None:
     """Called by monitoring after each recorded tick (never raises: a tick must go on)."""
-    from clusters.services import fencing
-
     try:
         fencing.after_tick(result, epoch=epoch)
     except Exception:  # noqa: BLE001
@@ -147,19 +83,19 @@ def _after_tick(result, epoch: int | None) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
-        remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
+        hotstate.remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
                                           if s.lag is not None and s.address != view.address})
         primary_watch.after_healthy_tick(result.cluster_id, view.address)
         return
     if not plan.primary_failing(topology):
         return
-    incident = _track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
+    incident = hotstate.track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
     confirmation = confirm_for_topology(topology, result.probes, result.settings)
     if confirmation.confirmed:
-        remember_confirmation(result.cluster_id, view.address, result.observed_at)
+        hotstate.remember_confirmation(result.cluster_id, view.address, result.observed_at)
     if not confirmation.confirmed:
         if plan.unconfirmed_notice_due(incident, view.state, result.observed_at):
-            _mark_notified(result.cluster_id, incident)
+            hotstate.mark_notified(result.cluster_id, incident)
             record_event(result.cluster_id, "failover_not_confirmed",
                          f"Primary {view.address} is down but the replicas do not confirm it: no failover "
                          f"({confirmation.reason})", severity="warning",
@@ -168,16 +104,14 @@ def _after_tick(result, epoch: int | None) -> None:
     cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
     if cluster is None or (epoch is not None and cluster.epoch != epoch):
         return  # a job changed the topology since this tick began: the next tick decides
-    if active_ha_job(cluster.id) is not None:
+    if Job.objects.active_ha(cluster.id) is not None:
         return  # one HA job at a time; the next tick decides again
     earlier = list(Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key)
                    .values_list("state", "started_at"))
     if any(started is not None for _, started in earlier):
         return  # this incident already had its failover attempt (one per incident, whatever its end)
-    from tenants.platform import platform_paused
-
     settings = result.settings
-    lags = read_lags(cluster.id)
+    lags = hotstate.read_lags(cluster.id)
     decision = plan.decide_failover(
         topology=topology, probes=result.probes, settings=settings, failover_armed=cluster.failover_armed,
         platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
@@ -220,8 +154,6 @@ def _start_automatic(cluster: Cluster, params: dict, decision: plan.TickDecision
 
 
 def _refuse_automatic(cluster: Cluster, params: dict, decision: plan.TickDecision) -> Job:
-    from tenants.services import audit
-
     failing = decision.blocking
     now = timezone.now()
     with transaction.atomic():
@@ -263,96 +195,43 @@ def preempt_long_jobs(cluster_id: int, failover_job_id: int) -> list[int]:
 # --- manual failover -------------------------------------------------------------------------------------
 
 
-def normalize_candidate(candidate) -> str | None:
-    if candidate in (None, ""):
-        return None
-    if not isinstance(candidate, str):
-        raise InvalidFailoverRequest('candidate must be a "host:port" string')
-    try:
-        parsed = parse_address(candidate)
-    except AddressError as exc:
-        raise InvalidFailoverRequest(f"candidate: {exc}") from None
-    return format_address(parsed.host, parsed.port)
-
-
 def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list[Check], str | None]:
     """Every precondition of a manual failover (all evaluated): no other HA job, a known primary that is
     not alive (a live one: use a switchover), an electable candidate without errant transactions,
     replication credentials. Returns the checks and the primary's address. Probes the servers now."""
-    from clusters.services.switchover import observe
-
     settings = cluster_settings(cluster)
-    active = active_ha_job(cluster.id)
-    checks = [Check(CHECK_NO_ACTIVE_JOB, active is None, "no other HA job is active" if active is None else
-                    f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for it to finish")]
+    checks = [active_job_check(cluster.id)]
     topology, probes = observe(cluster, settings)
     view = topology.primary_view
     checks.append(Check(CHECK_PRIMARY_KNOWN, view is not None, f"the primary is {view.address}" if view else
                         "no primary is known: nothing to fail over from"))
     now = time.time()
-    election = plan.failover_election(topology, probes, settings, lags=read_lags(cluster.id), requested=candidate)
+    election = plan.failover_election(topology, probes, settings, lags=hotstate.read_lags(cluster.id),
+                                      requested=candidate)
     checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
                                      primary_state=view.state if view else None,
                                      confirmation=confirm_for_topology(topology, probes, settings), election=election,
                                      age_unknown=plan.heartbeat_age_unknown(probes),
-                                     tick_confirmed_age=confirmed_age(cluster.id, topology.primary, now))
+                                     tick_confirmed_age=hotstate.confirmed_age(cluster.id, topology.primary, now))
     checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))
     return checks, topology.primary
+
+
+def _failover_code(failing: list[Check]) -> str | None:
+    return "primary_alive" if any(ch.name == c.GUARD_PRIMARY_DEAD for ch in failing) else None
 
 
 def request_failover(cluster: Cluster, *, candidate=None, requested_by: str) -> Job:
     """Check, then create the failover job and start it (the `ha` queue). Raises FailoverRefused or
     InvalidFailoverRequest."""
-    candidate = normalize_candidate(candidate)
+    candidate = normalize_candidate(candidate, InvalidFailoverRequest)
     checks, primary = check_failover(cluster, candidate)
-    failing = blocking(checks)
-    if failing:
-        active = active_ha_job(cluster.id) if any(ch.name == CHECK_NO_ACTIVE_JOB for ch in failing) else None
-        dead = next((ch for ch in failing if ch.name == c.GUARD_PRIMARY_DEAD), None)
-        code = "ha_job_active" if active else ("primary_alive" if dead else "failover_refused")
-        raise FailoverRefused("failover refused: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
-                              [ch.as_dict() for ch in checks], code=code, active_job=active)
+    refuse_if_blocked(cluster, checks, KIND, FailoverRefused, _failover_code)
     params = {"automatic": False, "primary": primary, "confirmed_at": time.time()}
     if candidate:
         params["candidate"] = candidate
-    params["lags"] = read_lags(cluster.id)
-    try:
-        job = create_job(cluster, KIND, params=params, requested_by=requested_by,
-                         result={"checks": [ch.as_dict() for ch in checks]})
-    except ActiveJobExists as exc:
-        check = Check(CHECK_NO_ACTIVE_JOB, False, str(exc))
-        raise FailoverRefused(f"failover refused: {exc}", [check.as_dict()], code="ha_job_active",
-                              active_job=exc.active) from None
+    params["lags"] = hotstate.read_lags(cluster.id)
+    job = create_ha_job(cluster, KIND, checks, FailoverRefused, params=params, requested_by=requested_by)
     preempt_long_jobs(cluster.pk, job.pk)
     start_job(job.pk, from_request=True)
     return job
-
-
-# --- the plan ---------------------------------------------------------------------------------------------
-
-PLAN = register_plan(Plan(
-    kind=KIND,
-    # Until writes are open the steps are quiet: their records are saved together (at the checkpoint
-    # before promotion, then after open_writes), so no step waits for the control-plane database.
-    steps=(
-        StepSpec("confirm_failure", steps.confirm_failure, quiet=True),
-        StepSpec("fence_hook", steps.fence_hook, quiet=True),
-        StepSpec("stop_replication", steps.stop_replication, quiet=True),
-        StepSpec("elect_candidate", steps.elect_candidate, quiet=True),
-        StepSpec("pre_failover_hook",
-                 lambda ctx: steps.ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
-                 quiet=True),
-        StepSpec("catch_up_candidate", steps.catch_up_candidate, quiet=True),
-        StepSpec("promote_candidate", steps.promote_candidate, quiet=True),
-        StepSpec("repoint_replicas", steps.repoint_replicas, quiet=True),
-        StepSpec("open_writes", steps.open_writes, quiet=True),
-        StepSpec("routes_new_primary", lambda ctx: steps.ha.routes_step(ctx, PRIMARY_CHANGED)),
-        StepSpec("post_failover_hook",
-                 lambda ctx: steps.ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
-        StepSpec("replicas_read_only", steps.replicas_read_only),
-        StepSpec("verify_replication", steps.verify_replication),
-        StepSpec("record_rpo", steps.record_rpo),
-    ),
-    context=HaContext,
-    abort=steps.abort_failover,
-))

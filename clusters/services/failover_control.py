@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from clusters.credentials import cluster_settings
+from clusters.events import record_event
 from clusters.models import Cluster, Event, Job
-from clusters.services.access import cluster_settings
-from clusters.services.events import record_event
 
 KIND = "failover"
 COUNTERS_RESET_EVENT = "failover_counters_reset"

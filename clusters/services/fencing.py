@@ -24,19 +24,17 @@ from django.utils import timezone
 
 from clusters.adapters.executor import ServerSession
 from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError
+from clusters.credentials import admin_credentials, cluster_settings, connect_options
 from clusters.domain import failover_plan as plan
-from clusters.jobs import rejoin_steps as steps
-from clusters.jobs.context import HaContext
-from clusters.jobs.engine import ActiveJobExists, active_ha_job, create_job, register_plan
+from clusters.events import record_event
+from clusters.jobs.engine import ActiveJobExists, create_job
+from clusters.jobs.rejoin_steps import KIND as REJOIN_KIND
+from clusters.jobs.rejoin_steps import quarantine
 from clusters.jobs.runner import start_job
-from clusters.jobs.steps import Plan, StepSpec
 from clusters.models import Cluster, Job, Server
-from clusters.services.access import admin_credentials, cluster_settings, connect_options
-from clusters.services.events import record_event
 
 log = logging.getLogger(__name__)
 
-REJOIN_KIND = "rejoin"
 FENCE_LOCK_WAIT_SECONDS = 1
 FENCE_READ_TIMEOUT_SECONDS = 3.0
 REJOIN_RETRY_SECONDS = 15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
@@ -106,25 +104,13 @@ def fence_read_only(cluster: Cluster, server: Server, reason: str) -> bool:
     return True
 
 
-def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str | None) -> None:
-    """Mark the server quarantined: it holds transactions the cluster lacks, so it never rejoins by itself
-    (recover or discard them, then rebuild it)."""
-    changed = Server.objects.filter(pk=server.pk, quarantined=False).update(quarantined=True, fenced=True)
-    if changed:
-        record_event(cluster.pk, "server_quarantined",
-                     f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
-                     "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
-                     severity="error", data={"server": server.address, "server_id": server.pk, "gtids": gtids,
-                                             "primary": primary})
-
-
 def rejoin_backoff_seconds(failures: int) -> float:
     """After `failures` unsuccessful rejoins of a server within the hour, wait this long before the next."""
     return 0.0 if failures <= 0 else min(REJOIN_RETRY_SECONDS * 2 ** (failures - 1), REJOIN_RETRY_MAX_SECONDS)
 
 
 def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
-    if active_ha_job(cluster.pk) is not None:
+    if Job.objects.active_ha(cluster.pk) is not None:
         return None
     now = timezone.now()
     unsuccessful = list(Job.objects.filter(cluster=cluster, kind=REJOIN_KIND, params__server=server.address,
@@ -139,15 +125,3 @@ def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
         return None
     start_job(job.pk)
     return job
-
-
-REJOIN_PLAN = register_plan(Plan(
-    kind=REJOIN_KIND,
-    steps=(
-        StepSpec("check_server", steps.check_server),
-        StepSpec("repoint", steps.repoint),
-        StepSpec("verify_replication", steps.verify),
-        StepSpec("unfence", steps.unfence),
-    ),
-    context=HaContext,
-))

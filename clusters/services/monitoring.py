@@ -30,15 +30,15 @@ from django.utils import timezone as dj_timezone
 from clusters import hotstate
 from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
+from clusters.credentials import admin_credentials, cluster_settings, connect_options
 from clusters.domain.detection import confirmation_may_come
 from clusters.domain.findings import finding_key
 from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import InventoryServer, Topology, analyze
-from clusters.models import Cluster, Finding
-from clusters.services.access import admin_credentials, cluster_settings, connect_options
-from clusters.services.events import publish_on_commit, record_event
+from clusters.events import publish_on_commit, record_event
+from clusters.models import Cluster, Finding, Job
 
 log = logging.getLogger(__name__)
 TICK_LOCK_SECONDS = 15  # longer than a tick's re-probes can last (CONFIRM_WINDOW_SECONDS and their probes)
@@ -204,9 +204,7 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
 
 
 def _failover_started(cluster_id: int) -> bool:
-    from clusters.jobs.engine import active_ha_job
-
-    return active_ha_job(cluster_id) is not None
+    return Job.objects.active_ha(cluster_id) is not None
 
 
 def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict,

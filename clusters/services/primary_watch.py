@@ -173,8 +173,8 @@ def after_healthy_tick(cluster_id: int, primary: str) -> None:
 
 
 def _start_watching(cluster_id: int, primary: str) -> None:
+    from clusters.credentials import admin_credentials, cluster_settings, connect_options
     from clusters.models import Cluster
-    from clusters.services.access import admin_credentials, cluster_settings, connect_options
 
     try:
         cluster = Cluster.objects.filter(pk=cluster_id).first()

@@ -13,6 +13,7 @@ from django.db import transaction
 from clusters import hotstate
 from clusters.adapters.mysql import Credentials
 from clusters.adapters.probe import probe_servers
+from clusters.credentials import connect_options
 from clusters.domain import probe as outcomes
 from clusters.domain.addresses import (
     AddressError,
@@ -22,9 +23,8 @@ from clusters.domain.addresses import (
     validate_port,
 )
 from clusters.domain.settings import ClusterSettings, SettingsError, merge_settings
+from clusters.events import record_event
 from clusters.models import Cluster, Server
-from clusters.services.access import connect_options
-from clusters.services.events import record_event
 from controlplane.crypto import encrypt_json
 from controlplane.netpolicy import NotAllowed, pin_host
 from tenants.models import Team, Tenant

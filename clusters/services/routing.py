@@ -28,9 +28,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters import hotstate
+from clusters.credentials import cluster_settings
 from clusters.domain.addresses import AddressError
 from clusters.domain.constants import ROUTE_STALE  # finding code: a route could not be updated
-from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Finding, Job, Server
+from clusters.events import record_event
+from clusters.models import ACTIVE_JOB_STATES, Cluster, Finding, Job, Server
 from clusters.routes import drivers  # noqa: F401 - registers every driver
 from clusters.routes.base import PRIMARY_CHANGED, RoutePlan, RouteResult
 from clusters.routes.bound import BoundRoute, ClusterServer
@@ -38,8 +40,6 @@ from clusters.routes.health import unreadable
 from clusters.routes.models import Route
 from clusters.routes.notify import apply_route, routes_lock
 from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret_fields, validate_route
-from clusters.services.access import cluster_settings
-from clusters.services.events import record_event
 from controlplane.crypto import decrypt_json, encrypt_json
 from controlplane.netpolicy import NotAllowed, check_socket_path, pin_host
 
@@ -271,7 +271,7 @@ def _fresh(cluster_id: int) -> Cluster | None:
 
 
 def _ha_job_running(cluster_id: int) -> Job | None:
-    return Job.objects.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES).first()
+    return Job.objects.active_ha(cluster_id)
 
 
 def _skipped(routes: list[Route], why: str) -> list[RouteResult]:

@@ -7,52 +7,26 @@ lagging (when `check_replication_state`), missing replication credentials. `requ
 job) and sends it to the `ha` queue. What can only be found during the job (a long transaction on the
 primary, a failing pre hook) ends the job `refused` with the same kind of checks in its result.
 
-The plan is the seed's workflow, every step recorded (docs/jobs.md): verify settings, check replication,
-start stopped replicas (check_replication_state off), check long transactions, elect, pre hook, routes
-(primary leaving), reject writes, wait for the candidate, promote, repoint the others and the old
-primary, open writes, routes (new primary), post hook, restore the old primary, replicas read-only.
-Repointing comes before opening writes so the new primary's first commits find a semi-sync replica.
+The job's steps and plan are in clusters.jobs.switchover_steps.
 """
 from __future__ import annotations
 
-import time
-
-from clusters.adapters.mysql import ServerError
-from clusters.adapters.probe import probe_servers
+from clusters.credentials import cluster_settings
 from clusters.domain import constants as c
-from clusters.domain import probe as probe_outcomes
-from clusters.domain.addresses import AddressError, format_address, parse_address
-from clusters.domain.election import Election, candidates_from_topology, elect
-from clusters.domain.guards import (
-    Check,
-    blocking,
-    candidate_check,
-    errant_check,
-    long_running_checks,
-    switchover_checks,
-)
-from clusters.domain.probe import ProbeResult
-from clusters.domain.settings import ClusterSettings
-from clusters.domain.topology import InventoryServer, Topology, analyze
-from clusters.jobs import ha_steps as ha
-from clusters.jobs.context import HaContext
-from clusters.jobs.engine import ActiveJobExists, active_ha_job, create_job, enqueue_job, register_plan
-from clusters.jobs.steps import Done, Plan, Skipped, StepRefused, StepSpec
+from clusters.domain.guards import Check, switchover_checks
+from clusters.jobs.context import observe
+from clusters.jobs.engine import enqueue_job
+from clusters.jobs.switchover_steps import KIND, credentials_check, run_election
 from clusters.models import Cluster, Job
-from clusters.routes import PRIMARY_CHANGED, PRIMARY_LEAVING, announce_new_primary
-from clusters.services.access import (
-    admin_credentials,
-    cluster_settings,
-    connect_options,
-    replication_credentials,
+from clusters.services.ha_request import (
+    HaRequestRefused,
+    active_job_check,
+    create_ha_job,
+    normalize_candidate,
+    refuse_if_blocked,
 )
-from clusters.services.refusals import HaRequestRefused
 
-KIND = "switchover"
-CATCHUP_TIMEOUT_SECONDS = 30.0
 MAX_CATCHUP_TIMEOUT_SECONDS = 600.0
-CHECK_NO_ACTIVE_JOB = "no_active_ha_job"
-CHECK_REPLICATION_CREDENTIALS = "replication_credentials"
 _IN_JOB_CHECKS = (c.CHECK_LONG_TRANSACTIONS, c.CHECK_LONG_QUERIES)
 
 
@@ -66,45 +40,6 @@ class InvalidSwitchoverRequest(ValueError):
     """Malformed input (a candidate that is not host:port, a bad timeout): a 400, not a refusal."""
 
 
-# --- observing -------------------------------------------------------------------------------------------
-
-
-def _inventory(cluster: Cluster) -> list[InventoryServer]:
-    return [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                            quarantined=s.quarantined) for s in cluster.servers.all()]
-
-
-def observe(cluster: Cluster, settings: ClusterSettings) -> tuple[Topology, dict]:
-    """Probe every server now and analyse (the request path: no writes to the servers)."""
-    credentials = admin_credentials(cluster)
-    options = connect_options(settings)
-    probes = probe_servers([(s.address, credentials, options) for s in cluster.servers.all()])
-    known = cluster.primary.address if cluster.primary_id else None
-    return analyze(_inventory(cluster), probes, settings, {}, time.time(), known_primary=known), probes
-
-
-def run_election(topology: Topology, probes: dict, settings: ClusterSettings, requested: str | None) -> Election:
-    return elect(candidates_from_topology(topology, probes), settings, requested=requested)
-
-
-def credentials_check(cluster: Cluster) -> Check:
-    ok = bool(replication_credentials(cluster).user)
-    return Check(CHECK_REPLICATION_CREDENTIALS, ok, "replication credentials are set" if ok else
-                 "no replication credentials: PATCH the cluster's replication_credentials so replicas can be repointed")
-
-
-def normalize_candidate(candidate) -> str | None:
-    if candidate in (None, ""):
-        return None
-    if not isinstance(candidate, str):
-        raise InvalidSwitchoverRequest('candidate must be a "host:port" string')
-    try:
-        parsed = parse_address(candidate)
-    except AddressError as exc:
-        raise InvalidSwitchoverRequest(f"candidate: {exc}") from None
-    return format_address(parsed.host, parsed.port)
-
-
 def catchup_timeout(value) -> float | None:
     if value in (None, ""):
         return None
@@ -113,15 +48,10 @@ def catchup_timeout(value) -> float | None:
     return float(value)
 
 
-# --- requesting ------------------------------------------------------------------------------------------
-
-
 def check_switchover(cluster: Cluster, candidate: str | None = None) -> list[Check]:
     """Every precondition that can be decided at once, each named (all evaluated, none short-circuited)."""
     settings = cluster_settings(cluster)
-    active = active_ha_job(cluster.id)
-    checks = [Check(CHECK_NO_ACTIVE_JOB, active is None, "no other HA job is active" if active is None else
-                    f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for it to finish")]
+    checks = [active_job_check(cluster.id)]
     topology, probes = observe(cluster, settings)
     election = run_election(topology, probes, settings, candidate)
     checks += [check for check in switchover_checks(topology, probes, settings, election)
@@ -135,202 +65,16 @@ def request_switchover(cluster: Cluster, *, candidate=None, requested_by: str, c
     """Check, then create the switchover job and send it to the `ha` queue (`enqueue=False`: the caller
     runs it, e.g. `clusters.jobs.engine.run_job` in tests). Raises SwitchoverRefused or
     InvalidSwitchoverRequest."""
-    candidate = normalize_candidate(candidate)
+    candidate = normalize_candidate(candidate, InvalidSwitchoverRequest)
     timeout = catchup_timeout(catchup_timeout_seconds)
     checks = check_switchover(cluster, candidate)
-    failing = blocking(checks)
-    if failing:
-        active = active_ha_job(cluster.id) if any(ch.name == CHECK_NO_ACTIVE_JOB for ch in failing) else None
-        raise SwitchoverRefused("switchover refused: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
-                                [ch.as_dict() for ch in checks], active_job=active,
-                                code="ha_job_active" if active else "switchover_refused")
+    refuse_if_blocked(cluster, checks, KIND, SwitchoverRefused)
     params: dict = {}
     if candidate:
         params["candidate"] = candidate
     if timeout:
         params["catchup_timeout_seconds"] = timeout
-    try:
-        job = create_job(cluster, KIND, params=params, requested_by=requested_by,
-                         result={"checks": [ch.as_dict() for ch in checks]})
-    except ActiveJobExists as exc:
-        check = Check(CHECK_NO_ACTIVE_JOB, False, str(exc))
-        raise SwitchoverRefused(f"switchover refused: {exc}", [check.as_dict()], code="ha_job_active",
-                                active_job=exc.active) from None
+    job = create_ha_job(cluster, KIND, checks, SwitchoverRefused, params=params, requested_by=requested_by)
     if enqueue:
         enqueue_job(job.id)
     return job
-
-
-# --- the plan's own steps --------------------------------------------------------------------------------
-
-
-def _refuse_if_blocked(checks: list[Check], what: str) -> str:
-    failing = blocking(checks)
-    if failing:
-        raise StepRefused(f"{what}: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
-                          [ch.as_dict() for ch in checks])
-    return "; ".join(ch.detail for ch in checks)
-
-
-def _elect_now(ctx: HaContext) -> Election:
-    topology = ctx.topology or ctx.probe()
-    return run_election(topology, ctx.probes, ctx.settings, ctx.params.get("candidate"))
-
-
-def _settings_checks(ctx: HaContext, election: Election) -> list[Check]:
-    names = (c.CHECK_PRIMARY_UP, c.CHECK_REPLICATION_SETTINGS)
-    checks = [ch for ch in switchover_checks(ctx.topology, ctx.probes, ctx.settings, election) if ch.name in names]
-    return checks + [credentials_check(ctx.cluster)]
-
-
-def verify_replication_settings(ctx: HaContext) -> str:
-    """A live primary; GTID, log_bin, log_slave_updates and ROW on the (preliminary) candidate."""
-    topology = ctx.probe()
-    election = _elect_now(ctx)
-    detail = _refuse_if_blocked(_settings_checks(ctx, election), "replication settings")
-    ctx.result["old_primary"] = topology.primary
-    ctx.result.setdefault("routes_ok", True)
-    return detail
-
-
-def check_replication(ctx: HaContext):
-    if not ctx.settings.check_replication_state:
-        return Skipped("check_replication_state is off: stopped replicas are started next")
-    topology = ctx.topology or ctx.probe()
-    election = _elect_now(ctx)
-    names = (c.CHECK_REPLICATION_STATE, c.CHECK_REPLICA_LAG)
-    checks = [ch for ch in switchover_checks(topology, ctx.probes, ctx.settings, election) if ch.name in names]
-    return _refuse_if_blocked(checks, "replication")
-
-
-def start_stopped(ctx: HaContext):
-    if ctx.settings.check_replication_state:
-        return Skipped("check_replication_state is on: replication was verified running")
-    outcome = ha.start_stopped_replicas(ctx, ctx.result["old_primary"])
-    ctx.probe()  # the election must see the threads it started
-    return outcome
-
-
-def check_long_transactions(ctx: HaContext) -> str:
-    """A transaction or write older than switchover_wait_trx_seconds on the primary refuses the job.
-    Measured on the job's own session: client sessions only (not dbpilot's, not replication), and not
-    transactions InnoDB still lists while they commit."""
-    old = ctx.result["old_primary"]
-    try:
-        measured = ctx.session(old).long_running(ctx.admin.user)
-    except ServerError as exc:
-        raise StepRefused(f"cannot check the primary's transactions: {exc}",
-                          [{"name": c.CHECK_LONG_TRANSACTIONS, "ok": False, "detail": str(exc)}]) from exc
-    primary = ProbeResult(address=old, outcome=probe_outcomes.OK, **measured)
-    return _refuse_if_blocked(long_running_checks(primary, ctx.settings), "long-running work on the primary")
-
-
-def elect_candidate(ctx: HaContext) -> Done:
-    """The requested candidate if electable, else the most up-to-date electable replica (decision table
-    in the result); then open every session the frozen window needs."""
-    election = _elect_now(ctx)
-    ctx.result["election"] = election.as_dict()
-    checks = [candidate_check(election, c.CHECK_CANDIDATE), errant_check(election)]
-    if election.winner is not None:
-        checks += [ch for ch in _settings_checks(ctx, election) if ch.name == c.CHECK_REPLICATION_SETTINGS]
-    _refuse_if_blocked(checks, "candidate")
-    old, new = ctx.result["old_primary"], election.winner
-    ctx.result["new_primary"] = new
-    wanted = [(old, ha.FREEZE_SESSION), (old, "main"), (new, "main")]
-    others = [a for a in ctx.addresses if a not in (old, new)]
-    failed = ctx.open_sessions(wanted + [(a, "main") for a in others])
-    essential = {key: error for key, error in failed.items() if key[0] in (old, new)}
-    if essential:
-        raise StepRefused("cannot connect: " + "; ".join(f"{k[0]}: {e}" for k, e in essential.items()),
-                          [{"name": "connect", "ok": False, "detail": e} for e in essential.values()])
-    unreachable = sorted({key[0] for key in failed})
-    ctx.result["unreachable"] = unreachable
-    note = f"; not reachable, not repointed: {', '.join(unreachable)}" if unreachable else ""
-    return Done(f"{new} ({election.reason}){note}")
-
-
-def wait_candidate_catchup(ctx: HaContext):
-    timeout = ha.seconds(ctx.params.get("catchup_timeout_seconds"), CATCHUP_TIMEOUT_SECONDS)
-    final = ctx.result.get("gtid", {}).get("old_primary_final")
-    return ha.wait_for_position(ctx, ctx.result["new_primary"], final, timeout)
-
-
-def _targets(ctx: HaContext) -> list[str]:
-    """The servers that follow the new primary: all others that were reachable when it was elected."""
-    unreachable = ctx.result.get("unreachable") or []
-    return [a for a in ctx.addresses if a != ctx.result["new_primary"] and a not in unreachable]
-
-
-def reject_writes(ctx: HaContext):
-    old = ctx.result["old_primary"]
-    followers = [a for a in _targets(ctx) if a != old]
-    return ha.reject_writes(ctx, old, ctx.result["new_primary"], followers)
-
-
-def promote_candidate(ctx: HaContext):
-    return ha.promote_and_prepare(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
-
-
-def repoint_replicas(ctx: HaContext):
-    outcome = ha.start_replicas(ctx, ctx.result["new_primary"], _targets(ctx), demoted=ctx.result["old_primary"])
-    unreachable = ctx.result.get("unreachable") or []
-    if unreachable and isinstance(outcome, Done):
-        return Done(outcome.detail + f"; NOT repointed (unreachable): {', '.join(unreachable)}")
-    return outcome
-
-
-def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
-    """Leave the cluster safe after a failed or refused step. Until the new primary took writes, the old
-    one gets them back and the others follow it again (unless some other server is writable); once the
-    new primary is writable, the old primary is never reopened."""
-    old = ctx.result.get("old_primary")
-    if ctx.result.get("writes_opened"):
-        return None
-    notes = []
-    if ctx.result.get("writes_rejected") and old:
-        notes.append(ha.restore_primary(ctx, old))
-    if ctx.result.get("routes_told_leaving") and old and not ctx.result.get("writes_rejected"):
-        try:
-            results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
-                                           epoch=ctx.cluster.epoch, job_id=ctx.job_id)
-        except Exception as exc:  # noqa: BLE001 - the writes are back; the routes are stale and say so
-            ctx.result["routes_ok"] = False
-            notes.append(f"routes could not be pointed back at {old}: {exc}")
-        else:
-            ctx.result.setdefault("routes", {})["restored"] = [r.as_dict() for r in results]
-            if results:
-                ok = all(r.ok for r in results)
-                ctx.result["routes_ok"] = ok
-                notes.append(f"routes pointed back at {old}" + ("" if ok else " (some failed)"))
-    return "; ".join(notes) or None
-
-
-PLAN = register_plan(Plan(
-    kind=KIND,
-    steps=(
-        StepSpec("verify_replication_settings", verify_replication_settings),
-        StepSpec("check_replication", check_replication),
-        StepSpec("start_stopped_replicas", start_stopped),
-        StepSpec("check_long_transactions", check_long_transactions),
-        StepSpec("elect_candidate", elect_candidate),
-        StepSpec("pre_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
-        StepSpec("routes_primary_leaving", lambda ctx: ha.routes_step(ctx, PRIMARY_LEAVING)),
-        # The write freeze: quiet steps, recorded together once writes are open again.
-        StepSpec("reject_writes", reject_writes, quiet=True),
-        StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes", quiet=True),
-        StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
-        StepSpec("repoint_replicas", repoint_replicas, quiet=True),
-        StepSpec("open_writes",
-                 lambda ctx: ha.open_writes(ctx, ctx.result["new_primary"], ctx.result["old_primary"]), quiet=True),
-        StepSpec("routes_new_primary", lambda ctx: ha.routes_step(ctx, PRIMARY_CHANGED)),
-        StepSpec("post_failover_hook",
-                 lambda ctx: ha.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
-        StepSpec("restore_old_primary", lambda ctx: ha.restore_max_connections(ctx, ctx.result["old_primary"])),
-        StepSpec("replicas_read_only", lambda ctx: ha.replicas_read_only(ctx, ctx.result["new_primary"])),
-        StepSpec("verify_replication",
-                 lambda ctx: ha.verify_replication(ctx, ctx.result["new_primary"], _targets(ctx))),
-    ),
-    context=HaContext,
-    abort=abort_switchover,
-))

@@ -99,7 +99,7 @@ def test_a_shard_tick_reads_the_costly_details_only_now_and_then(registered):
     the connection's last details read (a new connection reads them at once), and say how old they are."""
     from clusters.adapters.mysql import ConnectOptions, Credentials
     from clusters.adapters.probe import probe_many
-    from clusters.services.access import admin_credentials
+    from clusters.credentials import admin_credentials
 
     cluster, sandbox = registered
     creds: Credentials = admin_credentials(cluster)

@@ -6,9 +6,10 @@ import pytest
 
 from clusters.adapters.executor import ClientSession, Dialect
 from clusters.adapters.mysql import Credentials
+from clusters.domain.repoint_plan import position_contains
 from clusters.jobs import steps as s
-from clusters.jobs.ha_steps import position_contains, seconds
-from clusters.services.switchover import PLAN
+from clusters.jobs.ha_steps import seconds
+from clusters.jobs.switchover_steps import PLAN
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,27 @@
+"""Every job kind and its plan, listed here: the one place the engine finds a plan by its kind.
+
+A new kind (provision, backup...) adds its `<kind>_steps.py` beside these, with a `PLAN`, and one line
+below (docs/jobs.md, "Where a new job kind goes").
+"""
+from __future__ import annotations
+
+from clusters.jobs import adopt_steps, failover_steps, rejoin_steps, switchover_steps
+from clusters.jobs.steps import Plan
+
+PLANS: dict[str, Plan] = {
+    plan.kind: plan
+    for plan in (
+        switchover_steps.PLAN,
+        failover_steps.PLAN,
+        rejoin_steps.PLAN,
+        adopt_steps.PLAN,
+    )
+}
+
+
+def plan_for(kind: str) -> Plan:
+    """The plan of a job kind; LookupError for a kind nobody registered."""
+    try:
+        return PLANS[kind]
+    except KeyError:
+        raise LookupError(f"no plan for jobs of kind {kind!r}") from None
