@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import logging
 
-from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatScheduler, get_redis
+from celery.signals import beat_init
+from redbeat.schedulers import (
+    LUA_EXTEND_TO_SCRIPT,
+    RedBeatScheduler,
+    acquire_distributed_beat_lock,
+    get_redis,
+)
 from redis.exceptions import LockError, RedisError
 
 from controlplane import redisconf
 
 log = logging.getLogger("celery.beat")
+
+# Redbeat takes the lease in a beat_init handler that blocks until it has it (and leaves the beat without
+# a lease if Redis fails meanwhile); here every beat takes it in its tick instead, without blocking.
+beat_init.disconnect(acquire_distributed_beat_lock)
 
 
 def redbeat_config() -> dict:
@@ -38,7 +48,6 @@ def redbeat_config() -> dict:
 
 
 class LeasedScheduler(RedBeatScheduler):
-    _installed = False
     _redis_ok: bool | None = None
 
     def __init__(self, app, **kwargs):
@@ -46,11 +55,8 @@ class LeasedScheduler(RedBeatScheduler):
         super().__init__(app, **kwargs)
 
     def setup_schedule(self):
-        try:
-            super().setup_schedule()
-            self._installed = True
-        except RedisError as exc:  # Redis down at start: install the entries once it answers
-            log.warning("beat: Redis does not answer (%s); the schedule is installed when it does", exc)
+        """Install the schedule only once holding the lease: a standby rewriting the entries while the
+        active beat records a run could set an entry's last run back, and that entry would run twice."""
 
     def _report_redis(self, ok: bool, detail: str = "") -> None:
         if ok == self._redis_ok:
@@ -68,9 +74,9 @@ class LeasedScheduler(RedBeatScheduler):
             return False
         self.lock = lock
         log.info("beat: took the lease %s; this beat is active", self.lock_key)
-        if not self._installed:
-            super().setup_schedule()
-            self._installed = True
+        # (Re)install the entries, keeping each one's last run from Redis; after a Sentinel failover that
+        # lost the last writes, this also puts back entries the new master never received.
+        super().setup_schedule()
         return True
 
     def _hold_lease(self) -> bool:

@@ -4,6 +4,7 @@ Sentinel promotes the replica; monitoring resumes by itself on the new master, t
 automatic failover armed) is not failed over because dbpilot lost its state, and no HA job runs twice."""
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -12,6 +13,7 @@ from datetime import datetime
 
 import pytest
 import redis
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from clusters.models import Job
 from controlplane import redisconf
@@ -102,6 +104,27 @@ def _updated_at(client: redis.Redis, cluster_id: int) -> float | None:
     return datetime.fromisoformat(json.loads(raw)["updated_at"]).timestamp() if raw else None
 
 
+async def _roundtrip(layer, text: str) -> str:
+    channel = await layer.new_channel()
+    await layer.group_add("chaos", channel)
+    await layer.group_send("chaos", {"type": "chaos.message", "text": text})
+    message = await asyncio.wait_for(layer.receive(channel), 3)
+    await layer.group_discard("chaos", channel)
+    return message["text"]
+
+
+def _channels_roundtrip(loop, layer, text: str, timeout: float) -> str:
+    """A group message through the Channels layer, retried while it cannot get through."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return loop.run_until_complete(_roundtrip(layer, text))
+        except (TimeoutError, redis.RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy_cluster(
         sandbox_cluster, sentinel_redis, dbpilot_processes, settings):
     settings.DBPILOT_FAILOVER_RUNNER = "inline"  # the adopt job, in this process
@@ -117,6 +140,10 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
     cluster.refresh_from_db()
     primary_before = cluster.primary_id
     assert primary_before is not None  # the first ticks observed it
+    # The Channels layer as settings build it from the sentinel:// URL (what daphne uses for live updates).
+    loop = asyncio.new_event_loop()
+    layer = RedisPubSubChannelLayer(hosts=[redisconf.channel_host(redisconf.parse(sentinel_redis.url))])
+    assert _channels_roundtrip(loop, layer, "before", 10) == "before"
     jobs_before = list(Job.objects.filter(cluster=cluster).values_list("id", "kind", "state", "attempts"))
 
     killed_at = time.time()
@@ -127,6 +154,9 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
     wait_for(lambda: (_updated_at(hot, cluster.id) or 0) > promoted_at + 1, 30, interval=0.2,
              message="monitoring to resume on the new master")
     resumed_at = time.time()
+    assert _channels_roundtrip(loop, layer, "after", 20) == "after"  # the same layer, on the new master
+    loop.run_until_complete(layer.flush())
+    loop.close()
     print(f"Redis master killed; Sentinel promoted the replica after {promoted_at - killed_at:.1f}s; "
           f"monitoring resumed {resumed_at - promoted_at:.1f}s later")
 
