@@ -178,3 +178,40 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
 
     status = health()
     assert status["redis"]["ok"] and status["redis"]["sentinel"] and status["automatic_actions"] == "allowed"
+
+
+def test_a_primary_lost_while_redis_fails_over_is_failed_over_once(sandbox_factory, sentinel_redis,
+                                                                   dbpilot_processes, settings):
+    """The MariaDB primary is SIGKILLed and, as soon as its failover job exists, so is the Redis master:
+    the job's queue message and the workers' locks may be lost with it. The database's job claim decides:
+    exactly one failover job, which ends succeeded, and never two writable servers."""
+    sandbox = sandbox_factory(3)
+    settings.DBPILOT_FAILOVER_RUNNER = "inline"  # the adopt job, in this process
+    cluster = register_cluster(sandbox, "sentinel-fo", failover_mode="automatic")
+    assert cluster.failover_armed
+    settings.DBPILOT_FAILOVER_RUNNER = None
+    settings.REDIS_URL = sentinel_redis.url
+    hot = redisconf.client(redisconf.parse(sentinel_redis.url), socket_timeout=1, socket_connect_timeout=1)
+    worker = dbpilot_processes(name="chaos-sentinel-fo-worker", concurrency=2)  # every queue
+    for n in (1, 2):
+        dbpilot_processes("beat", name=f"chaos-sentinel-fo-beat-{n}")
+    wait_for(lambda: " ready." in worker.log_text(), 30, message="the worker")
+    wait_for(lambda: (_updated_at(hot, cluster.id) or 0) > time.time() - 2, 30, message="monitoring through Sentinel")
+
+    sandbox.kill(1, signal.SIGKILL)
+    job = wait_for(lambda: Job.objects.filter(cluster=cluster, kind="failover").first(), 30, interval=0.05,
+                   message="the failover job")
+    sentinel_redis.processes["master"].kill(signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert len(writable_nodes(sandbox)) <= 1, "two writable servers"
+        job.refresh_from_db()
+        if job.state not in ("pending", "running"):
+            break
+        time.sleep(0.2)
+    assert job.state == "succeeded", (job.state, job.result.get("detail"), worker.log_text()[-3000:])
+    assert Job.objects.filter(cluster=cluster, kind="failover").count() == 1
+    writable = writable_nodes(sandbox)
+    assert len(writable) == 1 and writable[0] in (2, 3)
+    print(f"failover job {job.id}: {job.state} after {job.attempts} attempt(s); Redis master at "
+          f"{sentinel_redis.master_port()} (replica was {sentinel_redis.ports['replica']})")
