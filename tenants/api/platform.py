@@ -3,8 +3,8 @@ show it); only platform operators (Django superusers, never a token) pause and r
 own health (`health/`)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import permissions
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -58,10 +58,24 @@ class PlatformResumeView(AuditedAPIView):
         return Response(_state_payload(set_platform_paused(False, by=self.actor.label())))
 
 
+_HEALTH_SCHEMA = inline_serializer("PlatformHealth", {
+    "ok": serializers.BooleanField(),
+    "automatic_actions": serializers.ChoiceField(choices=["allowed", "stopped"]),
+    "redis": inline_serializer("PlatformHealthRedis", {
+        "ok": serializers.BooleanField(), "detail": serializers.CharField(), "url": serializers.CharField(),
+        "sentinel": serializers.BooleanField()}),
+    "database": inline_serializer("PlatformHealthDatabase", {
+        "ok": serializers.BooleanField(), "vendor": serializers.CharField()}),
+    "findings": inline_serializer("PlatformFinding", {
+        "code": serializers.CharField(), "severity": serializers.CharField(), "message": serializers.CharField(),
+        "opened_at": serializers.DateTimeField()}, many=True),
+})
+
+
 class PlatformHealthView(APIView):
     permission_classes = [permissions.IsAuthenticated, IsPlatformOperator]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: _HEALTH_SCHEMA})
     def get(self, request):
         """dbpilot's own health: Redis (broker, locks, hot state), the database, and the open platform
         findings (e.g. REDIS_UNREACHABLE, while which no automatic action is taken)."""
