@@ -61,10 +61,10 @@ class LeasedScheduler(RedBeatScheduler):
     def _report_redis(self, ok: bool, detail: str = "") -> None:
         if ok == self._redis_ok:
             return
-        self._redis_ok = ok
         from tenants.platform_health import record_redis
 
-        record_redis(ok, detail)
+        if record_redis(ok, detail):  # else (the database is down too) try again next tick
+            self._redis_ok = ok
 
     def _take_lease(self) -> bool:
         client = get_redis(self.app)

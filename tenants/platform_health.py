@@ -59,8 +59,8 @@ def resolve_finding(code: str) -> bool:
     return bool(resolved)
 
 
-def record_redis(ok: bool, detail: str = "") -> None:
-    """Open or resolve REDIS_UNREACHABLE; a database that is down too is only logged."""
+def record_redis(ok: bool, detail: str = "") -> bool:
+    """Open or resolve REDIS_UNREACHABLE. False when the database is down too (only logged then)."""
     try:
         if ok:
             resolve_finding(REDIS_UNREACHABLE)
@@ -68,6 +68,8 @@ def record_redis(ok: bool, detail: str = "") -> None:
             open_finding(REDIS_UNREACHABLE, REDIS_MESSAGE.format(detail=detail))
     except DatabaseError as exc:
         log.warning("could not record Redis %s in the database: %s", "recovery" if ok else "outage", exc)
+        return False
+    return True
 
 
 def open_findings() -> list[PlatformFinding]:
