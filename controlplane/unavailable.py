@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
 import redis
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -22,7 +23,9 @@ def unavailable_response(exc: BaseException) -> JsonResponse | None:
     if isinstance(exc, (OperationalError, InterfaceError)):
         body = {"detail": "dbpilot's database is unavailable right now; retry in a few seconds.",
                 "code": "database_unavailable"}
-    elif isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    elif isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)):
+        # (kombu's: the broker refused a message, e.g. a job the request started; its row is in the
+        # database and the reaper sends pending jobs again once Redis is back)
         body = {"detail": "dbpilot's Redis is unavailable right now; retry in a few seconds.",
                 "code": "redis_unavailable"}
     else:

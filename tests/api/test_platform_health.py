@@ -73,4 +73,8 @@ def test_a_database_or_redis_outage_is_a_503_with_detail_and_code(db):
     with pytest.raises(redis.ConnectionError) as refused:
         redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1).ping()
     assert json.loads(unavailable_response(refused.value).content)["code"] == "redis_unavailable"
+    import kombu.exceptions
+
+    broker_down = kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6399")
+    assert json.loads(unavailable_response(broker_down).content)["code"] == "redis_unavailable"
     assert unavailable_response(ValueError("a bug")) is None  # other errors are not hidden as outages
