@@ -58,8 +58,8 @@ def _host_port(part: str) -> tuple[str, int]:
 def parse(url: str) -> RedisTarget:
     """Parse REDIS_URL; raises RedisUrlError with what to fix."""
     if not url.startswith(SENTINEL_SCHEME):
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise RedisUrlError("use redis://, rediss://, unix:// or sentinel:// (see docs/configuration.md)")
+        if not url.startswith(("redis://", "rediss://")):
+            raise RedisUrlError("use redis://, rediss:// or sentinel:// (see docs/configuration.md)")
         return RedisTarget(url=url)
     rest = url[len(SENTINEL_SCHEME):]
     rest, _, query = rest.partition("?")
