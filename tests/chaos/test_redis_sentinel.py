@@ -15,6 +15,7 @@ import pytest
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from clusters import hotstate
 from clusters.models import Job
 from controlplane import redisconf
 from tenants.models import PlatformFinding
@@ -94,6 +95,9 @@ def sentinel_redis(tmp_path):
         yield setup
     finally:
         setup.stop()
+        # The tests point settings.REDIS_URL here for a while: no cached client may keep it afterwards.
+        hotstate.client.cache_clear()
+        hotstate._release_script.cache_clear()
 
 
 def _updated_at(client: redis.Redis, cluster_id: int) -> float | None:
