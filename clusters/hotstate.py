@@ -153,6 +153,32 @@ def mark_notified(cluster_id: int, incident: Incident) -> None:
     client().set(_key(cluster_id, "incident"), json.dumps(state), ex=HOT_TTL_SECONDS)
 
 
+# --- the routes' lock ------------------------------------------------------------------------------------
+
+
+def routes_lock(cluster_id: int, seconds: float, wait: float) -> redis.lock.Lock:
+    """One sync of a cluster's routes at a time (clusters.routes.notify); not taken yet."""
+    return client().lock(_key(cluster_id, "routes"), timeout=seconds, blocking=wait > 0,
+                         blocking_timeout=wait if wait > 0 else None)
+
+
+def take_due(ticks: dict[int, float], now: float) -> list[int]:
+    """The clusters whose tick (cluster id -> tick_seconds) is due since beat last sent it, marked sent
+    now (clusters.services.monitoring.due_shards)."""
+    if not ticks:
+        return []
+    redis_client = client()
+    last = redis_client.mget([_key(cid, "dispatched") for cid in ticks])
+    pipe = redis_client.pipeline()
+    due = []
+    for (cid, tick), last_raw in zip(ticks.items(), last, strict=True):
+        if last_raw is None or now - float(last_raw) >= tick - 0.1:
+            due.append(cid)
+            pipe.set(_key(cid, "dispatched"), now, ex=120)
+    pipe.execute()
+    return due
+
+
 # --- the tick's single-flight lock -------------------------------------------------------------------------
 
 # The single-flight lock of a cluster's tick: the same key and value shape as redis-py's Lock (a random

@@ -18,5 +18,5 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.monitor_shard": {"queue": TICKS},
     "workers.tasks.run_ha_job": {"queue": HA},
     "workers.tasks.reap_jobs": {"queue": HA},
-    "workers.tasks.run_long_job": {"queue": LONG},
+    # The `long` queue waits for its first task (provision, backup...): add its route here with it.
 }

@@ -41,6 +41,10 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export PYTHONUNBUFFERED=1
 status=0
 
+echo "== lint-imports (layers, forbidden imports, no cycles) and mypy (the domain core, the job state)"
+.venv/bin/lint-imports || status=1
+DEBUG=1 .venv/bin/mypy || status=1
+
 echo "== pytest (SQLite control-plane DB)"
 .venv/bin/pytest -q "$@" || status=1
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BigIntegerField, Q, QuerySet
@@ -121,9 +122,14 @@ def teams_allowing(actor: Actor, perm: str) -> list[Team]:
     return list(Team.objects.filter(id__in=team_ids).select_related("group", "tenant"))
 
 
+def cluster_model():
+    """The clusters app's Cluster model, looked up by name: tenants sits below clusters and never imports it."""
+    return apps.get_model("clusters", "Cluster")
+
+
 def _granted_cluster_ids(teams: list[Team], perm: str):
     """A subquery of the ids of clusters on which any of these teams' groups holds `perm`."""
-    from clusters.models import Cluster
+    Cluster = cluster_model()  # noqa: N806 - a model class
 
     return GroupObjectPermission.objects.filter(
         group_id__in=[team.group_id for team in teams],
@@ -134,14 +140,14 @@ def _granted_cluster_ids(teams: list[Team], perm: str):
 
 def clusters_granted_to(team: Team, perm: str = VIEW) -> QuerySet:
     """The clusters of the team's tenant on which the team was granted `perm` (whatever its members' roles)."""
-    from clusters.models import Cluster
+    Cluster = cluster_model()  # noqa: N806 - a model class
 
     return Cluster.objects.filter(id__in=_granted_cluster_ids([team], perm), tenant_id=team.tenant_id)
 
 
 def clusters_for(actor: Actor, perm: str = VIEW) -> QuerySet:
     """Every cluster on which the actor holds `perm` (a queryset, so callers can filter further)."""
-    from clusters.models import Cluster
+    Cluster = cluster_model()  # noqa: N806 - a model class
 
     if perm not in CLUSTER_PERMISSIONS:
         raise ValueError(f"unknown cluster permission {perm!r}")

@@ -4,6 +4,7 @@ before creating anything.
 """
 from __future__ import annotations
 
+from django.apps import apps
 from rest_framework import exceptions, status
 
 
@@ -21,7 +22,7 @@ def check_quota(tenant, add_clusters: int = 0, add_servers: int = 0) -> None:
     The count is not locked: callers that create rows call it again inside their transaction with the
     tenant's row locked (select_for_update), as registration does.
     """
-    from clusters.models import Cluster, Server
+    Cluster, Server = apps.get_model("clusters", "Cluster"), apps.get_model("clusters", "Server")  # noqa: N806
 
     if add_clusters:
         clusters = Cluster.objects.filter(tenant=tenant).count()

@@ -25,10 +25,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clusters.models import Cluster
-from clusters.routes import healthcheck
 from clusters.routes.models import Route
 from clusters.routes.spec import KINDS, RouteInvalid, secret_fields
-from clusters.services import routing
+from clusters.services import healthcheck, routing
 from controlplane.api.viewsets import TenantScopedViewSet
 from tenants.access import ADMIN, OPERATE, VIEW, clusters_for, has_cluster_perm
 

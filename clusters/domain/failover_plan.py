@@ -136,14 +136,16 @@ def decide_failover(
     failovers: Sequence[Instant],
     has_replication_credentials: bool,
     lags: Mapping[str, float | None] | None = None,
+    confirmation: Confirmation | None = None,
 ) -> TickDecision:
     """The decision of one tick. `failovers` are the start times of earlier automatic failovers since
-    the counters were last reset."""
+    the counters were last reset; `confirmation`: the replicas' confirmation when the caller has it."""
     view = topology.primary_view
     if not primary_failing(topology):
         state = view.state if view is not None else "none"
         return TickDecision(IDLE, f"the primary is {state}")
-    confirmation = confirm_for_topology(topology, probes, settings)
+    if confirmation is None:
+        confirmation = confirm_for_topology(topology, probes, settings)
     if not confirmation.confirmed:
         return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
     election = failover_election(topology, probes, settings, lags=lags)

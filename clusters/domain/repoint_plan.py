@@ -64,7 +64,9 @@ def by_gtid(status: Status) -> bool:
 
 
 def io_running(status: Status | None) -> bool:
-    return bool(status) and (status.get("Slave_IO_Running") or status.get("Replica_IO_Running")) == "Yes"
+    if not status:
+        return False
+    return (status.get("Slave_IO_Running") or status.get("Replica_IO_Running")) == "Yes"
 
 
 def replicating(status: Status | None) -> bool:

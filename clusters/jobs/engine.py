@@ -31,10 +31,12 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from clusters import senders
 from clusters.events import publish_job, record_event
 from clusters.jobs import registry
 from clusters.jobs import steps as s
 from clusters.models import HA_JOB_KINDS, Cluster, Job
+from tenants.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +100,8 @@ def enqueue_job(job_id: int) -> None:
     """Send the job to the `ha` queue once the surrounding transaction commits (best effort: the reaper
     sends pending jobs nobody claimed again)."""
     def send() -> None:
-        from workers.tasks import run_ha_job
-
         try:
-            run_ha_job.apply_async(args=[job_id], retry=False)
+            senders.send(senders.RUN_HA_JOB, job_id)
         except Exception:  # noqa: BLE001 - broker down: the reaper re-sends pending jobs
             log.warning("could not send job %s to the ha queue; the reaper will retry", job_id, exc_info=True)
 
@@ -389,8 +389,6 @@ class _Runner:
 
 
 def _audit(job: Job, state: str) -> None:
-    from tenants.services import audit
-
     audit(actor=job.requested_by or "dbpilot", action=f"job.{job.kind}", tenant=job.cluster.tenant,
           target=f"job:{job.pk}", parameters=job.params, result=state)
 

@@ -35,7 +35,6 @@ from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
 from clusters.domain.guards import blocking, candidate_check, errant_check
 from clusters.domain.probe import AUTH_FAILED, OK
-from clusters.domain.topology import Topology
 from clusters.jobs import ha_steps as ha
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import (
@@ -77,12 +76,6 @@ def probe_old_primary(ctx: HaContext) -> Future:
     return future
 
 
-def observe(ctx: HaContext, old_primary: str) -> Topology:
-    """Probe every other server (in parallel) and analyse, with the old primary counted as down: the tick
-    or the request just established it, and `old_primary_answers` checks it again before promotion."""
-    return ctx.probe(counted_down=old_primary)
-
-
 def old_primary_answers(ctx: HaContext) -> None:
     """Refuse (before anything irreversible) when the old primary answers again: it is alive."""
     probe = probe_old_primary(ctx).result()
@@ -113,7 +106,7 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
         raise StepRefused(f"{old or 'no primary'} is not a server of this cluster",
                           [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "unknown primary"}])
     probe_old_primary(ctx)
-    topology = observe(ctx, old)
+    topology = ctx.probe(counted_down=old)
     if topology.primary != old:
         raise StepRefused(f"the topology changed: the primary is {topology.primary or 'unknown'}, not {old}",
                           [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "the topology changed"}])
@@ -182,7 +175,7 @@ def elect_candidate(ctx: HaContext) -> StepOutcome:
     old = ctx.state.old_primary
     if ctx.state.promoted:
         return Done(f"{ctx.state.new_primary} (elected before; promotion had begun)")
-    topology = observe(ctx, old)  # the survivors' IO threads are stopped: their positions are final
+    topology = ctx.probe(counted_down=old)  # the survivors' IO threads are stopped: their positions are final
     lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
     election = plan.failover_election(topology, ctx.probes, ctx.settings, lags=lags,
                                       requested=ctx.params.get("candidate"))

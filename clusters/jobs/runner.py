@@ -28,6 +28,8 @@ import threading
 from django.conf import settings
 from django.db import connections, transaction
 
+from clusters.jobs import engine
+
 log = logging.getLogger(__name__)
 
 THREAD = "thread"
@@ -43,10 +45,8 @@ def runner_name() -> str:
 
 
 def _run(job_id: int) -> None:
-    from clusters.jobs.engine import run_job
-
     try:
-        run_job(job_id)
+        engine.run_job(job_id)
     except Exception:  # noqa: BLE001 - the lease expires and the reaper resumes the job
         log.exception("job %s: the runner failed", job_id)
 
@@ -65,9 +65,7 @@ def start_job(job_id: int, *, from_request: bool = False) -> None:
     if name == INLINE:
         transaction.on_commit(lambda: _run(job_id))
     elif name == QUEUE or from_request:
-        from clusters.jobs.engine import enqueue_job
-
-        enqueue_job(job_id)
+        engine.enqueue_job(job_id)
     else:
         # Not a daemon: a worker's warm shutdown lets a running failover finish.
         transaction.on_commit(lambda: threading.Thread(target=_run_in_thread, args=(job_id,),

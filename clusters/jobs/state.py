@@ -13,6 +13,8 @@ from typing import Any
 
 @dataclass
 class JobState:
+    # Which fields a step (or the saved result) set: only those go back to the result.
+    _assigned: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
     # Who: the primary the job found, the one it chose, and (rejoin, adopt) the primary it works under.
     old_primary: str | None = None
     new_primary: str | None = None
@@ -51,18 +53,18 @@ class JobState:
     rpo: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_assigned", set())
+        self._assigned.clear()  # the defaults are not "set"
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if hasattr(self, "_assigned"):
+        if name != "_assigned" and "_assigned" in self.__dict__:
             self._assigned.add(name)
 
     @classmethod
     def from_result(cls, result: dict[str, Any] | None) -> JobState:
         """What a previous attempt saved (the keys it did not know are left to the result)."""
         state = cls()
-        for f in fields(cls):
+        for f in _FIELDS:
             if result and f.name in result:
                 setattr(state, f.name, result[f.name])
         return state
@@ -70,8 +72,11 @@ class JobState:
     def to_result(self) -> dict[str, Any]:
         """The keys a step set (or a collection it filled), as the job's result shows them."""
         out: dict[str, Any] = {}
-        for f in fields(self):
+        for f in _FIELDS:
             value = getattr(self, f.name)
             if f.name in self._assigned or (isinstance(value, dict | list) and value):
                 out[f.name] = value
         return out
+
+
+_FIELDS = tuple(f for f in fields(JobState) if f.name != "_assigned")

@@ -3,7 +3,8 @@
 Jobs call `announce_primary_leaving` and `announce_new_primary`; those ask the routes provider for the
 cluster's routes and apply the plan through each route's registered driver, in parallel. The default
 provider lists the cluster's stored routes (clusters.services.routing.routes_for_job: Route rows bound
-to everything their drivers need); `set_routes_provider` replaces it (tests). A route object may carry an
+to everything their drivers need, installed at start by clusters.apps through `install_stored_routes`);
+`set_routes_provider` replaces it (tests). A route object may carry an
 `on_result(plan, result)` callable: it is called after the route was applied, to record the outcome.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from clusters import hotstate
 from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RouteError, RoutePlan, RouteResult
 from clusters.routes.registry import driver_for
 
@@ -23,19 +25,31 @@ log = logging.getLogger(__name__)
 RoutesProvider = Callable[[Any], Sequence[Any]]
 
 
+def _no_routes(cluster: Any) -> list[Any]:
+    return []
+
+
+_stored_provider: RoutesProvider = _no_routes  # installed at start: clusters.apps
+
+
 def _stored_routes(cluster: Any) -> list[Any]:
     """The cluster's Route rows, bound for their drivers; none for anything that is not a stored cluster."""
     if getattr(cluster, "pk", None) is None or not hasattr(cluster, "tenant_id"):
         return []
-    from clusters.services.routing import routes_for_job
-
-    return routes_for_job(cluster)
+    return list(_stored_provider(cluster))
 
 
 _provider: RoutesProvider = _stored_routes
 LOCK_SECONDS = 30  # a sync never takes this long (drivers bound their calls): the lock expires by itself
 LOCK_WAIT_SECONDS = 5.0
 _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="route")
+
+
+def install_stored_routes(provider: RoutesProvider) -> None:
+    """Install, at start, the function that lists a stored cluster's routes bound for their drivers
+    (clusters.services.routing.routes_for_job): routes never import the services above them."""
+    global _stored_provider
+    _stored_provider = provider
 
 
 def set_routes_provider(provider: RoutesProvider | None) -> None:
@@ -86,10 +100,7 @@ def routes_lock(cluster_id: int | None, wait: float | None = None) -> Iterator[b
     wait = LOCK_WAIT_SECONDS if wait is None else wait
     lock = None
     try:
-        from clusters import hotstate
-
-        lock = hotstate.client().lock(f"dbpilot:cluster:{cluster_id}:routes", timeout=LOCK_SECONDS,
-                                      blocking=wait > 0, blocking_timeout=wait if wait > 0 else None)
+        lock = hotstate.routes_lock(cluster_id, LOCK_SECONDS, wait)
         held = bool(lock.acquire())
     except Exception:  # noqa: BLE001 - Redis down: go on without the lock
         log.warning("routes of cluster %s: no lock (Redis unavailable)", cluster_id, exc_info=True)

@@ -36,7 +36,7 @@ from clusters.jobs.engine import ActiveJobExists, create_job
 from clusters.jobs.failover_steps import KIND
 from clusters.jobs.runner import start_job
 from clusters.models import ACTIVE_JOB_STATES, HA_JOB_KINDS, Cluster, Job
-from clusters.services import fencing, primary_watch
+from clusters.services import fencing
 from clusters.services.failover_control import failover_starts
 from clusters.services.ha_request import (
     HaRequestRefused,
@@ -69,28 +69,28 @@ class InvalidFailoverRequest(ValueError):
 
 def after_tick(result, *, epoch: int | None = None) -> None:
     """Called by monitoring after each recorded tick (never raises: a tick must go on)."""
+    fresh = fencing.FreshCluster(result.cluster_id)  # read at most once, by whichever needs it first
     try:
-        fencing.after_tick(result, epoch=epoch)
+        fencing.after_tick(result, epoch=epoch, fresh=fresh)
     except Exception:  # noqa: BLE001
         log.exception("cluster %s: fencing after the tick failed", result.cluster_id)
     try:
-        _after_tick(result, epoch)
+        _after_tick(result, epoch, fresh)
     except Exception:  # noqa: BLE001 - no automatic action when the store or broker misbehaves
         log.exception("cluster %s: the failover decision after the tick failed", result.cluster_id)
 
 
-def _after_tick(result, epoch: int | None) -> None:
+def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
         hotstate.remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
-                                          if s.lag is not None and s.address != view.address})
-        primary_watch.after_healthy_tick(result.cluster_id, view.address)
+                                                  if s.lag is not None and s.address != view.address})
         return
     if not plan.primary_failing(topology):
         return
     incident = hotstate.track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
-    confirmation = confirm_for_topology(topology, result.probes, result.settings)
+    confirmation = result.confirmation
     if confirmation.confirmed:
         hotstate.remember_confirmation(result.cluster_id, view.address, result.observed_at)
     if not confirmation.confirmed:
@@ -101,7 +101,7 @@ def _after_tick(result, epoch: int | None) -> None:
                          f"({confirmation.reason})", severity="warning",
                          data={"incident": incident.key, "confirmation": confirmation.as_dict()})
         return
-    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
+    cluster = fresh()
     if cluster is None or (epoch is not None and cluster.epoch != epoch):
         return  # a job changed the topology since this tick began: the next tick decides
     if Job.objects.active_ha(cluster.id) is not None:
@@ -117,6 +117,7 @@ def _after_tick(result, epoch: int | None) -> None:
         platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
         failovers=failover_starts(cluster.id, settings),
         has_replication_credentials=bool(replication_credentials(cluster).user), lags=lags,
+        confirmation=confirmation,
     )
     params = {"automatic": True, "incident": incident.key, "primary": view.address,
               "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags}

@@ -10,6 +10,7 @@ from django.utils import timezone
 from clusters.credentials import cluster_settings
 from clusters.events import record_event
 from clusters.models import Cluster, Event, Job
+from tenants.platform import platform_paused
 
 KIND = "failover"
 COUNTERS_RESET_EVENT = "failover_counters_reset"
@@ -53,8 +54,6 @@ def _job_summary(job: Job | None) -> dict | None:
 
 def failover_control(cluster: Cluster) -> dict:
     """The counters and state behind automatic failover, as the API shows them."""
-    from tenants.platform import platform_paused
-
     settings = cluster_settings(cluster)
     reset = counters_reset_at(cluster.pk)
     now = timezone.now()

@@ -32,6 +32,7 @@ from clusters.jobs.rejoin_steps import KIND as REJOIN_KIND
 from clusters.jobs.rejoin_steps import quarantine
 from clusters.jobs.runner import start_job
 from clusters.models import Cluster, Job, Server
+from tenants.platform import platform_paused
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,30 @@ REJOIN_RETRY_SECONDS = 15  # a rejoin that did not succeed is retried after 15 s
 REJOIN_RETRY_MAX_SECONDS = 600
 
 
-def after_tick(result, *, epoch: int | None = None) -> None:
+class FreshCluster:
+    """The cluster row as it is now (its epoch may have moved since the tick began), read at most once for
+    everything that decides after one tick (fencing, then failover)."""
+
+    def __init__(self, cluster_id: int):
+        self.cluster_id = cluster_id
+        self._read = False
+        self._cluster: Cluster | None = None
+
+    def __call__(self) -> Cluster | None:
+        if not self._read:
+            self._cluster = Cluster.objects.select_related("tenant").filter(pk=self.cluster_id).first()
+            self._read = True
+        return self._cluster
+
+
+def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None = None) -> None:
     plans = plan.fence_plans(result.topology, result.probes, result.settings)
     if not plans:
         return
     if any(p.next_step in (plan.FENCE_REJOIN, plan.FENCE_QUARANTINE) for p in plans):
-        from tenants.platform import platform_paused
-
         if result.settings.paused or platform_paused():
             plans = plan.fence_plans(result.topology, result.probes, result.settings, may_rejoin=False)
-    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
+    cluster = (fresh or FreshCluster(result.cluster_id))()
     if cluster is None or (epoch is not None and cluster.epoch != epoch):
         return  # a job changed the topology since this tick began
     servers = {s.address: s for s in cluster.servers.all()}

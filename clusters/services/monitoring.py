@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone as dj_timezone
@@ -31,14 +32,17 @@ from clusters import hotstate
 from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
 from clusters.credentials import admin_credentials, cluster_settings, connect_options
-from clusters.domain.detection import confirmation_may_come
+from clusters.domain.constants import STATE_UP
+from clusters.domain.detection import Confirmation, confirm_for_topology, confirmation_may_come
 from clusters.domain.findings import finding_key
 from clusters.domain.hysteresis import FindingTracker
 from clusters.domain.probe import ProbeResult
 from clusters.domain.settings import ClusterSettings
-from clusters.domain.topology import InventoryServer, Topology, analyze
+from clusters.domain.topology import Topology, analyze
 from clusters.events import publish_on_commit, record_event
 from clusters.models import Cluster, Finding, Job
+from clusters.services import failover, primary_watch, routing
+from clusters.services.topology_view import topology_payload
 
 log = logging.getLogger(__name__)
 TICK_LOCK_SECONDS = 15  # longer than a tick's re-probes can last (CONFIRM_WINDOW_SECONDS and their probes)
@@ -54,6 +58,12 @@ class TickResult:
     failures: dict[str, int]
     settings: ClusterSettings
     observed_at: float
+
+    @cached_property
+    def confirmation(self) -> Confirmation:
+        """The replicas' confirmation of the primary's failure, computed once for everyone that reads this
+        round (failover's decision, the re-probe loop)."""
+        return confirm_for_topology(self.topology, self.probes, self.settings)
 
 
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
@@ -147,8 +157,7 @@ class _TickPlan:
         self.credentials = admin_credentials(self.cluster)
         self.options = connect_options(self.settings)
         self.addresses = [s.address for s in servers]
-        self.inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                                          quarantined=s.quarantined) for s in servers]
+        self.inventory = [s.as_inventory() for s in servers]
 
     def targets(self, reprobe: bool = False) -> list[tuple[str, Credentials, ConnectOptions]]:
         """A server that failed its last probe gets the short timeout (it already had a full one), and so
@@ -179,13 +188,13 @@ def _awaiting_confirmation(plan: _TickPlan, result: TickResult, reprobe_round: b
     primary = plan.state.get("primary")
     if primary is None or not plan.reprobing() or result.failures.get(primary, 0) < plan.settings.failcount:
         return False
+    if result.confirmation.confirmed:
+        return False
     return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round)
 
 
 def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
     """Record a first round of probes, then re-probe while the primary is failing (see the module docstring)."""
-    from clusters.services.failover import after_tick  # failover and fencing decide from each finished round
-
     cluster = plan.cluster
     reprobe_round = False
     while True:
@@ -194,13 +203,24 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
         if _failing_primary(plan, failures):
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
         else:
-            after_tick(result, epoch=cluster.epoch)
+            _after_round(result, cluster.epoch)
             if not _awaiting_confirmation(plan, result, reprobe_round) or _failover_started(cluster.id):
                 return result
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
         store = hotstate
         reprobe_round = True
         probes = dict(zip(plan.addresses, probe_many(plan.targets(reprobe=True), details=False), strict=True))
+
+
+def _after_round(result: TickResult, epoch: int) -> None:
+    """Failover and fencing decide from each finished round; a primary seen up is watched between ticks."""
+    failover.after_tick(result, epoch=epoch)
+    view = result.topology.primary_view
+    if view is not None and view.state == STATE_UP:
+        try:
+            primary_watch.after_healthy_tick(result.cluster_id, view.address, tick=monitor_shard)
+        except Exception:  # noqa: BLE001 - no watch: the ticks still find a crash
+            log.exception("cluster %s: watching the primary failed", result.cluster_id)
 
 
 def _failover_started(cluster_id: int) -> bool:
@@ -236,13 +256,11 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     else:
         store.write_topology(cluster_id, snapshot)
     if changed:
-        from clusters.services.routing import on_topology_changed  # read routes follow replica health
-
-        on_topology_changed(cluster_id, snapshot, previous)
+        routing.on_topology_changed(  # read routes follow replica health
+            cluster_id, snapshot, previous)
     if changed or opened or resolved:
-        from clusters.services.topology_view import topology_payload
-
-        publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": topology_payload(cluster_id)})
+        payload = topology_payload(cluster_id, cluster=cluster, snapshot=snapshot)  # the snapshot in hand
+        publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": payload})
     known_primary = topology.primary or state.get("primary")
     primary_failures = failures.get(known_primary, 0) if known_primary else 0
     state.update(
@@ -326,11 +344,9 @@ def monitor_shard(cluster_ids: list[int]) -> None:
             hotstate.release_tick_locks(released, TICK_LOCK_SECONDS)
             close_old_connections()
             raise
-        from clusters.services.failover import after_tick
-
         for plan, result in finished:
             try:
-                after_tick(result, epoch=plan.cluster.epoch)
+                _after_round(result, plan.cluster.epoch)
             except Exception:  # noqa: BLE001
                 log.exception("tick of cluster %s failed after recording", plan.cluster.id)
         hotstate.release_tick_locks(released)
@@ -340,15 +356,7 @@ def monitor_shard(cluster_ids: list[int]) -> None:
 def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
     """Clusters whose tick is due, in shards. Each cluster's own tick_seconds is honoured."""
     now = now or time.time()
-    client = hotstate.client()
-    due: list[int] = []
-    rows = list(Cluster.objects.values_list("id", "settings"))
-    last = client.mget([f"dbpilot:cluster:{cid}:dispatched" for cid, _ in rows]) if rows else []
-    pipe = client.pipeline()
-    for (cid, raw_settings), last_raw in zip(rows, last, strict=True):
-        tick = float((raw_settings or {}).get("tick_seconds", 1) or 1)
-        if last_raw is None or now - float(last_raw) >= tick - 0.1:
-            due.append(cid)
-            pipe.set(f"dbpilot:cluster:{cid}:dispatched", now, ex=120)
-    pipe.execute()
+    ticks = {cid: float((raw or {}).get("tick_seconds", 1) or 1)
+             for cid, raw in Cluster.objects.values_list("id", "settings")}
+    due = hotstate.take_due(ticks, now)
     return [due[i:i + shard_size] for i in range(0, len(due), shard_size)]

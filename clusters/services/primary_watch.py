@@ -22,12 +22,15 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connections
 
 from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError, connect
+from clusters.credentials import admin_credentials, cluster_settings, connect_options
+from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +51,19 @@ def enabled() -> bool:
     return bool(task_join_will_block())
 
 
+# The tick to run when a watched primary dies: monitoring's monitor_shard, handed over by the tick that
+# asks for the watch (this module sits beside monitoring and never imports it).
+_tick: Callable[[list[int]], object] | None = None
+
+
 def _tick_now(cluster_id: int) -> None:
     """Tick the cluster now, and once more shortly after: a tick that was already running when the primary
     died (its probe came first) holds the single-flight lock, and the first attempt is then skipped."""
-    from clusters.services.monitoring import monitor_shard
-
     try:
         for delay in TRIGGER_DELAYS_SECONDS:
             time.sleep(delay)
-            monitor_shard([cluster_id])
+            if _tick is not None:
+                _tick([cluster_id])
     except Exception:  # noqa: BLE001 - the regular ticks carry on
         log.exception("cluster %s: the tick triggered by the primary watch failed", cluster_id)
     finally:
@@ -157,11 +164,14 @@ _PENDING_LOCK = threading.Lock()
 _CONNECTING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="primary-watch-connect")
 
 
-def after_healthy_tick(cluster_id: int, primary: str) -> None:
-    """Called after a tick that saw the primary up: watch it (cheap once it is watched). The connection
-    is opened in the background: a worker's first tick of many clusters must not wait for them."""
+def after_healthy_tick(cluster_id: int, primary: str, *, tick: Callable[[list[int]], object]) -> None:
+    """Called after a tick that saw the primary up: watch it (cheap once it is watched), and run `tick`
+    (monitoring.monitor_shard) when it dies. The connection is opened in the background: a worker's first
+    tick of many clusters must not wait for them."""
+    global _tick
     if not enabled():
         return
+    _tick = tick
     watch = primary_watch()
     if watch.watching(cluster_id, primary):
         return
@@ -173,9 +183,6 @@ def after_healthy_tick(cluster_id: int, primary: str) -> None:
 
 
 def _start_watching(cluster_id: int, primary: str) -> None:
-    from clusters.credentials import admin_credentials, cluster_settings, connect_options
-    from clusters.models import Cluster
-
     try:
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is not None:

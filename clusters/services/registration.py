@@ -25,6 +25,7 @@ from clusters.domain.addresses import (
 from clusters.domain.settings import ClusterSettings, SettingsError, merge_settings
 from clusters.events import record_event
 from clusters.models import Cluster, Server
+from clusters.services import adopt
 from controlplane.crypto import encrypt_json
 from controlplane.netpolicy import NotAllowed, pin_host
 from tenants.models import Team, Tenant
@@ -192,9 +193,7 @@ def register_cluster(team: Team, request: RegistrationRequest, probes: dict, *, 
     record_event(cluster.id, "cluster_registered", f"Cluster {cluster.label} registered by {requested_by}",
                  data={"servers": [format_address(h, p) for h, p in request.servers]})
     if request.settings.failover_mode == "automatic":  # consent given at registration: adopt, then armed
-        from clusters.services.adopt import start_adopt
-
-        start_adopt(cluster, requested_by=requested_by)
+        adopt.start_adopt(cluster, requested_by=requested_by)
     return cluster
 
 
@@ -211,9 +210,8 @@ def update_settings(cluster: Cluster, changes: dict, *, requested_by: str) -> tu
         cluster.save(update_fields=["settings", "updated_at"])
         record_event(cluster.id, "settings_changed", f"Settings changed by {requested_by}: {', '.join(sorted(diff))}",
                      data={"changes": diff})
-        from clusters.services.adopt import after_settings_change  # automatic: adopt; manual: disarm
-
-        after_settings_change(cluster, diff, requested_by=requested_by)
+        adopt.after_settings_change(  # automatic: adopt; manual: disarm
+            cluster, diff, requested_by=requested_by)
     return cluster, diff
 
 

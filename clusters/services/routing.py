@@ -27,15 +27,17 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from clusters import hotstate
+from clusters import hotstate, senders
 from clusters.credentials import cluster_settings
 from clusters.domain.addresses import AddressError
 from clusters.domain.constants import ROUTE_STALE  # finding code: a route could not be updated
 from clusters.events import record_event
 from clusters.models import ACTIVE_JOB_STATES, Cluster, Finding, Job, Server
 from clusters.routes import drivers  # noqa: F401 - registers every driver
-from clusters.routes.base import PRIMARY_CHANGED, RoutePlan, RouteResult
+from clusters.routes.base import PRIMARY_CHANGED, RouteError, RoutePlan, RouteResult
 from clusters.routes.bound import BoundRoute, ClusterServer
+from clusters.routes.haproxy import HaproxyRuntime
+from clusters.routes.haproxy_config import render_haproxy_config
 from clusters.routes.health import unreadable
 from clusters.routes.models import Route
 from clusters.routes.notify import apply_route, routes_lock
@@ -350,11 +352,9 @@ def on_topology_changed(cluster_id: int, snapshot: dict | None, previous: dict |
     if inline:
         sync_cluster_routes(cluster_id, TRIGGER_HEALTH, kinds=READ_SIDE_KINDS)
         return True
-    from workers.tasks import sync_cluster_routes as task
-
     def enqueue() -> None:
         try:
-            task.delay(cluster_id, TRIGGER_HEALTH)
+            senders.send(senders.SYNC_CLUSTER_ROUTES, cluster_id, TRIGGER_HEALTH)
         except Exception:  # noqa: BLE001 - a broker outage must not break the tick
             log.warning("could not queue the route sync of cluster %s", cluster_id, exc_info=True)
 
@@ -368,9 +368,6 @@ def on_topology_changed(cluster_id: int, snapshot: dict | None, previous: dict |
 def check_proxy_state(cluster_id: int) -> list[RouteResult]:
     """Ask each HAProxy route's runtime API who it is (pid, start time); a proxy that restarted since
     the last successful sync lost dbpilot's runtime changes: re-apply them. Returns the re-applied results."""
-    from clusters.routes.base import RouteError
-    from clusters.routes.haproxy import HaproxyRuntime
-
     restarted = []
     for route in Route.objects.filter(cluster_id=cluster_id, kind="haproxy"):
         seen = route.proxy_state or {}
@@ -406,8 +403,6 @@ def check_all_proxies() -> int:
 
 def haproxy_config(route: Route, check: str | None = None) -> str:
     """The complete haproxy.cfg of an HAProxy route (ValueError when the route cannot have one)."""
-    from clusters.routes.haproxy_config import render_haproxy_config
-
     cluster = _fresh(route.cluster_id)
     check = check or route.settings.get("check") or "mysql"
     snapshot = hotstate.read_topology(cluster.pk)

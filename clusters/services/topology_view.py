@@ -20,9 +20,13 @@ def findings_payload(cluster_id: int) -> list[dict]:
     ]
 
 
-def topology_payload(cluster_id: int) -> dict:
-    cluster = Cluster.objects.prefetch_related("servers").get(pk=cluster_id)
-    snapshot = hotstate.read_topology(cluster_id) or {}
+def topology_payload(cluster_id: int, *, cluster: Cluster | None = None, snapshot: dict | None = None) -> dict:
+    """The cluster's live state: the monitoring snapshot (read from the hot store unless the caller, a tick,
+    has it in hand) over the cluster's servers (with theirs prefetched, no query)."""
+    if cluster is None:
+        cluster = Cluster.objects.prefetch_related("servers").get(pk=cluster_id)
+    if snapshot is None:
+        snapshot = hotstate.read_topology(cluster_id) or {}
     by_id = {s["id"]: s for s in snapshot.get("servers", [])}
     servers = []
     for server in cluster.servers.all():

@@ -14,7 +14,13 @@ from rest_framework.response import Response
 
 from controlplane.api.viewsets import AuditedViewSet
 from tenants import services
-from tenants.access import CLUSTER_PERMISSIONS, can_manage_team, clusters_granted_to, visible_teams
+from tenants.access import (
+    CLUSTER_PERMISSIONS,
+    can_manage_team,
+    cluster_model,
+    clusters_granted_to,
+    visible_teams,
+)
 from tenants.api.serializers import (
     GrantSerializer,
     MemberAddSerializer,
@@ -133,7 +139,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         """The clusters granted to the team, with the permissions; grant one of the tenant's clusters."""
         if request.method == "GET":
             return Response(self._grants(self.get_object()))
-        from clusters.models import Cluster
+        Cluster = cluster_model()  # noqa: N806 - a model class
 
         team = self._managed_team()
         serializer = GrantSerializer(data=request.data)
