@@ -6,7 +6,9 @@ It may be lost at any time; monitoring rebuilds it within a tick. The database k
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import threading
 import time
 from functools import lru_cache
 
@@ -14,13 +16,17 @@ import redis
 from django.conf import settings
 
 from clusters.domain.failover_plan import Incident, continue_incident
+from controlplane import redisconf
+
+log = logging.getLogger(__name__)
 
 TOPOLOGY_TTL_SECONDS = 120
 
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    # Through Sentinel (REDIS_URL sentinel://...) the client finds the new master after a failover.
+    return redisconf.client(redisconf.parse(settings.REDIS_URL), socket_timeout=2, socket_connect_timeout=2)
 
 
 def _key(cluster_id: int, what: str) -> str:
@@ -242,14 +248,56 @@ def take_tick_locks(cluster_ids: list[int], seconds: float) -> dict[int, str]:
     return {cid: tokens[cid] for cid, ok in zip(cluster_ids, taken, strict=True) if ok}
 
 
-def release_tick_locks(held: list[tuple[int, str]]) -> None:
+def release_tick_locks(held: list[tuple[int, str]], lock_seconds: float = 15.0) -> None:
+    """Release the locks this process took. If Redis does not answer (restarting, failing over), keep
+    trying in the background for as long as the locks could live: otherwise a tick cut short by the
+    outage would keep its clusters from being ticked until the locks expire, after Redis is back."""
     if not held:
         return
+    try:
+        _release(held)
+    except redis.RedisError as exc:
+        log.warning("could not release %d tick lock(s) (%s); retrying in the background", len(held), exc)
+        _defer_release(held, lock_seconds)
+
+
+def _release(held: list[tuple[int, str]]) -> None:
     script = _release_script()
     pipe = client().pipeline(transaction=False)
     for cid, token in held:
         script(keys=[tick_lock_key(cid)], args=[token], client=pipe)
     pipe.execute()
+
+
+_deferred: list[tuple[float, list[tuple[int, str]]]] = []  # (give up at, locks)
+_deferred_guard = threading.Lock()
+_deferred_thread: threading.Thread | None = None
+
+
+def _defer_release(held: list[tuple[int, str]], lock_seconds: float) -> None:
+    global _deferred_thread
+    with _deferred_guard:
+        _deferred.append((time.monotonic() + lock_seconds, list(held)))
+        if _deferred_thread is None or not _deferred_thread.is_alive():
+            _deferred_thread = threading.Thread(target=_release_deferred, name="tick-lock-release", daemon=True)
+            _deferred_thread.start()
+
+
+def _release_deferred() -> None:
+    while True:
+        time.sleep(0.25)
+        with _deferred_guard:
+            now = time.monotonic()
+            _deferred[:] = [(until, held) for until, held in _deferred if until > now]
+            if not _deferred:
+                return
+            pending = [lock for _, held in _deferred for lock in held]
+        try:
+            _release(pending)
+        except redis.RedisError:
+            continue
+        with _deferred_guard:
+            _deferred[:] = [(until, held) for until, held in _deferred if not set(held) <= set(pending)]
 
 
 @lru_cache(maxsize=1)

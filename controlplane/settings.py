@@ -14,6 +14,8 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from controlplane import redisconf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
@@ -128,6 +130,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "controlplane.unavailable.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -251,8 +254,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+try:
+    REDIS_TARGET = redisconf.parse(REDIS_URL)
+except redisconf.RedisUrlError as exc:
+    raise ImproperlyConfigured(f"REDIS_URL: {exc}") from exc
 
-CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = redisconf.broker_url(REDIS_TARGET)
+CELERY_BROKER_TRANSPORT_OPTIONS = redisconf.broker_transport_options(REDIS_TARGET)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -261,14 +269,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Beat: any number of `celery -A controlplane beat`, one active through a lease in Redis (controlplane/beat.py).
+DBPILOT_BEAT_LEASE_SECONDS = env.int("DBPILOT_BEAT_LEASE_SECONDS", default=3)
+if DBPILOT_BEAT_LEASE_SECONDS < 2:
+    raise ImproperlyConfigured("DBPILOT_BEAT_LEASE_SECONDS must be at least 2 (the active beat renews it every second).")
+CELERY_BEAT_SCHEDULER = "controlplane.beat:LeasedScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 1  # the active beat renews its lease, a standby tries to take it, each second
 
 # Redis pub/sub channels ignore the database number: two installs (or test runs) sharing one Redis server
 # would receive each other's websocket messages unless their channel names differ.
-DBPILOT_CHANNELS_PREFIX = env.str("DBPILOT_CHANNELS_PREFIX", default=f"dbpilot.db{urlparse(REDIS_URL).path.strip('/') or '0'}")
+DBPILOT_CHANNELS_PREFIX = env.str("DBPILOT_CHANNELS_PREFIX", default=f"dbpilot.db{REDIS_TARGET.db}")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": DBPILOT_CHANNELS_PREFIX},
+        "CONFIG": {"hosts": [redisconf.channel_host(REDIS_TARGET)], "prefix": DBPILOT_CHANNELS_PREFIX},
     }
 }
 if env.bool("DBPILOT_IN_MEMORY_CHANNELS", default=False):  # tests that need no Redis only

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything and run dbpilot with a 3-node demo cluster on this machine.
-# Starts Redis (if none answers), the ASGI server, one Celery worker per queue and beat; creates a demo
+# Starts Redis (if none answers), the ASGI server, one Celery worker per queue and two beats; creates a demo
 # tenant, user and token; provisions the demo cluster (1 primary + 2 semi-sync replicas) through the API
 # with the local provider and follows its job; prints the portal URL, the login and the token. Ctrl-C
 # stops everything it started (the cluster's servers stop and keep their data: the next run starts them
@@ -48,7 +48,10 @@ for queue in ticks ha long default; do
   .venv/bin/celery -A controlplane worker -Q "$queue" -n "$queue@%h" --concurrency 2 --loglevel INFO \
     > "$RUN/worker-$queue.log" 2>&1 & pids+=($!)
 done
-.venv/bin/celery -A controlplane beat --loglevel INFO -s "$RUN/celerybeat-schedule" > "$RUN/beat.log" 2>&1 & pids+=($!)
+# Two beats: one sends the schedule (it holds a lease in Redis), the other stands by to take over.
+for beat in 1 2; do
+  .venv/bin/celery -A controlplane beat --loglevel INFO > "$RUN/beat-$beat.log" 2>&1 & pids+=($!)
+done
 
 password=${DBPILOT_DEMO_PASSWORD:-demo-password-1}
 token=$(.venv/bin/python manage.py create_tenant demo --team ops --user demo@example.com --password "$password" --token-scope admin | tail -n 1)

@@ -16,7 +16,7 @@ fi
 packages=(python3 python3-venv python3-dev build-essential mariadb-server mariadb-backup mariadb-client
           redis-server haproxy pdns-server pdns-backend-sqlite3 iproute2 nftables procps curl)
 if [ "$want_tests" = 1 ]; then
-  packages+=(postgresql dnsutils chromium nodejs npm prometheus)
+  packages+=(postgresql dnsutils chromium nodejs npm prometheus redis-sentinel)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything and run dbpilot's whole test suite: unit, API, integration (real MariaDB, Redis,
-# HAProxy, PowerDNS), frontend (Vitest) and browser tests on SQLite; then the API and job tests again on
-# PostgreSQL. Starts its own Redis and PostgreSQL on private ports and stops them at the end.
+# HAProxy, PowerDNS), the chaos suite (tests/chaos: beats, Redis Sentinel, PostgreSQL restarting; about 3
+# minutes, `-m chaos` alone), frontend (Vitest) and browser tests on SQLite; then the API and job tests
+# again on PostgreSQL. Starts its own Redis and PostgreSQL on private ports and stops them at the end.
 # Safe to run again. Extra arguments go to the first pytest run (e.g. -k switchover).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from tenants.api.auditlog import AuditEntryViewSet
 from tenants.api.invitations import InvitationAcceptView
-from tenants.api.platform import PlatformPauseView, PlatformResumeView, PlatformView
+from tenants.api.platform import PlatformHealthView, PlatformPauseView, PlatformResumeView, PlatformView
 from tenants.api.session import CsrfView, LoginView, LogoutView, MeView
 from tenants.api.teams import TeamViewSet
 from tenants.api.tokens import TokenViewSet
@@ -22,5 +22,6 @@ urlpatterns = router.urls + [
     path("auth/me/", MeView.as_view(), name="auth-me"),
     path("platform/", PlatformView.as_view(), name="platform"),
     path("platform/pause/", PlatformPauseView.as_view(), name="platform-pause"),
+    path("platform/health/", PlatformHealthView.as_view(), name="platform-health"),
     path("platform/resume/", PlatformResumeView.as_view(), name="platform-resume"),
 ]

@@ -241,3 +241,24 @@ class LoginFailure(models.Model):
             models.Index(fields=["account_digest", "created_at"]),
             models.Index(fields=["client_address", "created_at"]),
         ]
+
+
+class PlatformFinding(models.Model):
+    """A finding about dbpilot itself (not a cluster): e.g. `REDIS_UNREACHABLE` while its Redis does not
+    answer. Open until resolved; at most one open per code. Written by tenants.platform_health."""
+
+    code = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, default="critical")
+    message = models.CharField(max_length=500)
+    opened_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], condition=models.Q(resolved_at__isnull=True),
+                                    name="one_open_platform_finding_per_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({'open' if self.resolved_at is None else 'resolved'})"

@@ -370,7 +370,12 @@ def monitor_shard(cluster_ids: list[int]) -> None:
     finally:
         batch.count_tick(history.tick_counts(len(plans), len(clusters) - len(held), len(targets),
                                              time.monotonic() - started))  # for Prometheus, same trip
-        batch.execute()
+        try:
+            batch.execute()
+        except Exception:  # Redis failing: no action on this tick; the locks go when Redis is back
+            hotstate.release_tick_locks(released, TICK_LOCK_SECONDS)
+            close_old_connections()
+            raise
         for plan, result in finished:
             try:
                 _after_round(result, plan.cluster.epoch)

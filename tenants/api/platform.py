@@ -1,9 +1,10 @@
 """`/api/v1/platform/`: the platform-wide pause. Everyone signed in may read it (the portal and the CLI
-show it); only platform operators (Django superusers, never a token) pause and resume."""
+show it); only platform operators (Django superusers, never a token) pause and resume, and read dbpilot's
+own health (`health/`)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import permissions
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,6 +12,7 @@ from controlplane.api.viewsets import AuditedAPIView
 from tenants.access import actor_from_request
 from tenants.api.serializers import PlatformPauseSerializer, PlatformStateSerializer
 from tenants.platform import platform_state, set_platform_paused
+from tenants.platform_health import health
 
 
 class IsPlatformOperator(permissions.BasePermission):
@@ -54,3 +56,27 @@ class PlatformResumeView(AuditedAPIView):
     def post(self, request):
         """Allow automatic actions again."""
         return Response(_state_payload(set_platform_paused(False, by=self.actor.label())))
+
+
+_HEALTH_SCHEMA = inline_serializer("PlatformHealth", {
+    "ok": serializers.BooleanField(),
+    "automatic_actions": serializers.ChoiceField(choices=["allowed", "stopped"]),
+    "redis": inline_serializer("PlatformHealthRedis", {
+        "ok": serializers.BooleanField(), "detail": serializers.CharField(), "url": serializers.CharField(),
+        "sentinel": serializers.BooleanField()}),
+    "database": inline_serializer("PlatformHealthDatabase", {
+        "ok": serializers.BooleanField(), "vendor": serializers.CharField()}),
+    "findings": inline_serializer("PlatformFinding", {
+        "code": serializers.CharField(), "severity": serializers.CharField(), "message": serializers.CharField(),
+        "opened_at": serializers.DateTimeField()}, many=True),
+})
+
+
+class PlatformHealthView(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsPlatformOperator]
+
+    @extend_schema(responses={200: _HEALTH_SCHEMA})
+    def get(self, request):
+        """dbpilot's own health: Redis (broker, locks, hot state), the database, and the open platform
+        findings (e.g. REDIS_UNREACHABLE, while which no automatic action is taken)."""
+        return Response(health())

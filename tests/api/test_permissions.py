@@ -265,6 +265,7 @@ HTTP_MATRIX: list[Row] = [
     Row("platform", "GET", "signed_in", lambda w: "/api/v1/platform/"),
     Row("platform-pause", "POST", "platform_operator", lambda w: "/api/v1/platform/pause/", lambda w: {"reason": "matrix"}),
     Row("platform-resume", "POST", "platform_operator", lambda w: "/api/v1/platform/resume/"),
+    Row("platform-health", "GET", "platform_operator", lambda w: "/api/v1/platform/health/"),
 ]
 
 
