@@ -32,7 +32,8 @@ class JobConsumer(_ScopedConsumer):
     async def connect(self):
         self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
         actor = self.scope.get("actor")
-        job = await _visible_job(actor, self.job_id) if actor is not None and actor.is_authenticated else None
+        signed_in = actor is not None and actor.is_authenticated
+        job = await _visible_job(actor, self.job_id) if signed_in and self.job_id < 2**63 else None
         if job is None:
             # Accept, then close: the documented refusal a client reads and stops reconnecting on.
             await self.accept()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 import environ
 from cryptography.fernet import Fernet
