@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# Everything the demo writes (the sandbox's passwords, the token, the logs) is readable by its owner only.
+# Everything the demo writes (the token, the logs) is readable by its owner only.
 umask 077
 
 export DEBUG=${DEBUG:-1}
