@@ -23,6 +23,7 @@ first acknowledged write on the new primary (the writer's client timeouts: conne
 acknowledged rows missing on the new primary (lost).
 Prints figures, asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,24 +49,55 @@ from bench.switchover import configure, percentile, start_redis  # noqa: E402
 WRITER_READ_TIMEOUT = 1.0
 
 
-def start_process(data_root: str, redis_url: str, runner: str, argv: list[str], name: str) -> subprocess.Popen:
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="controlplane.settings", DBPILOT_DATA_ROOT=data_root,
-               REDIS_URL=redis_url, DEBUG="1", PYTHONUNBUFFERED="1", DBPILOT_FAILOVER_RUNNER=runner,
-               DBPILOT_ALLOWED_SOCKET_DIRS="/tmp/dbp", LOG_LEVEL="WARNING")
+def start_process(
+    data_root: str, redis_url: str, runner: str, argv: list[str], name: str
+) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="controlplane.settings",
+        DBPILOT_DATA_ROOT=data_root,
+        REDIS_URL=redis_url,
+        DEBUG="1",
+        PYTHONUNBUFFERED="1",
+        DBPILOT_FAILOVER_RUNNER=runner,
+        DBPILOT_ALLOWED_SOCKET_DIRS="/tmp/dbp",
+        LOG_LEVEL="WARNING",
+    )
     log = open(Path(data_root) / f"{name}.log", "ab")
-    return subprocess.Popen([str(Path(sys.executable).parent / "celery"), "-A", "controlplane", *argv], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "controlplane", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def start_dbpilot(data_root: str, redis_url: str, runner: str) -> list[subprocess.Popen]:
     common = ["--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
     return [
-        start_process(data_root, redis_url, runner, ["worker", "-Q", "ticks", "-n", f"ticks-{os.getpid()}@%h",
-                                                     "--concurrency", "2", *common], "worker-ticks"),
-        start_process(data_root, redis_url, runner, ["worker", "-Q", "ha", "-n", f"ha-{os.getpid()}@%h",
-                                                     "--concurrency", "2", *common], "worker-ha"),
-        start_process(data_root, redis_url, runner, ["beat", "--loglevel", "WARNING", "-s",
-                                                     str(Path(data_root) / "beat-schedule")], "beat"),
+        start_process(
+            data_root,
+            redis_url,
+            runner,
+            ["worker", "-Q", "ticks", "-n", f"ticks-{os.getpid()}@%h", "--concurrency", "2", *common],
+            "worker-ticks",
+        ),
+        start_process(
+            data_root,
+            redis_url,
+            runner,
+            ["worker", "-Q", "ha", "-n", f"ha-{os.getpid()}@%h", "--concurrency", "2", *common],
+            "worker-ha",
+        ),
+        start_process(
+            data_root,
+            redis_url,
+            runner,
+            ["beat", "--loglevel", "WARNING", "-s", str(Path(data_root) / "beat-schedule")],
+            "beat",
+        ),
     ]
 
 
@@ -87,13 +119,20 @@ class Bench:
             "servers": [{"host": n["host"], "port": n["port"]} for n in described["nodes"]],
             "credentials": described["credentials"]["admin"],
             "replication_credentials": described["credentials"]["replication"],
-            "settings": {"failover_mode": "automatic", "failover_limit": 0, "failover_min_interval_seconds": 0,
-                         **settings},
+            "settings": {
+                "failover_mode": "automatic",
+                "failover_limit": 0,
+                "failover_min_interval_seconds": 0,
+                **settings,
+            },
         }
         parsed = registration.parse_request(self.created.tenant, payload)
-        cluster = registration.register_cluster(self.created.team, parsed, registration.check_servers_answer(parsed),
-                                                requested_by="bench")
-        self.wait(lambda: Cluster.objects.get(pk=cluster.pk).failover_armed, 60, "the adopt job to arm the cluster")
+        cluster = registration.register_cluster(
+            self.created.team, parsed, registration.check_servers_answer(parsed), requested_by="bench"
+        )
+        self.wait(
+            lambda: Cluster.objects.get(pk=cluster.pk).failover_armed, 60, "the adopt job to arm the cluster"
+        )
         return Cluster.objects.get(pk=cluster.pk)
 
     def wait(self, predicate, timeout: float, what: str, interval: float = 0.02):
@@ -123,16 +162,23 @@ class Bench:
     def failover_after(self, cluster, after: datetime):
         from clusters.models import Job
 
-        return (Job.objects.filter(cluster=cluster, kind="failover", created_at__gte=after)
-                .exclude(state__in=("pending", "running")).first())
+        return (
+            Job.objects.filter(cluster=cluster, kind="failover", created_at__gte=after)
+            .exclude(state__in=("pending", "running"))
+            .first()
+        )
 
     def healthy(self, sandbox, primary: int) -> bool:
         for node in sandbox.nodes:
             if node == primary:
                 continue
             status = sandbox.replication_status(node)
-            if not (status and status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes"
-                    and int(status["Master_Port"]) == sandbox.port(primary)):
+            if not (
+                status
+                and status["Slave_IO_Running"] == "Yes"
+                and status["Slave_SQL_Running"] == "Yes"
+                and int(status["Master_Port"]) == sandbox.port(primary)
+            ):
                 return False
         return True
 
@@ -145,9 +191,14 @@ class Bench:
         job = self.wait(lambda: self.failover_after(cluster, killed_wall), 60, "the failover job")
         if job.state != "succeeded":
             raise RuntimeError(f"failover job {job.id} {job.state}: {job.result.get('detail')}")
-        new = next(n for n in sandbox.nodes if f"{sandbox.host(n)}:{sandbox.port(n)}" == job.result["new_primary"])
-        self.wait(lambda: any(a.server == job.result["new_primary"] and a.at > killed for a in list(writer.acks)),
-                  30, "a write on the new primary")
+        new = next(
+            n for n in sandbox.nodes if f"{sandbox.host(n)}:{sandbox.port(n)}" == job.result["new_primary"]
+        )
+        self.wait(
+            lambda: any(a.server == job.result["new_primary"] and a.at > killed for a in list(writer.acks)),
+            30,
+            "a write on the new primary",
+        )
         first = next(a for a in list(writer.acks) if a.server == job.result["new_primary"] and a.at > killed)
         opened = job.result.get("writes_opened_at")
         row = {
@@ -167,21 +218,32 @@ class Bench:
 
     def report(self, title: str, rows: list[dict]) -> None:
         print(f"\n{title}: {len(rows)} trials")
-        for key, label in (("detection", "kill -> failover confirmed"), ("start", "kill -> job start"),
-                           ("promotion", "job start -> writes open"), ("first_write", "kill -> first write")):
+        for key, label in (
+            ("detection", "kill -> failover confirmed"),
+            ("start", "kill -> job start"),
+            ("promotion", "job start -> writes open"),
+            ("first_write", "kill -> first write"),
+        ):
             values = [r[key] for r in rows]
-            print(f"  {label:28s} p50 {percentile(values, 0.5):7.0f} ms  p99 {percentile(values, 0.99):7.0f} ms  "
-                  f"mean {statistics.mean(values):7.0f} ms")
+            print(
+                f"  {label:28s} p50 {percentile(values, 0.5):7.0f} ms  p99 {percentile(values, 0.99):7.0f} ms  "
+                f"mean {statistics.mean(values):7.0f} ms"
+            )
         print(f"  lost acknowledged rows        total {sum(r['lost'] for r in rows)}")
         names = list(rows[0]["timings"])
         slow = sorted(names, key=lambda n: -statistics.median(r["timings"].get(n, 0) for r in rows))[:6]
-        print("  job steps (median ms): " + ", ".join(
-            f"{n} {statistics.median(r['timings'].get(n, 0) for r in rows):.0f}" for n in slow))
+        print(
+            "  job steps (median ms): "
+            + ", ".join(f"{n} {statistics.median(r['timings'].get(n, 0) for r in rows):.0f}" for n in slow)
+        )
 
     def print_row(self, kind: str, number: int, row: dict) -> None:
-        print(f"{kind} {number:2d}: job {row['job']:3d} -> node {row['new']}  confirmed {row['detection']:6.0f} ms  "
-              f"job start {row['start']:6.0f} ms  promotion {row['promotion']:5.0f} ms  first write "
-              f"{row['first_write']:6.0f} ms  lost {row['lost']}  ({row['guarantee']})", flush=True)
+        print(
+            f"{kind} {number:2d}: job {row['job']:3d} -> node {row['new']}  confirmed {row['detection']:6.0f} ms  "
+            f"job start {row['start']:6.0f} ms  promotion {row['promotion']:5.0f} ms  first write "
+            f"{row['first_write']:6.0f} ms  lost {row['lost']}  ({row['guarantee']})",
+            flush=True,
+        )
 
 
 def kill_trials(bench: Bench, args) -> list[dict]:
@@ -203,8 +265,13 @@ def kill_trials(bench: Bench, args) -> list[dict]:
             described = sandbox.up()
             cluster = bench.register(sandbox, f"kill{generation}")
             app = sandbox.accounts.app
-            writer = Writer([n["address"] for n in described["nodes"]], app.user, app.password, rate=args.rate,
-                            read_timeout=WRITER_READ_TIMEOUT).start()
+            writer = Writer(
+                [n["address"] for n in described["nodes"]],
+                app.user,
+                app.password,
+                rate=args.rate,
+                read_timeout=WRITER_READ_TIMEOUT,
+            ).start()
             writer.wait_for_acks(int(args.rate))
             primary = 1
             try:
@@ -228,13 +295,27 @@ def kill_trials(bench: Bench, args) -> list[dict]:
                         from clusters.services.monitoring import tick_cluster
 
                         result = tick_cluster(cluster.id)
-                        print("          fence plans:", fence_plans(result.topology, result.probes, result.settings))
-                        print("          servers:", list(cluster.servers.values_list("port", "fenced", "quarantined")))
-                        print("          events:", list(Event.objects.filter(cluster=cluster).order_by("-id")
-                                                        .values_list("kind", "message")[:8]))
+                        print(
+                            "          fence plans:",
+                            fence_plans(result.topology, result.probes, result.settings),
+                        )
+                        print(
+                            "          servers:",
+                            list(cluster.servers.values_list("port", "fenced", "quarantined")),
+                        )
+                        print(
+                            "          events:",
+                            list(
+                                Event.objects.filter(cluster=cluster)
+                                .order_by("-id")
+                                .values_list("kind", "message")[:8]
+                            ),
+                        )
                         for rejoin in Job.objects.filter(cluster=cluster, kind="rejoin").order_by("-id")[:3]:
-                            print(f"          rejoin job {rejoin.id} {rejoin.state}: {rejoin.result.get('detail')} "
-                                  f"{[(s['name'], s['state'], s['detail'][:200]) for s in rejoin.steps]}")
+                            print(
+                                f"          rejoin job {rejoin.id} {rejoin.state}: {rejoin.result.get('detail')} "
+                                f"{[(s['name'], s['state'], s['detail'][:200]) for s in rejoin.steps]}"
+                            )
                         raise
                     if Server.objects.get(cluster=cluster, host=host, port=port).quarantined:
                         event = Event.objects.filter(cluster=cluster, kind="server_quarantined").first()
@@ -242,8 +323,10 @@ def kill_trials(bench: Bench, args) -> list[dict]:
                         break
             finally:
                 writer.stop()
-            print(f"          writer: acknowledged rows {len(writer.acknowledged())}, "
-                  f"outcome unknown {len(writer.unknown)}")
+            print(
+                f"          writer: acknowledged rows {len(writer.acknowledged())}, "
+                f"outcome unknown {len(writer.unknown)}"
+            )
         finally:
             sandbox.destroy()
             if cluster is not None:
@@ -265,21 +348,31 @@ def stop_trials(bench: Bench, args) -> list[dict]:
             described = sandbox.up()
             cluster = bench.register(sandbox, f"stop{number}", semi_sync_on_timeout="wait")
             app = sandbox.accounts.app
-            writer = Writer([n["address"] for n in described["nodes"]], app.user, app.password, rate=args.rate,
-                            read_timeout=WRITER_READ_TIMEOUT).start()
+            writer = Writer(
+                [n["address"] for n in described["nodes"]],
+                app.user,
+                app.password,
+                rate=args.rate,
+                read_timeout=WRITER_READ_TIMEOUT,
+            ).start()
             try:
                 writer.wait_for_acks(int(args.rate))
                 row = bench.trial(sandbox, cluster, writer, 1, signal.SIGSTOP)
                 sandbox.kill(1, signal.SIGCONT)
-                bench.wait(lambda sb=sandbox: sb.sql(1, "SELECT @@read_only AS ro")[0]["ro"] == 1, 30,
-                           "the resumed old primary to be fenced read-only")
+                bench.wait(
+                    lambda sb=sandbox: sb.sql(1, "SELECT @@read_only AS ro")[0]["ro"] == 1,
+                    30,
+                    "the resumed old primary to be fenced read-only",
+                )
                 row["lost"] = len(writer.missing_on(f"{sandbox.host(row['new'])}:{sandbox.port(row['new'])}"))
             finally:
                 writer.stop()
             rows.append(row)
             bench.print_row("SIGSTOP", number, row)
             old = Server.objects.get(cluster=cluster, host=sandbox.host(1), port=sandbox.port(1))
-            print(f"          old primary read-only after SIGCONT; {'quarantined' if old.quarantined else 'fenced'}")
+            print(
+                f"          old primary read-only after SIGCONT; {'quarantined' if old.quarantined else 'fenced'}"
+            )
         finally:
             sandbox.kill(1, signal.SIGCONT)
             sandbox.destroy()
@@ -293,8 +386,12 @@ def main() -> int:
     parser.add_argument("--kill-trials", type=int, default=10)
     parser.add_argument("--stop-trials", type=int, default=5)
     parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
-    parser.add_argument("--runner", choices=("thread", "queue"), default="queue",
-                        help="where a failover confirmed by a tick runs (clusters.jobs.runner)")
+    parser.add_argument(
+        "--runner",
+        choices=("thread", "queue"),
+        default="queue",
+        help="where a failover confirmed by a tick runs (clusters.jobs.runner)",
+    )
     parser.add_argument("--inline", action="store_true", help="tick and run jobs in this process (profiling)")
     parser.add_argument("--redis-url", help="an existing Redis (default: start a private one)")
     args = parser.parse_args()
@@ -308,8 +405,10 @@ def main() -> int:
     processes = [] if args.inline else start_dbpilot(data_root, args.redis_url, args.runner)
     try:
         bench = Bench(args)
-        print(f"runner {'inline (this process ticks)' if args.inline else args.runner}, writer at {args.rate:g}/s, "
-              f"logs in {data_root}")
+        print(
+            f"runner {'inline (this process ticks)' if args.inline else args.runner}, writer at {args.rate:g}/s, "
+            f"logs in {data_root}"
+        )
         kill_rows = kill_trials(bench, args) if args.kill_trials else []
         stop_rows = stop_trials(bench, args) if args.stop_trials else []
         if kill_rows:

@@ -11,6 +11,7 @@ Prints:
 The samples come from synthetic topologies and probes (no servers needed): recording does not depend on
 what the servers answer, only on how many there are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+os.environ["REDIS_URL"] = os.environ.get(
+    "BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+)
 
 
 def topology(cid: int, t: float, seq: int):
     base = cid * 10
     primary = f"10.0.{cid % 250}.1:3306"
-    servers = [SimpleNamespace(id=base + 1, address=primary, role="primary", state="up", lag=None, replication=None,
-                               gtid_current_pos=f"0-1-{seq}")]
+    servers = [
+        SimpleNamespace(
+            id=base + 1,
+            address=primary,
+            role="primary",
+            state="up",
+            lag=None,
+            replication=None,
+            gtid_current_pos=f"0-1-{seq}",
+        )
+    ]
     for n in (2, 3):
-        servers.append(SimpleNamespace(
-            id=base + n, address=f"10.0.{cid % 250}.{n}:3306", role="replica", state="up", lag=0.0,
-            replication={"io_running": "Yes", "sql_running": "Yes", "seconds_behind": 0},
-            gtid_current_pos=f"0-1-{seq - n}"))
+        servers.append(
+            SimpleNamespace(
+                id=base + n,
+                address=f"10.0.{cid % 250}.{n}:3306",
+                role="replica",
+                state="up",
+                lag=0.0,
+                replication={"io_running": "Yes", "sql_running": "Yes", "seconds_behind": 0},
+                gtid_current_pos=f"0-1-{seq - n}",
+            )
+        )
     return SimpleNamespace(primary=primary, servers=servers)
 
 
@@ -46,9 +65,18 @@ def probes(topo, t: float):
     from clusters.domain.probe import ProbeResult
 
     n = int(t)
-    return {s.address: ProbeResult(address=s.address, outcome="ok", threads_connected=40 + s.id % 7,
-                                   semi_sync_master_status=True, semi_sync_slave_status=True,
-                                   reads_total=1000 * n, writes_total=300 * n) for s in topo.servers}
+    return {
+        s.address: ProbeResult(
+            address=s.address,
+            outcome="ok",
+            threads_connected=40 + s.id % 7,
+            semi_sync_master_status=True,
+            semi_sync_slave_status=True,
+            reads_total=1000 * n,
+            writes_total=300 * n,
+        )
+        for s in topo.servers
+    }
 
 
 def memory(client, hotstate, history) -> None:
@@ -76,21 +104,37 @@ def memory(client, hotstate, history) -> None:
     hour = client.memory_usage(hotstate.history_key(cid, "1h"), samples=0)
     day = client.memory_usage(day_key, samples=0)
     hot = len(json.dumps(state["history"]))
-    print(f"entries: 1h list {client.llen(hotstate.history_key(cid, '1h'))}, 24h list {client.llen(day_key)} "
-          f"(3 servers; an entry is {len(client.lindex(day_key, -1))} bytes)")
-    print(f"memory per server: 1h {hour / 3 / 1024:.1f} KiB + 24h {day / 3 / 1024:.1f} KiB "
-          f"+ hot state {hot / 3:.0f} B = {(hour + day + hot) / 3 / 1024:.1f} KiB; "
-          f"1,000 servers: {(hour + day + hot) / 3 * 1000 / 2**20:.0f} MiB")
+    print(
+        f"entries: 1h list {client.llen(hotstate.history_key(cid, '1h'))}, 24h list {client.llen(day_key)} "
+        f"(3 servers; an entry is {len(client.lindex(day_key, -1))} bytes)"
+    )
+    print(
+        f"memory per server: 1h {hour / 3 / 1024:.1f} KiB + 24h {day / 3 / 1024:.1f} KiB "
+        f"+ hot state {hot / 3:.0f} B = {(hour + day + hot) / 3 / 1024:.1f} KiB; "
+        f"1,000 servers: {(hour + day + hot) / 3 * 1000 / 2**20:.0f} MiB"
+    )
     client.delete(hotstate.history_key(cid, "1h"), day_key)
 
 
 def tick_cost(client, hotstate, history, clusters: int, rounds: int) -> None:
     cids = list(range(1, clusters + 1))
     states = {cid: {} for cid in cids}
-    snapshot = {"primary": "x", "servers": [{"id": i, "address": f"10.0.0.{i}:3306", "role": "replica", "state": "up",
-                                             "read_only": True, "gtid_current_pos": "0-1-1000",
-                                             "replication": {"source": "x", "io_running": "Yes"}} for i in range(3)],
-                "updated_at": "now"}
+    snapshot = {
+        "primary": "x",
+        "servers": [
+            {
+                "id": i,
+                "address": f"10.0.0.{i}:3306",
+                "role": "replica",
+                "state": "up",
+                "read_only": True,
+                "gtid_current_pos": "0-1-1000",
+                "replication": {"source": "x", "io_running": "Yes"},
+            }
+            for i in range(3)
+        ],
+        "updated_at": "now",
+    }
     cpu, with_history, without = [], [], []
     t = time.time()
     for r in range(rounds + 2):
@@ -119,14 +163,20 @@ def tick_cost(client, hotstate, history, clusters: int, rounds: int) -> None:
             with_history.append(w1 - w0)
             without.append(w3 - w2)
     servers = clusters * 3
-    print(f"recording, {clusters} clusters / {servers} servers per tick (median of {rounds}): "
-          f"CPU {statistics.median(cpu) * 1000:.1f} ms ({statistics.median(cpu) / servers * 1e6:.0f} us per server); "
-          f"hot-state pipeline {statistics.median(with_history) * 1000:.1f} ms with history vs "
-          f"{statistics.median(without) * 1000:.1f} ms without (one round trip either way)")
+    print(
+        f"recording, {clusters} clusters / {servers} servers per tick (median of {rounds}): "
+        f"CPU {statistics.median(cpu) * 1000:.1f} ms ({statistics.median(cpu) / servers * 1e6:.0f} us per server); "
+        f"hot-state pipeline {statistics.median(with_history) * 1000:.1f} ms with history vs "
+        f"{statistics.median(without) * 1000:.1f} ms without (one round trip either way)"
+    )
     pipe = client.pipeline(transaction=False)
     for cid in cids:
-        pipe.delete(hotstate.history_key(cid, "1h"), hotstate.history_key(cid, "24h"),
-                    f"dbpilot:cluster:{cid}:state", f"dbpilot:cluster:{cid}:topology")
+        pipe.delete(
+            hotstate.history_key(cid, "1h"),
+            hotstate.history_key(cid, "24h"),
+            f"dbpilot:cluster:{cid}:state",
+            f"dbpilot:cluster:{cid}:topology",
+        )
     pipe.execute()
 
 

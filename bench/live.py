@@ -7,6 +7,7 @@ replica writable and read-only again, over and over: each flip opens or resolves
 (REPLICA_NOT_READ_ONLY). The delay is measured from the event's `created_at` (written by the worker
 when it records the change) to the message's arrival. Prints median and p99 (target: p99 <= 300 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,30 +42,91 @@ def main() -> int:
 
     from clusters.providers import LocalSandbox
 
-    env = dict(os.environ, DEBUG="1", DJANGO_SETTINGS_MODULE="controlplane.settings", DBPILOT_DATA_ROOT=str(DATA),
-               REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"), LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        DEBUG="1",
+        DJANGO_SETTINGS_MODULE="controlplane.settings",
+        DBPILOT_DATA_ROOT=str(DATA),
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
+        LOG_LEVEL="WARNING",
+    )
     env.pop("DATABASE_URL", None)
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "dbpilot.sqlite3").unlink(missing_ok=True)
     py = sys.executable
     bindir = Path(py).parent
     subprocess.run([py, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    token = subprocess.run([py, "manage.py", "create_tenant", "bench", "--team", "ops", "--user", "b@bench.example",
-                            "--password", "bench-password-1", "--token-scope", "admin"],
-                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    token = (
+        subprocess.run(
+            [
+                py,
+                "manage.py",
+                "create_tenant",
+                "bench",
+                "--team",
+                "ops",
+                "--user",
+                "b@bench.example",
+                "--password",
+                "bench-password-1",
+                "--token-scope",
+                "admin",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     sandbox = LocalSandbox("bench-live", 3, temporary=True)
     processes = []
     try:
         described = sandbox.up()
         port = 18765
         logs = open(DATA / "processes.log", "w")
-        processes.append(subprocess.Popen([str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                           "controlplane.asgi:application"], cwd=ROOT, env=env, stdout=logs, stderr=logs))
-        processes.append(subprocess.Popen([str(bindir / "celery"), "-A", "controlplane", "worker", "-Q", "ticks",
-                                           "--concurrency", "2", "-n", "live@%h", "--without-gossip", "--without-mingle"],
-                                          cwd=ROOT, env=env, stdout=logs, stderr=logs))
-        processes.append(subprocess.Popen([str(bindir / "celery"), "-A", "controlplane", "beat", "-s",
-                                           str(DATA / "beat-schedule")], cwd=ROOT, env=env, stdout=logs, stderr=logs))
+        processes.append(
+            subprocess.Popen(
+                [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=logs,
+                stderr=logs,
+            )
+        )
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(bindir / "celery"),
+                    "-A",
+                    "controlplane",
+                    "worker",
+                    "-Q",
+                    "ticks",
+                    "--concurrency",
+                    "2",
+                    "-n",
+                    "live@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=logs,
+                stderr=logs,
+            )
+        )
+        processes.append(
+            subprocess.Popen(
+                [str(bindir / "celery"), "-A", "controlplane", "beat", "-s", str(DATA / "beat-schedule")],
+                cwd=ROOT,
+                env=env,
+                stdout=logs,
+                stderr=logs,
+            )
+        )
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         for _ in range(100):
@@ -73,12 +135,16 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.2)
-        body = json.dumps({
-            "name": "live",
-            "servers": [{"host": n["host"], "port": n["port"]} for n in described["nodes"]],
-            "credentials": described["credentials"]["admin"],
-        }).encode()
-        request = urllib.request.Request(f"{base}/api/v1/clusters/", data=body, headers=headers, method="POST")
+        body = json.dumps(
+            {
+                "name": "live",
+                "servers": [{"host": n["host"], "port": n["port"]} for n in described["nodes"]],
+                "credentials": described["credentials"]["admin"],
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{base}/api/v1/clusters/", data=body, headers=headers, method="POST"
+        )
         cluster_id = json.load(urllib.request.urlopen(request, timeout=30))["id"]
         delays = asyncio.run(measure(websockets, port, cluster_id, token, sandbox, args.changes))
     finally:
@@ -92,8 +158,10 @@ def main() -> int:
         sandbox.destroy()
     ms = [d * 1000 for d in delays]
     print(f"live: {len(ms)} topology changes (finding opened/resolved) -> websocket message")
-    print(f"  delay median {statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
-          f"(target p99 <= 300 ms)")
+    print(
+        f"  delay median {statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms, max {max(ms):.1f} ms "
+        f"(target p99 <= 300 ms)"
+    )
     return 0
 
 

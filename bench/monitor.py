@@ -13,6 +13,7 @@ As the issue allows, the N clusters are created directly through the models and 
 real servers (whose max_connections the sandbox raises), so connections are shared more than in a real
 deployment; every tick still runs every probe and the whole analysis.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,10 @@ def main() -> int:
                 probe_server(addresses[i % 3], creds, ConnectOptions(), details=details)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             server_cpu = servers.seconds() - server0
-            print(f"probe {'with details' if details else 'every tick  '}: {n / cpu:.0f} probes per CPU-second (one core), "
-                  f"mariadbd {server_cpu / n * 1e6:.0f} us CPU per probe; {wall / n * 1000:.2f} ms wall per probe in sequence")
+            print(
+                f"probe {'with details' if details else 'every tick  '}: {n / cpu:.0f} probes per CPU-second (one core), "
+                f"mariadbd {server_cpu / n * 1e6:.0f} us CPU per probe; {wall / n * 1000:.2f} ms wall per probe in sequence"
+            )
 
         # 2. one tick of one 3-server cluster
         tenant = Tenant.objects.create(name="bench")
@@ -101,7 +104,9 @@ def main() -> int:
             number = next(aliases)
             alias = f"127.0.{number // 250}.{number % 250 + 2}"
             cluster = Cluster.objects.create(tenant=tenant, name=name, credentials_encrypted=encrypted)
-            Server.objects.bulk_create([Server(cluster=cluster, host=alias, port=p, ip=alias) for _, p in host_ports])
+            Server.objects.bulk_create(
+                [Server(cluster=cluster, host=alias, port=p, ip=alias) for _, p in host_ports]
+            )
             return cluster
 
         single = make_cluster("single")
@@ -111,17 +116,36 @@ def main() -> int:
             started = time.perf_counter()
             tick_cluster(single.id)
             times.append(time.perf_counter() - started)
-        print(f"tick of 1 cluster of 3 servers: median {statistics.median(times) * 1000:.1f} ms, "
-              f"max {max(times) * 1000:.1f} ms (in-process)")
+        print(
+            f"tick of 1 cluster of 3 servers: median {statistics.median(times) * 1000:.1f} ms, "
+            f"max {max(times) * 1000:.1f} ms (in-process)"
+        )
         single.delete()
 
         # 3. one tick of N clusters through a real worker
         ids = [make_cluster(f"c{i}").id for i in range(args.clusters)]
         env = dict(os.environ)
         worker = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "controlplane", "worker", "-Q", "ticks",
-             "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n", "bench@%h"],
-            cwd=ROOT, env=env, stdout=open(DATA / "worker.log", "w"), stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "controlplane",
+                "worker",
+                "-Q",
+                "ticks",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                "bench@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(DATA / "worker.log", "w"),
+            stderr=subprocess.STDOUT,
         )
         from workers.tasks import monitor_shard
 
@@ -148,8 +172,10 @@ def main() -> int:
                         latest = max(latest, observed)
             wall = latest - started_at
             if waiting:
-                print(f"  round {round_no}: only {len(ids) - len(waiting)} of {len(ids)} clusters ticked within 60 s",
-                      file=sys.stderr)
+                print(
+                    f"  round {round_no}: only {len(ids) - len(waiting)} of {len(ids)} clusters ticked within 60 s",
+                    file=sys.stderr,
+                )
             if round_no < WARMUP_ROUNDS:  # connections, and the primary watch's, open in these
                 print(f"  warm-up round {round_no + 1}: {wall:.2f} s", file=sys.stderr)
             else:
@@ -157,14 +183,19 @@ def main() -> int:
                 n_servers = len(ids) * 3
                 worker_cpu.append((workers.seconds() - worker0) / n_servers * 1e6)
                 server_cpu.append((servers.seconds() - server0) / n_servers * 1e6)
-                print(f"  round {round_no - WARMUP_ROUNDS + 1}: {len(ids)} clusters / {n_servers} servers ticked in {wall:.2f} s "
-                      f"({len(shards)} shards); CPU per server: worker {worker_cpu[-1]:.0f} us, "
-                      f"mariadbd {server_cpu[-1]:.0f} us", file=sys.stderr)
+                print(
+                    f"  round {round_no - WARMUP_ROUNDS + 1}: {len(ids)} clusters / {n_servers} servers ticked in {wall:.2f} s "
+                    f"({len(shards)} shards); CPU per server: worker {worker_cpu[-1]:.0f} us, "
+                    f"mariadbd {server_cpu[-1]:.0f} us",
+                    file=sys.stderr,
+                )
             time.sleep(1.0)
-        print(f"tick of {len(ids)} clusters ({len(ids) * 3} servers) through a worker (concurrency 2): "
-              f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 1 s for 1,000 servers); "
-              f"CPU per server-tick: worker {statistics.median(worker_cpu):.0f} us, "
-              f"mariadbd {statistics.median(server_cpu):.0f} us; load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"tick of {len(ids)} clusters ({len(ids) * 3} servers) through a worker (concurrency 2): "
+            f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 1 s for 1,000 servers); "
+            f"CPU per server-tick: worker {statistics.median(worker_cpu):.0f} us, "
+            f"mariadbd {statistics.median(server_cpu):.0f} us; load average {os.getloadavg()[0]:.2f}"
+        )
     finally:
         if worker is not None:
             worker.terminate()

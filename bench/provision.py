@@ -12,6 +12,7 @@ this process, through the same services the API calls. Prints, as the median of 
 
 Needs Redis (REDIS_URL, default database 0 on 127.0.0.1) and mariadbd; asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,17 @@ def provision(team, name: str, replicas: int):
     from clusters.models import Job
     from clusters.services import provisioning
 
-    request = provisioning.parse_request(team.tenant, {"name": name, "provision": {
-        "provider": "local", "replicas": replicas, "master_user": {"user": "owner", "password": "bench-password-1"}}})
+    request = provisioning.parse_request(
+        team.tenant,
+        {
+            "name": name,
+            "provision": {
+                "provider": "local",
+                "replicas": replicas,
+                "master_user": {"user": "owner", "password": "bench-password-1"},
+            },
+        },
+    )
     started = time.monotonic()
     cluster = provisioning.provision_cluster(team, request, requested_by="bench")  # inline: runs at commit
     elapsed = time.monotonic() - started
@@ -64,14 +74,20 @@ def fill(cluster, megabytes: int) -> int:
 
     primary = Server.objects.get(pk=cluster.primary_id)
     rows = megabytes * 1000  # ~1 kB a row
-    with pymysql.connect(host=primary.host, port=primary.port, user="owner", password="bench-password-1",
-                         autocommit=True) as conn, conn.cursor() as cursor:
+    with (
+        pymysql.connect(
+            host=primary.host, port=primary.port, user="owner", password="bench-password-1", autocommit=True
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
         cursor.execute("CREATE DATABASE IF NOT EXISTS bench")
         cursor.execute("CREATE TABLE bench.rows (id INT PRIMARY KEY, body VARCHAR(1000)) ENGINE=InnoDB")
         batch = 20000
         for start in range(0, rows, batch):
-            cursor.execute(f"INSERT INTO bench.rows SELECT seq, REPEAT(MD5(seq), 30) FROM bench.seq_{start + 1}_to_"
-                           f"{min(rows, start + batch)}")
+            cursor.execute(
+                f"INSERT INTO bench.rows SELECT seq, REPEAT(MD5(seq), 30) FROM bench.seq_{start + 1}_to_"
+                f"{min(rows, start + batch)}"
+            )
     return rows
 
 
@@ -100,8 +116,10 @@ def main() -> None:
             cluster, elapsed, job = provision(team, f"p{run}", 2)
             times.append(elapsed)
             steps.append(job.result["timings_ms"])
-            print(f"provision 1+2 run {run + 1}: {elapsed:.2f} s  " + ", ".join(
-                f"{k} {v:.0f} ms" for k, v in job.result["timings_ms"].items()))
+            print(
+                f"provision 1+2 run {run + 1}: {elapsed:.2f} s  "
+                + ", ".join(f"{k} {v:.0f} ms" for k, v in job.result["timings_ms"].items())
+            )
             destroy(cluster)
         print(f"provision 1+2: median {statistics.median(times):.2f} s over {args.runs} runs")
 
@@ -130,12 +148,16 @@ def measure_clones(cluster, args) -> None:
         adds.append(elapsed)
         rates.append(clone["mb_per_second"])
         sizes.append(clone["bytes"] / 1e6)
-        print(f"add replica run {run + 1}: {elapsed:.2f} s, clone {clone['bytes'] / 1e6:.0f} MB in "
-              f"{clone['seconds']:.2f} s = {clone['mb_per_second']} MB/s")
+        print(
+            f"add replica run {run + 1}: {elapsed:.2f} s, clone {clone['bytes'] / 1e6:.0f} MB in "
+            f"{clone['seconds']:.2f} s = {clone['mb_per_second']} MB/s"
+        )
         new = Server.objects.get(cluster=cluster, instance=job.result["provision"]["servers"][0]["instance"])
         provisioning.remove_replica(cluster, new, requested_by="bench")
-    print(f"add a replica to a cluster holding {rows} rows (~{statistics.median(sizes):.0f} MB streamed): "
-          f"median {statistics.median(adds):.2f} s, clone median {statistics.median(rates)} MB/s over {args.runs} runs")
+    print(
+        f"add a replica to a cluster holding {rows} rows (~{statistics.median(sizes):.0f} MB streamed): "
+        f"median {statistics.median(adds):.2f} s, clone median {statistics.median(rates)} MB/s over {args.runs} runs"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ each step's time, and at the end the acknowledged rows missing from any server (
 Starts its own Redis (redis-server on a free loopback port) unless --redis-url is given, so no other
 worker on the machine can take its jobs; needs mariadbd. Prints figures, asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,22 @@ def free_port() -> int:
 def start_redis(data_root: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", data_root],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            data_root,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     import redis
 
@@ -80,14 +94,37 @@ def start_redis(data_root: str) -> tuple[subprocess.Popen, str]:
 
 
 def start_worker(data_root: str, redis_url: str) -> subprocess.Popen:
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="controlplane.settings", DBPILOT_DATA_ROOT=data_root,
-               REDIS_URL=redis_url, DEBUG="1", PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="controlplane.settings",
+        DBPILOT_DATA_ROOT=data_root,
+        REDIS_URL=redis_url,
+        DEBUG="1",
+        PYTHONUNBUFFERED="1",
+    )
     log = open(Path(data_root) / "worker.log", "ab")
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "controlplane", "worker", "-Q", "ha", "-n",
-         f"bench-{os.getpid()}@%h", "--concurrency", "1", "--without-gossip", "--without-mingle",
-         "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "controlplane",
+            "worker",
+            "-Q",
+            "ha",
+            "-n",
+            f"bench-{os.getpid()}@%h",
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -95,7 +132,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
-    parser.add_argument("--inline", action="store_true", help="run the jobs in this process instead of a worker")
+    parser.add_argument(
+        "--inline", action="store_true", help="run the jobs in this process instead of a worker"
+    )
     parser.add_argument("--redis-url", help="an existing Redis (default: start a private one)")
     args = parser.parse_args()
 
@@ -125,22 +164,26 @@ def main() -> int:
             "replication_credentials": described["credentials"]["replication"],
         }
         parsed = registration.parse_request(created.tenant, payload)
-        cluster = registration.register_cluster(created.team, parsed, registration.check_servers_answer(parsed),
-                                                requested_by="bench")
+        cluster = registration.register_cluster(
+            created.team, parsed, registration.check_servers_answer(parsed), requested_by="bench"
+        )
         if not args.inline:
             worker = start_worker(data_root, args.redis_url)
             time.sleep(3)  # the worker connects to the broker
         app = sandbox.accounts.app
         writer = Writer(addresses, app.user, app.password, rate=args.rate).start()
         writer.wait_for_acks(int(args.rate))
-        print(f"cluster {addresses}, writer at {args.rate:g}/s, jobs {'inline' if args.inline else 'on a worker'}")
+        print(
+            f"cluster {addresses}, writer at {args.rate:g}/s, jobs {'inline' if args.inline else 'on a worker'}"
+        )
         rows = []
         primary = 1
         for run in range(1, args.runs + 1):
             target = primary % 3 + 1
             requested = time.monotonic()
-            job = request_switchover(cluster, candidate=addresses[target - 1], requested_by="bench",
-                                     enqueue=not args.inline)
+            job = request_switchover(
+                cluster, candidate=addresses[target - 1], requested_by="bench", enqueue=not args.inline
+            )
             if args.inline:
                 run_job(job.id)
             deadline = time.monotonic() + 120
@@ -159,13 +202,24 @@ def main() -> int:
             primary = target
             # Every row acknowledged so far must already be on the new primary.
             lost_here = len(writer.missing_on(job.result["new_primary"]))
-            rows.append({"gap": gap.ms if gap else float("nan"), "total": job.result["total_ms"],
-                         "freeze": job.result.get("write_freeze_ms", float("nan")), "steps": job.result["timings_ms"],
-                         "lost": lost_here})
-            print(f"run {run:2d}: {job.result['old_primary']} -> {job.result['new_primary']}  write gap "
-                  f"{rows[-1]['gap']:6.1f} ms  job total {rows[-1]['total']:6.1f} ms  freeze {rows[-1]['freeze']:6.1f} ms"
-                  f"  lost {lost_here}")
-            print("        steps (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in job.result["timings_ms"].items()))
+            rows.append(
+                {
+                    "gap": gap.ms if gap else float("nan"),
+                    "total": job.result["total_ms"],
+                    "freeze": job.result.get("write_freeze_ms", float("nan")),
+                    "steps": job.result["timings_ms"],
+                    "lost": lost_here,
+                }
+            )
+            print(
+                f"run {run:2d}: {job.result['old_primary']} -> {job.result['new_primary']}  write gap "
+                f"{rows[-1]['gap']:6.1f} ms  job total {rows[-1]['total']:6.1f} ms  freeze {rows[-1]['freeze']:6.1f} ms"
+                f"  lost {lost_here}"
+            )
+            print(
+                "        steps (ms): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in job.result["timings_ms"].items())
+            )
             time.sleep(0.5)
         writer.stop()
         sandbox.wait_replicating(timeout=30, primary=primary)
@@ -173,18 +227,24 @@ def main() -> int:
         gaps = [r["gap"] for r in rows]
         totals = [r["total"] for r in rows]
         print()
-        print(f"write gap ms     p50 {percentile(gaps, 0.5):7.1f}  p99 {percentile(gaps, 0.99):7.1f}  "
-              f"mean {statistics.mean(gaps):7.1f}")
+        print(
+            f"write gap ms     p50 {percentile(gaps, 0.5):7.1f}  p99 {percentile(gaps, 0.99):7.1f}  "
+            f"mean {statistics.mean(gaps):7.1f}"
+        )
         print(f"job total ms     p50 {percentile(totals, 0.5):7.1f}  p99 {percentile(totals, 0.99):7.1f}")
         freezes = [r["freeze"] for r in rows]
-        print(f"job's freeze ms  p50 {percentile(freezes, 0.5):7.1f}  p99 {percentile(freezes, 0.99):7.1f}  "
-              "(read_only=1 on the old primary to read_only=0 on the new, as the job measured it)")
+        print(
+            f"job's freeze ms  p50 {percentile(freezes, 0.5):7.1f}  p99 {percentile(freezes, 0.99):7.1f}  "
+            "(read_only=1 on the old primary to read_only=0 on the new, as the job measured it)"
+        )
         for name in rows[0]["steps"]:
             values = [r["steps"].get(name, float("nan")) for r in rows]
             print(f"  {name:28s} p50 {percentile(values, 0.5):7.1f}  p99 {percentile(values, 0.99):7.1f}")
-        print(f"acknowledged rows {len(writer.acknowledged())}, outcome unknown {len(writer.unknown)}, "
-              f"lost on the new primary per run: {sum(r['lost'] for r in rows)}, "
-              f"lost at the end (acknowledged, missing) per server: {lost}")
+        print(
+            f"acknowledged rows {len(writer.acknowledged())}, outcome unknown {len(writer.unknown)}, "
+            f"lost on the new primary per run: {sum(r['lost'] for r in rows)}, "
+            f"lost at the end (acknowledged, missing) per server: {lost}"
+        )
         return 0
     finally:
         if worker is not None:

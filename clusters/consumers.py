@@ -7,6 +7,7 @@ Refusals accept the socket, then close it with a documented code (4401 not signe
 allowed, 4404 not found or not yours), so a client can read the code and stop reconnecting. The sockets
 take no messages: a frame that is not JSON gets an error message back, any other is ignored.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,7 +93,9 @@ class ClusterConsumer(_ScopedConsumer):
             return
         await self.channel_layer.group_add(cluster_group(self.cluster_id), self.channel_name)
         await self.accept()
-        await self.send_json({"type": "topology", "cluster_id": self.cluster_id, "topology": await _snapshot(self.cluster_id)})
+        await self.send_json(
+            {"type": "topology", "cluster_id": self.cluster_id, "topology": await _snapshot(self.cluster_id)}
+        )
 
     async def disconnect(self, code):
         if getattr(self, "cluster_id", None) is not None:

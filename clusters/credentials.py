@@ -1,4 +1,5 @@
 """How dbpilot reaches a cluster's servers: decrypted credentials and connection options."""
+
 from __future__ import annotations
 
 import json

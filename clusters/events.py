@@ -2,6 +2,7 @@
 
 Payloads are small dicts with ids and state, never secrets.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,8 @@ def publish(cluster_id: int, payload: dict) -> None:
         return
     try:
         async_to_sync(layer.group_send)(
-            cluster_group(cluster_id), {"type": "cluster.message", "cluster_id": cluster_id, "payload": payload}
+            cluster_group(cluster_id),
+            {"type": "cluster.message", "cluster_id": cluster_id, "payload": payload},
         )
     except Exception:  # noqa: BLE001 - a down Redis must not break monitoring or jobs
         log.warning("could not publish to cluster.%s", cluster_id, exc_info=True)
@@ -48,8 +50,12 @@ def event_payload(event: Event) -> dict:
     }
 
 
-def record_event(cluster_id: int, kind: str, message: str, *, severity: str = "info", data: dict | None = None) -> Event:
-    event = Event.objects.create(cluster_id=cluster_id, kind=kind, message=message, severity=severity, data=data or {})
+def record_event(
+    cluster_id: int, kind: str, message: str, *, severity: str = "info", data: dict | None = None
+) -> Event:
+    event = Event.objects.create(
+        cluster_id=cluster_id, kind=kind, message=message, severity=severity, data=data or {}
+    )
     publish_on_commit(cluster_id, {"type": "event", "cluster_id": cluster_id, "event": event_payload(event)})
     return event
 

@@ -14,6 +14,7 @@ reaches the script. It runs in its own process group, killed whole at the timeou
 (`DBPILOT_HOOK_TIMEOUT_SECONDS`); its combined stdout and stderr are kept up to `OUTPUT_LIMIT` bytes. Exit
 code 0 is success. docs/hooks.md is the operator's guide.
 """
+
 from __future__ import annotations
 
 import os
@@ -88,7 +89,9 @@ def resolve_hook(name: str) -> Path:
     return target
 
 
-def hook_environment(event: str, phase: str, cluster: str, old_primary: str, new_primary: str) -> dict[str, str]:
+def hook_environment(
+    event: str, phase: str, cluster: str, old_primary: str, new_primary: str
+) -> dict[str, str]:
     return {
         "PATH": SAFE_PATH,
         "DBPILOT_EVENT": event,
@@ -111,8 +114,16 @@ def _read_bounded(stream, sink: bytearray) -> None:
     stream.close()
 
 
-def run_hook(name: str, *, event: str, phase: str, cluster: str, old_primary: str = "", new_primary: str = "",
-             timeout: float | None = None) -> HookResult:
+def run_hook(
+    name: str,
+    *,
+    event: str,
+    phase: str,
+    cluster: str,
+    old_primary: str = "",
+    new_primary: str = "",
+    timeout: float | None = None,
+) -> HookResult:
     """Run one hook; never raises for the script's own failures (they are in the result)."""
     if event not in EVENTS or phase not in PHASES:
         raise ValueError(f"hook event {event!r} / phase {phase!r}: use {EVENTS} and {PHASES}")
@@ -135,8 +146,15 @@ def run_hook(name: str, *, event: str, phase: str, cluster: str, old_primary: st
             close_fds=True,
         )
     except OSError as exc:
-        return HookResult(name, False, None, False, (time.monotonic() - started) * 1000, "",
-                          f"could not start: {exc.strerror or exc}")
+        return HookResult(
+            name,
+            False,
+            None,
+            False,
+            (time.monotonic() - started) * 1000,
+            "",
+            f"could not start: {exc.strerror or exc}",
+        )
     output = bytearray()
     reader = threading.Thread(target=_read_bounded, args=(process.stdout, output), daemon=True)
     reader.start()

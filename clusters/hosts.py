@@ -4,6 +4,7 @@ Each host is to run a dbpilot agent (`celery -A controlplane worker -Q host.<nam
 `DBPILOT_AGENT_HOST=<name>`); the agent, the provider that uses the pool and host-down detection are not
 built yet (docs/provisioning.md). `clusters.domain.placement` decides where servers go.
 """
+
 from __future__ import annotations
 
 from django.db import models

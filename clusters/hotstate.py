@@ -3,6 +3,7 @@ the failover's remembered lags, confirmation and incident, the tick's single-fli
 
 It may be lost at any time; monitoring rebuilds it within a tick. The database keeps what must survive.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,12 @@ def read_state(cluster_id: int) -> dict:
 
 
 def forget(cluster_id: int) -> None:
-    client().delete(_key(cluster_id, "topology"), _key(cluster_id, "state"), history_key(cluster_id, "1h"),
-                    history_key(cluster_id, "24h"))
+    client().delete(
+        _key(cluster_id, "topology"),
+        _key(cluster_id, "state"),
+        history_key(cluster_id, "1h"),
+        history_key(cluster_id, "24h"),
+    )
 
 
 # Per-server history (clusters/services/history.py): a list of packed tick entries per cluster and range.
@@ -130,7 +135,9 @@ class Batch:
     def write_state(self, cluster_id: int, state: dict) -> None:
         self._pipe.set(_key(cluster_id, "state"), json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
 
-    def push_history(self, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True) -> None:
+    def push_history(
+        self, cluster_id: int, range_name: str, entry: bytes, keep: int, expire: bool = True
+    ) -> None:
         _push_history(self._pipe, cluster_id, range_name, entry, keep, expire)
 
     def count_tick(self, counts: dict[str, float]) -> None:
@@ -163,8 +170,9 @@ def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
 def remember_confirmation(cluster_id: int, primary: str, observed_at: float) -> None:
     """The ticks confirmed `primary`'s failure at `observed_at`: a manual request from another process
     (which cannot measure heartbeat ages) may rely on it while it is fresh."""
-    client().set(_key(cluster_id, "confirmed"), json.dumps({"primary": primary, "at": observed_at}),
-                          ex=HOT_TTL_SECONDS)
+    client().set(
+        _key(cluster_id, "confirmed"), json.dumps({"primary": primary, "at": observed_at}), ex=HOT_TTL_SECONDS
+    )
 
 
 def confirmed_age(cluster_id: int, primary: str | None, now: float) -> float | None:
@@ -206,8 +214,12 @@ def mark_notified(cluster_id: int, incident: Incident) -> None:
 
 def routes_lock(cluster_id: int, seconds: float, wait: float) -> redis.lock.Lock:
     """One sync of a cluster's routes at a time (clusters.routes.notify); not taken yet."""
-    return client().lock(_key(cluster_id, "routes"), timeout=seconds, blocking=wait > 0,
-                         blocking_timeout=wait if wait > 0 else None)
+    return client().lock(
+        _key(cluster_id, "routes"),
+        timeout=seconds,
+        blocking=wait > 0,
+        blocking_timeout=wait if wait > 0 else None,
+    )
 
 
 def take_due(ticks: dict[int, float], now: float) -> list[int]:
@@ -279,7 +291,9 @@ def _defer_release(held: list[tuple[int, str]], lock_seconds: float) -> None:
     with _deferred_guard:
         _deferred.append((time.monotonic() + lock_seconds, list(held)))
         if _deferred_thread is None or not _deferred_thread.is_alive():
-            _deferred_thread = threading.Thread(target=_release_deferred, name="tick-lock-release", daemon=True)
+            _deferred_thread = threading.Thread(
+                target=_release_deferred, name="tick-lock-release", daemon=True
+            )
             _deferred_thread.start()
 
 

@@ -7,6 +7,7 @@ events.py publishes one when a step changes and when the job ends), re-checking 
 like the cluster socket. A client stops reading once it has seen a final state (`succeeded`, `failed`,
 `refused`).
 """
+
 from __future__ import annotations
 
 import time

@@ -3,6 +3,7 @@
 Hot per-tick state (the latest probe results and topology) lives in Redis; the database keeps what must
 survive a restart.
 """
+
 from __future__ import annotations
 
 from django.db import models
@@ -38,14 +39,17 @@ class Cluster(models.Model):
     # secret; the local root password (and, until the accounts exist, the master user) encrypted.
     provision = models.JSONField(default=dict, blank=True)
     provision_secrets_encrypted = models.TextField(default="", blank=True)
-    parameter_group = models.ForeignKey("ParameterGroup", null=True, blank=True, on_delete=models.PROTECT,
-                                        related_name="clusters")
+    parameter_group = models.ForeignKey(
+        "ParameterGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="clusters"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["tenant_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_cluster_name_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_cluster_name_per_tenant")
+        ]
         permissions = [
             ("operate_cluster", "Switch over, fail over and set maintenance"),
             ("admin_cluster", "Change settings, routes and credentials; delete"),
@@ -91,8 +95,13 @@ class Server(models.Model):
 
     def as_inventory(self) -> InventoryServer:
         """The server as the pure topology analysis sees it (clusters.domain.topology)."""
-        return InventoryServer(id=self.id, address=self.address, maintenance=self.maintenance, fenced=self.fenced,
-                               quarantined=self.quarantined)
+        return InventoryServer(
+            id=self.id,
+            address=self.address,
+            maintenance=self.maintenance,
+            fenced=self.fenced,
+            quarantined=self.quarantined,
+        )
 
     @property
     def address(self) -> str:
@@ -106,7 +115,9 @@ class Finding(models.Model):
     """A condition monitoring found, open until it resolves (resolved_at set)."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="findings")
-    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="findings")
+    server = models.ForeignKey(
+        Server, null=True, blank=True, on_delete=models.CASCADE, related_name="findings"
+    )
     code = models.CharField(max_length=64)
     severity = models.CharField(max_length=16)
     message = models.TextField()
@@ -136,8 +147,11 @@ class Event(models.Model):
 class JobQuerySet(models.QuerySet):
     def active_ha(self, cluster_id: int) -> Job | None:
         """The cluster's pending or running HA job (at most one: the conditional unique constraint)."""
-        return (self.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES)
-                .order_by("created_at").first())
+        return (
+            self.filter(cluster_id=cluster_id, kind__in=HA_JOB_KINDS, state__in=ACTIVE_JOB_STATES)
+            .order_by("created_at")
+            .first()
+        )
 
 
 class Job(models.Model):

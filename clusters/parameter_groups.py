@@ -1,5 +1,6 @@
 """Parameter groups: a tenant's named set of allowlisted my.cnf settings (clusters.domain.parameters),
 used by the provisioned clusters that name it."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -19,7 +20,9 @@ class ParameterGroup(models.Model):
     class Meta:
         app_label = "clusters"
         ordering = ["tenant_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_parameter_group_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_parameter_group_per_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant.name}/{self.name}"

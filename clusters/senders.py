@@ -4,6 +4,7 @@ each task that code below it sends (workers/apps.py); services and jobs call `se
 So the import graph runs one way (workers imports clusters, never the reverse) and a reader finds every
 sender in one place.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,8 +14,12 @@ RUN_HA_JOB = "run_ha_job"  # (job_id): claim and run an HA job on the `ha` queue
 RUN_LONG_JOB = "run_long_job"  # (job_id): claim and run a provisioning job on the `long` queue
 SYNC_CLUSTER_ROUTES = "sync_cluster_routes"  # (cluster_id, trigger): re-apply the read side of the routes
 DISPATCH_ALERTS = "dispatch_alerts"  # (event_id): make and send the alert deliveries an event calls for
-DELIVER_ALERT = "deliver_alert"  # (delivery_id, countdown): one attempt at an alert delivery, after countdown s
-SEND_ALERT_DIGEST = "send_alert_digest"  # (subscription_id, countdown): a subscription's digest, after countdown s
+DELIVER_ALERT = (
+    "deliver_alert"  # (delivery_id, countdown): one attempt at an alert delivery, after countdown s
+)
+SEND_ALERT_DIGEST = (
+    "send_alert_digest"  # (subscription_id, countdown): a subscription's digest, after countdown s
+)
 
 _senders: dict[str, Callable[..., Any]] = {}
 

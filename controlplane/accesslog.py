@@ -6,6 +6,7 @@ before anyone looks at it. daphne writes that line through `daphne.access.Access
 ASGI module wraps it once at import (`install`), so the documented `daphne controlplane.asgi:application`
 keeps its access log, scrubbed.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,11 @@ def scrub_uri(uri: str) -> str:
     for pair in query.split("&"):
         name, eq, value = pair.partition("=")
         decoded = unquote_plus(value)
-        if (eq and SENSITIVE_NAME.search(unquote_plus(name))) or BEARER_LIKE.search(decoded) or BEARER_LIKE.search(name):
+        if (
+            (eq and SENSITIVE_NAME.search(unquote_plus(name)))
+            or BEARER_LIKE.search(decoded)
+            or BEARER_LIKE.search(name)
+        ):
             value = "***"
             name = BEARER_LIKE.sub("dbp_***", name)
         pairs.append(f"{name}{eq}{value}")

@@ -1,4 +1,5 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (/ws/...)."""
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")

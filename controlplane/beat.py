@@ -11,6 +11,7 @@ each tick, so every beat survives a Redis restart or Sentinel failover (where th
 lost: whoever takes it first sends, the other finds itself not the owner and stands by). Every beat also
 reports Redis outages as the REDIS_UNREACHABLE platform finding.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,8 @@ def redbeat_config() -> dict:
     target = redisconf.parse(settings.REDIS_URL)
     return {
         "redbeat_redis_url": redisconf.redbeat_url(target),
-        "redbeat_redis_options": redisconf.redbeat_options(target) or {"socket_timeout": 2,
-                                                                       "socket_connect_timeout": 2},
+        "redbeat_redis_options": redisconf.redbeat_options(target)
+        or {"socket_timeout": 2, "socket_connect_timeout": 2},
         "redbeat_key_prefix": "dbpilot:beat",
         "redbeat_lock_timeout": settings.DBPILOT_BEAT_LEASE_SECONDS,
     }

@@ -1,4 +1,5 @@
 """The Celery application; configuration lives in controlplane.settings (CELERY_*)."""
+
 import os
 
 from celery import Celery

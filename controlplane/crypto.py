@@ -5,6 +5,7 @@ convention, e.g. clusters.Cluster.credentials_encrypted), plus any field registe
 `register_encrypted_field` (for a name that cannot follow the convention). `manage.py rotate_secrets`
 re-encrypts all of them under the first key, so an old key can then be dropped.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ def decrypt_json(token: str):
     try:
         return json.loads(_fernet().decrypt(token.encode()))
     except InvalidToken:
-        raise ValueError("cannot decrypt a stored secret: is DBPILOT_FERNET_KEYS missing the key it was written with?") from None
+        raise ValueError(
+            "cannot decrypt a stored secret: is DBPILOT_FERNET_KEYS missing the key it was written with?"
+        ) from None
 
 
 def rotate(token: str) -> str:
@@ -56,7 +59,9 @@ def rotate(token: str) -> str:
     try:
         return _fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise ValueError("cannot decrypt a stored secret: is DBPILOT_FERNET_KEYS missing the key it was written with?") from None
+        raise ValueError(
+            "cannot decrypt a stored secret: is DBPILOT_FERNET_KEYS missing the key it was written with?"
+        ) from None
 
 
 def encrypted_under_first_key(token: str) -> bool:

@@ -7,6 +7,7 @@ canonical form (clusters.domain.addresses.canonical_ip), which is what ownership
 dbpilot's own services (its web port, Redis, the control-plane database) are never a tenant's target:
 `check_not_own_service` refuses them, whatever the spelling of their address.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -53,7 +54,9 @@ def check_socket_path(path: str) -> Path:
         base = allowed.resolve()
         if resolved == base or base in resolved.parents:
             return resolved
-    raise NotAllowed(f"socket {path} is outside the directories this dbpilot may use (DBPILOT_ALLOWED_SOCKET_DIRS)")
+    raise NotAllowed(
+        f"socket {path} is outside the directories this dbpilot may use (DBPILOT_ALLOWED_SOCKET_DIRS)"
+    )
 
 
 def _service_address(url: str, default_port: int) -> tuple[str, int] | None:

@@ -5,6 +5,7 @@ manifest; this view reads the manifest to name the hashed script and stylesheet 
 are committed, so running dbpilot needs no Node.js. Everything else (API, websockets, admin, static
 files, metrics) has its own route and is never shadowed by the portal's catch-all.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,7 +98,9 @@ def portal(request: HttpRequest) -> HttpResponse:
             status=503,
             content_type="text/plain; charset=utf-8",
         )
-    response = render(request, "portal/index.html", {"assets": assets, "favicon": static("portal/favicon.svg")})
+    response = render(
+        request, "portal/index.html", {"assets": assets, "favicon": static("portal/favicon.svg")}
+    )
     response["Cache-Control"] = "no-cache"
     response["Content-Security-Policy"] = _content_security_policy(request)
     response["Referrer-Policy"] = "same-origin"

@@ -3,6 +3,7 @@
 A worker started with no -Q consumes every queue declared here; the demo and docker-compose run one
 worker per queue so a long backup never delays a failover.
 """
+
 from kombu import Queue
 
 TICKS = "ticks"

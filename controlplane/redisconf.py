@@ -9,6 +9,7 @@ Sentinels' own password when they require one. From it, each client gets its own
 hot-state client (redis-py's Sentinel). Each asks the Sentinels for the master when it (re)connects, so a
 Sentinel failover needs no restart.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def parse(url: str) -> RedisTarget:
         if not url.startswith(("redis://", "rediss://")):
             raise RedisUrlError("use redis://, rediss:// or sentinel:// (see docs/configuration.md)")
         return RedisTarget(url=url)
-    rest = url[len(SENTINEL_SCHEME):]
+    rest = url[len(SENTINEL_SCHEME) :]
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     password = None
@@ -73,7 +74,9 @@ def parse(url: str) -> RedisTarget:
         raise RedisUrlError("sentinel:// needs at least one Sentinel host:port")
     parts = [p for p in path.split("/") if p]
     if not parts:
-        raise RedisUrlError("sentinel:// needs the master name after the hosts: sentinel://h1:26379,h2:26379/mymaster/0")
+        raise RedisUrlError(
+            "sentinel:// needs the master name after the hosts: sentinel://h1:26379,h2:26379/mymaster/0"
+        )
     if len(parts) > 2:
         raise RedisUrlError("sentinel:// takes /MASTER_NAME[/DB] after the hosts, nothing more")
     try:
@@ -85,8 +88,14 @@ def parse(url: str) -> RedisTarget:
     if unknown:
         raise RedisUrlError(f"unknown sentinel:// option(s): {', '.join(sorted(unknown))}")
     sentinel_password = options.get("sentinel_password", [None])[0]
-    return RedisTarget(url=url, sentinels=sentinels, master_name=unquote(parts[0]), db=db, password=password,
-                       sentinel_password=sentinel_password)
+    return RedisTarget(
+        url=url,
+        sentinels=sentinels,
+        master_name=unquote(parts[0]),
+        db=db,
+        password=password,
+        sentinel_password=sentinel_password,
+    )
 
 
 def _sentinel_kwargs(target: RedisTarget) -> dict | None:
@@ -122,8 +131,14 @@ def redbeat_url(target: RedisTarget) -> str:
 def redbeat_options(target: RedisTarget) -> dict:
     if not target.is_sentinel:
         return {}
-    return {"sentinels": list(target.sentinels), "service_name": target.master_name, "db": target.db,
-            "password": target.password, "sentinel_kwargs": _sentinel_kwargs(target), "socket_timeout": 2}
+    return {
+        "sentinels": list(target.sentinels),
+        "service_name": target.master_name,
+        "db": target.db,
+        "password": target.password,
+        "sentinel_kwargs": _sentinel_kwargs(target),
+        "socket_timeout": 2,
+    }
 
 
 def channel_host(target: RedisTarget) -> str | dict:
@@ -146,8 +161,13 @@ def client(target: RedisTarget, **kwargs) -> redis.Redis:
     for key in ("socket_timeout", "socket_connect_timeout"):
         if key in kwargs:
             sentinel_kwargs[key] = kwargs[key]
-    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs, db=target.db,
-                        password=target.password, **kwargs)
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs=sentinel_kwargs,
+        db=target.db,
+        password=target.password,
+        **kwargs,
+    )
     return sentinel.master_for(target.master_name)
 
 

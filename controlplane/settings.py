@@ -3,6 +3,7 @@
 Every setting is documented in docs/configuration.md. Secrets may be given as X or as
 X_FILE (a path to a file holding the value).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -74,7 +75,9 @@ def _networks(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 
 DBPILOT_ALLOWED_NETWORKS = _networks(env.str("DBPILOT_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128"))
 DBPILOT_ALLOWED_SOCKET_DIRS = [
-    Path(p.strip()) for p in env.str("DBPILOT_ALLOWED_SOCKET_DIRS", default="/run/dbpilot").split(",") if p.strip()
+    Path(p.strip())
+    for p in env.str("DBPILOT_ALLOWED_SOCKET_DIRS", default="/run/dbpilot").split(",")
+    if p.strip()
 ]
 # dbpilot's own services, never a tenant's target (controlplane/netpolicy.py): its web ports, and any
 # other host:port to keep out of reach (Redis and the control-plane database are added from their URLs).
@@ -271,7 +274,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Beat: any number of `celery -A controlplane beat`, one active through a lease in Redis (controlplane/beat.py).
 DBPILOT_BEAT_LEASE_SECONDS = env.int("DBPILOT_BEAT_LEASE_SECONDS", default=3)
 if DBPILOT_BEAT_LEASE_SECONDS < 2:
-    raise ImproperlyConfigured("DBPILOT_BEAT_LEASE_SECONDS must be at least 2 (the active beat renews it every second).")
+    raise ImproperlyConfigured(
+        "DBPILOT_BEAT_LEASE_SECONDS must be at least 2 (the active beat renews it every second)."
+    )
 CELERY_BEAT_SCHEDULER = "controlplane.beat:LeasedScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 1  # the active beat renews its lease, a standby tries to take it, each second
 

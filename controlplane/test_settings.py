@@ -3,12 +3,15 @@
 Tests may only ever make dbpilot dial loopback and the network namespaces they create
 themselves (10.231.0.0/16 is reserved for the test namespaces; nothing else on it is reachable).
 """
+
 import os
 import tempfile
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DBPILOT_DATA_ROOT", os.path.join(tempfile.gettempdir(), "dbpilot-test-var"))
-os.environ["DBPILOT_ALLOWED_NETWORKS"] = os.environ.get("DBPILOT_TEST_NETWORKS", "127.0.0.0/8,::1/128,10.231.0.0/16")
+os.environ["DBPILOT_ALLOWED_NETWORKS"] = os.environ.get(
+    "DBPILOT_TEST_NETWORKS", "127.0.0.0/8,::1/128,10.231.0.0/16"
+)
 os.environ.setdefault("DBPILOT_ALLOWED_SOCKET_DIRS", "/run/dbpilot,/tmp/dbp")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -4,6 +4,7 @@ A view that hits a down control-plane database (PostgreSQL restarting) or Redis 
 error that no view can do anything about; the caller should retry. Each request opens its own database
 connection, so the API answers again by itself once the database is back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,13 +22,17 @@ RETRY_AFTER_SECONDS = 5
 def unavailable_response(exc: BaseException) -> JsonResponse | None:
     """The 503 for an outage of dbpilot's own store or broker, None for any other exception."""
     if isinstance(exc, (OperationalError, InterfaceError)):
-        body = {"detail": "dbpilot's database is unavailable right now; retry in a few seconds.",
-                "code": "database_unavailable"}
+        body = {
+            "detail": "dbpilot's database is unavailable right now; retry in a few seconds.",
+            "code": "database_unavailable",
+        }
     elif isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)):
         # (kombu's: the broker refused a message, e.g. a job the request started; its row is in the
         # database and the reaper sends pending jobs again once Redis is back)
-        body = {"detail": "dbpilot's Redis is unavailable right now; retry in a few seconds.",
-                "code": "redis_unavailable"}
+        body = {
+            "detail": "dbpilot's Redis is unavailable right now; retry in a few seconds.",
+            "code": "redis_unavailable",
+        }
     else:
         return None
     log.warning("503 %s: %s: %s", body["code"], type(exc).__name__, exc)

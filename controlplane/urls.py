@@ -1,4 +1,5 @@
 """URL map: the REST API under /api/v1/, OpenAPI, metrics, admin and the portal at /."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt

@@ -1,4 +1,5 @@
 """Websocket routes."""
+
 from django.urls import path, re_path
 
 from clusters.consumers import ClusterConsumer, EventsConsumer, UnknownPathConsumer

@@ -1,4 +1,5 @@
 """WSGI entry point (HTTP only; the ASGI app also serves websockets)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

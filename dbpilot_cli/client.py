@@ -1,4 +1,5 @@
 """The REST API and its websockets, as the CLI uses them. Errors become CliError with the exit code."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,16 @@ def _error_line(response: httpx.Response) -> tuple[str, list[dict]]:
 class Api:
     def __init__(self, config: Config):
         self.config = config
-        self.http = httpx.Client(base_url=f"{config.url}/api/v1/", timeout=TIMEOUT, follow_redirects=False,
-                                 headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json",
-                                          "User-Agent": "dbpilot-cli"})
+        self.http = httpx.Client(
+            base_url=f"{config.url}/api/v1/",
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            headers={
+                "Authorization": f"Bearer {config.token}",
+                "Accept": "application/json",
+                "User-Agent": "dbpilot-cli",
+            },
+        )
 
     def request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None):
         try:
@@ -92,7 +100,9 @@ class Api:
             raise CliError(f"no cluster named {ref!r}", NOT_FOUND)
         if len(found) > 1:
             tenants = ", ".join(sorted(c["tenant"] for c in found))
-            raise CliError(f"{ref!r} names clusters in several tenants ({tenants}): write TENANT/{ref} or the id", USAGE)
+            raise CliError(
+                f"{ref!r} names clusters in several tenants ({tenants}): write TENANT/{ref} or the id", USAGE
+            )
         return found[0]
 
     def cluster_or_none(self, ref: str) -> dict | None:
@@ -120,10 +130,16 @@ class Api:
 
         url = self.config.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
         try:
-            socket = connect(url, additional_headers={"Authorization": f"Bearer {self.config.token}"},
-                             open_timeout=10, user_agent_header="dbpilot-cli")
+            socket = connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {self.config.token}"},
+                open_timeout=10,
+                user_agent_header="dbpilot-cli",
+            )
         except InvalidStatus as exc:
-            raise CliError(f"the websocket {path} was refused: HTTP {exc.response.status_code}", NOT_FOUND) from None
+            raise CliError(
+                f"the websocket {path} was refused: HTTP {exc.response.status_code}", NOT_FOUND
+            ) from None
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise CliError(f"cannot reach the API's websocket at {url}: {exc}", UNREACHABLE) from None
         with socket:
@@ -147,6 +163,8 @@ class Socket:
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else None
             if code in (4401, 4403, 4404):
-                raise CliError(f"{self.path}: not found or not allowed (websocket closed {code})", NOT_FOUND) from None
+                raise CliError(
+                    f"{self.path}: not found or not allowed (websocket closed {code})", NOT_FOUND
+                ) from None
             raise CliError(f"{self.path}: the websocket closed ({code})", UNREACHABLE) from None
         return json.loads(raw)

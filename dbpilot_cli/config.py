@@ -1,5 +1,6 @@
 """Where the CLI finds the API and its token: DBPILOT_URL and DBPILOT_TOKEN, else the file `dbpilot login`
 wrote ($XDG_CONFIG_HOME/dbpilot/config.toml, mode 0600); the environment wins over the file."""
+
 from __future__ import annotations
 
 import json

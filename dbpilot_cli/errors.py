@@ -1,4 +1,5 @@
 """Exit codes and the one error type the commands raise (main turns it into one line and the code)."""
+
 from __future__ import annotations
 
 OK = 0

@@ -3,6 +3,7 @@
 On a terminal the display redraws in place (rich Live); anywhere else (a pipe, a log, CI) each change is
 printed once, in order, so the output reads as a transcript. `--output json` prints one JSON object a line.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from dbpilot_cli.output import Output, console
 from dbpilot_cli.views import event_line, job_view, topology_view
 
 TERMINAL_STATES = ("succeeded", "failed", "refused")
-QUIET_RECHECK_SECONDS = 5.0  # no message for this long: read the job over HTTP (a missed message costs nothing)
+QUIET_RECHECK_SECONDS = (
+    5.0  # no message for this long: read the job over HTTP (a missed message costs nothing)
+)
 
 
 def _now() -> str:
@@ -50,13 +53,22 @@ class _StepPrinter:
                 if step.get("state") == "pending":
                     continue  # a step is shown once it starts (or is skipped)
                 detail = f"  ({step['detail']})" if step.get("detail") else ""
-                console.print(Text(f"{_now()}  step {number}/{len(steps)} {step.get('name')}: {step.get('state')}{detail}"),
-                              soft_wrap=True, crop=False)
+                console.print(
+                    Text(
+                        f"{_now()}  step {number}/{len(steps)} {step.get('name')}: {step.get('state')}{detail}"
+                    ),
+                    soft_wrap=True,
+                    crop=False,
+                )
         if job["state"] != self.state:
             self.state = job["state"]
             detail = (job.get("result") or {}).get("detail")
             suffix = f": {detail}" if detail and job["state"] in TERMINAL_STATES else ""
-            console.print(Text(f"{_now()}  job #{job['id']} {job['kind']} {job['state']}{suffix}"), soft_wrap=True, crop=False)
+            console.print(
+                Text(f"{_now()}  job #{job['id']} {job['kind']} {job['state']}{suffix}"),
+                soft_wrap=True,
+                crop=False,
+            )
 
 
 def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = None) -> dict:
@@ -91,8 +103,11 @@ def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = No
                         job = fresh
                         show(job)
                     continue
-                if message.get("type") == "job" and message["job"].get("id") == job_id \
-                        and message["job"].get("cluster") in (None, job.get("cluster")):
+                if (
+                    message.get("type") == "job"
+                    and message["job"].get("id") == job_id
+                    and message["job"].get("cluster") in (None, job.get("cluster"))
+                ):
                     job = {**job, **message["job"]}
                     show(job)
         # The socket's messages carry steps; the final row has everything (result, finished_at).
@@ -113,9 +128,19 @@ def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = No
 
 
 def _topology_key(topology: dict) -> tuple:
-    servers = tuple((s.get("id"), s.get("role"), s.get("state"), s.get("read_only"), s.get("maintenance"),
-                     (s.get("replication") or {}).get("source"), (s.get("replication") or {}).get("io_running"),
-                     (s.get("replication") or {}).get("sql_running")) for s in topology.get("servers") or [])
+    servers = tuple(
+        (
+            s.get("id"),
+            s.get("role"),
+            s.get("state"),
+            s.get("read_only"),
+            s.get("maintenance"),
+            (s.get("replication") or {}).get("source"),
+            (s.get("replication") or {}).get("io_running"),
+            (s.get("replication") or {}).get("sql_running"),
+        )
+        for s in topology.get("servers") or []
+    )
     findings = tuple(sorted((f.get("code"), f.get("server")) for f in topology.get("findings") or []))
     return topology.get("primary"), topology.get("epoch"), servers, findings
 
@@ -127,10 +152,14 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
     last_key = None
     last_job_line = ""
     topology: dict = {}
-    live = Live(Text("connecting..."), console=console, refresh_per_second=8) if _interactive(output) else None
+    live = (
+        Live(Text("connecting..."), console=console, refresh_per_second=8) if _interactive(output) else None
+    )
 
     def redraw() -> None:
-        live.update(Group(topology_view(topology, f"{cluster['name']} · "), Text(""), *[Text(e) for e in events[-8:]]))
+        live.update(
+            Group(topology_view(topology, f"{cluster['name']} · "), Text(""), *[Text(e) for e in events[-8:]])
+        )
 
     if live is not None:
         live.start()
@@ -163,8 +192,12 @@ def watch_topology(api: Api, cluster: dict, output: Output, seconds: float | Non
                 elif kind == "job":
                     job = message.get("job") or {}
                     running = [s.get("name") for s in job.get("steps") or [] if s.get("state") == "running"]
-                    line = f"job #{job.get('id')} {job.get('kind')} {job.get('state')}" + (f" · {running[0]}" if running else "")
-                    if line == last_job_line or (not running and job.get("state") == "running" and last_job_line.startswith(line)):
+                    line = f"job #{job.get('id')} {job.get('kind')} {job.get('state')}" + (
+                        f" · {running[0]}" if running else ""
+                    )
+                    if line == last_job_line or (
+                        not running and job.get("state") == "running" and last_job_line.startswith(line)
+                    ):
                         continue  # a step finished: the next message names the next one
                     last_job_line = line
                     if live is not None:

@@ -3,6 +3,7 @@
 Exit codes: 0 success; 1 refused (the checks are printed) or a job that failed or was refused; 2 usage
 error; 3 not found or not allowed; 4 the API cannot be reached.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,7 +52,9 @@ class DbpilotTyper(typer.Typer):
 app = DbpilotTyper(help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 clusters_app = DbpilotTyper(help="Clusters: list, show.", no_args_is_help=True)
 jobs_app = DbpilotTyper(help="Jobs: show (and follow) one, list a cluster's.", no_args_is_help=True)
-routes_app = DbpilotTyper(help="A cluster's routes (HAProxy, PowerDNS, ProxySQL, scripts, ...).", no_args_is_help=True)
+routes_app = DbpilotTyper(
+    help="A cluster's routes (HAProxy, PowerDNS, ProxySQL, scripts, ...).", no_args_is_help=True
+)
 tokens_app = DbpilotTyper(help="Team tokens: list, create, revoke.", no_args_is_help=True)
 teams_app = DbpilotTyper(help="Teams, their members and their cluster grants.", no_args_is_help=True)
 app.add_typer(clusters_app, name="clusters")
@@ -60,9 +63,13 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(teams_app, name="teams")
 
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default), json or yaml", envvar="DBPILOT_OUTPUT")]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="table (default), json or yaml", envvar="DBPILOT_OUTPUT")
+]
 ClusterArg = Annotated[str, typer.Argument(help="the cluster: its name (or TENANT/NAME) or its id")]
-ForOpt = Annotated[float | None, typer.Option("--for", help="stop after this many seconds (default: until Ctrl-C)")]
+ForOpt = Annotated[
+    float | None, typer.Option("--for", help="stop after this many seconds (default: until Ctrl-C)")
+]
 
 
 def api() -> Api:
@@ -79,16 +86,28 @@ def _finish_job(job: dict) -> None:
 
 
 @app.command()
-def login(url: Annotated[str, typer.Option("--url", help="the API's address, e.g. https://dbpilot.example")],
-          token: Annotated[str, typer.Option("--token", prompt=True, hide_input=True, envvar="DBPILOT_TOKEN",
-                                             help="a team token (asked for when not given)")]):
+def login(
+    url: Annotated[str, typer.Option("--url", help="the API's address, e.g. https://dbpilot.example")],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            prompt=True,
+            hide_input=True,
+            envvar="DBPILOT_TOKEN",
+            help="a team token (asked for when not given)",
+        ),
+    ],
+):
     """Check a token against the API and save it (with the address) in the config file, mode 0600."""
     me = Api(Config(url=url.rstrip("/"), token=token)).get("auth/me/")
     path = save_config(url, token)
     described = me.get("token") or {}
-    console.print(f"signed in to {url} as {described.get('name') or me.get('email')} "
-                  f"(team {described.get('team_name') or described.get('team') or '-'}, scope {described.get('scope') or '-'}); saved to {path}",
-                  markup=False)
+    console.print(
+        f"signed in to {url} as {described.get('name') or me.get('email')} "
+        f"(team {described.get('team_name') or described.get('team') or '-'}, scope {described.get('scope') or '-'}); saved to {path}",
+        markup=False,
+    )
 
 
 @app.command()
@@ -114,8 +133,12 @@ def clusters_show(cluster: ClusterArg, output: OutputOpt = Output.table):
 
 
 @app.command()
-def topology(cluster: ClusterArg, watch: Annotated[bool, typer.Option("--watch", "-w", help="redraw live as it changes")] = False,
-             seconds: ForOpt = None, output: OutputOpt = Output.table):
+def topology(
+    cluster: ClusterArg,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="redraw live as it changes")] = False,
+    seconds: ForOpt = None,
+    output: OutputOpt = Output.table,
+):
     """The cluster's topology as last observed (roles, replication, findings); --watch follows it live."""
     client = api()
     found = client.cluster(cluster)
@@ -126,9 +149,13 @@ def topology(cluster: ClusterArg, watch: Annotated[bool, typer.Option("--watch",
 
 
 @app.command()
-def events(cluster: ClusterArg, follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
-           limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many recent events")] = 20,
-           seconds: ForOpt = None, output: OutputOpt = Output.table):
+def events(
+    cluster: ClusterArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many recent events")] = 20,
+    seconds: ForOpt = None,
+    output: OutputOpt = Output.table,
+):
     """The cluster's recent events, oldest first; --follow prints new ones as they happen."""
     client = api()
     found = client.cluster(cluster)
@@ -147,8 +174,10 @@ def _job_started(client: Api, job: dict, wait: bool, output: OutputOpt) -> None:
         _finish_job(follow_job(client, job["id"], output))
         return
     if output == Output.table:
-        console.print(f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
-                      markup=False)
+        console.print(
+            f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
+            markup=False,
+        )
     else:
         emit(job, output)
     if job["state"] in ("failed", "refused"):
@@ -156,10 +185,16 @@ def _job_started(client: Api, job: dict, wait: bool, output: OutputOpt) -> None:
 
 
 @app.command()
-def switchover(cluster: ClusterArg,
-               candidate: Annotated[str | None, typer.Option("--candidate", help="the replica to promote, host:port")] = None,
-               wait: Annotated[bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")] = False,
-               output: OutputOpt = Output.table):
+def switchover(
+    cluster: ClusterArg,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="the replica to promote, host:port")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")
+    ] = False,
+    output: OutputOpt = Output.table,
+):
     """Planned switchover to another replica (refused with its checks when it is not safe)."""
     client = api()
     found = client.cluster(cluster)
@@ -168,10 +203,16 @@ def switchover(cluster: ClusterArg,
 
 
 @app.command()
-def failover(cluster: ClusterArg,
-             candidate: Annotated[str | None, typer.Option("--candidate", help="the replica to promote, host:port")] = None,
-             wait: Annotated[bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")] = False,
-             output: OutputOpt = Output.table):
+def failover(
+    cluster: ClusterArg,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="the replica to promote, host:port")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")
+    ] = False,
+    output: OutputOpt = Output.table,
+):
     """Manual failover of a primary that is down (a live primary: use switchover)."""
     client = api()
     found = client.cluster(cluster)
@@ -185,17 +226,28 @@ class OnOff(StrEnum):
 
 
 @app.command()
-def maintenance(cluster: ClusterArg, server: Annotated[str, typer.Argument(help="host:port or the server's id")],
-                state: Annotated[OnOff, typer.Argument(help="on or off")], output: OutputOpt = Output.table):
+def maintenance(
+    cluster: ClusterArg,
+    server: Annotated[str, typer.Argument(help="host:port or the server's id")],
+    state: Annotated[OnOff, typer.Argument(help="on or off")],
+    output: OutputOpt = Output.table,
+):
     """Put a server in maintenance (never elected, never the subject of automatic action) or take it out."""
     client = api()
     found = client.cluster(cluster)
-    match = [s for s in found["servers"] if str(s["id"]) == server or f"{s['host']}:{s['port']}" == server
-             or f"[{s['host']}]:{s['port']}" == server]
+    match = [
+        s
+        for s in found["servers"]
+        if str(s["id"]) == server
+        or f"{s['host']}:{s['port']}" == server
+        or f"[{s['host']}]:{s['port']}" == server
+    ]
     if not match:
         known = ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in found["servers"])
         raise CliError(f"no server {server} in cluster {found['name']}: it has {known}", errors.NOT_FOUND)
-    updated = client.post(f"clusters/{found['id']}/servers/{match[0]['id']}/maintenance/", {"on": state == OnOff.on})
+    updated = client.post(
+        f"clusters/{found['id']}/servers/{match[0]['id']}/maintenance/", {"on": state == OnOff.on}
+    )
     if output == Output.table:
         console.print(f"{server}: maintenance {state.value}", markup=False)
     else:
@@ -206,9 +258,14 @@ def maintenance(cluster: ClusterArg, server: Annotated[str, typer.Argument(help=
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: Annotated[int, typer.Argument(help="the job's id")],
-              follow: Annotated[bool, typer.Option("--follow", "-f", help="show its steps live until it ends (exit 1 unless it succeeds)")] = False,
-              output: OutputOpt = Output.table):
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="the job's id")],
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="show its steps live until it ends (exit 1 unless it succeeds)"),
+    ] = False,
+    output: OutputOpt = Output.table,
+):
     """A job with its steps and result; --follow shows the steps live as they progress."""
     client = api()
     if follow:
@@ -220,8 +277,11 @@ def jobs_show(job_id: Annotated[int, typer.Argument(help="the job's id")],
 
 
 @jobs_app.command("list")
-def jobs_list(cluster: ClusterArg, limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
-              output: OutputOpt = Output.table):
+def jobs_list(
+    cluster: ClusterArg,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    output: OutputOpt = Output.table,
+):
     """A cluster's jobs, newest first."""
     client = api()
     found = client.cluster(cluster)
@@ -241,7 +301,9 @@ def parse_assignments(pairs: list[str]) -> dict:
             raise CliError(f"{pair!r}: write KEY=VALUE", errors.USAGE)
         key, value = pair.split("=", 1)
         try:
-            values[key.strip()] = resolve_secret(value) if value.startswith(("env:", "file:")) else coerce_scalar(value)
+            values[key.strip()] = (
+                resolve_secret(value) if value.startswith(("env:", "file:")) else coerce_scalar(value)
+            )
         except SpecError as exc:
             raise CliError(str(exc), errors.USAGE) from None
     return values
@@ -256,9 +318,16 @@ def routes_list(cluster: ClusterArg, output: OutputOpt = Output.table):
 
 
 @routes_app.command("add")
-def routes_add(cluster: ClusterArg, kind: Annotated[str, typer.Argument(help="haproxy, powerdns, script, proxysql, maxscale, consul")],
-               settings: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE settings of the kind (secrets as env:NAME or file:PATH)")] = None,
-               name: Annotated[str | None, typer.Option("--name")] = None, output: OutputOpt = Output.table):
+def routes_add(
+    cluster: ClusterArg,
+    kind: Annotated[str, typer.Argument(help="haproxy, powerdns, script, proxysql, maxscale, consul")],
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(help="KEY=VALUE settings of the kind (secrets as env:NAME or file:PATH)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    output: OutputOpt = Output.table,
+):
     """Register a route (docs/routing.md lists each kind's settings)."""
     client = api()
     found = client.cluster(cluster)
@@ -269,13 +338,20 @@ def routes_add(cluster: ClusterArg, kind: Annotated[str, typer.Argument(help="ha
 
 
 @routes_app.command("set")
-def routes_set(cluster: ClusterArg, route_id: int, settings: Annotated[list[str], typer.Argument(help="KEY=VALUE")],
-               output: OutputOpt = Output.table):
+def routes_set(
+    cluster: ClusterArg,
+    route_id: int,
+    settings: Annotated[list[str], typer.Argument(help="KEY=VALUE")],
+    output: OutputOpt = Output.table,
+):
     """Change a route's settings."""
     client = api()
     found = client.cluster(cluster)
-    emit(client.patch(f"clusters/{found['id']}/routes/{route_id}/", parse_assignments(settings)), output,
-         lambda r: routes_table([r]))
+    emit(
+        client.patch(f"clusters/{found['id']}/routes/{route_id}/", parse_assignments(settings)),
+        output,
+        lambda r: routes_table([r]),
+    )
 
 
 @routes_app.command("remove")
@@ -306,13 +382,19 @@ def tokens_list(output: OutputOpt = Output.table):
 
 
 @tokens_app.command("create")
-def tokens_create(team: Annotated[str, typer.Option("--team", help="team name or id")],
-                  name: Annotated[str, typer.Option("--name")],
-                  scope: Annotated[str, typer.Option("--scope", help="read, operate or admin")] = "read",
-                  expires_at: Annotated[str | None, typer.Option("--expires-at", help="ISO 8601")] = None,
-                  cluster: Annotated[list[str] | None, typer.Option("--cluster", help="restrict to these clusters (repeat)")] = None,
-                  network: Annotated[list[str] | None, typer.Option("--network", help="allowed client networks, CIDR (repeat)")] = None,
-                  output: OutputOpt = Output.table):
+def tokens_create(
+    team: Annotated[str, typer.Option("--team", help="team name or id")],
+    name: Annotated[str, typer.Option("--name")],
+    scope: Annotated[str, typer.Option("--scope", help="read, operate or admin")] = "read",
+    expires_at: Annotated[str | None, typer.Option("--expires-at", help="ISO 8601")] = None,
+    cluster: Annotated[
+        list[str] | None, typer.Option("--cluster", help="restrict to these clusters (repeat)")
+    ] = None,
+    network: Annotated[
+        list[str] | None, typer.Option("--network", help="allowed client networks, CIDR (repeat)")
+    ] = None,
+    output: OutputOpt = Output.table,
+):
     """Create a token; its secret is printed once."""
     client = api()
     body: dict = {"team": client.team(team)["id"], "name": name, "scope": scope}
@@ -348,10 +430,17 @@ def teams_list(output: OutputOpt = Output.table):
 
 
 @teams_app.command("create")
-def teams_create(name: str, tenant: Annotated[int | None, typer.Option("--tenant", help="tenant id")] = None,
-                 output: OutputOpt = Output.table):
+def teams_create(
+    name: str,
+    tenant: Annotated[int | None, typer.Option("--tenant", help="tenant id")] = None,
+    output: OutputOpt = Output.table,
+):
     """Create a team (tenant admins)."""
-    emit(api().post("teams/", {"name": name, **({"tenant": tenant} if tenant else {})}), output, lambda t: teams_table([t]))
+    emit(
+        api().post("teams/", {"name": name, **({"tenant": tenant} if tenant else {})}),
+        output,
+        lambda t: teams_table([t]),
+    )
 
 
 @teams_app.command("members")
@@ -362,12 +451,19 @@ def teams_members(team: str, output: OutputOpt = Output.table):
 
 
 @teams_app.command("add-member")
-def teams_add_member(team: str, email: str, role: Annotated[str, typer.Option("--role", help="viewer, operator or admin")] = "viewer",
-                     output: OutputOpt = Output.table):
+def teams_add_member(
+    team: str,
+    email: str,
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin")] = "viewer",
+    output: OutputOpt = Output.table,
+):
     """Add a member (tenant admins)."""
     client = api()
-    emit(client.post(f"teams/{client.team(team)['id']}/members/", {"email": email, "role": role}), output,
-         lambda m: members_table([m]))
+    emit(
+        client.post(f"teams/{client.team(team)['id']}/members/", {"email": email, "role": role}),
+        output,
+        lambda m: members_table([m]),
+    )
 
 
 @teams_app.command("grants")
@@ -378,9 +474,14 @@ def teams_grants(team: str, output: OutputOpt = Output.table):
 
 
 @teams_app.command("grant")
-def teams_grant(team: str, cluster: ClusterArg,
-                permissions: Annotated[str, typer.Option("--permissions", help="comma-separated: view_cluster,operate_cluster,admin_cluster")] = "view_cluster",
-                output: OutputOpt = Output.table):
+def teams_grant(
+    team: str,
+    cluster: ClusterArg,
+    permissions: Annotated[
+        str, typer.Option("--permissions", help="comma-separated: view_cluster,operate_cluster,admin_cluster")
+    ] = "view_cluster",
+    output: OutputOpt = Output.table,
+):
     """Grant a cluster to a team (replaces the team's permissions on it; tenant admins)."""
     client = api()
     found = client.cluster(cluster)

@@ -1,4 +1,5 @@
 """Printing: rich tables for people, `--output json|yaml` for scripts (the API's objects as they are)."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 def dump(data, output: Output) -> str:
     if output == Output.yaml:
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip("\n")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip(
+            "\n"
+        )
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
@@ -66,8 +69,15 @@ def short_time(iso: str | None) -> str:
 
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "", "ok": "green"}
-STATE_STYLE = {"ok": "green", "succeeded": "green", "running": "cyan", "pending": "dim", "failed": "red",
-               "refused": "red", "skipped": "dim"}
+STATE_STYLE = {
+    "ok": "green",
+    "succeeded": "green",
+    "running": "cyan",
+    "pending": "dim",
+    "failed": "red",
+    "refused": "red",
+    "skipped": "dim",
+}
 
 
 def styled(text: str, styles: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ automatic failover, which `--arm` switches on once replication-manager is stoppe
 
 Pure except `read_config`, which reads the files.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,13 +33,35 @@ SETTINGS = {
     "autorejoin": ("autorejoin", bool),
     "failover-readonly-state": ("replicas_read_only", bool),
 }
-ADDRESS_LISTS = {"db-servers-prefered-master": "preferred_servers", "db-servers-ignored-hosts": "ignored_servers"}
+ADDRESS_LISTS = {
+    "db-servers-prefered-master": "preferred_servers",
+    "db-servers-ignored-hosts": "ignored_servers",
+}
 HOOKS = {"failover-pre-script": "pre_failover", "failover-post-script": "post_failover"}
-HAPROXY_KEYS = {"haproxy", "haproxy-mode", "haproxy-servers", "haproxy-api-port", "haproxy-api-read-backend",
-                "haproxy-api-write-backend"}
-PROXYSQL_KEYS = {"proxysql", "proxysql-servers", "proxysql-admin-port", "proxysql-user", "proxysql-password",
-                 "proxysql-writer-hostgroup", "proxysql-reader-hostgroup"}
-CORE_KEYS = {"db-servers-hosts", "db-servers-credential", "replication-credential", "failover-mode", "include"}
+HAPROXY_KEYS = {
+    "haproxy",
+    "haproxy-mode",
+    "haproxy-servers",
+    "haproxy-api-port",
+    "haproxy-api-read-backend",
+    "haproxy-api-write-backend",
+}
+PROXYSQL_KEYS = {
+    "proxysql",
+    "proxysql-servers",
+    "proxysql-admin-port",
+    "proxysql-user",
+    "proxysql-password",
+    "proxysql-writer-hostgroup",
+    "proxysql-reader-hostgroup",
+}
+CORE_KEYS = {
+    "db-servers-hosts",
+    "db-servers-credential",
+    "replication-credential",
+    "failover-mode",
+    "include",
+}
 MAPPED = set(SETTINGS) | set(ADDRESS_LISTS) | set(HOOKS) | HAPROXY_KEYS | PROXYSQL_KEYS | CORE_KEYS
 SECRET_KEY = re.compile(r"credential|password|secret|key|token|pass$")
 MASK = "(secret from the replication-manager configuration)"
@@ -58,8 +81,10 @@ class ImportedCluster:
         for key in ("credentials", "replication_credentials"):
             if spec.get(key):
                 spec[key] = {"user": spec[key]["user"], "password": MASK}
-        spec["routes"] = [{k: (MASK if k in ("admin_password", "password", "api_key") else v) for k, v in r.items()}
-                          for r in spec.get("routes") or []]
+        spec["routes"] = [
+            {k: (MASK if k in ("admin_password", "password", "api_key") else v) for k, v in r.items()}
+            for r in spec.get("routes") or []
+        ]
         if not spec["routes"]:
             del spec["routes"]
         return spec
@@ -143,7 +168,9 @@ def _hook_name(path: str) -> str:
     return Path(str(path)).name
 
 
-def map_cluster(name: str, values: dict, origin: dict[str, str], hooks_available: set[str] | None) -> ImportedCluster:
+def map_cluster(
+    name: str, values: dict, origin: dict[str, str], hooks_available: set[str] | None
+) -> ImportedCluster:
     """One cluster's merged keys ([Default] then its own section) -> an ImportedCluster.
     `origin[key]` says which section a key came from; `hooks_available` (None: not checked) are the scripts
     in dbpilot's hooks directory."""
@@ -159,10 +186,15 @@ def map_cluster(name: str, values: dict, origin: dict[str, str], hooks_available
     if "db-servers-credential" not in values:
         raise SpecError(f"[{name}]: db-servers-credential is missing")
     servers = [address_of(a) for a in _split_list(values["db-servers-hosts"])]
-    spec: dict = {"name": name, "servers": servers,
-                  "credentials": _credential(values["db-servers-credential"], "db-servers-credential")}
+    spec: dict = {
+        "name": name,
+        "servers": servers,
+        "credentials": _credential(values["db-servers-credential"], "db-servers-credential"),
+    }
     if "replication-credential" in values:
-        spec["replication_credentials"] = _credential(values["replication-credential"], "replication-credential")
+        spec["replication_credentials"] = _credential(
+            values["replication-credential"], "replication-credential"
+        )
     mode = str(values.get("failover-mode", "manual")).strip().lower()
     asked_automatic = mode in ("automatic", "auto")
     if mode not in ("manual", "automatic", "auto"):
@@ -182,34 +214,51 @@ def map_cluster(name: str, values: dict, origin: dict[str, str], hooks_available
         if key in values and str(values[key]).strip():
             hook = _hook_name(values[key])
             if hooks_available is not None and hook not in hooks_available:
-                skip(key, f"no script {hook!r} in dbpilot's hooks directory (install it there, then set {setting})")
+                skip(
+                    key,
+                    f"no script {hook!r} in dbpilot's hooks directory (install it there, then set {setting})",
+                )
             else:
                 settings[setting] = hook
-                notes.append(f"{key} -> {setting}: {hook!r} (dbpilot runs hooks with its own arguments: docs/hooks.md)")
+                notes.append(
+                    f"{key} -> {setting}: {hook!r} (dbpilot runs hooks with its own arguments: docs/hooks.md)"
+                )
     routes: list[dict] = []
     if _bool(values.get("haproxy", False)):
         haproxy_mode = str(values.get("haproxy-mode", "runtimeapi"))
         if haproxy_mode != "runtimeapi":
-            notes.append(f"haproxy-mode {haproxy_mode!r}: dbpilot drives HAProxy through its runtime API; the route "
-                         "assumes the runtime API listens on haproxy-api-port")
+            notes.append(
+                f"haproxy-mode {haproxy_mode!r}: dbpilot drives HAProxy through its runtime API; the route "
+                "assumes the runtime API listens on haproxy-api-port"
+            )
         port = int(values.get("haproxy-api-port", 1999))
         hosts = _split_list(values.get("haproxy-servers", "127.0.0.1"))
         for number, host in enumerate(hosts, 1):
-            routes.append({"name": "haproxy" if len(hosts) == 1 else f"haproxy-{number}", "kind": "haproxy",
-                           "runtime_api": f"tcp://{host}:{port}",
-                           "write_backend": str(values.get("haproxy-api-write-backend", "service_write")),
-                           "read_backend": str(values.get("haproxy-api-read-backend", "service_read"))})
+            routes.append(
+                {
+                    "name": "haproxy" if len(hosts) == 1 else f"haproxy-{number}",
+                    "kind": "haproxy",
+                    "runtime_api": f"tcp://{host}:{port}",
+                    "write_backend": str(values.get("haproxy-api-write-backend", "service_write")),
+                    "read_backend": str(values.get("haproxy-api-read-backend", "service_read")),
+                }
+            )
     elif "haproxy" in values:
         notes.append("haproxy = false: no HAProxy route")
     if _bool(values.get("proxysql", False)):
         hosts = _split_list(values.get("proxysql-servers", "127.0.0.1"))
         for number, host in enumerate(hosts, 1):
-            routes.append({"name": "proxysql" if len(hosts) == 1 else f"proxysql-{number}", "kind": "proxysql",
-                           "admin_address": f"{host}:{int(values.get('proxysql-admin-port', 6032))}",
-                           "admin_user": str(values.get("proxysql-user", "admin")),
-                           "admin_password": str(values.get("proxysql-password", "admin")),
-                           "writer_hostgroup": int(values.get("proxysql-writer-hostgroup", 0)),
-                           "reader_hostgroup": int(values.get("proxysql-reader-hostgroup", 1))})
+            routes.append(
+                {
+                    "name": "proxysql" if len(hosts) == 1 else f"proxysql-{number}",
+                    "kind": "proxysql",
+                    "admin_address": f"{host}:{int(values.get('proxysql-admin-port', 6032))}",
+                    "admin_user": str(values.get("proxysql-user", "admin")),
+                    "admin_password": str(values.get("proxysql-password", "admin")),
+                    "writer_hostgroup": int(values.get("proxysql-writer-hostgroup", 0)),
+                    "reader_hostgroup": int(values.get("proxysql-reader-hostgroup", 1)),
+                }
+            )
     elif "proxysql" in values:
         notes.append("proxysql = false: no ProxySQL route")
     for key in sorted(values):
@@ -228,10 +277,14 @@ def map_cluster(name: str, values: dict, origin: dict[str, str], hooks_available
         spec["settings"] = settings
     if routes:
         spec["routes"] = routes
-    return ImportedCluster(name=name, spec=spec, asked_automatic=asked_automatic, unmapped=unmapped, notes=notes)
+    return ImportedCluster(
+        name=name, spec=spec, asked_automatic=asked_automatic, unmapped=unmapped, notes=notes
+    )
 
 
-def import_config(sections: dict[str, dict], files: list[str], hooks_available: set[str] | None = None) -> ImportReport:
+def import_config(
+    sections: dict[str, dict], files: list[str], hooks_available: set[str] | None = None
+) -> ImportReport:
     """Every cluster section with [Default] underneath it."""
     default = sections.get(DEFAULT_SECTION, {})
     clusters = []
@@ -245,7 +298,9 @@ def import_config(sections: dict[str, dict], files: list[str], hooks_available: 
         raise SpecError("no cluster section found (replication-manager writes one [section] per cluster)")
     # [Default] keys no cluster can use (e.g. http-port) are reported once, not once per cluster.
     suffix = f"(from [{DEFAULT_SECTION}])"
-    unmapped_default = sorted({line.removesuffix(" " + suffix) for c in clusters for line in c.unmapped if line.endswith(suffix)})
+    unmapped_default = sorted(
+        {line.removesuffix(" " + suffix) for c in clusters for line in c.unmapped if line.endswith(suffix)}
+    )
     for c in clusters:
         c.unmapped = [line for line in c.unmapped if not line.endswith(suffix)]
     return ImportReport(clusters=clusters, unmapped_default=unmapped_default, files=files)
@@ -254,10 +309,15 @@ def import_config(sections: dict[str, dict], files: list[str], hooks_available: 
 def report_lines(report: ImportReport) -> list[str]:
     lines = [f"read {', '.join(report.files)}"]
     for c in report.clusters:
-        lines.append(f"cluster {c.name}: {len(c.spec['servers'])} servers, {len(c.spec.get('settings') or {})} settings, "
-                     f"{len(c.spec.get('routes') or [])} routes; registered with failover_mode manual"
-                     + (" (replication-manager had failover-mode automatic: run with --arm once it is stopped)"
-                        if c.asked_automatic else ""))
+        lines.append(
+            f"cluster {c.name}: {len(c.spec['servers'])} servers, {len(c.spec.get('settings') or {})} settings, "
+            f"{len(c.spec.get('routes') or [])} routes; registered with failover_mode manual"
+            + (
+                " (replication-manager had failover-mode automatic: run with --arm once it is stopped)"
+                if c.asked_automatic
+                else ""
+            )
+        )
         for note in c.notes:
             lines.append(f"  note: {note}")
         for line in c.unmapped:

@@ -20,6 +20,7 @@ A spec (YAML or TOML):
 Secrets are references, `env:NAME` or `file:PATH`, resolved when applied; a literal value is accepted but
 `export` never writes one.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,30 @@ from typing import Any
 import yaml
 
 SECRET_ROUTE_FIELDS = frozenset({"api_key", "admin_password", "password", "token"})
-ROUTE_META_FIELDS = frozenset({"id", "cluster", "kind", "name", "secrets_set", "last_sync", "created_at", "updated_at"})
-TOP_LEVEL = {"name", "tenant", "team", "servers", "credentials", "replication_credentials", "failover_mode", "paused",
-             "settings", "routes", "grants", "prune"}
-NOT_YET = {"provision": "provisioning", "backup": "backup schedules", "backups": "backup schedules",
-           "parameter_group": "parameter groups", "parameters": "parameter groups"}
+ROUTE_META_FIELDS = frozenset(
+    {"id", "cluster", "kind", "name", "secrets_set", "last_sync", "created_at", "updated_at"}
+)
+TOP_LEVEL = {
+    "name",
+    "tenant",
+    "team",
+    "servers",
+    "credentials",
+    "replication_credentials",
+    "failover_mode",
+    "paused",
+    "settings",
+    "routes",
+    "grants",
+    "prune",
+}
+NOT_YET = {
+    "provision": "provisioning",
+    "backup": "backup schedules",
+    "backups": "backup schedules",
+    "parameter_group": "parameter groups",
+    "parameters": "parameter groups",
+}
 PERMISSIONS = ("view_cluster", "operate_cluster", "admin_cluster")
 
 
@@ -158,7 +178,9 @@ def _credentials(value, what: str) -> dict | None:
 def parse_spec(data: dict) -> Spec:
     for key, what in NOT_YET.items():
         if key in data:
-            raise SpecError(f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them")
+            raise SpecError(
+                f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them"
+            )
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         raise SpecError(f"unknown keys {', '.join(unknown)}; a spec has {', '.join(sorted(TOP_LEVEL))}")
@@ -203,11 +225,20 @@ def parse_spec(data: dict) -> Spec:
     paused = data.get("paused")
     if paused is not None and not isinstance(paused, bool):
         raise SpecError("paused: true or false")
-    return Spec(name=name, servers=addresses, tenant=data.get("tenant"), team=data.get("team"),
-                credentials=_credentials(data.get("credentials"), "credentials"),
-                replication_credentials=_credentials(data.get("replication_credentials"), "replication_credentials"),
-                failover_mode=mode, paused=paused, settings=dict(settings), routes=routes, grants=grants,
-                prune=bool(data.get("prune", False)))
+    return Spec(
+        name=name,
+        servers=addresses,
+        tenant=data.get("tenant"),
+        team=data.get("team"),
+        credentials=_credentials(data.get("credentials"), "credentials"),
+        replication_credentials=_credentials(data.get("replication_credentials"), "replication_credentials"),
+        failover_mode=mode,
+        paused=paused,
+        settings=dict(settings),
+        routes=routes,
+        grants=grants,
+        prune=bool(data.get("prune", False)),
+    )
 
 
 def resolve_secret(value: str) -> str:
@@ -232,7 +263,11 @@ def resolve_secret(value: str) -> str:
 
 def _same(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list):
-        return sorted(map(str, a)) == sorted(map(str, b)) if all(not isinstance(x, dict) for x in a + b) else a == b
+        return (
+            sorted(map(str, a)) == sorted(map(str, b))
+            if all(not isinstance(x, dict) for x in a + b)
+            else a == b
+        )
     return a == b
 
 
@@ -250,7 +285,11 @@ def plan(spec: Spec, state: State) -> list[Change]:
     changes: list[Change] = []
     cluster = state.cluster
     if cluster is None:
-        body: dict = {"name": spec.name, "servers": [split_address(a) for a in spec.servers], "settings": dict(spec.settings)}
+        body: dict = {
+            "name": spec.name,
+            "servers": [split_address(a) for a in spec.servers],
+            "settings": dict(spec.settings),
+        }
         if spec.failover_mode:
             body["failover_mode"] = spec.failover_mode
         if spec.paused is not None:
@@ -263,8 +302,14 @@ def plan(spec: Spec, state: State) -> list[Change]:
         if spec.settings:
             detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
         if not spec.credentials:
-            changes.append(Change("unsupported", "cluster", spec.name,
-                                  "registering needs `credentials` (user and password, e.g. password: env:NAME)"))
+            changes.append(
+                Change(
+                    "unsupported",
+                    "cluster",
+                    spec.name,
+                    "registering needs `credentials` (user and password, e.g. password: env:NAME)",
+                )
+            )
             return changes
         changes.append(Change("create", "cluster", spec.name, detail, body))
         current_routes: dict[str, dict] = {}
@@ -274,9 +319,15 @@ def plan(spec: Spec, state: State) -> list[Change]:
         wanted = set(spec.servers)
         if current != wanted:
             added, removed = sorted(wanted - current), sorted(current - wanted)
-            changes.append(Change("unsupported", "servers", spec.name,
-                                  f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
-                                  "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet"))
+            changes.append(
+                Change(
+                    "unsupported",
+                    "servers",
+                    spec.name,
+                    f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
+                    "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet",
+                )
+            )
         settings = cluster.get("settings") or {}
         patch: dict = {}
         for key in ("failover_mode", "paused"):
@@ -299,14 +350,27 @@ def plan(spec: Spec, state: State) -> list[Change]:
     for route in spec.routes:
         existing = current_routes.get(route["name"])
         if existing is None:
-            changes.append(Change("create", "route", route["name"],
-                                  f"{route['kind']}: " + ", ".join(f"{k}={v}" for k, v in sorted(_route_settings(route).items())
-                                                                   if k != "name"), dict(route)))
+            changes.append(
+                Change(
+                    "create",
+                    "route",
+                    route["name"],
+                    f"{route['kind']}: "
+                    + ", ".join(f"{k}={v}" for k, v in sorted(_route_settings(route).items()) if k != "name"),
+                    dict(route),
+                )
+            )
             continue
         if existing["kind"] != route["kind"]:
-            changes.append(Change("unsupported", "route", route["name"],
-                                  f"is a {existing['kind']} route, the spec says {route['kind']}: rename one, or remove it "
-                                  "(prune: true) and apply again"))
+            changes.append(
+                Change(
+                    "unsupported",
+                    "route",
+                    route["name"],
+                    f"is a {existing['kind']} route, the spec says {route['kind']}: rename one, or remove it "
+                    "(prune: true) and apply again",
+                )
+            )
             continue
         body = {}
         diffs = []
@@ -325,7 +389,9 @@ def plan(spec: Spec, state: State) -> list[Change]:
         if name in spec_route_names:
             continue
         if spec.prune:
-            changes.append(Change("delete", "route", name, f"{existing['kind']} (prune: true)", None, existing["id"]))
+            changes.append(
+                Change("delete", "route", name, f"{existing['kind']} (prune: true)", None, existing["id"])
+            )
         else:
             changes.append(Change("keep", "route", name, "not in the spec (prune: true would delete it)"))
 
@@ -337,9 +403,16 @@ def plan(spec: Spec, state: State) -> list[Change]:
         if cluster is None and grant["team"] == spec.team and set(grant["permissions"]) == set(PERMISSIONS):
             continue  # the registering team gets all three anyway
         if sorted(have) != sorted(grant["permissions"]):
-            changes.append(Change("update" if have else "create", "grant", grant["team"],
-                                  f"{', '.join(have) or '(none)'} -> {', '.join(grant['permissions']) or '(none)'}",
-                                  {"permissions": grant["permissions"]}, grant["team"]))
+            changes.append(
+                Change(
+                    "update" if have else "create",
+                    "grant",
+                    grant["team"],
+                    f"{', '.join(have) or '(none)'} -> {', '.join(grant['permissions']) or '(none)'}",
+                    {"permissions": grant["permissions"]},
+                    grant["team"],
+                )
+            )
     for team, have in sorted(current_grants.items()):
         if team in spec_teams or not have:
             continue
@@ -355,13 +428,18 @@ SYMBOL = {"create": "+", "update": "~", "delete": "-", "keep": "=", "unsupported
 
 def describe(changes: list[Change], name: str) -> list[str]:
     """The plan as lines, in the manner of `terraform plan`."""
-    lines = [f"{SYMBOL[c.action]} {c.target} {c.name}" + (f": {c.detail}" if c.detail else "")
-             for c in changes if c.action != "patch"]
+    lines = [
+        f"{SYMBOL[c.action]} {c.target} {c.name}" + (f": {c.detail}" if c.detail else "")
+        for c in changes
+        if c.action != "patch"
+    ]
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "delete")}
     if not any(counts.values()):
         lines.append(f"no changes: {name} matches the spec")
     else:
-        lines.append(f"plan for {name}: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete")
+        lines.append(
+            f"plan for {name}: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete"
+        )
     return lines
 
 
@@ -376,16 +454,23 @@ def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]])
     """A cluster as a spec that `apply` recreates; every secret a reference (`env:NAME`), never a value.
     The API never returns credentials (not even the user), so both are references to fill in."""
     name = cluster["name"]
-    settings = {k: v for k, v in (cluster.get("settings") or {}).items() if k not in ("failover_mode", "paused")}
+    settings = {
+        k: v for k, v in (cluster.get("settings") or {}).items() if k not in ("failover_mode", "paused")
+    }
     owners = [team for team, perms in sorted(grants.items()) if "admin_cluster" in perms]
     spec: dict = {
         "name": name,
         "tenant": cluster.get("tenant"),
         **({"team": owners[0]} if owners else {}),
         "servers": [address_of(s) for s in cluster.get("servers") or []],
-        "credentials": {"user": f"env:{env_name(name, 'db_user')}", "password": f"env:{env_name(name, 'db_password')}"},
-        "replication_credentials": {"user": f"env:{env_name(name, 'repl_user')}",
-                                    "password": f"env:{env_name(name, 'repl_password')}"},
+        "credentials": {
+            "user": f"env:{env_name(name, 'db_user')}",
+            "password": f"env:{env_name(name, 'db_password')}",
+        },
+        "replication_credentials": {
+            "user": f"env:{env_name(name, 'repl_user')}",
+            "password": f"env:{env_name(name, 'repl_password')}",
+        },
         "failover_mode": cluster.get("failover_mode", "manual"),
         "paused": bool(cluster.get("paused", False)),
         "settings": dict(sorted(settings.items())),
@@ -400,7 +485,9 @@ def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]])
     if exported_routes:
         spec["routes"] = exported_routes
     if grants:
-        spec["grants"] = [{"team": team, "permissions": perms} for team, perms in sorted(grants.items()) if perms]
+        spec["grants"] = [
+            {"team": team, "permissions": perms} for team, perms in sorted(grants.items()) if perms
+        ]
     return spec
 
 

@@ -3,6 +3,7 @@
 The plan comes from dbpilot_cli.spec (pure); this module reads the control plane's state through the API,
 prints the plan, and carries it out.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,8 +62,11 @@ def current_state(api: Api, spec: Spec) -> State:
     cluster = api.cluster_or_none(ref)
     if cluster is None:
         return State(cluster=None)
-    return State(cluster=cluster, routes=api.list_all(f"clusters/{cluster['id']}/routes/"),
-                 grants=cluster_grants(api, cluster["id"]))
+    return State(
+        cluster=cluster,
+        routes=api.list_all(f"clusters/{cluster['id']}/routes/"),
+        grants=cluster_grants(api, cluster["id"]),
+    )
 
 
 def print_plan(changes: list[Change], name: str) -> None:
@@ -102,11 +106,16 @@ def execute(api: Api, spec: Spec, changes: list[Change]) -> dict | None:
                 console.print(f"created cluster {cluster['name']} (id {cluster['id']})", markup=False)
             elif change.target == "cluster" and change.action == "patch":
                 cluster = api.patch(f"clusters/{cluster['id']}/", change.body)
-                console.print(f"changed settings of {cluster['name']}: {', '.join(sorted(change.body.get('settings', {})) + [k for k in change.body if k != 'settings'])}",
-                              markup=False)
+                console.print(
+                    f"changed settings of {cluster['name']}: {', '.join(sorted(change.body.get('settings', {})) + [k for k in change.body if k != 'settings'])}",
+                    markup=False,
+                )
             elif change.target == "route":
                 base = f"clusters/{cluster['id']}/routes/"
-                body = {k: (resolve_secret(v) if k in SECRET_ROUTE_FIELDS else v) for k, v in (change.body or {}).items()}
+                body = {
+                    k: (resolve_secret(v) if k in SECRET_ROUTE_FIELDS else v)
+                    for k, v in (change.body or {}).items()
+                }
                 if change.action == "create":
                     api.post(base, body)
                 elif change.action == "update":
@@ -117,22 +126,32 @@ def execute(api: Api, spec: Spec, changes: list[Change]) -> dict | None:
                 console.print(f"{verb} route {change.name}", markup=False)
             elif change.target == "grant":
                 tid = team_id(change.ref)
-                if change.action != "delete" and sorted(cluster_grants(api, cluster["id"]).get(change.ref, [])) == \
-                        sorted(change.body["permissions"]):
+                if change.action != "delete" and sorted(
+                    cluster_grants(api, cluster["id"]).get(change.ref, [])
+                ) == sorted(change.body["permissions"]):
                     continue  # e.g. the team that registered the cluster: it holds every permission already
                 if change.action == "delete":
                     api.delete(f"teams/{tid}/grants/{cluster['id']}/")
                     console.print(f"revoked team {change.ref}'s grant", markup=False)
                 else:
-                    api.post(f"teams/{tid}/grants/", {"cluster": cluster["id"], "permissions": change.body["permissions"]})
-                    console.print(f"granted {', '.join(change.body['permissions'])} to team {change.ref}", markup=False)
+                    api.post(
+                        f"teams/{tid}/grants/",
+                        {"cluster": cluster["id"], "permissions": change.body["permissions"]},
+                    )
+                    console.print(
+                        f"granted {', '.join(change.body['permissions'])} to team {change.ref}", markup=False
+                    )
     except SpecError as exc:
         raise CliError(str(exc), errors.USAGE) from None
     return cluster
 
 
-FileOpt = Annotated[Path, typer.Option("--file", "-f", help="the spec, YAML (.yaml/.yml) or TOML (.toml)",
-                                       exists=True, dir_okay=False)]
+FileOpt = Annotated[
+    Path,
+    typer.Option(
+        "--file", "-f", help="the spec, YAML (.yaml/.yml) or TOML (.toml)", exists=True, dir_okay=False
+    ),
+]
 
 
 def register(app: typer.Typer, api_factory) -> None:
@@ -155,15 +174,23 @@ def register(app: typer.Typer, api_factory) -> None:
             execute(api, spec, changes)
         unsupported = [c for c in changes if c.action == "unsupported"]
         if unsupported:
-            raise CliError(f"{len(unsupported)} part(s) of the spec could not be applied (marked !)", errors.REFUSED)
+            raise CliError(
+                f"{len(unsupported)} part(s) of the spec could not be applied (marked !)", errors.REFUSED
+            )
 
     @app.command()
-    def export(cluster: Annotated[str, typer.Argument(help="the cluster: name or id")],
-               output: Annotated[Output, typer.Option("--output", "-o", help="yaml (default) or json")] = Output.yaml):
+    def export(
+        cluster: Annotated[str, typer.Argument(help="the cluster: name or id")],
+        output: Annotated[
+            Output, typer.Option("--output", "-o", help="yaml (default) or json")
+        ] = Output.yaml,
+    ):
         """Print a cluster's spec; secrets are references (env:NAME), never values."""
         api = api_factory()
         found = api.cluster(cluster)
-        spec = export_spec(found, api.list_all(f"clusters/{found['id']}/routes/"), cluster_grants(api, found["id"]))
+        spec = export_spec(
+            found, api.list_all(f"clusters/{found['id']}/routes/"), cluster_grants(api, found["id"])
+        )
         print(dump(spec, Output.json if output == Output.json else Output.yaml))
         refs = secret_references(spec)
         if refs:
@@ -171,13 +198,30 @@ def register(app: typer.Typer, api_factory) -> None:
 
     @app.command("import-replication-manager")
     def import_replication_manager(
-        config: Annotated[Path, typer.Argument(help="replication-manager's config.toml", exists=True, dir_okay=False)],
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the report and the specs; change nothing")] = False,
-        arm: Annotated[bool, typer.Option("--arm", help="switch failover_mode to automatic for the clusters that had "
-                                                        "it in replication-manager (only once replication-manager is stopped)")] = False,
-        hooks_dir: Annotated[Path | None, typer.Option("--hooks-dir", help="dbpilot's hooks directory, to check that "
-                                                                           "pre/post failover scripts are installed")] = None,
-        output: Annotated[Output, typer.Option("--output", "-o", help="for --dry-run: yaml (default) or json")] = Output.yaml,
+        config: Annotated[
+            Path, typer.Argument(help="replication-manager's config.toml", exists=True, dir_okay=False)
+        ],
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="print the report and the specs; change nothing")
+        ] = False,
+        arm: Annotated[
+            bool,
+            typer.Option(
+                "--arm",
+                help="switch failover_mode to automatic for the clusters that had "
+                "it in replication-manager (only once replication-manager is stopped)",
+            ),
+        ] = False,
+        hooks_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--hooks-dir",
+                help="dbpilot's hooks directory, to check that pre/post failover scripts are installed",
+            ),
+        ] = None,
+        output: Annotated[
+            Output, typer.Option("--output", "-o", help="for --dry-run: yaml (default) or json")
+        ] = Output.yaml,
     ):
         """Register the clusters of a replication-manager configuration (always failover_mode manual first)."""
         try:
@@ -205,9 +249,17 @@ def register(app: typer.Typer, api_factory) -> None:
                 err_console.print(f"{spec.name}: {exc.message}", markup=False)
                 failed.append(spec.name)
                 continue
-            if arm and imported.asked_automatic and cluster is not None and cluster.get("failover_mode") != "automatic":
+            if (
+                arm
+                and imported.asked_automatic
+                and cluster is not None
+                and cluster.get("failover_mode") != "automatic"
+            ):
                 cluster = api.patch(f"clusters/{cluster['id']}/", {"failover_mode": "automatic"})
                 job = cluster.get("job") or {}
-                console.print(f"{spec.name}: failover_mode automatic; the adopt job #{job.get('id')} arms it", markup=False)
+                console.print(
+                    f"{spec.name}: failover_mode automatic; the adopt job #{job.get('id')} arms it",
+                    markup=False,
+                )
         if failed:
             raise CliError(f"not imported: {', '.join(failed)}", errors.REFUSED)

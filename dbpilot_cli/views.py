@@ -1,4 +1,5 @@
 """How the API's objects look as tables (rich renderables); --output json|yaml prints the objects instead."""
+
 from __future__ import annotations
 
 from rich.console import Group
@@ -15,24 +16,40 @@ def mode_of(cluster: dict) -> str:
 
 
 def clusters_table(clusters: list[dict]):
-    table = new_table("ID", "NAME", "TENANT", "PRIMARY", "SERVERS", "HEALTH", "FAILOVER", "PAUSED", "LAST JOB")
+    table = new_table(
+        "ID", "NAME", "TENANT", "PRIMARY", "SERVERS", "HEALTH", "FAILOVER", "PAUSED", "LAST JOB"
+    )
     for c in clusters:
         job = c.get("job")
-        table.add_row(cell(c["id"]), cell(c["name"]), cell(c.get("tenant")), cell(c.get("primary")),
-                      cell(len(c.get("servers") or [])), styled(c.get("health") or "-", SEVERITY_STYLE),
-                      cell(mode_of(c)), cell(c.get("paused")),
-                      cell(f"{job['kind']} #{job['id']} {job['state']}" if job else None))
+        table.add_row(
+            cell(c["id"]),
+            cell(c["name"]),
+            cell(c.get("tenant")),
+            cell(c.get("primary")),
+            cell(len(c.get("servers") or [])),
+            styled(c.get("health") or "-", SEVERITY_STYLE),
+            cell(mode_of(c)),
+            cell(c.get("paused")),
+            cell(f"{job['kind']} #{job['id']} {job['state']}" if job else None),
+        )
     return table
 
 
 def cluster_detail(c: dict):
     head = new_table("FIELD", "VALUE")
     job = c.get("job")
-    for key, value in [("id", c["id"]), ("name", c["name"]), ("tenant", c.get("tenant")), ("origin", c.get("origin")),
-                       ("primary", c.get("primary")), ("health", c.get("health")), ("failover", mode_of(c)),
-                       ("paused", c.get("paused")),
-                       ("last job", f"{job['kind']} #{job['id']} {job['state']}" if job else None),
-                       ("your permissions", c.get("my_permissions"))]:
+    for key, value in [
+        ("id", c["id"]),
+        ("name", c["name"]),
+        ("tenant", c.get("tenant")),
+        ("origin", c.get("origin")),
+        ("primary", c.get("primary")),
+        ("health", c.get("health")),
+        ("failover", mode_of(c)),
+        ("paused", c.get("paused")),
+        ("last job", f"{job['kind']} #{job['id']} {job['state']}" if job else None),
+        ("your permissions", c.get("my_permissions")),
+    ]:
         head.add_row(key, cell(value))
     servers = new_table("SERVER ID", "ADDRESS", "MAINTENANCE", title="servers")
     for s in c.get("servers") or []:
@@ -49,25 +66,49 @@ def address(server: dict) -> str:
 
 
 def topology_view(topology: dict, title: str = ""):
-    table = new_table("ID", "SERVER", "ROLE", "STATE", "READ ONLY", "GTID", "SOURCE", "IO", "SQL", "LAG", "MAINT",
-                      title=f"{title}primary {topology.get('primary') or 'none'} · epoch {topology.get('epoch')} "
-                            f"· observed {short_time(topology.get('updated_at'))}")
+    table = new_table(
+        "ID",
+        "SERVER",
+        "ROLE",
+        "STATE",
+        "READ ONLY",
+        "GTID",
+        "SOURCE",
+        "IO",
+        "SQL",
+        "LAG",
+        "MAINT",
+        title=f"{title}primary {topology.get('primary') or 'none'} · epoch {topology.get('epoch')} "
+        f"· observed {short_time(topology.get('updated_at'))}",
+    )
     for s in topology.get("servers") or []:
         repl = s.get("replication") or {}
         role = s.get("role") or "-"
-        table.add_row(cell(s.get("id")), cell(address(s)),
-                      f"[bold]{role}[/]" if role == "primary" else cell(role),
-                      styled(s.get("state") or "-", {"up": "green", "down": "red", "unreachable": "red"}),
-                      cell(s.get("read_only")), cell(s.get("gtid_current_pos")), cell(repl.get("source")),
-                      cell(repl.get("io_running")), cell(repl.get("sql_running")), cell(repl.get("seconds_behind")),
-                      cell(s.get("maintenance")))
+        table.add_row(
+            cell(s.get("id")),
+            cell(address(s)),
+            f"[bold]{role}[/]" if role == "primary" else cell(role),
+            styled(s.get("state") or "-", {"up": "green", "down": "red", "unreachable": "red"}),
+            cell(s.get("read_only")),
+            cell(s.get("gtid_current_pos")),
+            cell(repl.get("source")),
+            cell(repl.get("io_running")),
+            cell(repl.get("sql_running")),
+            cell(repl.get("seconds_behind")),
+            cell(s.get("maintenance")),
+        )
     parts = [table]
     findings = topology.get("findings") or []
     if findings:
         found = new_table("SEVERITY", "CODE", "SERVER", "SINCE", "MESSAGE", title="findings")
         for f in findings:
-            found.add_row(styled(f.get("severity") or "-", SEVERITY_STYLE), cell(f.get("code")), cell(f.get("server")),
-                          short_time(f.get("opened_at")), cell(f.get("message")))
+            found.add_row(
+                styled(f.get("severity") or "-", SEVERITY_STYLE),
+                cell(f.get("code")),
+                cell(f.get("server")),
+                short_time(f.get("opened_at")),
+                cell(f.get("message")),
+            )
         parts += [Text(""), found]
     return Group(*parts)
 
@@ -75,8 +116,12 @@ def topology_view(topology: dict, title: str = ""):
 def events_table(events: list[dict]):
     table = new_table("TIME", "SEVERITY", "KIND", "MESSAGE")
     for e in events:
-        table.add_row(short_time(e.get("created_at")), styled(e.get("severity") or "-", SEVERITY_STYLE),
-                      cell(e.get("kind")), cell(e.get("message")))
+        table.add_row(
+            short_time(e.get("created_at")),
+            styled(e.get("severity") or "-", SEVERITY_STYLE),
+            cell(e.get("kind")),
+            cell(e.get("message")),
+        )
     return table
 
 
@@ -88,12 +133,18 @@ def job_view(job: dict):
     result = job.get("result") or {}
     head = Text.from_markup(
         f"job [bold]#{job['id']}[/] {job['kind']} on cluster {job.get('cluster')}: {styled(job['state'], STATE_STYLE)}"
-        + (f" · {result['detail']}" if result.get("detail") and job["state"] != "running" else ""))
+        + (f" · {result['detail']}" if result.get("detail") and job["state"] != "running" else "")
+    )
     steps = new_table("#", "STEP", "STATE", "STARTED", "FINISHED", "DETAIL")
     for number, step in enumerate(job.get("steps") or [], 1):
-        steps.add_row(str(number), cell(step.get("name")), styled(step.get("state") or "-", STATE_STYLE),
-                      short_time(step.get("started_at"))[11:] or "-", short_time(step.get("finished_at"))[11:] or "-",
-                      cell(step.get("detail")))
+        steps.add_row(
+            str(number),
+            cell(step.get("name")),
+            styled(step.get("state") or "-", STATE_STYLE),
+            short_time(step.get("started_at"))[11:] or "-",
+            short_time(step.get("finished_at"))[11:] or "-",
+            cell(step.get("detail")),
+        )
     parts = [head, steps]
     checks = result.get("checks") or []
     if checks:
@@ -104,15 +155,25 @@ def job_view(job: dict):
 def checks_table(checks: list[dict]):
     table = new_table("CHECK", "OK", "DETAIL", title="checks")
     for check in checks:
-        table.add_row(cell(check.get("name")), "[green]ok[/]" if check.get("ok") else "[red]FAILED[/]", cell(check.get("detail")))
+        table.add_row(
+            cell(check.get("name")),
+            "[green]ok[/]" if check.get("ok") else "[red]FAILED[/]",
+            cell(check.get("detail")),
+        )
     return table
 
 
 def jobs_table(jobs: list[dict]):
     table = new_table("ID", "KIND", "STATE", "REQUESTED BY", "CREATED", "FINISHED")
     for j in jobs:
-        table.add_row(cell(j["id"]), cell(j["kind"]), styled(j["state"], STATE_STYLE), cell(j.get("requested_by")),
-                      short_time(j.get("created_at")), short_time(j.get("finished_at")))
+        table.add_row(
+            cell(j["id"]),
+            cell(j["kind"]),
+            styled(j["state"], STATE_STYLE),
+            cell(j.get("requested_by")),
+            short_time(j.get("created_at")),
+            short_time(j.get("finished_at")),
+        )
     return table
 
 
@@ -124,23 +185,47 @@ def routes_table(routes: list[dict]):
     for r in routes:
         sync = r.get("last_sync") or {}
         settings = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ROUTE_META)
-        last = "-" if not sync.get("at") else f"{'ok' if sync.get('ok') else 'FAILED'} {short_time(sync['at'])} ({sync.get('trigger')})"
-        table.add_row(cell(r["id"]), cell(r.get("name")), cell(r["kind"]), cell(settings), cell(r.get("secrets_set")), cell(last))
+        last = (
+            "-"
+            if not sync.get("at")
+            else f"{'ok' if sync.get('ok') else 'FAILED'} {short_time(sync['at'])} ({sync.get('trigger')})"
+        )
+        table.add_row(
+            cell(r["id"]),
+            cell(r.get("name")),
+            cell(r["kind"]),
+            cell(settings),
+            cell(r.get("secrets_set")),
+            cell(last),
+        )
     return table
 
 
 def tokens_table(tokens: list[dict]):
     table = new_table("ID", "TEAM", "NAME", "PREFIX", "SCOPE", "EXPIRES", "LAST USED", "ACTIVE")
     for t in tokens:
-        table.add_row(cell(t.get("id")), cell(t.get("team_name") or t.get("team")), cell(t.get("name")), cell(t.get("prefix")),
-                      cell(t.get("scope")), short_time(t.get("expires_at")), short_time(t.get("last_used_at")), cell(t.get("active")))
+        table.add_row(
+            cell(t.get("id")),
+            cell(t.get("team_name") or t.get("team")),
+            cell(t.get("name")),
+            cell(t.get("prefix")),
+            cell(t.get("scope")),
+            short_time(t.get("expires_at")),
+            short_time(t.get("last_used_at")),
+            cell(t.get("active")),
+        )
     return table
 
 
 def teams_table(teams: list[dict]):
     table = new_table("ID", "NAME", "TENANT", "YOUR ROLE")
     for t in teams:
-        table.add_row(cell(t["id"]), cell(t["name"]), cell(t.get("tenant_name") or t.get("tenant")), cell(t.get("your_role")))
+        table.add_row(
+            cell(t["id"]),
+            cell(t["name"]),
+            cell(t.get("tenant_name") or t.get("tenant")),
+            cell(t.get("your_role")),
+        )
     return table
 
 

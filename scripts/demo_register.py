@@ -1,5 +1,6 @@
 """Create the demo cluster through the provisioning API (as a user's script would), unless it exists, and
 follow its provision job step by step until the cluster is healthy and armed."""
+
 import json
 import sys
 import time
@@ -11,8 +12,12 @@ headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json
 
 
 def call(method, path, body=None):
-    request = urllib.request.Request(base + path, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -42,9 +47,13 @@ if existing:  # a previous run: its servers were started again read-only; the st
     sys.exit(0)
 payload = {
     "name": "demo",
-    "provision": {"provider": "local", "replicas": 2, "semi_sync": True,
-                  "master_user": {"user": "demo", "password": "demo-master-password"},
-                  "size": {"memory_mb": 256}},
+    "provision": {
+        "provider": "local",
+        "replicas": 2,
+        "semi_sync": True,
+        "master_user": {"user": "demo", "password": "demo-master-password"},
+        "size": {"memory_mb": 256},
+    },
 }
 try:
     cluster = call("POST", "/api/v1/clusters/", payload)
@@ -54,5 +63,7 @@ except urllib.error.HTTPError as exc:
 print(f"demo: provisioning cluster 'demo' (id {cluster['id']}), job {cluster['job']['id']}")
 follow(cluster["job"]["id"])
 cluster = call("GET", f"/api/v1/clusters/{cluster['id']}/")
-print(f"demo: cluster 'demo' is up: writer {cluster['endpoints']['writer']}, readers "
-      f"{', '.join(cluster['endpoints']['readers'])} (user demo / demo-master-password)")
+print(
+    f"demo: cluster 'demo' is up: writer {cluster['endpoints']['writer']}, readers "
+    f"{', '.join(cluster['endpoints']['readers'])} (user demo / demo-master-password)"
+)

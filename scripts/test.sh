@@ -41,7 +41,9 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export PYTHONUNBUFFERED=1
 status=0
 
-echo "== lint-imports (layers, forbidden imports, no cycles) and mypy (the domain core, the job state)"
+echo "== ruff (lint and format), lint-imports (layers, forbidden imports, no cycles), mypy (the domain core, the job state)"
+.venv/bin/ruff check . || status=1
+.venv/bin/ruff format --check . || status=1
 .venv/bin/lint-imports || status=1
 DEBUG=1 .venv/bin/mypy || status=1
 

@@ -11,6 +11,7 @@ Tenant-level rights (teams, members, tokens, audit) follow from TenantAdmin rows
 team roles (a team admin manages its team's tokens); platform operators are Django superusers and act
 through the Django admin and the /api/v1/platform/ endpoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ class Actor:
     @property
     def is_operator(self) -> bool:
         """A platform operator (Django superuser); never a token."""
-        return self.token is None and self.is_authenticated and bool(getattr(self.user, "is_superuser", False))
+        return (
+            self.token is None and self.is_authenticated and bool(getattr(self.user, "is_superuser", False))
+        )
 
     def label(self) -> str:
         if self.token is not None:
@@ -131,11 +134,15 @@ def _granted_cluster_ids(teams: list[Team], perm: str):
     """A subquery of the ids of clusters on which any of these teams' groups holds `perm`."""
     Cluster = cluster_model()  # noqa: N806 - a model class
 
-    return GroupObjectPermission.objects.filter(
-        group_id__in=[team.group_id for team in teams],
-        permission__codename=perm,
-        content_type=ContentType.objects.get_for_model(Cluster),
-    ).annotate(cluster_id=Cast("object_pk", BigIntegerField())).values("cluster_id")
+    return (
+        GroupObjectPermission.objects.filter(
+            group_id__in=[team.group_id for team in teams],
+            permission__codename=perm,
+            content_type=ContentType.objects.get_for_model(Cluster),
+        )
+        .annotate(cluster_id=Cast("object_pk", BigIntegerField()))
+        .values("cluster_id")
+    )
 
 
 def clusters_granted_to(team: Team, perm: str = VIEW) -> QuerySet:

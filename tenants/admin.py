@@ -1,5 +1,6 @@
 """The Django admin for platform operators: tenants and their quotas and admins, teams, members,
 tokens (revoke only), the audit log (read only) and the platform pause."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -59,8 +60,19 @@ class ApiTokenModelAdmin(admin.ModelAdmin):
     list_display = ["prefix", "name", "team", "scope", "expires_at", "last_used_at", "revoked_at"]
     list_filter = ["scope", "team__tenant"]
     search_fields = ["key", "name", "team__name"]
-    fields = ["team", "name", "key", "scope", "expires_at", "allowed_networks", "clusters", "created_by",
-              "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "team",
+        "name",
+        "key",
+        "scope",
+        "expires_at",
+        "allowed_networks",
+        "clusters",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = fields
     actions = ["revoke"]
 
@@ -105,8 +117,13 @@ class PlatformStateModelAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        services.audit(actor=f"user:{request.user.username}", action="platform.pause" if obj.paused else "platform.resume",
-                       parameters={"reason": obj.reason}, result="ok", client_address=request.META.get("REMOTE_ADDR"))
+        services.audit(
+            actor=f"user:{request.user.username}",
+            action="platform.pause" if obj.paused else "platform.resume",
+            parameters={"reason": obj.reason},
+            result="ok",
+            client_address=request.META.get("REMOTE_ADDR"),
+        )
         obj.changed_by = f"user:{request.user.username}"
         obj.changed_at = timezone.now()
         super().save_model(request, obj, form, change)

@@ -1,4 +1,5 @@
 """Tenancy API routes: teams (members, grants), tokens, audit, session login, platform pause."""
+
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 

@@ -6,6 +6,7 @@ Entries are append-only (tenants.models.AuditEntry refuses changes) and never ho
 go through `scrub`, which blanks values under secret-looking keys and bearer tokens or URL passwords
 anywhere in a string.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ REDACTED = "***"
 # Keys that name a secret (their value is never recorded): any key containing password, secret,
 # credential, api key, private; or ending in token, key, auth (`token`, `health_key`, not `token_scope`).
 _SECRET_KEY = re.compile(
-    r"(password|passwd|secret|credential|api_?key|private)|(^|[_-])(token|key|auth|authorization)s?$", re.IGNORECASE
+    r"(password|passwd|secret|credential|api_?key|private)|(^|[_-])(token|key|auth|authorization)s?$",
+    re.IGNORECASE,
 )
 # Secrets that can hide in any string: team bearer tokens, and passwords in URLs (scheme://user:pass@host).
 _BEARER = re.compile(r"dbp_[a-z0-9]{12}_[A-Za-z0-9_-]+")
@@ -86,8 +88,16 @@ def tenant_of(obj) -> Tenant | None:
     return None
 
 
-def audit(*, actor, action: str, tenant=None, target: str = "", parameters=None, result: str = "",
-          client_address: str | None = None) -> AuditEntry:
+def audit(
+    *,
+    actor,
+    action: str,
+    tenant=None,
+    target: str = "",
+    parameters=None,
+    result: str = "",
+    client_address: str | None = None,
+) -> AuditEntry:
     """Append one audit entry. `actor` is an Actor or a label (e.g. "system:monitoring"); parameters are
     scrubbed here as well, so a careless caller still records no secret."""
     user = getattr(actor, "user", None)
@@ -147,9 +157,14 @@ def audit_request(request, view, response) -> AuditEntry | None:
     else:
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", None) or "pk"
         if view.kwargs.get(lookup) is not None:
-            target = f"{getattr(view, 'basename', None) or view.__class__.__name__.lower()}:{view.kwargs[lookup]}"
+            target = (
+                f"{getattr(view, 'basename', None) or view.__class__.__name__.lower()}:{view.kwargs[lookup]}"
+            )
     basename = getattr(view, "basename", None) or view.__class__.__name__
-    action = getattr(view, "audit_action", None) or f"{basename}.{getattr(view, 'action', None) or request.method.lower()}"
+    action = (
+        getattr(view, "audit_action", None)
+        or f"{basename}.{getattr(view, 'action', None) or request.method.lower()}"
+    )
     try:
         return audit(
             actor=actor,
@@ -165,7 +180,9 @@ def audit_request(request, view, response) -> AuditEntry | None:
         return None
 
 
-def audit_job(job, actor_label: str, *, action: str | None = None, client_address: str | None = None) -> AuditEntry:
+def audit_job(
+    job, actor_label: str, *, action: str | None = None, client_address: str | None = None
+) -> AuditEntry:
     """Audit a job: call it when a job is created (or refused) and when it ends.
 
     `actor_label` names who started it: the requesting actor's label for a requested job
@@ -182,4 +199,3 @@ def audit_job(job, actor_label: str, *, action: str | None = None, client_addres
         result=job.state,
         client_address=client_address,
     )
-

@@ -4,6 +4,7 @@ A bearer token authenticates as its team's service account (so object permission
 travels only in the `Authorization` header, never in a URL. The portal's session cookie is CSRF-checked
 on every unsafe request by DRF's SessionAuthentication.
 """
+
 from __future__ import annotations
 
 import ipaddress

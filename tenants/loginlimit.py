@@ -4,6 +4,7 @@ within a window refuse further attempts (429) until the oldest failures age out.
 Failures are rows in the control-plane database (LoginFailure), so every web process shares the count
 and it survives restarts. Limits: `DBPILOT_LOGIN_MAX_FAILURES` (10) per `DBPILOT_LOGIN_WINDOW_SECONDS` (300).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,9 @@ def window() -> timedelta:
 def account_digest(email: str) -> str:
     """The account as stored: an HMAC of the normalised email (never what was typed)."""
     normalised = (email or "").strip().lower()
-    return hmac.new(settings.DBPILOT_TOKEN_PEPPER.encode(), f"login:{normalised}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.DBPILOT_TOKEN_PEPPER.encode(), f"login:{normalised}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def _seconds_until_below_limit(times: list, now) -> int | None:
@@ -48,15 +51,25 @@ def retry_after(email: str, client_address: str | None) -> int | None:
     recent = LoginFailure.objects.filter(created_at__gt=now - window())
     waits = [
         _seconds_until_below_limit(
-            list(recent.filter(account_digest=account_digest(email)).order_by("created_at").values_list("created_at", flat=True)),
+            list(
+                recent.filter(account_digest=account_digest(email))
+                .order_by("created_at")
+                .values_list("created_at", flat=True)
+            ),
             now,
         )
     ]
     if client_address:
-        waits.append(_seconds_until_below_limit(
-            list(recent.filter(client_address=client_address).order_by("created_at").values_list("created_at", flat=True)),
-            now,
-        ))
+        waits.append(
+            _seconds_until_below_limit(
+                list(
+                    recent.filter(client_address=client_address)
+                    .order_by("created_at")
+                    .values_list("created_at", flat=True)
+                ),
+                now,
+            )
+        )
     waits = [w for w in waits if w is not None]
     return max(waits) if waits else None
 
@@ -64,7 +77,9 @@ def retry_after(email: str, client_address: str | None) -> int | None:
 def record_failure(email: str, client_address: str | None) -> None:
     now = timezone.now()
     LoginFailure.objects.filter(created_at__lte=now - window()).delete()
-    LoginFailure.objects.create(account_digest=account_digest(email), client_address=client_address or None, created_at=now)
+    LoginFailure.objects.create(
+        account_digest=account_digest(email), client_address=client_address or None, created_at=now
+    )
 
 
 def clear_account_failures(email: str) -> None:

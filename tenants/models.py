@@ -3,6 +3,7 @@
 Object permissions (django-guardian) are granted to each team's Django group, never globally to a
 user: a global permission would bypass every object check.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -30,7 +31,9 @@ class TenantAdmin(models.Model):
     """A user who manages a tenant's teams, members, tokens and audit log."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="admins")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_admin_of")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_admin_of"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="unique_tenant_admin")]
@@ -105,15 +108,21 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     audit_kind = "invitation"
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["team", "email"], condition=Q(status="invited"),
-                                               name="one_open_invitation_per_team_and_email")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "email"],
+                condition=Q(status="invited"),
+                name="one_open_invitation_per_team_and_email",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"invitation {self.pk} to {self.team_id}"
@@ -256,8 +265,11 @@ class PlatformFinding(models.Model):
     class Meta:
         ordering = ["-opened_at"]
         constraints = [
-            models.UniqueConstraint(fields=["code"], condition=models.Q(resolved_at__isnull=True),
-                                    name="one_open_platform_finding_per_code"),
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_platform_finding_per_code",
+            ),
         ]
 
     def __str__(self) -> str:

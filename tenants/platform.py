@@ -1,6 +1,7 @@
 """The platform-wide pause: operators stop every automatic action at once (maintenance of dbpilot
 itself, incidents). Monitoring and the job services call `platform_paused()` before acting on their own.
 """
+
 from __future__ import annotations
 
 from django.db import transaction

@@ -5,6 +5,7 @@ automatic action; it says so with the `REDIS_UNREACHABLE` platform finding, open
 notices first (every beat checks each second, and `GET /api/v1/platform/health/` checks when asked) and
 resolved once Redis answers again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,10 @@ from tenants.models import PlatformFinding
 log = logging.getLogger(__name__)
 
 REDIS_UNREACHABLE = "REDIS_UNREACHABLE"
-REDIS_MESSAGE = ("dbpilot's Redis does not answer ({detail}): no tick or job can start, so dbpilot takes no "
-                 "automatic action until it is back.")
+REDIS_MESSAGE = (
+    "dbpilot's Redis does not answer ({detail}): no tick or job can start, so dbpilot takes no "
+    "automatic action until it is back."
+)
 
 
 @lru_cache(maxsize=4)
@@ -44,8 +47,9 @@ def open_finding(code: str, message: str, severity: str = "critical") -> bool:
         return False
     try:
         with transaction.atomic():
-            PlatformFinding.objects.create(code=code, severity=severity, message=message[:500],
-                                           opened_at=timezone.now())
+            PlatformFinding.objects.create(
+                code=code, severity=severity, message=message[:500], opened_at=timezone.now()
+            )
     except IntegrityError:  # another process opened it meanwhile
         return False
     log.warning("platform finding %s opened: %s", code, message)
@@ -53,7 +57,9 @@ def open_finding(code: str, message: str, severity: str = "critical") -> bool:
 
 
 def resolve_finding(code: str) -> bool:
-    resolved = PlatformFinding.objects.filter(code=code, resolved_at__isnull=True).update(resolved_at=timezone.now())
+    resolved = PlatformFinding.objects.filter(code=code, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
     if resolved:
         log.warning("platform finding %s resolved", code)
     return bool(resolved)
@@ -86,9 +92,15 @@ def health() -> dict:
     return {
         "ok": redis_ok and not findings,
         "automatic_actions": "allowed" if redis_ok else "stopped",
-        "redis": {"ok": redis_ok, "detail": redis_detail, "url": redisconf.describe(target),
-                  "sentinel": target.is_sentinel},
+        "redis": {
+            "ok": redis_ok,
+            "detail": redis_detail,
+            "url": redisconf.describe(target),
+            "sentinel": target.is_sentinel,
+        },
         "database": {"ok": True, "vendor": connection.vendor},
-        "findings": [{"code": f.code, "severity": f.severity, "message": f.message, "opened_at": f.opened_at}
-                     for f in findings],
+        "findings": [
+            {"code": f.code, "severity": f.severity, "message": f.message, "opened_at": f.opened_at}
+            for f in findings
+        ],
     }

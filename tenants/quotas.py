@@ -2,6 +2,7 @@
 set by the platform operator in the Django admin). Registration and provisioning call `check_quota`
 before creating anything.
 """
+
 from __future__ import annotations
 
 from django.apps import apps

@@ -1,4 +1,5 @@
 """OpenAPI descriptions of dbpilot's authentication (drf-spectacular extensions, loaded by TenantsConfig)."""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 

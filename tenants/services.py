@@ -4,6 +4,7 @@ Checks that need no database beyond the objects given raise django ValidationErr
 400 with the message) or PermissionDenied (403); authorization of the caller happens in the views
 through tenants.access.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -87,14 +88,22 @@ def delete_team(team: Team) -> None:
     """Delete a team, its tokens and grants; refused while it is the only admin team of some cluster."""
     orphaned = []
     for cluster in clusters_granted_to(team, ADMIN):
-        other_admins = [t for t in Team.objects.filter(tenant=team.tenant_id).exclude(pk=team.pk)
-                        if clusters_granted_to(t, ADMIN).filter(pk=cluster.pk).exists()]
+        other_admins = [
+            t
+            for t in Team.objects.filter(tenant=team.tenant_id).exclude(pk=team.pk)
+            if clusters_granted_to(t, ADMIN).filter(pk=cluster.pk).exists()
+        ]
         if not other_admins:
             orphaned.append(cluster.name)
     if orphaned:
-        raise ValidationError({"team": (
-            f"the team is the only admin of {', '.join(sorted(orphaned))}; grant admin on them to another "
-            "team first (POST /api/v1/teams/{id}/grants/)")})
+        raise ValidationError(
+            {
+                "team": (
+                    f"the team is the only admin of {', '.join(sorted(orphaned))}; grant admin on them to another "
+                    "team first (POST /api/v1/teams/{id}/grants/)"
+                )
+            }
+        )
     group, service_user = team.group, team.service_user
     team.delete()  # cascades to memberships and tokens
     group.delete()  # cascades to its object permissions
@@ -104,7 +113,9 @@ def delete_team(team: Team) -> None:
 # Members
 
 
-def find_or_create_user(email: str, password: str | None = None, *, validate: bool = True) -> tuple[object, str | None]:
+def find_or_create_user(
+    email: str, password: str | None = None, *, validate: bool = True
+) -> tuple[object, str | None]:
     """The user with this email, or a new one. Returns (user, generated password or None).
 
     A given password is checked against AUTH_PASSWORD_VALIDATORS unless the platform operator set it
@@ -138,7 +149,9 @@ def remove_member(team: Team, user) -> None:
     """Remove a person from a team and revoke the team tokens they created: a token acts as the team,
     so one made by someone who left would otherwise outlive their membership (docs/security.md)."""
     Membership.objects.filter(team=team, user=user).delete()
-    ApiToken.objects.filter(team=team, created_by=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    ApiToken.objects.filter(team=team, created_by=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
 
 
 # Invitations
@@ -156,7 +169,9 @@ def _invitation_hmac(secret: str) -> str:
 
     from django.conf import settings
 
-    return hmac.new(settings.DBPILOT_TOKEN_PEPPER.encode(), f"invitation:{secret}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.DBPILOT_TOKEN_PEPPER.encode(), f"invitation:{secret}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 @transaction.atomic
@@ -169,9 +184,16 @@ def invite_member(team: Team, email: str, role: str, *, invited_by: str) -> tupl
     email = email.strip().lower()
     secret = secrets.token_urlsafe(24)
     invitation, _ = Invitation.objects.update_or_create(
-        team=team, email=email, status=Invitation.Status.INVITED,
-        defaults={"role": role, "secret_hmac": _invitation_hmac(secret), "invited_by": invited_by[:200],
-                  "expires_at": timezone.now() + timedelta(days=INVITATION_DAYS)})
+        team=team,
+        email=email,
+        status=Invitation.Status.INVITED,
+        defaults={
+            "role": role,
+            "secret_hmac": _invitation_hmac(secret),
+            "invited_by": invited_by[:200],
+            "expires_at": timezone.now() + timedelta(days=INVITATION_DAYS),
+        },
+    )
     transaction.on_commit(lambda: send_invitation(invitation, secret))
     return invitation, secret
 
@@ -180,7 +202,8 @@ def reissue_invitation(invitation: Invitation) -> str:
     """A new secret for an open invitation (the operators' `invitation_link` command prints it)."""
     secret = secrets.token_urlsafe(24)
     Invitation.objects.filter(pk=invitation.pk).update(
-        secret_hmac=_invitation_hmac(secret), expires_at=timezone.now() + timedelta(days=INVITATION_DAYS))
+        secret_hmac=_invitation_hmac(secret), expires_at=timezone.now() + timedelta(days=INVITATION_DAYS)
+    )
     return secret
 
 
@@ -190,24 +213,33 @@ def send_invitation(invitation: Invitation, secret: str) -> None:
 
     from django.core.mail import send_mail
 
-    body = (f"You are invited to the dbpilot team {invitation.team.name} ({invitation.team.tenant.name}) "
-            f"as {invitation.role}.\n\nTo accept, POST /api/v1/invitations/accept/ with "
-            f'{{"secret": "{secret}"}} while logged in as {invitation.email}, or with '
-            f'{{"secret": "{secret}", "password": "..."}} to create your account. '
-            f"The invitation expires in {INVITATION_DAYS} days.\n")
+    body = (
+        f"You are invited to the dbpilot team {invitation.team.name} ({invitation.team.tenant.name}) "
+        f"as {invitation.role}.\n\nTo accept, POST /api/v1/invitations/accept/ with "
+        f'{{"secret": "{secret}"}} while logged in as {invitation.email}, or with '
+        f'{{"secret": "{secret}", "password": "..."}} to create your account. '
+        f"The invitation expires in {INVITATION_DAYS} days.\n"
+    )
     try:
         send_mail("dbpilot invitation", body, None, [invitation.email])
     except Exception:  # noqa: BLE001 - no mail server: an operator prints a link with invitation_link
-        logging.getLogger(__name__).warning("invitation %s: the email could not be sent; an operator can print "
-                                            "a link with manage.py invitation_link", invitation.pk)
+        logging.getLogger(__name__).warning(
+            "invitation %s: the email could not be sent; an operator can print "
+            "a link with manage.py invitation_link",
+            invitation.pk,
+        )
 
 
 @transaction.atomic
 def accept_invitation(secret: str, user=None, password: str | None = None) -> Membership:
     """Accept an invitation: as the logged-in `user` whose email it names, or (no user) by creating the
     account with `password`. Raises InvitationInvalid or ValidationError (a weak password)."""
-    invitation = (Invitation.objects.select_for_update().select_related("team")
-                  .filter(secret_hmac=_invitation_hmac(secret or ""), status=Invitation.Status.INVITED).first())
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("team")
+        .filter(secret_hmac=_invitation_hmac(secret or ""), status=Invitation.Status.INVITED)
+        .first()
+    )
     if invitation is None or invitation.expires_at <= timezone.now():
         raise InvitationInvalid("this invitation is unknown, already used or expired; ask for a new one")
     User = get_user_model()
@@ -223,11 +255,20 @@ def accept_invitation(secret: str, user=None, password: str | None = None) -> Me
         validate_password(password)
         user = User.objects.create_user(username=invitation.email, email=invitation.email, password=password)
     membership = add_member(invitation.team, user, invitation.role)
-    invitation.status, invitation.accepted_at, invitation.accepted_by = Invitation.Status.ACCEPTED, timezone.now(), user
+    invitation.status, invitation.accepted_at, invitation.accepted_by = (
+        Invitation.Status.ACCEPTED,
+        timezone.now(),
+        user,
+    )
     invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
-    audit(actor=f"user:{user.username}", action="invitation.accept", tenant=invitation.team.tenant,
-          target=f"invitation:{invitation.pk}", parameters={"team": invitation.team_id, "role": invitation.role},
-          result="ok")
+    audit(
+        actor=f"user:{user.username}",
+        action="invitation.accept",
+        tenant=invitation.team.tenant,
+        target=f"invitation:{invitation.pk}",
+        parameters={"team": invitation.team_id, "role": invitation.role},
+        result="ok",
+    )
     return membership
 
 
@@ -249,7 +290,7 @@ def clean_allowed_networks(raw) -> tuple[str, ...]:
     if raw in (None, ""):
         return ()
     if not isinstance(raw, (list, tuple)):
-        raise ValidationError({"allowed_networks": "must be a list of CIDRs, e.g. [\"192.0.2.0/24\"]"})
+        raise ValidationError({"allowed_networks": 'must be a list of CIDRs, e.g. ["192.0.2.0/24"]'})
     if len(raw) > MAX_ALLOWED_NETWORKS:
         raise ValidationError({"allowed_networks": f"at most {MAX_ALLOWED_NETWORKS} networks"})
     networks = []
@@ -257,7 +298,9 @@ def clean_allowed_networks(raw) -> tuple[str, ...]:
         try:
             networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
         except ValueError:
-            raise ValidationError({"allowed_networks": f"{item!r} is not a network (CIDR) or address"}) from None
+            raise ValidationError(
+                {"allowed_networks": f"{item!r} is not a network (CIDR) or address"}
+            ) from None
     return tuple(networks)
 
 
@@ -276,35 +319,59 @@ def check_token_request(actor: Actor, team: Team, request: TokenRequest) -> None
     if request.expires_at is not None and request.expires_at <= timezone.now():
         raise ValidationError({"expires_at": "must be in the future"})
     if request.cluster_ids:
-        granted = set(clusters_granted_to(team).filter(pk__in=request.cluster_ids).values_list("pk", flat=True))
+        granted = set(
+            clusters_granted_to(team).filter(pk__in=request.cluster_ids).values_list("pk", flat=True)
+        )
         missing = sorted(set(request.cluster_ids) - granted)
         if missing:
-            raise ValidationError({"clusters": f"not found among the team's clusters: {', '.join(map(str, missing))}"})
+            raise ValidationError(
+                {"clusters": f"not found among the team's clusters: {', '.join(map(str, missing))}"}
+            )
     parent = actor.token
     if parent is None:
         return
     if not role_at_least(ROLE_OF_SCOPE[parent.scope], ROLE_OF_SCOPE[request.scope]):
         raise PermissionDenied(f"a {parent.scope}-scoped token cannot create a {request.scope}-scoped token")
-    if parent.expires_at is not None and (request.expires_at is None or request.expires_at > parent.expires_at):
+    if parent.expires_at is not None and (
+        request.expires_at is None or request.expires_at > parent.expires_at
+    ):
         raise PermissionDenied("a token that expires can only create tokens that expire no later than itself")
     if parent.allowed_networks and (
         not request.allowed_networks
         or not all(_network_within(net, parent.allowed_networks) for net in request.allowed_networks)
     ):
-        raise PermissionDenied("a token limited to some networks can only create tokens limited to those networks")
+        raise PermissionDenied(
+            "a token limited to some networks can only create tokens limited to those networks"
+        )
     restriction = actor.cluster_restriction()
     if restriction is not None and (not request.cluster_ids or not set(request.cluster_ids) <= restriction):
-        raise PermissionDenied("a token restricted to some clusters can only create tokens restricted to those clusters")
+        raise PermissionDenied(
+            "a token restricted to some clusters can only create tokens restricted to those clusters"
+        )
 
 
 @transaction.atomic
-def issue_token(team: Team, scope: str, *, name: str = "", created_by=None, expires_at=None,
-                allowed_networks=None, clusters=()) -> tuple[ApiToken, str]:
+def issue_token(
+    team: Team,
+    scope: str,
+    *,
+    name: str = "",
+    created_by=None,
+    expires_at=None,
+    allowed_networks=None,
+    clusters=(),
+) -> tuple[ApiToken, str]:
     """Create a token; the bearer value is returned once and never stored (only an HMAC of its secret)."""
     key, secret, bearer = tokens.new_token()
     token = ApiToken.objects.create(
-        team=team, name=name, key=key, secret_hmac=tokens.secret_hmac(secret), scope=scope,
-        created_by=created_by, expires_at=expires_at, allowed_networks=list(allowed_networks or []),
+        team=team,
+        name=name,
+        key=key,
+        secret_hmac=tokens.secret_hmac(secret),
+        scope=scope,
+        created_by=created_by,
+        expires_at=expires_at,
+        allowed_networks=list(allowed_networks or []),
     )
     if clusters:
         token.clusters.set(clusters)
@@ -322,7 +389,9 @@ def revoke_token(token: ApiToken) -> ApiToken:
 
 
 @transaction.atomic
-def create_tenant(name: str, team_name: str, email: str, password: str | None, token_scope: str) -> CreatedTenant:
+def create_tenant(
+    name: str, team_name: str, email: str, password: str | None, token_scope: str
+) -> CreatedTenant:
     """Create (or reuse) a tenant and team, make the user a tenant admin and team admin, issue a token."""
     validate_name(name, "tenant name")
     tenant, _ = Tenant.objects.get_or_create(name=name)

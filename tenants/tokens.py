@@ -1,4 +1,5 @@
 """Team API token format and hashing: `dbp_<key>_<secret>`, the secret stored only as a peppered HMAC."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Validation of names that reach URLs, proxy configs and commands."""
+
 import re
 import unicodedata
 

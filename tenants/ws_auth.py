@@ -8,6 +8,7 @@ Tokens never travel in URLs, so a query-string token is ignored. A session cooki
 from the portal's own origin (a page on another site cannot ride the user's cookie); scripts that send
 a bearer token need no Origin header.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlparse

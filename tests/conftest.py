@@ -1,4 +1,5 @@
 """Shared test configuration: plugins with the sandbox (real MariaDB) and service (Redis, Celery) fixtures."""
+
 import os
 
 pytest_plugins = ["tests.sandbox_plugin", "tests.services_plugin"]

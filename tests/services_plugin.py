@@ -1,4 +1,5 @@
 """Fixtures for real services: Redis (from REDIS_URL), and dbpilot's own Celery worker and beat as processes."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,9 @@ class ManagedProcess:
         self.name = name
         self.log_path = OUTPUT / f"{name}.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -91,8 +93,20 @@ def _bin(name: str) -> str:
 
 
 def start_worker(name: str = "worker", queues: str | None = None, concurrency: int = 2) -> ManagedProcess:
-    argv = [_bin("celery"), "-A", "controlplane", "worker", "-n", f"{name}@%h", "--concurrency", str(concurrency),
-            "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    argv = [
+        _bin("celery"),
+        "-A",
+        "controlplane",
+        "worker",
+        "-n",
+        f"{name}@%h",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if queues:
         argv += ["-Q", queues]
     return ManagedProcess(name, argv, worker_environment())

@@ -13,6 +13,7 @@ Used by the switchover and failover tests and by bench/: `largest_gap()` is the 
     writer.start(); ...; writer.stop()
     assert not writer.missing_on(address)
 """
+
 from __future__ import annotations
 
 import threading
@@ -53,9 +54,20 @@ def _split(address: str) -> tuple[str, int]:
 class Writer:
     """Insert `rate` rows per second from a background thread until `stop()`."""
 
-    def __init__(self, servers: list[str], user: str, password: str, *, database: str = "app",
-                 table: str = "dbpilot_writes", rate: float = 200.0, fixed: str | None = None,
-                 connect_timeout: float = 0.5, read_timeout: float = 5.0, retry_pause: float = 0.001):
+    def __init__(
+        self,
+        servers: list[str],
+        user: str,
+        password: str,
+        *,
+        database: str = "app",
+        table: str = "dbpilot_writes",
+        rate: float = 200.0,
+        fixed: str | None = None,
+        connect_timeout: float = 0.5,
+        read_timeout: float = 5.0,
+        retry_pause: float = 0.001,
+    ):
         self.servers = list(servers)
         self.user = user
         self.password = password
@@ -70,7 +82,9 @@ class Writer:
         self.unknown: list[int] = []
         self.errors: Counter[str] = Counter()
         self._next_id = 1
-        self._conns: dict[str, pymysql.connections.Connection] = {}  # one kept per server, reconnected when broken
+        self._conns: dict[
+            str, pymysql.connections.Connection
+        ] = {}  # one kept per server, reconnected when broken
         self._server: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,9 +94,17 @@ class Writer:
 
     def _connect(self, address: str) -> pymysql.connections.Connection:
         host, port = _split(address)
-        return pymysql.connect(host=host, port=port, user=self.user, password=self.password, database=self.database,
-                               autocommit=True, connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                               write_timeout=self.read_timeout)
+        return pymysql.connect(
+            host=host,
+            port=port,
+            user=self.user,
+            password=self.password,
+            database=self.database,
+            autocommit=True,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            write_timeout=self.read_timeout,
+        )
 
     def _drop(self, address: str) -> None:
         conn = self._conns.pop(address, None)
@@ -104,8 +126,10 @@ class Writer:
 
     def ensure_table(self) -> None:
         """Create the table on whichever server takes writes (it replicates to the others)."""
-        statement = (f"CREATE TABLE IF NOT EXISTS `{self.table}` (id BIGINT PRIMARY KEY, "
-                     "written_at DOUBLE NOT NULL, server VARCHAR(80) NOT NULL)")
+        statement = (
+            f"CREATE TABLE IF NOT EXISTS `{self.table}` (id BIGINT PRIMARY KEY, "
+            "written_at DOUBLE NOT NULL, server VARCHAR(80) NOT NULL)"
+        )
         last = None
         for address in self._candidates():
             try:
@@ -130,8 +154,10 @@ class Writer:
                     if conn is None:
                         conn = self._conns[address] = self._connect(address)
                     with conn.cursor() as cursor:
-                        cursor.execute(f"INSERT INTO `{self.table}` (id, written_at, server) VALUES (%s, %s, %s)",
-                                       (row_id, time.time(), address))
+                        cursor.execute(
+                            f"INSERT INTO `{self.table}` (id, written_at, server) VALUES (%s, %s, %s)",
+                            (row_id, time.time(), address),
+                        )
                     self._server = address
                     return address
                 except pymysql.MySQLError as exc:
@@ -202,8 +228,10 @@ class Writer:
         deadline = time.monotonic() + timeout
         while self.ack_count() < target:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the writer got {self.ack_count()} of {target} acknowledgements in {timeout}s "
-                                   f"(errors: {dict(self.errors)})")
+                raise TimeoutError(
+                    f"the writer got {self.ack_count()} of {target} acknowledgements in {timeout}s "
+                    f"(errors: {dict(self.errors)})"
+                )
             time.sleep(0.005)
 
     def largest_gap(self, since: float | None = None, until: float | None = None) -> Gap | None:
@@ -223,8 +251,15 @@ class Writer:
 
     def ids_on(self, address: str, user: str | None = None, password: str | None = None) -> set[int]:
         host, port = _split(address)
-        with pymysql.connect(host=host, port=port, user=user or self.user, password=password or self.password,
-                             database=self.database, connect_timeout=2, read_timeout=30) as conn:
+        with pymysql.connect(
+            host=host,
+            port=port,
+            user=user or self.user,
+            password=password or self.password,
+            database=self.database,
+            connect_timeout=2,
+            read_timeout=30,
+        ) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(f"SELECT id FROM `{self.table}`")
                 return {int(row[0]) for row in cursor.fetchall()}

@@ -1,5 +1,6 @@
 """Celery tasks: take ids, call one service. Routing to queues is in controlplane/queues.py; code below
 this package sends them through clusters.senders (registered by workers/apps.py)."""
+
 from __future__ import annotations
 
 from celery import shared_task

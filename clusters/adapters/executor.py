@@ -10,6 +10,7 @@ write through this connection on a replica would be an errant transaction.
 `Dialect` builds the statements for MariaDB (verified against 10.11) and MySQL 8 (unit-tested only: no
 MySQL server can run here). Multi-source replication (named channels) is not handled: the default channel.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,15 @@ from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError, cl
 PROGRAM_NAME = "dbpilot"  # clusters.adapters.mysql.connect sets it as the connection's program_name
 DEFAULT_LOCK_WAIT_TIMEOUT = 5
 # Threads that are never killed: replication (both sides), the server's own.
-_REPLICATION_COMMANDS = {"binlog dump", "binlog dump gtid", "slave_io", "slave_sql", "slave_worker", "daemon",
-                         "register slave"}
+_REPLICATION_COMMANDS = {
+    "binlog dump",
+    "binlog dump gtid",
+    "slave_io",
+    "slave_sql",
+    "slave_worker",
+    "daemon",
+    "register slave",
+}
 _SYSTEM_USERS = {"system user", "event_scheduler"}
 _READ_STATEMENT = re.compile(r"^\s*(\(\s*)*(select|show|explain|describe|desc|with|help|do)\b", re.IGNORECASE)
 ER_UNKNOWN_THREAD = 1094
@@ -87,7 +95,9 @@ class Dialect:
         """Forget the source entirely (never RESET MASTER: the binary log and GTID history stay)."""
         return "RESET REPLICA ALL" if self._mysql_replica_words else "RESET SLAVE ALL"
 
-    def change_source(self, host: str, port: int, credentials: Credentials, delay: int = 0) -> tuple[str, tuple]:
+    def change_source(
+        self, host: str, port: int, credentials: Credentials, delay: int = 0
+    ) -> tuple[str, tuple]:
         """Replicate by GTID with a 1 s connect retry and heartbeat, keeping the given MASTER_DELAY."""
         if self.mariadb:
             return (
@@ -159,7 +169,11 @@ class Dialect:
         return [f"SET GLOBAL {source}_enabled=0"]
 
     def semi_sync_clients(self) -> str:
-        source = "Rpl_semi_sync_source_clients" if self._mysql_semi_sync_source_words else "Rpl_semi_sync_master_clients"
+        source = (
+            "Rpl_semi_sync_source_clients"
+            if self._mysql_semi_sync_source_words
+            else "Rpl_semi_sync_master_clients"
+        )
         return f"SHOW GLOBAL STATUS LIKE '{source}'"
 
 
@@ -188,7 +202,9 @@ class ClientSession:
     def writing(self) -> bool:
         """In a write transaction, or running a statement that may write (anything but a read)."""
         running = self.command.lower() in ("query", "execute")
-        return self.in_write_transaction or (running and bool(self.info) and not _READ_STATEMENT.match(self.info))
+        return self.in_write_transaction or (
+            running and bool(self.info) and not _READ_STATEMENT.match(self.info)
+        )
 
 
 _SESSIONS = (
@@ -210,8 +226,14 @@ _PROGRAMS = (
 class ServerSession:
     """One job's connection to one server. Not thread-safe: one thread uses it at a time."""
 
-    def __init__(self, address: str, credentials: Credentials, options: ConnectOptions,
-                 *, lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT):
+    def __init__(
+        self,
+        address: str,
+        credentials: Credentials,
+        options: ConnectOptions,
+        *,
+        lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT,
+    ):
         self.address = address
         self.credentials = credentials
         self.options = options
@@ -278,14 +300,18 @@ class ServerSession:
         guard = getattr(self, "guard", None)
         if guard is not None and not guard():
             # A job's lease is its fencing token: past its deadline the worker sends nothing.
-            raise ServerError("error", f"{self.address}: not sent, the job's lease has passed ({statement[:60]})")
+            raise ServerError(
+                "error", f"{self.address}: not sent, the job's lease has passed ({statement[:60]})"
+            )
         self.open()
         try:
             with self._conn.cursor() as cursor:  # type: ignore[union-attr]
                 cursor.execute(statement, args)
                 return list(cursor.fetchall() or [])
         except pymysql.err.MySQLError as exc:
-            if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and not _server_error(exc):
+            if isinstance(
+                exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+            ) and not _server_error(exc):
                 self.close()  # the connection is gone: the next call reconnects
             raise _described(exc, statement, self.address) from exc
         except (TimeoutError, OSError) as exc:
@@ -304,8 +330,13 @@ class ServerSession:
     def variables(self) -> dict:
         names = ["read_only", "max_connections", "server_id", "log_bin"]
         if self.dialect.mariadb:
-            names += ["gtid_binlog_pos", "gtid_current_pos", "gtid_slave_pos", "rpl_semi_sync_master_enabled",
-                      "rpl_semi_sync_slave_enabled"]
+            names += [
+                "gtid_binlog_pos",
+                "gtid_current_pos",
+                "gtid_slave_pos",
+                "rpl_semi_sync_master_enabled",
+                "rpl_semi_sync_slave_enabled",
+            ]
         else:
             names += ["super_read_only", "gtid_executed"]
         row = self._run("SELECT " + ", ".join(f"@@{n} AS {n}" for n in names))[0]
@@ -375,13 +406,21 @@ class ServerSession:
             session_id = int(row["id"])
             if user == own_user and (not programs or programs.get(session_id) == PROGRAM_NAME):
                 continue
-            out.append(ClientSession(
-                id=session_id, user=user, host=row.get("host") or "", command=command,
-                seconds=int(row.get("seconds") or 0), info=(row.get("info") or "")[:200],
-                in_write_transaction=bool(row.get("trx_writes")),
-                transaction_seconds=int(row["trx_seconds"]) if row.get("trx_seconds") is not None else None,
-                transaction_committing=bool(row.get("trx_operation")),
-            ))
+            out.append(
+                ClientSession(
+                    id=session_id,
+                    user=user,
+                    host=row.get("host") or "",
+                    command=command,
+                    seconds=int(row.get("seconds") or 0),
+                    info=(row.get("info") or "")[:200],
+                    in_write_transaction=bool(row.get("trx_writes")),
+                    transaction_seconds=int(row["trx_seconds"])
+                    if row.get("trx_seconds") is not None
+                    else None,
+                    transaction_committing=bool(row.get("trx_operation")),
+                )
+            )
         return out
 
     def long_running(self, own_user: str) -> dict[str, int]:
@@ -389,11 +428,17 @@ class ServerSession:
         in seconds (what clusters.domain.guards.long_running_checks judges)."""
         sessions = self.client_sessions(own_user)
         trx = [x.open_transaction_seconds for x in sessions if x.open_transaction_seconds is not None]
-        writes = [x.open_transaction_seconds for x in sessions
-                  if x.in_write_transaction and x.open_transaction_seconds is not None]
+        writes = [
+            x.open_transaction_seconds
+            for x in sessions
+            if x.in_write_transaction and x.open_transaction_seconds is not None
+        ]
         queries = [x.seconds for x in sessions if x.command.lower() in ("query", "execute")]
-        return {"longest_trx_seconds": max(trx, default=0), "longest_write_trx_seconds": max(writes, default=0),
-                "longest_query_seconds": max(queries, default=0)}
+        return {
+            "longest_trx_seconds": max(trx, default=0),
+            "longest_write_trx_seconds": max(writes, default=0),
+            "longest_query_seconds": max(queries, default=0),
+        }
 
     def kill(self, session_ids: list[int]) -> list[int]:
         """KILL CONNECTION each; sessions already gone are fine. Returns the ids killed."""

@@ -5,6 +5,7 @@ Errors are classified so that a refused connection, a timeout and an authenticat
 distinct (clusters.domain.probe outcomes); messages shown to tenants do not tell closed, filtered and
 non-MySQL ports apart.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,15 @@ def classify(exc: BaseException) -> ServerError:
         return ServerError(outcomes.TIMEOUT, UNREACHABLE_MESSAGE)
     if "refused" in lowered:
         return ServerError(outcomes.REFUSED, UNREACHABLE_MESSAGE)
-    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int) and exc.args[0] < 2000:
-        return ServerError(outcomes.ERROR, f"server error {exc.args[0]}: {exc.args[1] if len(exc.args) > 1 else ''}")
+    if (
+        isinstance(exc, pymysql.err.MySQLError)
+        and exc.args
+        and isinstance(exc.args[0], int)
+        and exc.args[0] < 2000
+    ):
+        return ServerError(
+            outcomes.ERROR, f"server error {exc.args[0]}: {exc.args[1] if len(exc.args) > 1 else ''}"
+        )
     return ServerError(outcomes.ERROR, UNREACHABLE_MESSAGE)
 
 
@@ -142,8 +150,13 @@ class _Connection(pymysql.connections.Connection):
         return result.affected_rows
 
 
-def connect(address: str, credentials: Credentials, options: ConnectOptions = ConnectOptions(),
-            *, multi_statements: bool = False) -> pymysql.connections.Connection:
+def connect(
+    address: str,
+    credentials: Credentials,
+    options: ConnectOptions = ConnectOptions(),
+    *,
+    multi_statements: bool = False,
+) -> pymysql.connections.Connection:
     """Open a connection to the pinned, allowlisted address. Raises ServerError (or NotAllowed)."""
     parsed = parse_address(address)
     ip = pin_host(parsed.host)
@@ -175,7 +188,9 @@ class ConnectionPool:
         self._idle: dict[tuple, list[pymysql.connections.Connection]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
+    def acquire(
+        self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False
+    ):
         """(key, connection): an idle pooled one, or a new one."""
         pooled = self.take_idle(address, credentials, options, multi_statements=multi_statements)
         if pooled is not None:
@@ -183,7 +198,9 @@ class ConnectionPool:
         key = (address, credentials.user, credentials.password, options, multi_statements)
         return key, connect(address, credentials, options, multi_statements=multi_statements)
 
-    def take_idle(self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False):
+    def take_idle(
+        self, address: str, credentials: Credentials, options: ConnectOptions, *, multi_statements=False
+    ):
         """(key, connection) for an idle pooled connection, or None (without connecting)."""
         key = (address, credentials.user, credentials.password, options, multi_statements)
         with self._lock:

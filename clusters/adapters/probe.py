@@ -11,6 +11,7 @@ jobs and registration do), and otherwise about every DETAIL_SECONDS per connecti
 a probe repeats the last ones and says how old they are (`details_age_seconds`). Reading the process list
 every second costs a busy server more CPU than all the rest of the probe (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -30,15 +31,38 @@ from clusters.domain.probe import ProbeResult, ReplicationChannel
 # Variables travel as ONE column (unit-separator joined): parsing column descriptors is most of a probe's
 # CPU in PyMySQL, and monitoring 1,000 servers a second is CPU-bound.
 _FIELDS_MARIADB = (
-    "version", "server_id", "read_only", "gtid_current_pos", "gtid_binlog_pos", "gtid_slave_pos",
-    "gtid_binlog_state", "gtid_strict_mode", "log_bin", "log_slave_updates", "binlog_format",
-    "rpl_semi_sync_master_enabled:semi_master", "rpl_semi_sync_slave_enabled:semi_slave",
-    "rpl_semi_sync_master_wait_point:wait_point", "max_connections", "report_host",
-    "rpl_semi_sync_master_timeout:semi_timeout", "rpl_semi_sync_master_wait_no_slave:semi_wait_no_slave",
+    "version",
+    "server_id",
+    "read_only",
+    "gtid_current_pos",
+    "gtid_binlog_pos",
+    "gtid_slave_pos",
+    "gtid_binlog_state",
+    "gtid_strict_mode",
+    "log_bin",
+    "log_slave_updates",
+    "binlog_format",
+    "rpl_semi_sync_master_enabled:semi_master",
+    "rpl_semi_sync_slave_enabled:semi_slave",
+    "rpl_semi_sync_master_wait_point:wait_point",
+    "max_connections",
+    "report_host",
+    "rpl_semi_sync_master_timeout:semi_timeout",
+    "rpl_semi_sync_master_wait_no_slave:semi_wait_no_slave",
 )
 _FIELDS_MYSQL = (
-    "version", "server_id", "read_only", "super_read_only", "gtid_executed", "gtid_purged", "gtid_mode",
-    "log_bin", "log_replica_updates:log_slave_updates", "binlog_format", "max_connections", "report_host",
+    "version",
+    "server_id",
+    "read_only",
+    "super_read_only",
+    "gtid_executed",
+    "gtid_purged",
+    "gtid_mode",
+    "log_bin",
+    "log_replica_updates:log_slave_updates",
+    "binlog_format",
+    "max_connections",
+    "report_host",
     "server_uuid",
 )
 _SEPARATOR = "\x1f"
@@ -181,6 +205,7 @@ def _channel(address: str, row: dict) -> ReplicationChannel:
         source_server_id=_int(row.get("Master_Server_Id") or row.get("Source_Server_Id")),
     )
 
+
 def _sum_counters(status: dict, names: tuple[str, ...]) -> int | None:
     values = [_int(status.get(name)) for name in names]
     return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
@@ -188,15 +213,26 @@ def _sum_counters(status: dict, names: tuple[str, ...]) -> int | None:
 
 DETAIL_SECONDS = 10.0  # how often (about) each connection re-reads the costly details
 _DETAIL_FIELDS = (
-    "uptime_seconds", "threads_connected", "semi_sync_master_status", "semi_sync_slave_status",
-    "semi_sync_master_clients", "longest_trx_seconds", "longest_write_trx_seconds", "longest_query_seconds",
-    "oldest_binlog", "gtid_list_of_oldest_binlog", "reads_total", "writes_total",
+    "uptime_seconds",
+    "threads_connected",
+    "semi_sync_master_status",
+    "semi_sync_slave_status",
+    "semi_sync_master_clients",
+    "longest_trx_seconds",
+    "longest_write_trx_seconds",
+    "longest_query_seconds",
+    "oldest_binlog",
+    "gtid_list_of_oldest_binlog",
+    "reads_total",
+    "writes_total",
 )
 
 
 def _statements(mariadb: bool, details: bool, with_logs: bool) -> bytes:
-    statements = [_VARIABLES_MARIADB if mariadb else _VARIABLES_MYSQL,
-                  "SHOW ALL SLAVES STATUS" if mariadb else "SHOW REPLICA STATUS"]
+    statements = [
+        _VARIABLES_MARIADB if mariadb else _VARIABLES_MYSQL,
+        "SHOW ALL SLAVES STATUS" if mariadb else "SHOW REPLICA STATUS",
+    ]
     if details:
         statements += [_STATUS, _TRX, _QUERIES]
         if with_logs:
@@ -225,8 +261,19 @@ def _oldest_binlog_gtid_list(conn, address: str, oldest: str) -> str | None:
 class _Probe:
     """One server's probe in a batch: its connection, what was sent, and when it must have answered."""
 
-    __slots__ = ("address", "credentials", "options", "key", "conn", "mariadb", "details", "with_logs",
-                 "started", "deadline", "result")
+    __slots__ = (
+        "address",
+        "credentials",
+        "options",
+        "key",
+        "conn",
+        "mariadb",
+        "details",
+        "with_logs",
+        "started",
+        "deadline",
+        "result",
+    )
 
     def __init__(self, address: str, credentials: Credentials, options: ConnectOptions):
         self.address, self.credentials, self.options = address, credentials, options
@@ -246,18 +293,26 @@ class _Probe:
             # The server answered with a MySQL error (1040 too many connections, 1203/1226 user limits...):
             # alive and answering, so not a failed probe (clusters.domain.detection.count_failures).
             message = exc.args[1] if len(exc.args) > 1 else ""
-            self.result = ProbeResult(address=self.address, outcome=outcomes.ERROR_REPLY, errno=errno,
-                                      error=f"the server answered with error {errno}: {message}",
-                                      latency_ms=(time.monotonic() - self.started) * 1000)
+            self.result = ProbeResult(
+                address=self.address,
+                outcome=outcomes.ERROR_REPLY,
+                errno=errno,
+                error=f"the server answered with error {errno}: {message}",
+                latency_ms=(time.monotonic() - self.started) * 1000,
+            )
             return
         error = classify(exc)
         if isinstance(exc, ServerError):
             error = exc
         elif not isinstance(exc, pymysql.err.MySQLError) and error.outcome == outcomes.ERROR:
             error = ServerError(outcomes.ERROR, f"probe failed: {exc.__class__.__name__}")
-        self.result = ProbeResult(address=self.address, outcome=error.outcome, error=str(error),
-                                  latency_ms=(time.monotonic() - self.started) * 1000,
-                                  errno=1045 if error.outcome == outcomes.AUTH_FAILED else None)
+        self.result = ProbeResult(
+            address=self.address,
+            outcome=error.outcome,
+            error=str(error),
+            latency_ms=(time.monotonic() - self.started) * 1000,
+            errno=1045 if error.outcome == outcomes.AUTH_FAILED else None,
+        )
 
     def send(self, want_details: bool) -> None:
         conn = self.conn
@@ -281,8 +336,10 @@ class _Probe:
     def _fields(self, conn, results) -> dict:
         mariadb = self.mariadb
         variables_rows = wire.as_dicts(results[0])
-        variables = _variables_row(_FIELDS_MARIADB if mariadb else _FIELDS_MYSQL,
-                                   variables_rows[0].get("v") if variables_rows else None)
+        variables = _variables_row(
+            _FIELDS_MARIADB if mariadb else _FIELDS_MYSQL,
+            variables_rows[0].get("v") if variables_rows else None,
+        )
         channels = tuple(_channel(self.address, row) for row in wire.as_dicts(results[1]))
         log_bin = bool(_bool(variables.get("log_bin")))
         _log_bin_seen[self.address] = log_bin
@@ -362,13 +419,17 @@ _EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="probe-connect
 
 def _connect(probe: _Probe) -> _Probe:
     try:
-        probe.key, probe.conn = POOL.acquire(probe.address, probe.credentials, probe.options, multi_statements=True)
+        probe.key, probe.conn = POOL.acquire(
+            probe.address, probe.credentials, probe.options, multi_statements=True
+        )
     except Exception as exc:  # noqa: BLE001 - classified into an outcome
         probe.fail(exc)
     return probe
 
 
-def probe_many(targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True) -> list[ProbeResult]:
+def probe_many(
+    targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True
+) -> list[ProbeResult]:
     """Probe many servers at once (the same address may appear several times); results in target order.
 
     Pooled connections are sent their batch at once; new connections are opened in parallel and sent
@@ -432,12 +493,15 @@ def probe_many(targets: list[tuple[str, Credentials, ConnectOptions]], *, detail
     return [probe.result for probe in probes]
 
 
-def probe_server(address: str, credentials: Credentials, options: ConnectOptions = DEFAULT_OPTIONS, *,
-                 details: bool = True) -> ProbeResult:
+def probe_server(
+    address: str, credentials: Credentials, options: ConnectOptions = DEFAULT_OPTIONS, *, details: bool = True
+) -> ProbeResult:
     """Probe one server; never raises for server-side failures (they are outcomes)."""
     return probe_many([(address, credentials, options)], details=details)[0]
 
 
-def probe_servers(targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True) -> dict[str, ProbeResult]:
+def probe_servers(
+    targets: list[tuple[str, Credentials, ConnectOptions]], *, details: bool = True
+) -> dict[str, ProbeResult]:
     """Probe several servers at once; returns address -> result."""
     return {result.address: result for result in probe_many(targets, details=details)}

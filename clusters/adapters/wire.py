@@ -16,6 +16,7 @@ It uses a few of PyMySQL's connection internals (`_execute_command`, `_rfile`, `
 `_force_close`), stable for years; pyproject.toml pins PyMySQL below the next minor release, and the unit
 tests (hand-built replies) and the probe's integration tests (real servers) cover them.
 """
+
 from __future__ import annotations
 
 import struct
@@ -58,12 +59,15 @@ class _Reader:
                 chunk = self._rfile.read1(max(_READ_CHUNK, need))
             except OSError as exc:
                 self._conn._force_close()
-                raise pymysql.err.OperationalError(CR.CR_SERVER_LOST,
-                                                   f"Lost connection to MySQL server during query ({exc})") from exc
+                raise pymysql.err.OperationalError(
+                    CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query ({exc})"
+                ) from exc
             if not chunk:
                 self._conn._force_close()
-                raise pymysql.err.OperationalError(CR.CR_SERVER_LOST, "Lost connection to MySQL server during query")
-            self._buf = self._buf[self._pos:] + chunk
+                raise pymysql.err.OperationalError(
+                    CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+                )
+            self._buf = self._buf[self._pos :] + chunk
             self._pos = 0
 
     def packet(self) -> bytes:
@@ -73,7 +77,7 @@ class _Reader:
             end = pos + 4 + length
             if end <= len(buf) and length < _MAX_PAYLOAD:  # the usual case: the packet is in the buffer
                 self._pos = end
-                return buf[pos + 4:end]
+                return buf[pos + 4 : end]
         parts = []
         while True:
             self._fill(4)
@@ -81,7 +85,7 @@ class _Reader:
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
             self._fill(4 + length)
             buf, pos = self._buf, self._pos
-            payload = buf[pos + 4:pos + 4 + length]
+            payload = buf[pos + 4 : pos + 4 + length]
             self._pos = pos + 4 + length
             if length < _MAX_PAYLOAD:
                 if parts:
@@ -106,8 +110,8 @@ class _Reader:
         packets = [self.packet() for _ in range(count)]
         names = tuple(_column_name(d) for d in packets)
         if self._buf is buf:  # the whole block came from one buffer: remember it
-            block = buf[start:self._pos]
-            key = (count, block[:4 + len(packets[0])] if packets else b"")
+            block = buf[start : self._pos]
+            key = (count, block[: 4 + len(packets[0])] if packets else b"")
             if len(_BLOCKS) >= _BLOCKS_MAX:
                 _BLOCKS.clear()
             entries = _BLOCKS.setdefault(key, [])  # one lookup: another thread may clear the dict meanwhile
@@ -139,10 +143,10 @@ def _column_name(descriptor: bytes) -> str:
         if first < 251:
             i += 1 + first
         else:
-            length = int.from_bytes(descriptor[i + 1:_lenenc_skip(descriptor, i)], "little")
+            length = int.from_bytes(descriptor[i + 1 : _lenenc_skip(descriptor, i)], "little")
             i = _lenenc_skip(descriptor, i) + length
     length = descriptor[i]
-    return descriptor[i + 1:i + 1 + length].decode("utf-8", "replace")
+    return descriptor[i + 1 : i + 1 + length].decode("utf-8", "replace")
 
 
 def _row(packet: bytes) -> list[str | None]:
@@ -165,7 +169,7 @@ def _row(packet: bytes) -> list[str | None]:
             i = start + (packet[i + 1] | packet[i + 2] << 8 | packet[i + 3] << 16)
         else:
             start = i + 9
-            i = start + int.from_bytes(packet[i + 1:i + 9], "little")
+            i = start + int.from_bytes(packet[i + 1 : i + 9], "little")
         append(packet[start:i].decode("utf-8", "replace"))
     return values
 

@@ -1,4 +1,5 @@
 """Alert subscriptions of a tenant and the log of their deliveries."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -16,7 +17,9 @@ class AlertSubscription(models.Model):
         EMAIL = "email"
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="alert_subscriptions")
-    team = models.ForeignKey("tenants.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        "tenants.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     name = models.CharField(max_length=100)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     target = models.CharField(max_length=400)
@@ -28,8 +31,9 @@ class AlertSubscription(models.Model):
     # A Fernet token of the webhook signing secret; returned once, at creation.
     secret_encrypted = models.TextField(default="", blank=True)
     enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -38,7 +42,9 @@ class AlertSubscription(models.Model):
     class Meta:
         app_label = "clusters"
         ordering = ["tenant_id", "name", "id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_alert_subscription_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_alert_subscription_name")
+        ]
 
     def __str__(self) -> str:
         return f"alert subscription {self.pk} ({self.name})"
@@ -58,15 +64,21 @@ class AlertDelivery(models.Model):
         SKIPPED = "skipped"  # the recipient may no longer see the cluster
 
     subscription = models.ForeignKey(AlertSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey("clusters.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    cluster = models.ForeignKey("clusters.Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    event = models.ForeignKey(
+        "clusters.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     kind = models.CharField(max_length=32)  # finding_opened, finding_resolved, job, digest, test
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     body = models.JSONField(default=dict)
     attempts = models.PositiveIntegerField(default=0)
     last_status = models.IntegerField(null=True, blank=True)
     last_error = models.TextField(default="", blank=True)
-    digest = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    digest = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -74,5 +86,10 @@ class AlertDelivery(models.Model):
     class Meta:
         app_label = "clusters"
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["subscription", "event"], condition=models.Q(event__isnull=False),
-                                               name="one_delivery_per_subscription_and_event")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event"],
+                condition=models.Q(event__isnull=False),
+                name="one_delivery_per_subscription_and_event",
+            )
+        ]

@@ -1,4 +1,5 @@
 """Events that may alert someone are handed to the alert dispatcher after their transaction commits."""
+
 from __future__ import annotations
 
 import logging

@@ -8,6 +8,7 @@
 A subscription of a tenant the caller does not administer is a 404; creating one without administering
 a tenant is a 403. A webhook's signing `secret` is in the creation answer only.
 """
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -23,15 +24,22 @@ from tenants.models import Team, Tenant
 
 class SubscriptionSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    tenant = serializers.IntegerField(required=False, help_text="needed only when you administer several tenants")
-    team = serializers.IntegerField(required=False, allow_null=True,
-                                    help_text="recipients see what this team may view; default: the whole tenant")
+    tenant = serializers.IntegerField(
+        required=False, help_text="needed only when you administer several tenants"
+    )
+    team = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="recipients see what this team may view; default: the whole tenant",
+    )
     name = serializers.CharField(max_length=100)
     channel = serializers.ChoiceField(choices=["webhook", "email"])
     target = serializers.CharField(max_length=400, help_text="the webhook URL or the email address")
     payload_format = serializers.ChoiceField(choices=["json", "slack"], required=False, default="json")
     clusters = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
-    severities = serializers.ListField(child=serializers.CharField(max_length=16), required=False, default=list)
+    severities = serializers.ListField(
+        child=serializers.CharField(max_length=16), required=False, default=list
+    )
     codes = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
     jobs = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
     enabled = serializers.BooleanField(required=False, default=True)
@@ -57,10 +65,21 @@ class DeliverySerializer(serializers.Serializer):
 
 
 def subscription_payload(sub: AlertSubscription) -> dict:
-    return {"id": sub.id, "tenant": sub.tenant_id, "team": sub.team_id, "name": sub.name, "channel": sub.channel,
-            "target": sub.target, "payload_format": sub.payload_format, "clusters": sub.clusters,
-            "severities": sub.severities, "codes": sub.codes, "jobs": sub.jobs, "enabled": sub.enabled,
-            "created_at": sub.created_at}
+    return {
+        "id": sub.id,
+        "tenant": sub.tenant_id,
+        "team": sub.team_id,
+        "name": sub.name,
+        "channel": sub.channel,
+        "target": sub.target,
+        "payload_format": sub.payload_format,
+        "clusters": sub.clusters,
+        "severities": sub.severities,
+        "codes": sub.codes,
+        "jobs": sub.jobs,
+        "enabled": sub.enabled,
+        "created_at": sub.created_at,
+    }
 
 
 def _invalid(exc: alerts.AlertInvalid) -> exceptions.ValidationError:
@@ -72,7 +91,8 @@ class AlertSubscriptionViewSet(AuditedViewSet):
 
     def get_queryset(self):
         return AlertSubscription.objects.filter(tenant_id__in=self.actor.admin_tenant_ids()).select_related(
-            "tenant", "team")
+            "tenant", "team"
+        )
 
     def _team(self, tenant_id: int, team_id):
         if team_id is None:

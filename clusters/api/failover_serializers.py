@@ -1,12 +1,17 @@
 """Payloads of the failover endpoints: the manual failover request and `failover-control`."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
 
 
 class FailoverRequestSerializer(serializers.Serializer):
-    candidate = serializers.CharField(required=False, allow_blank=True, max_length=300,
-                                      help_text='the replica to promote, "host:port" (default: elected)')
+    candidate = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text='the replica to promote, "host:port" (default: elected)',
+    )
 
 
 class FailoverJobSummarySerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ Same permission as the topology (view on the cluster; 404 otherwise). The answer
 failovers, switchovers and findings (opened, resolved) of the range, to draw on the time axis.
 `since=<unix time>` returns only what came after it (a live chart fetches only what is new).
 """
+
 from __future__ import annotations
 
 import time
@@ -33,12 +34,22 @@ class ClusterMetricsViewSet(TenantScopedViewSet):
     @extend_schema(
         operation_id="cluster_metrics",
         parameters=[
-            OpenApiParameter("range", OpenApiTypes.STR, enum=list(RANGES), description="1h (tick resolution) "
-                             "or 24h (one point a minute); default 1h"),
-            OpenApiParameter("since", OpenApiTypes.NUMBER, description="only points and marks after this unix "
-                             "time (a live chart's next fetch)"),
-            OpenApiParameter("series", OpenApiTypes.STR, description="comma-separated among "
-                             f"{', '.join(SERIES)}; default all"),
+            OpenApiParameter(
+                "range",
+                OpenApiTypes.STR,
+                enum=list(RANGES),
+                description="1h (tick resolution) or 24h (one point a minute); default 1h",
+            ),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.NUMBER,
+                description="only points and marks after this unix time (a live chart's next fetch)",
+            ),
+            OpenApiParameter(
+                "series",
+                OpenApiTypes.STR,
+                description=f"comma-separated among {', '.join(SERIES)}; default all",
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -46,7 +57,9 @@ class ClusterMetricsViewSet(TenantScopedViewSet):
         cluster = self.get_object()
         range_name = request.query_params.get("range") or "1h"
         if range_name not in RANGES:
-            raise exceptions.ValidationError({"range": [f"Use one of {', '.join(RANGES)}, not {range_name!r}."]})
+            raise exceptions.ValidationError(
+                {"range": [f"Use one of {', '.join(RANGES)}, not {range_name!r}."]}
+            )
         try:
             series = parse_series(request.query_params.get("series"))
         except ValueError as exc:
@@ -60,6 +73,9 @@ class ClusterMetricsViewSet(TenantScopedViewSet):
 
 
 metrics_urlpatterns = [
-    re_path(rf"^clusters/(?P<pk>{ID})/metrics/$", ClusterMetricsViewSet.as_view({"get": "retrieve"}),
-            name="cluster-metrics"),
+    re_path(
+        rf"^clusters/(?P<pk>{ID})/metrics/$",
+        ClusterMetricsViewSet.as_view({"get": "retrieve"}),
+        name="cluster-metrics",
+    ),
 ]

@@ -1,6 +1,7 @@
 """`GET, POST /api/v1/platform/hosts/`: the `hosts` provider's pool of database hosts (platform operators
 only; tenants never see hosts). `{"name", "address", "zone", "capacity": {"instances", "memory_mb"}}`;
 the answer adds `id`, `down` and `created_at`."""
+
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
@@ -32,7 +33,9 @@ class CapacitySerializer(serializers.Serializer):
 class HostSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=63)
-    address = serializers.CharField(max_length=255, help_text="the host's address (inside DBPILOT_ALLOWED_NETWORKS)")
+    address = serializers.CharField(
+        max_length=255, help_text="the host's address (inside DBPILOT_ALLOWED_NETWORKS)"
+    )
     zone = serializers.CharField(max_length=63)
     capacity = CapacitySerializer()
     down = serializers.BooleanField(read_only=True)
@@ -40,7 +43,9 @@ class HostSerializer(serializers.Serializer):
 
     def validate_name(self, value: str) -> str:
         if not NAME_PATTERN.match(value):
-            raise serializers.ValidationError("use 1-63 lowercase letters, digits and dashes (the agent's queue is host.<name>)")
+            raise serializers.ValidationError(
+                "use 1-63 lowercase letters, digits and dashes (the agent's queue is host.<name>)"
+            )
         return value
 
     def validate_zone(self, value: str) -> str:
@@ -56,9 +61,15 @@ class HostSerializer(serializers.Serializer):
         return value
 
     def to_representation(self, host: DatabaseHost) -> dict:
-        return {"id": host.id, "name": host.name, "address": host.address, "zone": host.zone,
-                "capacity": {"instances": host.capacity_instances, "memory_mb": host.capacity_memory_mb},
-                "down": host.down, "created_at": host.created_at}
+        return {
+            "id": host.id,
+            "name": host.name,
+            "address": host.address,
+            "zone": host.zone,
+            "capacity": {"instances": host.capacity_instances, "memory_mb": host.capacity_memory_mb},
+            "down": host.down,
+            "created_at": host.created_at,
+        }
 
 
 class HostsView(AuditedAPIView):
@@ -78,11 +89,17 @@ class HostsView(AuditedAPIView):
         data = serializer.validated_data
         try:
             with transaction.atomic():
-                host = DatabaseHost.objects.create(name=data["name"], address=data["address"], zone=data["zone"],
-                                                   capacity_instances=data["capacity"]["instances"],
-                                                   capacity_memory_mb=data["capacity"]["memory_mb"])
+                host = DatabaseHost.objects.create(
+                    name=data["name"],
+                    address=data["address"],
+                    zone=data["zone"],
+                    capacity_instances=data["capacity"]["instances"],
+                    capacity_memory_mb=data["capacity"]["memory_mb"],
+                )
         except IntegrityError:
-            raise exceptions.ValidationError({"name": f"a host named {data['name']!r} is already registered"}) from None
+            raise exceptions.ValidationError(
+                {"name": f"a host named {data['name']!r} is already registered"}
+            ) from None
         return Response(serializer.to_representation(host), status=status.HTTP_201_CREATED)
 
 

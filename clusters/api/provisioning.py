@@ -12,6 +12,7 @@ and remove replicas, parameter groups, and what is left of the tenant's quota.
 `ClusterViewSet.create` and `.destroy` (clusters/api/views.py) hand provisioning requests to
 `create_provisioned` and `destroy_cluster` here; everything else is routed to this module.
 """
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -44,7 +45,9 @@ def create_provisioned(view, request) -> Response:
     """`POST /clusters/` with `provision`: validate, check quotas, create the cluster and its job (202)."""
     team = creation_team(view.actor, request.data.get("team"))
     if team is None:
-        raise exceptions.PermissionDenied("Provisioning a cluster needs the admin role in a team (or an admin-scoped token).")
+        raise exceptions.PermissionDenied(
+            "Provisioning a cluster needs the admin role in a team (or an admin-scoped token)."
+        )
     try:
         parsed = provisioning.parse_request(team.tenant, request.data)
         provisioning.check_provision_quota(team.tenant, parsed)
@@ -101,8 +104,10 @@ class ProvisionedClusterViewSet(TenantScopedViewSet):
         """Start a stopped provisioned cluster again (a job)."""
         return self._job(provisioning.start_cluster)
 
-    @extend_schema(request=inline_serializer("AddReplica", {"host": serializers.CharField(required=False)}),
-                   responses={202: JobSerializer})
+    @extend_schema(
+        request=inline_serializer("AddReplica", {"host": serializers.CharField(required=False)}),
+        responses={202: JobSerializer},
+    )
     def add_server(self, request, cluster_pk=None):
         """Add a replica, cloned from a replica with mariadb-backup (a job)."""
         return self._job(provisioning.add_replica, request.data if isinstance(request.data, dict) else None)
@@ -125,8 +130,10 @@ class ParameterGroupSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "tenant", "clusters", "created_at", "updated_at"]
 
     def get_clusters(self, obj) -> list[dict]:
-        return [{"id": c.id, "name": c.name, "pending_restart": (c.provision or {}).get("pending_restart", {})}
-                for c in obj.clusters.all()]
+        return [
+            {"id": c.id, "name": c.name, "pending_restart": (c.provision or {}).get("pending_restart", {})}
+            for c in obj.clusters.all()
+        ]
 
 
 class ParameterGroupViewSet(AuditedViewSet):
@@ -136,8 +143,13 @@ class ParameterGroupViewSet(AuditedViewSet):
 
     def get_queryset(self):
         tenants = {t.tenant_id for t in teams_allowing(self.actor, VIEW)} | {
-            t.tenant_id for t in teams_allowing(self.actor, ADMIN)}
-        return ParameterGroup.objects.filter(tenant_id__in=tenants).select_related("tenant").prefetch_related("clusters")
+            t.tenant_id for t in teams_allowing(self.actor, ADMIN)
+        }
+        return (
+            ParameterGroup.objects.filter(tenant_id__in=tenants)
+            .select_related("tenant")
+            .prefetch_related("clusters")
+        )
 
     def _admin_team(self):
         team = creation_team(self.actor, None)
@@ -157,8 +169,12 @@ class ParameterGroupViewSet(AuditedViewSet):
         try:
             group = parameter_groups.create_group(team.tenant, body.get("name"), body.get("parameters", {}))
         except ParameterError as exc:
-            raise exceptions.ValidationError({f"parameters.{k}" if k not in ("name", "parameters") else k: v
-                                              for k, v in exc.errors.items()}) from None
+            raise exceptions.ValidationError(
+                {
+                    f"parameters.{k}" if k not in ("name", "parameters") else k: v
+                    for k, v in exc.errors.items()
+                }
+            ) from None
         self.audit_target = group
         return Response(self.get_serializer(group).data, status=status.HTTP_201_CREATED)
 
@@ -185,17 +201,30 @@ class ParameterGroupViewSet(AuditedViewSet):
         team = self._admin_team()
         group = get_object_or_404(self.get_queryset().filter(tenant=team.tenant), pk=pk)
         if group.clusters.exists():
-            raise Conflict(f"parameter group {group.name} is used by "
-                           f"{', '.join(c.name for c in group.clusters.all())}: it cannot be deleted", "in_use")
+            raise Conflict(
+                f"parameter group {group.name} is used by "
+                f"{', '.join(c.name for c in group.clusters.all())}: it cannot be deleted",
+                "in_use",
+            )
         self.audit_target = group
         group.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class QuotaView(AuditedAPIView):
-    @extend_schema(responses={200: inline_serializer("Quota", {
-        "tenant": serializers.CharField(), "clusters": serializers.DictField(), "servers": serializers.DictField(),
-        "memory_mb": serializers.DictField()})})
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Quota",
+                {
+                    "tenant": serializers.CharField(),
+                    "clusters": serializers.DictField(),
+                    "servers": serializers.DictField(),
+                    "memory_mb": serializers.DictField(),
+                },
+            )
+        }
+    )
     def get(self, request):
         """What the caller's tenant may still create: clusters, servers and server memory (limit, used, left)."""
         teams = teams_allowing(self.actor, VIEW)
@@ -206,17 +235,35 @@ class QuotaView(AuditedAPIView):
 
 
 provisioning_urlpatterns = [
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/stop/$", ProvisionedClusterViewSet.as_view({"post": "stop"}),
-            name="cluster-stop"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/start/$", ProvisionedClusterViewSet.as_view({"post": "start"}),
-            name="cluster-start"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/servers/$", ProvisionedClusterViewSet.as_view({"post": "add_server"}),
-            name="cluster-servers"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/servers/(?P<server_id>{ID})/$",
-            ProvisionedClusterViewSet.as_view({"delete": "remove_server"}), name="cluster-server"),
-    re_path(r"^parameter-groups/$", ParameterGroupViewSet.as_view({"get": "list", "post": "create"}),
-            name="parameter-groups"),
-    re_path(rf"^parameter-groups/(?P<pk>{ID})/$", ParameterGroupViewSet.as_view(
-        {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}), name="parameter-group"),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/stop/$",
+        ProvisionedClusterViewSet.as_view({"post": "stop"}),
+        name="cluster-stop",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/start/$",
+        ProvisionedClusterViewSet.as_view({"post": "start"}),
+        name="cluster-start",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/servers/$",
+        ProvisionedClusterViewSet.as_view({"post": "add_server"}),
+        name="cluster-servers",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/servers/(?P<server_id>{ID})/$",
+        ProvisionedClusterViewSet.as_view({"delete": "remove_server"}),
+        name="cluster-server",
+    ),
+    re_path(
+        r"^parameter-groups/$",
+        ParameterGroupViewSet.as_view({"get": "list", "post": "create"}),
+        name="parameter-groups",
+    ),
+    re_path(
+        rf"^parameter-groups/(?P<pk>{ID})/$",
+        ParameterGroupViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="parameter-group",
+    ),
     re_path(r"^quota/$", QuotaView.as_view(), name="quota"),
 ]

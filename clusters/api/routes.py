@@ -13,6 +13,7 @@ TenantScopedViewSet (404 for a cluster the caller may not see). A route is shown
 `{"id", "kind", "name", <its settings>, "secrets_set": [...], "last_sync": {...}}`; secrets never appear.
 The health endpoints take no session or token: only the cluster's health key.
 """
+
 from __future__ import annotations
 
 from django.http import HttpResponse
@@ -41,10 +42,18 @@ class RouteSerializer(serializers.Serializer):
     cluster = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=KINDS)
     name = serializers.CharField()
-    secrets_set = serializers.ListField(child=serializers.CharField(), help_text="secret fields that hold a value")
-    last_sync = inline_serializer("RouteSyncResult", {
-        "at": serializers.DateTimeField(allow_null=True), "ok": serializers.BooleanField(allow_null=True),
-        "detail": serializers.CharField(), "trigger": serializers.CharField()})
+    secrets_set = serializers.ListField(
+        child=serializers.CharField(), help_text="secret fields that hold a value"
+    )
+    last_sync = inline_serializer(
+        "RouteSyncResult",
+        {
+            "at": serializers.DateTimeField(allow_null=True),
+            "ok": serializers.BooleanField(allow_null=True),
+            "detail": serializers.CharField(),
+            "trigger": serializers.CharField(),
+        },
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -71,7 +80,9 @@ class RouteWriteSerializer(serializers.Serializer):
     read_record = serializers.CharField(required=False)
     ttl = serializers.IntegerField(required=False)
     script = serializers.CharField(required=False)
-    admin_address = serializers.CharField(required=False, help_text="proxysql: host:port of the admin interface")
+    admin_address = serializers.CharField(
+        required=False, help_text="proxysql: host:port of the admin interface"
+    )
     admin_user = serializers.CharField(required=False)
     admin_password = serializers.CharField(required=False, write_only=True)
     writer_hostgroup = serializers.IntegerField(required=False)
@@ -97,13 +108,19 @@ def route_payload(route: Route) -> dict:
             stored = set()
     payload = {"id": route.pk, "cluster": route.cluster_id, "kind": route.kind, "name": route.name}
     payload.update({k: v for k, v in route.settings.items() if k not in secrets})
-    payload.update({
-        "secrets_set": sorted(stored & set(secrets)),
-        "last_sync": {"at": route.last_sync_at.isoformat() if route.last_sync_at else None, "ok": route.last_sync_ok,
-                      "detail": route.last_sync_detail, "trigger": route.last_sync_trigger},
-        "created_at": route.created_at.isoformat() if route.created_at else None,
-        "updated_at": route.updated_at.isoformat() if route.updated_at else None,
-    })
+    payload.update(
+        {
+            "secrets_set": sorted(stored & set(secrets)),
+            "last_sync": {
+                "at": route.last_sync_at.isoformat() if route.last_sync_at else None,
+                "ok": route.last_sync_ok,
+                "detail": route.last_sync_detail,
+                "trigger": route.last_sync_trigger,
+            },
+            "created_at": route.created_at.isoformat() if route.created_at else None,
+            "updated_at": route.updated_at.isoformat() if route.updated_at else None,
+        }
+    )
     return payload
 
 
@@ -121,7 +138,12 @@ class RouteViewSet(TenantScopedViewSet):
         return super().get_queryset().filter(cluster_id=self.kwargs["cluster_pk"])
 
     def _cluster(self, perm: str) -> Cluster:
-        cluster = clusters_for(self.actor, VIEW).select_related("tenant").filter(pk=self.kwargs["cluster_pk"]).first()
+        cluster = (
+            clusters_for(self.actor, VIEW)
+            .select_related("tenant")
+            .filter(pk=self.kwargs["cluster_pk"])
+            .first()
+        )
         if cluster is None:
             raise exceptions.NotFound("Not found.")
         if perm != VIEW and not has_cluster_perm(self.actor, cluster, perm):
@@ -173,9 +195,17 @@ class RouteViewSet(TenantScopedViewSet):
 
     @extend_schema(
         operation_id="v1_clusters_routes_haproxy_cfg_retrieve",
-        parameters=[OpenApiParameter("check", str, enum=["mysql", "http"], required=False,
-                                     description="health checks: HAProxy's mysql-check or http-check against dbpilot")],
-        responses={(200, "text/plain"): OpenApiTypes.STR})
+        parameters=[
+            OpenApiParameter(
+                "check",
+                str,
+                enum=["mysql", "http"],
+                required=False,
+                description="health checks: HAProxy's mysql-check or http-check against dbpilot",
+            )
+        ],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
     def haproxy_cfg(self, request, cluster_pk=None, pk=None):
         """A complete haproxy.cfg for this HAProxy route (write and read frontends and backends)."""
         route = self.get_object()
@@ -229,38 +259,63 @@ class ServerHealthView(APIView):
 
     @extend_schema(
         auth=[],
-        parameters=[OpenApiParameter("X-Dbpilot-Health-Key", str, OpenApiParameter.HEADER, required=True),
-                    OpenApiParameter("role", str, OpenApiParameter.PATH, enum=["primary", "replica"]),
-                    OpenApiParameter("server", str, OpenApiParameter.PATH,
-                                     description="host:port ([v6]:port), or dbpilot's server id")],
-        responses={200: OpenApiResponse(description="the server may take this role"),
-                   503: OpenApiResponse(description="it may not (the body says why)"),
-                   404: OpenApiResponse(description="unknown cluster or server, or a wrong key")})
+        parameters=[
+            OpenApiParameter("X-Dbpilot-Health-Key", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("role", str, OpenApiParameter.PATH, enum=["primary", "replica"]),
+            OpenApiParameter(
+                "server",
+                str,
+                OpenApiParameter.PATH,
+                description="host:port ([v6]:port), or dbpilot's server id",
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(description="the server may take this role"),
+            503: OpenApiResponse(description="it may not (the body says why)"),
+            404: OpenApiResponse(description="unknown cluster or server, or a wrong key"),
+        },
+    )
     def get(self, request, cluster_id=None, server=None, role=None):
-        answer, address = healthcheck.health_answer(int(cluster_id), server, role,
-                                                    request.headers.get("X-Dbpilot-Health-Key"))
+        answer, address = healthcheck.health_answer(
+            int(cluster_id), server, role, request.headers.get("X-Dbpilot-Health-Key")
+        )
         if answer is None:
             raise exceptions.NotFound("Not found.")
         body = {"server": address, "role": role, **answer.as_dict()}
-        response = Response(body, status=status.HTTP_200_OK if answer.healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
+        response = Response(
+            body, status=status.HTTP_200_OK if answer.healthy else status.HTTP_503_SERVICE_UNAVAILABLE
+        )
         response["Cache-Control"] = "no-store"
         return response
 
 
 # basename "route": audited as route.create, route.partial_update... like every other resource.
 _routes = RouteViewSet.as_view({"get": "list", "post": "create"}, basename="route")
-_route = RouteViewSet.as_view({"get": "retrieve", "patch": "partial_update", "put": "update", "delete": "destroy"},
-                              basename="route")
+_route = RouteViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "put": "update", "delete": "destroy"}, basename="route"
+)
 
 route_urlpatterns = [
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/$", _routes, name="cluster-routes"),
     re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/$", _route, name="cluster-route"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/haproxy\.cfg$",
-            RouteViewSet.as_view({"get": "haproxy_cfg"}, basename="route"), name="cluster-route-haproxy-cfg"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/sync/$",
-            RouteViewSet.as_view({"post": "sync"}, basename="route"), name="cluster-route-sync"),
-    re_path(rf"^clusters/(?P<cluster_pk>{ID})/health-key/$", HealthKeyViewSet.as_view({"post": "rotate"}, basename="cluster"),
-            name="cluster-health-key"),
-    re_path(rf"^health/clusters/(?P<cluster_id>{ID})/servers/(?P<server>[^/]{{1,300}})/(?P<role>primary|replica)$",
-            ServerHealthView.as_view(), name="server-health"),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/haproxy\.cfg$",
+        RouteViewSet.as_view({"get": "haproxy_cfg"}, basename="route"),
+        name="cluster-route-haproxy-cfg",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/routes/(?P<pk>{ID})/sync/$",
+        RouteViewSet.as_view({"post": "sync"}, basename="route"),
+        name="cluster-route-sync",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/health-key/$",
+        HealthKeyViewSet.as_view({"post": "rotate"}, basename="cluster"),
+        name="cluster-health-key",
+    ),
+    re_path(
+        rf"^health/clusters/(?P<cluster_id>{ID})/servers/(?P<server>[^/]{{1,300}})/(?P<role>primary|replica)$",
+        ServerHealthView.as_view(),
+        name="server-health",
+    ),
 ]

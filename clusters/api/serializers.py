@@ -1,4 +1,5 @@
 """Cluster API payloads (design.md's cluster object)."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -18,8 +19,19 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "cluster", "kind", "state", "steps", "result", "params", "requested_by",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "cluster",
+            "kind",
+            "state",
+            "steps",
+            "result",
+            "params",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class ClusterSerializer(serializers.ModelSerializer):
@@ -32,19 +44,39 @@ class ClusterSerializer(serializers.ModelSerializer):
     health = serializers.SerializerMethodField()
     job = JobSerializer(source="last_job", read_only=True, allow_null=True)
     endpoints = serializers.SerializerMethodField(
-        help_text='where a tenant connects: {"writer": "host:port", "readers": ["host:port", ...]}')
+        help_text='where a tenant connects: {"writer": "host:port", "readers": ["host:port", ...]}'
+    )
     my_permissions = serializers.SerializerMethodField(
-        help_text="what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster")
+        help_text="what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster"
+    )
 
     class Meta:
         model = Cluster
-        fields = ["id", "name", "tenant", "origin", "servers", "settings", "failover_mode", "failover_armed",
-                  "paused", "primary", "health", "job", "endpoints", "created_at", "updated_at", "my_permissions"]
+        fields = [
+            "id",
+            "name",
+            "tenant",
+            "origin",
+            "servers",
+            "settings",
+            "failover_mode",
+            "failover_armed",
+            "paused",
+            "primary",
+            "health",
+            "job",
+            "endpoints",
+            "created_at",
+            "updated_at",
+            "my_permissions",
+        ]
         # PATCH takes SettingsPatchSerializer: everything shown here is read-only.
         read_only_fields = fields
 
     def _settings(self, obj) -> dict:
-        return ClusterSettings(**{k: v for k, v in obj.settings.items() if k in ClusterSettings.__dataclass_fields__}).as_dict()
+        return ClusterSettings(
+            **{k: v for k, v in obj.settings.items() if k in ClusterSettings.__dataclass_fields__}
+        ).as_dict()
 
     def get_settings(self, obj) -> dict:
         return self._settings(obj)
@@ -65,7 +97,10 @@ class ClusterSerializer(serializers.ModelSerializer):
         granted = getattr(request, "_dbpilot_cluster_perms", None)
         if granted is None:
             actor = actor_from_request(request)
-            granted = {perm: set(clusters_for(actor, perm).values_list("id", flat=True)) for perm in CLUSTER_PERMISSIONS}
+            granted = {
+                perm: set(clusters_for(actor, perm).values_list("id", flat=True))
+                for perm in CLUSTER_PERMISSIONS
+            }
             request._dbpilot_cluster_perms = granted
         return [perm for perm in CLUSTER_PERMISSIONS if obj.id in granted[perm]]
 
@@ -85,7 +120,9 @@ class ClusterSerializer(serializers.ModelSerializer):
 
 class CredentialsSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=80)
-    password = serializers.CharField(max_length=256, allow_blank=True, write_only=True, style={"input_type": "password"})
+    password = serializers.CharField(
+        max_length=256, allow_blank=True, write_only=True, style={"input_type": "password"}
+    )
 
 
 class ServerInputSerializer(serializers.Serializer):
@@ -102,7 +139,9 @@ class RegisterClusterSerializer(serializers.Serializer):
     replication_credentials = CredentialsSerializer(write_only=True, required=False)
     settings = serializers.DictField(required=False)
     failover_mode = serializers.ChoiceField(choices=["manual", "automatic"], required=False)
-    team = serializers.IntegerField(required=False, help_text="the team that owns it (default: your first admin team)")
+    team = serializers.IntegerField(
+        required=False, help_text="the team that owns it (default: your first admin team)"
+    )
 
 
 # Shown in the cluster object but not writable by PATCH (the OpenAPI schema marks them read-only).
@@ -121,11 +160,17 @@ class SettingsPatchSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["the body must be a JSON object, e.g. "
-                                                                    '{"settings": {"paused": true}}']})
+            raise serializers.ValidationError(
+                {"non_field_errors": ['the body must be a JSON object, e.g. {"settings": {"paused": true}}']}
+            )
         errors = {key: message for key, message in READ_ONLY_FIELDS.items() if key in data}
-        errors.update({key: 'cannot be changed here (only "settings" and "failover_mode")'
-                       for key in data if key not in self.fields and key not in READ_ONLY_FIELDS})
+        errors.update(
+            {
+                key: 'cannot be changed here (only "settings" and "failover_mode")'
+                for key in data
+                if key not in self.fields and key not in READ_ONLY_FIELDS
+            }
+        )
         if errors:
             raise serializers.ValidationError(dict(sorted(errors.items())))
         return super().to_internal_value(data)

@@ -11,4 +11,6 @@ router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
 router.register("alerts/subscriptions", AlertSubscriptionViewSet, basename="alert-subscription")
-urlpatterns = host_urlpatterns + provisioning_urlpatterns + router.urls + route_urlpatterns + metrics_urlpatterns
+urlpatterns = (
+    host_urlpatterns + provisioning_urlpatterns + router.urls + route_urlpatterns + metrics_urlpatterns
+)

@@ -1,4 +1,5 @@
 """Cluster API views: thin shells over clusters.services (validate, authorize, call one service)."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -30,11 +31,18 @@ from tenants.access import OPERATE
 
 
 class SwitchoverRequestSerializer(serializers.Serializer):
-    candidate = serializers.CharField(required=False, allow_blank=True, max_length=300,
-                                      help_text='the replica to promote, "host:port" (default: elected)')
-    catchup_timeout_seconds = serializers.FloatField(required=False, min_value=1, max_value=600,
-                                                     help_text="how long the candidate may take to catch up (default 30)")
-
+    candidate = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text='the replica to promote, "host:port" (default: elected)',
+    )
+    catchup_timeout_seconds = serializers.FloatField(
+        required=False,
+        min_value=1,
+        max_value=600,
+        help_text="how long the candidate may take to catch up (default 30)",
+    )
 
 
 def conflict_from(refusal: HaRequestRefused) -> Conflict:
@@ -42,13 +50,20 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
     extra = {"job": refusal.active_job.id} if refusal.active_job else {}
     return Conflict(refusal.detail, refusal.code, refusal.checks, **extra)
 
+
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related("servers", "findings", "routes")
+    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related(
+        "servers", "findings", "routes"
+    )
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilter  # ?name= and ?tenant= (clusters/api/filters.py)
     cluster_lookup = ""
-    permission_by_action = {"maintenance": OPERATE, "switchover": OPERATE, "failover": OPERATE,
-                            "failover_control_reset": OPERATE}
+    permission_by_action = {
+        "maintenance": OPERATE,
+        "switchover": OPERATE,
+        "failover": OPERATE,
+        "failover_control_reset": OPERATE,
+    }
 
     @extend_schema(request=RegisterClusterSerializer, responses={201: ClusterSerializer})
     def create(self, request):
@@ -59,7 +74,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         serializer = RegisterClusterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            cluster = registration.register(self.actor, request.data, team_id=serializer.validated_data.get("team"))
+            cluster = registration.register(
+                self.actor, request.data, team_id=serializer.validated_data.get("team")
+            )
         except registration.RegistrationForbidden as exc:
             raise exceptions.PermissionDenied(str(exc)) from None
         except registration.RegistrationThrottled as exc:
@@ -67,7 +84,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         except registration.RegistrationError as exc:
             raise exceptions.ValidationError(exc.errors) from None
         self.audit_target = cluster
-        return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(request=SettingsPatchSerializer, responses={200: ClusterSerializer})
     def partial_update(self, request, pk=None):
@@ -82,9 +101,12 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         except SettingsError as exc:
             raise exceptions.ValidationError({f"settings.{k}": v for k, v in exc.errors.items()}) from None
         except ActiveJobExists as exc:  # failover_mode automatic starts the adopt job: one HA job at a time
-            raise Conflict(f"settings not changed: {exc}", "ha_job_active",
-                           [{"name": "no_active_ha_job", "ok": False, "detail": str(exc)}],
-                           **({"job": exc.active.id} if exc.active else {})) from None
+            raise Conflict(
+                f"settings not changed: {exc}",
+                "ha_job_active",
+                [{"name": "no_active_ha_job", "ok": False, "detail": str(exc)}],
+                **({"job": exc.active.id} if exc.active else {}),
+            ) from None
         return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     def update(self, request, pk=None):
@@ -94,7 +116,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         cluster = self.get_object()
         self.audit_target = cluster
         if Job.objects.filter(cluster=cluster, state__in=("pending", "running")).exists():
-            raise exceptions.ValidationError({"cluster": "a job is running on this cluster; wait for it to finish"})
+            raise exceptions.ValidationError(
+                {"cluster": "a job is running on this cluster; wait for it to finish"}
+            )
         provisioned = provisioning_api.destroy_cluster(self, cluster)  # deletion protection, deprovision job
         if provisioned is not None:
             return provisioned
@@ -129,8 +153,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         serializer = MaintenanceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            registration.set_server_maintenance(cluster, int(server_id), serializer.validated_data["on"],
-                                                requested_by=self.actor.label())
+            registration.set_server_maintenance(
+                cluster, int(server_id), serializer.validated_data["on"], requested_by=self.actor.label()
+            )
         except Server.DoesNotExist:
             raise exceptions.NotFound("Not found.") from None
         return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
@@ -145,7 +170,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         serializer.is_valid(raise_exception=True)
         try:
             job = switchover.request_switchover(
-                cluster, candidate=serializer.validated_data.get("candidate"), requested_by=self.actor.label(),
+                cluster,
+                candidate=serializer.validated_data.get("candidate"),
+                requested_by=self.actor.label(),
                 catchup_timeout_seconds=serializer.validated_data.get("catchup_timeout_seconds"),
             )
         except switchover.InvalidSwitchoverRequest as exc:
@@ -153,7 +180,6 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         except switchover.SwitchoverRefused as exc:
             raise conflict_from(exc) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
 
     @extend_schema(request=FailoverRequestSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -165,8 +191,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         serializer = FailoverRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            job = failover.request_failover(cluster, candidate=serializer.validated_data.get("candidate"),
-                                            requested_by=self.actor.label())
+            job = failover.request_failover(
+                cluster, candidate=serializer.validated_data.get("candidate"), requested_by=self.actor.label()
+            )
         except failover.InvalidFailoverRequest as exc:
             raise exceptions.ValidationError({"candidate": str(exc)}) from None
         except failover.FailoverRefused as exc:
@@ -181,7 +208,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         return Response(FailoverControlSerializer(failover_control.failover_control(cluster)).data)
 
     @extend_schema(request=None, responses={200: FailoverControlSerializer})
-    @action(detail=True, methods=["post"], url_path="failover-control/reset", url_name="failover-control-reset")
+    @action(
+        detail=True, methods=["post"], url_path="failover-control/reset", url_name="failover-control-reset"
+    )
     def failover_control_reset(self, request, pk=None):
         """Reset the counters behind failover_limit and failover_min_interval_seconds."""
         cluster = self.get_object()

@@ -4,6 +4,7 @@ One address is one server, whatever its spelling: `127.1`, `2130706433`, `0x7f00
 `::ffff:127.0.0.1` all name 127.0.0.1 (the C resolver accepts the numeric forms of inet_aton), so
 ownership and allowlists compare `canonical_ip` forms, never the text a user typed.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -11,7 +12,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-HOSTNAME = re.compile(r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+HOSTNAME = re.compile(
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
 # One part of an inet_aton-style numeric IPv4 address: decimal, 0x hex or 0-prefixed octal.
 _NUMERIC_PART = re.compile(r"0[xX][0-9A-Fa-f]*|[0-9]+")
 
@@ -100,7 +103,9 @@ def parse_address(text: object) -> Address:
     """Parse `host:port` or `[v6]:port`."""
     if not isinstance(text, str):
         raise AddressError("an address must be a string written host:port")
-    match = re.fullmatch(r"\[([^\]]+)\]:([0-9]{1,5})", text) or re.fullmatch(r"([^:\[\]]+):([0-9]{1,5})", text)
+    match = re.fullmatch(r"\[([^\]]+)\]:([0-9]{1,5})", text) or re.fullmatch(
+        r"([^:\[\]]+):([0-9]{1,5})", text
+    )
     if not match:
         raise AddressError(f"{text!r} is not written host:port (IPv6 as [addr]:port)")
     return Address(validate_host(match.group(1)), validate_port(int(match.group(2))))

@@ -1,6 +1,7 @@
 """What the adopt job changes on a replica so that automatic failover can rely on it: a 1 s connect retry
 and heartbeat, a short slave_net_timeout, read-only replicas, semi-sync slave side on and master side
 off. Pure: clusters.jobs.adopt_steps reads the values and applies the changes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ class ReplicaChanges:
         if self.slave_net_timeout:
             parts.append(f"slave_net_timeout={ADOPT_SLAVE_NET_TIMEOUT_SECONDS}")
         if self.change_master:
-            parts.append(f"MASTER_CONNECT_RETRY={ADOPT_CONNECT_RETRY_SECONDS}, "
-                         f"MASTER_HEARTBEAT_PERIOD={ADOPT_HEARTBEAT_SECONDS:g}")
+            parts.append(
+                f"MASTER_CONNECT_RETRY={ADOPT_CONNECT_RETRY_SECONDS}, "
+                f"MASTER_HEARTBEAT_PERIOD={ADOPT_HEARTBEAT_SECONDS:g}"
+            )
         if self.semi_sync_slave_on:
             parts.append("semi-sync slave side on")
         if self.semi_sync_master_off:
@@ -68,14 +71,21 @@ def adopt_changes(setup: ReplicaSetup, settings: ClusterSettings) -> ReplicaChan
     master side off (when `semi_sync`). A replica that does not replicate by GTID is a problem: failover
     could not repoint it safely."""
     if setup.using_gtid.lower() == "no":
-        return ReplicaChanges(setup.address, problem=f"{setup.address} replicates by file and position, not by "
-                              "GTID: run CHANGE MASTER TO MASTER_USE_GTID=slave_pos first")
+        return ReplicaChanges(
+            setup.address,
+            problem=f"{setup.address} replicates by file and position, not by "
+            "GTID: run CHANGE MASTER TO MASTER_USE_GTID=slave_pos first",
+        )
     heartbeat = setup.heartbeat_period
     return ReplicaChanges(
         setup.address,
-        slave_net_timeout=setup.slave_net_timeout is None or setup.slave_net_timeout > ADOPT_SLAVE_NET_TIMEOUT_SECONDS,
-        change_master=(setup.connect_retry != ADOPT_CONNECT_RETRY_SECONDS
-                       or heartbeat is None or abs(heartbeat - ADOPT_HEARTBEAT_SECONDS) > 0.001),
+        slave_net_timeout=setup.slave_net_timeout is None
+        or setup.slave_net_timeout > ADOPT_SLAVE_NET_TIMEOUT_SECONDS,
+        change_master=(
+            setup.connect_retry != ADOPT_CONNECT_RETRY_SECONDS
+            or heartbeat is None
+            or abs(heartbeat - ADOPT_HEARTBEAT_SECONDS) > 0.001
+        ),
         semi_sync_slave_on=settings.semi_sync and not setup.semi_sync_slave,
         semi_sync_master_off=settings.semi_sync and bool(setup.semi_sync_master),
         read_only_on=settings.replicas_read_only and not setup.read_only,

@@ -7,6 +7,7 @@ meaning every one: `severities` and `codes` narrow findings, `jobs` narrows job 
 a kind (`failover`: every outcome) or `<kind>_<outcome>` (`switchover_failed`, `backup_failed`). With no
 `jobs` given, the job alerts are every failover and every job that did not succeed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,16 +50,42 @@ class Rule:
     jobs: tuple[str, ...] = ()
 
 
-def alert_from_event(kind: str, cluster_id: int, cluster: str, message: str, severity: str, data: dict,
-                     at: float, event_id: int | None = None) -> Alert | None:
+def alert_from_event(
+    kind: str,
+    cluster_id: int,
+    cluster: str,
+    message: str,
+    severity: str,
+    data: dict,
+    at: float,
+    event_id: int | None = None,
+) -> Alert | None:
     """The alert an event makes, or None for events that alert nobody."""
     data = data or {}
     if kind in (FINDING_OPENED, FINDING_RESOLVED):
-        return Alert(kind, cluster_id, cluster, message, at, severity=severity, code=data.get("code", ""),
-                     server=data.get("server"), event_id=event_id)
+        return Alert(
+            kind,
+            cluster_id,
+            cluster,
+            message,
+            at,
+            severity=severity,
+            code=data.get("code", ""),
+            server=data.get("server"),
+            event_id=event_id,
+        )
     if kind == "job_finished" and data.get("kind"):
-        return Alert(JOB, cluster_id, cluster, message, at, severity=severity, job_kind=data["kind"],
-                     job_outcome=data.get("state", ""), event_id=event_id)
+        return Alert(
+            JOB,
+            cluster_id,
+            cluster,
+            message,
+            at,
+            severity=severity,
+            job_kind=data["kind"],
+            job_outcome=data.get("state", ""),
+            event_id=event_id,
+        )
     return None
 
 
@@ -69,8 +96,9 @@ def matches(rule: Rule, alert: Alert, opened_severity: str | None = None) -> boo
         return False
     if alert.kind in (FINDING_OPENED, FINDING_RESOLVED):
         severity = opened_severity or alert.severity if alert.kind == FINDING_RESOLVED else alert.severity
-        return ((not rule.severities or severity in rule.severities)
-                and (not rule.codes or alert.code in rule.codes))
+        return (not rule.severities or severity in rule.severities) and (
+            not rule.codes or alert.code in rule.codes
+        )
     if alert.kind == JOB:
         if not rule.jobs:
             return alert.job_kind == "failover" or alert.job_outcome != "succeeded"
@@ -114,18 +142,28 @@ def _title(alert: Alert) -> str:
 
 
 def alert_body(alert: Alert) -> dict:
-    return {"type": alert.kind, "cluster": {"id": alert.cluster_id, "name": alert.cluster},
-            "severity": alert.severity, "code": alert.code or None, "server": alert.server,
-            "job": {"kind": alert.job_kind, "outcome": alert.job_outcome} if alert.kind == JOB else None,
-            "message": alert.message, "title": _title(alert), "at": alert.at, "event_id": alert.event_id}
+    return {
+        "type": alert.kind,
+        "cluster": {"id": alert.cluster_id, "name": alert.cluster},
+        "severity": alert.severity,
+        "code": alert.code or None,
+        "server": alert.server,
+        "job": {"kind": alert.job_kind, "outcome": alert.job_outcome} if alert.kind == JOB else None,
+        "message": alert.message,
+        "title": _title(alert),
+        "at": alert.at,
+        "event_id": alert.event_id,
+    }
 
 
 def payload(body: dict, fmt: str) -> dict:
     """The JSON sent: dbpilot's own shape, or Slack's incoming-webhook shape (`text`, plus ours under
     `dbpilot` for anything that reads more)."""
     if fmt == "slack":
-        return {"text": f"{body['title']}\n{body['message']}" if body.get("message") else body["title"],
-                "dbpilot": body}
+        return {
+            "text": f"{body['title']}\n{body['message']}" if body.get("message") else body["title"],
+            "dbpilot": body,
+        }
     return body
 
 
@@ -134,7 +172,13 @@ def digest_body(alerts: list[dict], window_seconds: int = BURST_WINDOW_SECONDS) 
     more = len(alerts) - len(lines)
     title = f"{len(alerts)} alerts in the last {window_seconds // 60 or 1} minute(s)"
     message = "\n".join(lines) + (f"\n... and {more} more" if more > 0 else "")
-    return {"type": "digest", "title": title, "message": message, "count": len(alerts), "alerts": alerts[:200]}
+    return {
+        "type": "digest",
+        "title": title,
+        "message": message,
+        "count": len(alerts),
+        "alerts": alerts[:200],
+    }
 
 
 def email_subject_and_text(body: dict) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 Finding codes are a public contract (events, API, alerts, docs/findings.md): never rename one.
 """
+
 from __future__ import annotations
 
 # Severities, mildest first (clusters.domain.findings.SEVERITIES orders them).
@@ -103,7 +104,14 @@ FINDING_CODES = tuple(FINDING_SEVERITY)
 # Findings about the primary's availability open on the first tick that sees them (hysteresis);
 # PRIMARY_READ_ONLY is left out on purpose: a switchover or promotion shows it for a moment.
 FAST_OPEN_CODES = frozenset(
-    {PRIMARY_SUSPECT, PRIMARY_DOWN, PRIMARY_UNREACHABLE, NO_PRIMARY, TWO_WRITABLE_PRIMARIES, FENCED_SERVER_WRITABLE}
+    {
+        PRIMARY_SUSPECT,
+        PRIMARY_DOWN,
+        PRIMARY_UNREACHABLE,
+        NO_PRIMARY,
+        TWO_WRITABLE_PRIMARIES,
+        FENCED_SERVER_WRITABLE,
+    }
 )
 
 # --- detection ---

@@ -4,6 +4,7 @@ dbpilot's own probes only say "I cannot reach the primary". That is never enough
 primary may be alive and serving while only dbpilot's path to it is broken. A failure is *confirmed* when
 the replicas agree that they lost it too (`confirm_primary_failure`).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -182,44 +183,86 @@ class Confirmation:
         return data
 
 
-def _verdict(address: str, probe: ProbeResult | None, counted: bool, primary: str | None,
-             primary_server_id: int | None, received_before: float | None, window: float) -> ReplicaVerdict:
+def _verdict(
+    address: str,
+    probe: ProbeResult | None,
+    counted: bool,
+    primary: str | None,
+    primary_server_id: int | None,
+    received_before: float | None,
+    window: float,
+) -> ReplicaVerdict:
     """`received_before`: seconds between the replica's last known receipt from the primary and the
     incident's start (None when unknown, e.g. monitoring just started)."""
     if probe is None or not probe.reachable:
         why = "not probed" if probe is None else f"unreachable ({probe.outcome})"
         return ReplicaVerdict(address, counted, False, False, False, False, why)
     channel = next(
-        (ch for ch in probe.replication if primary is None or channel_points_at(ch, primary, primary_server_id)),
+        (
+            ch
+            for ch in probe.replication
+            if primary is None or channel_points_at(ch, primary, primary_server_id)
+        ),
         None,
     )
     if channel is None:
-        return ReplicaVerdict(address, counted, True, False, False, False, "does not replicate from the primary")
+        return ReplicaVerdict(
+            address, counted, True, False, False, False, "does not replicate from the primary"
+        )
     if channel_receiving(channel):
         age = channel.last_heartbeat_age_seconds
         seen = "" if age is None else f", last event or heartbeat {age:.1f}s ago"
-        return ReplicaVerdict(address, counted, True, True, False, True, f"still receiving (IO thread Yes{seen})")
+        return ReplicaVerdict(
+            address, counted, True, True, False, True, f"still receiving (IO thread Yes{seen})"
+        )
     error = f": {channel.last_io_errno} {channel.last_io_error}".rstrip() if channel.last_io_errno else ""
     if source_answered(channel):
-        return ReplicaVerdict(address, counted, True, True, False, False,
-                              f"the primary answers it with an error (IO thread {channel.io_running}{error}): "
-                              "it is alive", answered=True, last_received_age=received_before)
+        return ReplicaVerdict(
+            address,
+            counted,
+            True,
+            True,
+            False,
+            False,
+            f"the primary answers it with an error (IO thread {channel.io_running}{error}): it is alive",
+            answered=True,
+            last_received_age=received_before,
+        )
     if channel.io_running == "Yes":
-        detail = (f"lost the primary (IO thread Yes, but nothing received for "
-                  f"{channel.last_heartbeat_age_seconds:.1f}s, heartbeat period {channel.heartbeat_period:g}s)")
+        detail = (
+            f"lost the primary (IO thread Yes, but nothing received for "
+            f"{channel.last_heartbeat_age_seconds:.1f}s, heartbeat period {channel.heartbeat_period:g}s)"
+        )
     elif trying_and_failing(channel):
         detail = f"lost the primary (IO thread {channel.io_running}{error})"
     else:
         why = "stopped on purpose" if not channel.last_io_errno else "stopped by an error"
-        return ReplicaVerdict(address, counted, True, True, False, False,
-                              f"no witness: its IO thread is {channel.io_running} ({why}{error}), it is not "
-                              "trying to reach the primary", last_received_age=received_before)
+        return ReplicaVerdict(
+            address,
+            counted,
+            True,
+            True,
+            False,
+            False,
+            f"no witness: its IO thread is {channel.io_running} ({why}{error}), it is not "
+            "trying to reach the primary",
+            last_received_age=received_before,
+        )
     if received_before is not None and received_before > window:
-        return ReplicaVerdict(address, counted, True, True, False, False,
-                              f"no witness: it last received from the primary {received_before:.0f}s before the "
-                              f"incident began (more than {window:g}s): it had lost it before",
-                              last_received_age=received_before)
-    return ReplicaVerdict(address, counted, True, True, True, False, detail, last_received_age=received_before)
+        return ReplicaVerdict(
+            address,
+            counted,
+            True,
+            True,
+            False,
+            False,
+            f"no witness: it last received from the primary {received_before:.0f}s before the "
+            f"incident began (more than {window:g}s): it had lost it before",
+            last_received_age=received_before,
+        )
+    return ReplicaVerdict(
+        address, counted, True, True, True, False, detail, last_received_age=received_before
+    )
 
 
 def confirm_primary_failure(
@@ -266,8 +309,15 @@ def confirm_primary_failure(
         return max(0.0, incident_since - float(at))
 
     verdicts = tuple(
-        _verdict(address, probe, address not in excluded, primary, primary_server_id, received_before(address),
-                 window)
+        _verdict(
+            address,
+            probe,
+            address not in excluded,
+            primary,
+            primary_server_id,
+            received_before(address),
+            window,
+        )
         for address, probe in replica_probes.items()
     )
     counted = [v for v in verdicts if v.counted]
@@ -279,35 +329,54 @@ def confirm_primary_failure(
     answered = tuple(v.address for v in verdicts if v.answered)
 
     def result(confirmed: bool, reason: str) -> Confirmation:
-        return Confirmation(confirmed, reason, expected, majority, reachable, agreeing, receiving, verdicts,
-                            answered)
+        return Confirmation(
+            confirmed, reason, expected, majority, reachable, agreeing, receiving, verdicts, answered
+        )
 
     if primary_state not in (STATE_DOWN, STATE_UNREACHABLE):
         if primary_state == STATE_SUSPECT:
-            return result(False, f"the primary is only suspect: fewer than {settings.failcount} failed probes")
+            return result(
+                False, f"the primary is only suspect: fewer than {settings.failcount} failed probes"
+            )
         if primary_state in (STATE_UP, STATE_AUTH_FAILED, STATE_ERROR_REPLY):
             return result(False, f"the primary answers dbpilot (state {primary_state})")
         state = STATE_UNKNOWN if not primary_state else primary_state
         return result(False, f"the primary is not down (state {state})")
     if receiving:
-        return result(False, f"{', '.join(receiving)} still receive(s) events from the primary: it is alive, "
-                             "only dbpilot cannot reach it")
+        return result(
+            False,
+            f"{', '.join(receiving)} still receive(s) events from the primary: it is alive, "
+            "only dbpilot cannot reach it",
+        )
     if answered:
-        return result(False, f"the primary answers {', '.join(answered)} with an error reply (e.g. too many "
-                             "connections): it is alive, overloaded or refusing connections, not dead")
+        return result(
+            False,
+            f"the primary answers {', '.join(answered)} with an error reply (e.g. too many "
+            "connections): it is alive, overloaded or refusing connections, not dead",
+        )
     if expected == 0:
-        return result(False, "no replica can confirm the failure (the cluster has no replica outside maintenance)")
+        return result(
+            False, "no replica can confirm the failure (the cluster has no replica outside maintenance)"
+        )
     if agreeing < majority:
         not_witnesses = [f"{v.address}: {v.detail}" for v in counted if v.reachable and not v.lost_primary]
         why = f" ({'; '.join(not_witnesses)})" if not_witnesses else ""
-        return result(False, f"only {agreeing} of {expected} replicas confirm they lost the primary "
-                             f"({reachable} reachable); a majority of {majority} is needed{why}")
+        return result(
+            False,
+            f"only {agreeing} of {expected} replicas confirm they lost the primary "
+            f"({reachable} reachable); a majority of {majority} is needed{why}",
+        )
     return result(True, f"{agreeing} of {expected} replicas lost the primary and none receives from it")
 
 
-def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                         last_received: Mapping[str, float] | None = None, incident_since: float | None = None,
-                         ) -> Confirmation:
+def confirm_for_topology(
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    *,
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
+) -> Confirmation:
     """`confirm_primary_failure` for the primary of an analysed topology (maintenance and quarantined
     servers left out of the majority's base)."""
     primary_view = topology.server(topology.primary) if topology.primary else None
@@ -326,9 +395,15 @@ def confirm_for_topology(topology: Topology, probes: Mapping[str, ProbeResult], 
     )
 
 
-def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                          reprobe_round: bool = False, last_received: Mapping[str, float] | None = None,
-                          incident_since: float | None = None) -> bool:
+def confirmation_may_come(
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    *,
+    reprobe_round: bool = False,
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
+) -> bool:
     """The replicas do not confirm the primary's failure yet, but may within a few heartbeat periods: one
     of them still says its IO thread runs (a frozen primary keeps the TCP session open) and has a heartbeat
     period, so a silence from the primary will show as a stale heartbeat.
@@ -336,8 +411,9 @@ def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult],
     In a re-probe round (`reprobe_round`), a replica that received something since the previous round
     (age 0) shows the primary alive and only unreachable from dbpilot: nothing to wait for. The caller
     also bounds the wait."""
-    if confirm_for_topology(topology, probes, settings, last_received=last_received,
-                            incident_since=incident_since).confirmed:
+    if confirm_for_topology(
+        topology, probes, settings, last_received=last_received, incident_since=incident_since
+    ).confirmed:
         return False
     primary = topology.primary
     if primary is None:
@@ -347,7 +423,10 @@ def confirmation_may_come(topology: Topology, probes: Mapping[str, ProbeResult],
         if address == primary or probe is None or not probe.reachable:
             continue
         for channel in probe.replication:
-            if not channel_points_at(channel, primary, topology.primary_server_id) or channel.io_running != "Yes":
+            if (
+                not channel_points_at(channel, primary, topology.primary_server_id)
+                or channel.io_running != "Yes"
+            ):
                 continue
             if reprobe_round and channel.last_heartbeat_age_seconds == 0.0:
                 return False
@@ -366,7 +445,9 @@ def receiving_replicas(topology: Topology, probes: Mapping[str, ProbeResult]) ->
     for address, probe in probes.items():
         if address == primary or probe is None or not probe.reachable:
             continue
-        if any(channel_points_at(ch, primary, topology.primary_server_id) and channel_receiving(ch)
-               for ch in probe.replication):
+        if any(
+            channel_points_at(ch, primary, topology.primary_server_id) and channel_receiving(ch)
+            for ch in probe.replication
+        ):
             out.append(address)
     return out

@@ -14,6 +14,7 @@ the candidate will hold once it has applied its whole relay log (received ∪ ap
 it do that before promoting. `catch_up_from` lists the other replicas that hold transactions the winner
 lacks, so the job can catch it up from them instead of losing them silently.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -90,9 +91,16 @@ class Candidate:
         """Build from the latest probe; `lag` overrides the probe's (e.g. the last one known before the
         primary died, when Seconds_Behind_Master became NULL)."""
         if probe is None or not probe.reachable:
-            return cls(address, reachable=False, direct_replica=direct_replica, maintenance=maintenance,
-                       quarantined=quarantined, errant=tuple(errant), fenced=fenced,
-                       received_before_incident=received_before_incident)
+            return cls(
+                address,
+                reachable=False,
+                direct_replica=direct_replica,
+                maintenance=maintenance,
+                quarantined=quarantined,
+                errant=tuple(errant),
+                fenced=fenced,
+                received_before_incident=received_before_incident,
+            )
         channel = probe.channel
         mysql = probe.flavour == "mysql"
         common: dict[str, Any] = dict(
@@ -193,7 +201,9 @@ def clean_position_of(candidate: Candidate, *, for_failover: bool) -> Position:
     if candidate.gtid_binlog_state is None:
         return MariadbGtidPos()
     state = MariadbBinlogState.parse(candidate.gtid_binlog_state)
-    clean: MariadbGtidPos = state.without(MariadbBinlogState.parse(",".join(candidate.errant)).gtids).position()
+    clean: MariadbGtidPos = state.without(
+        MariadbBinlogState.parse(",".join(candidate.errant)).gtids
+    ).position()
     if for_failover and candidate.gtid_io_pos:
         clean = clean.union(MariadbGtidPos.parse(candidate.gtid_io_pos))
     return clean
@@ -211,7 +221,9 @@ def _semi_sync(candidate: Candidate, for_failover: bool) -> bool:
     return bool(candidate.semi_sync_active)
 
 
-def _flags(candidate: Candidate, settings: ClusterSettings, *, for_failover: bool, force: bool) -> list[tuple[str, str]]:
+def _flags(
+    candidate: Candidate, settings: ClusterSettings, *, for_failover: bool, force: bool
+) -> list[tuple[str, str]]:
     """(flag, reason) for every rule the candidate fails, in rule order."""
     out: list[tuple[str, str]] = []
     if not candidate.reachable:
@@ -233,29 +245,58 @@ def _flags(candidate: Candidate, settings: ClusterSettings, *, for_failover: boo
     if candidate.errant:
         out.append(("errant", f"has errant transactions: {', '.join(candidate.errant)}"))
     if candidate.last_sql_errno:
-        out.append(("replication_error",
-                    f"replication broken: SQL error {candidate.last_sql_errno}: {candidate.last_sql_error}"))
+        out.append(
+            (
+                "replication_error",
+                f"replication broken: SQL error {candidate.last_sql_errno}: {candidate.last_sql_error}",
+            )
+        )
     if not for_failover:
         if candidate.last_io_errno:
-            out.append(("replication_error",
-                        f"replication broken: IO error {candidate.last_io_errno}: {candidate.last_io_error}"))
-        elif settings.check_replication_state and (candidate.io_running != "Yes" or not candidate.sql_running):
+            out.append(
+                (
+                    "replication_error",
+                    f"replication broken: IO error {candidate.last_io_errno}: {candidate.last_io_error}",
+                )
+            )
+        elif settings.check_replication_state and (
+            candidate.io_running != "Yes" or not candidate.sql_running
+        ):
             sql = "Yes" if candidate.sql_running else "No"
-            out.append(("replication_stopped", f"replication not running (IO {candidate.io_running}, SQL {sql})"))
+            out.append(
+                ("replication_stopped", f"replication not running (IO {candidate.io_running}, SQL {sql})")
+            )
     if candidate.lag is not None and candidate.lag > settings.max_replica_delay_seconds:
-        out.append(("lagging", f"lagging {candidate.lag:.0f}s (max_replica_delay_seconds "
-                               f"{settings.max_replica_delay_seconds})"))
+        out.append(
+            (
+                "lagging",
+                f"lagging {candidate.lag:.0f}s (max_replica_delay_seconds "
+                f"{settings.max_replica_delay_seconds})",
+            )
+        )
     if for_failover and candidate.lag is None:
-        out.append((LAG_UNKNOWN, "lag unknown: Seconds_Behind_Master was NULL at the last healthy ticks (IO "
-                                 "thread stopped or broken), so it may miss any amount; name it as the "
-                                 "candidate of a manual failover to promote it anyway"))
+        out.append(
+            (
+                LAG_UNKNOWN,
+                "lag unknown: Seconds_Behind_Master was NULL at the last healthy ticks (IO "
+                "thread stopped or broken), so it may miss any amount; name it as the "
+                "candidate of a manual failover to promote it anyway",
+            )
+        )
     received = candidate.received_before_incident
     if for_failover and received is not None and received > settings.max_replica_delay_seconds:
-        out.append((STALE_SOURCE, f"it stopped receiving from the primary {received:.0f}s before the incident "
-                                  f"(more than max_replica_delay_seconds {settings.max_replica_delay_seconds}); "
-                                  "name it as the candidate of a manual failover to promote it anyway"))
+        out.append(
+            (
+                STALE_SOURCE,
+                f"it stopped receiving from the primary {received:.0f}s before the incident "
+                f"(more than max_replica_delay_seconds {settings.max_replica_delay_seconds}); "
+                "name it as the candidate of a manual failover to promote it anyway",
+            )
+        )
     if candidate.sql_delay > 0:
-        out.append(("delayed", f"delayed replica (MASTER_DELAY={candidate.sql_delay}s): it is behind on purpose"))
+        out.append(
+            ("delayed", f"delayed replica (MASTER_DELAY={candidate.sql_delay}s): it is behind on purpose")
+        )
     if settings.candidate_requires_semi_sync and not _semi_sync(candidate, for_failover):
         out.append(("not_semi_sync", "not a semi-sync replica (candidate_requires_semi_sync)"))
     return out
@@ -290,7 +331,9 @@ def elect(
                 flags.append(("gtid_unreadable", f"GTID position unreadable: {exc}"))
         extra = []
         if cand.reachable and not cand.sql_running and not any(f == "replication_stopped" for f, _ in flags):
-            extra.append("sql_stopped")  # a failover candidate gets its SQL thread started to apply its relay log
+            extra.append(
+                "sql_stopped"
+            )  # a failover candidate gets its SQL thread started to apply its relay log
         if cand.lag is None and cand.reachable and not any(f == LAG_UNKNOWN for f, _ in flags):
             extra.append(LAG_UNKNOWN)
         named = requested is not None and normalize_address(cand.address) == normalize_address(requested)
@@ -320,7 +363,9 @@ def elect(
         behind = positions[cand.address].transactions_behind(reference) if reference is not None else 0  # type: ignore[arg-type]
         rows[cand.address]["behind"] = behind
         rows[cand.address]["reason"] = (
-            "electable, most up to date" if behind == 0 else f"electable, {behind} transaction(s) behind the best"
+            "electable, most up to date"
+            if behind == 0
+            else f"electable, {behind} transaction(s) behind the best"
         )
 
     if requested is not None:
@@ -328,11 +373,19 @@ def elect(
         if requested not in rows:
             return done(None, f"{requested} is not a replica of this cluster")
         if not rows[requested]["electable"]:
-            return done(None, f"the requested candidate {requested} is not electable: {rows[requested]['reason']}")
-        return done(requested, "chosen: the requested candidate", _catch_up(requested, candidates, positions, rows))
+            return done(
+                None, f"the requested candidate {requested} is not electable: {rows[requested]['reason']}"
+            )
+        return done(
+            requested, "chosen: the requested candidate", _catch_up(requested, candidates, positions, rows)
+        )
     if not electable:
-        return done(None, "no electable replica: " + "; ".join(
-            f"{r['server']}: {r['reason']}" for r in rows.values()) if rows else "no replica to elect")
+        return done(
+            None,
+            "no electable replica: " + "; ".join(f"{r['server']}: {r['reason']}" for r in rows.values())
+            if rows
+            else "no replica to elect",
+        )
 
     def rank(cand: Candidate) -> tuple:
         lag = cand.lag if cand.lag is not None else float("inf")
@@ -355,8 +408,12 @@ def _union(positions: Sequence[Position]) -> Position | None:
     return total
 
 
-def _catch_up(winner: str, candidates: Sequence[Candidate], positions: Mapping[str, Position],
-              rows: Mapping[str, dict[str, Any]]) -> tuple[CatchUpSource, ...]:
+def _catch_up(
+    winner: str,
+    candidates: Sequence[Candidate],
+    positions: Mapping[str, Position],
+    rows: Mapping[str, dict[str, Any]],
+) -> tuple[CatchUpSource, ...]:
     mine = positions.get(winner)
     if mine is None:
         return ()
@@ -367,8 +424,15 @@ def _catch_up(winner: str, candidates: Sequence[Candidate], positions: Mapping[s
             continue
         missing = theirs.subtract(mine)  # type: ignore[arg-type]
         if missing.count():
-            sources.append(CatchUpSource(cand.address, str(missing), missing.count(),
-                                         rows[cand.address]["electable"], bool(cand.errant)))
+            sources.append(
+                CatchUpSource(
+                    cand.address,
+                    str(missing),
+                    missing.count(),
+                    rows[cand.address]["electable"],
+                    bool(cand.errant),
+                )
+            )
     return tuple(sorted(sources, key=lambda s: (-s.count, s.server)))
 
 
@@ -396,7 +460,9 @@ def candidates_from_topology(
     primary_view = topology.primary_view
     primary_probe = probes.get(topology.primary) if topology.primary else None
     primary_up = primary_view is not None and primary_view.state == STATE_UP and primary_probe is not None
-    survivors = [probes[s.address] for s in topology.servers if s.address != topology.primary and s.address in probes]
+    survivors = [
+        probes[s.address] for s in topology.servers if s.address != topology.primary and s.address in probes
+    ]
     if primary_server_id is None:
         primary_server_id = topology.primary_server_id or _last_received_server_id(survivors)
     edges = dict(topology.replication_edges)
@@ -414,22 +480,28 @@ def candidates_from_topology(
                 if primary_up:
                     found = errant_gtids(probe, primary_probe)  # type: ignore[arg-type]
                 else:
-                    found = errant_among_survivors(probe, survivors, primary_server_id=primary_server_id,
-                                                   last_primary_state=last_primary_state)
+                    found = errant_among_survivors(
+                        probe,
+                        survivors,
+                        primary_server_id=primary_server_id,
+                        last_primary_state=last_primary_state,
+                    )
             except GtidError:
                 found = None
         lag = (lags or {}).get(view.address)
-        out.append(Candidate.from_probe(
-            probe if view.state == STATE_UP else None,
-            view.address,
-            direct_replica=topology.primary is not None and edges.get(view.address) == topology.primary,
-            maintenance=view.maintenance,
-            quarantined=view.quarantined,
-            errant=found or (),
-            lag=lag,
-            fenced=view.fenced,
-            received_before_incident=(received_before_incident or {}).get(view.address),
-        ))
+        out.append(
+            Candidate.from_probe(
+                probe if view.state == STATE_UP else None,
+                view.address,
+                direct_replica=topology.primary is not None and edges.get(view.address) == topology.primary,
+                maintenance=view.maintenance,
+                quarantined=view.quarantined,
+                errant=found or (),
+                lag=lag,
+                fenced=view.fenced,
+                received_before_incident=(received_before_incident or {}).get(view.address),
+            )
+        )
     return out
 
 

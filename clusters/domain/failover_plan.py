@@ -15,6 +15,7 @@ Order of the rules, as a tick applies them:
    interval, fresh observation, maintenance, an electable candidate, no errant candidate, replication
    credentials. All pass: start the failover job. Any blocks: one `refused` job per incident.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -65,8 +66,9 @@ class Incident:
         return asdict(self)
 
 
-def continue_incident(previous: Mapping[str, Any] | None, primary: str, now: float,
-                      tick_seconds: float) -> Incident:
+def continue_incident(
+    previous: Mapping[str, Any] | None, primary: str, now: float, tick_seconds: float
+) -> Incident:
     """The incident this failing tick belongs to: the previous one when it concerns the same primary and
     was seen less than INCIDENT_GAP_TICKS ago, else a new one starting now."""
     if previous:
@@ -108,32 +110,48 @@ def primary_failing(topology: Topology) -> bool:
 
 
 def credentials_check(has_replication_credentials: bool) -> Check:
-    return Check(CHECK_REPLICATION_CREDENTIALS, has_replication_credentials,
-                 "replication credentials are set" if has_replication_credentials else
-                 "no replication credentials: replicas cannot be repointed; PATCH the cluster's "
-                 "replication_credentials")
+    return Check(
+        CHECK_REPLICATION_CREDENTIALS,
+        has_replication_credentials,
+        "replication credentials are set"
+        if has_replication_credentials
+        else "no replication credentials: replicas cannot be repointed; PATCH the cluster's "
+        "replication_credentials",
+    )
 
 
-def received_before_incident(last_received: Mapping[str, float] | None,
-                             incident_since: float | None) -> dict[str, float]:
+def received_before_incident(
+    last_received: Mapping[str, float] | None, incident_since: float | None
+) -> dict[str, float]:
     """Per replica, seconds between its last receipt from the primary and the incident's start."""
     if not last_received or incident_since is None:
         return {}
     return {a: max(0.0, incident_since - float(t)) for a, t in last_received.items()}
 
 
-def failover_election(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                      lags: Mapping[str, float | None] | None = None, requested: str | None = None,
-                      last_primary_state: str | None = None, last_received: Mapping[str, float] | None = None,
-                      incident_since: float | None = None) -> Election:
+def failover_election(
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    *,
+    lags: Mapping[str, float | None] | None = None,
+    requested: str | None = None,
+    last_primary_state: str | None = None,
+    last_received: Mapping[str, float] | None = None,
+    incident_since: float | None = None,
+) -> Election:
     """The failover election: positions include what each replica received (it applies its relay log
     before promotion); lags are the last known before the failure (Seconds_Behind_Master is NULL once
     the IO thread lost its source); a replica whose lag is unknown or that stopped receiving long before
     the incident is not chosen (an operator may name it). `last_primary_state` is the cluster's GTID
     history, what errant transactions are judged against."""
-    candidates = candidates_from_topology(topology, probes, lags=lags, last_primary_state=last_primary_state,
-                                          received_before_incident=received_before_incident(last_received,
-                                                                                            incident_since))
+    candidates = candidates_from_topology(
+        topology,
+        probes,
+        lags=lags,
+        last_primary_state=last_primary_state,
+        received_before_incident=received_before_incident(last_received, incident_since),
+    )
     return elect(candidates, settings, requested=requested, for_failover=True)
 
 
@@ -161,12 +179,20 @@ def decide_failover(
         state = view.state if view is not None else "none"
         return TickDecision(IDLE, f"the primary is {state}")
     if confirmation is None:
-        confirmation = confirm_for_topology(topology, probes, settings, last_received=last_received,
-                                            incident_since=incident_since)
+        confirmation = confirm_for_topology(
+            topology, probes, settings, last_received=last_received, incident_since=incident_since
+        )
     if not confirmation.confirmed:
         return TickDecision(WAIT, confirmation.reason, confirmation=confirmation)
-    election = failover_election(topology, probes, settings, lags=lags, last_primary_state=gtid_history,
-                                 last_received=last_received, incident_since=incident_since)
+    election = failover_election(
+        topology,
+        probes,
+        settings,
+        lags=lags,
+        last_primary_state=gtid_history,
+        last_received=last_received,
+        incident_since=incident_since,
+    )
     checks = automatic_failover_checks(
         settings=settings,
         failover_armed=failover_armed,
@@ -183,22 +209,31 @@ def decide_failover(
     if failing:
         reason = "automatic failover blocked: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing)
         return TickDecision(REFUSE, reason, tuple(checks), confirmation, election)
-    return TickDecision(START, f"{confirmation.reason}; promoting {election.winner}", tuple(checks),
-                        confirmation, election)
+    return TickDecision(
+        START, f"{confirmation.reason}; promoting {election.winner}", tuple(checks), confirmation, election
+    )
 
 
 def unconfirmed_notice_due(incident: Incident, primary_state: str, now: float) -> bool:
     """Whether to write the one event saying a down primary is not failed over because the replicas do
     not confirm (an unreachable primary has its own finding, PRIMARY_UNREACHABLE)."""
-    return (primary_state == c.STATE_DOWN and not incident.notified
-            and now - incident.since >= UNCONFIRMED_NOTICE_SECONDS)
+    return (
+        primary_state == c.STATE_DOWN
+        and not incident.notified
+        and now - incident.since >= UNCONFIRMED_NOTICE_SECONDS
+    )
 
 
 # --- inside the job --------------------------------------------------------------------------------------
 
 
-def reconfirm(fresh: Confirmation, probes: Mapping[str, ProbeResult], *, tick_confirmed_age: float | None,
-              settings: ClusterSettings) -> Check:
+def reconfirm(
+    fresh: Confirmation,
+    probes: Mapping[str, ProbeResult],
+    *,
+    tick_confirmed_age: float | None,
+    settings: ClusterSettings,
+) -> Check:
     """The job's own look just before it acts, from fresh probes.
 
     A replica's heartbeat age is measured between two probes of the same process, so a job running in
@@ -209,11 +244,17 @@ def reconfirm(fresh: Confirmation, probes: Mapping[str, ProbeResult], *, tick_co
     if fresh.confirmed:
         return Check(c.GUARD_PRIMARY_FAILURE, True, fresh.reason)
     unknown = [address for address in fresh.still_receiving if _heartbeat_age_unknown(probes.get(address))]
-    fresh_enough = (tick_confirmed_age is not None
-                    and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds)
+    fresh_enough = (
+        tick_confirmed_age is not None
+        and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds
+    )
     if fresh.still_receiving and len(unknown) == len(fresh.still_receiving) and fresh_enough:
-        return Check(c.GUARD_PRIMARY_FAILURE, True, f"confirmed by the tick {tick_confirmed_age:.1f}s ago; "
-                     f"{', '.join(unknown)}: IO thread Yes, heartbeat age not measurable from this process")
+        return Check(
+            c.GUARD_PRIMARY_FAILURE,
+            True,
+            f"confirmed by the tick {tick_confirmed_age:.1f}s ago; "
+            f"{', '.join(unknown)}: IO thread Yes, heartbeat age not measurable from this process",
+        )
     return Check(c.GUARD_PRIMARY_FAILURE, False, fresh.reason)
 
 
@@ -261,30 +302,47 @@ def _observed_risk(observed: Mapping[str, Any]) -> tuple[str, str] | None:
     """(guarantee, risk) from the servers' semi-sync state at the incident; None when it promises nothing
     is lost."""
     if not observed.get("enabled"):
-        return GUARANTEE_ASYNC, ("the old primary ran without semi-sync (rpl_semi_sync_master_enabled OFF): "
-                                 "transactions it acknowledged but had not sent are lost")
+        return GUARANTEE_ASYNC, (
+            "the old primary ran without semi-sync (rpl_semi_sync_master_enabled OFF): "
+            "transactions it acknowledged but had not sent are lost"
+        )
     if observed.get("status") is False:
-        return GUARANTEE_AT_RISK, ("the old primary's semi-sync had fallen back to asynchronous "
-                                   "(Rpl_semi_sync_master_status OFF): acknowledged writes may be lost")
+        return GUARANTEE_AT_RISK, (
+            "the old primary's semi-sync had fallen back to asynchronous "
+            "(Rpl_semi_sync_master_status OFF): acknowledged writes may be lost"
+        )
     wait_point = (observed.get("wait_point") or "").upper()
     if wait_point and wait_point != "AFTER_SYNC":
-        return GUARANTEE_AT_RISK, (f"the old primary ran rpl_semi_sync_master_wait_point={wait_point}: "
-                                   "acknowledged writes may be lost")
+        return GUARANTEE_AT_RISK, (
+            f"the old primary ran rpl_semi_sync_master_wait_point={wait_point}: "
+            "acknowledged writes may be lost"
+        )
     timeout = observed.get("timeout_ms")
     if timeout is None or int(timeout) < SEMI_SYNC_WAIT_FOREVER_MS:
         shown = "unknown" if timeout is None else f"{int(timeout)} ms"
-        return GUARANTEE_AT_RISK, (f"the old primary's semi-sync falls back to asynchronous after {shown} "
-                                   "without an acknowledgement: commits acknowledged after such a fallback "
-                                   "may be lost")
+        return GUARANTEE_AT_RISK, (
+            f"the old primary's semi-sync falls back to asynchronous after {shown} "
+            "without an acknowledgement: commits acknowledged after such a fallback "
+            "may be lost"
+        )
     if observed.get("wait_no_slave") is False:
-        return GUARANTEE_AT_RISK, ("the old primary ran rpl_semi_sync_master_wait_no_slave OFF: with no "
-                                   "semi-sync replica connected its commits were not waiting")
+        return GUARANTEE_AT_RISK, (
+            "the old primary ran rpl_semi_sync_master_wait_no_slave OFF: with no "
+            "semi-sync replica connected its commits were not waiting"
+        )
     return None
 
 
-def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
-                  primary_findings: Sequence[str] = (), unreachable_replicas: Sequence[str] = (),
-                  observed: Mapping[str, Any] | None = None, observed_known: bool = False) -> dict[str, Any]:
+def rpo_statement(
+    *,
+    survivors_hold: str,
+    settings: ClusterSettings,
+    old_primary: str | None,
+    primary_findings: Sequence[str] = (),
+    unreachable_replicas: Sequence[str] = (),
+    observed: Mapping[str, Any] | None = None,
+    observed_known: bool = False,
+) -> dict[str, Any]:
     """The RPO part of a failover's result.
 
     `survivors_hold` is the new primary's position once it holds everything the survivors had. What the
@@ -294,44 +352,70 @@ def rpo_statement(*, survivors_hold: str, settings: ClusterSettings, old_primary
     replica that may have acknowledged is missing and the primary had not fallen back or run otherwise.
     """
     if observed_known:
-        return _observed_rpo(survivors_hold=survivors_hold, settings=settings, old_primary=old_primary,
-                             primary_findings=primary_findings, unreachable_replicas=unreachable_replicas,
-                             observed=observed)
+        return _observed_rpo(
+            survivors_hold=survivors_hold,
+            settings=settings,
+            old_primary=old_primary,
+            primary_findings=primary_findings,
+            unreachable_replicas=unreachable_replicas,
+            observed=observed,
+        )
     voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
     base = {
         "survivors_hold": survivors_hold,
         "old_primary": old_primary,
         "lower_bound": True,
         "note": "what the old primary may have committed beyond survivors_hold is unknown until it returns; "
-                "then its extra transactions, if any, are listed and it is quarantined",
+        "then its extra transactions, if any, are listed and it is quarantined",
         "semi_sync": settings.semi_sync,
         "semi_sync_on_timeout": settings.semi_sync_on_timeout,
     }
     if not settings.semi_sync:
-        return {**base, "guarantee": GUARANTEE_ASYNC,
-                "risk": "asynchronous replication: transactions the old primary acknowledged but had not sent "
-                        "to any replica are lost"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_ASYNC,
+            "risk": "asynchronous replication: transactions the old primary acknowledged but had not sent "
+            "to any replica are lost",
+        }
     if settings.semi_sync_on_timeout != "wait":
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": f"semi-sync falls back to asynchronous after {settings.semi_sync_timeout_ms} ms without "
-                        "an acknowledgement (semi_sync_on_timeout: async): commits acknowledged after such a "
-                        "fallback may be lost"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": f"semi-sync falls back to asynchronous after {settings.semi_sync_timeout_ms} ms without "
+            "an acknowledgement (semi_sync_on_timeout: async): commits acknowledged after such a "
+            "fallback may be lost",
+        }
     if voiding:
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
-                        "acknowledged writes may be lost"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
+            "acknowledged writes may be lost",
+        }
     if unreachable_replicas:
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
-                        "come from it"}
-    return {**base, "guarantee": GUARANTEE_NONE_LOST,
-            "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
-                    "have acknowledged a commit was reached"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
+            "come from it",
+        }
+    return {
+        **base,
+        "guarantee": GUARANTEE_NONE_LOST,
+        "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
+        "have acknowledged a commit was reached",
+    }
 
 
-def _observed_rpo(*, survivors_hold: str, settings: ClusterSettings, old_primary: str | None,
-                  primary_findings: Sequence[str], unreachable_replicas: Sequence[str],
-                  observed: Mapping[str, Any] | None) -> dict[str, Any]:
+def _observed_rpo(
+    *,
+    survivors_hold: str,
+    settings: ClusterSettings,
+    old_primary: str | None,
+    primary_findings: Sequence[str],
+    unreachable_replicas: Sequence[str],
+    observed: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """The RPO from the old primary's semi-sync state as the last healthy probes saw it (`observed`);
     `None` means nothing was kept: the statement says so and promises nothing."""
     base = {
@@ -339,31 +423,43 @@ def _observed_rpo(*, survivors_hold: str, settings: ClusterSettings, old_primary
         "old_primary": old_primary,
         "lower_bound": True,
         "note": "what the old primary may have committed beyond survivors_hold is unknown until it returns; "
-                "then its extra transactions, if any, are listed and it is quarantined",
+        "then its extra transactions, if any, are listed and it is quarantined",
         "semi_sync": settings.semi_sync,
         "semi_sync_on_timeout": settings.semi_sync_on_timeout,
         "observed": dict(observed) if observed else None,
         "source": "servers" if observed else "unknown",
     }
     if not observed:
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": "the old primary's semi-sync state at the incident is unknown (no healthy probe of it "
-                        "was kept): nothing can be promised"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": "the old primary's semi-sync state at the incident is unknown (no healthy probe of it "
+            "was kept): nothing can be promised",
+        }
     found = _observed_risk(observed)
     if found is not None:
         return {**base, "guarantee": found[0], "risk": found[1]}
     voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
     if voiding:
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
-                        "acknowledged writes may be lost"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
+            "acknowledged writes may be lost",
+        }
     if unreachable_replicas:
-        return {**base, "guarantee": GUARANTEE_AT_RISK,
-                "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
-                        "come from it"}
-    return {**base, "guarantee": GUARANTEE_NONE_LOST,
-            "risk": "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back, "
-                    "and every replica that could have acknowledged a commit was reached"}
+        return {
+            **base,
+            "guarantee": GUARANTEE_AT_RISK,
+            "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
+            "come from it",
+        }
+    return {
+        **base,
+        "guarantee": GUARANTEE_NONE_LOST,
+        "risk": "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back, "
+        "and every replica that could have acknowledged a commit was reached",
+    }
 
 
 # --- a fenced server reappears ---------------------------------------------------------------------------
@@ -380,7 +476,9 @@ def extra_transactions(server: ProbeResult, primary: ProbeResult) -> list[str] |
         if server.flavour == "mysql" or primary.flavour == "mysql":
             if server.gtid_executed is None or primary.gtid_executed is None:
                 return None
-            extra = MysqlGtidSet.parse(server.gtid_executed).subtract(MysqlGtidSet.parse(primary.gtid_executed))
+            extra = MysqlGtidSet.parse(server.gtid_executed).subtract(
+                MysqlGtidSet.parse(primary.gtid_executed)
+            )
             return extra.gtids()
         if server.gtid_binlog_state is None or primary.gtid_binlog_state is None:
             return None
@@ -413,8 +511,13 @@ def _writable(probe: ProbeResult) -> bool:
     return probe.read_only is False or (probe.flavour == "mysql" and probe.super_read_only is False)
 
 
-def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                may_rejoin: bool = True) -> list[FencePlan]:
+def fence_plans(
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    *,
+    may_rejoin: bool = True,
+) -> list[FencePlan]:
     """For every fenced server that answered this tick: make it read-only if it is not (in any mode, paused
     or not), then, with `autorejoin` and `may_rejoin` (no pause), rejoin it as a replica of the current
     primary when its GTIDs are a subset of the primary's, or quarantine it when it has extra ones."""
@@ -430,14 +533,24 @@ def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings:
             if writable:
                 plans.append(FencePlan(view.address, True, None, "quarantined, yet writable"))
             continue
-        if primary is None or primary.address == view.address or primary.state != c.STATE_UP \
-                or primary_probe is None or not primary_probe.reachable:
+        if (
+            primary is None
+            or primary.address == view.address
+            or primary.state != c.STATE_UP
+            or primary_probe is None
+            or not primary_probe.reachable
+        ):
             if writable:
                 plans.append(FencePlan(view.address, True, None, "writable while no other primary is up"))
             continue
         channel = probe.channel
-        following = (channel is not None and channel_points_at(channel, primary.address, primary_probe.server_id)
-                     and channel.using_gtid.lower() != "no" and channel.io_running == "Yes" and channel.sql_running)
+        following = (
+            channel is not None
+            and channel_points_at(channel, primary.address, primary_probe.server_id)
+            and channel.using_gtid.lower() != "no"
+            and channel.io_running == "Yes"
+            and channel.sql_running
+        )
         if following and not writable:
             plans.append(FencePlan(view.address, False, FENCE_SETTLED, f"replicates from {primary.address}"))
             continue
@@ -450,13 +563,28 @@ def fence_plans(topology: Topology, probes: Mapping[str, ProbeResult], settings:
         if extra is None:
             plans.append(FencePlan(view.address, writable, None, "GTIDs cannot be compared: not rejoined"))
         elif extra:
-            plans.append(FencePlan(view.address, writable, FENCE_QUARANTINE,
-                                   f"holds transactions {primary.address} lacks: {', '.join(extra)}", tuple(extra)))
+            plans.append(
+                FencePlan(
+                    view.address,
+                    writable,
+                    FENCE_QUARANTINE,
+                    f"holds transactions {primary.address} lacks: {', '.join(extra)}",
+                    tuple(extra),
+                )
+            )
         elif following:
-            plans.append(FencePlan(view.address, writable, FENCE_SETTLED, f"replicates from {primary.address}"))
+            plans.append(
+                FencePlan(view.address, writable, FENCE_SETTLED, f"replicates from {primary.address}")
+            )
         else:
-            plans.append(FencePlan(view.address, writable, FENCE_REJOIN,
-                                   f"its GTIDs are all on {primary.address}: rejoin it as a replica"))
+            plans.append(
+                FencePlan(
+                    view.address,
+                    writable,
+                    FENCE_REJOIN,
+                    f"its GTIDs are all on {primary.address}: rejoin it as a replica",
+                )
+            )
     return plans
 
 
@@ -468,7 +596,12 @@ def blind_fence_targets(topology: Topology, probes: Mapping[str, ProbeResult]) -
     out = []
     for view in topology.servers:
         probe = probes.get(view.address)
-        if view.fenced and view.address != topology.primary and probe is not None and probe.outcome == "timeout":
+        if (
+            view.fenced
+            and view.address != topology.primary
+            and probe is not None
+            and probe.outcome == "timeout"
+        ):
             out.append(view.address)
     return out
 
@@ -477,8 +610,15 @@ def blind_fence_targets(topology: Topology, probes: Mapping[str, ProbeResult]) -
 REOPEN_WITHIN_SECONDS = 3600.0
 
 
-def reopen_decision(topology: Topology, probes: Mapping[str, ProbeResult], settings: ClusterSettings, *,
-                    incident: Mapping[str, Any] | None, now: float, paused: bool) -> tuple[bool, str]:
+def reopen_decision(
+    topology: Topology,
+    probes: Mapping[str, ProbeResult],
+    settings: ClusterSettings,
+    *,
+    incident: Mapping[str, Any] | None,
+    now: float,
+    paused: bool,
+) -> tuple[bool, str]:
     """A primary that came back read-only after an incident in which no failover happened (refused, or not
     needed) gets its writes back when dbpilot is sure: automatic mode and no pause (the user's consent to
     act), the same primary as the incident's, restarted since the incident began (its uptime says so: a
@@ -520,5 +660,7 @@ def reopen_decision(topology: Topology, probes: Mapping[str, ProbeResult], setti
                 return False, f"{other.address} holds transactions it lacks"
         except GtidError:
             return False, f"{other.address}'s GTID position is unreadable"
-    return True, (f"{view.address} restarted read-only during the incident that began {now - since:.0f}s ago, "
-                  "no failover happened, and it is still the most advanced server")
+    return True, (
+        f"{view.address} restarted read-only during the incident that began {now - since:.0f}s ago, "
+        "no failover happened, and it is still the most advanced server"
+    )

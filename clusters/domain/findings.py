@@ -1,4 +1,5 @@
 """Findings: what analysis reports about a cluster (code, severity, message), and severity order."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

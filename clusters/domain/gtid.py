@@ -15,6 +15,7 @@ MySQL names transactions `source_uuid:n` and keeps real sets (`gtid_executed`, w
 `subtract`, `transactions_behind`, canonical `str`. For MySQL the "received" position of a replica is
 gtid_executed plus the channel's Retrieved_Gtid_Set (which the probe stores in `gtid_io_pos`).
 """
+
 from __future__ import annotations
 
 import re
@@ -419,7 +420,9 @@ class MariadbBinlogState:
         drop = set(gtids)
         return MariadbBinlogState(g for g in self.gtids if g not in drop)
 
-    def errant_relative_to(self, primary: MariadbBinlogState, *, primary_server_id: int | None = None) -> tuple[Gtid, ...]:
+    def errant_relative_to(
+        self, primary: MariadbBinlogState, *, primary_server_id: int | None = None
+    ) -> tuple[Gtid, ...]:
         """Entries of this (replica's) state that the primary never binlogged.
 
         An entry (d, s, n) is errant when the primary's state has no entry for (d, s) with seq >= n.
@@ -505,12 +508,18 @@ def purged_transactions_needed(replica: ProbeResult, primary: ProbeResult) -> st
     if is_mysql(replica) or is_mysql(primary):
         if primary.gtid_purged is None or replica.gtid_executed is None:
             return None
-        return str(MysqlGtidSet.parse(primary.gtid_purged).subtract(MysqlGtidSet.parse(replica.gtid_executed)))
+        return str(
+            MysqlGtidSet.parse(primary.gtid_purged).subtract(MysqlGtidSet.parse(replica.gtid_executed))
+        )
     if primary.gtid_list_of_oldest_binlog is None:
         return None
     channel = replica.channel
     resume_from = replica.gtid_current_pos
-    if channel is not None and channel.using_gtid.lower() == "slave_pos" and replica.gtid_slave_pos is not None:
+    if (
+        channel is not None
+        and channel.using_gtid.lower() == "slave_pos"
+        and replica.gtid_slave_pos is not None
+    ):
         resume_from = replica.gtid_slave_pos
     if resume_from is None:
         return None

@@ -4,6 +4,7 @@ Every check in a list is evaluated (no short-circuit), so a refused job or a 409
 that blocked it. Pure functions of plain data: times come in as epoch seconds or aware datetimes.
 Checking that no other HA job is active is the caller's (the database enforces it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,23 +49,43 @@ def _seconds(instant: Instant) -> float:
 
 def failover_mode_check(settings: ClusterSettings) -> Check:
     ok = settings.failover_mode == "automatic"
-    return Check(c.GUARD_FAILOVER_MODE, ok, "failover_mode is automatic" if ok else
-                 "failover_mode is manual: dbpilot only observes; fail over by hand or set it to automatic")
+    return Check(
+        c.GUARD_FAILOVER_MODE,
+        ok,
+        "failover_mode is automatic"
+        if ok
+        else "failover_mode is manual: dbpilot only observes; fail over by hand or set it to automatic",
+    )
 
 
 def failover_armed_check(failover_armed: bool) -> Check:
-    return Check(c.GUARD_FAILOVER_ARMED, failover_armed, "armed: the adopt job succeeded" if failover_armed else
-                 "not armed: the adopt job that prepares the replicas for automatic failover has not succeeded")
+    return Check(
+        c.GUARD_FAILOVER_ARMED,
+        failover_armed,
+        "armed: the adopt job succeeded"
+        if failover_armed
+        else "not armed: the adopt job that prepares the replicas for automatic failover has not succeeded",
+    )
 
 
 def platform_pause_check(platform_paused: bool) -> Check:
-    return Check(c.GUARD_PLATFORM_PAUSED, not platform_paused, "the platform is paused by an operator: no "
-                 "automatic action anywhere" if platform_paused else "the platform is not paused")
+    return Check(
+        c.GUARD_PLATFORM_PAUSED,
+        not platform_paused,
+        "the platform is paused by an operator: no automatic action anywhere"
+        if platform_paused
+        else "the platform is not paused",
+    )
 
 
 def cluster_pause_check(settings: ClusterSettings) -> Check:
-    return Check(c.GUARD_CLUSTER_PAUSED, not settings.paused, "the cluster is paused (setting paused): no "
-                 "automatic action" if settings.paused else "the cluster is not paused")
+    return Check(
+        c.GUARD_CLUSTER_PAUSED,
+        not settings.paused,
+        "the cluster is paused (setting paused): no automatic action"
+        if settings.paused
+        else "the cluster is not paused",
+    )
 
 
 def failover_limit_check(settings: ClusterSettings, now: Instant, failovers: Sequence[Instant]) -> Check:
@@ -78,8 +99,9 @@ def failover_limit_check(settings: ClusterSettings, now: Instant, failovers: Seq
     if limit == 0:
         return Check(c.GUARD_FAILOVER_LIMIT, True, "failover_limit is 0: no limit")
     ok = len(recent) < limit
-    detail = (f"{len(recent)} automatic failover(s) in the last {window}s, limit {limit}" +
-              ("" if ok else ": reset the failover counters once the cause is understood"))
+    detail = f"{len(recent)} automatic failover(s) in the last {window}s, limit {limit}" + (
+        "" if ok else ": reset the failover counters once the cause is understood"
+    )
     return Check(c.GUARD_FAILOVER_LIMIT, ok, detail)
 
 
@@ -89,18 +111,28 @@ def failover_interval_check(settings: ClusterSettings, now: Instant, failovers: 
         return Check(c.GUARD_FAILOVER_MIN_INTERVAL, True, "no earlier failover")
     since = _seconds(now) - max(_seconds(f) for f in failovers)
     ok = since >= minimum
-    return Check(c.GUARD_FAILOVER_MIN_INTERVAL, ok, f"last failover {since:.0f}s ago, "
-                 f"failover_min_interval_seconds {minimum}" + ("" if ok else ": too soon after the last one"))
+    return Check(
+        c.GUARD_FAILOVER_MIN_INTERVAL,
+        ok,
+        f"last failover {since:.0f}s ago, "
+        f"failover_min_interval_seconds {minimum}" + ("" if ok else ": too soon after the last one"),
+    )
 
 
-def observation_fresh_check(settings: ClusterSettings, now: Instant, last_observation_at: Instant | None) -> Check:
+def observation_fresh_check(
+    settings: ClusterSettings, now: Instant, last_observation_at: Instant | None
+) -> Check:
     limit = c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds
     if last_observation_at is None:
         return Check(c.GUARD_OBSERVATION_FRESH, False, "no observation of the cluster yet")
     age = _seconds(now) - _seconds(last_observation_at)
     ok = age <= limit
-    return Check(c.GUARD_OBSERVATION_FRESH, ok, f"latest observation {age:.1f}s old (limit {limit:g}s, "
-                 f"{c.OBSERVATION_MAX_AGE_TICKS} ticks)" + ("" if ok else ": dbpilot's view is stale"))
+    return Check(
+        c.GUARD_OBSERVATION_FRESH,
+        ok,
+        f"latest observation {age:.1f}s old (limit {limit:g}s, "
+        f"{c.OBSERVATION_MAX_AGE_TICKS} ticks)" + ("" if ok else ": dbpilot's view is stale"),
+    )
 
 
 def candidate_check(election: Election, name: str = c.GUARD_CANDIDATE) -> Check:
@@ -116,19 +148,31 @@ def errant_check(election: Election) -> Check:
     errant = [row["server"] for row in election.table if "errant" in row["flags"]]
     needed = [s.server for s in election.catch_up_from if s.errant]
     if needed:
-        return Check(c.GUARD_ERRANT, False, f"{', '.join(needed)} hold(s) errant transactions and also "
-                     "transactions the elected candidate lacks: resolve the errant transactions first")
+        return Check(
+            c.GUARD_ERRANT,
+            False,
+            f"{', '.join(needed)} hold(s) errant transactions and also "
+            "transactions the elected candidate lacks: resolve the errant transactions first",
+        )
     if errant:
-        return Check(c.GUARD_ERRANT, True, f"{', '.join(errant)} skipped for errant transactions; the candidate "
-                     "holds everything else they have")
+        return Check(
+            c.GUARD_ERRANT,
+            True,
+            f"{', '.join(errant)} skipped for errant transactions; the candidate "
+            "holds everything else they have",
+        )
     return Check(c.GUARD_ERRANT, True, "no replica has errant transactions")
 
 
 def maintenance_check(primary_maintenance: bool, election: Election) -> Check:
     in_maintenance = [row["server"] for row in election.table if "maintenance" in row["flags"]]
-    also = f"; replicas in maintenance are not candidates: {', '.join(in_maintenance)}" if in_maintenance else ""
+    also = (
+        f"; replicas in maintenance are not candidates: {', '.join(in_maintenance)}" if in_maintenance else ""
+    )
     if primary_maintenance:
-        return Check(c.GUARD_MAINTENANCE, False, "the primary is in maintenance: its failure is expected" + also)
+        return Check(
+            c.GUARD_MAINTENANCE, False, "the primary is in maintenance: its failure is expected" + also
+        )
     return Check(c.GUARD_MAINTENANCE, True, "the primary is not in maintenance" + also)
 
 
@@ -190,21 +234,36 @@ def manual_failover_checks(
     alive_states = (c.STATE_UP, c.STATE_AUTH_FAILED, c.STATE_ERROR_REPLY, c.STATE_UNREACHABLE)
     unknown = set(age_unknown)
     receiving = list(confirmation.still_receiving)
-    vouched = (bool(receiving) and all(a in unknown for a in receiving) and tick_confirmed_age is not None
-               and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds)
+    vouched = (
+        bool(receiving)
+        and all(a in unknown for a in receiving)
+        and tick_confirmed_age is not None
+        and tick_confirmed_age <= c.OBSERVATION_MAX_AGE_TICKS * settings.tick_seconds
+    )
     if primary_state in alive_states:
-        primary = Check(c.GUARD_PRIMARY_DEAD, False, f"the primary is alive (state {primary_state}): use a "
-                        "switchover")
+        primary = Check(
+            c.GUARD_PRIMARY_DEAD, False, f"the primary is alive (state {primary_state}): use a switchover"
+        )
     elif receiving and not vouched:
-        primary = Check(c.GUARD_PRIMARY_DEAD, False, f"{', '.join(receiving)} still receive(s) "
-                        "from the primary: it is alive; use a switchover")
+        primary = Check(
+            c.GUARD_PRIMARY_DEAD,
+            False,
+            f"{', '.join(receiving)} still receive(s) from the primary: it is alive; use a switchover",
+        )
     elif vouched:
-        primary = Check(c.GUARD_PRIMARY_DEAD, True, f"the primary is {primary_state or 'unknown'}; monitoring "
-                        f"confirmed its failure {tick_confirmed_age:.1f}s ago ({', '.join(receiving)}: IO thread "
-                        "still Yes, heartbeat stale as the ticks saw it)")
+        primary = Check(
+            c.GUARD_PRIMARY_DEAD,
+            True,
+            f"the primary is {primary_state or 'unknown'}; monitoring "
+            f"confirmed its failure {tick_confirmed_age:.1f}s ago ({', '.join(receiving)}: IO thread "
+            "still Yes, heartbeat stale as the ticks saw it)",
+        )
     else:
-        primary = Check(c.GUARD_PRIMARY_DEAD, True, f"the primary is {primary_state or 'unknown'} and no "
-                        "replica receives from it")
+        primary = Check(
+            c.GUARD_PRIMARY_DEAD,
+            True,
+            f"the primary is {primary_state or 'unknown'} and no replica receives from it",
+        )
     return [
         primary,
         observation_fresh_check(settings, now, last_observation_at),
@@ -224,10 +283,18 @@ def long_running_checks(primary: ProbeResult | None, settings: ClusterSettings) 
     trx = max(primary.longest_trx_seconds or 0, primary.longest_write_trx_seconds or 0)
     query = primary.longest_query_seconds or 0
     return [
-        Check(c.CHECK_LONG_TRANSACTIONS, trx <= limit, f"longest open transaction {trx}s "
-              f"(switchover_wait_trx_seconds {limit})" + ("" if trx <= limit else ": commit or end it first")),
-        Check(c.CHECK_LONG_QUERIES, query <= limit, f"longest running query {query}s "
-              f"(switchover_wait_trx_seconds {limit})" + ("" if query <= limit else ": wait for it or kill it")),
+        Check(
+            c.CHECK_LONG_TRANSACTIONS,
+            trx <= limit,
+            f"longest open transaction {trx}s "
+            f"(switchover_wait_trx_seconds {limit})" + ("" if trx <= limit else ": commit or end it first"),
+        ),
+        Check(
+            c.CHECK_LONG_QUERIES,
+            query <= limit,
+            f"longest running query {query}s "
+            f"(switchover_wait_trx_seconds {limit})" + ("" if query <= limit else ": wait for it or kill it"),
+        ),
     ]
 
 
@@ -249,7 +316,9 @@ def _replication_settings_check(candidate: str | None, probes: Mapping[str, Prob
         problems.append(f"binlog_format is {probe.binlog_format}")
     if problems:
         return Check(c.CHECK_REPLICATION_SETTINGS, False, f"candidate {candidate}: {', '.join(problems)}")
-    return Check(c.CHECK_REPLICATION_SETTINGS, True, f"candidate {candidate}: GTID, log_bin, log_slave_updates, ROW")
+    return Check(
+        c.CHECK_REPLICATION_SETTINGS, True, f"candidate {candidate}: GTID, log_bin, log_slave_updates, ROW"
+    )
 
 
 def switchover_checks(
@@ -261,38 +330,68 @@ def switchover_checks(
     """Preconditions of a switchover checked at request time from the latest tick (409 when one fails)."""
     primary = topology.primary_view
     if primary is None:
-        primary_check = Check(c.CHECK_PRIMARY_UP, False, "no primary: a switchover needs a live primary "
-                              "(use a failover)")
+        primary_check = Check(
+            c.CHECK_PRIMARY_UP, False, "no primary: a switchover needs a live primary (use a failover)"
+        )
     else:
         ok = primary.state == c.STATE_UP
         seen = probes.get(primary.address)
         why = ""
         if not ok and seen is not None and not seen.reachable:
             why = f" (its probe now: {seen.outcome}{': ' + seen.error if seen.error else ''})"
-        primary_check = Check(c.CHECK_PRIMARY_UP, ok, f"primary {primary.address} is {primary.state}{why}" +
-                              ("" if ok else ": use a failover if it is dead, or retry once it answers"))
+        primary_check = Check(
+            c.CHECK_PRIMARY_UP,
+            ok,
+            f"primary {primary.address} is {primary.state}{why}"
+            + ("" if ok else ": use a failover if it is dead, or retry once it answers"),
+        )
     replicas = [s for s in topology.servers if s.address != topology.primary and not s.maintenance]
     if settings.check_replication_state:
         stopped = [
             f"{s.address} (IO {s.replication['io_running']}, SQL {s.replication['sql_running']})"
             for s in replicas
-            if s.state == c.STATE_UP and s.replication is not None
+            if s.state == c.STATE_UP
+            and s.replication is not None
             and (s.replication["io_running"] != "Yes" or s.replication["sql_running"] != "Yes")
         ]
         unseen = [s.address for s in replicas if s.state != c.STATE_UP]
-        note = (f"; not reachable, so not repointed (repoint them to the new primary when they return: "
-                f"REPLICA_WRONG_SOURCE says so): {', '.join(unseen)}" if unseen else "")
-        state_check = Check(c.CHECK_REPLICATION_STATE, not stopped, (
-            f"replication not running on {', '.join(stopped)}" if stopped else "replication runs on every replica"
-        ) + note)
-        lagging = [f"{s.address} ({s.lag:.0f}s)" for s in replicas
-                   if s.lag is not None and s.lag > settings.max_replica_delay_seconds]
-        lag_check = Check(c.CHECK_REPLICA_LAG, not lagging, (
-            f"lagging over max_replica_delay_seconds {settings.max_replica_delay_seconds}: {', '.join(lagging)}"
-            if lagging else "no replica lags beyond max_replica_delay_seconds (intended MASTER_DELAY excluded)"))
+        note = (
+            f"; not reachable, so not repointed (repoint them to the new primary when they return: "
+            f"REPLICA_WRONG_SOURCE says so): {', '.join(unseen)}"
+            if unseen
+            else ""
+        )
+        state_check = Check(
+            c.CHECK_REPLICATION_STATE,
+            not stopped,
+            (
+                f"replication not running on {', '.join(stopped)}"
+                if stopped
+                else "replication runs on every replica"
+            )
+            + note,
+        )
+        lagging = [
+            f"{s.address} ({s.lag:.0f}s)"
+            for s in replicas
+            if s.lag is not None and s.lag > settings.max_replica_delay_seconds
+        ]
+        lag_check = Check(
+            c.CHECK_REPLICA_LAG,
+            not lagging,
+            (
+                f"lagging over max_replica_delay_seconds {settings.max_replica_delay_seconds}: {', '.join(lagging)}"
+                if lagging
+                else "no replica lags beyond max_replica_delay_seconds (intended MASTER_DELAY excluded)"
+            ),
+        )
     else:
-        state_check = Check(c.CHECK_REPLICATION_STATE, True, "not checked (check_replication_state off): "
-                            "stopped replicas are started before the catch-up wait")
+        state_check = Check(
+            c.CHECK_REPLICATION_STATE,
+            True,
+            "not checked (check_replication_state off): "
+            "stopped replicas are started before the catch-up wait",
+        )
         lag_check = Check(c.CHECK_REPLICA_LAG, True, "not checked (check_replication_state off)")
     primary_probe = probes.get(topology.primary) if topology.primary else None
     return [
@@ -316,6 +415,12 @@ def upstream_check(primary_probe: ProbeResult | None) -> Check:
     channels = primary_probe.replication if primary_probe is not None and primary_probe.reachable else ()
     if not channels:
         return Check(CHECK_UPSTREAM, True, "the primary replicates from nothing")
-    names = ", ".join(f"{ch.connection_name or 'default'} from {ch.source_host}:{ch.source_port}" for ch in channels)
-    return Check(CHECK_UPSTREAM, False, f"the primary replicates itself ({names}): a switchover would overwrite "
-                 "that channel; remove it (STOP SLAVE; RESET SLAVE ALL on the primary) or move it by hand first")
+    names = ", ".join(
+        f"{ch.connection_name or 'default'} from {ch.source_host}:{ch.source_port}" for ch in channels
+    )
+    return Check(
+        CHECK_UPSTREAM,
+        False,
+        f"the primary replicates itself ({names}): a switchover would overwrite "
+        "that channel; remove it (STOP SLAVE; RESET SLAVE ALL on the primary) or move it by hand first",
+    )

@@ -14,6 +14,7 @@ the latest of the rest) and yields one entry per minute for the 24-hour list.
 
 No Django here: the service (clusters/services/history.py) does the Redis part.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,16 @@ import re
 import struct
 from dataclasses import dataclass
 
-SERIES = ("lag", "io_running", "sql_running", "semi_sync", "connections", "reads_per_s", "writes_per_s",
-          "gtid_per_s")
+SERIES = (
+    "lag",
+    "io_running",
+    "sql_running",
+    "semi_sync",
+    "connections",
+    "reads_per_s",
+    "writes_per_s",
+    "gtid_per_s",
+)
 RANGES = {"1h": 3600, "24h": 86400}
 MINUTE = 60
 HOUR_SAMPLES = 3600  # at tick_seconds 1; a slower tick fills the hour with fewer
@@ -66,12 +75,26 @@ def _none(v: float) -> float | None:
 def pack_entry(t: float, samples: list[Sample]) -> bytes:
     parts = [_HEADER.pack(round(float(t), 3))]
     for s in samples:
-        flags = ((_IO if s.io_running else 0) | (_SQL if s.sql_running else 0) | (_SEMI if s.semi_sync else 0)
-                 | (_REPLICATING if s.io_running is not None else 0) | (_REACHABLE if s.reachable else 0)
-                 | (_SEMI_KNOWN if s.semi_sync is not None else 0))
+        flags = (
+            (_IO if s.io_running else 0)
+            | (_SQL if s.sql_running else 0)
+            | (_SEMI if s.semi_sync else 0)
+            | (_REPLICATING if s.io_running is not None else 0)
+            | (_REACHABLE if s.reachable else 0)
+            | (_SEMI_KNOWN if s.semi_sync is not None else 0)
+        )
         conns = _UNKNOWN_CONNECTIONS if s.connections is None else min(int(s.connections), 0xFFFE)
-        parts.append(_SERVER.pack(s.server_id & 0xFFFFFFFF, _nan(s.lag), flags, conns, _nan(s.reads_per_s),
-                                  _nan(s.writes_per_s), _nan(s.gtid_per_s)))
+        parts.append(
+            _SERVER.pack(
+                s.server_id & 0xFFFFFFFF,
+                _nan(s.lag),
+                flags,
+                conns,
+                _nan(s.reads_per_s),
+                _nan(s.writes_per_s),
+                _nan(s.gtid_per_s),
+            )
+        )
     return b"".join(parts)
 
 
@@ -81,14 +104,20 @@ def unpack_entry(raw: bytes) -> tuple[float, list[Sample]]:
     for offset in range(_HEADER.size, len(raw) - _SERVER.size + 1, _SERVER.size):
         sid, lag, flags, conns, rd, wr, gt = _SERVER.unpack_from(raw, offset)
         replicating = bool(flags & _REPLICATING)
-        samples.append(Sample(
-            server_id=sid, lag=_none(lag),
-            io_running=bool(flags & _IO) if replicating else None,
-            sql_running=bool(flags & _SQL) if replicating else None,
-            semi_sync=bool(flags & _SEMI) if flags & _SEMI_KNOWN else None,
-            connections=None if conns == _UNKNOWN_CONNECTIONS else conns,
-            reads_per_s=_none(rd), writes_per_s=_none(wr), gtid_per_s=_none(gt),
-            reachable=bool(flags & _REACHABLE)))
+        samples.append(
+            Sample(
+                server_id=sid,
+                lag=_none(lag),
+                io_running=bool(flags & _IO) if replicating else None,
+                sql_running=bool(flags & _SQL) if replicating else None,
+                semi_sync=bool(flags & _SEMI) if flags & _SEMI_KNOWN else None,
+                connections=None if conns == _UNKNOWN_CONNECTIONS else conns,
+                reads_per_s=_none(rd),
+                writes_per_s=_none(wr),
+                gtid_per_s=_none(gt),
+                reachable=bool(flags & _REACHABLE),
+            )
+        )
     return t, samples
 
 
@@ -145,9 +174,20 @@ class RateMemory:
                 del self.state[key]
 
 
-def make_sample(server_id: int, *, reachable: bool, lag: float | None, replication: dict | None,
-                semi_sync: bool | None, connections: int | None, reads_total: int | None,
-                writes_total: int | None, gtid_position: str | None, now: float, memory: RateMemory) -> Sample:
+def make_sample(
+    server_id: int,
+    *,
+    reachable: bool,
+    lag: float | None,
+    replication: dict | None,
+    semi_sync: bool | None,
+    connections: int | None,
+    reads_total: int | None,
+    writes_total: int | None,
+    gtid_position: str | None,
+    now: float,
+    memory: RateMemory,
+) -> Sample:
     seq = None if gtid_position is None else sum(gtid_sequence(gtid_position).values())
     reads = memory.rate(f"{server_id}:r", reads_total, now) if reachable else None
     writes = memory.rate(f"{server_id}:w", writes_total, now) if reachable else None
@@ -156,9 +196,18 @@ def make_sample(server_id: int, *, reachable: bool, lag: float | None, replicati
     if replication:
         io = replication.get("io_running") == "Yes"
         sql = replication.get("sql_running") == "Yes"
-    return Sample(server_id=server_id, lag=lag if reachable else None, io_running=io, sql_running=sql,
-                  semi_sync=semi_sync, connections=connections if reachable else None, reads_per_s=reads,
-                  writes_per_s=writes, gtid_per_s=gtid_rate, reachable=reachable)
+    return Sample(
+        server_id=server_id,
+        lag=lag if reachable else None,
+        io_running=io,
+        sql_running=sql,
+        semi_sync=semi_sync,
+        connections=connections if reachable else None,
+        reads_per_s=reads,
+        writes_per_s=writes,
+        gtid_per_s=gtid_rate,
+        reachable=reachable,
+    )
 
 
 class MinuteAggregate:
@@ -208,11 +257,20 @@ class MinuteAggregate:
     def result(self) -> list[Sample]:
         out = []
         for sid, a in self.servers.items():
-            out.append(Sample(
-                server_id=int(sid), lag=a[1], io_running=a[2] if a[12] else None,
-                sql_running=a[3] if a[12] else None, semi_sync=a[4], connections=a[5],
-                reads_per_s=a[6] / a[7] if a[7] else None, writes_per_s=a[8] / a[9] if a[9] else None,
-                gtid_per_s=a[10] / a[11] if a[11] else None, reachable=a[13]))
+            out.append(
+                Sample(
+                    server_id=int(sid),
+                    lag=a[1],
+                    io_running=a[2] if a[12] else None,
+                    sql_running=a[3] if a[12] else None,
+                    semi_sync=a[4],
+                    connections=a[5],
+                    reads_per_s=a[6] / a[7] if a[7] else None,
+                    writes_per_s=a[8] / a[9] if a[9] else None,
+                    gtid_per_s=a[10] / a[11] if a[11] else None,
+                    reachable=a[13],
+                )
+            )
         return out
 
 

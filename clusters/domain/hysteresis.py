@@ -18,6 +18,7 @@ findings are neither confirmed nor resolved (pass its address in `unobserved`).
 The tracker's state is a JSON-serializable dict (`to_state`/`from_state`) so callers can keep it in Redis
 between ticks. Time is counted in ticks (calls to `update`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,16 @@ class TrackerUpdate(NamedTuple):
 
 
 def _new_entry() -> dict[str, Any]:
-    return {"severity": "", "open": False, "flapping": False, "streak": 0, "absent": 0, "seen": [], "opens": [],
-            "opened_at": None}
+    return {
+        "severity": "",
+        "open": False,
+        "flapping": False,
+        "streak": 0,
+        "absent": 0,
+        "seen": [],
+        "opens": [],
+        "opened_at": None,
+    }
 
 
 class FindingTracker:
@@ -72,7 +81,9 @@ class FindingTracker:
                 self._tick, self._keys = tick, keys
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None, policy: HysteresisPolicy | None = None) -> FindingTracker:
+    def from_state(
+        cls, state: Mapping[str, Any] | None, policy: HysteresisPolicy | None = None
+    ) -> FindingTracker:
         return cls(state, policy)
 
     def to_state(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Only the allowlist is accepted: settings that place or identify a server, reach 
 code (`secure_file_priv`, `plugin_dir`, `init_file`, log file paths, `datadir`, ...) are refused with a
 message saying why; anything else not listed is refused as unknown. Pure Python (no Django).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,54 +28,79 @@ class Parameter:
     choices: tuple[str, ...] = ()
 
 
-ALLOWED: dict[str, Parameter] = {p.name: p for p in (
-    Parameter("max_connections", "int", True, 10, 100000),
-    Parameter("innodb_buffer_pool_size", "size", True, 32 << 20, 64 << 30),
-    Parameter("innodb_log_file_size", "size", True, 4 << 20, 4 << 30),  # dynamic since 10.9
-    Parameter("innodb_flush_log_at_trx_commit", "int", True, 0, 2),
-    Parameter("sync_binlog", "int", True, 0, 1000),
-    Parameter("innodb_io_capacity", "int", True, 100, 100000),
-    Parameter("innodb_lock_wait_timeout", "int", True, 1, 3600),
-    Parameter("lock_wait_timeout", "int", True, 1, 31536000),
-    Parameter("wait_timeout", "int", True, 1, 31536000),
-    Parameter("interactive_timeout", "int", True, 1, 31536000),
-    Parameter("max_allowed_packet", "size", True, 1 << 10, 1 << 30),
-    Parameter("tmp_table_size", "size", True, 1 << 10, 4 << 30),
-    Parameter("max_heap_table_size", "size", True, 16 << 10, 4 << 30),
-    Parameter("table_open_cache", "int", True, 10, 1000000),
-    Parameter("table_definition_cache", "int", True, 400, 2097152),
-    Parameter("thread_cache_size", "int", True, 0, 16384),
-    Parameter("long_query_time", "int", True, 0, 31536000),
-    Parameter("slow_query_log", "bool", True),
-    Parameter("binlog_expire_logs_seconds", "int", True, 3600, 8553600),
-    Parameter("character_set_server", "choice", True, choices=("utf8mb4", "latin1", "utf8mb3")),
-    Parameter("sql_mode", "choice", True, choices=(
-        "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
-        "TRADITIONAL", "ANSI", "")),
-    # Set at start-up only here (10.11 names it tx_isolation at run time).
-    Parameter("transaction_isolation", "choice", False, choices=(
-        "READ-UNCOMMITTED", "READ-COMMITTED", "REPEATABLE-READ", "SERIALIZABLE")),
-    Parameter("innodb_read_io_threads", "int", True, 1, 64),  # dynamic since 10.11
-    Parameter("innodb_write_io_threads", "int", True, 1, 64),
-    Parameter("performance_schema", "bool", False),
-)}
+ALLOWED: dict[str, Parameter] = {
+    p.name: p
+    for p in (
+        Parameter("max_connections", "int", True, 10, 100000),
+        Parameter("innodb_buffer_pool_size", "size", True, 32 << 20, 64 << 30),
+        Parameter("innodb_log_file_size", "size", True, 4 << 20, 4 << 30),  # dynamic since 10.9
+        Parameter("innodb_flush_log_at_trx_commit", "int", True, 0, 2),
+        Parameter("sync_binlog", "int", True, 0, 1000),
+        Parameter("innodb_io_capacity", "int", True, 100, 100000),
+        Parameter("innodb_lock_wait_timeout", "int", True, 1, 3600),
+        Parameter("lock_wait_timeout", "int", True, 1, 31536000),
+        Parameter("wait_timeout", "int", True, 1, 31536000),
+        Parameter("interactive_timeout", "int", True, 1, 31536000),
+        Parameter("max_allowed_packet", "size", True, 1 << 10, 1 << 30),
+        Parameter("tmp_table_size", "size", True, 1 << 10, 4 << 30),
+        Parameter("max_heap_table_size", "size", True, 16 << 10, 4 << 30),
+        Parameter("table_open_cache", "int", True, 10, 1000000),
+        Parameter("table_definition_cache", "int", True, 400, 2097152),
+        Parameter("thread_cache_size", "int", True, 0, 16384),
+        Parameter("long_query_time", "int", True, 0, 31536000),
+        Parameter("slow_query_log", "bool", True),
+        Parameter("binlog_expire_logs_seconds", "int", True, 3600, 8553600),
+        Parameter("character_set_server", "choice", True, choices=("utf8mb4", "latin1", "utf8mb3")),
+        Parameter(
+            "sql_mode",
+            "choice",
+            True,
+            choices=(
+                "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION",
+                "TRADITIONAL",
+                "ANSI",
+                "",
+            ),
+        ),
+        # Set at start-up only here (10.11 names it tx_isolation at run time).
+        Parameter(
+            "transaction_isolation",
+            "choice",
+            False,
+            choices=("READ-UNCOMMITTED", "READ-COMMITTED", "REPEATABLE-READ", "SERIALIZABLE"),
+        ),
+        Parameter("innodb_read_io_threads", "int", True, 1, 64),  # dynamic since 10.11
+        Parameter("innodb_write_io_threads", "int", True, 1, 64),
+        Parameter("performance_schema", "bool", False),
+    )
+}
 
 # Refused with a reason of their own: they reach the file system, load code, or are dbpilot's to set.
 DANGEROUS: dict[str, str] = {
     "secure_file_priv": "it opens the server's file system to SQL (LOAD DATA, SELECT ... INTO OUTFILE)",
     "plugin_dir": "it loads code from a directory",
-    "plugin_load": "it loads code", "plugin_load_add": "it loads code",
+    "plugin_load": "it loads code",
+    "plugin_load_add": "it loads code",
     "init_file": "it runs a file's statements as root at start-up",
     "init_connect": "it runs statements in every session",
-    "log_error": "log file paths are the provider's", "general_log_file": "log file paths are the provider's",
-    "slow_query_log_file": "log file paths are the provider's", "log_bin": "replication is dbpilot's to configure",
-    "log_bin_basename": "log file paths are the provider's", "relay_log": "replication is dbpilot's to configure",
-    "datadir": "the provider places the data", "tmpdir": "the provider places the data",
-    "socket": "the provider places the server", "port": "the provider places the server",
-    "bind_address": "the provider places the server", "user": "the server runs as the provider's user",
-    "server_id": "dbpilot numbers the servers", "read_only": "dbpilot opens and closes writes",
-    "gtid_strict_mode": "failover relies on it", "log_slave_updates": "failover relies on it",
-    "binlog_format": "failover relies on ROW", "local_infile": "it reads the client's or server's files",
+    "log_error": "log file paths are the provider's",
+    "general_log_file": "log file paths are the provider's",
+    "slow_query_log_file": "log file paths are the provider's",
+    "log_bin": "replication is dbpilot's to configure",
+    "log_bin_basename": "log file paths are the provider's",
+    "relay_log": "replication is dbpilot's to configure",
+    "datadir": "the provider places the data",
+    "tmpdir": "the provider places the data",
+    "socket": "the provider places the server",
+    "port": "the provider places the server",
+    "bind_address": "the provider places the server",
+    "user": "the server runs as the provider's user",
+    "server_id": "dbpilot numbers the servers",
+    "read_only": "dbpilot opens and closes writes",
+    "gtid_strict_mode": "failover relies on it",
+    "log_slave_updates": "failover relies on it",
+    "binlog_format": "failover relies on ROW",
+    "local_infile": "it reads the client's or server's files",
     "general_log": "it writes every statement, passwords included, to a file",
     "skip_grant_tables": "it disables authentication",
 }
@@ -136,7 +162,9 @@ def validate_parameters(raw: object) -> dict[str, str]:
             continue
         parameter = ALLOWED.get(key)
         if parameter is None:
-            errors[str(name)] = "unknown or not allowed: see docs/provisioning.md for the settings a parameter group may set"
+            errors[str(name)] = (
+                "unknown or not allowed: see docs/provisioning.md for the settings a parameter group may set"
+            )
             continue
         try:
             clean[key] = _normalise(parameter, value)

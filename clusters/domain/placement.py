@@ -4,6 +4,7 @@ Rules (issue 15): one server of a cluster per host; spread over zones (a zone th
 yet first); within each host's capacity (instances and memory); least loaded first; a host that is down
 takes nothing. Pure Python: the provider feeds it the pool and the cluster's current hosts.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -24,21 +25,32 @@ class HostLoad:
     down: bool = False
 
     def fits(self, memory_mb: int) -> bool:
-        return (not self.down and self.instances + 1 <= self.capacity_instances
-                and self.memory_mb + memory_mb <= self.capacity_memory_mb)
+        return (
+            not self.down
+            and self.instances + 1 <= self.capacity_instances
+            and self.memory_mb + memory_mb <= self.capacity_memory_mb
+        )
 
     @property
     def load(self) -> float:
         """The larger of the two fractions in use: the scarcer resource decides."""
-        return max(self.instances / max(self.capacity_instances, 1), self.memory_mb / max(self.capacity_memory_mb, 1))
+        return max(
+            self.instances / max(self.capacity_instances, 1), self.memory_mb / max(self.capacity_memory_mb, 1)
+        )
 
 
 class PlacementError(ValueError):
     """No host can take a server; the message says which rule left none."""
 
 
-def place(pool: Sequence[HostLoad], count: int, memory_mb: int, used_hosts: Sequence[str] = (),
-          used_zones: Sequence[str] = (), required_host: str | None = None) -> list[str]:
+def place(
+    pool: Sequence[HostLoad],
+    count: int,
+    memory_mb: int,
+    used_hosts: Sequence[str] = (),
+    used_zones: Sequence[str] = (),
+    required_host: str | None = None,
+) -> list[str]:
     """The hosts for `count` new servers of one cluster, in order. `used_hosts`/`used_zones`: where the
     cluster's existing servers are. `required_host`: the user named the host (it must obey the rules)."""
     taken = set(used_hosts)
@@ -62,8 +74,11 @@ def place(pool: Sequence[HostLoad], count: int, memory_mb: int, used_hosts: Sequ
         candidates = [h for h in pool if h.name not in taken and h.fits(memory_mb)]
         if not candidates:
             free = [h for h in pool if not h.down and h.name not in taken]
-            why = ("every host is down or already runs a server of this cluster" if not free
-                   else f"no host has room for another {memory_mb} MB server")
+            why = (
+                "every host is down or already runs a server of this cluster"
+                if not free
+                else f"no host has room for another {memory_mb} MB server"
+            )
             raise PlacementError(f"cannot place server {len(chosen) + 1} of {count}: {why}")
         best = min(candidates, key=lambda h: (zones[h.zone], h.load, h.name))
         chosen.append(best.name)

@@ -5,6 +5,7 @@ A probe either reached the server (`outcome == "ok"`) or failed in one of four d
 error (`error`). `auth_failed` and `error_reply` mean the server answered: it is alive. Fields are None when the server
 does not have the variable (e.g. MySQL has no gtid_binlog_state).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ class ReplicationChannel:
     relay_log_space: int = 0
     exec_master_log_pos: int = 0
     read_master_log_pos: int = 0
-    source_server_id: int | None = None  # Master_Server_Id: maps the source to inventory when host names differ
+    source_server_id: int | None = (
+        None  # Master_Server_Id: maps the source to inventory when host names differ
+    )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Pure: clusters.jobs.switchover_steps, failover_steps and rejoin_steps read SHOW 
 ask these functions, and apply the answer. A status row is the dict of SHOW SLAVE STATUS (MariaDB) or
 SHOW REPLICA STATUS (MySQL 8), None for a server that replicates from nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -89,8 +90,9 @@ def survivors(members: Iterable[Member], old_primary: str | None) -> list[str]:
     return [m.address for m in members if m.address != old_primary and not m.maintenance and m.reachable]
 
 
-def failover_targets(members: Iterable[Member], old_primary: str | None, new_primary: str,
-                     errant: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+def failover_targets(
+    members: Iterable[Member], old_primary: str | None, new_primary: str, errant: Iterable[str]
+) -> tuple[list[str], dict[str, str]]:
     """The survivors a failover repoints at its new primary, and every other server left out with why
     (errant transactions, maintenance, not reachable). The old primary is neither: it is fenced."""
     members = list(members)
@@ -100,8 +102,11 @@ def failover_targets(members: Iterable[Member], old_primary: str | None, new_pri
     left_out = {
         **{a: LEFT_OUT_ERRANT for a in sorted(errant)},
         **{m.address: LEFT_OUT_MAINTENANCE for m in members if m.maintenance and m.address != old_primary},
-        **{m.address: LEFT_OUT_UNREACHABLE for m in members
-           if m.address != old_primary and m.address not in reachable and not m.maintenance},
+        **{
+            m.address: LEFT_OUT_UNREACHABLE
+            for m in members
+            if m.address != old_primary and m.address not in reachable and not m.maintenance
+        },
     }
     return targets, left_out
 

@@ -1,4 +1,5 @@
 """Cluster settings: defaults, types and validation (the contract of design.md)."""
+
 from __future__ import annotations
 
 import re
@@ -114,7 +115,9 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
                 errors[key] = f"must be one of {', '.join(_CHOICES[key])}"
                 continue
             if key in _HOOKS and value and not HOOK_NAME.match(value):
-                errors[key] = "must be the name of a script in the hooks directory (letters, digits, . _ -; no path)"
+                errors[key] = (
+                    "must be the name of a script in the hooks directory (letters, digits, . _ -; no path)"
+                )
                 continue
         base[key] = value
     if errors:
@@ -124,6 +127,10 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
     # Checked when either is changed (settings saved before this rule still load; the failover job
     # refuses to promote with them): a required fence with no hook would be a silent promotion.
     if ("fence_required" in changes or "fence" in changes) and base["fence_required"] and not base["fence"]:
-        raise SettingsError({"fence_required": "fence_required needs a fence hook: set fence to the name of a "
-                                               "script in the hooks directory, or set fence_required to false"})
+        raise SettingsError(
+            {
+                "fence_required": "fence_required needs a fence hook: set fence to the name of a "
+                "script in the hooks directory, or set fence_required to false"
+            }
+        )
     return ClusterSettings(**base)

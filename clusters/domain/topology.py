@@ -13,6 +13,7 @@ and the consecutive failed-probe counts. It names the primary even when the pict
 So with the primary down, it is the server the replicas still point at; with two writable servers, the
 one the replicas follow. Every finding code is documented in docs/findings.md.
 """
+
 from __future__ import annotations
 
 import re
@@ -104,7 +105,9 @@ class Topology:
         return tuple(f for f in self.findings if f.server == address)
 
     def as_dict(self) -> dict[str, Any]:
-        observed = self.observed_at.isoformat() if isinstance(self.observed_at, datetime) else self.observed_at
+        observed = (
+            self.observed_at.isoformat() if isinstance(self.observed_at, datetime) else self.observed_at
+        )
         return {
             "primary": self.primary,
             "servers": [s.as_dict() for s in self.servers],
@@ -146,8 +149,14 @@ def analyze(
 class _Analysis:
     """The working state of one `analyze` call."""
 
-    def __init__(self, inventory: Sequence[InventoryServer], probes: Mapping[str, ProbeResult],
-                 settings: ClusterSettings, failures: Mapping[str, int], known_primary: str | None):
+    def __init__(
+        self,
+        inventory: Sequence[InventoryServer],
+        probes: Mapping[str, ProbeResult],
+        settings: ClusterSettings,
+        failures: Mapping[str, int],
+        known_primary: str | None,
+    ):
         self.inventory = list(inventory)
         self.settings = settings
         self.known_primary = known_primary
@@ -176,7 +185,9 @@ class _Analysis:
 
     def _unique_server_ids(self) -> dict[int, str]:
         seen = Counter(p.server_id for p in self.up.values() if p.server_id is not None)
-        return {p.server_id: a for a, p in self.up.items() if p.server_id is not None and seen[p.server_id] == 1}
+        return {
+            p.server_id: a for a, p in self.up.items() if p.server_id is not None and seen[p.server_id] == 1
+        }
 
     def _resolve(self, channel: ReplicationChannel) -> str | None:
         source = source_address(channel)
@@ -222,7 +233,8 @@ class _Analysis:
         order = {s.address: i for i, s in enumerate(self.inventory)}
         fenced = {s.address for s in self.inventory if s.fenced}
         candidates = [
-            s.address for s in self.inventory
+            s.address
+            for s in self.inventory
             if not self._replicates_in_cluster(s.address) or self._writable(s.address)
         ]
         if not candidates:
@@ -239,7 +251,12 @@ class _Analysis:
             )
 
         best = max(candidates, key=rank)
-        if self.followers[best] or self._writable(best) or best == self.known_primary or len(self.inventory) == 1:
+        if (
+            self.followers[best]
+            or self._writable(best)
+            or best == self.known_primary
+            or len(self.inventory) == 1
+        ):
             return best
         return None
 
@@ -249,7 +266,8 @@ class _Analysis:
         primary = self._choose_primary()
         states = {s.address: self._base_state(s.address) for s in self.inventory}
         receiving_from_primary = [
-            a for a, src in self.sources.items()
+            a
+            for a, src in self.sources.items()
             if primary is not None and src == primary and a != primary and channel_receiving(self.channels[a])
         ]
         if primary is not None and states[primary] == c.STATE_DOWN and receiving_from_primary:
@@ -268,7 +286,8 @@ class _Analysis:
 
         views = tuple(self._view(s) for s in self.inventory)
         edges = tuple(
-            (a, src if src is not None else source_address(self.channels[a])) for a, src in self.sources.items()
+            (a, src if src is not None else source_address(self.channels[a]))
+            for a, src in self.sources.items()
         )
         return Topology(
             primary=primary,
@@ -335,9 +354,7 @@ class _Analysis:
     # --- findings ---
 
     def _cluster_findings(self) -> None:
-        writable_roots = [
-            a for a in self.up if self._writable(a) and not self._replicates_in_cluster(a)
-        ]
+        writable_roots = [a for a in self.up if self._writable(a) and not self._replicates_in_cluster(a)]
         if len(writable_roots) > 1:
             others = [a for a in writable_roots if a != self.primary]
             self._add(
@@ -360,11 +377,15 @@ class _Analysis:
         replicas = [a for a, src in self.sources.items() if src == self.primary and a != self.primary]
         if not replicas:
             if len(self.inventory) == 1:
-                message = (f"{self.primary} is a one-server cluster: there is no replica to fail over to. "
-                           "Add a replica to make it highly available.")
+                message = (
+                    f"{self.primary} is a one-server cluster: there is no replica to fail over to. "
+                    "Add a replica to make it highly available."
+                )
             else:
-                message = (f"No reachable server replicates from the primary {self.primary}: there is no "
-                           "replica to fail over to. Repair or repoint the replicas.")
+                message = (
+                    f"No reachable server replicates from the primary {self.primary}: there is no "
+                    "replica to fail over to. Repair or repoint the replicas."
+                )
             self._add(c.NO_REPLICA, message, servers=len(self.inventory))
         versions = {a: p.version for a, p in self.up.items() if p.version}
         numbers = {f"{self.up[a].flavour} {_version_number(v)}".strip() for a, v in versions.items()}
@@ -383,22 +404,42 @@ class _Analysis:
         failed = self.failures[address]
         outcome = f"{probe.outcome}: {probe.error}".rstrip(": ") if probe is not None else "not probed"
         if server.maintenance:
-            self._add(c.SERVER_MAINTENANCE, f"Primary {address} is in maintenance: automatic failover is "
-                      "held back while it is. Turn maintenance off when the work is done.", address)
+            self._add(
+                c.SERVER_MAINTENANCE,
+                f"Primary {address} is in maintenance: automatic failover is "
+                "held back while it is. Turn maintenance off when the work is done.",
+                address,
+            )
         if state == c.STATE_SUSPECT:
-            self._add(c.PRIMARY_SUSPECT, f"Primary {address} failed {failed} of {self.settings.failcount} "
-                      f"probes ({outcome}); dbpilot is re-probing it.", address,
-                      failures=failed, outcome=probe.outcome if probe else None, receiving=receiving)
+            self._add(
+                c.PRIMARY_SUSPECT,
+                f"Primary {address} failed {failed} of {self.settings.failcount} "
+                f"probes ({outcome}); dbpilot is re-probing it.",
+                address,
+                failures=failed,
+                outcome=probe.outcome if probe else None,
+                receiving=receiving,
+            )
         elif state == c.STATE_UNREACHABLE:
-            self._add(c.PRIMARY_UNREACHABLE, f"dbpilot cannot reach primary {address} ({failed} failed probes, "
-                      f"{outcome}) but {', '.join(receiving)} still receive(s) from it: only the control plane "
-                      "lost it, so there is no failover. Check the network between dbpilot and the primary.",
-                      address, failures=failed, receiving=receiving)
+            self._add(
+                c.PRIMARY_UNREACHABLE,
+                f"dbpilot cannot reach primary {address} ({failed} failed probes, "
+                f"{outcome}) but {', '.join(receiving)} still receive(s) from it: only the control plane "
+                "lost it, so there is no failover. Check the network between dbpilot and the primary.",
+                address,
+                failures=failed,
+                receiving=receiving,
+            )
         elif state == c.STATE_DOWN:
-            self._add(c.PRIMARY_DOWN, f"Primary {address} is down: {failed} consecutive failed probes "
-                      f"({outcome}) and no reachable replica receives from it. With failover_mode automatic "
-                      "dbpilot fails over once the replicas confirm; otherwise start a failover.", address,
-                      failures=failed, outcome=probe.outcome if probe else None)
+            self._add(
+                c.PRIMARY_DOWN,
+                f"Primary {address} is down: {failed} consecutive failed probes "
+                f"({outcome}) and no reachable replica receives from it. With failover_mode automatic "
+                "dbpilot fails over once the replicas confirm; otherwise start a failover.",
+                address,
+                failures=failed,
+                outcome=probe.outcome if probe else None,
+            )
         elif state == c.STATE_AUTH_FAILED:
             self._auth_failed(address)
         elif state == c.STATE_ERROR_REPLY:
@@ -407,57 +448,99 @@ class _Analysis:
             return
         primary_probe = self.up[address]
         if primary_probe.read_only:
-            self._add(c.PRIMARY_READ_ONLY, f"Primary {address} is read-only: applications cannot write. "
-                      "Set read_only=OFF on it if it should take writes, or run a switchover.", address)
+            self._add(
+                c.PRIMARY_READ_ONLY,
+                f"Primary {address} is read-only: applications cannot write. "
+                "Set read_only=OFF on it if it should take writes, or run a switchover.",
+                address,
+            )
         channel = self.channels.get(address)
         if channel is not None:
-            self._add(c.PRIMARY_HAS_SOURCE, f"Primary {address} still has replication configured from "
-                      f"{source_address(channel)}: run STOP SLAVE; RESET SLAVE ALL on it so it cannot apply "
-                      "another server's writes.", address, source=source_address(channel),
-                      io_running=channel.io_running)
+            self._add(
+                c.PRIMARY_HAS_SOURCE,
+                f"Primary {address} still has replication configured from "
+                f"{source_address(channel)}: run STOP SLAVE; RESET SLAVE ALL on it so it cannot apply "
+                "another server's writes.",
+                address,
+                source=source_address(channel),
+                io_running=channel.io_running,
+            )
         self._semi_sync_primary(address, primary_probe)
 
     def _semi_sync_primary(self, address: str, probe: ProbeResult) -> None:
         if self.settings.semi_sync and probe.semi_sync_master_enabled is False:
-            self._add(c.SEMI_SYNC_OFF, f"Semi-sync is expected but off on primary {address}: commits are "
-                      "acknowledged before any replica has them. Set rpl_semi_sync_master_enabled=ON.", address)
+            self._add(
+                c.SEMI_SYNC_OFF,
+                f"Semi-sync is expected but off on primary {address}: commits are "
+                "acknowledged before any replica has them. Set rpl_semi_sync_master_enabled=ON.",
+                address,
+            )
         elif probe.semi_sync_master_enabled and probe.semi_sync_master_status is False:
-            self._add(c.SEMI_SYNC_INACTIVE, f"Semi-sync is enabled on primary {address} but inactive: it fell "
-                      "back to asynchronous replication (no replica acknowledged within the timeout), so a "
-                      "failover now can lose acknowledged writes. Check the semi-sync replicas.", address,
-                      clients=probe.semi_sync_master_clients)
+            self._add(
+                c.SEMI_SYNC_INACTIVE,
+                f"Semi-sync is enabled on primary {address} but inactive: it fell "
+                "back to asynchronous replication (no replica acknowledged within the timeout), so a "
+                "failover now can lose acknowledged writes. Check the semi-sync replicas.",
+                address,
+                clients=probe.semi_sync_master_clients,
+            )
         wants_semi_sync = self.settings.semi_sync or probe.semi_sync_master_enabled
         wait_point = (probe.semi_sync_wait_point or "").upper()
         if wants_semi_sync and wait_point and wait_point != "AFTER_SYNC":
-            self._add(c.SEMI_SYNC_WAIT_POINT, f"Primary {address} runs rpl_semi_sync_master_wait_point="
-                      f"{wait_point}: other sessions can read a transaction no replica has yet. "
-                      "Set it to AFTER_SYNC.", address, wait_point=wait_point)
+            self._add(
+                c.SEMI_SYNC_WAIT_POINT,
+                f"Primary {address} runs rpl_semi_sync_master_wait_point="
+                f"{wait_point}: other sessions can read a transaction no replica has yet. "
+                "Set it to AFTER_SYNC.",
+                address,
+                wait_point=wait_point,
+            )
 
     def _error_reply(self, address: str, *, primary: bool) -> None:
         probe = self.probes.get(address)
         errno = probe.errno if probe is not None else None
         error = probe.error if probe is not None else ""
-        consequence = ("it is alive, so this is no reason to fail over (no failover); applications are "
-                       "likely refused too. " if primary else "it is alive. ")
-        self._add(c.SERVER_ERROR_REPLY, f"{address} answers dbpilot with an error ({error}): {consequence}"
-                  "Raise max_connections or the user's limits, or find what holds the connections.",
-                  address, errno=errno)
+        consequence = (
+            "it is alive, so this is no reason to fail over (no failover); applications are "
+            "likely refused too. "
+            if primary
+            else "it is alive. "
+        )
+        self._add(
+            c.SERVER_ERROR_REPLY,
+            f"{address} answers dbpilot with an error ({error}): {consequence}"
+            "Raise max_connections or the user's limits, or find what holds the connections.",
+            address,
+            errno=errno,
+        )
 
     def _auth_failed(self, address: str) -> None:
-        self._add(c.AUTH_FAILED, f"{address} refuses dbpilot's credentials (access denied): update the "
-                  "cluster's credentials or the user's grants on that server.", address)
+        self._add(
+            c.AUTH_FAILED,
+            f"{address} refuses dbpilot's credentials (access denied): update the "
+            "cluster's credentials or the user's grants on that server.",
+            address,
+        )
 
     def _other_findings(self, server: InventoryServer) -> None:
         address = server.address
         state = self.states[address]
         probe = self.up.get(address)
         if server.maintenance:
-            self._add(c.SERVER_MAINTENANCE, f"{address} is in maintenance: it is never elected and its "
-                      "replication health is not reported. Turn maintenance off when the work is done.", address)
+            self._add(
+                c.SERVER_MAINTENANCE,
+                f"{address} is in maintenance: it is never elected and its "
+                "replication health is not reported. Turn maintenance off when the work is done.",
+                address,
+            )
         if server.quarantined:
-            self._add(c.SERVER_QUARANTINED, f"{address} is quarantined: it holds transactions the cluster "
-                      "lacks and will not rejoin by itself. Rebuild it from the primary, or recover those "
-                      "transactions first.", address)
+            self._add(
+                c.SERVER_QUARANTINED,
+                f"{address} is quarantined: it holds transactions the cluster "
+                "lacks and will not rejoin by itself. Rebuild it from the primary, or recover those "
+                "transactions first.",
+                address,
+            )
         if server.maintenance:
             pass  # expected to be stopped or rebuilt: reachability is not news
         elif state == c.STATE_AUTH_FAILED:
@@ -467,10 +550,16 @@ class _Analysis:
         elif state in (c.STATE_SUSPECT, c.STATE_DOWN):
             probe_failed = self.probes.get(address)
             outcome = probe_failed.outcome if probe_failed else "not probed"
-            self._add(c.REPLICA_UNREACHABLE, f"{address} is {state}: {self.failures[address]} consecutive "
-                      f"failed probes ({outcome}). It cannot be failed over to; check that the server runs "
-                      "and that dbpilot can reach it.", address, state=state, failures=self.failures[address],
-                      outcome=outcome)
+            self._add(
+                c.REPLICA_UNREACHABLE,
+                f"{address} is {state}: {self.failures[address]} consecutive "
+                f"failed probes ({outcome}). It cannot be failed over to; check that the server runs "
+                "and that dbpilot can reach it.",
+                address,
+                state=state,
+                failures=self.failures[address],
+                outcome=outcome,
+            )
         if probe is None:
             return
         self._safety_findings(server, probe)
@@ -480,25 +569,40 @@ class _Analysis:
         if channel is None:
             if not server.quarantined:
                 target = f"a replica of {self.primary}" if self.primary else "a replica of the primary"
-                self._add(c.SERVER_NOT_REPLICATING, f"{address} is not the primary and replicates from nothing:"
-                          f" make it {target} (CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos).", address)
+                self._add(
+                    c.SERVER_NOT_REPLICATING,
+                    f"{address} is not the primary and replicates from nothing:"
+                    f" make it {target} (CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos).",
+                    address,
+                )
         else:
             self._channel_findings(address, channel)
         if self.settings.semi_sync and probe.semi_sync_slave_enabled is False:
-            self._add(c.SEMI_SYNC_OFF, f"Semi-sync is expected but off on replica {address}: it never "
-                      "acknowledges commits. Set rpl_semi_sync_slave_enabled=ON and restart its IO thread.",
-                      address)
+            self._add(
+                c.SEMI_SYNC_OFF,
+                f"Semi-sync is expected but off on replica {address}: it never "
+                "acknowledges commits. Set rpl_semi_sync_slave_enabled=ON and restart its IO thread.",
+                address,
+            )
 
     def _safety_findings(self, server: InventoryServer, probe: ProbeResult) -> None:
         """Findings reported even for servers in maintenance: they can lose or diverge data."""
         address = server.address
         if probe.read_only is False:
             if server.fenced:
-                self._add(c.FENCED_SERVER_WRITABLE, f"{address} was demoted or failed over away from, yet it "
-                          "is writable: set read_only=ON on it now (dbpilot fences it at the next tick).", address)
+                self._add(
+                    c.FENCED_SERVER_WRITABLE,
+                    f"{address} was demoted or failed over away from, yet it "
+                    "is writable: set read_only=ON on it now (dbpilot fences it at the next tick).",
+                    address,
+                )
             if self.settings.replicas_read_only and address not in self.writable_roots:
-                self._add(c.REPLICA_NOT_READ_ONLY, f"{address} is not the primary but is writable: writes to it "
-                          "become errant transactions. Set read_only=ON on it.", address)
+                self._add(
+                    c.REPLICA_NOT_READ_ONLY,
+                    f"{address} is not the primary but is writable: writes to it "
+                    "become errant transactions. Set read_only=ON on it.",
+                    address,
+                )
         primary_probe = self.up.get(self.primary) if self.primary else None
         if primary_probe is None:
             return
@@ -506,78 +610,150 @@ class _Analysis:
             errant = errant_gtids(probe, primary_probe)
             purged = purged_transactions_needed(probe, primary_probe)
         except GtidError as exc:
-            self._add(c.GTID_UNREADABLE, f"The GTIDs of {address} or of the primary {self.primary} cannot be "
-                      f"read ({exc}): errant and purged transactions cannot be checked. Report this to the "
-                      "dbpilot operators with the values shown.", address, error=str(exc))
+            self._add(
+                c.GTID_UNREADABLE,
+                f"The GTIDs of {address} or of the primary {self.primary} cannot be "
+                f"read ({exc}): errant and purged transactions cannot be checked. Report this to the "
+                "dbpilot operators with the values shown.",
+                address,
+                error=str(exc),
+            )
             return
         if errant:
-            self._add(c.ERRANT_GTID, f"{address} has transactions the primary {self.primary} never had: "
-                      f"{', '.join(errant)}. It cannot be promoted safely and a replica of it may break; "
-                      "remove them (or rebuild the server) after checking what they changed.", address,
-                      gtids=errant)
+            self._add(
+                c.ERRANT_GTID,
+                f"{address} has transactions the primary {self.primary} never had: "
+                f"{', '.join(errant)}. It cannot be promoted safely and a replica of it may break; "
+                "remove them (or rebuild the server) after checking what they changed.",
+                address,
+                gtids=errant,
+            )
         if purged and not server.maintenance:
-            self._add(c.BINLOG_PURGED_NEEDED, f"{address} still needs transactions {purged} that the primary "
-                      f"{self.primary} has already purged from its binary logs: it cannot catch up by "
-                      "replication. Rebuild it from a backup or a clone of a current server.", address,
-                      missing=purged)
+            self._add(
+                c.BINLOG_PURGED_NEEDED,
+                f"{address} still needs transactions {purged} that the primary "
+                f"{self.primary} has already purged from its binary logs: it cannot catch up by "
+                "replication. Rebuild it from a backup or a clone of a current server.",
+                address,
+                missing=purged,
+            )
 
     def _channel_findings(self, address: str, channel: ReplicationChannel) -> None:
         source = self.sources[address]
         if self.primary is not None and source != self.primary:
             named = source or source_address(channel)
             where = "a server outside this cluster" if source is None else "not the primary"
-            self._add(c.REPLICA_WRONG_SOURCE, f"{address} replicates from {named}, {where}: repoint it to "
-                      f"{self.primary} (CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos).", address,
-                      source=named, primary=self.primary)
+            self._add(
+                c.REPLICA_WRONG_SOURCE,
+                f"{address} replicates from {named}, {where}: repoint it to "
+                f"{self.primary} (CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos).",
+                address,
+                source=named,
+                primary=self.primary,
+            )
         primary_failing = source == self.primary and self.states.get(self.primary or "") != c.STATE_UP
         if channel.io_running != "Yes" and not primary_failing:
-            error = f" Last IO error {channel.last_io_errno}: {channel.last_io_error}" if channel.last_io_errno else ""
-            self._add(c.REPLICA_IO_STOPPED, f"The IO thread of {address} is {channel.io_running}: it receives "
-                      f"nothing from {source or source_address(channel)}.{error} Fix the cause and run START "
-                      "SLAVE.", address, io_running=channel.io_running, last_io_errno=channel.last_io_errno,
-                      last_io_error=channel.last_io_error)
+            error = (
+                f" Last IO error {channel.last_io_errno}: {channel.last_io_error}"
+                if channel.last_io_errno
+                else ""
+            )
+            self._add(
+                c.REPLICA_IO_STOPPED,
+                f"The IO thread of {address} is {channel.io_running}: it receives "
+                f"nothing from {source or source_address(channel)}.{error} Fix the cause and run START "
+                "SLAVE.",
+                address,
+                io_running=channel.io_running,
+                last_io_errno=channel.last_io_errno,
+                last_io_error=channel.last_io_error,
+            )
         elif channel.io_running == "Yes" and heartbeat_stale(channel) and not primary_failing:
-            self._add(c.REPLICA_NOT_RECEIVING, f"{address} says its IO thread runs but has received nothing "
-                      f"for {channel.last_heartbeat_age_seconds:.0f}s (heartbeat period "
-                      f"{channel.heartbeat_period:g}s): the connection to its source is stuck. Check the "
-                      "network between them.", address, age_seconds=channel.last_heartbeat_age_seconds)
+            self._add(
+                c.REPLICA_NOT_RECEIVING,
+                f"{address} says its IO thread runs but has received nothing "
+                f"for {channel.last_heartbeat_age_seconds:.0f}s (heartbeat period "
+                f"{channel.heartbeat_period:g}s): the connection to its source is stuck. Check the "
+                "network between them.",
+                address,
+                age_seconds=channel.last_heartbeat_age_seconds,
+            )
         if not channel.sql_running:
-            error = (f" Last SQL error {channel.last_sql_errno}: {channel.last_sql_error}"
-                     if channel.last_sql_errno else "")
-            self._add(c.REPLICA_SQL_STOPPED, f"The SQL thread of {address} is stopped: it applies nothing."
-                      f"{error} Fix the cause and run START SLAVE.", address,
-                      last_sql_errno=channel.last_sql_errno, last_sql_error=channel.last_sql_error)
+            error = (
+                f" Last SQL error {channel.last_sql_errno}: {channel.last_sql_error}"
+                if channel.last_sql_errno
+                else ""
+            )
+            self._add(
+                c.REPLICA_SQL_STOPPED,
+                f"The SQL thread of {address} is stopped: it applies nothing."
+                f"{error} Fix the cause and run START SLAVE.",
+                address,
+                last_sql_errno=channel.last_sql_errno,
+                last_sql_error=channel.last_sql_error,
+            )
         lag = effective_lag(channel)
         if lag is not None and lag > self.settings.max_replica_delay_seconds:
             delay = f" beyond its intended MASTER_DELAY of {channel.sql_delay}s" if channel.sql_delay else ""
-            self._add(c.REPLICA_LAGGING, f"{address} is {lag:.0f}s behind its source{delay} (limit "
-                      f"max_replica_delay_seconds={self.settings.max_replica_delay_seconds}): it is not "
-                      "electable until it catches up.", address, lag=lag, seconds_behind=channel.seconds_behind,
-                      sql_delay=channel.sql_delay)
+            self._add(
+                c.REPLICA_LAGGING,
+                f"{address} is {lag:.0f}s behind its source{delay} (limit "
+                f"max_replica_delay_seconds={self.settings.max_replica_delay_seconds}): it is not "
+                "electable until it catches up.",
+                address,
+                lag=lag,
+                seconds_behind=channel.seconds_behind,
+                sql_delay=channel.sql_delay,
+            )
         if channel.using_gtid.lower() == "no":
-            self._add(c.GTID_NOT_USED, f"{address} replicates by binlog file and position, not by GTID: "
-                      "failover cannot repoint it safely. Run CHANGE MASTER TO MASTER_USE_GTID=slave_pos "
-                      "(MySQL: SOURCE_AUTO_POSITION=1).", address)
+            self._add(
+                c.GTID_NOT_USED,
+                f"{address} replicates by binlog file and position, not by GTID: "
+                "failover cannot repoint it safely. Run CHANGE MASTER TO MASTER_USE_GTID=slave_pos "
+                "(MySQL: SOURCE_AUTO_POSITION=1).",
+                address,
+            )
 
     def _settings_findings(self, address: str) -> None:
         probe = self.up[address]
         if probe.log_bin is False:
-            self._add(c.LOG_BIN_OFF, f"Binary logging is off on {address}: it cannot be a primary, and a "
-                      "primary without it cannot have replicas. Enable log_bin (needs a restart).", address)
+            self._add(
+                c.LOG_BIN_OFF,
+                f"Binary logging is off on {address}: it cannot be a primary, and a "
+                "primary without it cannot have replicas. Enable log_bin (needs a restart).",
+                address,
+            )
         if probe.log_slave_updates is False and len(self.inventory) > 1:
-            self._add(c.LOG_SLAVE_UPDATES_OFF, f"log_slave_updates is off on {address}: its binary log lacks "
-                      "replicated transactions, so after a promotion the other replicas cannot catch up from "
-                      "it. Enable log_slave_updates.", address)
+            self._add(
+                c.LOG_SLAVE_UPDATES_OFF,
+                f"log_slave_updates is off on {address}: its binary log lacks "
+                "replicated transactions, so after a promotion the other replicas cannot catch up from "
+                "it. Enable log_slave_updates.",
+                address,
+            )
         fmt = (probe.binlog_format or "").upper()
         if probe.log_bin is not False and fmt and fmt != "ROW":
-            self._add(c.BINLOG_FORMAT_NOT_ROW, f"{address} logs in binlog_format={fmt}: statement-based "
-                      "replication can diverge replicas. Set binlog_format=ROW.", address, binlog_format=fmt)
+            self._add(
+                c.BINLOG_FORMAT_NOT_ROW,
+                f"{address} logs in binlog_format={fmt}: statement-based "
+                "replication can diverge replicas. Set binlog_format=ROW.",
+                address,
+                binlog_format=fmt,
+            )
         if probe.flavour == "mysql":
             if probe.gtid_mode is not None and probe.gtid_mode.upper() != "ON":
-                self._add(c.GTID_NOT_USED, f"gtid_mode is {probe.gtid_mode} on {address}: failover by GTID "
-                          "needs gtid_mode=ON and enforce_gtid_consistency=ON.", address, gtid_mode=probe.gtid_mode)
+                self._add(
+                    c.GTID_NOT_USED,
+                    f"gtid_mode is {probe.gtid_mode} on {address}: failover by GTID "
+                    "needs gtid_mode=ON and enforce_gtid_consistency=ON.",
+                    address,
+                    gtid_mode=probe.gtid_mode,
+                )
         elif probe.gtid_strict_mode is False:
-            self._add(c.GTID_STRICT_MODE_OFF, f"gtid_strict_mode is off on {address}: an out-of-order or "
-                      "duplicate GTID is accepted silently and errant transactions hide in gtid_current_pos. "
-                      "Set gtid_strict_mode=ON.", address)
-
+            self._add(
+                c.GTID_STRICT_MODE_OFF,
+                f"gtid_strict_mode is off on {address}: an out-of-order or "
+                "duplicate GTID is accepted silently and errant transactions hide in gtid_current_pos. "
+                "Set gtid_strict_mode=ON.",
+                address,
+            )

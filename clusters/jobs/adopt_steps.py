@@ -14,6 +14,7 @@ Nothing here is undone by an abort: each change is what the cluster should have 
 stays unarmed. Values set with SET GLOBAL do not survive a server restart: put them in the servers'
 configuration too (docs/failover.md).
 """
+
 from __future__ import annotations
 
 import time
@@ -44,7 +45,8 @@ def _setup(ctx: HaContext, address: str) -> plan.ReplicaSetup:
     period = status.get("Slave_heartbeat_period")
     return plan.ReplicaSetup(
         address=address,
-        using_gtid=status.get("Using_Gtid") or ("Slave_Pos" if str(status.get("Auto_Position", "")) == "1" else "No"),
+        using_gtid=status.get("Using_Gtid")
+        or ("Slave_Pos" if str(status.get("Auto_Position", "")) == "1" else "No"),
         connect_retry=int(status["Connect_Retry"]) if status.get("Connect_Retry") not in (None, "") else None,
         heartbeat_period=float(period) if period not in (None, "") else None,
         slave_net_timeout=int(row["slave_net_timeout"]) if row.get("slave_net_timeout") is not None else None,
@@ -58,26 +60,49 @@ def inspect(ctx: HaContext) -> StepOutcome:
     topology = ctx.probe()
     primary = topology.primary_view
     if primary is None or primary.state != "up":
-        detail = f"a live primary is needed to adopt the cluster (primary {primary.address if primary else 'unknown'}" \
-                 f"{', ' + primary.state if primary else ''})"
+        detail = (
+            f"a live primary is needed to adopt the cluster (primary {primary.address if primary else 'unknown'}"
+            f"{', ' + primary.state if primary else ''})"
+        )
         raise StepRefused(detail, [{"name": "primary_up", "ok": False, "detail": detail}])
-    replicas = [s.address for s in topology.servers
-                if s.address != primary.address and s.state == "up" and not s.maintenance
-                and s.replication is not None and s.replication.get("source") == primary.address]
+    replicas = [
+        s.address
+        for s in topology.servers
+        if s.address != primary.address
+        and s.state == "up"
+        and not s.maintenance
+        and s.replication is not None
+        and s.replication.get("source") == primary.address
+    ]
     ctx.state.primary = primary.address
     ctx.state.replicas = replicas
     changes = {a: plan.adopt_changes(_setup(ctx, a), ctx.settings) for a in replicas}
     ctx.state.changes = {a: ch.describe() for a, ch in changes.items()}
     problems = [ch.problem for ch in changes.values() if ch.problem]
-    checks = [{"name": "replication_by_gtid", "ok": not problems,
-               "detail": "; ".join(problems) or "every replica replicates by GTID"}]
+    checks = [
+        {
+            "name": "replication_by_gtid",
+            "ok": not problems,
+            "detail": "; ".join(problems) or "every replica replicates by GTID",
+        }
+    ]
     if not replicas:
-        checks.append({"name": "replicas", "ok": False, "detail": "no reachable replica replicates from the primary"})
+        checks.append(
+            {"name": "replicas", "ok": False, "detail": "no reachable replica replicates from the primary"}
+        )
     if problems or not replicas:
         raise StepRefused("cannot adopt: " + "; ".join(ch["detail"] for ch in checks if not ch["ok"]), checks)
-    unseen = [s.address for s in topology.servers if s.address != primary.address and s.address not in replicas]
-    note = f"; not adopted (down, in maintenance or not replicating from the primary): {', '.join(unseen)}" if unseen else ""
-    return Done(f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.state.changes.items()) + note)
+    unseen = [
+        s.address for s in topology.servers if s.address != primary.address and s.address not in replicas
+    ]
+    note = (
+        f"; not adopted (down, in maintenance or not replicating from the primary): {', '.join(unseen)}"
+        if unseen
+        else ""
+    )
+    return Done(
+        f"primary {primary.address}; " + "; ".join(f"{a}: {d}" for a, d in ctx.state.changes.items()) + note
+    )
 
 
 def _wait_io(ctx: HaContext, address: str) -> None:
@@ -88,9 +113,11 @@ def _wait_io(ctx: HaContext, address: str) -> None:
         if status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes":
             return
         if time.monotonic() > deadline:
-            raise StepFailed(f"{address}: replication did not run again within {IO_RECONNECT_TIMEOUT_SECONDS:g}s "
-                             f"(IO {status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')}: "
-                             f"{status.get('Last_IO_Error') or status.get('Last_SQL_Error') or ''})")
+            raise StepFailed(
+                f"{address}: replication did not run again within {IO_RECONNECT_TIMEOUT_SECONDS:g}s "
+                f"(IO {status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')}: "
+                f"{status.get('Last_IO_Error') or status.get('Last_SQL_Error') or ''})"
+            )
         time.sleep(0.05)
 
 
@@ -110,11 +137,15 @@ def prepare_replicas(ctx: HaContext) -> StepOutcome:
             if changes.change_master:
                 verb = "CHANGE MASTER TO" if session.dialect.mariadb else "CHANGE REPLICATION SOURCE TO"
                 prefix = "MASTER" if session.dialect.mariadb else "SOURCE"
-                session.execute(f"{verb} {prefix}_CONNECT_RETRY={plan.ADOPT_CONNECT_RETRY_SECONDS}, "
-                                f"{prefix}_HEARTBEAT_PERIOD={plan.ADOPT_HEARTBEAT_SECONDS:g}")
+                session.execute(
+                    f"{verb} {prefix}_CONNECT_RETRY={plan.ADOPT_CONNECT_RETRY_SECONDS}, "
+                    f"{prefix}_HEARTBEAT_PERIOD={plan.ADOPT_HEARTBEAT_SECONDS:g}"
+                )
             session.start_replication()
             _wait_io(ctx, address)  # the next replica stops only once this one acknowledges again
-        notes.append(f"{address}: {changes.describe() if changes.restart or changes.semi_sync_master_off else 'ready'}")
+        notes.append(
+            f"{address}: {changes.describe() if changes.restart or changes.semi_sync_master_off else 'ready'}"
+        )
     return Done("; ".join(notes))
 
 
@@ -139,25 +170,39 @@ def semi_sync_primary(ctx: HaContext) -> StepOutcome:
     current = int(session.query("SELECT @@slave_net_timeout AS t")[0]["t"])
     if current > plan.ADOPT_SLAVE_NET_TIMEOUT_SECONDS:
         session.execute(f"SET GLOBAL slave_net_timeout={plan.ADOPT_SLAVE_NET_TIMEOUT_SECONDS}")
-        notes.append(f"slave_net_timeout={plan.ADOPT_SLAVE_NET_TIMEOUT_SECONDS} (for when it becomes a replica)")
+        notes.append(
+            f"slave_net_timeout={plan.ADOPT_SLAVE_NET_TIMEOUT_SECONDS} (for when it becomes a replica)"
+        )
     if not ctx.settings.semi_sync:
         return Done("; ".join(notes + ["semi_sync is off: the primary's semi-sync left as found"]))
     clients = session.semi_sync_clients()
     wait = ctx.settings.semi_sync_on_timeout == "wait"
     if clients < 1 and wait:
-        raise StepFailed(f"no semi-sync replica is connected to {primary}: with semi_sync_on_timeout wait every "
-                         "commit would block; connect a semi-sync replica first")
+        raise StepFailed(
+            f"no semi-sync replica is connected to {primary}: with semi_sync_on_timeout wait every "
+            "commit would block; connect a semi-sync replica first"
+        )
     session.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, wait)
-    notes.append("semi-sync master side on, AFTER_SYNC, timeout "
-                 + ("none (semi_sync_on_timeout wait)" if wait else f"{ctx.settings.semi_sync_timeout_ms} ms, then async")
-                 + f"; {clients} semi-sync replica(s) connected")
+    notes.append(
+        "semi-sync master side on, AFTER_SYNC, timeout "
+        + (
+            "none (semi_sync_on_timeout wait)"
+            if wait
+            else f"{ctx.settings.semi_sync_timeout_ms} ms, then async"
+        )
+        + f"; {clients} semi-sync replica(s) connected"
+    )
     return Done("; ".join(notes))
 
 
 def arm(ctx: HaContext) -> StepOutcome:
     Cluster.objects.filter(pk=ctx.cluster.pk).update(failover_armed=True)
-    record_event(ctx.cluster.pk, "failover_armed", f"Automatic failover armed (adopt job {ctx.job_id})",
-                 data={"job_id": ctx.job_id})
+    record_event(
+        ctx.cluster.pk,
+        "failover_armed",
+        f"Automatic failover armed (adopt job {ctx.job_id})",
+        data={"job_id": ctx.job_id},
+    )
     return Done("failover_armed is true")
 
 

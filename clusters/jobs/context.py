@@ -4,6 +4,7 @@ probes and their analysis, and the job's typed state (clusters.jobs.state: what 
 Sessions are opened once, in parallel, before the write freeze, and kept for the whole job
 (clusters.adapters.executor.ServerSession). Probes reuse the monitoring probe (read-only).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,9 +40,15 @@ R = TypeVar("R")
 EXECUTOR_READ_TIMEOUT = 10.0  # STOP SLAVE on a replica whose source is unreachable takes seconds
 
 
-def observe(cluster: Cluster, settings: ClusterSettings, *, servers: list[Server] | None = None,
-            credentials: Credentials | None = None, options: ConnectOptions | None = None,
-            counted_down: str | None = None) -> tuple[Topology, dict[str, ProbeResult]]:
+def observe(
+    cluster: Cluster,
+    settings: ClusterSettings,
+    *,
+    servers: list[Server] | None = None,
+    credentials: Credentials | None = None,
+    options: ConnectOptions | None = None,
+    counted_down: str | None = None,
+) -> tuple[Topology, dict[str, ProbeResult]]:
     """Probe the cluster's servers now (read-only, in parallel) and analyse: the one observation of the
     request path and of jobs. `counted_down`: a primary the tick or the request just found failed, not
     probed again here and counted as down (`failcount` failures)."""
@@ -59,8 +66,9 @@ def observe(cluster: Cluster, settings: ClusterSettings, *, servers: list[Server
         probes[counted_down] = ProbeResult(address=counted_down, outcome=TIMEOUT, error="counted as down")
         failures[counted_down] = settings.failcount
         known = counted_down
-    topology = analyze([s.as_inventory() for s in servers], probes, settings, failures, time.time(),
-                       known_primary=known)
+    topology = analyze(
+        [s.as_inventory() for s in servers], probes, settings, failures, time.time(), known_primary=known
+    )
     return topology, probes
 
 
@@ -79,12 +87,18 @@ class HaContext:
         self.admin = admin_credentials(self.cluster)
         self.replication = replication_credentials(self.cluster)
         probe_options = connect_options(self.settings)
-        self.options = ConnectOptions(connect_timeout=probe_options.connect_timeout, read_timeout=EXECUTOR_READ_TIMEOUT,
-                                      tls=probe_options.tls, tls_ca=probe_options.tls_ca)
+        self.options = ConnectOptions(
+            connect_timeout=probe_options.connect_timeout,
+            read_timeout=EXECUTOR_READ_TIMEOUT,
+            tls=probe_options.tls,
+            tls_ca=probe_options.tls_ca,
+        )
         self.probe_options = probe_options
         self._sessions: dict[tuple[str, str], ServerSession] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(4, len(self.servers) + 1), thread_name_prefix=f"job{job.pk}"
+        )
         self.probes: dict[str, ProbeResult] = {}
         self.topology: Topology | None = None
         # The job's election and the observation it was made from: steps elect again only after a new probe.
@@ -165,8 +179,14 @@ class HaContext:
 
     def probe(self, *, counted_down: str | None = None) -> Topology:
         """Probe every server (read-only, in parallel) and analyse the picture (`counted_down`: see observe)."""
-        self.topology, self.probes = observe(self.cluster, self.settings, servers=self.servers, credentials=self.admin,
-                                             options=self.probe_options, counted_down=counted_down)
+        self.topology, self.probes = observe(
+            self.cluster,
+            self.settings,
+            servers=self.servers,
+            credentials=self.admin,
+            options=self.probe_options,
+            counted_down=counted_down,
+        )
         return self.topology
 
     # --- recording ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 
 Plans are found by kind in clusters.jobs.registry, which lists every kind.
 """
+
 from __future__ import annotations
 
 import copy
@@ -76,8 +77,14 @@ def _now_iso() -> str:
 # --- creating --------------------------------------------------------------------------------------------
 
 
-def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, requested_by: str = "",
-               result: dict | None = None) -> Job:
+def create_job(
+    cluster: Cluster,
+    kind: str,
+    *,
+    params: dict | None = None,
+    requested_by: str = "",
+    result: dict | None = None,
+) -> Job:
     """Insert the job (pending, every step listed) and make it the cluster's last job.
 
     Raises ActiveJobExists when the database refuses a second active HA job on the cluster.
@@ -86,14 +93,23 @@ def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, reque
     try:
         with transaction.atomic():
             job = Job.objects.create(
-                cluster=cluster, kind=kind, state=Job.State.PENDING, params=params or {},
-                steps=s.initial_records(plan), result=result or {}, requested_by=requested_by[:200],
+                cluster=cluster,
+                kind=kind,
+                state=Job.State.PENDING,
+                params=params or {},
+                steps=s.initial_records(plan),
+                result=result or {},
+                requested_by=requested_by[:200],
             )
     except IntegrityError:
         raise ActiveJobExists(Job.objects.active_ha(cluster.id)) from None
     Cluster.objects.filter(pk=cluster.pk).update(last_job=job, updated_at=timezone.now())
-    record_event(cluster.id, "job_created", f"{kind.capitalize()} job {job.id} requested by {requested_by or 'dbpilot'}",
-                 data={"job_id": job.id, "kind": kind, "params": params or {}})
+    record_event(
+        cluster.id,
+        "job_created",
+        f"{kind.capitalize()} job {job.id} requested by {requested_by or 'dbpilot'}",
+        data={"job_id": job.id, "kind": kind, "params": params or {}},
+    )
     publish_job(job)
     return job
 
@@ -101,6 +117,7 @@ def create_job(cluster: Cluster, kind: str, *, params: dict | None = None, reque
 def enqueue_job(job_id: int) -> None:
     """Send the job to the `ha` queue once the surrounding transaction commits (best effort: the reaper
     sends pending jobs nobody claimed again)."""
+
     def send() -> None:
         try:
             senders.send(senders.RUN_HA_JOB, job_id)
@@ -284,12 +301,21 @@ class _Runner:
         self.recorder.start()
         kind = job.kind.capitalize()
         if resumed:
-            record_event(job.cluster_id, "job_resumed", f"{kind} job {job.id} resumed (attempt {job.attempts}) "
-                         f"at step {self.plan.steps[start].name if start is not None else '-'}",
-                         severity="warning", data={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
+            record_event(
+                job.cluster_id,
+                "job_resumed",
+                f"{kind} job {job.id} resumed (attempt {job.attempts}) "
+                f"at step {self.plan.steps[start].name if start is not None else '-'}",
+                severity="warning",
+                data={"job_id": job.id, "kind": job.kind, "attempt": job.attempts},
+            )
         else:
-            record_event(job.cluster_id, "job_started", f"{kind} job {job.id} started",
-                         data={"job_id": job.id, "kind": job.kind})
+            record_event(
+                job.cluster_id,
+                "job_started",
+                f"{kind} job {job.id} started",
+                data={"job_id": job.id, "kind": job.kind},
+            )
         try:
             self.context = self.plan.context(job, self.result)
         except Exception as exc:  # noqa: BLE001 - e.g. undecryptable credentials, cluster gone
@@ -303,13 +329,17 @@ class _Runner:
             if job.attempts > MAX_ATTEMPTS:
                 step = s.first_unfinished(self.records) or "-"
                 undone = self._abort(step, f"gave up after {job.attempts - 1} attempts")
-                return self._finish(s.JOB_FAILED, f"gave up after {job.attempts - 1} attempts at step {step}"
-                                    + (f"; {undone}" if undone else ""))
+                return self._finish(
+                    s.JOB_FAILED,
+                    f"gave up after {job.attempts - 1} attempts at step {step}"
+                    + (f"; {undone}" if undone else ""),
+                )
             if start is not None:
                 for spec in self.plan.steps[start:]:
                     if not self.recorder.lease_valid():
-                        log.warning("job %s: lease lost or past its deadline; stopping before %s", job.id,
-                                    spec.name)
+                        log.warning(
+                            "job %s: lease lost or past its deadline; stopping before %s", job.id, spec.name
+                        )
                         self.recorder.stop()
                         return None
                     outcome = self._run_step(spec, resumed and spec is self.plan.steps[start])
@@ -349,7 +379,9 @@ class _Runner:
             took()
             s.mark(self.records, spec.name, s.FAILED, _now_iso(), exc.detail, **exc.extra)
             undone = self._abort(spec.name, exc.detail)
-            return self._finish(s.JOB_FAILED, f"{spec.name}: {exc.detail}" + (f"; {undone}" if undone else ""))
+            return self._finish(
+                s.JOB_FAILED, f"{spec.name}: {exc.detail}" + (f"; {undone}" if undone else "")
+            )
         except Exception as exc:  # noqa: BLE001 - any error ends the job safely, with its reason
             took()
             log.exception("job %s: step %s failed", self.job.id, spec.name)
@@ -377,8 +409,12 @@ class _Runner:
             return None
         if not self.recorder.lease_valid():
             # Another worker may hold the job by now: an abort is a change like any other.
-            log.warning("job %s: no abort after %s: the lease was lost or passed its deadline", self.job.id, step)
-            self.result["abort"] = "no abort: this worker's lease had passed (the worker that takes the job over decides)"
+            log.warning(
+                "job %s: no abort after %s: the lease was lost or passed its deadline", self.job.id, step
+            )
+            self.result["abort"] = (
+                "no abort: this worker's lease had passed (the worker that takes the job over decides)"
+            )
             return self.result["abort"]
         try:
             undone = self.plan.abort(self.context, step, reason)
@@ -394,7 +430,9 @@ class _Runner:
         if state != s.JOB_SUCCEEDED and not self.recorder.lease_valid():
             # Past the deadline a failure may only be this worker's own lateness (its statements were not
             # sent): the job stays running, the reaper hands it over and the next worker resumes it.
-            log.warning("job %s: not finished as %s: the lease passed its deadline (%s)", self.job.pk, state, detail)
+            log.warning(
+                "job %s: not finished as %s: the lease passed its deadline (%s)", self.job.pk, state, detail
+            )
             return None
         self._sync_state()
         job = self.job
@@ -405,16 +443,25 @@ class _Runner:
             self.result["detail"] = detail
         with transaction.atomic():
             changed = Job.objects.filter(pk=job.pk, lease_owner=self.owner).update(
-                state=state, steps=self.records, result=self.result, finished_at=now,
-                lease_owner="", lease_expires_at=None,
+                state=state,
+                steps=self.records,
+                result=self.result,
+                finished_at=now,
+                lease_owner="",
+                lease_expires_at=None,
             )
             if not changed:
                 log.warning("job %s: lease lost before the end; another worker finishes it", job.pk)
                 return None
             severity = {s.JOB_SUCCEEDED: "info", s.JOB_REFUSED: "warning"}.get(state, "error")
             message = f"{job.kind.capitalize()} job {job.pk} {state}" + (f": {detail}" if detail else "")
-            record_event(job.cluster_id, "job_finished", message, severity=severity,
-                         data={"job_id": job.pk, "kind": job.kind, "state": state})
+            record_event(
+                job.cluster_id,
+                "job_finished",
+                message,
+                severity=severity,
+                data={"job_id": job.pk, "kind": job.kind, "state": state},
+            )
             _audit(job, state)
         job.refresh_from_db()
         publish_job(job)
@@ -422,8 +469,14 @@ class _Runner:
 
 
 def _audit(job: Job, state: str) -> None:
-    audit(actor=job.requested_by or "dbpilot", action=f"job.{job.kind}", tenant=job.cluster.tenant,
-          target=f"job:{job.pk}", parameters=job.params, result=state)
+    audit(
+        actor=job.requested_by or "dbpilot",
+        action=f"job.{job.kind}",
+        tenant=job.cluster.tenant,
+        target=f"job:{job.pk}",
+        parameters=job.params,
+        result=state,
+    )
 
 
 # --- preempting ------------------------------------------------------------------------------------------
@@ -434,15 +487,26 @@ def preempt_long_jobs(cluster_id: int, failover_job_id: int) -> list[int]:
     or running on the cluster ends now, `failed`, naming the failover. Its worker loses its lease and stops
     at its next step boundary."""
     ended = []
-    for job in Job.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_JOB_STATES).exclude(kind__in=HA_JOB_KINDS):
+    for job in Job.objects.filter(cluster_id=cluster_id, state__in=ACTIVE_JOB_STATES).exclude(
+        kind__in=HA_JOB_KINDS
+    ):
         result = {**(job.result or {}), "detail": f"preempted by failover job {failover_job_id}"}
         changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner).update(
-            state=Job.State.FAILED, lease_owner="", lease_expires_at=None, finished_at=timezone.now(), result=result)
+            state=Job.State.FAILED,
+            lease_owner="",
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+            result=result,
+        )
         if changed:
             ended.append(job.pk)
-            record_event(cluster_id, "job_preempted", f"{job.kind.capitalize()} job {job.pk} ended: failover job "
-                         f"{failover_job_id} preempts it", severity="warning",
-                         data={"job_id": job.pk, "kind": job.kind, "by": failover_job_id})
+            record_event(
+                cluster_id,
+                "job_preempted",
+                f"{job.kind.capitalize()} job {job.pk} ended: failover job {failover_job_id} preempts it",
+                severity="warning",
+                data={"job_id": job.pk, "kind": job.kind, "by": failover_job_id},
+            )
     return ended
 
 
@@ -458,20 +522,26 @@ def reap_jobs() -> list[int]:
     # have sent before its deadline (EXECUTOR_READ_TIMEOUT): by then that statement has finished.
     expired = Q(state=Job.State.RUNNING, lease_expires_at__lt=_db_now(-REAPER_GRACE_SECONDS))
     forgotten = Q(state=Job.State.PENDING, created_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)) & (
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    )
     sent = []
     for job in Job.objects.filter(Q(kind__in=HA_JOB_KINDS) & (expired | forgotten)).order_by("created_at"):
-        changed = Job.objects.filter(pk=job.pk, state=job.state, lease_owner=job.lease_owner,
-                                     lease_expires_at=job.lease_expires_at).update(
+        changed = Job.objects.filter(
+            pk=job.pk, state=job.state, lease_owner=job.lease_owner, lease_expires_at=job.lease_expires_at
+        ).update(
             lease_owner=HANDOFF_OWNER if job.state == Job.State.RUNNING else "",
             lease_expires_at=_db_now(HANDOFF_SECONDS),
         )
         if not changed:
             continue
         if job.state == Job.State.RUNNING and job.lease_owner != HANDOFF_OWNER:
-            record_event(job.cluster_id, "job_reaped",
-                         f"{job.kind.capitalize()} job {job.pk}: its worker stopped renewing the lease; resuming it",
-                         severity="warning", data={"job_id": job.pk, "kind": job.kind, "worker": job.lease_owner})
+            record_event(
+                job.cluster_id,
+                "job_reaped",
+                f"{job.kind.capitalize()} job {job.pk}: its worker stopped renewing the lease; resuming it",
+                severity="warning",
+                data={"job_id": job.pk, "kind": job.kind, "worker": job.lease_owner},
+            )
         enqueue_job(job.pk)
         sent.append(job.pk)
     return sent

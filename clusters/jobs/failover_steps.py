@@ -16,6 +16,7 @@
 What a resumed job needs is in `ctx.state` (clusters.jobs.state.JobState): old_primary, new_primary, io_stopped, targets, sources
 (what each survivor replicated from, for the abort), promoted, writes_opened.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,12 @@ SEMI_SYNC_KILL_CONN_TIMEOUT = 1  # seconds (MariaDB's default 5 makes a failover
 
 
 def _quick_options(ctx: HaContext) -> ConnectOptions:
-    return ConnectOptions(connect_timeout=OLD_PRIMARY_PROBE_TIMEOUT, read_timeout=OLD_PRIMARY_PROBE_TIMEOUT,
-                          tls=ctx.probe_options.tls, tls_ca=ctx.probe_options.tls_ca)
+    return ConnectOptions(
+        connect_timeout=OLD_PRIMARY_PROBE_TIMEOUT,
+        read_timeout=OLD_PRIMARY_PROBE_TIMEOUT,
+        tls=ctx.probe_options.tls,
+        tls_ca=ctx.probe_options.tls_ca,
+    )
 
 
 def probe_old_primary(ctx: HaContext) -> Future:
@@ -90,7 +95,10 @@ def fresh_old_primary_probe(ctx: HaContext) -> Future:
 
 
 def _record_look(ctx: HaContext, when: str, outcome: str) -> None:
-    ctx.state.old_primary_looks = [*ctx.state.old_primary_looks, {"when": when, "outcome": outcome, "at": time.time()}]
+    ctx.state.old_primary_looks = [
+        *ctx.state.old_primary_looks,
+        {"when": when, "outcome": outcome, "at": time.time()},
+    ]
 
 
 def refuse_if_old_primary_answers(ctx: HaContext, future: Future, when: str) -> None:
@@ -99,8 +107,11 @@ def refuse_if_old_primary_answers(ctx: HaContext, future: Future, when: str) -> 
     _record_look(ctx, when, probe.outcome)
     if probe.outcome in ALIVE_OUTCOMES:  # it answers, even with an error (credentials, too many connections)
         old = ctx.params["primary"]
-        detail = (f"the primary {old} answers again ({when}): no failover" if ctx.params.get("automatic")
-                  else f"the primary {old} is alive ({when}): use a switchover")
+        detail = (
+            f"the primary {old} answers again ({when}): no failover"
+            if ctx.params.get("automatic")
+            else f"the primary {old} is alive ({when}): use a switchover"
+        )
         raise StepRefused(detail, [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": detail}])
 
 
@@ -114,8 +125,14 @@ def gtid_history(ctx: HaContext) -> str | None:
 
 def members(ctx: HaContext) -> list[repoint_plan.Member]:
     """The servers with their maintenance flag and whether the last probe reached them."""
-    return [repoint_plan.Member(s.address, s.maintenance, ctx.probes.get(s.address) is not None
-                                and ctx.probes[s.address].reachable) for s in ctx.servers]
+    return [
+        repoint_plan.Member(
+            s.address,
+            s.maintenance,
+            ctx.probes.get(s.address) is not None and ctx.probes[s.address].reachable,
+        )
+        for s in ctx.servers
+    ]
 
 
 def survivors(ctx: HaContext) -> list[str]:
@@ -129,19 +146,28 @@ def survivors(ctx: HaContext) -> list[str]:
 def confirm_failure(ctx: HaContext) -> StepOutcome:
     old = ctx.params.get("primary")
     if not old or old not in ctx.addresses:
-        raise StepRefused(f"{old or 'no primary'} is not a server of this cluster",
-                          [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "unknown primary"}])
+        raise StepRefused(
+            f"{old or 'no primary'} is not a server of this cluster",
+            [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "unknown primary"}],
+        )
     probe_old_primary(ctx)
     topology = ctx.probe(counted_down=old)
     if topology.primary != old:
-        raise StepRefused(f"the topology changed: the primary is {topology.primary or 'unknown'}, not {old}",
-                          [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "the topology changed"}])
+        raise StepRefused(
+            f"the topology changed: the primary is {topology.primary or 'unknown'}, not {old}",
+            [{"name": c.GUARD_PRIMARY_DEAD, "ok": False, "detail": "the topology changed"}],
+        )
     ctx.state.old_primary = old
     if ctx.state.routes_ok is None:
         ctx.state.routes_ok = True
     ctx.state.automatic = bool(ctx.params.get("automatic"))
-    fresh = confirm_for_topology(topology, ctx.probes, ctx.settings, last_received=ctx.params.get("last_received"),
-                                 incident_since=ctx.params.get("incident_since"))
+    fresh = confirm_for_topology(
+        topology,
+        ctx.probes,
+        ctx.settings,
+        last_received=ctx.params.get("last_received"),
+        incident_since=ctx.params.get("incident_since"),
+    )
     confirmed_at = ctx.params.get("confirmed_at")
     age = time.time() - float(confirmed_at) if confirmed_at else None
     check = plan.reconfirm(fresh, ctx.probes, tick_confirmed_age=age, settings=ctx.settings)
@@ -151,8 +177,12 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
         # if the old primary answers.
         ours = [v for v in fresh.verdicts if v.counted and v.reachable and "stopped on purpose" in v.detail]
         if ours and fresh.replicas_agreeing + len(ours) >= fresh.majority:
-            check = check.__class__(check.name, True, f"resumed (attempt {ctx.attempt}): "
-                                    f"{', '.join(v.address for v in ours)} stopped by the first attempt; {fresh.reason}")
+            check = check.__class__(
+                check.name,
+                True,
+                f"resumed (attempt {ctx.attempt}): "
+                f"{', '.join(v.address for v in ours)} stopped by the first attempt; {fresh.reason}",
+            )
     if not ctx.state.automatic and not check.ok and not fresh.still_receiving:
         # An operator asked: dbpilot's own failed probe is enough, as long as no replica still receives.
         check = check.__class__(check.name, True, f"requested by an operator; {fresh.reason}")
@@ -222,33 +252,46 @@ def elect_candidate(ctx: HaContext) -> StepOutcome:
         return Done(f"{ctx.state.new_primary} (elected before; promotion had begun)")
     topology = ctx.probe(counted_down=old)  # the survivors' IO threads are stopped: their positions are final
     lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
-    election = plan.failover_election(topology, ctx.probes, ctx.settings, lags=lags,
-                                      requested=ctx.params.get("candidate"), last_primary_state=gtid_history(ctx),
-                                      last_received=ctx.params.get("last_received"),
-                                      incident_since=ctx.params.get("incident_since"))
+    election = plan.failover_election(
+        topology,
+        ctx.probes,
+        ctx.settings,
+        lags=lags,
+        requested=ctx.params.get("candidate"),
+        last_primary_state=gtid_history(ctx),
+        last_received=ctx.params.get("last_received"),
+        incident_since=ctx.params.get("incident_since"),
+    )
     ctx.state.election = election.as_dict()
     checks = [candidate_check(election), errant_check(election)]
     ctx.state.election_checks = [ch.as_dict() for ch in checks]
     failing = blocking(checks)
     if failing:
-        raise StepRefused("candidate: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
-                          [ch.as_dict() for ch in checks])
+        raise StepRefused(
+            "candidate: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
+            [ch.as_dict() for ch in checks],
+        )
     new = election.winner
     ctx.state.new_primary = new
     errant = {row["server"] for row in election.table if "errant" in row["flags"]}
     ctx.state.targets, ctx.state.not_repointed = repoint_plan.failover_targets(members(ctx), old, new, errant)
     failed = ctx.open_sessions([(a, "main") for a in [new, *ctx.state.targets]])
     if (new, "main") in failed:
-        raise StepRefused(f"cannot connect to the candidate {new}: {failed[(new, 'main')]}",
-                          [{"name": "connect", "ok": False, "detail": failed[(new, "main")]}])
+        raise StepRefused(
+            f"cannot connect to the candidate {new}: {failed[(new, 'main')]}",
+            [{"name": "connect", "ok": False, "detail": failed[(new, "main")]}],
+        )
     return Done(f"{new} ({election.reason})" + _catch_up_note(election))
 
 
 def _catch_up_note(election: Election) -> str:
     if not election.catch_up_from:
         return ""
-    return "; it lacks transactions held by " + ", ".join(
-        f"{s.server} ({s.missing})" for s in election.catch_up_from) + ": caught up from them next"
+    return (
+        "; it lacks transactions held by "
+        + ", ".join(f"{s.server} ({s.missing})" for s in election.catch_up_from)
+        + ": caught up from them next"
+    )
 
 
 def _apply_relay_log(ctx: HaContext, address: str, timeout: float) -> str:
@@ -258,7 +301,9 @@ def _apply_relay_log(ctx: HaContext, address: str, timeout: float) -> str:
     if status is None:
         return "no relay log"
     if status.get("Last_SQL_Errno"):
-        raise StepFailed(f"{address}: SQL thread error {status.get('Last_SQL_Errno')}: {status.get('Last_SQL_Error')}")
+        raise StepFailed(
+            f"{address}: SQL thread error {status.get('Last_SQL_Errno')}: {status.get('Last_SQL_Error')}"
+        )
     received = (status.get("Gtid_IO_Pos") or status.get("Retrieved_Gtid_Set") or "").replace("\n", "")
     if status.get("Slave_SQL_Running") != "Yes":
         if ctx.settings.semi_sync:
@@ -268,8 +313,10 @@ def _apply_relay_log(ctx: HaContext, address: str, timeout: float) -> str:
         return "nothing received"
     started = time.monotonic()
     if not session.wait_for_gtid(received, timeout):
-        raise StepFailed(f"{address} did not apply its relay log up to {received} within {timeout:g}s "
-                         f"(it is at {session.executed_gtids()})")
+        raise StepFailed(
+            f"{address} did not apply its relay log up to {received} within {timeout:g}s "
+            f"(it is at {session.executed_gtids()})"
+        )
     return f"applied its relay log up to {received} in {(time.monotonic() - started) * 1000:.0f} ms"
 
 
@@ -279,8 +326,10 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
     it holds them. Never a silent loss: a timeout fails the job before anything is promoted."""
     new = ctx.state.new_primary
     look = fresh_old_primary_probe(ctx)  # beside the catch-up: checked once it is done
-    timeout = min(ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS),
-                  MAX_CATCHUP_SECONDS)
+    timeout = min(
+        ha_freeze.seconds(ctx.params.get("catchup_timeout_seconds"), RELAY_LOG_TIMEOUT_SECONDS),
+        MAX_CATCHUP_SECONDS,
+    )
     notes = [_apply_relay_log(ctx, new, timeout)]
     sources = [s for s in ctx.state.election.get("catch_up_from") or [] if not s.get("errant")]
     session = ctx.session(new)
@@ -293,7 +342,9 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
             # would always time out. What it applied is fetched; what it only received is not (said in
             # the result's gtid.not_fetched_from_delayed), and the failover goes on.
             received = (status.get("Gtid_IO_Pos") or status.get("Retrieved_Gtid_Set") or "").replace("\n", "")
-            ctx.state.gtid["not_fetched_from_delayed"] = f"{address} (MASTER_DELAY={delay}): received {received}"
+            ctx.state.gtid["not_fetched_from_delayed"] = (
+                f"{address} (MASTER_DELAY={delay}): received {received}"
+            )
             notes.append(f"{address}: delayed by {delay}s, its relay log is not waited for")
         else:
             notes.append(f"{address}: " + _apply_relay_log(ctx, address, timeout))
@@ -309,9 +360,13 @@ def catch_up_candidate(ctx: HaContext) -> StepOutcome:
         reached = session.wait_for_gtid(wanted, CATCH_UP_SOURCE_TIMEOUT_SECONDS)
         session.stop_replication()
         if not reached:
-            raise StepFailed(f"{new} could not fetch {source['missing']} from {address} within "
-                             f"{CATCH_UP_SOURCE_TIMEOUT_SECONDS:g}s: not promoted, so they are not lost")
-        notes.append(f"fetched {source['missing']} from {address} in {(time.monotonic() - started) * 1000:.0f} ms")
+            raise StepFailed(
+                f"{new} could not fetch {source['missing']} from {address} within "
+                f"{CATCH_UP_SOURCE_TIMEOUT_SECONDS:g}s: not promoted, so they are not lost"
+            )
+        notes.append(
+            f"fetched {source['missing']} from {address} in {(time.monotonic() - started) * 1000:.0f} ms"
+        )
     ctx.state.gtid["candidate_caught_up"] = session.executed_gtids()
     refuse_if_old_primary_answers(ctx, look, "after the catch-up")
     return Done("; ".join(notes))
@@ -337,7 +392,9 @@ def repoint_replicas(ctx: HaContext) -> StepOutcome:
     survivor that failed during promotion, is repointed here)."""
     skipped = ctx.state.not_repointed
     if not ctx.state.targets:
-        note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in skipped.items())) if skipped else ""
+        note = (
+            ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in skipped.items())) if skipped else ""
+        )
         return Done("no survivor to repoint" + note)
     return ha_promote.repoint(ctx, ctx.state.new_primary, list(ctx.state.targets), left_out=skipped)
 
@@ -360,13 +417,17 @@ def fence_answering_old_primary(ctx: HaContext) -> str | None:
             done = "read_only=1"
         except ServerError:
             # commits hanging on a semi-sync acknowledgement hold the lock read_only needs: end them first
-            writers = [w.id for w in session.client_sessions(ctx.admin.user) if w.writing or w.in_write_transaction]
+            writers = [
+                w.id for w in session.client_sessions(ctx.admin.user) if w.writing or w.in_write_transaction
+            ]
             session.kill(writers)
             session.set_read_only(True)
             done = f"read_only=1 after killing {len(writers)} writing session(s)"
     except ServerError as exc:
-        raise StepFailed(f"{old} answers again and could not be made read-only ({exc}): writes are not opened "
-                         f"on {ctx.state.new_primary}, two writable servers must never exist") from None
+        raise StepFailed(
+            f"{old} answers again and could not be made read-only ({exc}): writes are not opened "
+            f"on {ctx.state.new_primary}, two writable servers must never exist"
+        ) from None
     return f"{old} answered again: {done} before writes opened"
 
 
@@ -394,14 +455,22 @@ def record_rpo(ctx: HaContext) -> StepOutcome:
     held = ctx.state.gtid.get("new_primary_at_promotion") or ctx.state.gtid.get("candidate_caught_up") or ""
     # Semi-sync findings open on the old primary when it failed (or resolved since: it went unobserved).
     recent = timezone.now() - timedelta(seconds=RECENT_FINDINGS_SECONDS)
-    findings = list(Finding.objects.filter(cluster_id=ctx.cluster.pk, server=ctx.server(old))
-                    .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=recent))
-                    .values_list("code", flat=True))
+    findings = list(
+        Finding.objects.filter(cluster_id=ctx.cluster.pk, server=ctx.server(old))
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=recent))
+        .values_list("code", flat=True)
+    )
     unreachable = [a for a, why in (ctx.state.not_repointed).items() if why == "not reachable"]
     # The old primary's semi-sync state as the last healthy ticks saw it, not the cluster's settings.
-    rpo = plan.rpo_statement(survivors_hold=held, settings=ctx.settings, old_primary=old,
-                             primary_findings=findings, unreachable_replicas=unreachable,
-                             observed=ctx.params.get("semi_sync_at_incident"), observed_known=True)
+    rpo = plan.rpo_statement(
+        survivors_hold=held,
+        settings=ctx.settings,
+        old_primary=old,
+        primary_findings=findings,
+        unreachable_replicas=unreachable,
+        observed=ctx.params.get("semi_sync_at_incident"),
+        observed_known=True,
+    )
     ctx.state.rpo = rpo
     return Done(f"{rpo['guarantee']}: survivors hold {held or '(nothing)'}; {rpo['risk']}")
 
@@ -417,8 +486,10 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         return None
     if ctx.state.promoted:
         new = ctx.state.new_primary
-        return (f"{new} was promoted but stays read-only (writes not opened): check the cluster, then run a "
-                "manual failover to it or fix it by hand")
+        return (
+            f"{new} was promoted but stays read-only (writes not opened): check the cluster, then run a "
+            "manual failover to it or fix it by hand"
+        )
     notes = []
     old = ctx.state.old_primary
     if old and ctx.state.old_primary_was_fenced is False:
@@ -471,9 +542,14 @@ def reopen_old_primary(ctx: HaContext, old: str) -> str:
         session.set_read_only(False)
     except ServerError as exc:
         return f"{old} left read-only: {exc}"
-    record_event(ctx.cluster.pk, "writes_reopened", f"Writes reopened on {old}: the failover was aborted before "
-                 "any promotion and it is still the most advanced server", severity="warning",
-                 data={"server": old, "job_id": ctx.job_id})
+    record_event(
+        ctx.cluster.pk,
+        "writes_reopened",
+        f"Writes reopened on {old}: the failover was aborted before "
+        "any promotion and it is still the most advanced server",
+        severity="warning",
+        data={"server": old, "job_id": ctx.job_id},
+    )
     return f"{old} writable again (read_only=0): nothing was promoted"
 
 
@@ -490,16 +566,20 @@ PLAN = Plan(
         StepSpec("fence_hook", fence_hook, quiet=True),
         StepSpec("stop_replication", stop_replication, quiet=True),
         StepSpec("elect_candidate", elect_candidate, quiet=True),
-        StepSpec("pre_failover_hook",
-                 lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
-                 quiet=True),
+        StepSpec(
+            "pre_failover_hook",
+            lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
+            quiet=True,
+        ),
         StepSpec("catch_up_candidate", catch_up_candidate, quiet=True),
         StepSpec("promote_candidate", promote_candidate, quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
         StepSpec("open_writes", open_writes, quiet=True),
         StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
-        StepSpec("post_failover_hook",
-                 lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
+        StepSpec(
+            "post_failover_hook",
+            lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False),
+        ),
         StepSpec("replicas_read_only", replicas_read_only),
         StepSpec("verify_replication", verify_replication),
         StepSpec("record_rpo", record_rpo),

@@ -1,5 +1,6 @@
 """After (and beside) the switch: hooks, routes, replication verified, replicas read-only. State in
 `ctx.state`: hooks, routes, routes_ok, routes_told_leaving."""
+
 from __future__ import annotations
 
 import logging
@@ -18,17 +19,28 @@ from clusters.routes import PRIMARY_CHANGED, PRIMARY_LEAVING, announce_new_prima
 log = logging.getLogger(__name__)
 
 
-
-def hook_step(ctx: HaContext, setting: str, event: str, phase: str, *, refuse_on_failure: bool) -> StepOutcome:
+def hook_step(
+    ctx: HaContext, setting: str, event: str, phase: str, *, refuse_on_failure: bool
+) -> StepOutcome:
     """Run the hook named by a cluster setting (pre_failover, post_failover, fence)."""
     name = getattr(ctx.settings, setting)
     if not name:
         return Skipped(f"no {setting} hook configured")
-    result = run_hook(name, event=event, phase=phase, cluster=ctx.label,
-                      old_primary=ctx.state.old_primary or "", new_primary=ctx.state.new_primary or "")
+    result = run_hook(
+        name,
+        event=event,
+        phase=phase,
+        cluster=ctx.label,
+        old_primary=ctx.state.old_primary or "",
+        new_primary=ctx.state.new_primary or "",
+    )
     extra = {"output": result.output, "exit_code": result.exit_code, "timed_out": result.timed_out}
-    ctx.state.hooks[setting] = {"name": name, "ok": result.ok, "exit_code": result.exit_code,
-                                                   "timed_out": result.timed_out}
+    ctx.state.hooks[setting] = {
+        "name": name,
+        "ok": result.ok,
+        "exit_code": result.exit_code,
+        "timed_out": result.timed_out,
+    }
     if result.ok:
         return Done(result.summary(), extra)
     if refuse_on_failure:
@@ -45,11 +57,18 @@ def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
     try:
         if phase == PRIMARY_LEAVING:
             ctx.state.routes_told_leaving = True
-            results = announce_primary_leaving(ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch,
-                                               job_id=ctx.job_id)
+            results = announce_primary_leaving(
+                ctx.cluster, old, replicas=replicas, epoch=ctx.cluster.epoch, job_id=ctx.job_id
+            )
         else:
-            results = announce_new_primary(ctx.cluster, new, old_primary=old, replicas=replicas,
-                                           epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+            results = announce_new_primary(
+                ctx.cluster,
+                new,
+                old_primary=old,
+                replicas=replicas,
+                epoch=ctx.cluster.epoch,
+                job_id=ctx.job_id,
+            )
     except Exception as exc:  # noqa: BLE001 - routes never fail an HA job: they are reported stale
         log.exception("job %s: routes (%s) failed", ctx.job_id, phase)
         ctx.state.routes_ok = False
@@ -63,12 +82,19 @@ def routes_step(ctx: HaContext, phase: str) -> StepOutcome:
     if ok:
         return Done(f"{len(results)} route(s) updated")
     stale = [f"{r.route}: {r.detail}" for r in results if not r.ok]
-    record_event(ctx.cluster.pk, "route_stale", f"Route(s) not updated by job {ctx.job_id}: {'; '.join(stale)}",
-                 severity="error", data={"job_id": ctx.job_id, "phase": phase, "routes": stale})
+    record_event(
+        ctx.cluster.pk,
+        "route_stale",
+        f"Route(s) not updated by job {ctx.job_id}: {'; '.join(stale)}",
+        severity="error",
+        data={"job_id": ctx.job_id, "phase": phase, "routes": stale},
+    )
     return SoftFailure(f"stale route(s): {'; '.join(stale)}")
 
 
-def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout: float = 10.0) -> StepOutcome:
+def verify_replication(
+    ctx: HaContext, primary: str, targets: list[str], timeout: float = 10.0
+) -> StepOutcome:
     """Every target replicates from `primary` with IO and SQL threads running (bounded wait); a SQL
     thread that a resumed job never started is started here (after the semi-sync master side is off)."""
     for address, future in list(ctx.background.items()):
@@ -93,8 +119,10 @@ def verify_replication(ctx: HaContext, primary: str, targets: list[str], timeout
                 started = True
             if time.monotonic() > deadline:
                 error = status.get("Last_IO_Error") or status.get("Last_SQL_Error") or ""
-                raise RuntimeError(f"IO {status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')}"
-                                   + (f": {error}" if error else ""))
+                raise RuntimeError(
+                    f"IO {status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')}"
+                    + (f": {error}" if error else "")
+                )
             time.sleep(0.05)
 
     outcomes = ctx.parallel(one, targets)
@@ -121,11 +149,16 @@ def replicas_read_only(ctx: HaContext, targets: list[str], *, unreachable_ok: bo
         return "read_only=1"
 
     outcomes = ctx.parallel(one, list(targets))
-    unreachable = [a for a, v in outcomes.items()
-                   if unreachable_ok and isinstance(v, ServerError) and v.outcome in (REFUSED, TIMEOUT)]
+    unreachable = [
+        a
+        for a, v in outcomes.items()
+        if unreachable_ok and isinstance(v, ServerError) and v.outcome in (REFUSED, TIMEOUT)
+    ]
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception) and a not in unreachable]
-    summary = ", ".join([f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception)]
-                        + [f"{a} not reachable (left as it is)" for a in unreachable])
+    summary = ", ".join(
+        [f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception)]
+        + [f"{a} not reachable (left as it is)" for a in unreachable]
+    )
     if failed:
         return SoftFailure(f"could not make read-only: {'; '.join(failed)}", fails_job=True)
     return Done(summary or "no replica")

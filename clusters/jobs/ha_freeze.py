@@ -2,6 +2,7 @@
 stopped replicas, give a switchover's old primary its writes back when the job is undone, restore the
 settings the freeze changed. State in `ctx.state`: writes_rejected, freeze_started_at,
 old_primary_max_connections, lowered_max_connections, gtid.old_primary_final."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -28,8 +29,9 @@ def _freeze(session: ServerSession, lowered: int) -> int:
     return kept
 
 
-def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
-                  followers: list[str] | tuple[str, ...] = ()) -> StepOutcome:
+def reject_writes(
+    ctx: HaContext, address: str, successor: str | None = None, followers: list[str] | tuple[str, ...] = ()
+) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
     FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Client
     sessions are killed at once, except writes already running (a statement, a commit, an open write
@@ -66,7 +68,8 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
                 ctx.session(address).change_source(host, port, ctx.replication, 0)
 
         pending_points = [ctx.submit(point_primary)] + [
-            ctx.submit(prepare_repoint, ctx, successor, follower) for follower in followers]
+            ctx.submit(prepare_repoint, ctx, successor, follower) for follower in followers
+        ]
         for future in pending_points:
             try:
                 future.result()
@@ -107,12 +110,16 @@ def reject_writes(ctx: HaContext, address: str, successor: str | None = None,
     final = freeze.executed_gtids()
     ctx.state.gtid["old_primary_final"] = final
     ctx.state.lowered_max_connections = kept
-    parts = [f"read_only=1, max_connections {ctx.state.old_primary_max_connections}→{kept}, "
-             f"FLUSH TABLES WITH READ LOCK held; final position {final}",
-             f"killed {len(set(killed_at_once))} client session(s) at once"]
+    parts = [
+        f"read_only=1, max_connections {ctx.state.old_primary_max_connections}→{kept}, "
+        f"FLUSH TABLES WITH READ LOCK held; final position {final}",
+        f"killed {len(set(killed_at_once))} client session(s) at once",
+    ]
     if killed_late:
-        parts.append(f"killed {len(killed_late)} write(s) still running after {ctx.settings.switchover_wait_kill_ms} ms: "
-                     + "; ".join(killed_late[:5]))
+        parts.append(
+            f"killed {len(killed_late)} write(s) still running after {ctx.settings.switchover_wait_kill_ms} ms: "
+            + "; ".join(killed_late[:5])
+        )
     return Done("; ".join(parts))
 
 
@@ -138,6 +145,7 @@ def wait_for_position(ctx: HaContext, address: str, position: str | None, timeou
 
 def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
     """START SLAVE on replicas of `primary` whose IO or SQL thread is stopped."""
+
     def start(address: str) -> str | None:
         session = ctx.session(address)
         status = session.replication_status()
@@ -151,8 +159,10 @@ def start_stopped_replicas(ctx: HaContext, primary: str) -> StepOutcome:
     started = [a for a in targets if isinstance(outcomes[a], str)]
     failed = {a: str(v) for a, v in outcomes.items() if isinstance(v, Exception)}
     if failed:
-        return SoftFailure("could not start replication on " + "; ".join(f"{a}: {e}" for a, e in failed.items()),
-                           extra={"started": started})
+        return SoftFailure(
+            "could not start replication on " + "; ".join(f"{a}: {e}" for a, e in failed.items()),
+            extra={"started": started},
+        )
     if not started:
         return Skipped("every replica's threads were running")
     return Done(f"started replication on {', '.join(started)}")
@@ -198,12 +208,18 @@ def restore_primary(ctx: HaContext, old_primary: str) -> str:
     if original:
         old.set_max_connections(int(original))
     if ctx.settings.semi_sync:
-        old.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
+        old.semi_sync_as_primary(
+            ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait"
+        )
     old.set_read_only(False)
     ctx.state.writes_rejected = False
     ctx.bump_epoch()
-    notes.insert(0, f"writes restored on {old_primary} (read_only=0"
-                 + (f", max_connections {original}" if original else "") + ")")
+    notes.insert(
+        0,
+        f"writes restored on {old_primary} (read_only=0"
+        + (f", max_connections {original}" if original else "")
+        + ")",
+    )
     return "; ".join(notes)
 
 

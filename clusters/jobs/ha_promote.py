@@ -4,6 +4,7 @@ pointed at it (`promote`), start them following it (`repoint`), open writes and 
 Each takes the job's `HaContext` and explicit arguments, checks the servers' state first (a resumed job may
 run it again), writes what it decided and did into `ctx.state` (clusters.jobs.state.JobState: promoted,
 repoint_prepared, repointed, writes_opened, write_freeze_ms, epoch, gtid marks) and returns a detail."""
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,9 @@ def promote_candidate(ctx: HaContext, candidate: str) -> str:
     else:
         done.append("already replicates from nothing")
     if ctx.settings.semi_sync:
-        session.semi_sync_as_primary(ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait")
+        session.semi_sync_as_primary(
+            ctx.settings.semi_sync_timeout_ms, ctx.settings.semi_sync_on_timeout == "wait"
+        )
         done.append(f"semi-sync master side on (AFTER_SYNC, on timeout: {ctx.settings.semi_sync_on_timeout})")
     ctx.state.promoted = True
     ctx.state.gtid["new_primary_at_promotion"] = session.executed_gtids()
@@ -69,8 +72,11 @@ def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str
     if not pointed:
         session.change_source(host, port, ctx.replication, delay)
     ctx.prepared.add((address, new_primary))
-    return ("own history as its slave position, " if address == demoted else "") + "pointed at it" + (
-        f" (MASTER_DELAY {delay}s kept)" if delay else "")
+    return (
+        ("own history as its slave position, " if address == demoted else "")
+        + "pointed at it"
+        + (f" (MASTER_DELAY {delay}s kept)" if delay else "")
+    )
 
 
 def connect_replica(ctx: HaContext, new_primary: str, address: str, demoted: str | None = None) -> str:
@@ -88,8 +94,9 @@ def connect_replica(ctx: HaContext, new_primary: str, address: str, demoted: str
     return "IO thread started" + (f" ({note})" if note else "")
 
 
-def promote(ctx: HaContext, candidate: str, targets: list[str], *, demoted: str | None = None,
-            connect: bool = False) -> StepOutcome:
+def promote(
+    ctx: HaContext, candidate: str, targets: list[str], *, demoted: str | None = None, connect: bool = False
+) -> StepOutcome:
     """Promote the candidate while, in parallel, every target stops replicating and is pointed at it:
     `connect=False` leaves them stopped until `repoint` starts them (once the candidate's semi-sync master
     side is on: a switchover, whose candidate is caught up already); `connect=True` starts their IO
@@ -110,7 +117,11 @@ def promote(ctx: HaContext, candidate: str, targets: list[str], *, demoted: str 
         ctx.state.repointed = {a: str(v) for a, v in prepared.items()}
     notes = ", ".join(f"{a} {v}" for a, v in prepared.items() if not isinstance(v, Exception))
     failed = "; ".join(f"{a}: {v}" for a, v in prepared.items() if isinstance(v, Exception))
-    return Done(detail + (f"; meanwhile {notes}" if notes else "") + (f"; NOT yet repointed: {failed}" if failed else ""))
+    return Done(
+        detail
+        + (f"; meanwhile {notes}" if notes else "")
+        + (f"; NOT yet repointed: {failed}" if failed else "")
+    )
 
 
 def start_applying(ctx: HaContext, session: ServerSession) -> None:
@@ -120,8 +131,14 @@ def start_applying(ctx: HaContext, session: ServerSession) -> None:
     session.start_replication("SQL_THREAD")
 
 
-def repoint(ctx: HaContext, new_primary: str, targets: list[str], *, demoted: str | None = None,
-            left_out: dict[str, str] | None = None) -> StepOutcome:
+def repoint(
+    ctx: HaContext,
+    new_primary: str,
+    targets: list[str],
+    *,
+    demoted: str | None = None,
+    left_out: dict[str, str] | None = None,
+) -> StepOutcome:
     """Every target replicates from the new primary with its IO thread connected: the ones `promote`
     prepared are started, the ones it connected are checked, the others (a resumed job, a target that
     failed during promotion) are repointed now. `left_out`: servers not repointed and why (named in the
@@ -142,16 +159,24 @@ def repoint(ctx: HaContext, new_primary: str, targets: list[str], *, demoted: st
     ctx.state.repointed = {a: str(v) for a, v in outcomes.items()}
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
     summary = ", ".join(f"{a} {v}" for a, v in outcomes.items() if not isinstance(v, Exception))
-    note = ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in left_out.items())) if left_out else ""
+    note = (
+        ("; not repointed: " + ", ".join(f"{a} ({why})" for a, why in left_out.items())) if left_out else ""
+    )
     if failed:
-        return SoftFailure(f"NOT repointed to {new_primary}: {'; '.join(failed)}" + (f"; {summary}" if summary else "")
-                           + note, fails_job=True)
+        return SoftFailure(
+            f"NOT repointed to {new_primary}: {'; '.join(failed)}"
+            + (f"; {summary}" if summary else "")
+            + note,
+            fails_job=True,
+        )
     if not targets:
         return Skipped("no other server to repoint" + note)
     return Done(f"replicating from {new_primary} by GTID: {summary}" + note)
 
 
-def open_writes(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False) -> StepOutcome:
+def open_writes(
+    ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False
+) -> StepOutcome:
     """read_only=0 on the new primary (after at least one semi-sync replica connected, when semi-sync is
     on, so its first commits are not stuck); then record it as the cluster's primary (epoch bumped).
     `fence_demoted`: a failover marks the server it failed over away from as fenced."""
@@ -173,20 +198,33 @@ def open_writes(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_
     return Done("; ".join(notes))
 
 
-def record_primary(ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False) -> None:
+def record_primary(
+    ctx: HaContext, new_primary: str, demoted: str | None, *, fence_demoted: bool = False
+) -> None:
     """The inventory follows: Cluster.primary, a bumped epoch, the event. A server demoted by a switchover
     is a healthy, read-only replica: it is not fenced (fencing is for servers failed over away from,
     `fence_demoted`)."""
     server = ctx.server(new_primary)
     with transaction.atomic():
-        Cluster.objects.filter(pk=ctx.cluster.pk).update(primary=server, epoch=F("epoch") + 1, updated_at=timezone.now())
+        Cluster.objects.filter(pk=ctx.cluster.pk).update(
+            primary=server, epoch=F("epoch") + 1, updated_at=timezone.now()
+        )
         Server.objects.filter(pk=server.pk).update(fenced=False)
         if demoted:
             Server.objects.filter(pk=ctx.server(demoted).pk).update(fenced=fence_demoted)
         epoch = Cluster.objects.filter(pk=ctx.cluster.pk).values_list("epoch", flat=True).first()
-        record_event(ctx.cluster.pk, "primary_changed", f"Primary is now {new_primary} (job {ctx.job_id})",
-                     data={"primary": new_primary, "server_id": server.pk, "old_primary": demoted,
-                           "job_id": ctx.job_id, "epoch": epoch})
+        record_event(
+            ctx.cluster.pk,
+            "primary_changed",
+            f"Primary is now {new_primary} (job {ctx.job_id})",
+            data={
+                "primary": new_primary,
+                "server_id": server.pk,
+                "old_primary": demoted,
+                "job_id": ctx.job_id,
+                "epoch": epoch,
+            },
+        )
     ctx.cluster.primary = server
     ctx.cluster.epoch = epoch
     ctx.state.epoch = epoch

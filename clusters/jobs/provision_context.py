@@ -1,6 +1,7 @@
 """What the provisioning jobs share: the cluster, its provider, its secrets, and the typed record of the
 servers the job placed, saved in the job's result after each step (so a resumed job and an abort know
 exactly which servers exist and what was done to them)."""
+
 from __future__ import annotations
 
 import secrets
@@ -49,8 +50,12 @@ class ProvisionState:
 
     def to_result(self) -> dict:
         """What the engine writes into the job's result whenever it saves it (as clusters.jobs.state)."""
-        return {"provision": {"servers": [asdict(s) for s in self.servers],
-                              "root_password_set": self.root_password_set}}
+        return {
+            "provision": {
+                "servers": [asdict(s) for s in self.servers],
+                "root_password_set": self.root_password_set,
+            }
+        }
 
     def save(self, result: dict) -> None:
         result.update(self.to_result())
@@ -85,7 +90,9 @@ class ProvisionContext:
         self.kind = job.kind
         self.params = job.params or {}
         self.result = result
-        self.cluster = Cluster.objects.select_related("tenant", "primary", "parameter_group").get(pk=job.cluster_id)
+        self.cluster = Cluster.objects.select_related("tenant", "primary", "parameter_group").get(
+            pk=job.cluster_id
+        )
         self.spec = dict(self.cluster.provision or {})
         self.provider = get_provider(self.spec.get("provider", "local"))
         stored = decrypt_json(self.cluster.provision_secrets_encrypted) or {}
@@ -106,7 +113,8 @@ class ProvisionContext:
         if self.master_user is None:
             return
         Cluster.objects.filter(pk=self.cluster.pk).update(
-            provision_secrets_encrypted=encrypt_json({"root": self.root_password}))
+            provision_secrets_encrypted=encrypt_json({"root": self.root_password})
+        )
         self.master_user = None
 
     def parameters(self) -> dict[str, str]:
@@ -116,13 +124,20 @@ class ProvisionContext:
         return base
 
     def server_spec(self, instance: str, server_id: int) -> ServerSpec:
-        return ServerSpec(instance=instance, server_id=server_id, memory_mb=int(self.spec.get("memory_mb", 256)),
-                          semi_sync=bool(self.spec.get("semi_sync")), parameters=self.parameters())
+        return ServerSpec(
+            instance=instance,
+            server_id=server_id,
+            memory_mb=int(self.spec.get("memory_mb", 256)),
+            semi_sync=bool(self.spec.get("semi_sync")),
+            parameters=self.parameters(),
+        )
 
     def root(self, server: PlacedServer | str):
         """A root connection through the server's local socket (the password once it is set)."""
         instance = server if isinstance(server, str) else server.instance
-        return self.provider.root_connection(instance, self.root_password if self.state.root_password_set else "")
+        return self.provider.root_connection(
+            instance, self.root_password if self.state.root_password_set else ""
+        )
 
     def sql(self, server: PlacedServer | str, *statements: str | tuple[str, tuple]) -> list[dict]:
         rows: list[dict] = []

@@ -5,6 +5,7 @@ provision, deprovision, stop_cluster, start_cluster: clusters/jobs/provision_ste
 add_replica, remove_replica: clusters/jobs/scale_steps.py; apply_parameters, rolling_restart:
 clusters/jobs/rolling_steps.py.
 """
+
 from __future__ import annotations
 
 from clusters.jobs import provision_steps as p

@@ -15,6 +15,7 @@ Every step checks the servers first (already created, running, accounts there, r
 job repeats nothing. A failing step fails the job with its reason, and the abort destroys every server the
 job placed (processes and data) and removes their rows: nothing is left running.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,7 +33,14 @@ from clusters.providers.base import ProviderError
 
 # What the tenant's master user may not hold (all else WITH GRANT OPTION): they would let it write through
 # read_only, change replication or the binary log, stop the server or read its files.
-MASTER_USER_REVOKED = ("SUPER", "READ_ONLY ADMIN", "BINLOG ADMIN", "REPLICATION SLAVE ADMIN", "SHUTDOWN", "FILE")
+MASTER_USER_REVOKED = (
+    "SUPER",
+    "READ_ONLY ADMIN",
+    "BINLOG ADMIN",
+    "REPLICATION SLAVE ADMIN",
+    "SHUTDOWN",
+    "FILE",
+)
 LOCAL_CLIENT_HOST = "127.0.0.1"
 HEALTHY_TICK_TIMEOUT_SECONDS = 30.0
 SEMI_SYNC_WAIT_SECONDS = 10.0
@@ -53,10 +61,15 @@ def place_servers(ctx: ProvisionContext) -> StepOutcome:
     key = ctx.spec["key"]
     for index in range(1, count + 1):
         instance = f"{key}-s{index}"
-        placement = _provider_call(f"placing {instance}", ctx.provider.create, ctx.server_spec(instance, index))
+        placement = _provider_call(
+            f"placing {instance}", ctx.provider.create, ctx.server_spec(instance, index)
+        )
         if ctx.state.by_instance(instance) is None:
-            ctx.state.servers.append(PlacedServer(instance, index, placement.host, placement.port,
-                                                  "primary" if index == 1 else "replica"))
+            ctx.state.servers.append(
+                PlacedServer(
+                    instance, index, placement.host, placement.port, "primary" if index == 1 else "replica"
+                )
+            )
         ctx.save()
         ctx.checkpoint()  # the abort must know every server that exists
     return Done(", ".join(f"{s.instance} at {s.address}" for s in ctx.state.servers))
@@ -106,8 +119,11 @@ def create_accounts(ctx: ProvisionContext) -> StepOutcome:
     ctx.checkpoint()
     had_master = ctx.master_user is not None
     ctx.forget_master_user()  # written once: from now on only the servers know it
-    return Done(f"dbpilot's admin ({ctx.admin.user}) and replication ({ctx.replication.user}) accounts"
-                + (" and the master user" if had_master else "") + " on every server, with sql_log_bin=0")
+    return Done(
+        f"dbpilot's admin ({ctx.admin.user}) and replication ({ctx.replication.user}) accounts"
+        + (" and the master user" if had_master else "")
+        + " on every server, with sql_log_bin=0"
+    )
 
 
 def _set_root_password(ctx: ProvisionContext, server: PlacedServer) -> None:
@@ -125,11 +141,17 @@ def _set_root_password(ctx: ProvisionContext, server: PlacedServer) -> None:
 
 def _replicating_from(ctx: ProvisionContext, server: PlacedServer, primary: PlacedServer) -> bool:
     rows = ctx.sql(server, "SHOW SLAVE STATUS")
-    return bool(rows) and rows[0]["Master_Host"] == primary.host and int(rows[0]["Master_Port"]) == primary.port \
+    return (
+        bool(rows)
+        and rows[0]["Master_Host"] == primary.host
+        and int(rows[0]["Master_Port"]) == primary.port
         and rows[0]["Slave_IO_Running"] == "Yes"
+    )
 
 
-def point_at(ctx: ProvisionContext, server: PlacedServer, primary: PlacedServer, gtid: str | None = None) -> None:
+def point_at(
+    ctx: ProvisionContext, server: PlacedServer, primary: PlacedServer, gtid: str | None = None
+) -> None:
     """Make `server` a GTID replica of `primary` (from `gtid` for a clone), unless it already is one."""
     if _replicating_from(ctx, server, primary):
         return
@@ -138,9 +160,11 @@ def point_at(ctx: ProvisionContext, server: PlacedServer, primary: PlacedServer,
     if gtid is not None:
         statements.append(("SET GLOBAL gtid_slave_pos=%s", (gtid,)))
     statements += [
-        ("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-         "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-         (primary.host, primary.port, repl.user, repl.password)),
+        (
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+            (primary.host, primary.port, repl.user, repl.password),
+        ),
         "START SLAVE",
     ]
     ctx.sql(server, *statements)
@@ -154,9 +178,11 @@ def wait_replicating(ctx: ProvisionContext, server: PlacedServer, timeout: float
         if status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes":
             return
         if time.monotonic() > deadline:
-            raise StepFailed(f"{server.address} does not replicate after {timeout:g} s: IO "
-                             f"{status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')} "
-                             f"{status.get('Last_IO_Error') or status.get('Last_SQL_Error') or ''}".strip())
+            raise StepFailed(
+                f"{server.address} does not replicate after {timeout:g} s: IO "
+                f"{status.get('Slave_IO_Running')}, SQL {status.get('Slave_SQL_Running')} "
+                f"{status.get('Last_IO_Error') or status.get('Last_SQL_Error') or ''}".strip()
+            )
         time.sleep(0.05)
 
 
@@ -169,8 +195,10 @@ def wire_replication(ctx: ProvisionContext) -> StepOutcome:
         point_at(ctx, server, primary)
     for server in replicas:
         wait_replicating(ctx, server)
-    return Done(f"{', '.join(s.address for s in replicas)} replicate from {primary.address} by GTID "
-                "(connect retry 1 s, heartbeat 1 s)")
+    return Done(
+        f"{', '.join(s.address for s in replicas)} replicate from {primary.address} by GTID "
+        "(connect retry 1 s, heartbeat 1 s)"
+    )
 
 
 def semi_sync_on(ctx: ProvisionContext) -> StepOutcome:
@@ -180,24 +208,38 @@ def semi_sync_on(ctx: ProvisionContext) -> StepOutcome:
     if ctx.settings.semi_sync and replicas:
         wait = ctx.settings.semi_sync_on_timeout == "wait"
         timeout = 4294967295 if wait else ctx.settings.semi_sync_timeout_ms
-        ctx.sql(primary, "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC",
-                f"SET GLOBAL rpl_semi_sync_master_timeout={int(timeout)}", "SET GLOBAL rpl_semi_sync_master_enabled=1")
+        ctx.sql(
+            primary,
+            "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC",
+            f"SET GLOBAL rpl_semi_sync_master_timeout={int(timeout)}",
+            "SET GLOBAL rpl_semi_sync_master_enabled=1",
+        )
         deadline = time.monotonic() + SEMI_SYNC_WAIT_SECONDS
         restarted = False
         while True:
-            clients = int(ctx.sql(primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")[0]["Value"])
+            clients = int(
+                ctx.sql(primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")[0]["Value"]
+            )
             if clients >= len(replicas):
                 break
             if not restarted:  # replicas that connected before the master side was on reconnect as semi-sync
                 for server in replicas:
-                    ctx.sql(server, "SET GLOBAL rpl_semi_sync_slave_enabled=1", "STOP SLAVE IO_THREAD",
-                            "START SLAVE IO_THREAD")
+                    ctx.sql(
+                        server,
+                        "SET GLOBAL rpl_semi_sync_slave_enabled=1",
+                        "STOP SLAVE IO_THREAD",
+                        "START SLAVE IO_THREAD",
+                    )
                 restarted = True
             if time.monotonic() > deadline:
-                raise StepFailed(f"only {clients} of {len(replicas)} replicas acknowledge as semi-sync replicas")
+                raise StepFailed(
+                    f"only {clients} of {len(replicas)} replicas acknowledge as semi-sync replicas"
+                )
             time.sleep(0.05)
-        notes.append(f"semi-sync on: AFTER_SYNC, {clients} acknowledging replica(s), timeout "
-                     + ("none (wait)" if wait else f"{ctx.settings.semi_sync_timeout_ms} ms"))
+        notes.append(
+            f"semi-sync on: AFTER_SYNC, {clients} acknowledging replica(s), timeout "
+            + ("none (wait)" if wait else f"{ctx.settings.semi_sync_timeout_ms} ms")
+        )
     else:
         notes.append("semi-sync off" + ("" if replicas else " (no replica)"))
     ctx.sql(primary, "SET GLOBAL read_only=0")
@@ -211,18 +253,28 @@ def register_servers(ctx: ProvisionContext) -> StepOutcome:
     memory = int(ctx.spec.get("memory_mb", 256))
     rows = {}
     for server in ctx.state.servers:
-        row, _ = Server.objects.get_or_create(cluster=cluster, host=server.host, port=server.port,
-                                              defaults={"instance": server.instance, "memory_mb": memory})
+        row, _ = Server.objects.get_or_create(
+            cluster=cluster,
+            host=server.host,
+            port=server.port,
+            defaults={"instance": server.instance, "memory_mb": memory},
+        )
         rows[server.instance] = row
     cluster.primary = rows[ctx.state.primary.instance]
     cluster.save(update_fields=["primary", "updated_at"])
     Cluster.objects.filter(pk=cluster.pk).update(epoch=F("epoch") + 1)
-    record_event(cluster.pk, "servers_registered", f"{len(rows)} provisioned server(s) registered; primary "
-                 f"{ctx.state.primary.address}", data={"servers": [s.address for s in ctx.state.servers]})
+    record_event(
+        cluster.pk,
+        "servers_registered",
+        f"{len(rows)} provisioned server(s) registered; primary {ctx.state.primary.address}",
+        data={"servers": [s.address for s in ctx.state.servers]},
+    )
     return Done(f"{len(rows)} server(s) registered, primary {ctx.state.primary.address}")
 
 
-def healthy_tick(ctx: ProvisionContext, expected_primary: str, timeout: float = HEALTHY_TICK_TIMEOUT_SECONDS) -> str:
+def healthy_tick(
+    ctx: ProvisionContext, expected_primary: str, timeout: float = HEALTHY_TICK_TIMEOUT_SECONDS
+) -> str:
     """Observe the cluster as a monitoring tick does (probes, analysis) until the expected primary is seen
     with every replica replicating from it and no error finding."""
     deadline = time.monotonic() + timeout
@@ -232,9 +284,16 @@ def healthy_tick(ctx: ProvisionContext, expected_primary: str, timeout: float = 
         topology, _ = observe(cluster, ctx.settings)
         if topology is not None:
             replicas = [s for s in topology.servers if s.address != expected_primary]
-            lagging = [s.address for s in replicas
-                       if not (s.replication and s.replication.get("source") == expected_primary
-                               and s.replication.get("io_running") and s.replication.get("sql_running"))]
+            lagging = [
+                s.address
+                for s in replicas
+                if not (
+                    s.replication
+                    and s.replication.get("source") == expected_primary
+                    and s.replication.get("io_running")
+                    and s.replication.get("sql_running")
+                )
+            ]
             serious = [f.code for f in topology.findings if f.severity in ("critical", "error")]
             if topology.primary == expected_primary and not lagging and not serious:
                 return f"primary {topology.primary}, {len(replicas)} replica(s) replicating, health {topology.health}"
@@ -247,8 +306,12 @@ def healthy_tick(ctx: ProvisionContext, expected_primary: str, timeout: float = 
 def first_healthy_tick(ctx: ProvisionContext) -> StepOutcome:
     detail = healthy_tick(ctx, ctx.state.primary.address)
     Cluster.objects.filter(pk=ctx.cluster.pk).update(failover_armed=True)
-    record_event(ctx.cluster.pk, "failover_armed", f"Automatic failover armed (provision job {ctx.job_id})",
-                 data={"job_id": ctx.job_id})
+    record_event(
+        ctx.cluster.pk,
+        "failover_armed",
+        f"Automatic failover armed (provision job {ctx.job_id})",
+        data={"job_id": ctx.job_id},
+    )
     return Done(detail + "; failover armed")
 
 

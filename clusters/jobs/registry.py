@@ -3,6 +3,7 @@
 A new kind (provision, backup...) adds its `<kind>_steps.py` beside these, with a `PLAN`, and one line
 below (docs/jobs.md, "Where a new job kind goes").
 """
+
 from __future__ import annotations
 
 from clusters.jobs import adopt_steps, failover_steps, provision_plans, rejoin_steps, switchover_steps

@@ -10,6 +10,7 @@ the current primary, when it holds nothing the primary lacks.
 
 Params: {"server": "host:port"}.
 """
+
 from __future__ import annotations
 
 from django.db.models import F
@@ -36,7 +37,9 @@ def check_server(ctx: HaContext) -> StepOutcome:
     probe = ctx.probes.get(address)
     primary = topology.primary_view
     if probe is None or not probe.reachable:
-        raise StepRefused(f"{address} does not answer", [{"name": "server_up", "ok": False, "detail": "not reachable"}])
+        raise StepRefused(
+            f"{address} does not answer", [{"name": "server_up", "ok": False, "detail": "not reachable"}]
+        )
     if primary is None or primary.address == address or primary.state != "up":
         detail = f"no live primary to rejoin (primary {primary.address if primary else 'unknown'})"
         raise StepRefused(detail, [{"name": "primary_up", "ok": False, "detail": detail}])
@@ -75,7 +78,9 @@ def repoint(ctx: HaContext) -> StepOutcome:
     session.change_source(host, port, ctx.replication)
     session.start_replication()
     ctx.bump_epoch()
-    return Done(f"replicating from {primary} by GTID from its own position {ctx.state.server_gtid_binlog_pos}")
+    return Done(
+        f"replicating from {primary} by GTID from its own position {ctx.state.server_gtid_binlog_pos}"
+    )
 
 
 def verify(ctx: HaContext) -> StepOutcome:
@@ -89,8 +94,12 @@ def unfence(ctx: HaContext) -> StepOutcome:
         session.set_read_only(True)
     Server.objects.filter(pk=ctx.server(address).pk).update(fenced=False)
     Cluster.objects.filter(pk=ctx.cluster.pk).update(epoch=F("epoch") + 1, updated_at=timezone.now())
-    record_event(ctx.cluster.pk, "server_rejoined", f"{address} rejoined as a replica of {ctx.state.primary} "
-                 f"(job {ctx.job_id})", data={"server": address, "primary": ctx.state.primary, "job_id": ctx.job_id})
+    record_event(
+        ctx.cluster.pk,
+        "server_rejoined",
+        f"{address} rejoined as a replica of {ctx.state.primary} (job {ctx.job_id})",
+        data={"server": address, "primary": ctx.state.primary, "job_id": ctx.job_id},
+    )
     return Done(f"{address} is a read-only replica of {ctx.state.primary}; fence flag cleared")
 
 
@@ -99,11 +108,14 @@ def quarantine(cluster: Cluster, server: Server, gtids: list[str], primary: str 
     (recover or discard them, then rebuild it)."""
     changed = Server.objects.filter(pk=server.pk, quarantined=False).update(quarantined=True, fenced=True)
     if changed:
-        record_event(cluster.pk, "server_quarantined",
-                     f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
-                     "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
-                     severity="error", data={"server": server.address, "server_id": server.pk, "gtids": gtids,
-                                             "primary": primary})
+        record_event(
+            cluster.pk,
+            "server_quarantined",
+            f"{server.address} holds transactions the primary {primary or '?'} lacks: {', '.join(gtids)}. "
+            "Quarantined: it stays read-only and does not rejoin; recover or discard them, then rebuild it.",
+            severity="error",
+            data={"server": server.address, "server_id": server.pk, "gtids": gtids, "primary": primary},
+        )
 
 
 # --- the plan ---------------------------------------------------------------------------------------------

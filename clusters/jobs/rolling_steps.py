@@ -14,6 +14,7 @@ longer than a switchover does. Used by parameter-group changes (`apply_parameter
 The restart steps are skipped when nothing needs a restart (params.restart false). A job resumed after
 a worker died repeats no restart already done: restarted servers are listed in the result.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,7 +42,9 @@ def _replicas_caught_up(ctx: ProvisionContext, cluster: Cluster) -> None:
 
 def _placed(row: Server) -> PlacedServer:
     match = re.search(r"-s(\d+)$", row.instance)
-    return PlacedServer(row.instance, int(match.group(1)) if match else 0, row.host, row.port, "replica", True, True)
+    return PlacedServer(
+        row.instance, int(match.group(1)) if match else 0, row.host, row.port, "replica", True, True
+    )
 
 
 def _rows(ctx: ProvisionContext) -> list[Server]:
@@ -58,7 +61,9 @@ def write_configuration(ctx: ProvisionContext) -> StepOutcome:
         server = _placed(row)
         if ctx.provider.reconfigure(ctx.server_spec(server.instance, server.server_id)):
             changed.append(row.address)
-    return Done(f"configuration rewritten on {', '.join(changed)}" if changed else "configuration already current")
+    return Done(
+        f"configuration rewritten on {', '.join(changed)}" if changed else "configuration already current"
+    )
 
 
 def _set_global_value(value: str) -> int | str:
@@ -70,9 +75,13 @@ def apply_live(ctx: ProvisionContext) -> StepOutcome:
     if not live:
         return Skipped("no dynamic setting changed")
     for row in _rows(ctx):
-        statements = [(f"SET GLOBAL {name}=%s", (_set_global_value(str(value)),)) for name, value in live.items()]
+        statements = [
+            (f"SET GLOBAL {name}=%s", (_set_global_value(str(value)),)) for name, value in live.items()
+        ]
         ctx.sql(row.instance, *statements)
-    return Done(f"{', '.join(f'{k}={v}' for k, v in live.items())} applied live on {len(_rows(ctx))} server(s)")
+    return Done(
+        f"{', '.join(f'{k}={v}' for k, v in live.items())} applied live on {len(_rows(ctx))} server(s)"
+    )
 
 
 def _restart(ctx: ProvisionContext, row: Server, primary: Server) -> None:
@@ -86,7 +95,9 @@ def _restart(ctx: ProvisionContext, row: Server, primary: Server) -> None:
         deadline = time.monotonic() + SEMI_SYNC_BACK_SECONDS
         while ctx.sql(server, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")[0]["Value"] != "ON":
             if time.monotonic() > deadline:
-                raise StepFailed(f"{row.address} does not acknowledge as a semi-sync replica after its restart")
+                raise StepFailed(
+                    f"{row.address} does not acknowledge as a semi-sync replica after its restart"
+                )
             time.sleep(0.05)
     ctx.result.setdefault("restarted", []).append(row.address)
     ctx.checkpoint()
@@ -125,13 +136,27 @@ def switchover(ctx: ProvisionContext) -> StepOutcome:
     Cluster.objects.filter(pk=cluster.pk).update(last_job_id=ctx.job_id)  # the cluster's job stays this one
     if finished is None or finished.state != "succeeded":
         state = finished.state if finished else "not run"
-        checks = [f"{c['name']}: {c['detail']}" for c in ((finished.result or {}).get("checks") or []) if not c.get("ok")] \
-            if finished else []
-        raise StepFailed(f"switchover job {job.id} {state}: {'; '.join(checks) or (finished.result or {}).get('detail', '')}")
-    ctx.result["switchover"] = {"job": job.id, "new_primary": finished.result.get("new_primary"),
-                                "write_freeze_ms": finished.result.get("write_freeze_ms")}
-    return Done(f"switchover job {job.id}: {ctx.result['old_primary']} -> {finished.result.get('new_primary')}, "
-                f"writes frozen {finished.result.get('write_freeze_ms')} ms")
+        checks = (
+            [
+                f"{c['name']}: {c['detail']}"
+                for c in ((finished.result or {}).get("checks") or [])
+                if not c.get("ok")
+            ]
+            if finished
+            else []
+        )
+        raise StepFailed(
+            f"switchover job {job.id} {state}: {'; '.join(checks) or (finished.result or {}).get('detail', '')}"
+        )
+    ctx.result["switchover"] = {
+        "job": job.id,
+        "new_primary": finished.result.get("new_primary"),
+        "write_freeze_ms": finished.result.get("write_freeze_ms"),
+    }
+    return Done(
+        f"switchover job {job.id}: {ctx.result['old_primary']} -> {finished.result.get('new_primary')}, "
+        f"writes frozen {finished.result.get('write_freeze_ms')} ms"
+    )
 
 
 def restart_old_primary(ctx: ProvisionContext) -> StepOutcome:

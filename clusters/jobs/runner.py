@@ -19,6 +19,7 @@ Jobs a person asks for through the API (manual failover, adopt) always use the `
 when that is configured): the web process does not run jobs. The runner is
 `settings.DBPILOT_FAILOVER_RUNNER` or the environment variable of the same name.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,5 +69,6 @@ def start_job(job_id: int, *, from_request: bool = False) -> None:
         engine.enqueue_job(job_id)
     else:
         # Not a daemon: a worker's warm shutdown lets a running failover finish.
-        transaction.on_commit(lambda: threading.Thread(target=_run_in_thread, args=(job_id,),
-                                                       name=f"ha-job-{job_id}").start())
+        transaction.on_commit(
+            lambda: threading.Thread(target=_run_in_thread, args=(job_id,), name=f"ha-job-{job_id}").start()
+        )

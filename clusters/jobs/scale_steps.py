@@ -15,6 +15,7 @@ remove_replica (never the primary: the request is refused with 409 before any jo
     forget_server     its row goes first, so monitoring does not report the server it is about to remove
     destroy_server    stopped and removed with its data
 """
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,17 @@ def place_replica(ctx: ProvisionContext) -> StepOutcome:
     server_id = max(numbers, default=0) + 1
     instance = f"{ctx.spec['key']}-s{server_id}"
     primary = _primary(ctx)
-    source = next((s.instance for s in rows if s.pk != ctx.cluster.primary_id and s.instance
-                   and not s.maintenance and ctx.provider.running(s.instance)), primary.instance)
+    source = next(
+        (
+            s.instance
+            for s in rows
+            if s.pk != ctx.cluster.primary_id
+            and s.instance
+            and not s.maintenance
+            and ctx.provider.running(s.instance)
+        ),
+        primary.instance,
+    )
     ctx.state.servers.append(PlacedServer(instance, server_id, "", 0, "replica"))
     ctx.result["clone_source"] = source
     ctx.save()
@@ -73,17 +83,27 @@ def clone(ctx: ProvisionContext) -> StepOutcome:
             ctx.checkpoint()
 
     try:
-        result = ctx.provider.clone(ctx.result["clone_source"], ctx.server_spec(new.instance, new.server_id),
-                                    ctx.root_password, progress)
+        result = ctx.provider.clone(
+            ctx.result["clone_source"],
+            ctx.server_spec(new.instance, new.server_id),
+            ctx.root_password,
+            progress,
+        )
     except ProviderError as exc:
         raise StepFailed(f"cloning {ctx.result['clone_source']}: {exc}") from None
     placement = ctx.provider.placement(new.instance)
     new.host, new.port, new.gtid = placement.host, placement.port, result.gtid
-    ctx.result["clone"] = {"bytes": result.bytes_copied, "seconds": round(result.seconds, 2),
-                           "mb_per_second": result.mb_per_second, "gtid": result.gtid}
+    ctx.result["clone"] = {
+        "bytes": result.bytes_copied,
+        "seconds": round(result.seconds, 2),
+        "mb_per_second": result.mb_per_second,
+        "gtid": result.gtid,
+    }
     ctx.save()
-    return Done(f"{result.bytes_copied / 1e6:.1f} MB in {result.seconds:.1f} s ({result.mb_per_second} MB/s), "
-                f"at GTID {result.gtid or '(empty)'}")
+    return Done(
+        f"{result.bytes_copied / 1e6:.1f} MB in {result.seconds:.1f} s ({result.mb_per_second} MB/s), "
+        f"at GTID {result.gtid or '(empty)'}"
+    )
 
 
 def start_replica(ctx: ProvisionContext) -> StepOutcome:
@@ -105,8 +125,12 @@ def replicate(ctx: ProvisionContext) -> StepOutcome:
     target = ctx.sql(primary, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
     reached = ctx.sql(new, ("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (target, CATCH_UP_SECONDS)))[0]["r"]
     if reached != 0:
-        raise StepFailed(f"{new.address} did not reach the primary's position {target} within {CATCH_UP_SECONDS:g} s")
-    return Done(f"{new.address} replicates from {primary.address} from GTID {new.gtid or '(empty)'}, caught up at {target}")
+        raise StepFailed(
+            f"{new.address} did not reach the primary's position {target} within {CATCH_UP_SECONDS:g} s"
+        )
+    return Done(
+        f"{new.address} replicates from {primary.address} from GTID {new.gtid or '(empty)'}, caught up at {target}"
+    )
 
 
 def semi_sync(ctx: ProvisionContext) -> StepOutcome:
@@ -120,18 +144,27 @@ def semi_sync(ctx: ProvisionContext) -> StepOutcome:
             return Done(f"{new.address} acknowledges as a semi-sync replica")
         if time.monotonic() > deadline:
             raise StepFailed(f"{new.address} does not acknowledge as a semi-sync replica")
-        ctx.sql(new, "SET GLOBAL rpl_semi_sync_slave_enabled=1", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
+        ctx.sql(
+            new, "SET GLOBAL rpl_semi_sync_slave_enabled=1", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"
+        )
         time.sleep(0.2)
 
 
 @transaction.atomic
 def register_server(ctx: ProvisionContext) -> StepOutcome:
     new = ctx.state.servers[0]
-    Server.objects.get_or_create(cluster_id=ctx.cluster.pk, host=new.host, port=new.port,
-                                 defaults={"instance": new.instance,
-                                           "memory_mb": int(ctx.spec.get("memory_mb", 256))})
-    record_event(ctx.cluster.pk, "server_added", f"Replica {new.address} added (job {ctx.job_id})",
-                 data={"server": new.address, "job_id": ctx.job_id})
+    Server.objects.get_or_create(
+        cluster_id=ctx.cluster.pk,
+        host=new.host,
+        port=new.port,
+        defaults={"instance": new.instance, "memory_mb": int(ctx.spec.get("memory_mb", 256))},
+    )
+    record_event(
+        ctx.cluster.pk,
+        "server_added",
+        f"Replica {new.address} added (job {ctx.job_id})",
+        data={"server": new.address, "job_id": ctx.job_id},
+    )
     return Done(f"{new.address} registered")
 
 
@@ -157,8 +190,12 @@ def _target(ctx: ProvisionContext) -> dict:
 def forget_server(ctx: ProvisionContext) -> StepOutcome:
     target = _target(ctx)
     Server.objects.filter(cluster_id=ctx.cluster.pk, pk=target["id"]).delete()
-    record_event(ctx.cluster.pk, "server_removed", f"Replica {target['address']} removed (job {ctx.job_id})",
-                 data={"server": target["address"], "job_id": ctx.job_id})
+    record_event(
+        ctx.cluster.pk,
+        "server_removed",
+        f"Replica {target['address']} removed (job {ctx.job_id})",
+        data={"server": target["address"], "job_id": ctx.job_id},
+    )
     return Done(f"{target['address']} no longer monitored")
 
 

@@ -5,6 +5,7 @@ Its fields keep the `result` keys the API and the portal always showed; a key ap
 step set it (as before), never as a default. `JobState.from_result(job.result)` is how a resumed job
 learns what the previous attempt did.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -27,7 +28,9 @@ class JobState:
     targets: list[str] = field(default_factory=list)  # failover: the servers repointed at the new primary
     not_repointed: dict[str, str] = field(default_factory=dict)  # server -> why it was left out
     unreachable: list[str] = field(default_factory=list)  # not reachable when the candidate was elected
-    io_stopped: list[str] = field(default_factory=list)  # failover: IO threads stopped (the abort restarts them)
+    io_stopped: list[str] = field(
+        default_factory=list
+    )  # failover: IO threads stopped (the abort restarts them)
     sources: dict[str, str] = field(default_factory=dict)  # failover: each replica's source before the job
     old_primary_was_fenced: bool | None = None
     replicas: list[str] = field(default_factory=list)  # adopt: the replicas it prepares
@@ -42,7 +45,9 @@ class JobState:
     lowered_max_connections: int | None = None
     writes_rejected: bool | None = None
     freeze_started_at: float | None = None
-    gtid: dict[str, str] = field(default_factory=dict)  # GTID marks: old_primary_final, new_primary_at_promotion...
+    gtid: dict[str, str] = field(
+        default_factory=dict
+    )  # GTID marks: old_primary_final, new_primary_at_promotion...
     promoted: bool | None = None
     repoint_prepared: list[str] = field(default_factory=list)
     repointed: dict[str, str] = field(default_factory=dict)

@@ -10,6 +10,7 @@ then leaves the cluster safe and says what it did).
 Step records are the job's `steps` JSON: `{"name", "state", "started_at", "finished_at", "detail"}`, plus
 `output` for steps that ran a script. No Django here: the engine persists records, plans stay testable.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -113,7 +114,9 @@ class Plan:
             raise ValueError(f"plan {self.kind}: step names must be unique")
         for spec in self.steps:
             if spec.resume_from is not None and spec.resume_from not in names[: names.index(spec.name)]:
-                raise ValueError(f"plan {self.kind}: {spec.name} resumes from {spec.resume_from}, not an earlier step")
+                raise ValueError(
+                    f"plan {self.kind}: {spec.name} resumes from {spec.resume_from}, not an earlier step"
+                )
 
     @property
     def names(self) -> list[str]:
@@ -147,8 +150,9 @@ def resume_index(plan: Plan, records: Sequence[dict[str, Any]]) -> int | None:
     return None
 
 
-def mark(records: list[dict[str, Any]], name: str, state: str, at: str, detail: str | None = None,
-         **extra: Any) -> dict[str, Any]:
+def mark(
+    records: list[dict[str, Any]], name: str, state: str, at: str, detail: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """Set a step's state; `at` (ISO time) becomes started_at when it starts, finished_at when it ends."""
     record = next(r for r in records if r["name"] == name)
     record["state"] = state

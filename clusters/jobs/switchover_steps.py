@@ -6,6 +6,7 @@ start stopped replicas (check_replication_state off), check long transactions, e
 primary, open writes, routes (new primary), post hook, restore the old primary, replicas read-only.
 Repointing comes before opening writes so the new primary's first commits find a semi-sync replica.
 """
+
 from __future__ import annotations
 
 from clusters.adapters.mysql import ServerError
@@ -36,14 +37,21 @@ CATCHUP_TIMEOUT_SECONDS = 30.0
 CHECK_REPLICATION_CREDENTIALS = "replication_credentials"
 
 
-def run_election(topology: Topology, probes: dict, settings: ClusterSettings, requested: str | None) -> Election:
+def run_election(
+    topology: Topology, probes: dict, settings: ClusterSettings, requested: str | None
+) -> Election:
     return elect(candidates_from_topology(topology, probes), settings, requested=requested)
 
 
 def credentials_check(cluster: Cluster) -> Check:
     ok = bool(replication_credentials(cluster).user)
-    return Check(CHECK_REPLICATION_CREDENTIALS, ok, "replication credentials are set" if ok else
-                 "no replication credentials: PATCH the cluster's replication_credentials so replicas can be repointed")
+    return Check(
+        CHECK_REPLICATION_CREDENTIALS,
+        ok,
+        "replication credentials are set"
+        if ok
+        else "no replication credentials: PATCH the cluster's replication_credentials so replicas can be repointed",
+    )
 
 
 # --- the plan's own steps --------------------------------------------------------------------------------
@@ -52,8 +60,10 @@ def credentials_check(cluster: Cluster) -> Check:
 def _refuse_if_blocked(checks: list[Check], what: str) -> str:
     failing = blocking(checks)
     if failing:
-        raise StepRefused(f"{what}: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
-                          [ch.as_dict() for ch in checks])
+        raise StepRefused(
+            f"{what}: " + "; ".join(f"{ch.name}: {ch.detail}" for ch in failing),
+            [ch.as_dict() for ch in checks],
+        )
     return "; ".join(ch.detail for ch in checks)
 
 
@@ -69,7 +79,9 @@ def _elect_now(ctx: HaContext) -> Election:
 
 def _settings_checks(ctx: HaContext, election: Election) -> list[Check]:
     names = (c.CHECK_PRIMARY_UP, c.CHECK_REPLICATION_SETTINGS)
-    checks = [ch for ch in switchover_checks(ctx.topology, ctx.probes, ctx.settings, election) if ch.name in names]
+    checks = [
+        ch for ch in switchover_checks(ctx.topology, ctx.probes, ctx.settings, election) if ch.name in names
+    ]
     return checks + [credentials_check(ctx.cluster)]
 
 
@@ -90,7 +102,9 @@ def check_replication(ctx: HaContext):
     topology = ctx.topology or ctx.probe()
     election = _elect_now(ctx)
     names = (c.CHECK_REPLICATION_STATE, c.CHECK_REPLICA_LAG)
-    checks = [ch for ch in switchover_checks(topology, ctx.probes, ctx.settings, election) if ch.name in names]
+    checks = [
+        ch for ch in switchover_checks(topology, ctx.probes, ctx.settings, election) if ch.name in names
+    ]
     return _refuse_if_blocked(checks, "replication")
 
 
@@ -110,8 +124,10 @@ def check_long_transactions(ctx: HaContext) -> str:
     try:
         measured = ctx.session(old).long_running(ctx.admin.user)
     except ServerError as exc:
-        raise StepRefused(f"cannot check the primary's transactions: {exc}",
-                          [{"name": c.CHECK_LONG_TRANSACTIONS, "ok": False, "detail": str(exc)}]) from exc
+        raise StepRefused(
+            f"cannot check the primary's transactions: {exc}",
+            [{"name": c.CHECK_LONG_TRANSACTIONS, "ok": False, "detail": str(exc)}],
+        ) from exc
     primary = ProbeResult(address=old, outcome=probe_outcomes.OK, **measured)
     return _refuse_if_blocked(long_running_checks(primary, ctx.settings), "long-running work on the primary")
 
@@ -132,8 +148,10 @@ def elect_candidate(ctx: HaContext) -> Done:
     failed = ctx.open_sessions(wanted + [(a, "main") for a in others])
     essential = {key: error for key, error in failed.items() if key[0] in (old, new)}
     if essential:
-        raise StepRefused("cannot connect: " + "; ".join(f"{k[0]}: {e}" for k, e in essential.items()),
-                          [{"name": "connect", "ok": False, "detail": e} for e in essential.values()])
+        raise StepRefused(
+            "cannot connect: " + "; ".join(f"{k[0]}: {e}" for k, e in essential.items()),
+            [{"name": "connect", "ok": False, "detail": e} for e in essential.values()],
+        )
     unreachable = sorted({key[0] for key in failed})
     ctx.state.unreachable = unreachable
     note = f"; not reachable, not repointed: {', '.join(unreachable)}" if unreachable else ""
@@ -163,7 +181,9 @@ def promote_candidate(ctx: HaContext):
 
 def repoint_replicas(ctx: HaContext):
     left_out = {a: "not reachable" for a in ctx.state.unreachable}
-    return ha_promote.repoint(ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary, left_out=left_out)
+    return ha_promote.repoint(
+        ctx, ctx.state.new_primary, _targets(ctx), demoted=ctx.state.old_primary, left_out=left_out
+    )
 
 
 def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
@@ -178,8 +198,13 @@ def abort_switchover(ctx: HaContext, step: str, reason: str) -> str | None:
         notes.append(ha_freeze.restore_primary(ctx, old))
     if ctx.state.routes_told_leaving and old and not ctx.state.writes_rejected:
         try:
-            results = announce_new_primary(ctx.cluster, old, replicas=[a for a in ctx.addresses if a != old],
-                                           epoch=ctx.cluster.epoch, job_id=ctx.job_id)
+            results = announce_new_primary(
+                ctx.cluster,
+                old,
+                replicas=[a for a in ctx.addresses if a != old],
+                epoch=ctx.cluster.epoch,
+                job_id=ctx.job_id,
+            )
         except Exception as exc:  # noqa: BLE001 - the writes are back; the routes are stale and say so
             ctx.state.routes_ok = False
             notes.append(f"routes could not be pointed back at {old}: {exc}")
@@ -200,23 +225,39 @@ PLAN = Plan(
         StepSpec("start_stopped_replicas", start_stopped),
         StepSpec("check_long_transactions", check_long_transactions),
         StepSpec("elect_candidate", elect_candidate),
-        StepSpec("pre_failover_hook",
-                 lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True)),
+        StepSpec(
+            "pre_failover_hook",
+            lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=True),
+        ),
         StepSpec("routes_primary_leaving", lambda ctx: ha_after.routes_step(ctx, PRIMARY_LEAVING)),
         # The write freeze: quiet steps, recorded together once writes are open again.
         StepSpec("reject_writes", reject_writes, quiet=True),
         StepSpec("wait_candidate_catchup", wait_candidate_catchup, resume_from="reject_writes", quiet=True),
         StepSpec("promote_candidate", promote_candidate, resume_from="reject_writes", quiet=True),
         StepSpec("repoint_replicas", repoint_replicas, quiet=True),
-        StepSpec("open_writes",
-                 lambda ctx: ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary), quiet=True),
+        StepSpec(
+            "open_writes",
+            lambda ctx: ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary),
+            quiet=True,
+        ),
         StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
-        StepSpec("post_failover_hook",
-                 lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False)),
-        StepSpec("restore_old_primary", lambda ctx: ha_freeze.restore_max_connections(ctx, ctx.state.old_primary)),
-        StepSpec("replicas_read_only", lambda ctx: ha_after.replicas_read_only(ctx, [a for a in ctx.addresses if a != ctx.state.new_primary])),
-        StepSpec("verify_replication",
-                 lambda ctx: ha_after.verify_replication(ctx, ctx.state.new_primary, _targets(ctx))),
+        StepSpec(
+            "post_failover_hook",
+            lambda ctx: ha_after.hook_step(ctx, "post_failover", KIND, "post", refuse_on_failure=False),
+        ),
+        StepSpec(
+            "restore_old_primary", lambda ctx: ha_freeze.restore_max_connections(ctx, ctx.state.old_primary)
+        ),
+        StepSpec(
+            "replicas_read_only",
+            lambda ctx: ha_after.replicas_read_only(
+                ctx, [a for a in ctx.addresses if a != ctx.state.new_primary]
+            ),
+        ),
+        StepSpec(
+            "verify_replication",
+            lambda ctx: ha_after.verify_replication(ctx, ctx.state.new_primary, _targets(ctx)),
+        ),
     ),
     context=HaContext,
     abort=abort_switchover,

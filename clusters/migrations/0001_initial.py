@@ -4,96 +4,142 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Cluster',
+            name="Cluster",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63)),
-                ('origin', models.CharField(choices=[('registered', 'Registered'), ('provisioned', 'Provisioned')], default='registered', max_length=16)),
-                ('settings', models.JSONField(default=dict)),
-                ('failover_armed', models.BooleanField(default=False)),
-                ('credentials_encrypted', models.TextField(default='')),
-                ('replication_credentials_encrypted', models.TextField(default='')),
-                ('health_key_hmac', models.CharField(default='', max_length=64)),
-                ('epoch', models.PositiveBigIntegerField(default=1)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=63)),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[("registered", "Registered"), ("provisioned", "Provisioned")],
+                        default="registered",
+                        max_length=16,
+                    ),
+                ),
+                ("settings", models.JSONField(default=dict)),
+                ("failover_armed", models.BooleanField(default=False)),
+                ("credentials_encrypted", models.TextField(default="")),
+                ("replication_credentials_encrypted", models.TextField(default="")),
+                ("health_key_hmac", models.CharField(default="", max_length=64)),
+                ("epoch", models.PositiveBigIntegerField(default=1)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'permissions': [('operate_cluster', 'Switch over, fail over and set maintenance'), ('admin_cluster', 'Change settings, routes and credentials; delete')],
-                'default_permissions': ('add', 'change', 'delete', 'view'),
+                "permissions": [
+                    ("operate_cluster", "Switch over, fail over and set maintenance"),
+                    ("admin_cluster", "Change settings, routes and credentials; delete"),
+                ],
+                "default_permissions": ("add", "change", "delete", "view"),
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=64)),
-                ('severity', models.CharField(default='info', max_length=16)),
-                ('message', models.TextField()),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=64)),
+                ("severity", models.CharField(default="info", max_length=16)),
+                ("message", models.TextField()),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Finding',
+            name="Finding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=64)),
-                ('severity', models.CharField(max_length=16)),
-                ('message', models.TextField()),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('opened_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=64)),
+                ("severity", models.CharField(max_length=16)),
+                ("message", models.TextField()),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("opened_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-opened_at', '-id'],
+                "ordering": ["-opened_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('refused', 'Refused')], default='pending', max_length=16)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('steps', models.JSONField(blank=True, default=list)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('requested_by', models.CharField(default='', max_length=200)),
-                ('lease_owner', models.CharField(blank=True, default='', max_length=200)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("refused", "Refused"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("steps", models.JSONField(blank=True, default=list)),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("requested_by", models.CharField(default="", max_length=200)),
+                ("lease_owner", models.CharField(blank=True, default="", max_length=200)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Server',
+            name="Server",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('host', models.CharField(max_length=255)),
-                ('port', models.PositiveIntegerField()),
-                ('maintenance', models.BooleanField(default=False)),
-                ('fenced', models.BooleanField(default=False)),
-                ('quarantined', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("host", models.CharField(max_length=255)),
+                ("port", models.PositiveIntegerField()),
+                ("maintenance", models.BooleanField(default=False)),
+                ("fenced", models.BooleanField(default=False)),
+                ("quarantined", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
     ]

@@ -5,69 +5,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('clusters', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("clusters", "0001_initial"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cluster',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='clusters', to='tenants.tenant'),
+            model_name="cluster",
+            name="tenant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="clusters", to="tenants.tenant"
+            ),
         ),
         migrations.AddField(
-            model_name='event',
-            name='cluster',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='clusters.cluster'),
+            model_name="event",
+            name="cluster",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="events", to="clusters.cluster"
+            ),
         ),
         migrations.AddField(
-            model_name='finding',
-            name='cluster',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='clusters.cluster'),
+            model_name="finding",
+            name="cluster",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="findings", to="clusters.cluster"
+            ),
         ),
         migrations.AddField(
-            model_name='job',
-            name='cluster',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='clusters.cluster'),
+            model_name="job",
+            name="cluster",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="jobs", to="clusters.cluster"
+            ),
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='last_job',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='clusters.job'),
+            model_name="cluster",
+            name="last_job",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="clusters.job",
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='cluster',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='servers', to='clusters.cluster'),
+            model_name="server",
+            name="cluster",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="servers", to="clusters.cluster"
+            ),
         ),
         migrations.AddField(
-            model_name='finding',
-            name='server',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='clusters.server'),
+            model_name="finding",
+            name="server",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="findings",
+                to="clusters.server",
+            ),
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='primary',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='clusters.server'),
+            model_name="cluster",
+            name="primary",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="clusters.server",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind__in', ('switchover', 'failover', 'rejoin', 'adopt')), ('state__in', ('pending', 'running'))), fields=('cluster',), name='one_active_ha_job_per_cluster'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("kind__in", ("switchover", "failover", "rejoin", "adopt")),
+                    ("state__in", ("pending", "running")),
+                ),
+                fields=("cluster",),
+                name="one_active_ha_job_per_cluster",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='server',
-            constraint=models.UniqueConstraint(fields=('cluster', 'host', 'port'), name='unique_server_in_cluster'),
+            model_name="server",
+            constraint=models.UniqueConstraint(
+                fields=("cluster", "host", "port"), name="unique_server_in_cluster"
+            ),
         ),
         migrations.AddIndex(
-            model_name='finding',
-            index=models.Index(fields=['cluster', 'resolved_at'], name='clusters_fi_cluster_675759_idx'),
+            model_name="finding",
+            index=models.Index(fields=["cluster", "resolved_at"], name="clusters_fi_cluster_675759_idx"),
         ),
         migrations.AddConstraint(
-            model_name='cluster',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='unique_cluster_name_per_tenant'),
+            model_name="cluster",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "name"), name="unique_cluster_name_per_tenant"
+            ),
         ),
     ]

@@ -4,14 +4,20 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0002_initial'),
+        ("clusters", "0002_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='cluster',
-            options={'default_permissions': ('add', 'change', 'delete', 'view'), 'ordering': ['tenant_id', 'name'], 'permissions': [('operate_cluster', 'Switch over, fail over and set maintenance'), ('admin_cluster', 'Change settings, routes and credentials; delete')]},
+            name="cluster",
+            options={
+                "default_permissions": ("add", "change", "delete", "view"),
+                "ordering": ["tenant_id", "name"],
+                "permissions": [
+                    ("operate_cluster", "Switch over, fail over and set maintenance"),
+                    ("admin_cluster", "Change settings, routes and credentials; delete"),
+                ],
+            },
         ),
     ]

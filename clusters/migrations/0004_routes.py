@@ -5,33 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0003_cluster_ordering'),
+        ("clusters", "0003_cluster_ordering"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Route',
+            name="Route",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('name', models.CharField(max_length=64)),
-                ('settings', models.JSONField(blank=True, default=dict)),
-                ('secrets_encrypted', models.TextField(blank=True, default='')),
-                ('endpoint', models.CharField(blank=True, db_index=True, default='', max_length=400)),
-                ('proxy_state', models.JSONField(blank=True, default=dict)),
-                ('last_sync_at', models.DateTimeField(blank=True, null=True)),
-                ('last_sync_ok', models.BooleanField(blank=True, null=True)),
-                ('last_sync_detail', models.TextField(blank=True, default='')),
-                ('last_sync_trigger', models.CharField(blank=True, default='', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='routes', to='clusters.cluster')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("name", models.CharField(max_length=64)),
+                ("settings", models.JSONField(blank=True, default=dict)),
+                ("secrets_encrypted", models.TextField(blank=True, default="")),
+                ("endpoint", models.CharField(blank=True, db_index=True, default="", max_length=400)),
+                ("proxy_state", models.JSONField(blank=True, default=dict)),
+                ("last_sync_at", models.DateTimeField(blank=True, null=True)),
+                ("last_sync_ok", models.BooleanField(blank=True, null=True)),
+                ("last_sync_detail", models.TextField(blank=True, default="")),
+                ("last_sync_trigger", models.CharField(blank=True, default="", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="routes",
+                        to="clusters.cluster",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['cluster_id', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('cluster', 'name'), name='unique_route_name_per_cluster')],
+                "ordering": ["cluster_id", "id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("cluster", "name"), name="unique_route_name_per_cluster")
+                ],
             },
         ),
     ]

@@ -5,54 +5,73 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0004_routes'),
-        ('tenants', '0003_tenant_memory_quota'),
+        ("clusters", "0004_routes"),
+        ("tenants", "0003_tenant_memory_quota"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cluster',
-            name='provision',
+            model_name="cluster",
+            name="provision",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='provision_secrets_encrypted',
-            field=models.TextField(blank=True, default=''),
+            model_name="cluster",
+            name="provision_secrets_encrypted",
+            field=models.TextField(blank=True, default=""),
         ),
         migrations.AddField(
-            model_name='server',
-            name='instance',
-            field=models.CharField(blank=True, default='', max_length=100),
+            model_name="server",
+            name="instance",
+            field=models.CharField(blank=True, default="", max_length=100),
         ),
         migrations.AddField(
-            model_name='server',
-            name='memory_mb',
+            model_name="server",
+            name="memory_mb",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.CreateModel(
-            name='ParameterGroup',
+            name="ParameterGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='parameter_groups', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=63)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="parameter_groups",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant_id', 'name'],
+                "ordering": ["tenant_id", "name"],
             },
         ),
         migrations.AddField(
-            model_name='cluster',
-            name='parameter_group',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='clusters', to='clusters.parametergroup'),
+            model_name="cluster",
+            name="parameter_group",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="clusters",
+                to="clusters.parametergroup",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='parametergroup',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='unique_parameter_group_per_tenant'),
+            model_name="parametergroup",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "name"), name="unique_parameter_group_per_tenant"
+            ),
         ),
     ]

@@ -4,26 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0005_provisioning'),
+        ("clusters", "0005_provisioning"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DatabaseHost',
+            name="DatabaseHost",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, unique=True)),
-                ('address', models.CharField(max_length=255)),
-                ('zone', models.CharField(max_length=63)),
-                ('capacity_instances', models.PositiveIntegerField()),
-                ('capacity_memory_mb', models.PositiveIntegerField()),
-                ('down', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=63, unique=True)),
+                ("address", models.CharField(max_length=255)),
+                ("zone", models.CharField(max_length=63)),
+                ("capacity_instances", models.PositiveIntegerField()),
+                ("capacity_memory_mb", models.PositiveIntegerField()),
+                ("down", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
     ]

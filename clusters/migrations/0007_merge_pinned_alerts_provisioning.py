@@ -4,12 +4,10 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0005_alert_subscriptions'),
-        ('clusters', '0005_server_pinned_address'),
-        ('clusters', '0006_database_hosts'),
+        ("clusters", "0005_alert_subscriptions"),
+        ("clusters", "0005_server_pinned_address"),
+        ("clusters", "0006_database_hosts"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -9,6 +9,7 @@ what went wrong and whether trying again can help (`permanent`), in the manner o
 `local` (clusters.providers.local_provider) is the embedded provider; `hosts` and `kubernetes` are later
 providers behind the same interface (docs/provisioning.md).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -81,7 +82,9 @@ class Provider(ABC):
         """Place a new, empty server (address, configuration, data directory), not started."""
 
     @abstractmethod
-    def clone(self, source: str, spec: ServerSpec, root_password: str, progress: Progress | None = None) -> CloneResult:
+    def clone(
+        self, source: str, spec: ServerSpec, root_password: str, progress: Progress | None = None
+    ) -> CloneResult:
         """Place a server whose data is a consistent copy of the running instance `source`, not started."""
 
     @abstractmethod

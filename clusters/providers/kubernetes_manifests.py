@@ -8,6 +8,7 @@ been run against a live Kubernetes cluster (the manifests are checked with a val
 Kubernetes schemas, tests/unit/test_kubernetes_manifests.py). dbpilot still does monitoring and failover:
 every pod starts read-only; server_id comes from the pod's ordinal.
 """
+
 from __future__ import annotations
 
 import base64
@@ -90,54 +91,144 @@ def _b64(text: str) -> str:
 
 def render(spec: KubernetesSpec, passwords: Mapping[str, str]) -> list[dict]:
     """Every manifest of the cluster, in the order they are applied."""
-    labels = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/instance": spec.name,
-              "app.kubernetes.io/managed-by": "dbpilot"}
+    labels = {
+        "app.kubernetes.io/name": "mariadb",
+        "app.kubernetes.io/instance": spec.name,
+        "app.kubernetes.io/managed-by": "dbpilot",
+    }
     meta = lambda name, **extra: {"name": name, "namespace": spec.namespace, "labels": dict(labels), **extra}  # noqa: E731
     headless = f"{spec.name}-servers"
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{spec.name}-config"),
-              "data": {"dbpilot.cnf": my_cnf(spec), "entrypoint.sh": ENTRYPOINT}}
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": meta(f"{spec.name}-credentials"), "type": "Opaque",
-              "data": {key: _b64(value) for key, value in sorted(passwords.items())}}
-    service_headless = {"apiVersion": "v1", "kind": "Service", "metadata": meta(headless), "spec": {
-        "clusterIP": "None", "publishNotReadyAddresses": True, "selector": dict(labels),
-        "ports": [{"name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT}]}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(f"{spec.name}-config"),
+        "data": {"dbpilot.cnf": my_cnf(spec), "entrypoint.sh": ENTRYPOINT},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(f"{spec.name}-credentials"),
+        "type": "Opaque",
+        "data": {key: _b64(value) for key, value in sorted(passwords.items())},
+    }
+    service_headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(headless),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": dict(labels),
+            "ports": [{"name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT}],
+        },
+    }
 
     def role_service(role: str) -> dict:
         # dbpilot labels the pods with their role (dbpilot.io/role) after each topology change.
-        return {"apiVersion": "v1", "kind": "Service", "metadata": meta(f"{spec.name}-{role}"), "spec": {
-            "type": "ClusterIP", "selector": {**labels, "dbpilot.io/role": role},
-            "ports": [{"name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT}]}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(f"{spec.name}-{role}"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {**labels, "dbpilot.io/role": role},
+                "ports": [{"name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT}],
+            },
+        }
 
     memory = f"{spec.memory_mb}Mi"
-    statefulset = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(spec.name), "spec": {
-        "serviceName": headless, "replicas": spec.servers, "podManagementPolicy": "Parallel",
-        "selector": {"matchLabels": dict(labels)},
-        "template": {"metadata": {"labels": dict(labels)}, "spec": {
-            "securityContext": {"runAsUser": 999, "runAsGroup": 999, "fsGroup": 999, "runAsNonRoot": True},
-            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                "weight": 100, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone",
-                                                   "labelSelector": {"matchLabels": dict(labels)}}}]}},
-            "containers": [{
-                "name": "mariadb", "image": IMAGE, "command": ["/bin/sh", "/etc/dbpilot/entrypoint.sh"],
-                "ports": [{"name": "mysql", "containerPort": MYSQL_PORT}],
-                "env": [
-                    {"name": "GOVERNING_SERVICE", "value": headless},
-                    {"name": "MARIADB_ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {
-                        "name": f"{spec.name}-credentials", "key": "root"}}},
-                ],
-                "resources": {"requests": {"memory": memory, "cpu": "250m"}, "limits": {"memory": memory}},
-                "readinessProbe": {"tcpSocket": {"port": MYSQL_PORT}, "periodSeconds": 2},
-                "volumeMounts": [
-                    {"name": "data", "mountPath": "/var/lib/mysql"},
-                    {"name": "config", "mountPath": "/etc/mysql/conf.d/dbpilot.cnf", "subPath": "dbpilot.cnf"},
-                    {"name": "config", "mountPath": "/etc/dbpilot/entrypoint.sh", "subPath": "entrypoint.sh"},
-                ],
-            }],
-            "volumes": [{"name": "config", "configMap": {"name": f"{spec.name}-config"}}],
-        }},
-        "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{spec.storage_gb}Gi"}}}}],
-    }}
-    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(spec.name), "spec": {
-        "maxUnavailable": 1, "selector": {"matchLabels": dict(labels)}}}
-    return [config, secret, service_headless, role_service("primary"), role_service("replica"), statefulset, budget]
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(spec.name),
+        "spec": {
+            "serviceName": headless,
+            "replicas": spec.servers,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "securityContext": {
+                        "runAsUser": 999,
+                        "runAsGroup": 999,
+                        "fsGroup": 999,
+                        "runAsNonRoot": True,
+                    },
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "topologyKey": "topology.kubernetes.io/zone",
+                                        "labelSelector": {"matchLabels": dict(labels)},
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                    "containers": [
+                        {
+                            "name": "mariadb",
+                            "image": IMAGE,
+                            "command": ["/bin/sh", "/etc/dbpilot/entrypoint.sh"],
+                            "ports": [{"name": "mysql", "containerPort": MYSQL_PORT}],
+                            "env": [
+                                {"name": "GOVERNING_SERVICE", "value": headless},
+                                {
+                                    "name": "MARIADB_ROOT_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": f"{spec.name}-credentials", "key": "root"}
+                                    },
+                                },
+                            ],
+                            "resources": {
+                                "requests": {"memory": memory, "cpu": "250m"},
+                                "limits": {"memory": memory},
+                            },
+                            "readinessProbe": {"tcpSocket": {"port": MYSQL_PORT}, "periodSeconds": 2},
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/var/lib/mysql"},
+                                {
+                                    "name": "config",
+                                    "mountPath": "/etc/mysql/conf.d/dbpilot.cnf",
+                                    "subPath": "dbpilot.cnf",
+                                },
+                                {
+                                    "name": "config",
+                                    "mountPath": "/etc/dbpilot/entrypoint.sh",
+                                    "subPath": "entrypoint.sh",
+                                },
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{spec.name}-config"}}],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": f"{spec.storage_gb}Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(spec.name),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(labels)}},
+    }
+    return [
+        config,
+        secret,
+        service_headless,
+        role_service("primary"),
+        role_service("replica"),
+        statefulset,
+        budget,
+    ]

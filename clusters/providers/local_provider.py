@@ -12,6 +12,7 @@ running, read-only as always: dbpilot's monitoring and jobs take it from there.
 It reuses the sandbox's building blocks: the same configuration (read_only=ON, GTID, semi-sync slave
 side), the template data directory and the process handling.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,9 +92,15 @@ class LocalProvider(Provider):
     def _config(self, instance: str, state: dict) -> NodeConfig:
         node_dir = self.dir(instance)
         return NodeConfig(
-            server_id=state["server_id"], host=state["host"], port=state["port"], node_dir=node_dir,
-            socket=node_dir / "mariadbd.sock", run_as=self.run_as, max_connections=400,
-            semi_sync=state["semi_sync"], extra=state["options"],
+            server_id=state["server_id"],
+            host=state["host"],
+            port=state["port"],
+            node_dir=node_dir,
+            socket=node_dir / "mariadbd.sock",
+            run_as=self.run_as,
+            max_connections=400,
+            semi_sync=state["semi_sync"],
+            extra=state["options"],
         )
 
     def _process(self, instance: str, state: dict | None = None) -> MariadbProcess | None:
@@ -118,7 +125,10 @@ class LocalProvider(Provider):
     # ----- creating -----------------------------------------------------------------------------------
 
     def _options(self, spec: ServerSpec) -> dict[str, str]:
-        options = {**memory_options(spec.memory_mb), "binlog_expire_logs_seconds": str(spec.binlog_expire_seconds)}
+        options = {
+            **memory_options(spec.memory_mb),
+            "binlog_expire_logs_seconds": str(spec.binlog_expire_seconds),
+        }
         options.update({k: str(v) for k, v in spec.parameters.items()})
         return options
 
@@ -129,21 +139,32 @@ class LocalProvider(Provider):
             return existing, False
         socket = self.dir(spec.instance) / "mariadbd.sock"
         if len(str(socket).encode()) > SOCKET_PATH_MAX:
-            raise ProviderError(f"the socket path {socket} is too long for a unix socket: choose a shorter "
-                                "DBPILOT_DATA_ROOT")
+            raise ProviderError(
+                f"the socket path {socket} is too long for a unix socket: choose a shorter DBPILOT_DATA_ROOT"
+            )
         with root_lock(self.root):
             self.root.chmod(0o755)  # mariadbd, as `mysql`, must reach its directory
             reserved = {s["port"] for i in self.instances() if (s := self._state(i))}
             port = next((p for p in self.ports if p not in reserved and port_is_free(self.host, p)), None)
             if port is None:
-                raise ProviderError(f"no free port left in DBPILOT_LOCAL_PORTS ({self.ports.start}-{self.ports.stop - 1}) "
-                                    f"on {self.host}: widen the range or remove unused servers", permanent=False)
+                raise ProviderError(
+                    f"no free port left in DBPILOT_LOCAL_PORTS ({self.ports.start}-{self.ports.stop - 1}) "
+                    f"on {self.host}: widen the range or remove unused servers",
+                    permanent=False,
+                )
             node_dir = self.dir(spec.instance)
             shutil.rmtree(node_dir, ignore_errors=True)  # a half-made instance without its state file
             node_dir.mkdir(mode=0o750, parents=True)
-            state = {"instance": spec.instance, "host": self.host, "port": port, "server_id": spec.server_id,
-                     "semi_sync": spec.semi_sync, "options": self._options(spec), "desired": "stopped",
-                     "data": "none"}
+            state = {
+                "instance": spec.instance,
+                "host": self.host,
+                "port": port,
+                "server_id": spec.server_id,
+                "semi_sync": spec.semi_sync,
+                "options": self._options(spec),
+                "desired": "stopped",
+                "data": "none",
+            }
             config = self._config(spec.instance, state)
             for path in (config.tmpdir, config.files_dir):
                 path.mkdir(mode=0o750)
@@ -162,7 +183,8 @@ class LocalProvider(Provider):
             "[Unit]\nDescription=dbpilot local server " + instance + "\nAfter=network.target\n\n"
             "[Service]\nType=simple\n"
             f"ExecStart={MARIADBD} --defaults-file={node_dir / 'my.cnf'}\n"
-            "Restart=no\nTimeoutStopSec=120\n\n[Install]\nWantedBy=multi-user.target\n")
+            "Restart=no\nTimeoutStopSec=120\n\n[Install]\nWantedBy=multi-user.target\n"
+        )
 
     def create(self, spec: ServerSpec) -> Placement:
         state, _ = self._place(spec)
@@ -173,8 +195,11 @@ class LocalProvider(Provider):
             except SandboxError as exc:
                 raise ProviderError(str(exc)) from None
             shutil.rmtree(config.datadir, ignore_errors=True)
-            copy = subprocess.run(["cp", "-a", "--reflink=auto", str(template), str(config.datadir)],
-                                  capture_output=True, text=True)
+            copy = subprocess.run(
+                ["cp", "-a", "--reflink=auto", str(template), str(config.datadir)],
+                capture_output=True,
+                text=True,
+            )
             if copy.returncode != 0:
                 raise ProviderError(f"copying the template data directory failed: {copy.stderr.strip()}")
             state["data"] = "ready"
@@ -189,7 +214,9 @@ class LocalProvider(Provider):
         if options == state["options"] and spec.semi_sync == state["semi_sync"]:
             return False
         state["options"], state["semi_sync"] = options, spec.semi_sync
-        self._config(spec.instance, state).config_path.write_text(render_node_config(self._config(spec.instance, state)))
+        self._config(spec.instance, state).config_path.write_text(
+            render_node_config(self._config(spec.instance, state))
+        )
         self._write_state(spec.instance, state)
         return True
 
@@ -208,8 +235,11 @@ class LocalProvider(Provider):
         self._write_state(instance, state)
         if not process.running():
             if not port_is_free(state["host"], state["port"]):
-                raise ProviderError(f"port {state['port']} on {state['host']} is already in use by another program: "
-                                    "free it or remove this server", permanent=False)
+                raise ProviderError(
+                    f"port {state['port']} on {state['host']} is already in use by another program: "
+                    "free it or remove this server",
+                    permanent=False,
+                )
             process.start()
         try:
             process.wait_ready(root_password or "", timeout)
@@ -247,9 +277,15 @@ class LocalProvider(Provider):
         state = self._state(instance)
         if state is None:
             raise ProviderError(f"server {instance} does not exist")
-        return pymysql.connect(unix_socket=str(self.dir(instance) / "mariadbd.sock"), user="root",
-                               password=password or "", autocommit=True, connect_timeout=timeout,
-                               read_timeout=max(timeout, 30), cursorclass=pymysql.cursors.DictCursor)
+        return pymysql.connect(
+            unix_socket=str(self.dir(instance) / "mariadbd.sock"),
+            user="root",
+            password=password or "",
+            autocommit=True,
+            connect_timeout=timeout,
+            read_timeout=max(timeout, 30),
+            cursorclass=pymysql.cursors.DictCursor,
+        )
 
     def desired(self, instance: str) -> str | None:
         state = self._state(instance)
@@ -261,15 +297,21 @@ class LocalProvider(Provider):
         started = []
         for instance in self.instances():
             state = self._state(instance)
-            if state and state.get("desired") == "running" and state.get("data") == "ready" \
-                    and not self.running(instance):
+            if (
+                state
+                and state.get("desired") == "running"
+                and state.get("data") == "ready"
+                and not self.running(instance)
+            ):
                 self._process(instance, state).start()
                 started.append(instance)
         return started
 
     # ----- cloning ------------------------------------------------------------------------------------
 
-    def clone(self, source: str, spec: ServerSpec, root_password: str, progress: Progress | None = None) -> CloneResult:
+    def clone(
+        self, source: str, spec: ServerSpec, root_password: str, progress: Progress | None = None
+    ) -> CloneResult:
         """Stream `mariadb-backup --backup --stream=xbstream` of the running source into the new instance's
         data directory, prepare it, and return the GTID position the copy holds."""
         source_state = self._state(source)
@@ -291,14 +333,29 @@ class LocalProvider(Provider):
             defaults = Path(scratch) / "backup.cnf"
             fd = os.open(defaults, os.O_WRONLY | os.O_CREAT, 0o600)  # the password never goes on argv
             with os.fdopen(fd, "w") as out:
-                out.write(f"[mariadb-backup]\nuser=root\npassword={root_password}\nsocket={source_config.socket}\n"
-                          f"datadir={source_config.datadir}\n")
+                out.write(
+                    f"[mariadb-backup]\nuser=root\npassword={root_password}\nsocket={source_config.socket}\n"
+                    f"datadir={source_config.datadir}\n"
+                )
             backup = subprocess.Popen(
-                [MARIADB_BACKUP, f"--defaults-file={defaults}", "--backup", "--stream=xbstream",
-                 f"--target-dir={scratch}", "--parallel=2"],
-                stdout=subprocess.PIPE, stderr=open(Path(scratch) / "backup.log", "wb"), stdin=subprocess.DEVNULL)
-            extract = subprocess.Popen([MBSTREAM, "-x", "-C", str(target)], stdin=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                [
+                    MARIADB_BACKUP,
+                    f"--defaults-file={defaults}",
+                    "--backup",
+                    "--stream=xbstream",
+                    f"--target-dir={scratch}",
+                    "--parallel=2",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=open(Path(scratch) / "backup.log", "wb"),
+                stdin=subprocess.DEVNULL,
+            )
+            extract = subprocess.Popen(
+                [MBSTREAM, "-x", "-C", str(target)],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )
             copied = 0
             try:
                 while chunk := backup.stdout.read(CHUNK):
@@ -314,13 +371,26 @@ class LocalProvider(Provider):
             extract_err = extract.stderr.read().decode(errors="replace")
             extract.wait()
             if backup.returncode != 0 or extract.returncode != 0:
-                log_tail = (Path(scratch) / "backup.log").read_text(errors="replace").strip().splitlines()[-5:]
-                raise ProviderError("mariadb-backup from " + source + " failed: "
-                                    + " | ".join(log_tail or [extract_err.strip()]), permanent=False)
-        prepare = subprocess.run([MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
-                                 capture_output=True, text=True, timeout=3600)
+                log_tail = (
+                    (Path(scratch) / "backup.log").read_text(errors="replace").strip().splitlines()[-5:]
+                )
+                raise ProviderError(
+                    "mariadb-backup from "
+                    + source
+                    + " failed: "
+                    + " | ".join(log_tail or [extract_err.strip()]),
+                    permanent=False,
+                )
+        prepare = subprocess.run(
+            [MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if prepare.returncode != 0:
-            raise ProviderError("mariadb-backup --prepare failed: " + " | ".join(prepare.stderr.strip().splitlines()[-5:]))
+            raise ProviderError(
+                "mariadb-backup --prepare failed: " + " | ".join(prepare.stderr.strip().splitlines()[-5:])
+            )
         if self.run_as:
             subprocess.run(["chown", "-R", f"{self.run_as}:{self.run_as}", str(target)], check=True)
         seconds = time.monotonic() - started
@@ -337,4 +407,3 @@ class LocalProvider(Provider):
                 fields = path.read_text().split()
                 return fields[2] if len(fields) >= 3 else ""
         return ""
-

@@ -1,4 +1,5 @@
 """The providers this deployment enables (`DBPILOT_PROVIDERS`), by name."""
+
 from __future__ import annotations
 
 from django.conf import settings

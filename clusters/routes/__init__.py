@@ -5,6 +5,7 @@ is clusters.routes.models, the drivers are registered by importing clusters.rout
 PowerDNS, script, ProxySQL, MaxScale, Consul), and clusters.services.routing registers, syncs and
 records routes (docs/routing.md).
 """
+
 from clusters.routes.base import (
     PRIMARY_CHANGED,
     PRIMARY_LEAVING,

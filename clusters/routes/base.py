@@ -6,6 +6,7 @@ hostgroup). A job tells every route of the cluster twice: before the primary sto
 Drivers translate that plan into their own calls; a failing route never fails the HA job (design.md: the
 job succeeds with `routes_ok: false` and says which route is stale).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -63,8 +64,10 @@ class RouteError(Exception):
 
 def generic_failure(kind: str) -> str:
     """What a tenant is told of a failed sync whose details stay in the operator's log."""
-    return (f"the {kind} endpoint is not reachable or did not answer as expected; "
-            "the platform operator's log has the details")
+    return (
+        f"the {kind} endpoint is not reachable or did not answer as expected; "
+        "the platform operator's log has the details"
+    )
 
 
 class RouteDriver:

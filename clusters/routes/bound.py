@@ -4,6 +4,7 @@ clusters.services.routing builds a `BoundRoute` from a Route row, its cluster's 
 secrets and the latest observation, so a driver never touches the control-plane database and can run in
 any thread. `on_result` (set by the service) records the outcome on the Route row afterwards.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -47,7 +48,9 @@ class BoundRoute:
     avoid_for_reads: frozenset[str] = frozenset()  # observed unhealthy or in maintenance
     job_kinds: dict[int, str] = field(default_factory=dict)  # the cluster's running jobs, id -> kind
     proxy_state: dict[str, Any] = field(default_factory=dict)  # what the driver saw last time (HAProxy start)
-    on_result: Callable[[RoutePlan, RouteResult], None] | None = field(default=None, repr=False, compare=False)
+    on_result: Callable[[RoutePlan, RouteResult], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def pk(self) -> int:

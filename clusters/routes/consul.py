@@ -10,6 +10,7 @@ nothing changes (there is nothing better to publish until the new primary is kno
 NOT verified against a live Consul (none can be installed here): calls follow Consul's documented HTTP
 API and are tested against an in-process HTTP double (tests/integration/test_routing_doubles.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,24 +44,43 @@ class ConsulDriver(RouteDriver):
             return RouteResult(self.name, True, "Consul left as it is until the new primary is known")
         settings = self.route.settings
         token = self.route.secrets.get("token")
-        client = PinnedHttp(settings["api_url"], "Consul API", headers={"X-Consul-Token": token} if token else None)
+        client = PinnedHttp(
+            settings["api_url"], "Consul API", headers={"X-Consul-Token": token} if token else None
+        )
         readers = self.route.read_members(plan)
         prefix = settings.get("key_prefix") or "dbpilot"
         try:
-            self._put(client, kv_path(prefix, self.route.tenant, self.route.cluster_name, "primary"),
-                      canonical(plan.primary).encode())
-            self._put(client, kv_path(prefix, self.route.tenant, self.route.cluster_name, "replicas"),
-                      json.dumps(readers).encode())
+            self._put(
+                client,
+                kv_path(prefix, self.route.tenant, self.route.cluster_name, "primary"),
+                canonical(plan.primary).encode(),
+            )
+            self._put(
+                client,
+                kv_path(prefix, self.route.tenant, self.route.cluster_name, "replicas"),
+                json.dumps(readers).encode(),
+            )
             service = settings.get("service")
             if service:
                 for server in self.route.servers:
-                    role = "primary" if canonical(server.address) == canonical(plan.primary) else (
-                        "replica" if server.address in readers else "standby")
+                    role = (
+                        "primary"
+                        if canonical(server.address) == canonical(plan.primary)
+                        else ("replica" if server.address in readers else "standby")
+                    )
                     host, port = parse_address(server.address).host, server.port
-                    body = {"Node": settings.get("node") or "dbpilot-external", "Address": host,
-                            "NodeMeta": {"external-node": "true"},
-                            "Service": {"ID": f"{service}-{server.id}", "Service": service, "Tags": [role],
-                                        "Address": host, "Port": port}}
+                    body = {
+                        "Node": settings.get("node") or "dbpilot-external",
+                        "Address": host,
+                        "NodeMeta": {"external-node": "true"},
+                        "Service": {
+                            "ID": f"{service}-{server.id}",
+                            "Service": service,
+                            "Tags": [role],
+                            "Address": host,
+                            "Port": port,
+                        },
+                    }
                     self._put(client, "/v1/catalog/register", json.dumps(body).encode())
         finally:
             client.close()

@@ -8,6 +8,7 @@ changes in another; a change is only sent when a server is not already in the wa
 changes are lost when HAProxy restarts: the driver reports the process id and start time it saw
 (`extra["proxy"]`) so clusters.services.routing can re-apply after a restart (mariadb-notes.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,7 +70,9 @@ class HaproxyRuntime:
                 self.family = socket.AF_INET6 if ":" in ip else socket.AF_INET
                 self.target = (ip, endpoint.port)
         except (NotAllowed, AddressError) as exc:
-            raise RouteError(f"HAProxy runtime API {runtime_api}: {exc}", permanent=isinstance(exc, NotAllowed)) from None
+            raise RouteError(
+                f"HAProxy runtime API {runtime_api}: {exc}", permanent=isinstance(exc, NotAllowed)
+            ) from None
 
     def _exchange(self, line: str) -> str:
         try:
@@ -84,7 +87,9 @@ class HaproxyRuntime:
                         break
                     chunks.append(chunk)
         except OSError as exc:
-            raise RouteError(f"HAProxy runtime API {self.label} is not reachable: {exc.strerror or exc}") from None
+            raise RouteError(
+                f"HAProxy runtime API {self.label} is not reachable: {exc.strerror or exc}"
+            ) from None
         return b"".join(chunks).decode("utf-8", errors="replace")
 
     def run(self, commands: list[str]) -> list[str]:
@@ -104,9 +109,11 @@ class HaproxyRuntime:
         if current:
             answers.append("\n".join(current))
         if len(answers) < len(commands):
-            raise RouteError(f"HAProxy runtime API {self.label} gave an unexpected answer to "
-                             f"{'; '.join(commands)!r}: {text[:200]!r}")
-        return answers[:len(commands)]
+            raise RouteError(
+                f"HAProxy runtime API {self.label} gave an unexpected answer to "
+                f"{'; '.join(commands)!r}: {text[:200]!r}"
+            )
+        return answers[: len(commands)]
 
     def info(self) -> dict[str, str]:
         return parse_info(self.run(["show info"])[0])
@@ -129,12 +136,21 @@ def parse_servers_state(backend: str, text: str) -> list[HaproxyServer]:
     for line in lines[2:]:
         fields = line.split()
         try:
-            name, addr, port = fields[column["srv_name"]], fields[column["srv_addr"]], int(fields[column["srv_port"]])
-            op_state, admin_state = int(fields[column["srv_op_state"]]), int(fields[column["srv_admin_state"]])
+            name, addr, port = (
+                fields[column["srv_name"]],
+                fields[column["srv_addr"]],
+                int(fields[column["srv_port"]]),
+            )
+            op_state, admin_state = (
+                int(fields[column["srv_op_state"]]),
+                int(fields[column["srv_admin_state"]]),
+            )
         except (KeyError, IndexError, ValueError):
             raise RouteError(f"unexpected row in show servers state {backend}: {line[:200]!r}") from None
         if not SERVER_NAME.fullmatch(name):
-            raise RouteError(f"an HAProxy server name in {backend} is not a plain name", permanent=True, public=True)
+            raise RouteError(
+                f"an HAProxy server name in {backend} is not a plain name", permanent=True, public=True
+            )
         address = format_address(addr, port) if addr != "-" else f"-:{port}"
         servers.append(HaproxyServer(backend, name, address, op_state, admin_state))
     return servers
@@ -155,7 +171,9 @@ def _resolved(address: str) -> set[str]:
     return {spelled} | {format_address(info[4][0], int(port)) for info in infos}
 
 
-def match_servers(bound: BoundRoute, rows: list[HaproxyServer]) -> tuple[dict[str, list[HaproxyServer]], list[HaproxyServer]]:
+def match_servers(
+    bound: BoundRoute, rows: list[HaproxyServer]
+) -> tuple[dict[str, list[HaproxyServer]], list[HaproxyServer]]:
     """Cluster address -> HAProxy servers with that address; and the HAProxy servers matching none."""
     spellings = {server.address: _resolved(server.address) for server in bound.servers}
     matched: dict[str, list[HaproxyServer]] = {}
@@ -173,8 +191,9 @@ def match_servers(bound: BoundRoute, rows: list[HaproxyServer]) -> tuple[dict[st
     return matched, unmatched
 
 
-def plan_backend(backend: str, matched: dict[str, list[HaproxyServer]], ready: set[str],
-                 shutdown: set[str] | None) -> tuple[list[str], list[str]]:
+def plan_backend(
+    backend: str, matched: dict[str, list[HaproxyServer]], ready: set[str], shutdown: set[str] | None
+) -> tuple[list[str], list[str]]:
     """Commands that make exactly the `ready` addresses ready in `backend` (others maint), then shut down
     sessions on the servers going to maint and on the `shutdown` addresses (the demoted primary); and a
     summary. `shutdown=None`: no session is shut down (in-flight work may finish)."""
@@ -213,19 +232,35 @@ class HaproxyRuntimeDriver(RouteDriver):
         backends = [write_backend] + ([read_backend] if read_backend else [])
         answers = runtime.run(["show info"] + [f"show servers state {b}" for b in backends])
         info = parse_info(answers[0])
-        proxy = {"pid": info.get("Pid"), "start_time": info.get("Start_time_sec"), "uptime": info.get("Uptime_sec")}
-        rows = {backend: parse_servers_state(backend, text) for backend, text in zip(backends, answers[1:], strict=True)}
+        proxy = {
+            "pid": info.get("Pid"),
+            "start_time": info.get("Start_time_sec"),
+            "uptime": info.get("Uptime_sec"),
+        }
+        rows = {
+            backend: parse_servers_state(backend, text)
+            for backend, text in zip(backends, answers[1:], strict=True)
+        }
 
         problems, commands, summary = [], [], []
         matched, unmatched = match_servers(self.route, rows[write_backend])
         if not matched:
-            log.warning("route %s: HAProxy backend %s has %s", self.route.name, write_backend,
-                        ", ".join(r.address for r in rows[write_backend]) or "no servers")
-            raise RouteError(f"no server of backend {write_backend} matches a server of cluster {self.route.cluster}",
-                             permanent=True, public=True)
+            log.warning(
+                "route %s: HAProxy backend %s has %s",
+                self.route.name,
+                write_backend,
+                ", ".join(r.address for r in rows[write_backend]) or "no servers",
+            )
+            raise RouteError(
+                f"no server of backend {write_backend} matches a server of cluster {self.route.cluster}",
+                permanent=True,
+                public=True,
+            )
         if unmatched:
-            problems.append(f"{write_backend} has servers matching no cluster server, left as they are: "
-                            + ", ".join(f"{r.name} ({r.address})" for r in unmatched))
+            problems.append(
+                f"{write_backend} has servers matching no cluster server, left as they are: "
+                + ", ".join(f"{r.name} ({r.address})" for r in unmatched)
+            )
         primary = plan.primary if plan.phase == PRIMARY_CHANGED else None
         primary_address = self.route.server(primary).address if self.route.server(primary) else primary
         if primary_address and primary_address not in matched:
@@ -235,24 +270,32 @@ class HaproxyRuntimeDriver(RouteDriver):
         # switchover_wait_kill_ms; once the new primary is announced, what is left there is shut down.
         shutdown = ({old.address} if old and old.address != primary_address else set()) if primary else None
         write_commands, write_summary = plan_backend(
-            write_backend, matched, {primary_address} if primary_address else set(), shutdown)
+            write_backend, matched, {primary_address} if primary_address else set(), shutdown
+        )
         commands += write_commands
         summary += [f"{write_backend}: {s}" for s in write_summary]
 
         if read_backend and primary:  # reads are left alone while the primary is only leaving
             read_matched, read_unmatched = match_servers(self.route, rows[read_backend])
             if read_unmatched:
-                problems.append(f"{read_backend} has servers matching no cluster server, left as they are: "
-                                + ", ".join(f"{r.name} ({r.address})" for r in read_unmatched))
-            members = {self.route.server(a).address for a in self.route.read_members(plan) if self.route.server(a)}
+                problems.append(
+                    f"{read_backend} has servers matching no cluster server, left as they are: "
+                    + ", ".join(f"{r.name} ({r.address})" for r in read_unmatched)
+                )
+            members = {
+                self.route.server(a).address for a in self.route.read_members(plan) if self.route.server(a)
+            }
             # Reads on a server leaving the read backend may finish: no session shutdown there.
             read_commands, read_summary = plan_backend(read_backend, read_matched, members, None)
             commands += read_commands
             summary += [f"{read_backend}: {s}" for s in read_summary]
 
         if commands:
-            failed = [f"{command}: {answer.strip()}" for command, answer in zip(commands, runtime.run(commands), strict=True)
-                      if answer.strip()]
+            failed = [
+                f"{command}: {answer.strip()}"
+                for command, answer in zip(commands, runtime.run(commands), strict=True)
+                if answer.strip()
+            ]
             if failed:
                 raise RouteError("HAProxy refused: " + "; ".join(failed))
         detail = ", ".join(summary) if summary else "already as wanted"

@@ -8,6 +8,7 @@ frozen server fails it; a TCP check does not) or `http-check` against dbpilot's 
 authorized by the cluster's health key, which the file never contains: HAProxy reads it from the
 environment variable DBPILOT_HEALTH_KEY when it starts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -37,13 +38,19 @@ def _socket_line(runtime_api: str) -> str:
 def _check_lines(settings: dict, cluster_id: int, role: str, check: str) -> list[str]:
     inter = int(settings.get("check_inter_ms") or 1000)
     if check == "mysql":
-        return [f"    option mysql-check user {settings.get('check_user') or 'haproxy_check'} post-41",
-                f"    default-server check inter {inter} fall 2 rise 2 on-marked-down shutdown-sessions"]
+        return [
+            f"    option mysql-check user {settings.get('check_user') or 'haproxy_check'} post-41",
+            f"    default-server check inter {inter} fall 2 rise 2 on-marked-down shutdown-sessions",
+        ]
     endpoint = parse_http_url(settings["health_url"])
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     host_header = f"{host}:{endpoint.port}"
     path = endpoint.path + HEALTH_PATH.format(cluster_id=cluster_id, role=role)
-    tls = f" check-ssl check-sni {endpoint.host} verify required ca-file @system-ca" if endpoint.scheme == "https" else ""
+    tls = (
+        f" check-ssl check-sni {endpoint.host} verify required ca-file @system-ca"
+        if endpoint.scheme == "https"
+        else ""
+    )
     return [
         "    option httpchk",
         f"    http-check send meth GET uri-lf {path} ver HTTP/1.1 hdr Host {host_header} "
@@ -54,8 +61,16 @@ def _check_lines(settings: dict, cluster_id: int, role: str, check: str) -> list
     ]
 
 
-def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Sequence[ClusterServer],
-                          primary: str | None, readers: Sequence[str], settings: dict, check: str) -> str:
+def render_haproxy_config(
+    *,
+    cluster_label: str,
+    cluster_id: int,
+    servers: Sequence[ClusterServer],
+    primary: str | None,
+    readers: Sequence[str],
+    settings: dict,
+    check: str,
+) -> str:
     """The file for one route. `primary` and `readers` (addresses) set who starts in service; the
     runtime driver changes that at run time."""
     write_backend = settings["write_backend"]
@@ -73,9 +88,13 @@ def render_haproxy_config(*, cluster_label: str, cluster_id: int, servers: Seque
         "# service; dbpilot keeps it so through the runtime API (stats socket) after every switchover and failover.",
     ]
     if check == "http":
-        lines.append(f"# Health checks ask dbpilot; start HAProxy with the cluster's health key in ${HEALTH_KEY_ENV}.")
+        lines.append(
+            f"# Health checks ask dbpilot; start HAProxy with the cluster's health key in ${HEALTH_KEY_ENV}."
+        )
     else:
-        lines.append(f"# Health checks log in as {settings.get('check_user') or 'haproxy_check'} (a user with no password and no privileges).")
+        lines.append(
+            f"# Health checks log in as {settings.get('check_user') or 'haproxy_check'} (a user with no password and no privileges)."
+        )
     lines += [
         "",
         "global",

@@ -5,6 +5,7 @@ Both read dbpilot's latest observation, the monitoring snapshot (clusters.hotsta
 "seconds_behind"}}], "updated_at"}`), never the servers themselves: a health check is answered in
 microseconds and a proxy polling every second costs the databases nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -43,7 +44,9 @@ def serves_reads(server: dict[str, Any], max_delay_seconds: float) -> tuple[bool
     return True, "replicating"
 
 
-def unreadable(snapshot: dict[str, Any] | None, maintenance: Iterable[str], max_delay_seconds: float) -> frozenset[str]:
+def unreadable(
+    snapshot: dict[str, Any] | None, maintenance: Iterable[str], max_delay_seconds: float
+) -> frozenset[str]:
     """Servers reads must avoid: in maintenance, or observed unhealthy as a replica. A server the snapshot
     shows as the primary is left out of this set: a job may just have demoted it into a healthy replica."""
     bad = set(maintenance)
@@ -85,18 +88,24 @@ def _observed(snapshot: dict[str, Any] | None, address: str) -> dict[str, Any] |
     return None
 
 
-def primary_answer(address: str, snapshot: dict[str, Any] | None, recorded_primary: str | None,
-                   recorded_is_newer: bool) -> HealthAnswer:
+def primary_answer(
+    address: str, snapshot: dict[str, Any] | None, recorded_primary: str | None, recorded_is_newer: bool
+) -> HealthAnswer:
     """Is `address` the server writes go to? A job's recorded primary wins over an older snapshot (the
     switch is seconds-fresh, the snapshot is the previous tick's); otherwise the snapshot's writable,
     reachable primary; with no snapshot at all, the recorded primary."""
     if snapshot is None:
         healthy = recorded_primary == address
-        return HealthAnswer(healthy, "the recorded primary" if healthy else "not the recorded primary", "inventory")
+        return HealthAnswer(
+            healthy, "the recorded primary" if healthy else "not the recorded primary", "inventory"
+        )
     if recorded_is_newer and recorded_primary:
         healthy = recorded_primary == address
-        return HealthAnswer(healthy, "primary since the last switch" if healthy else "not the primary since the last switch",
-                            "inventory")
+        return HealthAnswer(
+            healthy,
+            "primary since the last switch" if healthy else "not the primary since the last switch",
+            "inventory",
+        )
     if snapshot.get("primary") != address:
         return HealthAnswer(False, "not the primary", "observed")
     server = _observed(snapshot, address) or {}
@@ -107,8 +116,14 @@ def primary_answer(address: str, snapshot: dict[str, Any] | None, recorded_prima
     return HealthAnswer(True, "primary, writable", "observed")
 
 
-def replica_answer(address: str, snapshot: dict[str, Any] | None, recorded_primary: str | None,
-                   recorded_is_newer: bool, maintenance: bool, max_delay_seconds: float) -> HealthAnswer:
+def replica_answer(
+    address: str,
+    snapshot: dict[str, Any] | None,
+    recorded_primary: str | None,
+    recorded_is_newer: bool,
+    maintenance: bool,
+    max_delay_seconds: float,
+) -> HealthAnswer:
     """May `address` take reads? Never while in maintenance or while it is the primary."""
     if maintenance:
         return HealthAnswer(False, "in maintenance", "inventory")
@@ -116,7 +131,9 @@ def replica_answer(address: str, snapshot: dict[str, Any] | None, recorded_prima
         return HealthAnswer(False, "the primary since the last switch", "inventory")
     if snapshot is None:
         healthy = recorded_primary is not None and recorded_primary != address
-        return HealthAnswer(healthy, "a replica of the recorded primary" if healthy else "no observation", "inventory")
+        return HealthAnswer(
+            healthy, "a replica of the recorded primary" if healthy else "no observation", "inventory"
+        )
     server = _observed(snapshot, address)
     if server is None:
         return HealthAnswer(False, "not observed yet", "observed")

@@ -11,6 +11,7 @@ its own automatic failover next to dbpilot's: `auto_failover=false`).
 NOT verified against a live MaxScale (none can be installed here): calls follow MaxScale's documented REST
 API and are tested against an in-process HTTP double (tests/integration/test_routing_doubles.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -42,7 +43,11 @@ def _address(server: dict) -> str | None:
 
 
 def _states(server: dict) -> set[str]:
-    return {s.strip().lower() for s in str((server.get("attributes") or {}).get("state") or "").split(",") if s.strip()}
+    return {
+        s.strip().lower()
+        for s in str((server.get("attributes") or {}).get("state") or "").split(",")
+        if s.strip()
+    }
 
 
 def _monitored(server: dict) -> bool:
@@ -59,8 +64,11 @@ class MaxscaleDriver(RouteDriver):
     def apply(self, plan: RoutePlan) -> RouteResult:
         started = time.monotonic()
         settings = self.route.settings
-        client = PinnedHttp(settings["api_url"], "MaxScale REST API",
-                            basic_auth=(settings["user"], self.route.secrets.get("password", "")))
+        client = PinnedHttp(
+            settings["api_url"],
+            "MaxScale REST API",
+            basic_auth=(settings["user"], self.route.secrets.get("password", "")),
+        )
         try:
             return self._apply(client, plan, started)
         finally:
@@ -76,8 +84,11 @@ class MaxscaleDriver(RouteDriver):
                     raise RouteError("a MaxScale server id is not a plain name", permanent=True, public=True)
                 servers[address] = server
         if not servers:
-            raise RouteError(f"no MaxScale server matches a server of cluster {self.route.cluster}", permanent=True,
-                             public=True)
+            raise RouteError(
+                f"no MaxScale server matches a server of cluster {self.route.cluster}",
+                permanent=True,
+                public=True,
+            )
         changes: list[tuple[str, str, str]] = []  # (server id, set|clear, state)
         old = canonical(plan.old_primary) if plan.old_primary else None
         if plan.phase != PRIMARY_CHANGED or not plan.primary:
@@ -86,7 +97,9 @@ class MaxscaleDriver(RouteDriver):
         else:
             primary = canonical(plan.primary)
             if primary not in servers:
-                raise RouteError(f"the primary {plan.primary} has no MaxScale server", permanent=True, public=True)
+                raise RouteError(
+                    f"the primary {plan.primary} has no MaxScale server", permanent=True, public=True
+                )
             readers = {canonical(a) for a in self.route.read_members(plan)}
             for address, server in sorted(servers.items()):
                 states = _states(server)
@@ -105,12 +118,18 @@ class MaxscaleDriver(RouteDriver):
                     if address in readers and "slave" not in states:
                         changes.append((server["id"], "set", "slave"))
         for server_id, verb, state in changes:
-            answer = client.request("PUT", f"/v1/servers/{quote(server_id, safe='')}/{verb}", query={"state": state})
+            answer = client.request(
+                "PUT", f"/v1/servers/{quote(server_id, safe='')}/{verb}", query={"state": state}
+            )
             if answer.status == 401:
-                raise RouteError("MaxScale refused the user name or password (401)", permanent=True, public=True)
+                raise RouteError(
+                    "MaxScale refused the user name or password (401)", permanent=True, public=True
+                )
             if answer.status not in (200, 204):
                 errors = (answer.json() or {}).get("errors") if isinstance(answer.json(), dict) else None
                 why = errors[0].get("detail") if errors and isinstance(errors[0], dict) else answer.text()
-                raise RouteError(f"MaxScale refused to {verb} {state} on {server_id} ({answer.status}): {why}")
+                raise RouteError(
+                    f"MaxScale refused to {verb} {state} on {server_id} ({answer.status}): {why}"
+                )
         detail = ", ".join(f"{verb} {state} on {sid}" for sid, verb, state in changes) or "already as wanted"
         return RouteResult(self.name, True, detail, duration_ms=(time.monotonic() - started) * 1000)

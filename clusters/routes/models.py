@@ -1,4 +1,5 @@
 """The Route model: one way clients of a cluster find its primary (a proxy, a DNS name, a script...)."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -28,7 +29,9 @@ class Route(models.Model):
     class Meta:
         app_label = "clusters"
         ordering = ["cluster_id", "id"]
-        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="unique_route_name_per_cluster")]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="unique_route_name_per_cluster")
+        ]
 
     audit_kind = "route"
 

@@ -7,6 +7,7 @@ to everything their drivers need, installed at start by clusters.apps through `i
 `set_routes_provider` replaces it (tests). A route object may carry an
 `on_result(plan, result)` callable: it is called after the route was applied, to record the outcome.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,21 +81,33 @@ def apply_route(route: Any, plan: RoutePlan) -> RouteResult:
     name = _route_name(route)
     driver_class = driver_for(getattr(route, "kind", ""))
     if driver_class is None:
-        return RouteResult(name, False, f"no driver is registered for route kind {getattr(route, 'kind', None)!r}",
-                           permanent=True)
+        return RouteResult(
+            name,
+            False,
+            f"no driver is registered for route kind {getattr(route, 'kind', None)!r}",
+            permanent=True,
+        )
     kind = getattr(route, "kind", "")
     try:
         result = driver_class(route).apply(plan)
     except RouteError as exc:
         # The whole story for the operator; for the tenant, only what RouteError.public allows.
         log.warning("route %s (cluster %s) failed: %s", name, getattr(route, "cluster_id", "?"), exc.message)
-        result = RouteResult(name, False, exc.message if exc.public else generic_failure(kind), permanent=exc.permanent)
+        result = RouteResult(
+            name, False, exc.message if exc.public else generic_failure(kind), permanent=exc.permanent
+        )
     except Exception:  # noqa: BLE001 - a broken driver is a stale route, not a failed job
         log.exception("route %s failed", name)
         result = RouteResult(name, False, generic_failure(kind))
     if not result.duration_ms:
-        result = RouteResult(result.route, result.ok, result.detail, result.permanent,
-                             (time.monotonic() - started) * 1000, result.extra)
+        result = RouteResult(
+            result.route,
+            result.ok,
+            result.detail,
+            result.permanent,
+            (time.monotonic() - started) * 1000,
+            result.extra,
+        )
     return result
 
 
@@ -131,7 +144,11 @@ def apply_routes(cluster: Any, plan: RoutePlan) -> list[RouteResult]:
         return []
     with routes_lock(getattr(cluster, "pk", None)) as held:
         if not held:
-            log.warning("routes of %s: another sync held the lock for %ss; applying anyway", cluster, LOCK_WAIT_SECONDS)
+            log.warning(
+                "routes of %s: another sync held the lock for %ss; applying anyway",
+                cluster,
+                LOCK_WAIT_SECONDS,
+            )
         results = list(_EXECUTOR.map(lambda route: apply_route(route, plan), routes))
     for route, result in zip(routes, results, strict=True):
         on_result = getattr(route, "on_result", None)
@@ -143,15 +160,23 @@ def apply_routes(cluster: Any, plan: RoutePlan) -> list[RouteResult]:
     return results
 
 
-def announce_primary_leaving(cluster: Any, old_primary: str, *, replicas: Sequence[str] = (), epoch: int = 0,
-                             job_id: int | None = None) -> list[RouteResult]:
+def announce_primary_leaving(
+    cluster: Any, old_primary: str, *, replicas: Sequence[str] = (), epoch: int = 0, job_id: int | None = None
+) -> list[RouteResult]:
     """Before writes stop on `old_primary`: routes stop sending writes to it (no new primary yet)."""
     plan = RoutePlan(str(cluster), PRIMARY_LEAVING, None, old_primary, tuple(replicas), epoch, job_id)
     return apply_routes(cluster, plan)
 
 
-def announce_new_primary(cluster: Any, primary: str, *, old_primary: str | None = None,
-                         replicas: Sequence[str] = (), epoch: int = 0, job_id: int | None = None) -> list[RouteResult]:
+def announce_new_primary(
+    cluster: Any,
+    primary: str,
+    *,
+    old_primary: str | None = None,
+    replicas: Sequence[str] = (),
+    epoch: int = 0,
+    job_id: int | None = None,
+) -> list[RouteResult]:
     """Once `primary` takes writes: routes send writes to it and reads to `replicas`."""
     plan = RoutePlan(str(cluster), PRIMARY_CHANGED, primary, old_primary, tuple(replicas), epoch, job_id)
     return apply_routes(cluster, plan)

@@ -7,6 +7,7 @@ coexist with them); the read record becomes the A/AAAA set of the readers. With 
 query answers the new primary (mariadb-notes.md). While a primary is only leaving, DNS is left as it is:
 there is nothing better to answer until the new primary is known.
 """
+
 from __future__ import annotations
 
 import socket
@@ -53,8 +54,15 @@ def rrsets_for(name: str, hosts: list[str], ttl: int, *, single: bool) -> list[d
     rrsets = []
     for kind in RECORD_TYPES:
         if kind in wanted:
-            rrsets.append({"name": name, "type": kind, "ttl": ttl, "changetype": "REPLACE",
-                           "records": [{"content": c, "disabled": False} for c in sorted(set(wanted[kind]))]})
+            rrsets.append(
+                {
+                    "name": name,
+                    "type": kind,
+                    "ttl": ttl,
+                    "changetype": "REPLACE",
+                    "records": [{"content": c, "disabled": False} for c in sorted(set(wanted[kind]))],
+                }
+            )
         else:
             rrsets.append({"name": name, "type": kind, "changetype": "DELETE"})
     return rrsets
@@ -85,18 +93,27 @@ class PowerDnsDriver(RouteDriver):
         if settings.get("read_record"):
             readers = [parse_address(a).host for a in self.route.read_members(plan)]
             rrsets += rrsets_for(settings["read_record"], readers, ttl, single=False)
-        client = PinnedHttp(settings["api_url"], "PowerDNS API", headers={"X-API-Key": self.route.secrets.get("api_key", "")})
+        client = PinnedHttp(
+            settings["api_url"], "PowerDNS API", headers={"X-API-Key": self.route.secrets.get("api_key", "")}
+        )
         path = f"/api/v1/servers/{quote(settings.get('server_id') or 'localhost', safe='')}/zones/{quote(zone, safe='.')}"
         try:
             answer = client.request("PATCH", path, body={"rrsets": rrsets})
         finally:
             client.close()
         if answer.status in (401, 403):
-            raise RouteError(f"PowerDNS API at {settings['api_url']} refused the API key ({answer.status}): "
-                             "set the route's api_key", permanent=True, public=True)
+            raise RouteError(
+                f"PowerDNS API at {settings['api_url']} refused the API key ({answer.status}): "
+                "set the route's api_key",
+                permanent=True,
+                public=True,
+            )
         if answer.status == 404:
-            raise RouteError(f"PowerDNS has no zone {zone} on server {settings.get('server_id') or 'localhost'} (404)",
-                             permanent=True, public=True)
+            raise RouteError(
+                f"PowerDNS has no zone {zone} on server {settings.get('server_id') or 'localhost'} (404)",
+                permanent=True,
+                public=True,
+            )
         if answer.status == 422:
             raise RouteError(f"PowerDNS rejected the change to {zone}: {_error_text(answer)}", permanent=True)
         if answer.status != 204 and not 200 <= answer.status < 300:
@@ -104,4 +121,6 @@ class PowerDnsDriver(RouteDriver):
         detail = f"{settings['write_record']} -> {primary_host}"
         if settings.get("read_record"):
             detail += f"; {settings['read_record']} -> {', '.join(readers) or 'nothing'}"
-        return RouteResult(self.name, True, f"{detail} (ttl {ttl})", duration_ms=(time.monotonic() - started) * 1000)
+        return RouteResult(
+            self.name, True, f"{detail} (ttl {ttl})", duration_ms=(time.monotonic() - started) * 1000
+        )

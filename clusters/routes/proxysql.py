@@ -16,6 +16,7 @@ NOT verified against a live ProxySQL (none can be installed here): the statement
 documented admin interface and are tested against a MariaDB server holding a table shaped like
 `mysql_servers` (tests/integration/test_routing_doubles.py explains the shim).
 """
+
 from __future__ import annotations
 
 import time
@@ -46,8 +47,9 @@ class Row:
     status: str
 
 
-def plan_statements(bound: BoundRoute, plan: RoutePlan, rows: list[Row], writer: int,
-                    reader: int | None) -> tuple[list[tuple[str, tuple]], list[str]]:
+def plan_statements(
+    bound: BoundRoute, plan: RoutePlan, rows: list[Row], writer: int, reader: int | None
+) -> tuple[list[tuple[str, tuple]], list[str]]:
     """The statements (with parameters) that bring the hostgroups to the plan; and a summary."""
     cluster = {canonical(s.address) for s in bound.servers}
     have = {(r.hostgroup, r.address): r.status for r in rows if r.address in cluster}
@@ -63,11 +65,21 @@ def plan_statements(bound: BoundRoute, plan: RoutePlan, rows: list[Row], writer:
         if current == status:
             return
         if current is None:
-            statements.append(("INSERT INTO mysql_servers (hostgroup_id, hostname, port, status, comment) "
-                               "VALUES (%s, %s, %s, %s, %s)", (hostgroup, *hostport(address), status, "dbpilot")))
+            statements.append(
+                (
+                    "INSERT INTO mysql_servers (hostgroup_id, hostname, port, status, comment) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (hostgroup, *hostport(address), status, "dbpilot"),
+                )
+            )
         else:
-            statements.append(("UPDATE mysql_servers SET status = %s WHERE hostgroup_id = %s AND hostname = %s "
-                               "AND port = %s", (status, hostgroup, *hostport(address))))
+            statements.append(
+                (
+                    "UPDATE mysql_servers SET status = %s WHERE hostgroup_id = %s AND hostname = %s "
+                    "AND port = %s",
+                    (status, hostgroup, *hostport(address)),
+                )
+            )
         summary.append(f"hostgroup {hostgroup}: {address} {status}")
 
     if plan.phase != PRIMARY_CHANGED or not plan.primary:
@@ -79,8 +91,12 @@ def plan_statements(bound: BoundRoute, plan: RoutePlan, rows: list[Row], writer:
     set_status(writer, primary, ONLINE)
     for hostgroup, address in sorted(have):
         if hostgroup == writer and address != primary:
-            statements.append(("DELETE FROM mysql_servers WHERE hostgroup_id = %s AND hostname = %s AND port = %s",
-                               (writer, *hostport(address))))
+            statements.append(
+                (
+                    "DELETE FROM mysql_servers WHERE hostgroup_id = %s AND hostname = %s AND port = %s",
+                    (writer, *hostport(address)),
+                )
+            )
             summary.append(f"hostgroup {writer}: {address} removed")
     if reader is not None:
         readers = {canonical(a) for a in bound.read_members(plan)}
@@ -106,17 +122,25 @@ class ProxysqlDriver(RouteDriver):
         reader = int(reader) if reader is not None else None
         address = settings["admin_address"]
         try:
-            connection = connect_admin(address, settings["admin_user"], self.route.secrets.get("admin_password", ""))
+            connection = connect_admin(
+                address, settings["admin_user"], self.route.secrets.get("admin_password", "")
+            )
         except NotAllowed as exc:
             raise RouteError(f"ProxySQL admin {address}: {exc}", permanent=True) from None
         except ServerError as exc:
-            raise RouteError(f"ProxySQL admin interface at {address}: {exc}", permanent=exc.outcome == "auth_failed",
-                             public=exc.outcome == "auth_failed") from None
+            raise RouteError(
+                f"ProxySQL admin interface at {address}: {exc}",
+                permanent=exc.outcome == "auth_failed",
+                public=exc.outcome == "auth_failed",
+            ) from None
         try:
             with connection.cursor() as cursor:
                 groups = (writer,) if reader is None else (writer, reader)
-                cursor.execute("SELECT hostgroup_id, hostname, port, status FROM mysql_servers WHERE hostgroup_id IN "
-                               f"({', '.join(['%s'] * len(groups))})", groups)
+                cursor.execute(
+                    "SELECT hostgroup_id, hostname, port, status FROM mysql_servers WHERE hostgroup_id IN "
+                    f"({', '.join(['%s'] * len(groups))})",
+                    groups,
+                )
                 rows = []
                 for row in cursor.fetchall():
                     values = list(row.values()) if isinstance(row, dict) else list(row)
@@ -137,5 +161,10 @@ class ProxysqlDriver(RouteDriver):
         finally:
             connection.close()
         detail = "; ".join(summary) if summary else "already as wanted"
-        return RouteResult(self.name, True, detail, duration_ms=(time.monotonic() - started) * 1000,
-                           extra={"statements": [sql for sql, _ in statements]})
+        return RouteResult(
+            self.name,
+            True,
+            detail,
+            duration_ms=(time.monotonic() - started) * 1000,
+            extra={"statements": [sql for sql, _ in statements]},
+        )

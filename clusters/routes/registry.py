@@ -1,8 +1,9 @@
 """The route driver registry (empty here: the routing issue registers HAProxy, PowerDNS, script...).
 
-    @register_driver("haproxy")
-    class HaproxyRuntimeDriver(RouteDriver): ...
+@register_driver("haproxy")
+class HaproxyRuntimeDriver(RouteDriver): ...
 """
+
 from __future__ import annotations
 
 from clusters.routes.base import RouteDriver

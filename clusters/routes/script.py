@@ -10,6 +10,7 @@ output goes into the route result (and so into the job step). The contract has n
 so a script route is not run by other syncs (registration, replica health, a manual sync): the result
 says so. docs/routing.md has the VIP example.
 """
+
 from __future__ import annotations
 
 from clusters.hooks import run_hook
@@ -31,17 +32,34 @@ class ScriptDriver(RouteDriver):
         name = self.route.settings["script"]
         event = self.route.job_kinds.get(plan.job_id) if plan.job_id is not None else None
         if event not in HA_EVENTS:
-            return RouteResult(self.name, True, f"script {name} not run: scripts run during switchover and failover "
-                                                "jobs only (the hooks contract has no other event)",
-                               extra={"skipped": True})
+            return RouteResult(
+                self.name,
+                True,
+                f"script {name} not run: scripts run during switchover and failover "
+                "jobs only (the hooks contract has no other event)",
+                extra={"skipped": True},
+            )
         phase = "pre" if plan.phase == PRIMARY_LEAVING else "post"
-        result = run_hook(name, event=event, phase=phase, cluster=plan.cluster,
-                          old_primary=plan.old_primary or "", new_primary=plan.primary or "")
-        extra = {"output": result.output, "exit_code": result.exit_code, "timed_out": result.timed_out,
-                 "argv": [event, phase, plan.cluster, plan.old_primary or "", plan.primary or ""]}
+        result = run_hook(
+            name,
+            event=event,
+            phase=phase,
+            cluster=plan.cluster,
+            old_primary=plan.old_primary or "",
+            new_primary=plan.primary or "",
+        )
+        extra = {
+            "output": result.output,
+            "exit_code": result.exit_code,
+            "timed_out": result.timed_out,
+            "argv": [event, phase, plan.cluster, plan.old_primary or "", plan.primary or ""],
+        }
         if result.ok:
             return RouteResult(self.name, True, result.summary(), duration_ms=result.duration_ms, extra=extra)
         tail = result.output.strip()[-OUTPUT_IN_DETAIL:]
         # The operator's own script: its outcome and output are shown as they are.
-        raise RouteError(f"script {result.summary()}" + (f"; output: {tail}" if tail else ""),
-                         permanent=bool(result.error), public=True)
+        raise RouteError(
+            f"script {result.summary()}" + (f"; output: {tail}" if tail else ""),
+            permanent=bool(result.error),
+            public=True,
+        )

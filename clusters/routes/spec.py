@@ -9,6 +9,7 @@ Names that end up in proxy commands or configs (HAProxy backends and servers, Ma
 services) must match `NAME`: the HAProxy runtime API takes `;`-separated commands and a config file takes
 directives, so a name can carry neither spaces, `;`, quotes, `#` nor newlines.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -111,13 +112,13 @@ def parse_runtime_api(value: Any) -> Endpoint:
     if not isinstance(value, str) or len(value) > 300:
         raise ValueError("must be unix:///path/to/haproxy.sock or tcp://host:port")
     if value.startswith("unix://"):
-        path = value[len("unix://"):]
+        path = value[len("unix://") :]
         if not path.startswith("/") or has_control(path) or "/../" in f"{path}/":
             raise ValueError("a unix socket must be an absolute path: unix:///run/dbpilot/haproxy.sock")
         return Endpoint("unix", path=path)
     if value.startswith("tcp://"):
         try:
-            address = parse_address(value[len("tcp://"):])
+            address = parse_address(value[len("tcp://") :])
         except AddressError as exc:
             raise ValueError(f"tcp://host:port expected: {exc}") from None
         return Endpoint("tcp", address.host, address.port)
@@ -143,7 +144,9 @@ def parse_http_url(value: Any) -> Endpoint:
         host = validate_host(parts.hostname)
     except AddressError as exc:
         raise ValueError(str(exc)) from None
-    return Endpoint(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), parts.path.rstrip("/"))
+    return Endpoint(
+        parts.scheme, host, port or (443 if parts.scheme == "https" else 80), parts.path.rstrip("/")
+    )
 
 
 def _mysql_address(value: Any) -> Endpoint:
@@ -173,8 +176,10 @@ def _key_prefix(value: Any) -> str:
     segments = value.rstrip("/").split("/")
     for segment in segments:
         if segment in (".", "..") or not NAME.fullmatch(segment):
-            raise ValueError("must be path segments of 1 to 64 letters, digits, '_', '.' or '-' separated by /, "
-                             "without . or .. segments")
+            raise ValueError(
+                "must be path segments of 1 to 64 letters, digits, '_', '.' or '-' separated by /, "
+                "without . or .. segments"
+            )
     return "/".join(segments)
 
 
@@ -186,7 +191,9 @@ def _check_kind(value: Any) -> str:
 
 def _hook_name(value: Any) -> str:
     if not isinstance(value, str) or not HOOK_NAME.fullmatch(value):
-        raise ValueError("must be the name of a script in the hooks directory (letters, digits, . _ -; no path)")
+        raise ValueError(
+            "must be the name of a script in the hooks directory (letters, digits, . _ -; no path)"
+        )
     return value
 
 
@@ -311,8 +318,14 @@ def validate_route(kind: Any, data: dict[str, Any], existing: RouteSpec | None =
         if f.required and not (settings.get(name) if not f.secret else secrets.get(name)):
             errors.setdefault(name, "is required")
     if kind == "haproxy" and settings.get("check") == "http" and not settings.get("health_url"):
-        errors.setdefault("health_url", "is required when check is http (the base URL HAProxy reaches dbpilot at)")
-    if kind == "haproxy" and settings.get("read_backend") and settings.get("read_backend") == settings.get("write_backend"):
+        errors.setdefault(
+            "health_url", "is required when check is http (the base URL HAProxy reaches dbpilot at)"
+        )
+    if (
+        kind == "haproxy"
+        and settings.get("read_backend")
+        and settings.get("read_backend") == settings.get("write_backend")
+    ):
         errors.setdefault("read_backend", "must differ from write_backend")
     if kind == "powerdns" and not errors:
         zone = settings["zone"]

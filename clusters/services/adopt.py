@@ -6,6 +6,7 @@ field shows it); switching back to `manual` disarms at once. While the cluster i
 adopt applies (semi_sync, semi_sync_timeout_ms, semi_sync_on_timeout, replicas_read_only) runs it again.
 The steps are in clusters.jobs.adopt_steps.
 """
+
 from __future__ import annotations
 
 from clusters.events import record_event
@@ -33,8 +34,11 @@ def after_settings_change(cluster: Cluster, diff: dict, *, requested_by: str) ->
     if mode and mode[1] == "manual":
         if Cluster.objects.filter(pk=cluster.pk, failover_armed=True).update(failover_armed=False):
             cluster.failover_armed = False
-            record_event(cluster.pk, "failover_disarmed", f"Automatic failover disarmed by {requested_by} "
-                         "(failover_mode manual)")
+            record_event(
+                cluster.pk,
+                "failover_disarmed",
+                f"Automatic failover disarmed by {requested_by} (failover_mode manual)",
+            )
         return None
     automatic = (cluster.settings or {}).get("failover_mode") == "automatic"
     if (mode and mode[1] == "automatic") or (automatic and any(k in diff for k in APPLIED_SETTINGS)):

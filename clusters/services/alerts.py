@@ -11,6 +11,7 @@ checked again: a cluster that left the subscription's team (or tenant) is skippe
 Webhooks: JSON POST signed with `X-Dbpilot-Signature`, only to hosts in DBPILOT_ALLOWED_WEBHOOK_HOSTS,
 resolved once and pinned, no redirects. Email: Django's mail backend (EMAIL_* settings).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,10 @@ def validate_target(channel: str, target: str) -> str:
     except (AddressError, ValueError) as exc:
         raise AlertInvalid("target", f"has an invalid host or port: {exc}") from None
     if host.lower() not in {h.lower() for h in settings.DBPILOT_ALLOWED_WEBHOOK_HOSTS}:
-        raise AlertInvalid("target", f"host {host} is not in DBPILOT_ALLOWED_WEBHOOK_HOSTS; ask the platform "
-                                     "operator to allow it")
+        raise AlertInvalid(
+            "target",
+            f"host {host} is not in DBPILOT_ALLOWED_WEBHOOK_HOSTS; ask the platform operator to allow it",
+        )
     return target
 
 
@@ -95,11 +98,19 @@ def create_subscription(tenant, user, data: dict) -> tuple[AlertSubscription, st
     try:
         with transaction.atomic():
             sub = AlertSubscription.objects.create(
-                tenant=tenant, team=data.get("team"), name=data["name"], channel=channel, target=data["target"],
-                payload_format=data.get("payload_format") or "json", clusters=data.get("clusters") or [],
-                severities=data.get("severities") or [], codes=data.get("codes") or [], jobs=data.get("jobs") or [],
+                tenant=tenant,
+                team=data.get("team"),
+                name=data["name"],
+                channel=channel,
+                target=data["target"],
+                payload_format=data.get("payload_format") or "json",
+                clusters=data.get("clusters") or [],
+                severities=data.get("severities") or [],
+                codes=data.get("codes") or [],
+                jobs=data.get("jobs") or [],
                 secret_encrypted=encrypt_json({"secret": secret}) if secret else "",
-                created_by=user if getattr(user, "pk", None) else None)
+                created_by=user if getattr(user, "pk", None) else None,
+            )
     except IntegrityError:
         raise AlertInvalid("name", "a subscription of the tenant already has this name") from None
     return sub, secret
@@ -110,9 +121,23 @@ def update_subscription(sub: AlertSubscription, data: dict) -> AlertSubscription
         if data.get("channel", sub.channel) != sub.channel:
             raise AlertInvalid("channel", "cannot change; create another subscription")
         validate_target(sub.channel, data.get("target", sub.target))
-    check_rule(sub.tenant, data.get("team", sub.team), data.get("clusters", sub.clusters) or [],
-               data.get("severities", sub.severities) or [])
-    for field in ("name", "target", "team", "payload_format", "clusters", "severities", "codes", "jobs", "enabled"):
+    check_rule(
+        sub.tenant,
+        data.get("team", sub.team),
+        data.get("clusters", sub.clusters) or [],
+        data.get("severities", sub.severities) or [],
+    )
+    for field in (
+        "name",
+        "target",
+        "team",
+        "payload_format",
+        "clusters",
+        "severities",
+        "codes",
+        "jobs",
+        "enabled",
+    ):
         if field in data:
             setattr(sub, field, data[field] if data[field] is not None else [])
     try:
@@ -127,8 +152,9 @@ def update_subscription(sub: AlertSubscription, data: dict) -> AlertSubscription
 
 
 def _rule(sub: AlertSubscription) -> domain.Rule:
-    return domain.Rule(tuple(sub.clusters or ()), tuple(sub.severities or ()), tuple(sub.codes or ()),
-                       tuple(sub.jobs or ()))
+    return domain.Rule(
+        tuple(sub.clusters or ()), tuple(sub.severities or ()), tuple(sub.codes or ()), tuple(sub.jobs or ())
+    )
 
 
 def may_see(sub: AlertSubscription, cluster_id: int) -> bool:
@@ -142,8 +168,14 @@ def may_see(sub: AlertSubscription, cluster_id: int) -> bool:
 
 def _opened_severity(event: Event) -> str | None:
     data = event.data or {}
-    row = (Finding.objects.filter(cluster_id=event.cluster_id, code=data.get("code"), server_id=data.get("server_id"))
-           .order_by("-opened_at").values_list("severity", flat=True).first())
+    row = (
+        Finding.objects.filter(
+            cluster_id=event.cluster_id, code=data.get("code"), server_id=data.get("server_id")
+        )
+        .order_by("-opened_at")
+        .values_list("severity", flat=True)
+        .first()
+    )
     return row
 
 
@@ -153,8 +185,16 @@ def on_event(event_id: int) -> list[int]:
     if event is None:
         return []
     cluster = event.cluster
-    alert = domain.alert_from_event(event.kind, cluster.id, cluster.label, event.message, event.severity,
-                                    event.data, event.created_at.timestamp(), event.id)
+    alert = domain.alert_from_event(
+        event.kind,
+        cluster.id,
+        cluster.label,
+        event.message,
+        event.severity,
+        event.data,
+        event.created_at.timestamp(),
+        event.id,
+    )
     if alert is None:
         return []
     opened = _opened_severity(event) if alert.kind == domain.FINDING_RESOLVED else None
@@ -168,8 +208,9 @@ def on_event(event_id: int) -> list[int]:
         state = AlertDelivery.State.DIGEST if domain.burst(recent) else AlertDelivery.State.PENDING
         try:
             with transaction.atomic():
-                delivery = AlertDelivery.objects.create(subscription=sub, event=event, cluster=cluster,
-                                                        kind=alert.kind, state=state, body=body)
+                delivery = AlertDelivery.objects.create(
+                    subscription=sub, event=event, cluster=cluster, kind=alert.kind, state=state, body=body
+                )
         except IntegrityError:
             continue  # already made for this event: never twice
         created.append(delivery.id)
@@ -186,8 +227,9 @@ def _enqueue(delivery_id: int, countdown: float = 0) -> None:
 
 def _schedule_digest(subscription_id: int) -> None:
     """One digest per subscription and window (a Redis flag), sent at the end of the window."""
-    if hotstate.client().set(f"dbpilot:alerts:digest:{subscription_id}", 1, nx=True,
-                             ex=domain.BURST_WINDOW_SECONDS):
+    if hotstate.client().set(
+        f"dbpilot:alerts:digest:{subscription_id}", 1, nx=True, ex=domain.BURST_WINDOW_SECONDS
+    ):
         senders.send(senders.SEND_ALERT_DIGEST, subscription_id, domain.BURST_WINDOW_SECONDS)
 
 
@@ -197,14 +239,19 @@ def send_digest(subscription_id: int) -> int | None:
     if sub is None:
         return None
     with transaction.atomic():
-        waiting = list(sub.deliveries.select_for_update().filter(state=AlertDelivery.State.DIGEST).order_by("id"))
+        waiting = list(
+            sub.deliveries.select_for_update().filter(state=AlertDelivery.State.DIGEST).order_by("id")
+        )
         visible = [d for d in waiting if d.cluster_id is not None and may_see(sub, d.cluster_id)]
         if not visible:
             sub.deliveries.filter(id__in=[d.id for d in waiting]).update(state=AlertDelivery.State.SKIPPED)
             return None
-        digest = AlertDelivery.objects.create(subscription=sub, kind="digest",
-                                              body=domain.digest_body([d.body for d in visible]))
-        sub.deliveries.filter(id__in=[d.id for d in visible]).update(state=AlertDelivery.State.DIGESTED, digest=digest)
+        digest = AlertDelivery.objects.create(
+            subscription=sub, kind="digest", body=domain.digest_body([d.body for d in visible])
+        )
+        sub.deliveries.filter(id__in=[d.id for d in visible]).update(
+            state=AlertDelivery.State.DIGESTED, digest=digest
+        )
         skipped = [d.id for d in waiting if d not in visible]
         sub.deliveries.filter(id__in=skipped).update(state=AlertDelivery.State.SKIPPED)
     deliver(digest.id)
@@ -212,8 +259,12 @@ def send_digest(subscription_id: int) -> int | None:
 
 
 def send_test(sub: AlertSubscription) -> AlertDelivery:
-    body = {"type": "test", "title": f"Test alert from dbpilot for subscription {sub.name!r}",
-            "message": "If you read this, alerts reach you.", "at": time.time()}
+    body = {
+        "type": "test",
+        "title": f"Test alert from dbpilot for subscription {sub.name!r}",
+        "message": "If you read this, alerts reach you.",
+        "at": time.time(),
+    }
     delivery = AlertDelivery.objects.create(subscription=sub, kind="test", body=body)
     deliver(delivery.id, retry=False)
     delivery.refresh_from_db()
@@ -243,28 +294,54 @@ def _post_webhook(sub: AlertSubscription, body: dict) -> int:
     raw = json.dumps(domain.payload(body, sub.payload_format), separators=(",", ":")).encode()
     secret = decrypt_json(sub.secret_encrypted)["secret"] if sub.secret_encrypted else ""
     default_port = 443 if parts.scheme == "https" else 80
-    headers = {"Host": host if port == default_port else f"{host}:{port}", "Content-Type": "application/json",
-               "User-Agent": "dbpilot-alerts", "X-Dbpilot-Signature": domain.signature(secret, int(time.time()), raw)}
+    headers = {
+        "Host": host if port == default_port else f"{host}:{port}",
+        "Content-Type": "application/json",
+        "User-Agent": "dbpilot-alerts",
+        "X-Dbpilot-Signature": domain.signature(secret, int(time.time()), raw),
+    }
     timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
     if parts.scheme == "https":
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            ip, port, timeout=timeout, retries=False, maxsize=1, ssl_context=ssl.create_default_context(),
-            server_hostname=host, assert_hostname=host)
+            ip,
+            port,
+            timeout=timeout,
+            retries=False,
+            maxsize=1,
+            ssl_context=ssl.create_default_context(),
+            server_hostname=host,
+            assert_hostname=host,
+        )
     else:
         pool = urllib3.HTTPConnectionPool(ip, port, timeout=timeout, retries=False, maxsize=1)
     try:
-        response = pool.urlopen("POST", parts.path or "/", body=raw, headers=headers, redirect=False, retries=False,
-                                assert_same_host=False)
+        response = pool.urlopen(
+            "POST",
+            parts.path or "/",
+            body=raw,
+            headers=headers,
+            redirect=False,
+            retries=False,
+            assert_same_host=False,
+        )
     except urllib3.exceptions.HTTPError as exc:
-        raise DeliveryError(f"{host}:{port} is not reachable: {getattr(exc, 'reason', None) or exc}") from None
+        raise DeliveryError(
+            f"{host}:{port} is not reachable: {getattr(exc, 'reason', None) or exc}"
+        ) from None
     finally:
         pool.close()
     if 300 <= response.status < 400:
-        raise DeliveryError(f"answered with a redirect ({response.status}); dbpilot follows none: give the final "
-                            "URL", response.status, permanent=True)
+        raise DeliveryError(
+            f"answered with a redirect ({response.status}); dbpilot follows none: give the final URL",
+            response.status,
+            permanent=True,
+        )
     if response.status >= 300:
-        raise DeliveryError(f"answered {response.status}", response.status, permanent=400 <= response.status < 500
-                            and response.status not in (408, 429))
+        raise DeliveryError(
+            f"answered {response.status}",
+            response.status,
+            permanent=400 <= response.status < 500 and response.status not in (408, 429),
+        )
     return response.status
 
 
@@ -279,8 +356,12 @@ def _send_email(sub: AlertSubscription, body: dict) -> None:
 def deliver(delivery_id: int, retry: bool = True) -> str:
     """One attempt at a delivery; schedules the next attempt (with backoff) when it fails. Returns the state."""
     delivery = AlertDelivery.objects.select_related("subscription__team").filter(pk=delivery_id).first()
-    if delivery is None or delivery.state in (AlertDelivery.State.SENT, AlertDelivery.State.DIGESTED,
-                                              AlertDelivery.State.SKIPPED, AlertDelivery.State.FAILED):
+    if delivery is None or delivery.state in (
+        AlertDelivery.State.SENT,
+        AlertDelivery.State.DIGESTED,
+        AlertDelivery.State.SKIPPED,
+        AlertDelivery.State.FAILED,
+    ):
         return delivery.state if delivery else "gone"
     sub = delivery.subscription
     if delivery.cluster_id is not None and not may_see(sub, delivery.cluster_id):
@@ -317,7 +398,18 @@ def deliver(delivery_id: int, retry: bool = True) -> str:
 
 
 def delivery_payload(d: AlertDelivery) -> dict:
-    return {"id": d.id, "kind": d.kind, "state": d.state, "cluster": d.cluster_id, "event": d.event_id,
-            "attempts": d.attempts, "last_status": d.last_status, "last_error": d.last_error,
-            "digest": d.digest_id, "title": (d.body or {}).get("title"), "created_at": d.created_at,
-            "sent_at": d.sent_at, "next_attempt_at": d.next_attempt_at}
+    return {
+        "id": d.id,
+        "kind": d.kind,
+        "state": d.state,
+        "cluster": d.cluster_id,
+        "event": d.event_id,
+        "attempts": d.attempts,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "digest": d.digest_id,
+        "title": (d.body or {}).get("title"),
+        "created_at": d.created_at,
+        "sent_at": d.sent_at,
+        "next_attempt_at": d.next_attempt_at,
+    }

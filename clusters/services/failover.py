@@ -17,6 +17,7 @@ that the primary failed. The decision itself is clusters.domain.failover_plan.de
 
 A tick acting on an older epoch than the cluster's does nothing: a job changed the topology since.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,9 +88,14 @@ def after_tick(result, *, epoch: int | None = None) -> None:
 def _maybe_reopen(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     """A primary back read-only after an incident with no failover gets its writes back when it is safe
     (plan.reopen_decision), with a `writes_reopened` event."""
-    ok, why = plan.reopen_decision(result.topology, result.probes, result.settings,
-                                   incident=hotstate.read_incident(result.cluster_id), now=time.time(),
-                                   paused=platform_paused())
+    ok, why = plan.reopen_decision(
+        result.topology,
+        result.probes,
+        result.settings,
+        incident=hotstate.read_incident(result.cluster_id),
+        now=time.time(),
+        paused=platform_paused(),
+    )
     if not ok:
         return
     cluster = fresh()
@@ -105,23 +111,32 @@ def _maybe_reopen(result, epoch: int | None, fresh: fencing.FreshCluster) -> Non
     except ServerError as exc:
         log.warning("cluster %s: could not reopen writes on %s: %s", cluster.id, address, exc)
         return
-    record_event(cluster.id, "writes_reopened", f"Writes reopened on {address}: {why}", severity="warning",
-                 data={"server": address, "reason": why})
+    record_event(
+        cluster.id,
+        "writes_reopened",
+        f"Writes reopened on {address}: {why}",
+        severity="warning",
+        data={"server": address, "reason": why},
+    )
 
 
 def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
-        hotstate.remember_lags(result.cluster_id, {s.address: s.lag for s in topology.servers
-                                                  if s.lag is not None and s.address != view.address})
+        hotstate.remember_lags(
+            result.cluster_id,
+            {s.address: s.lag for s in topology.servers if s.lag is not None and s.address != view.address},
+        )
         probe = result.probes.get(view.address)
         if probe is not None and probe.read_only:  # the common case (writable) costs nothing more
             _maybe_reopen(result, epoch, fresh)
         return
     if not plan.primary_failing(topology):
         return
-    incident = hotstate.track_incident(result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds)
+    incident = hotstate.track_incident(
+        result.cluster_id, view.address, result.observed_at, result.settings.tick_seconds
+    )
     last_received = getattr(result, "last_received", None)
     incident_since = getattr(result, "failing_since", None)
     confirmation = result.confirmation
@@ -130,34 +145,56 @@ def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     if not confirmation.confirmed:
         if plan.unconfirmed_notice_due(incident, view.state, result.observed_at):
             hotstate.mark_notified(result.cluster_id, incident)
-            record_event(result.cluster_id, "failover_not_confirmed",
-                         f"Primary {view.address} is down but the replicas do not confirm it: no failover "
-                         f"({confirmation.reason})", severity="warning",
-                         data={"incident": incident.key, "confirmation": confirmation.as_dict()})
+            record_event(
+                result.cluster_id,
+                "failover_not_confirmed",
+                f"Primary {view.address} is down but the replicas do not confirm it: no failover "
+                f"({confirmation.reason})",
+                severity="warning",
+                data={"incident": incident.key, "confirmation": confirmation.as_dict()},
+            )
         return
     cluster = fresh()
     if cluster is None or (epoch is not None and cluster.epoch != epoch):
         return  # a job changed the topology since this tick began: the next tick decides
     if Job.objects.active_ha(cluster.id) is not None:
         return  # one HA job at a time; the next tick decides again
-    earlier = list(Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key)
-                   .values_list("state", "started_at"))
+    earlier = list(
+        Job.objects.filter(cluster=cluster, kind=KIND, params__incident=incident.key).values_list(
+            "state", "started_at"
+        )
+    )
     if any(started is not None for _, started in earlier):
         return  # this incident already had its failover attempt (one per incident, whatever its end)
     settings = result.settings
     lags = hotstate.read_lags(cluster.id)
     decision = plan.decide_failover(
-        topology=topology, probes=result.probes, settings=settings, failover_armed=cluster.failover_armed,
-        platform_paused=platform_paused(), now=time.time(), last_observation_at=result.observed_at,
+        topology=topology,
+        probes=result.probes,
+        settings=settings,
+        failover_armed=cluster.failover_armed,
+        platform_paused=platform_paused(),
+        now=time.time(),
+        last_observation_at=result.observed_at,
         failovers=failover_starts(cluster.id, settings),
-        has_replication_credentials=bool(replication_credentials(cluster).user), lags=lags,
-        last_received=last_received, incident_since=incident_since, gtid_history=hotstate.read_gtid_history(cluster.id),
+        has_replication_credentials=bool(replication_credentials(cluster).user),
+        lags=lags,
+        last_received=last_received,
+        incident_since=incident_since,
+        gtid_history=hotstate.read_gtid_history(cluster.id),
         confirmation=confirmation,
     )
-    params = {"automatic": True, "incident": incident.key, "primary": view.address,
-              "confirmed_at": result.observed_at, "epoch": cluster.epoch, "lags": lags,
-              "last_received": last_received or {}, "incident_since": incident_since,
-              "semi_sync_at_incident": hotstate.read_semi_sync_at(cluster.id, view.address)}
+    params = {
+        "automatic": True,
+        "incident": incident.key,
+        "primary": view.address,
+        "confirmed_at": result.observed_at,
+        "epoch": cluster.epoch,
+        "lags": lags,
+        "last_received": last_received or {},
+        "incident_since": incident_since,
+        "semi_sync_at_incident": hotstate.read_semi_sync_at(cluster.id, view.address),
+    }
     if decision.action == plan.START:
         _start_automatic(cluster, params, decision)
     elif decision.action == plan.REFUSE and not earlier:
@@ -182,8 +219,9 @@ def _start_automatic(cluster: Cluster, params: dict, decision: plan.TickDecision
                 return None
             # Registered before the job's own events, so the failover starts before they are published.
             transaction.on_commit(lambda: start_job(created["job"]))
-            job = create_job(cluster, KIND, params=params, requested_by=AUTOMATIC_ACTOR,
-                             result=_decision_result(decision))
+            job = create_job(
+                cluster, KIND, params=params, requested_by=AUTOMATIC_ACTOR, result=_decision_result(decision)
+            )
             created["job"] = job.pk
     except ActiveJobExists:  # rolled back: nothing starts
         return None
@@ -196,19 +234,36 @@ def _refuse_automatic(cluster: Cluster, params: dict, decision: plan.TickDecisio
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.create(
-            cluster=cluster, kind=KIND, state=Job.State.REFUSED, params=params, steps=[],
-            result={**_decision_result(decision), "detail": decision.reason,
-                    "confirmation": decision.confirmation.as_dict() if decision.confirmation else None,
-                    "election": decision.election.as_dict() if decision.election else None},
+            cluster=cluster,
+            kind=KIND,
+            state=Job.State.REFUSED,
+            params=params,
+            steps=[],
+            result={
+                **_decision_result(decision),
+                "detail": decision.reason,
+                "confirmation": decision.confirmation.as_dict() if decision.confirmation else None,
+                "election": decision.election.as_dict() if decision.election else None,
+            },
             requested_by=AUTOMATIC_ACTOR,
             finished_at=now,
         )
-        record_event(cluster.pk, "failover_blocked",
-                     f"Automatic failover of {params['primary']} blocked by {', '.join(ch.name for ch in failing)} "
-                     f"(job {job.pk}): " + "; ".join(ch.detail for ch in failing), severity="error",
-                     data={"job_id": job.pk, "incident": params["incident"], "guards": [ch.name for ch in failing]})
-        audit(actor=AUTOMATIC_ACTOR, action="job.failover", tenant=cluster.tenant, target=f"job:{job.pk}",
-              parameters={"incident": params["incident"], "primary": params["primary"]}, result="refused")
+        record_event(
+            cluster.pk,
+            "failover_blocked",
+            f"Automatic failover of {params['primary']} blocked by {', '.join(ch.name for ch in failing)} "
+            f"(job {job.pk}): " + "; ".join(ch.detail for ch in failing),
+            severity="error",
+            data={"job_id": job.pk, "incident": params["incident"], "guards": [ch.name for ch in failing]},
+        )
+        audit(
+            actor=AUTOMATIC_ACTOR,
+            action="job.failover",
+            tenant=cluster.tenant,
+            target=f"job:{job.pk}",
+            parameters={"incident": params["incident"], "primary": params["primary"]},
+            result="refused",
+        )
     publish_job(job)
     return job
 
@@ -224,21 +279,37 @@ def check_failover(cluster: Cluster, candidate: str | None = None) -> tuple[list
     checks = [active_job_check(cluster.id)]
     topology, probes = observe(cluster, settings)
     view = topology.primary_view
-    checks.append(Check(CHECK_PRIMARY_KNOWN, view is not None, f"the primary is {view.address}" if view else
-                        "no primary is known: nothing to fail over from"))
+    checks.append(
+        Check(
+            CHECK_PRIMARY_KNOWN,
+            view is not None,
+            f"the primary is {view.address}" if view else "no primary is known: nothing to fail over from",
+        )
+    )
     now = time.time()
     last_received, incident_since = hotstate.read_last_received(cluster.id)
-    election = plan.failover_election(topology, probes, settings, lags=hotstate.read_lags(cluster.id),
-                                      requested=candidate, last_primary_state=hotstate.read_gtid_history(cluster.id),
-                                      last_received=last_received, incident_since=incident_since)
-    checks += manual_failover_checks(settings=settings, now=now, last_observation_at=now,
-                                     primary_state=view.state if view else None,
-                                     confirmation=confirm_for_topology(topology, probes, settings,
-                                                                       last_received=last_received,
-                                                                       incident_since=incident_since),
-                                     election=election,
-                                     age_unknown=plan.heartbeat_age_unknown(probes),
-                                     tick_confirmed_age=hotstate.confirmed_age(cluster.id, topology.primary, now))
+    election = plan.failover_election(
+        topology,
+        probes,
+        settings,
+        lags=hotstate.read_lags(cluster.id),
+        requested=candidate,
+        last_primary_state=hotstate.read_gtid_history(cluster.id),
+        last_received=last_received,
+        incident_since=incident_since,
+    )
+    checks += manual_failover_checks(
+        settings=settings,
+        now=now,
+        last_observation_at=now,
+        primary_state=view.state if view else None,
+        confirmation=confirm_for_topology(
+            topology, probes, settings, last_received=last_received, incident_since=incident_since
+        ),
+        election=election,
+        age_unknown=plan.heartbeat_age_unknown(probes),
+        tick_confirmed_age=hotstate.confirmed_age(cluster.id, topology.primary, now),
+    )
     checks.append(plan.credentials_check(bool(replication_credentials(cluster).user)))
     return checks, topology.primary
 

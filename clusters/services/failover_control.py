@@ -1,6 +1,7 @@
 """The failover counters and `failover-control`: how many automatic failovers ran (for failover_limit and
 failover_min_interval_seconds), when the counters were last reset, the last failover and the last blocked
 incident, as the API shows them."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -17,14 +18,19 @@ COUNTERS_RESET_EVENT = "failover_counters_reset"
 
 
 def counters_reset_at(cluster_id: int) -> datetime | None:
-    return (Event.objects.filter(cluster_id=cluster_id, kind=COUNTERS_RESET_EVENT)
-            .order_by("-created_at", "-id").values_list("created_at", flat=True).first())
+    return (
+        Event.objects.filter(cluster_id=cluster_id, kind=COUNTERS_RESET_EVENT)
+        .order_by("-created_at", "-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 def automatic_failovers(cluster_id: int, *, since: datetime | None = None):
     """Automatic failovers that ran (refused ones never acted), newest first."""
-    jobs = (Job.objects.filter(cluster_id=cluster_id, kind=KIND, params__automatic=True, started_at__isnull=False)
-            .exclude(state=Job.State.REFUSED))
+    jobs = Job.objects.filter(
+        cluster_id=cluster_id, kind=KIND, params__automatic=True, started_at__isnull=False
+    ).exclude(state=Job.State.REFUSED)
     if since is not None:
         jobs = jobs.filter(started_at__gte=since)
     return jobs.order_by("-started_at")
@@ -32,8 +38,9 @@ def automatic_failovers(cluster_id: int, *, since: datetime | None = None):
 
 def failover_starts(cluster_id: int, settings) -> list[datetime]:
     """Start times that count against failover_limit and failover_min_interval_seconds."""
-    horizon = timezone.now() - timedelta(seconds=max(settings.failover_window_seconds,
-                                                     settings.failover_min_interval_seconds))
+    horizon = timezone.now() - timedelta(
+        seconds=max(settings.failover_window_seconds, settings.failover_min_interval_seconds)
+    )
     reset = counters_reset_at(cluster_id)
     since = max(horizon, reset) if reset else horizon
     return list(automatic_failovers(cluster_id, since=since).values_list("started_at", flat=True))
@@ -44,10 +51,15 @@ def _job_summary(job: Job | None) -> dict | None:
         return None
     result = job.result or {}
     return {
-        "id": job.pk, "state": job.state, "automatic": bool((job.params or {}).get("automatic")),
+        "id": job.pk,
+        "state": job.state,
+        "automatic": bool((job.params or {}).get("automatic")),
         "old_primary": result.get("old_primary") or (job.params or {}).get("primary"),
-        "new_primary": result.get("new_primary"), "created_at": job.created_at, "started_at": job.started_at,
-        "finished_at": job.finished_at, "detail": result.get("detail", ""),
+        "new_primary": result.get("new_primary"),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "detail": result.get("detail", ""),
         "guarantee": (result.get("rpo") or {}).get("guarantee"),
     }
 
@@ -58,8 +70,11 @@ def failover_control(cluster: Cluster) -> dict:
     reset = counters_reset_at(cluster.pk)
     now = timezone.now()
     window_start = now - timedelta(seconds=settings.failover_window_seconds)
-    counted = list(automatic_failovers(cluster.pk, since=max(window_start, reset) if reset else window_start)
-                   .values_list("started_at", flat=True))
+    counted = list(
+        automatic_failovers(
+            cluster.pk, since=max(window_start, reset) if reset else window_start
+        ).values_list("started_at", flat=True)
+    )
     starts = failover_starts(cluster.pk, settings)
     last_start = max(starts) if starts else None
     next_allowed = None
@@ -68,9 +83,17 @@ def failover_control(cluster: Cluster) -> dict:
     if settings.failover_limit and len(counted) >= settings.failover_limit:
         oldest = min(counted) + timedelta(seconds=settings.failover_window_seconds)
         next_allowed = max(next_allowed or oldest, oldest)
-    blocked = (Job.objects.filter(cluster=cluster, kind=KIND, state=Job.State.REFUSED, params__automatic=True)
-               .order_by("-created_at", "-id").first())
-    last = Job.objects.filter(cluster=cluster, kind=KIND).exclude(state=Job.State.REFUSED).order_by("-created_at").first()
+    blocked = (
+        Job.objects.filter(cluster=cluster, kind=KIND, state=Job.State.REFUSED, params__automatic=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    last = (
+        Job.objects.filter(cluster=cluster, kind=KIND)
+        .exclude(state=Job.State.REFUSED)
+        .order_by("-created_at")
+        .first()
+    )
     return {
         "failover_mode": settings.failover_mode,
         "armed": cluster.failover_armed,
@@ -86,7 +109,9 @@ def failover_control(cluster: Cluster) -> dict:
             "reset_at": reset,
         },
         "last_failover": _job_summary(last),
-        "last_blocked": None if blocked is None else {
+        "last_blocked": None
+        if blocked is None
+        else {
             **_job_summary(blocked),
             "incident": (blocked.params or {}).get("incident"),
             "checks": [ch for ch in (blocked.result or {}).get("checks", []) if not ch.get("ok")],
@@ -97,6 +122,10 @@ def failover_control(cluster: Cluster) -> dict:
 def reset_failover_counters(cluster: Cluster, *, requested_by: str) -> dict:
     """Forget earlier automatic failovers for failover_limit and failover_min_interval_seconds (an
     operator understood the cause). The reset is an event, so it survives restarts and is in the log."""
-    record_event(cluster.pk, COUNTERS_RESET_EVENT, f"Failover counters reset by {requested_by}",
-                 data={"by": requested_by})
+    record_event(
+        cluster.pk,
+        COUNTERS_RESET_EVENT,
+        f"Failover counters reset by {requested_by}",
+        data={"by": requested_by},
+    )
     return failover_control(cluster)

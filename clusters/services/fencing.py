@@ -15,6 +15,7 @@ in any mode, paused or not, `after_tick` looks at the fenced servers that answer
 
 A tick acting on an older epoch than the cluster's does nothing: a job may be promoting that server.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 FENCE_LOCK_WAIT_SECONDS = 1
 FENCE_READ_TIMEOUT_SECONDS = 3.0
-REJOIN_RETRY_SECONDS = 15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
+REJOIN_RETRY_SECONDS = (
+    15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
+)
 REJOIN_RETRY_MAX_SECONDS = 600
 
 
@@ -52,7 +55,11 @@ def _blind_fence(result, epoch: int | None) -> None:
     try read_only=1 on them, at most every BLIND_FENCE_EVERY_SECONDS."""
     targets = plan.blind_fence_targets(result.topology, result.probes)
     now = time.monotonic()
-    due = [a for a in targets if now - _blind_tried.get((result.cluster_id, a), -1e9) >= BLIND_FENCE_EVERY_SECONDS]
+    due = [
+        a
+        for a in targets
+        if now - _blind_tried.get((result.cluster_id, a), -1e9) >= BLIND_FENCE_EVERY_SECONDS
+    ]
     if not due:
         return
     cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
@@ -69,8 +76,13 @@ def _blind_fence(result, epoch: int | None) -> None:
             done = make_read_only(address, admin_credentials(cluster), connect_options(settings))
         except ServerError:
             continue  # frozen or gone: tried again later, and the regular fence runs once it answers
-        record_event(cluster.pk, "server_fenced", f"{address} did not answer its probe but took commands: {done}",
-                     severity="warning", data={"server": address, "server_id": server.pk})
+        record_event(
+            cluster.pk,
+            "server_fenced",
+            f"{address} did not answer its probe but took commands: {done}",
+            severity="warning",
+            data={"server": address, "server_id": server.pk},
+        )
 
 
 class FreshCluster:
@@ -116,22 +128,36 @@ def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None =
             start_rejoin(cluster, server)
         elif fence.next_step == plan.FENCE_SETTLED:
             Server.objects.filter(pk=server.pk, fenced=True).update(fenced=False)
-            record_event(cluster.pk, "server_unfenced", f"{server.address} replicates read-only from the primary: "
-                         "no longer fenced", data={"server": server.address, "server_id": server.pk})
+            record_event(
+                cluster.pk,
+                "server_unfenced",
+                f"{server.address} replicates read-only from the primary: no longer fenced",
+                data={"server": server.address, "server_id": server.pk},
+            )
 
 
 def make_read_only(address: str, credentials: Credentials, options: ConnectOptions) -> str:
     """read_only=1 (super_read_only on MySQL) with a short lock wait; when write transactions block it,
     kill the writing client sessions (never replication or dbpilot's own) and try again."""
-    session = ServerSession(address, credentials, ConnectOptions(
-        connect_timeout=options.connect_timeout, read_timeout=FENCE_READ_TIMEOUT_SECONDS, tls=options.tls,
-        tls_ca=options.tls_ca), lock_wait_timeout=FENCE_LOCK_WAIT_SECONDS)
+    session = ServerSession(
+        address,
+        credentials,
+        ConnectOptions(
+            connect_timeout=options.connect_timeout,
+            read_timeout=FENCE_READ_TIMEOUT_SECONDS,
+            tls=options.tls,
+            tls_ca=options.tls_ca,
+        ),
+        lock_wait_timeout=FENCE_LOCK_WAIT_SECONDS,
+    )
     try:
         try:
             session.set_read_only(True)
             return "read_only=1"
         except ServerError as first:
-            writers = [s.id for s in session.client_sessions(credentials.user) if s.writing or s.in_write_transaction]
+            writers = [
+                s.id for s in session.client_sessions(credentials.user) if s.writing or s.in_write_transaction
+            ]
             if not writers:
                 raise first
             killed = session.kill(writers)
@@ -146,11 +172,21 @@ def fence_read_only(cluster: Cluster, server: Server, reason: str) -> bool:
     try:
         done = make_read_only(server.address, admin_credentials(cluster), connect_options(settings))
     except ServerError as exc:
-        record_event(cluster.pk, "fence_failed", f"Could not make {server.address} read-only ({reason}): {exc}",
-                     severity="critical", data={"server": server.address, "server_id": server.pk, "error": str(exc)})
+        record_event(
+            cluster.pk,
+            "fence_failed",
+            f"Could not make {server.address} read-only ({reason}): {exc}",
+            severity="critical",
+            data={"server": server.address, "server_id": server.pk, "error": str(exc)},
+        )
         return False
-    record_event(cluster.pk, "server_fenced", f"{server.address} reappeared writable ({reason}): {done}",
-                 severity="warning", data={"server": server.address, "server_id": server.pk})
+    record_event(
+        cluster.pk,
+        "server_fenced",
+        f"{server.address} reappeared writable ({reason}): {done}",
+        severity="warning",
+        data={"server": server.address, "server_id": server.pk},
+    )
     return True
 
 
@@ -163,14 +199,23 @@ def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
     if Job.objects.active_ha(cluster.pk) is not None:
         return None
     now = timezone.now()
-    unsuccessful = list(Job.objects.filter(cluster=cluster, kind=REJOIN_KIND, params__server=server.address,
-                                           created_at__gte=now - timedelta(hours=1))
-                        .exclude(state=Job.State.SUCCEEDED).order_by("-created_at").values_list("created_at", flat=True))
+    unsuccessful = list(
+        Job.objects.filter(
+            cluster=cluster,
+            kind=REJOIN_KIND,
+            params__server=server.address,
+            created_at__gte=now - timedelta(hours=1),
+        )
+        .exclude(state=Job.State.SUCCEEDED)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+    )
     if unsuccessful and (now - unsuccessful[0]).total_seconds() < rejoin_backoff_seconds(len(unsuccessful)):
         return None
     try:
-        job = create_job(cluster, REJOIN_KIND, params={"server": server.address},
-                         requested_by="dbpilot (autorejoin)")
+        job = create_job(
+            cluster, REJOIN_KIND, params={"server": server.address}, requested_by="dbpilot (autorejoin)"
+        )
     except ActiveJobExists:
         return None
     start_job(job.pk)

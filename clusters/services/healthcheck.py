@@ -9,6 +9,7 @@ A missing or wrong key and an unknown cluster get the same 404, after the same c
 so the endpoint tells nobody without the key whether a cluster exists. The answer reads one row and the
 monitoring snapshot in Redis (clusters.routes.health decides): no database server is probed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,9 @@ _NO_KEY = "0" * 64  # compared against when the cluster does not exist or has no
 
 
 def key_hmac(key: str) -> str:
-    return hmac.new(settings.DBPILOT_TOKEN_PEPPER.encode(), f"health-key:{key}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.DBPILOT_TOKEN_PEPPER.encode(), f"health-key:{key}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def rotate_health_key(cluster: Cluster, *, requested_by: str) -> str:
@@ -78,7 +81,9 @@ def _observed_before(snapshot: dict | None, moment: datetime) -> bool:
     return observed < moment
 
 
-def health_answer(cluster_id: int, server_text: str, role: str, key: str | None) -> tuple[HealthAnswer | None, str]:
+def health_answer(
+    cluster_id: int, server_text: str, role: str, key: str | None
+) -> tuple[HealthAnswer | None, str]:
     """(answer, address) for an authorized request about a known server; (None, "") means 404."""
     cluster = Cluster.objects.select_related("primary").filter(pk=cluster_id).first()
     if not _authorized(cluster, key) or role not in ROLES:
@@ -93,5 +98,6 @@ def health_answer(cluster_id: int, server_text: str, role: str, key: str | None)
     if role == "primary":
         return primary_answer(server.address, snapshot, recorded, recorded_is_newer), server.address
     max_delay = cluster_settings(cluster).max_replica_delay_seconds
-    return replica_answer(server.address, snapshot, recorded, recorded_is_newer, server.maintenance,
-                          max_delay), server.address
+    return replica_answer(
+        server.address, snapshot, recorded, recorded_is_newer, server.maintenance, max_delay
+    ), server.address

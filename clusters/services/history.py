@@ -6,6 +6,7 @@ trimmed to their length in the same pipeline, which is the shard's hot-state wri
 own). The rate memory and the running minute live in the cluster's hot state, written in that same trip.
 Memory: about 23 bytes per server per entry; bench/history.py measures it.
 """
+
 from __future__ import annotations
 
 import redis
@@ -29,8 +30,9 @@ def _seq(position: str | None) -> int | None:
     return None if position is None else sum(gtid_sequence(position).values())  # "": nothing applied yet
 
 
-def samples_of(topology, probes: dict, memory: RateMemory, now: float,
-               checkpoints: PrimaryCheckpoints | None = None) -> list[Sample]:
+def samples_of(
+    topology, probes: dict, memory: RateMemory, now: float, checkpoints: PrimaryCheckpoints | None = None
+) -> list[Sample]:
     samples = []
     checkpoints = checkpoints or PrimaryCheckpoints()
     primary = next((v for v in topology.servers if v.address == topology.primary), None)
@@ -45,12 +47,21 @@ def samples_of(topology, probes: dict, memory: RateMemory, now: float,
         lag = view.lag
         if lag is None and reachable and view.replication and view is not primary:
             lag = checkpoints.lag(_seq(view.gtid_current_pos), now)  # SQL thread stopped: no Seconds_Behind
-        samples.append(make_sample(
-            view.id, reachable=reachable, lag=lag, replication=view.replication, semi_sync=semi,
-            connections=probe.threads_connected if reachable else None,
-            reads_total=probe.reads_total if reachable else None,
-            writes_total=probe.writes_total if reachable else None,
-            gtid_position=view.gtid_current_pos, now=now, memory=memory))
+        samples.append(
+            make_sample(
+                view.id,
+                reachable=reachable,
+                lag=lag,
+                replication=view.replication,
+                semi_sync=semi,
+                connections=probe.threads_connected if reachable else None,
+                reads_total=probe.reads_total if reachable else None,
+                writes_total=probe.writes_total if reachable else None,
+                gtid_position=view.gtid_current_pos,
+                now=now,
+                memory=memory,
+            )
+        )
     return samples
 
 
@@ -67,7 +78,11 @@ def record(store, cluster_id: int, topology, probes: dict, state: dict, observed
     store.push_history(cluster_id, "1h", pack_entry(observed, samples), HOUR_SAMPLES, expire=done is not None)
     if done is not None:
         store.push_history(cluster_id, "24h", done, DAY_SAMPLES)
-    state["history"] = {"rates": memory.to_state(), "minute": minute.to_state(), "primary": checkpoints.to_state()}
+    state["history"] = {
+        "rates": memory.to_state(),
+        "minute": minute.to_state(),
+        "primary": checkpoints.to_state(),
+    }
 
 
 def read(cluster_id: int, range_name: str, since: float | None = None) -> list[tuple[int, list[Sample]]]:
@@ -123,16 +138,18 @@ def chart(cluster, range_name: str, series: list[str], now: float, after: float 
         since = max(since, after + 1e-6)
     entries = read(cluster.id, range_name, since)
     if range_name == "24h":  # the running minute, not yet pushed, would leave the latest minute blank
-        entries += [e for e in read(cluster.id, "1h", max(since, (entries[-1][0] + 60) if entries else since))]
+        entries += [
+            e for e in read(cluster.id, "1h", max(since, (entries[-1][0] + 60) if entries else since))
+        ]
     points = series_points(entries, series)
     servers = []
     for server in cluster.servers.all():
         row = points.get(server.id, {"t": [], **{name: [] for name in series}})
         servers.append({"id": server.id, "address": server.address, **row})
     marks = []
-    events = (Event.objects.filter(cluster=cluster, kind__in=MARK_KINDS,
-                                   created_at__gte=datetime.fromtimestamp(since, tz=UTC))
-              .order_by("created_at")[:500])
+    events = Event.objects.filter(
+        cluster=cluster, kind__in=MARK_KINDS, created_at__gte=datetime.fromtimestamp(since, tz=UTC)
+    ).order_by("created_at")[:500]
     for event in events:
         kind = event.kind
         if kind == "job_finished":
@@ -140,7 +157,19 @@ def chart(cluster, range_name: str, series: list[str], now: float, after: float 
             if job_kind not in ("failover", "switchover"):
                 continue
             kind = job_kind
-        marks.append({"t": event.created_at.timestamp(), "kind": kind, "severity": event.severity,
-                      "message": event.message})
-    return {"cluster": cluster.id, "range": range_name, "resolution_seconds": 1 if range_name == "1h" else 60,
-            "series": series, "servers": servers, "marks": marks}
+        marks.append(
+            {
+                "t": event.created_at.timestamp(),
+                "kind": kind,
+                "severity": event.severity,
+                "message": event.message,
+            }
+        )
+    return {
+        "cluster": cluster.id,
+        "range": range_name,
+        "resolution_seconds": 1 if range_name == "1h" else 60,
+        "series": series,
+        "servers": servers,
+        "marks": marks,
+    }

@@ -14,6 +14,7 @@ Only a cluster whose primary is failing continues in a thread of its own, re-pro
 counters, the finding tracker, the latest topology) lives in Redis; findings and events go to the
 database only when they change.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,9 @@ from clusters.services.topology_view import topology_payload
 
 log = logging.getLogger(__name__)
 TICK_LOCK_SECONDS = 15  # longer than a tick's re-probes can last (CONFIRM_WINDOW_SECONDS and their probes)
-REPROBE_TIMEOUT_SECONDS = 0.4  # a re-probe of a failing primary: the first failed probe waited the full timeout
+REPROBE_TIMEOUT_SECONDS = (
+    0.4  # a re-probe of a failing primary: the first failed probe waited the full timeout
+)
 CONFIRM_WINDOW_SECONDS = 6.0  # how long after the first failure re-probes wait for the replicas to confirm
 
 
@@ -75,8 +78,13 @@ class TickResult:
     def confirmation(self) -> Confirmation:
         """The replicas' confirmation of the primary's failure, computed once for everyone that reads this
         round (failover's decision, the re-probe loop)."""
-        return confirm_for_topology(self.topology, self.probes, self.settings, last_received=self.last_received,
-                                    incident_since=self.failing_since)
+        return confirm_for_topology(
+            self.topology,
+            self.probes,
+            self.settings,
+            last_received=self.last_received,
+            incident_since=self.failing_since,
+        )
 
 
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
@@ -84,7 +92,9 @@ def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) ->
     return {addr: count_failures(previous.get(addr, 0), probe) for addr, probe in probes.items()}
 
 
-def _apply_findings(cluster: Cluster, topology: Topology, opened: list[str], resolved: list[str], now: datetime) -> None:
+def _apply_findings(
+    cluster: Cluster, topology: Topology, opened: list[str], resolved: list[str], now: datetime
+) -> None:
     by_key = {finding_key(f.code, f.server): f for f in topology.findings}
     servers = {s.address: s for s in cluster.servers.all()}
     for key in opened:
@@ -93,12 +103,26 @@ def _apply_findings(cluster: Cluster, topology: Topology, opened: list[str], res
             continue
         server = servers.get(finding.server) if finding.server else None
         Finding.objects.create(
-            cluster=cluster, server=server, code=finding.code, severity=finding.severity,
-            message=finding.message, details=finding.details, opened_at=now,
+            cluster=cluster,
+            server=server,
+            code=finding.code,
+            severity=finding.severity,
+            message=finding.message,
+            details=finding.details,
+            opened_at=now,
         )
-        record_event(cluster.id, "finding_opened", finding.message, severity=finding.severity,
-                     data={"code": finding.code, "server": finding.server, "server_id": server.id if server else None,
-                           "details": finding.details})
+        record_event(
+            cluster.id,
+            "finding_opened",
+            finding.message,
+            severity=finding.severity,
+            data={
+                "code": finding.code,
+                "server": finding.server,
+                "server_id": server.id if server else None,
+                "details": finding.details,
+            },
+        )
     for key in resolved:
         code, _, address = key.partition("|")
         server = servers.get(address) if address else None
@@ -106,8 +130,13 @@ def _apply_findings(cluster: Cluster, topology: Topology, opened: list[str], res
         for row in rows:
             row.resolved_at = now
             row.save(update_fields=["resolved_at"])
-            record_event(cluster.id, "finding_resolved", f"Resolved: {row.message}", severity="info",
-                         data={"code": code, "server": address or None, "server_id": server.id if server else None})
+            record_event(
+                cluster.id,
+                "finding_resolved",
+                f"Resolved: {row.message}",
+                severity="info",
+                data={"code": code, "server": address or None, "server_id": server.id if server else None},
+            )
 
 
 def snapshot_of(topology: Topology, now: datetime) -> dict:
@@ -134,9 +163,15 @@ def _digest(snapshot: dict) -> str:
     essential = {
         "primary": snapshot["primary"],
         "servers": [
-            (s["id"], s["role"], s["state"], s["read_only"],
-             (s["replication"] or {}).get("source"), (s["replication"] or {}).get("io_running"),
-             (s["replication"] or {}).get("sql_running"))
+            (
+                s["id"],
+                s["role"],
+                s["state"],
+                s["read_only"],
+                (s["replication"] or {}).get("source"),
+                (s["replication"] or {}).get("io_running"),
+                (s["replication"] or {}).get("sql_running"),
+            )
             for s in snapshot["servers"]
         ],
     }
@@ -150,7 +185,9 @@ def tick_cluster(cluster_id: int, cluster: Cluster | None = None) -> TickResult 
     `reprobe_interval_ms`, recording each round (so "suspect" is visible before "down").
     """
     if cluster is None:
-        cluster = Cluster.objects.select_related("tenant").prefetch_related("servers").filter(pk=cluster_id).first()
+        cluster = (
+            Cluster.objects.select_related("tenant").prefetch_related("servers").filter(pk=cluster_id).first()
+        )
     if cluster is None:
         return None
     plan = _TickPlan(cluster, hotstate.read_state(cluster_id))
@@ -179,10 +216,15 @@ class _TickPlan:
         every tick. Answering within that short timeout is enough to count as up again."""
         failures = self.state.get("failures", {})
         primary = self.state.get("primary")
-        short = replace(self.options, connect_timeout=min(self.options.connect_timeout, REPROBE_TIMEOUT_SECONDS),
-                        read_timeout=min(self.options.read_timeout, REPROBE_TIMEOUT_SECONDS))
-        return [(a, self.credentials, short if failures.get(a) or (reprobe and a == primary) else self.options)
-                for a in self.addresses]
+        short = replace(
+            self.options,
+            connect_timeout=min(self.options.connect_timeout, REPROBE_TIMEOUT_SECONDS),
+            read_timeout=min(self.options.read_timeout, REPROBE_TIMEOUT_SECONDS),
+        )
+        return [
+            (a, self.credentials, short if failures.get(a) or (reprobe and a == primary) else self.options)
+            for a in self.addresses
+        ]
 
     def reprobing(self) -> bool:
         """Whether this cluster's primary failed recently enough for re-probes (see _continue_tick)."""
@@ -204,8 +246,14 @@ def _awaiting_confirmation(plan: _TickPlan, result: TickResult, reprobe_round: b
         return False
     if result.confirmation.confirmed:
         return False
-    return confirmation_may_come(result.topology, result.probes, result.settings, reprobe_round=reprobe_round,
-                                 last_received=result.last_received, incident_since=result.failing_since)
+    return confirmation_may_come(
+        result.topology,
+        result.probes,
+        result.settings,
+        reprobe_round=reprobe_round,
+        last_received=result.last_received,
+        incident_since=result.failing_since,
+    )
 
 
 def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> TickResult:
@@ -242,8 +290,9 @@ def _failover_started(cluster_id: int) -> bool:
     return Job.objects.active_ha(cluster_id) is not None
 
 
-def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict,
-            store=hotstate) -> TickResult:
+def _record(
+    cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict, store=hotstate
+) -> TickResult:
     """Analyse one round of probes and record what changed; updates `state` in place. `store` takes the
     hot-state writes (hotstate itself, or a shard's batch that sends them together)."""
     cluster_id = cluster.id
@@ -262,18 +311,27 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
         with transaction.atomic():
             _apply_findings(cluster, topology, opened, resolved, now)
             if primary_id is not None and primary_id != cluster.primary_id:
-                Cluster.objects.filter(pk=cluster.pk).update(primary_id=primary_id, updated_at=dj_timezone.now())
+                Cluster.objects.filter(pk=cluster.pk).update(
+                    primary_id=primary_id, updated_at=dj_timezone.now()
+                )
                 cluster.primary_id = primary_id
-                record_event(cluster.id, "primary_observed", f"Primary is {topology.primary}",
-                             data={"primary": topology.primary, "server_id": primary_id})
+                record_event(
+                    cluster.id,
+                    "primary_observed",
+                    f"Primary is {topology.primary}",
+                    data={"primary": topology.primary, "server_id": primary_id},
+                )
     previous = hotstate.read_topology(cluster_id) if changed else None
     if changed or opened or resolved:
-        hotstate.write_topology(cluster_id, snapshot)  # now: the payload published below and route syncs read it
+        hotstate.write_topology(
+            cluster_id, snapshot
+        )  # now: the payload published below and route syncs read it
     else:
         store.write_topology(cluster_id, snapshot)
     if changed:
         routing.on_topology_changed(  # read routes follow replica health
-            cluster_id, snapshot, previous)
+            cluster_id, snapshot, previous
+        )
     if changed or opened or resolved:
         payload = topology_payload(cluster_id, cluster=cluster, snapshot=snapshot)  # the snapshot in hand
         publish_on_commit(cluster_id, {"type": "topology", "cluster_id": cluster_id, "topology": payload})
@@ -299,8 +357,9 @@ def _record(cluster: Cluster, inventory, settings: ClusterSettings, probes, fail
     )
     history.record(store, cluster_id, topology, probes, state, observed)  # same round trip as write_state
     store.write_state(cluster_id, state)
-    return TickResult(cluster_id, topology, probes, failures, settings, observed, last_received,
-                      state["failing_since"])
+    return TickResult(
+        cluster_id, topology, probes, failures, settings, observed, last_received, state["failing_since"]
+    )
 
 
 def _reprobe_in_thread(plan: _TickPlan, probes: dict[str, ProbeResult], token: str) -> None:
@@ -331,7 +390,9 @@ def monitor_shard(cluster_ids: list[int]) -> None:
         return
     started = time.monotonic()
     tokens = hotstate.take_tick_locks([c.id for c in clusters], TICK_LOCK_SECONDS)
-    held = [(c, tokens[c.id]) for c in clusters if tokens.get(c.id)]  # a tick still running: skip, never queue
+    held = [
+        (c, tokens[c.id]) for c in clusters if tokens.get(c.id)
+    ]  # a tick still running: skip, never queue
     if not held:
         hotstate.count_tick({"skipped": len(clusters)})
         return
@@ -360,16 +421,23 @@ def monitor_shard(cluster_ids: list[int]) -> None:
             try:
                 failures = _count_failures(plan.state.get("failures", {}), probes)
                 if _failing_primary(plan, failures) or plan.reprobing():
-                    _REPROBE_EXECUTOR.submit(_reprobe_in_thread, plan, probes, token)  # re-probes and decides alone
+                    _REPROBE_EXECUTOR.submit(
+                        _reprobe_in_thread, plan, probes, token
+                    )  # re-probes and decides alone
                     continue
-                result = _record(plan.cluster, plan.inventory, plan.settings, probes, failures, plan.state, batch)
+                result = _record(
+                    plan.cluster, plan.inventory, plan.settings, probes, failures, plan.state, batch
+                )
                 finished.append((plan, result))
             except Exception:  # noqa: BLE001 - one cluster's failure must not stop the shard
                 log.exception("tick of cluster %s failed", plan.cluster.id)
             released.append((plan.cluster.id, token))
     finally:
-        batch.count_tick(history.tick_counts(len(plans), len(clusters) - len(held), len(targets),
-                                             time.monotonic() - started))  # for Prometheus, same trip
+        batch.count_tick(
+            history.tick_counts(
+                len(plans), len(clusters) - len(held), len(targets), time.monotonic() - started
+            )
+        )  # for Prometheus, same trip
         try:
             batch.execute()
         except Exception:  # Redis failing: no action on this tick; the locks go when Redis is back
@@ -389,7 +457,11 @@ def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
     """Clusters whose tick is due, in shards. Each cluster's own tick_seconds is honoured."""
     now = now or time.time()
     # A cluster still being provisioned has no servers yet: nothing to tick (no "no primary" finding).
-    ticks = {cid: float((raw or {}).get("tick_seconds", 1) or 1)
-             for cid, raw in Cluster.objects.filter(id__in=Server.objects.values("cluster_id")).values_list("id", "settings")}
+    ticks = {
+        cid: float((raw or {}).get("tick_seconds", 1) or 1)
+        for cid, raw in Cluster.objects.filter(id__in=Server.objects.values("cluster_id")).values_list(
+            "id", "settings"
+        )
+    }
     due = hotstate.take_due(ticks, now)
-    return [due[i:i + shard_size] for i in range(0, len(due), shard_size)]
+    return [due[i : i + shard_size] for i in range(0, len(due), shard_size)]

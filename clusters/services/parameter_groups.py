@@ -1,6 +1,7 @@
 """Parameter groups: create one, and change one (dynamic settings go live on every server of every cluster
 using it; static ones are marked pending restart and applied by a rolling restart, in one
 `apply_parameters` job per cluster)."""
+
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
@@ -19,7 +20,9 @@ def create_group(tenant, name, raw_parameters) -> ParameterGroup:
         with transaction.atomic():
             return ParameterGroup.objects.create(tenant=tenant, name=name, parameters=parameters)
     except IntegrityError:
-        raise ParameterError({"name": f"a parameter group named {name!r} already exists in this tenant"}) from None
+        raise ParameterError(
+            {"name": f"a parameter group named {name!r} already exists in this tenant"}
+        ) from None
 
 
 def effective(cluster: Cluster, group_parameters: dict) -> dict:
@@ -41,13 +44,30 @@ def change_group(group: ParameterGroup, parameters: dict, *, requested_by: str) 
             continue
         if change.needs_restart:
             provision = dict(cluster.provision or {})
-            provision["pending_restart"] = {**provision.get("pending_restart", {}), **change.pending_restart,
-                                            **{name: "(default)" for name in change.removed}}
+            provision["pending_restart"] = {
+                **provision.get("pending_restart", {}),
+                **change.pending_restart,
+                **{name: "(default)" for name in change.removed},
+            }
             Cluster.objects.filter(pk=cluster.pk).update(provision=provision)
-        record_event(cluster.pk, "parameters_changed", f"Parameter group {group.name} changed by {requested_by}: "
-                     f"live {sorted(change.live)}, pending restart {sorted(change.pending_restart)}",
-                     data={"live": change.live, "pending_restart": change.pending_restart})
-        jobs.append(start_long_job(cluster, "apply_parameters", requested_by=requested_by,
-                                   params={"live": change.live, "restart": change.needs_restart,
-                                           "pending_restart": change.pending_restart, "group": group.name}))
+        record_event(
+            cluster.pk,
+            "parameters_changed",
+            f"Parameter group {group.name} changed by {requested_by}: "
+            f"live {sorted(change.live)}, pending restart {sorted(change.pending_restart)}",
+            data={"live": change.live, "pending_restart": change.pending_restart},
+        )
+        jobs.append(
+            start_long_job(
+                cluster,
+                "apply_parameters",
+                requested_by=requested_by,
+                params={
+                    "live": change.live,
+                    "restart": change.needs_restart,
+                    "pending_restart": change.pending_restart,
+                    "group": group.name,
+                },
+            )
+        )
     return jobs

@@ -14,6 +14,7 @@ one session per primary per worker process (`wait_timeout` raised on it so the s
 On by default in Celery worker processes; `DBPILOT_PRIMARY_WATCH` (setting or environment) "1" or "0"
 forces it. Tests that tick in their own process leave it off, so nothing ticks behind their back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -91,9 +92,16 @@ class PrimaryWatch:
         if self.watching(cluster_id, address):
             return True
         try:
-            conn = connect(address, credentials, ConnectOptions(connect_timeout=options.connect_timeout,
-                                                                read_timeout=options.read_timeout,
-                                                                tls=options.tls, tls_ca=options.tls_ca))
+            conn = connect(
+                address,
+                credentials,
+                ConnectOptions(
+                    connect_timeout=options.connect_timeout,
+                    read_timeout=options.read_timeout,
+                    tls=options.tls,
+                    tls_ca=options.tls_ca,
+                ),
+            )
             with conn.cursor() as cursor:
                 cursor.execute(f"SET SESSION wait_timeout={IDLE_WAIT_TIMEOUT_SECONDS}")
         except (ServerError, Exception) as exc:  # noqa: BLE001 - no watch: the ticks still find a crash
@@ -143,8 +151,9 @@ class PrimaryWatch:
                 with self._lock:
                     # An idle session receives nothing: readable means closed (or the server's farewell).
                     self._drop_locked(cluster_id)
-                threading.Thread(target=_tick_now, args=(cluster_id,), name=f"watch-tick-{cluster_id}",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=_tick_now, args=(cluster_id,), name=f"watch-tick-{cluster_id}", daemon=True
+                ).start()
 
 
 _WATCH: PrimaryWatch | None = None
@@ -186,8 +195,9 @@ def _start_watching(cluster_id: int, primary: str) -> None:
     try:
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is not None:
-            primary_watch().watch(cluster_id, primary, admin_credentials(cluster),
-                                  connect_options(cluster_settings(cluster)))
+            primary_watch().watch(
+                cluster_id, primary, admin_credentials(cluster), connect_options(cluster_settings(cluster))
+            )
     except Exception:  # noqa: BLE001 - no watch: the ticks still find a crash
         log.debug("cluster %s: cannot start watching %s", cluster_id, primary, exc_info=True)
     finally:

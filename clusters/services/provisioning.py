@@ -5,6 +5,7 @@
 Quotas count clusters, servers and memory (`Server.memory_mb`) per tenant; what is left is shown by
 `GET /api/v1/quota/` (clusters.api.provisioning).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,16 @@ DEFAULT_MEMORY_MB = 256
 MEMORY_RANGE = (128, 65536)
 USER_PATTERN = NAME_PATTERN
 RESERVED_USERS = {"root", "dbpilot", "repl", "mariadb.sys", "mysql"}
-LONG_JOB_KINDS = ("provision", "deprovision", "stop_cluster", "start_cluster", "add_replica", "remove_replica",
-                  "apply_parameters", "rolling_restart")
+LONG_JOB_KINDS = (
+    "provision",
+    "deprovision",
+    "stop_cluster",
+    "start_cluster",
+    "add_replica",
+    "remove_replica",
+    "apply_parameters",
+    "rolling_restart",
+)
 
 
 class ProvisionError(ValueError):
@@ -76,21 +85,35 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
     errors: dict[str, str] = {}
     name = data.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        errors["name"] = "required: 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit"
+        errors["name"] = (
+            "required: 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit"
+        )
     elif Cluster.objects.filter(tenant=tenant, name=name).exists():
         errors["name"] = f"a cluster named {name!r} already exists in this tenant"
     spec = data.get("provision")
     if not isinstance(spec, dict):
         raise ProvisionError({**errors, "provision": "must be an object"})
-    unknown = set(spec) - {"provider", "replicas", "semi_sync", "master_user", "parameter_group", "parameters", "size"}
+    unknown = set(spec) - {
+        "provider",
+        "replicas",
+        "semi_sync",
+        "master_user",
+        "parameter_group",
+        "parameters",
+        "size",
+    }
     for key in sorted(unknown):
         errors[f"provision.{key}"] = "unknown field"
     provider = spec.get("provider", "local")
     if provider not in KNOWN_PROVIDERS:
-        errors["provision.provider"] = f"unknown provider {provider!r}: use one of {', '.join(KNOWN_PROVIDERS)}"
+        errors["provision.provider"] = (
+            f"unknown provider {provider!r}: use one of {', '.join(KNOWN_PROVIDERS)}"
+        )
     elif provider not in enabled_providers():
-        errors["provision.provider"] = (f"provider {provider!r} is not enabled on this platform (DBPILOT_PROVIDERS: "
-                                        f"{', '.join(enabled_providers()) or 'none'})")
+        errors["provision.provider"] = (
+            f"provider {provider!r} is not enabled on this platform (DBPILOT_PROVIDERS: "
+            f"{', '.join(enabled_providers()) or 'none'})"
+        )
     elif provider != "local":
         errors["provision.provider"] = f"provider {provider!r} is not available in this version: use local"
     replicas = spec.get("replicas", 2)
@@ -104,12 +127,17 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
         errors["provision.semi_sync"] = "semi-sync needs at least one replica"
     master_user = spec.get("master_user")
     if master_user is not None:
-        if (not isinstance(master_user, dict) or not isinstance(master_user.get("user"), str)
-                or not isinstance(master_user.get("password"), str)):
+        if (
+            not isinstance(master_user, dict)
+            or not isinstance(master_user.get("user"), str)
+            or not isinstance(master_user.get("password"), str)
+        ):
             errors["provision.master_user"] = 'must be {"user": "...", "password": "..."}'
         elif not USER_PATTERN.match(master_user["user"]) or master_user["user"] in RESERVED_USERS:
-            errors["provision.master_user.user"] = ("use 1-63 lowercase letters, digits and dashes, not one of "
-                                                    + ", ".join(sorted(RESERVED_USERS)))
+            errors["provision.master_user.user"] = (
+                "use 1-63 lowercase letters, digits and dashes, not one of "
+                + ", ".join(sorted(RESERVED_USERS))
+            )
         elif len(master_user["password"]) < 12:
             errors["provision.master_user.password"] = "at least 12 characters"
     group = None
@@ -118,7 +146,9 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
     elif spec.get("parameter_group") is not None:
         group = ParameterGroup.objects.filter(tenant=tenant, name=spec["parameter_group"]).first()
         if group is None:
-            errors["provision.parameter_group"] = f"no parameter group named {spec['parameter_group']!r} in this tenant"
+            errors["provision.parameter_group"] = (
+                f"no parameter group named {spec['parameter_group']!r} in this tenant"
+            )
     parameters: dict[str, str] = {}
     try:
         parameters = validate_parameters(spec.get("parameters") or {})
@@ -126,19 +156,34 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
         errors.update({f"provision.parameters.{k}": v for k, v in exc.errors.items()})
     size = spec.get("size") or {}
     memory = size.get("memory_mb", DEFAULT_MEMORY_MB) if isinstance(size, dict) else None
-    if isinstance(memory, bool) or not isinstance(memory, int) or not MEMORY_RANGE[0] <= memory <= MEMORY_RANGE[1]:
-        errors["provision.size.memory_mb"] = f"must be a whole number of MB from {MEMORY_RANGE[0]} to {MEMORY_RANGE[1]}"
+    if (
+        isinstance(memory, bool)
+        or not isinstance(memory, int)
+        or not MEMORY_RANGE[0] <= memory <= MEMORY_RANGE[1]
+    ):
+        errors["provision.size.memory_mb"] = (
+            f"must be a whole number of MB from {MEMORY_RANGE[0]} to {MEMORY_RANGE[1]}"
+        )
         memory = DEFAULT_MEMORY_MB
     settings_in = data.get("settings") or {}
     try:
-        settings = merge_settings({}, {"failover_mode": "automatic", "semi_sync": bool(semi_sync),
-                                       "deletion_protection": True, **settings_in}).as_dict()
+        settings = merge_settings(
+            {},
+            {
+                "failover_mode": "automatic",
+                "semi_sync": bool(semi_sync),
+                "deletion_protection": True,
+                **settings_in,
+            },
+        ).as_dict()
     except Exception as exc:  # noqa: BLE001 - SettingsError
         errors.update({f"settings.{k}": v for k, v in getattr(exc, "errors", {"settings": str(exc)}).items()})
         settings = {}
     if errors:
         raise ProvisionError(errors)
-    return ProvisionRequest(name, provider, replicas, semi_sync, master_user, group, parameters, memory, settings)
+    return ProvisionRequest(
+        name, provider, replicas, semi_sync, master_user, group, parameters, memory, settings
+    )
 
 
 def memory_in_use(tenant: Tenant) -> int:
@@ -148,9 +193,11 @@ def memory_in_use(tenant: Tenant) -> int:
 def check_memory_quota(tenant: Tenant, add_mb: int) -> None:
     used = memory_in_use(tenant)
     if used + add_mb > tenant.max_memory_mb:
-        raise QuotaExceeded(f"Tenant {tenant.name} may use at most {tenant.max_memory_mb} MB of server memory "
-                            f"({used} MB now, {add_mb} MB more asked); choose a smaller size or fewer replicas, or "
-                            "ask the platform operator to raise the quota.")
+        raise QuotaExceeded(
+            f"Tenant {tenant.name} may use at most {tenant.max_memory_mb} MB of server memory "
+            f"({used} MB now, {add_mb} MB more asked); choose a smaller size or fewer replicas, or "
+            "ask the platform operator to raise the quota."
+        )
 
 
 def check_provision_quota(tenant: Tenant, request: ProvisionRequest) -> None:
@@ -164,9 +211,21 @@ def quota_left(tenant: Tenant) -> dict:
     servers = Server.objects.filter(cluster__tenant=tenant).count()
     memory = memory_in_use(tenant)
     return {
-        "clusters": {"limit": tenant.max_clusters, "used": clusters, "left": max(0, tenant.max_clusters - clusters)},
-        "servers": {"limit": tenant.max_servers, "used": servers, "left": max(0, tenant.max_servers - servers)},
-        "memory_mb": {"limit": tenant.max_memory_mb, "used": memory, "left": max(0, tenant.max_memory_mb - memory)},
+        "clusters": {
+            "limit": tenant.max_clusters,
+            "used": clusters,
+            "left": max(0, tenant.max_clusters - clusters),
+        },
+        "servers": {
+            "limit": tenant.max_servers,
+            "used": servers,
+            "left": max(0, tenant.max_servers - servers),
+        },
+        "memory_mb": {
+            "limit": tenant.max_memory_mb,
+            "used": memory,
+            "left": max(0, tenant.max_memory_mb - memory),
+        },
     }
 
 
@@ -176,21 +235,39 @@ def provision_cluster(team: Team, request: ProvisionRequest, *, requested_by: st
     tenant = Tenant.objects.select_for_update().get(pk=team.tenant_id)
     check_provision_quota(tenant, request)
     cluster = Cluster.objects.create(
-        tenant=tenant, name=request.name, origin=Cluster.Origin.PROVISIONED, settings=request.settings,
+        tenant=tenant,
+        name=request.name,
+        origin=Cluster.Origin.PROVISIONED,
+        settings=request.settings,
         credentials_encrypted=encrypt_json({"user": "dbpilot", "password": secrets.token_urlsafe(24)}),
-        replication_credentials_encrypted=encrypt_json({"user": "repl", "password": secrets.token_urlsafe(24)}),
+        replication_credentials_encrypted=encrypt_json(
+            {"user": "repl", "password": secrets.token_urlsafe(24)}
+        ),
         provision_secrets_encrypted=new_secrets(request.master_user),
         parameter_group=request.parameter_group,
-        provision={"provider": request.provider, "replicas": request.replicas, "semi_sync": request.semi_sync,
-                   "memory_mb": request.memory_mb, "parameters": request.parameters,
-                   "key": f"{request.name[:20]}-{secrets.token_hex(3)}",
-                   "master_user": request.master_user["user"] if request.master_user else None},
+        provision={
+            "provider": request.provider,
+            "replicas": request.replicas,
+            "semi_sync": request.semi_sync,
+            "memory_mb": request.memory_mb,
+            "parameters": request.parameters,
+            "key": f"{request.name[:20]}-{secrets.token_hex(3)}",
+            "master_user": request.master_user["user"] if request.master_user else None,
+        },
     )
     grant_cluster(team, cluster)
-    record_event(cluster.id, "cluster_provisioning", f"Cluster {cluster.label} requested by {requested_by}: "
-                 f"1 primary + {request.replicas} replica(s) with the {request.provider} provider")
-    start_long_job(cluster, "provision", requested_by=requested_by,
-                   params={"replicas": request.replicas, "provider": request.provider})
+    record_event(
+        cluster.id,
+        "cluster_provisioning",
+        f"Cluster {cluster.label} requested by {requested_by}: "
+        f"1 primary + {request.replicas} replica(s) with the {request.provider} provider",
+    )
+    start_long_job(
+        cluster,
+        "provision",
+        requested_by=requested_by,
+        params={"replicas": request.replicas, "provider": request.provider},
+    )
     return cluster
 
 
@@ -198,8 +275,11 @@ def start_long_job(cluster: Cluster, kind: str, *, requested_by: str, params: di
     """Create a provisioning job (one at a time per cluster) and send it to the `long` queue after commit."""
     active = Job.objects.filter(cluster=cluster, state__in=ACTIVE_JOB_STATES).first()
     if active is not None:
-        raise ProvisionConflict(f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for "
-                                "it to finish", "job_active")
+        raise ProvisionConflict(
+            f"job {active.id} ({active.kind}, {active.state}) is active on this cluster: wait for "
+            "it to finish",
+            "job_active",
+        )
     job = create_job(cluster, kind, params=params or {}, requested_by=requested_by)
     send_long_job(job.id)
     return job
@@ -214,7 +294,9 @@ def send_long_job(job_id: int) -> None:
         try:
             senders.send(senders.RUN_LONG_JOB, job_id)
         except Exception:  # noqa: BLE001 - broker down: the reaper re-sends pending jobs
-            log.warning("could not send job %s to the long queue; the reaper will retry", job_id, exc_info=True)
+            log.warning(
+                "could not send job %s to the long queue; the reaper will retry", job_id, exc_info=True
+            )
 
     transaction.on_commit(send)
 
@@ -260,8 +342,9 @@ def reap_long_jobs() -> list[int]:
     now = timezone.now()
     sent = []
     for job in Job.objects.filter(kind__in=LONG_JOB_KINDS, state=Job.State.RUNNING, lease_expires_at__lt=now):
-        if Job.objects.filter(pk=job.pk, lease_owner=job.lease_owner, lease_expires_at=job.lease_expires_at).update(
-                lease_owner=HANDOFF_OWNER, lease_expires_at=now + timedelta(seconds=HANDOFF_SECONDS)):
+        if Job.objects.filter(
+            pk=job.pk, lease_owner=job.lease_owner, lease_expires_at=job.lease_expires_at
+        ).update(lease_owner=HANDOFF_OWNER, lease_expires_at=now + timedelta(seconds=HANDOFF_SECONDS)):
             send_long_job(job.pk)
             sent.append(job.pk)
     return sent
@@ -274,8 +357,11 @@ def delete_provisioned(cluster: Cluster, *, requested_by: str) -> Job | None:
     """DELETE: refused while deletion protection is on; a provisioned cluster's servers are removed by a
     deprovision job (202); a registered cluster is only forgotten (None: 204)."""
     if (cluster.settings or {}).get("deletion_protection"):
-        raise ProvisionConflict(f"cluster {cluster.name} has deletion protection on: PATCH settings "
-                                '{"deletion_protection": false} first, then delete it', "deletion_protected")
+        raise ProvisionConflict(
+            f"cluster {cluster.name} has deletion protection on: PATCH settings "
+            '{"deletion_protection": false} first, then delete it',
+            "deletion_protected",
+        )
     if cluster.origin != Cluster.Origin.PROVISIONED:
         return None
     return start_long_job(cluster, "deprovision", requested_by=requested_by)
@@ -293,17 +379,19 @@ def start_cluster(cluster: Cluster, *, requested_by: str) -> Job:
 
 def _require_provisioned(cluster: Cluster, what: str) -> None:
     if cluster.origin != Cluster.Origin.PROVISIONED:
-        raise ProvisionConflict(f"only a provisioned cluster can be {what} by dbpilot; this one is registered",
-                                "not_provisioned")
+        raise ProvisionConflict(
+            f"only a provisioned cluster can be {what} by dbpilot; this one is registered", "not_provisioned"
+        )
 
 
 def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
     _require_provisioned(cluster, "scaled")
     if not isinstance(data, dict):
-        raise ProvisionError({"body": "must be an object ({} or {\"host\": NAME})"})
+        raise ProvisionError({"body": 'must be an object ({} or {"host": NAME})'})
     if data.get("host") is not None:
-        raise ProvisionError({"host": f"no host named {data['host']!r}: the local provider has no host pool"},
-                             "unknown_host")
+        raise ProvisionError(
+            {"host": f"no host named {data['host']!r}: the local provider has no host pool"}, "unknown_host"
+        )
     if cluster.primary_id is None:
         raise ProvisionConflict("the cluster has no primary to clone from", "no_primary")
     memory = int((cluster.provision or {}).get("memory_mb", DEFAULT_MEMORY_MB))
@@ -317,9 +405,13 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
 def remove_replica(cluster: Cluster, server: Server, *, requested_by: str) -> Job:
     _require_provisioned(cluster, "scaled")
     if server.pk == cluster.primary_id:
-        raise ProvisionConflict(f"{server.address} is the primary: switch over to another server first, then "
-                                "remove it", "primary_refused")
-    return start_long_job(cluster, "remove_replica", requested_by=requested_by, params={"server_id": server.pk})
+        raise ProvisionConflict(
+            f"{server.address} is the primary: switch over to another server first, then remove it",
+            "primary_refused",
+        )
+    return start_long_job(
+        cluster, "remove_replica", requested_by=requested_by, params={"server_id": server.pk}
+    )
 
 
 def endpoints(cluster: Cluster) -> dict:

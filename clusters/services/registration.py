@@ -9,6 +9,7 @@ dials the pinned addresses with the caller's credentials; the rows are written i
 A server another tenant registered is refused with exactly the answer of a server that does not answer,
 so neither its existence nor a password can be tested through dbpilot.
 """
+
 from __future__ import annotations
 
 import time
@@ -95,7 +96,9 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
     errors: dict[str, str] = {}
     name = data.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        errors["name"] = "required: 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit"
+        errors["name"] = (
+            "required: 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit"
+        )
     elif Cluster.objects.filter(tenant=tenant, name=name).exists():
         errors["name"] = f"a cluster named {name!r} already exists in this tenant"
     raw_servers = data.get("servers")
@@ -141,8 +144,10 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
             owner = Server.objects.filter(ip=ip, port=port).select_related("cluster").first()
             if owner is not None:
                 if owner.cluster.tenant_id == tenant.id:
-                    errors[where] = (f"{address} is already registered in another cluster ({owner.cluster.name}); "
-                                     "a server belongs to one cluster")
+                    errors[where] = (
+                        f"{address} is already registered in another cluster ({owner.cluster.name}); "
+                        "a server belongs to one cluster"
+                    )
                 else:
                     foreign.append(index)
                 continue
@@ -153,7 +158,9 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
         errors.update(exc.errors)
         credentials = None
     try:
-        replication = _credentials(data.get("replication_credentials"), "replication_credentials", required=False)
+        replication = _credentials(
+            data.get("replication_credentials"), "replication_credentials", required=False
+        )
     except RegistrationError as exc:
         errors.update(exc.errors)
         replication = None
@@ -172,10 +179,15 @@ def parse_request(tenant, data: dict) -> RegistrationRequest:
     if foreign:
         # Another tenant's server: the answer of servers that do not answer, for every listed server, and
         # nothing is dialled.
-        raise RegistrationError({
-            **{f"servers[{i}]": f"{address}: {UNREACHABLE_MESSAGE}" for i, address in sorted(written.items())},
-            "credentials": "no server answered with these credentials",
-        })
+        raise RegistrationError(
+            {
+                **{
+                    f"servers[{i}]": f"{address}: {UNREACHABLE_MESSAGE}"
+                    for i, address in sorted(written.items())
+                },
+                "credentials": "no server answered with these credentials",
+            }
+        )
     semi_sync_given = isinstance(settings_in, dict) and "semi_sync" in settings_in
     return RegistrationRequest(name, servers, credentials, replication, settings, semi_sync_given)
 
@@ -190,7 +202,11 @@ def check_address_lists(settings: ClusterSettings, servers: list[tuple[str, int,
             except AddressError as exc:
                 raise SettingsError({key: str(exc)}) from None
             ip = canonical_ip(address.host)
-            if servers is not None and (address.host, address.port) not in known and (ip, address.port) not in known:
+            if (
+                servers is not None
+                and (address.host, address.port) not in known
+                and (ip, address.port) not in known
+            ):
                 raise SettingsError({key: f"{item} is not a server of this cluster"})
 
 
@@ -204,23 +220,35 @@ def check_settings_references(settings: ClusterSettings) -> None:
             try:
                 resolve_hook(name)
             except HookError:
-                raise SettingsError({key: f"no executable hook named {name!r} in the hooks directory "
-                                          "(letters, digits, . _ -; ask the platform operator to install it)"}) from None
+                raise SettingsError(
+                    {
+                        key: f"no executable hook named {name!r} in the hooks directory "
+                        "(letters, digits, . _ -; ask the platform operator to install it)"
+                    }
+                ) from None
     ca = settings.tls_ca
-    if ca and not (ca.lstrip().startswith("-----BEGIN CERTIFICATE-----") and "-----END CERTIFICATE-----" in ca):
-        raise SettingsError({"tls_ca": "must be the CA certificate itself, in PEM (-----BEGIN CERTIFICATE----- ...)"})
+    if ca and not (
+        ca.lstrip().startswith("-----BEGIN CERTIFICATE-----") and "-----END CERTIFICATE-----" in ca
+    ):
+        raise SettingsError(
+            {"tls_ca": "must be the CA certificate itself, in PEM (-----BEGIN CERTIFICATE----- ...)"}
+        )
 
 
 def check_servers_answer(request: RegistrationRequest) -> dict:
     """Probe every server at its pinned address with the given credentials; at least one must answer.
     Returns the probes by the address as written."""
     options = connect_options(request.settings)
-    probes = probe_servers([(format_address(ip, p), request.credentials, options) for _, p, ip in request.servers])
+    probes = probe_servers(
+        [(format_address(ip, p), request.credentials, options) for _, p, ip in request.servers]
+    )
     by_written = {format_address(h, p): probes[format_address(ip, p)] for h, p, ip in request.servers}
     if not any(p.outcome == outcomes.OK for p in by_written.values()):
         errors = {}
         for index, (host, port, _) in enumerate(request.servers):
-            errors[f"servers[{index}]"] = f"{format_address(host, port)}: {by_written[format_address(host, port)].error}"
+            errors[f"servers[{index}]"] = (
+                f"{format_address(host, port)}: {by_written[format_address(host, port)].error}"
+            )
         raise RegistrationError({**errors, "credentials": "no server answered with these credentials"})
     return by_written
 
@@ -263,7 +291,9 @@ def register(actor: Actor, data: dict, *, team_id: int | None = None) -> Cluster
     RegistrationThrottled, RegistrationError (400, naming the fields) or QuotaExceeded."""
     team = creation_team(actor, team_id)
     if team is None:
-        raise RegistrationForbidden("Registering a cluster needs the admin role in a team (or an admin-scoped token).")
+        raise RegistrationForbidden(
+            "Registering a cluster needs the admin role in a team (or an admin-scoped token)."
+        )
     wait = registration_retry_after(actor)
     if wait is not None:
         raise RegistrationThrottled(wait)
@@ -282,10 +312,15 @@ def register(actor: Actor, data: dict, *, team_id: int | None = None) -> Cluster
     try:
         return register_cluster(team, parsed, probes, requested_by=actor.label())
     except IntegrityError:  # registered by someone else meanwhile: the database keeps one owner per address
-        raise RegistrationError({
-            **{f"servers[{i}]": f"{format_address(h, p)}: {UNREACHABLE_MESSAGE}" for i, (h, p, _) in enumerate(parsed.servers)},
-            "credentials": "no server answered with these credentials",
-        }) from None
+        raise RegistrationError(
+            {
+                **{
+                    f"servers[{i}]": f"{format_address(h, p)}: {UNREACHABLE_MESSAGE}"
+                    for i, (h, p, _) in enumerate(parsed.servers)
+                },
+                "credentials": "no server answered with these credentials",
+            }
+        ) from None
 
 
 @transaction.atomic
@@ -298,22 +333,36 @@ def register_cluster(team: Team, request: RegistrationRequest, probes: dict, *, 
     # Semi-sync: as found at registration (the primary's master side, or any replica's slave side).
     if not request.semi_sync_given:
         settings["semi_sync"] = any(
-            p.outcome == outcomes.OK and (p.semi_sync_master_enabled or p.semi_sync_slave_enabled) for p in probes.values()
+            p.outcome == outcomes.OK and (p.semi_sync_master_enabled or p.semi_sync_slave_enabled)
+            for p in probes.values()
         )
     cluster = Cluster.objects.create(
         tenant=team.tenant,
         name=request.name,
         origin=Cluster.Origin.REGISTERED,
         settings=settings,
-        credentials_encrypted=encrypt_json({"user": request.credentials.user, "password": request.credentials.password}),
+        credentials_encrypted=encrypt_json(
+            {"user": request.credentials.user, "password": request.credentials.password}
+        ),
         replication_credentials_encrypted=encrypt_json(
-            {"user": request.replication_credentials.user, "password": request.replication_credentials.password}
-        ) if request.replication_credentials else "",
+            {
+                "user": request.replication_credentials.user,
+                "password": request.replication_credentials.password,
+            }
+        )
+        if request.replication_credentials
+        else "",
     )
-    Server.objects.bulk_create([Server(cluster=cluster, host=h, port=p, ip=ip) for h, p, ip in request.servers])
+    Server.objects.bulk_create(
+        [Server(cluster=cluster, host=h, port=p, ip=ip) for h, p, ip in request.servers]
+    )
     grant_cluster(team, cluster)
-    record_event(cluster.id, "cluster_registered", f"Cluster {cluster.label} registered by {requested_by}",
-                 data={"servers": [format_address(h, p) for h, p, _ in request.servers]})
+    record_event(
+        cluster.id,
+        "cluster_registered",
+        f"Cluster {cluster.label} registered by {requested_by}",
+        data={"servers": [format_address(h, p) for h, p, _ in request.servers]},
+    )
     if request.settings.failover_mode == "automatic":  # consent given at registration: adopt, then armed
         adopt.start_adopt(cluster, requested_by=requested_by)
     return cluster
@@ -331,10 +380,15 @@ def update_settings(cluster: Cluster, changes: dict, *, requested_by: str) -> tu
     if diff:
         cluster.settings = merged
         cluster.save(update_fields=["settings", "updated_at"])
-        record_event(cluster.id, "settings_changed", f"Settings changed by {requested_by}: {', '.join(sorted(diff))}",
-                     data={"changes": diff})
+        record_event(
+            cluster.id,
+            "settings_changed",
+            f"Settings changed by {requested_by}: {', '.join(sorted(diff))}",
+            data={"changes": diff},
+        )
         adopt.after_settings_change(  # automatic: adopt; manual: disarm
-            cluster, diff, requested_by=requested_by)
+            cluster, diff, requested_by=requested_by
+        )
     return cluster, diff
 
 
@@ -353,8 +407,12 @@ def set_server_maintenance(cluster: Cluster, server_id: int, on: bool, *, reques
     if server.maintenance != on:
         server.maintenance = on
         server.save(update_fields=["maintenance"])
-        record_event(cluster.id, "maintenance", f"{server.address} maintenance {'on' if on else 'off'} by {requested_by}",
-                     data={"server_id": server.id, "on": on})
+        record_event(
+            cluster.id,
+            "maintenance",
+            f"{server.address} maintenance {'on' if on else 'off'} by {requested_by}",
+            data={"server_id": server.id, "on": on},
+        )
     return server
 
 

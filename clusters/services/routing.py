@@ -20,6 +20,7 @@ never a failed job.
 Endpoints pass the operator's allowlists when registered and again whenever they are dialled, and belong
 to one tenant: a route cannot use an endpoint another tenant's route uses, nor another tenant's server.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,9 +55,20 @@ TRIGGER_MANUAL = "manual"
 TRIGGER_HEALTH = "health"
 TRIGGER_RESTART = "restart"
 
-__all__ = ["RouteInvalid", "ROUTE_STALE", "create_route", "update_route", "delete_route", "sync_route",
-           "sync_cluster_routes", "routes_for_job", "on_topology_changed", "check_proxy_state",
-           "check_all_proxies", "record_result"]
+__all__ = [
+    "RouteInvalid",
+    "ROUTE_STALE",
+    "create_route",
+    "update_route",
+    "delete_route",
+    "sync_route",
+    "sync_cluster_routes",
+    "routes_for_job",
+    "on_topology_changed",
+    "check_proxy_state",
+    "check_all_proxies",
+    "record_result",
+]
 
 
 # --- registering ---------------------------------------------------------------------------------------
@@ -79,13 +91,19 @@ def _endpoint_key(endpoint: Endpoint | None, field: str) -> str:
     return f"{scheme}:{ip}:{endpoint.port}"
 
 
-def _check_ownership(cluster: Cluster, spec: RouteSpec, key: str, field: str, exclude_route: int | None = None) -> None:
+def _check_ownership(
+    cluster: Cluster, spec: RouteSpec, key: str, field: str, exclude_route: int | None = None
+) -> None:
     """A route may not dial another tenant's route endpoint nor another tenant's database server, compared
     by pinned canonical address (the same message either way, so the address's owner stays unknown)."""
     if not key:
         return
-    refusal = RouteInvalid({field: "this endpoint is not available to this tenant (a proxy shared between tenants "
-                                   "must be set up by the platform operator)"})
+    refusal = RouteInvalid(
+        {
+            field: "this endpoint is not available to this tenant (a proxy shared between tenants "
+            "must be set up by the platform operator)"
+        }
+    )
     others = Route.objects.filter(endpoint=key).exclude(cluster__tenant_id=cluster.tenant_id)
     if exclude_route:
         others = others.exclude(pk=exclude_route)
@@ -93,7 +111,11 @@ def _check_ownership(cluster: Cluster, spec: RouteSpec, key: str, field: str, ex
         raise refusal
     if spec.endpoint is not None and spec.endpoint.scheme != "unix":
         ip = key.split(":", 1)[1].rsplit(":", 1)[0]
-        if Server.objects.filter(ip=ip, port=spec.endpoint.port).exclude(cluster__tenant_id=cluster.tenant_id).exists():
+        if (
+            Server.objects.filter(ip=ip, port=spec.endpoint.port)
+            .exclude(cluster__tenant_id=cluster.tenant_id)
+            .exists()
+        ):
             raise refusal
 
 
@@ -132,10 +154,19 @@ def create_route(cluster: Cluster, data: dict, *, requested_by: str) -> tuple[Ro
     _check_ownership(cluster, spec, key, _endpoint_field(spec.kind))
     with transaction.atomic():
         route = Route.objects.create(
-            cluster=cluster, kind=spec.kind, name=_clean_name(cluster, spec.kind, data), settings=spec.settings,
-            secrets_encrypted=encrypt_json(spec.secrets) if spec.secrets else "", endpoint=key)
-        record_event(cluster.pk, "route_registered", f"Route {route.name} ({route.kind}) registered by {requested_by}",
-                     data={"route_id": route.pk, "kind": route.kind})
+            cluster=cluster,
+            kind=spec.kind,
+            name=_clean_name(cluster, spec.kind, data),
+            settings=spec.settings,
+            secrets_encrypted=encrypt_json(spec.secrets) if spec.secrets else "",
+            endpoint=key,
+        )
+        record_event(
+            cluster.pk,
+            "route_registered",
+            f"Route {route.name} ({route.kind}) registered by {requested_by}",
+            data={"route_id": route.pk, "kind": route.kind},
+        )
     return route, sync_route(route, TRIGGER_REGISTERED)
 
 
@@ -162,17 +193,27 @@ def update_route(route: Route, data: dict, *, requested_by: str) -> tuple[Route,
         route.endpoint = key
         route.save()
         changed = sorted(k for k in data if k not in ("kind",))
-        record_event(cluster.pk, "route_changed", f"Route {route.name} ({route.kind}) changed by {requested_by}",
-                     data={"route_id": route.pk, "fields": [k if k not in secret_fields(route.kind) else f"{k} (secret)"
-                                                            for k in changed]})
+        record_event(
+            cluster.pk,
+            "route_changed",
+            f"Route {route.name} ({route.kind}) changed by {requested_by}",
+            data={
+                "route_id": route.pk,
+                "fields": [k if k not in secret_fields(route.kind) else f"{k} (secret)" for k in changed],
+            },
+        )
     return route, sync_route(route, TRIGGER_CHANGED)
 
 
 def delete_route(route: Route, *, requested_by: str) -> None:
     with transaction.atomic():
         _resolve_stale(route, timezone.now())
-        record_event(route.cluster_id, "route_deleted", f"Route {route.name} ({route.kind}) deleted by {requested_by}",
-                     data={"route_id": route.pk, "kind": route.kind})
+        record_event(
+            route.cluster_id,
+            "route_deleted",
+            f"Route {route.name} ({route.kind}) deleted by {requested_by}",
+            data={"route_id": route.pk, "kind": route.kind},
+        )
         route.delete()
 
 
@@ -187,8 +228,9 @@ def _running_jobs(cluster: Cluster) -> dict[int, str]:
     return dict(Job.objects.filter(cluster=cluster, state__in=ACTIVE_JOB_STATES).values_list("id", "kind"))
 
 
-def bind(route: Route, cluster: Cluster, *, servers=None, snapshot=None, job_kinds=None,
-         trigger: str = TRIGGER_JOB) -> BoundRoute:
+def bind(
+    route: Route, cluster: Cluster, *, servers=None, snapshot=None, job_kinds=None, trigger: str = TRIGGER_JOB
+) -> BoundRoute:
     """A BoundRoute for the driver; its `on_result` records the outcome on the row."""
     servers = servers if servers is not None else _servers(cluster)
     max_delay = cluster_settings(cluster).max_replica_delay_seconds
@@ -198,10 +240,18 @@ def bind(route: Route, cluster: Cluster, *, servers=None, snapshot=None, job_kin
         log.error("route %s: its secrets cannot be decrypted (DBPILOT_FERNET_KEYS lacks their key)", route.pk)
         secrets = {}
     return BoundRoute(
-        id=route.pk, kind=route.kind, name=route.name, tenant=cluster.tenant.name, cluster_name=cluster.name,
-        cluster_id=cluster.pk, settings=dict(route.settings), secrets=secrets, servers=servers,
+        id=route.pk,
+        kind=route.kind,
+        name=route.name,
+        tenant=cluster.tenant.name,
+        cluster_name=cluster.name,
+        cluster_id=cluster.pk,
+        settings=dict(route.settings),
+        secrets=secrets,
+        servers=servers,
         avoid_for_reads=unreadable(snapshot, [s.address for s in servers if s.maintenance], max_delay),
-        job_kinds=job_kinds if job_kinds is not None else {}, proxy_state=dict(route.proxy_state),
+        job_kinds=job_kinds if job_kinds is not None else {},
+        proxy_state=dict(route.proxy_state),
         on_result=lambda plan, result: record_result(route.pk, plan, result, trigger),
     )
 
@@ -221,8 +271,9 @@ def routes_for_job(cluster: Cluster) -> list[BoundRoute]:
 
 
 def _resolve_stale(route: Route, now) -> int:
-    return Finding.objects.filter(cluster_id=route.cluster_id, code=ROUTE_STALE, resolved_at__isnull=True,
-                                  details__route_id=route.pk).update(resolved_at=now)
+    return Finding.objects.filter(
+        cluster_id=route.cluster_id, code=ROUTE_STALE, resolved_at__isnull=True, details__route_id=route.pk
+    ).update(resolved_at=now)
 
 
 def record_result(route_id: int, plan: RoutePlan | None, result: RouteResult, trigger: str) -> None:
@@ -244,18 +295,40 @@ def record_result(route_id: int, plan: RoutePlan | None, result: RouteResult, tr
         label = f"Route {route.name} ({route.kind})"
         if result.ok:
             if _resolve_stale(route, now) or was_ok is False:
-                record_event(route.cluster_id, "route_synced", f"{label} is in sync again ({trigger})",
-                             data={"route_id": route.pk, "trigger": trigger})
+                record_event(
+                    route.cluster_id,
+                    "route_synced",
+                    f"{label} is in sync again ({trigger})",
+                    data={"route_id": route.pk, "trigger": trigger},
+                )
             return
         if trigger != TRIGGER_JOB:  # a job's routes step records its own event for the stale routes
-            record_event(route.cluster_id, "route_sync_failed", f"{label} could not be synced ({trigger}): {result.detail}",
-                         severity="error", data={"route_id": route.pk, "trigger": trigger, "detail": result.detail[:1000],
-                                                 "permanent": result.permanent})
-        if not Finding.objects.filter(cluster_id=route.cluster_id, code=ROUTE_STALE, resolved_at__isnull=True,
-                                      details__route_id=route.pk).exists():
-            Finding.objects.create(cluster_id=route.cluster_id, code=ROUTE_STALE, severity="error",
-                                   message=f"{label} is stale: {result.detail[:500]}",
-                                   details={"route_id": route.pk, "kind": route.kind}, opened_at=now)
+            record_event(
+                route.cluster_id,
+                "route_sync_failed",
+                f"{label} could not be synced ({trigger}): {result.detail}",
+                severity="error",
+                data={
+                    "route_id": route.pk,
+                    "trigger": trigger,
+                    "detail": result.detail[:1000],
+                    "permanent": result.permanent,
+                },
+            )
+        if not Finding.objects.filter(
+            cluster_id=route.cluster_id,
+            code=ROUTE_STALE,
+            resolved_at__isnull=True,
+            details__route_id=route.pk,
+        ).exists():
+            Finding.objects.create(
+                cluster_id=route.cluster_id,
+                code=ROUTE_STALE,
+                severity="error",
+                message=f"{label} is stale: {result.detail[:500]}",
+                details={"route_id": route.pk, "kind": route.kind},
+                opened_at=now,
+            )
 
 
 # --- syncing outside jobs ------------------------------------------------------------------------------
@@ -280,7 +353,10 @@ def _ha_job_running(cluster_id: int) -> Job | None:
 
 
 def _skipped(routes: list[Route], why: str) -> list[RouteResult]:
-    return [RouteResult(f"{r.kind}:{r.pk}", True, f"not synced now: {why}", extra={"skipped": True}) for r in routes]
+    return [
+        RouteResult(f"{r.kind}:{r.pk}", True, f"not synced now: {why}", extra={"skipped": True})
+        for r in routes
+    ]
 
 
 def _sync(routes: list[Route], cluster: Cluster, trigger: str) -> list[RouteResult]:
@@ -297,7 +373,10 @@ def _sync_locked(routes: list[Route], cluster: Cluster, trigger: str) -> list[Ro
     snapshot = hotstate.read_topology(cluster.pk)
     plan = current_plan(cluster, snapshot)
     if plan is None:
-        results = [RouteResult(f"{r.kind}:{r.pk}", False, "no primary is known yet: nothing to route to") for r in routes]
+        results = [
+            RouteResult(f"{r.kind}:{r.pk}", False, "no primary is known yet: nothing to route to")
+            for r in routes
+        ]
         for route, result in zip(routes, results, strict=True):
             record_result(route.pk, None, result, trigger)
         return results
@@ -305,8 +384,12 @@ def _sync_locked(routes: list[Route], cluster: Cluster, trigger: str) -> list[Ro
     bound = [bind(r, cluster, servers=servers, snapshot=snapshot, trigger=trigger) for r in routes]
     results = [apply_route(b, plan) for b in bound]
     again = _fresh(cluster.pk)
-    if again is not None and (again.epoch, again.primary_id) != (cluster.epoch, cluster.primary_id) \
-            and _ha_job_running(cluster.pk) is None and (plan := current_plan(again)) is not None:
+    if (
+        again is not None
+        and (again.epoch, again.primary_id) != (cluster.epoch, cluster.primary_id)
+        and _ha_job_running(cluster.pk) is None
+        and (plan := current_plan(again)) is not None
+    ):
         # A switch landed while we applied an older primary: apply the new one (once).
         results = [apply_route(b, plan) for b in bound]
     for b, result in zip(bound, results, strict=True):
@@ -320,7 +403,9 @@ def sync_route(route: Route, trigger: str = TRIGGER_MANUAL) -> RouteResult:
     return _sync([route], cluster, trigger)[0]
 
 
-def sync_cluster_routes(cluster_id: int, trigger: str = TRIGGER_MANUAL, *, kinds: tuple[str, ...] | None = None) -> list[RouteResult]:
+def sync_cluster_routes(
+    cluster_id: int, trigger: str = TRIGGER_MANUAL, *, kinds: tuple[str, ...] | None = None
+) -> list[RouteResult]:
     cluster = _fresh(cluster_id)
     if cluster is None:
         return []
@@ -339,7 +424,9 @@ def routing_view(snapshot: dict | None, maintenance: list[str], max_delay: float
     return ((snapshot or {}).get("primary"), tuple(sorted(unreadable(snapshot, maintenance, max_delay))))
 
 
-def on_topology_changed(cluster_id: int, snapshot: dict | None, previous: dict | None, *, inline: bool = False) -> bool:
+def on_topology_changed(
+    cluster_id: int, snapshot: dict | None, previous: dict | None, *, inline: bool = False
+) -> bool:
     """Called by monitoring when a cluster's topology snapshot changed. When what routes would say changed
     (the primary, or which replicas may take reads), their sync is queued (or run now with `inline`).
     Returns whether a sync was requested. Cheap when the cluster has no route (one query)."""
@@ -355,6 +442,7 @@ def on_topology_changed(cluster_id: int, snapshot: dict | None, previous: dict |
     if inline:
         sync_cluster_routes(cluster_id, TRIGGER_HEALTH, kinds=READ_SIDE_KINDS)
         return True
+
     def enqueue() -> None:
         try:
             senders.send(senders.SYNC_CLUSTER_ROUTES, cluster_id, TRIGGER_HEALTH)
@@ -381,7 +469,12 @@ def check_proxy_state(cluster_id: int) -> list[RouteResult]:
         except RouteError:
             continue  # unreachable now: the next check (or job) will tell
         if (info.get("Pid"), info.get("Start_time_sec")) != (seen.get("pid"), seen.get("start_time")):
-            log.info("HAProxy of route %s restarted (pid %s -> %s): re-applying", route.pk, seen.get("pid"), info.get("Pid"))
+            log.info(
+                "HAProxy of route %s restarted (pid %s -> %s): re-applying",
+                route.pk,
+                seen.get("pid"),
+                info.get("Pid"),
+            )
             restarted.append(route)
     if not restarted:
         return []
@@ -391,7 +484,9 @@ def check_proxy_state(cluster_id: int) -> list[RouteResult]:
 
 def check_all_proxies() -> int:
     """Beat's periodic check (workers.tasks.check_proxies): every cluster with an HAProxy route."""
-    ids = sorted(set(Route.objects.filter(kind="haproxy").exclude(proxy_state={}).values_list("cluster_id", flat=True)))
+    ids = sorted(
+        set(Route.objects.filter(kind="haproxy").exclude(proxy_state={}).values_list("cluster_id", flat=True))
+    )
     count = 0
     for cluster_id in ids:
         try:
@@ -412,6 +507,12 @@ def haproxy_config(route: Route, check: str | None = None) -> str:
     bound = bind(route, cluster, snapshot=snapshot)
     plan = current_plan(cluster, snapshot)
     readers = bound.read_members(plan) if plan else []
-    return render_haproxy_config(cluster_label=cluster.label, cluster_id=cluster.pk, servers=bound.servers,
-                                 primary=plan.primary if plan else None, readers=readers,
-                                 settings=route.settings, check=check)
+    return render_haproxy_config(
+        cluster_label=cluster.label,
+        cluster_id=cluster.pk,
+        servers=bound.servers,
+        primary=plan.primary if plan else None,
+        readers=readers,
+        settings=route.settings,
+        check=check,
+    )

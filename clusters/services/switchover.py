@@ -9,6 +9,7 @@ primary, a failing pre hook) ends the job `refused` with the same kind of checks
 
 The job's steps and plan are in clusters.jobs.switchover_steps.
 """
+
 from __future__ import annotations
 
 from clusters.credentials import cluster_settings
@@ -43,8 +44,14 @@ class InvalidSwitchoverRequest(ValueError):
 def catchup_timeout(value) -> float | None:
     if value in (None, ""):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_CATCHUP_TIMEOUT_SECONDS:
-        raise InvalidSwitchoverRequest(f"catchup_timeout_seconds must be a number from 1 to {MAX_CATCHUP_TIMEOUT_SECONDS:g}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 1 <= value <= MAX_CATCHUP_TIMEOUT_SECONDS
+    ):
+        raise InvalidSwitchoverRequest(
+            f"catchup_timeout_seconds must be a number from 1 to {MAX_CATCHUP_TIMEOUT_SECONDS:g}"
+        )
     return float(value)
 
 
@@ -54,14 +61,18 @@ def check_switchover(cluster: Cluster, candidate: str | None = None) -> list[Che
     checks = [active_job_check(cluster.id)]
     topology, probes = observe(cluster, settings)
     election = run_election(topology, probes, settings, candidate)
-    checks += [check for check in switchover_checks(topology, probes, settings, election)
-               if check.name not in _IN_JOB_CHECKS]
+    checks += [
+        check
+        for check in switchover_checks(topology, probes, settings, election)
+        if check.name not in _IN_JOB_CHECKS
+    ]
     checks.append(credentials_check(cluster))
     return checks
 
 
-def request_switchover(cluster: Cluster, *, candidate=None, requested_by: str, catchup_timeout_seconds=None,
-                       enqueue: bool = True) -> Job:
+def request_switchover(
+    cluster: Cluster, *, candidate=None, requested_by: str, catchup_timeout_seconds=None, enqueue: bool = True
+) -> Job:
     """Check, then create the switchover job and send it to the `ha` queue (`enqueue=False`: the caller
     runs it, e.g. `clusters.jobs.engine.run_job` in tests). Raises SwitchoverRefused or
     InvalidSwitchoverRequest."""

@@ -1,4 +1,5 @@
 """What the API and websockets show of a cluster's live state, read from the hot store (no probing)."""
+
 from __future__ import annotations
 
 from clusters import hotstate
@@ -20,7 +21,9 @@ def findings_payload(cluster_id: int) -> list[dict]:
     ]
 
 
-def topology_payload(cluster_id: int, *, cluster: Cluster | None = None, snapshot: dict | None = None) -> dict:
+def topology_payload(
+    cluster_id: int, *, cluster: Cluster | None = None, snapshot: dict | None = None
+) -> dict:
     """The cluster's live state: the monitoring snapshot (read from the hot store unless the caller, a tick,
     has it in hand) over the cluster's servers (with theirs prefetched, no query)."""
     if cluster is None:

@@ -5,6 +5,7 @@
 - Anything else under /api/ (a failure outside DRF, a CSRF refusal of a plain Django view, Django's
   500 handler): `ApiErrorsMiddleware`, `csrf_failure` and `server_error` answer JSON too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-SERVER_ERROR = {"detail": "Internal error: the request failed on the server; the operator's log has the details.",
-                "code": "server_error"}
+SERVER_ERROR = {
+    "detail": "Internal error: the request failed on the server; the operator's log has the details.",
+    "code": "server_error",
+}
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,9 @@ class Conflict(exceptions.APIException):
 
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
-        return "; ".join(f"{k}: {_flatten(v)}" if k != "non_field_errors" else _flatten(v) for k, v in detail.items())
+        return "; ".join(
+            f"{k}: {_flatten(v)}" if k != "non_field_errors" else _flatten(v) for k, v in detail.items()
+        )
     if isinstance(detail, list):
         return "; ".join(_flatten(v) for v in detail)
     return str(detail)
@@ -54,8 +59,12 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         request = context.get("request")
-        log.error("unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"),
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "unhandled error in %s %s",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
         set_rollback()
         return Response(dict(SERVER_ERROR), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     data = response.data
@@ -65,7 +74,10 @@ def exception_handler(exc, context):
     else:
         codes = exc.get_codes() if hasattr(exc, "get_codes") else "error"
         code = codes if isinstance(codes, str) else "error"
-        body = {"detail": _flatten(data.get("detail", data) if isinstance(data, dict) else data), "code": code}
+        body = {
+            "detail": _flatten(data.get("detail", data) if isinstance(data, dict) else data),
+            "code": code,
+        }
     response.data = body
     return response
 
@@ -86,8 +98,12 @@ class ApiErrorsMiddleware:
     def process_exception(self, request, exception):
         if not _is_api(request):
             return None
-        log.error("unhandled error in %s %s", request.method, request.path,
-                  exc_info=(type(exception), exception, exception.__traceback__))
+        log.error(
+            "unhandled error in %s %s",
+            request.method,
+            request.path,
+            exc_info=(type(exception), exception, exception.__traceback__),
+        )
         return JsonResponse(dict(SERVER_ERROR), status=500)
 
 

@@ -3,6 +3,7 @@
 Python's json module recurses once per nesting level, so a 20 kB `[[[...]]]` would raise RecursionError
 (a 500) before any view runs; the depth is checked on the raw text first, without recursion.
 """
+
 from __future__ import annotations
 
 import codecs

@@ -8,6 +8,7 @@ Every base class here writes an audit entry for every mutating request, whatever
 `AuditedViewSet` for tenant-level resources (teams, tokens, ...), `AuditedAPIView` for single
 endpoints. A view may set `self.audit_target` (the object acted on) and `self.audit_action`.
 """
+
 from __future__ import annotations
 
 from rest_framework import exceptions, viewsets
@@ -29,7 +30,9 @@ class AuditedMixin:
     def audit_target(self, obj) -> None:
         # Its id and name are taken now: a deleted object has neither by the time the entry is written.
         self._audit_target = obj
-        self.audit_target_snapshot = (target_label(obj), getattr(obj, "name", None)) if obj is not None else None
+        self.audit_target_snapshot = (
+            (target_label(obj), getattr(obj, "name", None)) if obj is not None else None
+        )
 
     @property
     def actor(self) -> Actor:

@@ -4,6 +4,7 @@ Filters: `action` (prefix: `cluster` or `cluster.partial_update`), `actor` (subs
 (exact, e.g. `cluster:7`), `since` / `until` (ISO 8601 times), `tenant` (id). Platform operators see
 every tenant's entries and those of no tenant.
 """
+
 from __future__ import annotations
 
 import django_filters

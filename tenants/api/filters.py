@@ -1,4 +1,5 @@
 """Query filters shared by the tenant-level API."""
+
 from __future__ import annotations
 
 import django_filters

@@ -4,6 +4,7 @@ Logged in (a portal session, CSRF-protected): the invitation must name the calle
 the account is created with the given password (refused when the address already has an account: that
 person logs in first). Tokens cannot accept invitations: they act as a team, not as a person.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -32,12 +33,20 @@ class InvitationAcceptView(APIView):
         actor = actor_from_request(request)
         user = actor.user if actor.is_authenticated else None
         try:
-            membership = services.accept_invitation(serializer.validated_data["secret"], user,
-                                                    serializer.validated_data.get("password"))
+            membership = services.accept_invitation(
+                serializer.validated_data["secret"], user, serializer.validated_data.get("password")
+            )
         except services.InvitationInvalid as exc:
             raise exceptions.ValidationError({"secret": str(exc)}) from None
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(
-                exc.message_dict if hasattr(exc, "error_dict") else {"password": exc.messages}) from None
-        return Response({"team": membership.team_id, "team_name": membership.team.name, "role": membership.role,
-                         "email": membership.user.username})
+                exc.message_dict if hasattr(exc, "error_dict") else {"password": exc.messages}
+            ) from None
+        return Response(
+            {
+                "team": membership.team_id,
+                "team_name": membership.team.name,
+                "role": membership.role,
+                "email": membership.user.username,
+            }
+        )

@@ -1,6 +1,7 @@
 """`/api/v1/platform/`: the platform-wide pause. Everyone signed in may read it (the portal and the CLI
 show it); only platform operators (Django superusers, never a token) pause and resume, and read dbpilot's
 own health (`health/`)."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -24,7 +25,12 @@ class IsPlatformOperator(permissions.BasePermission):
 
 def _state_payload(state) -> dict:
     return PlatformStateSerializer(
-        {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by, "changed_at": state.changed_at}
+        {
+            "paused": state.paused,
+            "reason": state.reason,
+            "changed_by": state.changed_by,
+            "changed_at": state.changed_at,
+        }
     ).data
 
 
@@ -58,18 +64,35 @@ class PlatformResumeView(AuditedAPIView):
         return Response(_state_payload(set_platform_paused(False, by=self.actor.label())))
 
 
-_HEALTH_SCHEMA = inline_serializer("PlatformHealth", {
-    "ok": serializers.BooleanField(),
-    "automatic_actions": serializers.ChoiceField(choices=["allowed", "stopped"]),
-    "redis": inline_serializer("PlatformHealthRedis", {
-        "ok": serializers.BooleanField(), "detail": serializers.CharField(), "url": serializers.CharField(),
-        "sentinel": serializers.BooleanField()}),
-    "database": inline_serializer("PlatformHealthDatabase", {
-        "ok": serializers.BooleanField(), "vendor": serializers.CharField()}),
-    "findings": inline_serializer("PlatformFinding", {
-        "code": serializers.CharField(), "severity": serializers.CharField(), "message": serializers.CharField(),
-        "opened_at": serializers.DateTimeField()}, many=True),
-})
+_HEALTH_SCHEMA = inline_serializer(
+    "PlatformHealth",
+    {
+        "ok": serializers.BooleanField(),
+        "automatic_actions": serializers.ChoiceField(choices=["allowed", "stopped"]),
+        "redis": inline_serializer(
+            "PlatformHealthRedis",
+            {
+                "ok": serializers.BooleanField(),
+                "detail": serializers.CharField(),
+                "url": serializers.CharField(),
+                "sentinel": serializers.BooleanField(),
+            },
+        ),
+        "database": inline_serializer(
+            "PlatformHealthDatabase", {"ok": serializers.BooleanField(), "vendor": serializers.CharField()}
+        ),
+        "findings": inline_serializer(
+            "PlatformFinding",
+            {
+                "code": serializers.CharField(),
+                "severity": serializers.CharField(),
+                "message": serializers.CharField(),
+                "opened_at": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+    },
+)
 
 
 class PlatformHealthView(APIView):

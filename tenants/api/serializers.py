@@ -1,5 +1,6 @@
 """Payloads of the tenancy API. Secrets are write-only: a token's bearer value appears once, in the
 response that creates it; a generated member password likewise."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -28,8 +29,12 @@ class TeamSerializer(serializers.ModelSerializer):
 
 class TeamCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=63, trim_whitespace=False)
-    tenant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
-                                      help_text="the tenant (default: the one you administer)")
+    tenant = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="the tenant (default: the one you administer)",
+    )
 
 
 class TeamRenameSerializer(serializers.Serializer):
@@ -53,8 +58,12 @@ class MemberAddSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and "password" in data:
-            raise serializers.ValidationError({"password": "not accepted: the invited person sets their own "
-                                                           "password when accepting the invitation"})
+            raise serializers.ValidationError(
+                {
+                    "password": "not accepted: the invited person sets their own "
+                    "password when accepting the invitation"
+                }
+            )
         return super().to_internal_value(data)
 
 
@@ -68,9 +77,16 @@ class InvitationSerializer(serializers.Serializer):
 
 
 class InvitationAcceptSerializer(serializers.Serializer):
-    secret = serializers.CharField(max_length=200, trim_whitespace=False, help_text="the one-time secret sent by email")
-    password = serializers.CharField(max_length=1024, required=False, write_only=True, style={"input_type": "password"},
-                                     help_text="to create your account (when not logged in)")
+    secret = serializers.CharField(
+        max_length=200, trim_whitespace=False, help_text="the one-time secret sent by email"
+    )
+    password = serializers.CharField(
+        max_length=1024,
+        required=False,
+        write_only=True,
+        style={"input_type": "password"},
+        help_text="to create your account (when not logged in)",
+    )
 
 
 class InvitationAcceptedSerializer(serializers.Serializer):
@@ -88,7 +104,8 @@ class GrantSerializer(serializers.Serializer):
     cluster = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     cluster_name = serializers.CharField(read_only=True)
     permissions = serializers.ListField(
-        child=serializers.ChoiceField(choices=CLUSTER_PERMISSIONS), allow_empty=False,
+        child=serializers.ChoiceField(choices=CLUSTER_PERMISSIONS),
+        allow_empty=False,
         default=list(CLUSTER_PERMISSIONS),
     )
 
@@ -96,14 +113,29 @@ class GrantSerializer(serializers.Serializer):
 class TokenSerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(read_only=True, help_text="the visible start of the bearer value")
     team = serializers.IntegerField(source="team_id", read_only=True)
-    clusters = serializers.SerializerMethodField(help_text="the clusters it is restricted to (empty: all the team's)")
+    clusters = serializers.SerializerMethodField(
+        help_text="the clusters it is restricted to (empty: all the team's)"
+    )
     created_by = serializers.SerializerMethodField()
     active = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "team", "scope", "expires_at", "allowed_networks", "clusters",
-                  "created_by", "created_at", "last_used_at", "revoked_at", "active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "team",
+            "scope",
+            "expires_at",
+            "allowed_networks",
+            "clusters",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "active",
+        ]
 
     def get_clusters(self, obj) -> list[int]:
         return sorted(c.pk for c in obj.clusters.all())
@@ -118,18 +150,34 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    team = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
-                                    help_text="the team (default: your only manageable team)")
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="", trim_whitespace=False,
-                                 validators=[validate_one_line])
+    team = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="the team (default: your only manageable team)",
+    )
+    name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        validators=[validate_one_line],
+    )
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     allowed_networks = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, default=list, max_length=32,
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        max_length=32,
         help_text='client networks the token may be used from, as CIDRs (e.g. ["192.0.2.0/24"]); empty: any',
     )
     clusters = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, default=list, max_length=500,
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        default=list,
+        max_length=500,
         help_text="restrict the token to these clusters of the team (empty: all the team's clusters)",
     )
 
@@ -146,7 +194,17 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEntry
-        fields = ["id", "created_at", "tenant", "actor", "action", "target", "parameters", "result", "client_address"]
+        fields = [
+            "id",
+            "created_at",
+            "tenant",
+            "actor",
+            "action",
+            "target",
+            "parameters",
+            "result",
+            "client_address",
+        ]
 
 
 class LoginSerializer(serializers.Serializer):
@@ -173,7 +231,9 @@ class MeSerializer(serializers.Serializer):
     teams = MeTeamSerializer(many=True)
     is_operator = serializers.BooleanField()
     is_tenant_admin = serializers.BooleanField()
-    token = serializers.DictField(allow_null=True, help_text="the token in use ({id, prefix, scope, team}), or null")
+    token = serializers.DictField(
+        allow_null=True, help_text="the token in use ({id, prefix, scope, team}), or null"
+    )
 
 
 class CsrfSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ The portal first GETs `csrf/` (sets the csrftoken cookie), then POSTs `login/` w
 `X-CSRFToken` header; every later unsafe request carries the header too (DRF's SessionAuthentication
 enforces it). Failed logins are rate-limited per client address and per account (tenants.loginlimit).
 """
+
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, get_user_model, login, logout
@@ -28,7 +29,11 @@ class InvalidCredentials(exceptions.APIException):
 
 
 def me_payload(actor: Actor) -> dict:
-    teams = Team.objects.filter(id__in=list(actor.teams)).select_related("tenant").order_by("tenant__name", "name")
+    teams = (
+        Team.objects.filter(id__in=list(actor.teams))
+        .select_related("tenant")
+        .order_by("tenant__name", "name")
+    )
     admin_of = actor.admin_tenant_ids()
     tenant_ids = {team.tenant_id for team in teams} | admin_of
     token = actor.token
@@ -44,7 +49,9 @@ def me_payload(actor: Actor) -> dict:
         ],
         "is_operator": actor.is_operator,
         "is_tenant_admin": bool(admin_of),
-        "token": None if token is None else {"id": token.id, "prefix": token.prefix, "scope": token.scope, "team": token.team_id},
+        "token": None
+        if token is None
+        else {"id": token.id, "prefix": token.prefix, "scope": token.scope, "team": token.team_id},
     }
 
 
@@ -74,8 +81,13 @@ class LoginView(APIView):
         wait = loginlimit.retry_after(email, client)
         if wait is not None:
             known = get_user_model().objects.filter(username__iexact=email).first()
-            audit(actor=f"user:{known.username}" if known is not None else "anonymous", action="auth.login",
-                  target=f"user:{known.pk}" if known is not None else "", result="throttled", client_address=client)
+            audit(
+                actor=f"user:{known.username}" if known is not None else "anonymous",
+                action="auth.login",
+                target=f"user:{known.pk}" if known is not None else "",
+                result="throttled",
+                client_address=client,
+            )
             raise exceptions.Throttled(
                 wait=wait,
                 detail=f"Too many failed logins from this address or for this account; try again in {wait} seconds.",
@@ -85,8 +97,13 @@ class LoginView(APIView):
         if user is None or hasattr(user, "service_account_of"):
             loginlimit.record_failure(email, client)
             if known is not None:
-                audit(actor=actor_for(known) if known.is_active else f"user:{known.username}",
-                      action="auth.login", target=f"user:{known.pk}", result="failed", client_address=client)
+                audit(
+                    actor=actor_for(known) if known.is_active else f"user:{known.username}",
+                    action="auth.login",
+                    target=f"user:{known.pk}",
+                    result="failed",
+                    client_address=client,
+                )
             raise InvalidCredentials()
         login(request._request, user)
         loginlimit.clear_account_failures(email)
@@ -103,8 +120,13 @@ class LogoutView(APIView):
         """End the portal session (CSRF-protected); harmless without one."""
         actor = actor_from_request(request)
         if actor.is_authenticated and actor.token is None:
-            audit(actor=actor, action="auth.logout", target=f"user:{actor.user.pk}", result="ok",
-                  client_address=request.META.get("REMOTE_ADDR"))
+            audit(
+                actor=actor,
+                action="auth.logout",
+                target=f"user:{actor.user.pk}",
+                result="ok",
+                client_address=request.META.get("REMOTE_ADDR"),
+            )
             logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

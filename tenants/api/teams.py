@@ -3,6 +3,7 @@
 Everyone sees the teams they belong to (404 for others); tenant admins see and manage every team of
 their tenant (403 for members who are not tenant admins).
 """
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -93,14 +94,20 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         is the same whether or not the address has an account)."""
         if request.method == "GET":
             team = self.get_object()
-            memberships = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+            memberships = (
+                Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+            )
             page = self.paginate_queryset(memberships)
             return self.get_paginated_response(MemberSerializer(page, many=True).data)
         team = self._managed_team()
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        invitation, _ = services.invite_member(team, serializer.validated_data["email"], serializer.validated_data["role"],
-                                               invited_by=self.actor.label())
+        invitation, _ = services.invite_member(
+            team,
+            serializer.validated_data["email"],
+            serializer.validated_data["role"],
+            invited_by=self.actor.label(),
+        )
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["PATCH"], request=MemberRoleSerializer, responses={200: MemberSerializer})
@@ -124,7 +131,9 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         grants: dict[int, dict] = {}
         for perm in CLUSTER_PERMISSIONS:
             for cluster in clusters_granted_to(team, perm):
-                entry = grants.setdefault(cluster.pk, {"cluster": cluster.pk, "cluster_name": cluster.name, "permissions": []})
+                entry = grants.setdefault(
+                    cluster.pk, {"cluster": cluster.pk, "cluster_name": cluster.name, "permissions": []}
+                )
                 entry["permissions"].append(perm)
         return [grants[k] for k in sorted(grants)]
 
@@ -140,7 +149,9 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         team = self._managed_team()
         serializer = GrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        cluster = Cluster.objects.filter(pk=serializer.validated_data["cluster"], tenant_id=team.tenant_id).first()
+        cluster = Cluster.objects.filter(
+            pk=serializer.validated_data["cluster"], tenant_id=team.tenant_id
+        ).first()
         if cluster is None:
             raise exceptions.ValidationError({"cluster": "no such cluster in the team's tenant"})
         with transaction.atomic():
@@ -156,4 +167,3 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedViewS
         cluster = get_object_or_404(clusters_granted_to(team), pk=cluster_id)
         services.revoke_cluster(team, cluster)
         return Response(status=status.HTTP_204_NO_CONTENT)
-

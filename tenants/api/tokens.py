@@ -4,6 +4,7 @@ never show it. Revoke with DELETE or POST .../revoke/.
 Team members see their teams' tokens (name, prefix, scope, last use); tenant admins, team admins and a
 team's own admin-scoped tokens create and revoke them.
 """
+
 from __future__ import annotations
 
 import django_filters
@@ -59,16 +60,24 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AuditedView
         team = self._team_for_new_token(data.get("team"))
         try:
             token_request = services.TokenRequest(
-                scope=data["scope"], name=data["name"], expires_at=data["expires_at"],
+                scope=data["scope"],
+                name=data["name"],
+                expires_at=data["expires_at"],
                 allowed_networks=services.clean_allowed_networks(data["allowed_networks"]),
                 cluster_ids=tuple(sorted(set(data["clusters"]))),
             )
             services.check_token_request(self.actor, team, token_request)
         except DjangoValidationError as exc:
-            raise exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
+            raise exceptions.ValidationError(
+                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            ) from None
         token, bearer = services.issue_token(
-            team, token_request.scope, name=token_request.name, created_by=self.actor.user,
-            expires_at=token_request.expires_at, allowed_networks=token_request.allowed_networks,
+            team,
+            token_request.scope,
+            name=token_request.name,
+            created_by=self.actor.user,
+            expires_at=token_request.expires_at,
+            allowed_networks=token_request.allowed_networks,
             clusters=list(token_request.cluster_ids),
         )
         self.audit_target = token

@@ -6,49 +6,67 @@ import tenants.validation
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='auditentry',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name_plural': 'audit entries'},
+            name="auditentry",
+            options={"ordering": ["-created_at", "-id"], "verbose_name_plural": "audit entries"},
         ),
         migrations.AlterField(
-            model_name='team',
-            name='name',
+            model_name="team",
+            name="name",
             field=models.CharField(max_length=63, validators=[tenants.validation.validate_name]),
         ),
         migrations.AlterField(
-            model_name='tenant',
-            name='name',
+            model_name="tenant",
+            name="name",
             field=models.CharField(max_length=63, unique=True, validators=[tenants.validation.validate_name]),
         ),
         migrations.CreateModel(
-            name='LoginFailure',
+            name="LoginFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('account_digest', models.CharField(max_length=64)),
-                ('client_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("account_digest", models.CharField(max_length=64)),
+                ("client_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['account_digest', 'created_at'], name='tenants_log_account_70edb6_idx'), models.Index(fields=['client_address', 'created_at'], name='tenants_log_client__52cffe_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["account_digest", "created_at"], name="tenants_log_account_70edb6_idx"
+                    ),
+                    models.Index(
+                        fields=["client_address", "created_at"], name="tenants_log_client__52cffe_idx"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PlatformState',
+            name="PlatformState",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
-                ('paused', models.BooleanField(default=False)),
-                ('reason', models.CharField(blank=True, default='', max_length=200)),
-                ('changed_by', models.CharField(blank=True, default='', max_length=200)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(
+                        default=1, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("paused", models.BooleanField(default=False)),
+                ("reason", models.CharField(blank=True, default="", max_length=200)),
+                ("changed_by", models.CharField(blank=True, default="", max_length=200)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='platform_state_single_row')],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("id", 1)), name="platform_state_single_row")
+                ],
             },
         ),
     ]

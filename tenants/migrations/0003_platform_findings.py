@@ -4,25 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0002_platform_state_login_failures_append_only_audit'),
+        ("tenants", "0002_platform_state_login_failures_append_only_audit"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PlatformFinding',
+            name="PlatformFinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=64)),
-                ('severity', models.CharField(default='critical', max_length=16)),
-                ('message', models.CharField(max_length=500)),
-                ('opened_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.CharField(max_length=64)),
+                ("severity", models.CharField(default="critical", max_length=16)),
+                ("message", models.CharField(max_length=500)),
+                ("opened_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-opened_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('resolved_at__isnull', True)), fields=('code',), name='one_open_platform_finding_per_code')],
+                "ordering": ["-opened_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("resolved_at__isnull", True)),
+                        fields=("code",),
+                        name="one_open_platform_finding_per_code",
+                    )
+                ],
             },
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0002_platform_state_login_failures_append_only_audit'),
+        ("tenants", "0002_platform_state_login_failures_append_only_audit"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tenant',
-            name='max_memory_mb',
+            model_name="tenant",
+            name="max_memory_mb",
             field=models.PositiveIntegerField(default=16384),
         ),
     ]

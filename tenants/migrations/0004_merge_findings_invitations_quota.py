@@ -4,12 +4,10 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0003_platform_findings'),
-        ('tenants', '0003_team_invitations'),
-        ('tenants', '0003_tenant_memory_quota'),
+        ("tenants", "0003_platform_findings"),
+        ("tenants", "0003_team_invitations"),
+        ("tenants", "0003_tenant_memory_quota"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -33,6 +33,7 @@ Every plaintext secret this session encrypts or issues is remembered (`plaintext
 log record goes to a file, so tests/api/test_secrets.py can check, after everything else ran, that
 none reached the database file or the logs.
 """
+
 from __future__ import annotations
 
 import json
@@ -175,9 +176,17 @@ def _loopback_alias() -> str:
     return f"127.0.{number // 250}.{number % 250 + 2}"
 
 
-def _make_cluster(team: Team, name: str, *, servers=None,
-                  password: str | None = None, replication_password: str | None = None, settings: dict | None = None,
-                  perms=CLUSTER_PERMISSIONS, primary: bool = True):
+def _make_cluster(
+    team: Team,
+    name: str,
+    *,
+    servers=None,
+    password: str | None = None,
+    replication_password: str | None = None,
+    settings: dict | None = None,
+    perms=CLUSTER_PERMISSIONS,
+    primary: bool = True,
+):
     """A registered cluster written directly through the models (no servers are contacted), with
     encrypted credentials, granted to `team`. The plaintext passwords are on `cluster.test_passwords`."""
     from clusters.domain.addresses import canonical_ip
@@ -188,15 +197,23 @@ def _make_cluster(team: Team, name: str, *, servers=None,
     password = password or f"pw-{secrets.token_urlsafe(12)}"
     replication_password = replication_password or f"repl-{secrets.token_urlsafe(12)}"
     cluster = Cluster.objects.create(
-        tenant=team.tenant, name=name, settings=dict(settings or {}),
+        tenant=team.tenant,
+        name=name,
+        settings=dict(settings or {}),
         credentials_encrypted=encrypt_json({"user": "dbpilot", "password": password}),
         replication_credentials_encrypted=encrypt_json({"user": "repl", "password": replication_password}),
     )
     if servers is None:  # the first made cluster at 127.0.0.1, the others at addresses of their own
-        alias = "127.0.0.1" if not Server.objects.filter(ip="127.0.0.1", port=3306).exists() else _loopback_alias()
+        alias = (
+            "127.0.0.1"
+            if not Server.objects.filter(ip="127.0.0.1", port=3306).exists()
+            else _loopback_alias()
+        )
         servers = ((alias, 3306), (alias, 3307))
-    created = [Server.objects.create(cluster=cluster, host=host, port=port, ip=canonical_ip(host) or host)
-               for host, port in servers]
+    created = [
+        Server.objects.create(cluster=cluster, host=host, port=port, ip=canonical_ip(host) or host)
+        for host, port in servers
+    ]
     if primary and created:
         cluster.primary = created[0]
         cluster.save(update_fields=["primary"])
@@ -246,7 +263,7 @@ class World:
         if who is None:
             return client
         if who.startswith("token:"):
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[who[len('token:'):]]}")
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[who[len('token:') :]]}")
         else:
             client.force_login(self.person(who))
         return client
@@ -256,14 +273,14 @@ class World:
         if who is None:
             return []
         if who.startswith("token:"):
-            return [(b"authorization", f"Bearer {self.tokens[who[len('token:'):]]}".encode())]
+            return [(b"authorization", f"Bearer {self.tokens[who[len('token:') :]]}".encode())]
         session = self.client(who).cookies[settings.SESSION_COOKIE_NAME].value
         return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())]
 
     def label(self, who: str) -> str:
         """The audit log's actor label for `who`."""
         if who.startswith("token:"):
-            row = self.token_rows[who[len("token:"):]]
+            row = self.token_rows[who[len("token:") :]]
             return f"token:{row.key} (team {row.team.name})"
         return f"user:{self.person(who).username}"
 
@@ -292,8 +309,21 @@ def world(db) -> World:
     cluster_y = _make_cluster(team_a, "staging")
     cluster_z = _make_cluster(team_b, "prod")
     job_x = Job.objects.create(cluster=cluster_x, kind="switchover", state="succeeded", requested_by="test")
-    world = World(tenant_a, tenant_b, team_a, team_b, alice, bob, oscar, charlie, root,
-                  cluster_x, cluster_y, cluster_z, job_x)
+    world = World(
+        tenant_a,
+        tenant_b,
+        team_a,
+        team_b,
+        alice,
+        bob,
+        oscar,
+        charlie,
+        root,
+        cluster_x,
+        cluster_y,
+        cluster_z,
+        job_x,
+    )
     specs = {
         "admin": (team_a, "admin", {}),
         "operate": (team_a, "operate", {}),
@@ -304,7 +334,9 @@ def world(db) -> World:
         "tenant_b": (team_b, "admin", {}),
     }
     for name, (team, scope, options) in specs.items():
-        row, bearer = issue_token(team, scope, name=name, created_by=alice if team == team_a else charlie, **options)
+        row, bearer = issue_token(
+            team, scope, name=name, created_by=alice if team == team_a else charlie, **options
+        )
         world.tokens[name] = bearer
         world.token_rows[name] = row
     revoke_token(world.token_rows["revoked"])

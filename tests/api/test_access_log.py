@@ -1,6 +1,7 @@
 """Tokens never reach the web server's access log: a real daphne serves a request with a token in its
 query string, and its log line keeps the path but not the secret. (The log file lands in tests/output/,
 which the end-of-run secrets scan reads too.)"""
+
 from __future__ import annotations
 
 import socket
@@ -18,13 +19,16 @@ pytestmark = [pytest.mark.api]
 FAKE = "dbp_abcdefghijkl_" + "S3cretS3cretS3cretS3cretS3cret0123"
 
 
-@pytest.mark.parametrize("uri, kept, gone", [
-    (f"/api/v1/clusters/?token={FAKE}", "/api/v1/clusters/?token=***", FAKE),
-    ("/api/v1/clusters/?page=2&access_token=abc123def", "page=2&access_token=***", "abc123def"),
-    (f"/api/v1/clusters/?q={FAKE}&page=1", "page=1", FAKE),
-    (f"/x/{FAKE}/", "/x/dbp_***/", FAKE),
-    ("/api/v1/clusters/?api_key=k%20ey&name=prod", "api_key=***&name=prod", "k%20ey"),
-])
+@pytest.mark.parametrize(
+    "uri, kept, gone",
+    [
+        (f"/api/v1/clusters/?token={FAKE}", "/api/v1/clusters/?token=***", FAKE),
+        ("/api/v1/clusters/?page=2&access_token=abc123def", "page=2&access_token=***", "abc123def"),
+        (f"/api/v1/clusters/?q={FAKE}&page=1", "page=1", FAKE),
+        (f"/x/{FAKE}/", "/x/dbp_***/", FAKE),
+        ("/api/v1/clusters/?api_key=k%20ey&name=prod", "api_key=***&name=prod", "k%20ey"),
+    ],
+)
 def test_scrub_uri_masks_secret_looking_values(uri, kept, gone):
     scrubbed = scrub_uri(uri)
     assert kept in scrubbed and gone not in scrubbed
@@ -39,8 +43,11 @@ def _free_port() -> int:
 @pytest.mark.django_db(transaction=True)
 def test_the_web_servers_access_log_keeps_no_token():
     port = _free_port()
-    web = ManagedProcess(f"web-accesslog-{port}", [_bin("daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                                   "controlplane.asgi:application"], worker_environment())
+    web = ManagedProcess(
+        f"web-accesslog-{port}",
+        [_bin("daphne"), "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"],
+        worker_environment(),
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -4,6 +4,7 @@ Tenant A owns a "server" that is a listening socket counting its connections. Te
 every spelling of its address: each attempt is refused with exactly the answer of a port where nothing
 answers, and the socket never sees a connection (nothing was dialled with B's credentials).
 """
+
 from __future__ import annotations
 
 import socket
@@ -13,8 +14,18 @@ import pytest
 from clusters.models import Server
 from controlplane import netpolicy
 
-SPELLINGS = ["127.0.0.1", "localhost", "127.1", "2130706433", "0x7f000001", "::ffff:127.0.0.1", "127.0.0.01",
-             "[::ffff:7f00:1]", "017700000001", "db.tenant-a.example"]
+SPELLINGS = [
+    "127.0.0.1",
+    "localhost",
+    "127.1",
+    "2130706433",
+    "0x7f000001",
+    "::ffff:127.0.0.1",
+    "127.0.0.01",
+    "[::ffff:7f00:1]",
+    "017700000001",
+    "db.tenant-a.example",
+]
 
 
 class Listener:
@@ -70,9 +81,15 @@ def _free_port() -> int:
 
 
 def _register(client, host: str, port: int):
-    return client.post("/api/v1/clusters/", {
-        "name": "mine", "servers": [{"host": host, "port": port}],
-        "credentials": {"user": "root", "password": "guessed-password"}}, format="json")
+    return client.post(
+        "/api/v1/clusters/",
+        {
+            "name": "mine",
+            "servers": [{"host": host, "port": port}],
+            "credentials": {"user": "root", "password": "guessed-password"},
+        },
+        format="json",
+    )
 
 
 def _message(value) -> str:
@@ -80,12 +97,16 @@ def _message(value) -> str:
 
 
 def _normalised(body: dict, address: str) -> dict:
-    return {"code": body["code"], "errors": {k: _message(v).replace(address, "ADDR") for k, v in body["errors"].items()}}
+    return {
+        "code": body["code"],
+        "errors": {k: _message(v).replace(address, "ADDR") for k, v in body["errors"].items()},
+    }
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
 def test_another_tenants_server_is_refused_under_every_spelling_without_a_connection(
-        world, victim, listener, resolver, settings, spelling):
+    world, victim, listener, resolver, settings, spelling
+):
     settings.DBPILOT_REGISTRATION_MAX_FAILURES = 1000
     port = listener.port
     client = world.client("token:tenant_b")
@@ -145,9 +166,15 @@ def _route(client, cluster, **fields):
 @pytest.mark.parametrize("spelling", ["127.1", "0x7f000001", "[::ffff:127.0.0.1]", "2130706433"])
 def test_a_route_cannot_point_at_another_tenants_server(world, victim, listener, spelling):
     port = listener.port
-    response = _route(world.client("token:tenant_b"), world.cluster_z, kind="proxysql",
-                      admin_address=f"{spelling}:{port}", admin_user="admin", admin_password="admin-password",
-                      writer_hostgroup=10)
+    response = _route(
+        world.client("token:tenant_b"),
+        world.cluster_z,
+        kind="proxysql",
+        admin_address=f"{spelling}:{port}",
+        admin_user="admin",
+        admin_password="admin-password",
+        writer_hostgroup=10,
+    )
     assert response.status_code == 400, response.content
     assert "not available to this tenant" in response.json()["detail"]
     assert listener.pending() == 0
@@ -156,7 +183,14 @@ def test_a_route_cannot_point_at_another_tenants_server(world, victim, listener,
 def test_a_route_cannot_point_at_dbpilots_redis_or_web_port(world, settings):
     settings.DBPILOT_WEB_PORTS = [18766]
     client = world.client("token:admin")
-    for url in ("http://127.0.0.1:6379", "http://127.0.0.3:6379", "http://localhost:18766", "http://2130706433:18766"):
-        response = _route(client, world.cluster_x, kind="maxscale", api_url=url, user="admin", password="mx-password")
+    for url in (
+        "http://127.0.0.1:6379",
+        "http://127.0.0.3:6379",
+        "http://localhost:18766",
+        "http://2130706433:18766",
+    ):
+        response = _route(
+            client, world.cluster_x, kind="maxscale", api_url=url, user="admin", password="mx-password"
+        )
         assert response.status_code == 400, (url, response.content)
         assert "dbpilot's own services" in response.json()["detail"]

@@ -1,5 +1,6 @@
 """The audit log: append-only, written for every mutating request and job, scrubbed of secrets,
 readable and filterable by tenant admins only."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,11 @@ def test_deleting_a_user_keeps_their_entries(world):
 
 def test_a_mutating_request_records_who_what_target_result_and_no_secret(world):
     # A password is refused here (the invited person sets their own), and the refusal is audited, scrubbed.
-    response = post(world.client("alice"), f"/api/v1/teams/{world.team_a.id}/members/",
-                    {"email": "new@acme.example", "role": "viewer", "password": "audit-secret-password-1"})
+    response = post(
+        world.client("alice"),
+        f"/api/v1/teams/{world.team_a.id}/members/",
+        {"email": "new@acme.example", "role": "viewer", "password": "audit-secret-password-1"},
+    )
     assert response.status_code == 400
     entry = AuditEntry.objects.get(action="team.members")
     assert entry.actor == "user:alice@acme.example" and entry.actor_user == world.alice
@@ -52,8 +56,11 @@ def test_a_mutating_request_records_who_what_target_result_and_no_secret(world):
 
 
 def test_token_actions_name_the_token_and_its_tenant(world):
-    post(world.client("token:operate"), f"/api/v1/clusters/{world.cluster_x.id}/servers/{world.cluster_x.servers.first().id}/maintenance/",
-         {"on": True})
+    post(
+        world.client("token:operate"),
+        f"/api/v1/clusters/{world.cluster_x.id}/servers/{world.cluster_x.servers.first().id}/maintenance/",
+        {"on": True},
+    )
     entry = AuditEntry.objects.get(action="cluster.maintenance")
     assert entry.actor == world.label("token:operate") and entry.tenant == world.tenant_a
     assert entry.target == f"cluster:{world.cluster_x.id}" and entry.result == "200"
@@ -70,7 +77,9 @@ def test_jobs_are_audited_with_scrubbed_parameters(world):
     job = world.job_x
     job.params = {"candidate": 7, "credentials": {"user": "u", "password": "job-secret-password"}}
     entry = audit_job(job, "system:monitoring")
-    assert entry.action == "job.switchover" and entry.target == f"job:{job.pk}" and entry.result == "succeeded"
+    assert (
+        entry.action == "job.switchover" and entry.target == f"job:{job.pk}" and entry.result == "succeeded"
+    )
     assert entry.tenant == world.tenant_a and entry.actor == "system:monitoring"
     assert entry.parameters["params"] == {"candidate": 7, "credentials": "***"}
     assert "job-secret-password" not in json.dumps(entry.parameters)
@@ -80,8 +89,13 @@ def test_scrub_finds_secrets_at_any_depth_and_in_strings():
     bearer = "dbp_0123456789ab_" + "s" * 43
     raw = {
         "name": "prod",
-        "routes": [{"kind": "powerdns", "api_key": "pdns-key", "api_url": "http://admin:hunter22@127.0.0.1:8081/"}],
-        "health_key": "hk", "token_scope": "read", "note": f"use {bearer}", "settings": {"tls_ca": "x"},
+        "routes": [
+            {"kind": "powerdns", "api_key": "pdns-key", "api_url": "http://admin:hunter22@127.0.0.1:8081/"}
+        ],
+        "health_key": "hk",
+        "token_scope": "read",
+        "note": f"use {bearer}",
+        "settings": {"tls_ca": "x"},
     }
     clean = scrub(raw)
     assert clean["routes"][0]["api_key"] == "***" and clean["health_key"] == "***"
@@ -91,7 +105,9 @@ def test_scrub_finds_secrets_at_any_depth_and_in_strings():
 
 
 def test_oversized_parameters_are_recorded_by_their_keys():
-    entry_parameters = audit(actor="system:test", action="test.big", parameters={"blob": "x" * 20000}).parameters
+    entry_parameters = audit(
+        actor="system:test", action="test.big", parameters={"blob": "x" * 20000}
+    ).parameters
     assert entry_parameters == {"truncated": True, "keys": ["blob"]}
 
 
@@ -104,7 +120,10 @@ def test_only_tenant_admins_read_their_tenants_log(world):
     assert {e["tenant"] for e in charlie_view} == {"globex"}
     assert world.client("bob").get("/api/v1/audit/").status_code == 403
     assert world.client("token:admin").get("/api/v1/audit/").status_code == 403
-    assert {e["tenant"] for e in world.client("root").get("/api/v1/audit/").json()["results"]} == {"acme", "globex"}
+    assert {e["tenant"] for e in world.client("root").get("/api/v1/audit/").json()["results"]} == {
+        "acme",
+        "globex",
+    }
 
 
 def test_the_log_filters_by_action_actor_target_and_time(world):

@@ -1,4 +1,5 @@
 """Bad input never reaches a 500, and every error is JSON `{"detail", "code"}` (issue 14, items 2 and 8)."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,17 +21,22 @@ def _json_error(response, status: int) -> dict:
     return body
 
 
-@pytest.mark.parametrize("path, method, who", [
-    ("/api/v1/auth/login/", "post", None),
-    ("/api/v1/clusters/", "post", "token:admin"),
-    ("/api/v1/clusters/{x}/", "patch", "token:admin"),
-    ("/api/v1/clusters/{x}/routes/", "post", "token:admin"),
-    ("/api/v1/tokens/", "post", "token:admin"),
-])
+@pytest.mark.parametrize(
+    "path, method, who",
+    [
+        ("/api/v1/auth/login/", "post", None),
+        ("/api/v1/clusters/", "post", "token:admin"),
+        ("/api/v1/clusters/{x}/", "patch", "token:admin"),
+        ("/api/v1/clusters/{x}/routes/", "post", "token:admin"),
+        ("/api/v1/tokens/", "post", "token:admin"),
+    ],
+)
 @pytest.mark.parametrize("body", [DEEP, '{"a":' * 5000 + "1" + "}" * 5000, "{not json", '{"a": NaN}', "\x00"])
 def test_deep_or_malformed_json_is_a_400(world, path, method, who, body):
     client = world.client(who)
-    response = getattr(client, method)(path.format(x=world.cluster_x.id), body, content_type="application/json")
+    response = getattr(client, method)(
+        path.format(x=world.cluster_x.id), body, content_type="application/json"
+    )
     body = _json_error(response, 400)
     assert body["code"] in ("parse_error", "invalid")
 
@@ -45,15 +51,18 @@ def test_deep_json_with_debug_on_is_still_a_json_400(world):
 def test_a_patch_whose_body_is_not_an_object_is_a_400(world, body):
     import json
 
-    response = world.client("alice").patch(f"/api/v1/clusters/{world.cluster_x.id}/", json.dumps(body),
-                                           content_type="application/json")
+    response = world.client("alice").patch(
+        f"/api/v1/clusters/{world.cluster_x.id}/", json.dumps(body), content_type="application/json"
+    )
     assert "object" in _json_error(response, 400)["detail"]
 
 
 @pytest.mark.parametrize("field", ["paused", "name", "failover_armed"])
 def test_read_only_fields_in_a_patch_are_a_400_naming_them(world, field):
     value = {"paused": True, "name": "renamed", "failover_armed": True}[field]
-    response = world.client("alice").patch(f"/api/v1/clusters/{world.cluster_x.id}/", {field: value}, format="json")
+    response = world.client("alice").patch(
+        f"/api/v1/clusters/{world.cluster_x.id}/", {field: value}, format="json"
+    )
     body = _json_error(response, 400)
     assert field in body["errors"] and field in body["detail"]
     world.cluster_x.refresh_from_db()
@@ -62,8 +71,9 @@ def test_read_only_fields_in_a_patch_are_a_400_naming_them(world, field):
 
 
 def test_settings_paused_is_the_way_to_pause(world):
-    response = world.client("alice").patch(f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {"paused": True}},
-                                           format="json")
+    response = world.client("alice").patch(
+        f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {"paused": True}}, format="json"
+    )
     assert response.status_code == 200 and response.json()["paused"] is True
 
 
@@ -97,7 +107,10 @@ def test_a_failure_inside_a_view_is_a_json_500_and_audited(world, monkeypatch):
     for debug in (False, True):
         with override_settings(DEBUG=debug):
             response = world.client("token:admin").post(
-                f"/api/v1/clusters/{world.cluster_x.id}/servers/{server.id}/maintenance/", {"on": True}, format="json")
+                f"/api/v1/clusters/{world.cluster_x.id}/servers/{server.id}/maintenance/",
+                {"on": True},
+                format="json",
+            )
         body = _json_error(response, 500)
         assert body["code"] == "server_error" and "a bug" not in response.content.decode()
     entries = AuditEntry.objects.filter(action="cluster.maintenance", result="500")
@@ -112,8 +125,9 @@ def test_a_deleted_clusters_audit_entry_keeps_its_id_and_name(world):
 
 
 def test_route_actions_are_named_like_the_others(world):
-    response = world.client("alice").post(f"/api/v1/clusters/{world.cluster_x.id}/routes/", {"kind": "script"},
-                                          format="json")
+    response = world.client("alice").post(
+        f"/api/v1/clusters/{world.cluster_x.id}/routes/", {"kind": "script"}, format="json"
+    )
     assert response.status_code == 400
     assert AuditEntry.objects.filter(action="route.create", result="400").exists()
 
@@ -122,11 +136,16 @@ def test_a_throttled_login_is_audited(world, settings):
     settings.DBPILOT_LOGIN_MAX_FAILURES = 1
     client = APIClient()
     for _ in range(2):
-        client.post("/api/v1/auth/login/", {"email": "bob@acme.example", "password": "wrong-password"}, format="json")
-    response = client.post("/api/v1/auth/login/", {"email": "bob@acme.example", "password": "wrong-password"},
-                           format="json")
+        client.post(
+            "/api/v1/auth/login/", {"email": "bob@acme.example", "password": "wrong-password"}, format="json"
+        )
+    response = client.post(
+        "/api/v1/auth/login/", {"email": "bob@acme.example", "password": "wrong-password"}, format="json"
+    )
     assert _json_error(response, 429)["code"] == "throttled"
-    assert AuditEntry.objects.filter(action="auth.login", result="throttled", target=f"user:{world.bob.pk}").exists()
+    assert AuditEntry.objects.filter(
+        action="auth.login", result="throttled", target=f"user:{world.bob.pk}"
+    ).exists()
 
 
 @pytest.mark.parametrize("key", ["preferred_servers", "ignored_servers"])
@@ -141,8 +160,12 @@ def test_preferred_and_ignored_servers_must_be_servers_of_the_cluster(world, key
 
 def test_tls_ca_is_pem_content_never_a_file(world):
     url = f"/api/v1/clusters/{world.cluster_x.id}/"
-    body = _json_error(world.client("alice").patch(url, {"settings": {"tls": "verify", "tls_ca": "/etc/shadow"}},
-                                                   format="json"), 400)
+    body = _json_error(
+        world.client("alice").patch(
+            url, {"settings": {"tls": "verify", "tls_ca": "/etc/shadow"}}, format="json"
+        ),
+        400,
+    )
     assert "settings.tls_ca" in body["errors"]
 
 
@@ -157,7 +180,14 @@ def test_hook_names_must_exist_in_the_hooks_directory_when_saved(world, settings
     assert alice.patch(url, {"settings": {"pre_failover": "notify"}}, format="json").status_code == 200
 
 
-@pytest.mark.parametrize("url", ["/api/v1/tokens/?team=-2.6701413092568777e%2B227", "/api/v1/tokens/?team=1e300",
-                                 "/api/v1/audit/?tenant=99999999999999999999999", "/api/v1/tokens/?team=1.5"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/tokens/?team=-2.6701413092568777e%2B227",
+        "/api/v1/tokens/?team=1e300",
+        "/api/v1/audit/?tenant=99999999999999999999999",
+        "/api/v1/tokens/?team=1.5",
+    ],
+)
 def test_id_filters_take_whole_numbers_only(world, url):
     assert _json_error(world.client("alice").get(url), 400)["code"] in ("invalid", "error")

@@ -1,5 +1,6 @@
 """What the CLI needs from the API: a cluster by name (`?name=`, `?tenant=`), and a job's progress on
 `ws /ws/jobs/{id}/` (its snapshot, then that job's messages and no other's)."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ def test_clusters_filter_by_name_within_what_the_caller_sees(world):
     same_name = client.get("/api/v1/clusters/", {"name": world.cluster_z.name}).json()["results"]
     assert world.cluster_z.id not in [c["id"] for c in same_name]
     assert {c["tenant"] for c in same_name} <= {world.tenant_a.name}
-    by_tenant = client.get("/api/v1/clusters/", {"name": world.cluster_x.name, "tenant": world.tenant_a.name}).json()
+    by_tenant = client.get(
+        "/api/v1/clusters/", {"name": world.cluster_x.name, "tenant": world.tenant_a.name}
+    ).json()
     assert [c["id"] for c in by_tenant["results"]] == [world.cluster_x.id]
     assert client.get("/api/v1/clusters/", {"tenant": world.tenant_b.name}).json()["results"] == []
 
@@ -38,16 +41,22 @@ def test_the_job_socket_sends_the_job_then_only_its_own_messages(world, websocke
     other = {**job_payload(job), "id": job.id + 1000}
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, f"/ws/jobs/{job.id}/", headers=world.ws_headers("token:read"))
+        communicator = WebsocketCommunicator(
+            application, f"/ws/jobs/{job.id}/", headers=world.ws_headers("token:read")
+        )
         connected, _ = await communicator.connect(timeout=5)
         assert connected
         first = await communicator.receive_json_from(timeout=5)
         layer = get_channel_layer()
         group = cluster_group(job.cluster_id)
-        for payload in ({"type": "job", "cluster_id": job.cluster_id, "job": other},
-                        {"type": "event", "cluster_id": job.cluster_id, "event": {"id": 1}},
-                        {"type": "job", "cluster_id": job.cluster_id, "job": {**job_payload(job), "state": "running"}}):
-            await layer.group_send(group, {"type": "cluster.message", "cluster_id": job.cluster_id, "payload": payload})
+        for payload in (
+            {"type": "job", "cluster_id": job.cluster_id, "job": other},
+            {"type": "event", "cluster_id": job.cluster_id, "event": {"id": 1}},
+            {"type": "job", "cluster_id": job.cluster_id, "job": {**job_payload(job), "state": "running"}},
+        ):
+            await layer.group_send(
+                group, {"type": "cluster.message", "cluster_id": job.cluster_id, "payload": payload}
+            )
         second = await communicator.receive_json_from(timeout=5)
         nothing_else = await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()
@@ -63,7 +72,9 @@ def test_the_job_socket_of_another_tenants_job_closes_as_not_found(world, websoc
     from controlplane.asgi import application
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, f"/ws/jobs/{world.job_x.id}/", headers=world.ws_headers("token:tenant_b"))
+        communicator = WebsocketCommunicator(
+            application, f"/ws/jobs/{world.job_x.id}/", headers=world.ws_headers("token:tenant_b")
+        )
         return await communicator.connect(timeout=5)
 
     assert async_to_sync(scenario)() == (False, 4404)

@@ -2,6 +2,7 @@
 incident, every guard named, epochs), manual failover refusals (409) and bad input (400), the
 failover-control counters and their reset, adopt on PATCH, and long jobs preempted by a failover.
 The failovers themselves run on real servers in tests/integration/test_failover*.py."""
+
 from __future__ import annotations
 
 import socket
@@ -38,8 +39,12 @@ def queued_jobs(settings, clean_redis):
 @pytest.fixture
 def dark(world, make_cluster):
     """A cluster whose three servers do not answer (closed loopback ports), automatic and armed."""
-    cluster = make_cluster(world.team_a, "dark", servers=tuple(("127.0.0.1", _closed_port()) for _ in range(3)),
-                           settings={"failover_mode": "automatic"})
+    cluster = make_cluster(
+        world.team_a,
+        "dark",
+        servers=tuple(("127.0.0.1", _closed_port()) for _ in range(3)),
+        settings={"failover_mode": "automatic"},
+    )
     Cluster.objects.filter(pk=cluster.pk).update(failover_armed=True)
     cluster.refresh_from_db()
     return cluster
@@ -60,12 +65,18 @@ def observation(cluster, *, dead: bool = True, **settings_changes):
         r1: with_channel(replica(r1, source=p), **(lost if dead else {})),
         r2: with_channel(replica(r2, source=p), **(lost if dead else {})),
     }
-    inventory = [InventoryServer(id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced,
-                                 quarantined=s.quarantined) for s in cluster.servers.order_by("id")]
+    inventory = [
+        InventoryServer(
+            id=s.id, address=s.address, maintenance=s.maintenance, fenced=s.fenced, quarantined=s.quarantined
+        )
+        for s in cluster.servers.order_by("id")
+    ]
     now = time.time()
     hotstate._lags_written.pop(cluster.id, None)
     hotstate.remember_lags(cluster.id, {r1: 0.0, r2: 0.0})  # what the healthy ticks before saw
-    topology = analyze(inventory, probes, settings, {p: settings.failcount} if dead else {}, now, known_primary=p)
+    topology = analyze(
+        inventory, probes, settings, {p: settings.failcount} if dead else {}, now, known_primary=p
+    )
     return TickResult(cluster.id, topology, probes, {}, settings, now)
 
 
@@ -114,8 +125,10 @@ def test_manual_mode_refuses_naming_the_mode_and_arming(dark):
     Cluster.objects.filter(pk=dark.pk).update(failover_armed=False, settings={"failover_mode": "manual"})
     after_tick(dark, observation(dark))
     [job] = Job.objects.filter(cluster=dark, kind="failover")
-    assert {ch["name"] for ch in job.result["checks"] if not ch["ok"]} == {c.GUARD_FAILOVER_MODE,
-                                                                          c.GUARD_FAILOVER_ARMED}
+    assert {ch["name"] for ch in job.result["checks"] if not ch["ok"]} == {
+        c.GUARD_FAILOVER_MODE,
+        c.GUARD_FAILOVER_ARMED,
+    }
 
 
 def test_a_tick_from_an_older_epoch_does_nothing(dark):
@@ -139,8 +152,14 @@ def test_another_active_ha_job_makes_the_tick_wait(dark):
 
 def _ran_failover(cluster, minutes_ago: float, state: str = "succeeded") -> Job:
     started = timezone.now() - timedelta(minutes=minutes_ago)
-    return Job.objects.create(cluster=cluster, kind="failover", state=state, params={"automatic": True},
-                              started_at=started, finished_at=started)
+    return Job.objects.create(
+        cluster=cluster,
+        kind="failover",
+        state=state,
+        params={"automatic": True},
+        started_at=started,
+        finished_at=started,
+    )
 
 
 def test_limit_and_interval_block_and_a_reset_clears_them(dark, world):
@@ -148,12 +167,17 @@ def test_limit_and_interval_block_and_a_reset_clears_them(dark, world):
     earlier = _ran_failover(dark, minutes_ago=0.5)
     after_tick(dark, observation(dark))
     refused = Job.objects.get(cluster=dark, kind="failover", state="refused")
-    assert {ch["name"] for ch in refused.result["checks"] if not ch["ok"]} == {c.GUARD_FAILOVER_LIMIT,
-                                                                              c.GUARD_FAILOVER_MIN_INTERVAL}
+    assert {ch["name"] for ch in refused.result["checks"] if not ch["ok"]} == {
+        c.GUARD_FAILOVER_LIMIT,
+        c.GUARD_FAILOVER_MIN_INTERVAL,
+    }
     control = world.client("token:read").get(f"/api/v1/clusters/{dark.id}/failover-control/").json()
     assert control["counters"]["failovers_in_window"] == 1 and control["counters"]["next_allowed_at"]
     assert control["last_failover"]["id"] == earlier.id and control["armed"] is True
-    assert world.client("token:read").post(f"/api/v1/clusters/{dark.id}/failover-control/reset/").status_code == 403
+    assert (
+        world.client("token:read").post(f"/api/v1/clusters/{dark.id}/failover-control/reset/").status_code
+        == 403
+    )
     reset = world.client("token:operate").post(f"/api/v1/clusters/{dark.id}/failover-control/reset/")
     assert reset.status_code == 200
     assert reset.json()["counters"]["failovers_in_window"] == 0 and reset.json()["counters"]["reset_at"]
@@ -180,7 +204,9 @@ def test_a_manual_failover_of_a_cluster_nobody_can_reach_is_refused(world, dark)
 
 def test_a_manual_failover_while_another_ha_job_runs_names_it(world, dark):
     active = create_job(dark, "adopt", requested_by="someone")
-    body = world.client("token:operate").post(f"/api/v1/clusters/{dark.id}/failover/", {}, format="json").json()
+    body = (
+        world.client("token:operate").post(f"/api/v1/clusters/{dark.id}/failover/", {}, format="json").json()
+    )
     assert body["code"] == "ha_job_active" and body["job"] == active.id
 
 
@@ -203,8 +229,9 @@ def test_switching_to_manual_disarms_and_to_automatic_starts_adopt(world, dark):
 def test_automatic_mode_while_an_ha_job_is_active_is_a_409_and_changes_nothing(world, dark):
     Cluster.objects.filter(pk=dark.pk).update(settings={"failover_mode": "manual"})
     active = create_job(dark, "switchover", requested_by="someone")
-    response = world.client("alice").patch(f"/api/v1/clusters/{dark.id}/", {"failover_mode": "automatic"},
-                                           format="json")
+    response = world.client("alice").patch(
+        f"/api/v1/clusters/{dark.id}/", {"failover_mode": "automatic"}, format="json"
+    )
     assert response.status_code == 409 and response.json()["job"] == active.id
     dark.refresh_from_db()
     assert dark.settings["failover_mode"] == "manual"
@@ -225,7 +252,9 @@ def test_a_failover_preempts_long_jobs_of_its_cluster(dark):
 def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
     after_tick(dark, observation(dark))
     job = Job.objects.get(cluster=dark, kind="failover")
-    Job.objects.filter(pk=job.pk).update(state="refused", started_at=timezone.now(), finished_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(
+        state="refused", started_at=timezone.now(), finished_at=timezone.now()
+    )
     for _ in range(2):
         after_tick(dark, observation(dark))
     assert Job.objects.filter(cluster=dark, kind="failover").count() == 1
@@ -233,14 +262,19 @@ def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
 
 def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
     client = world.client("alice")
-    response = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True}}, format="json")
+    response = client.patch(
+        f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True}}, format="json"
+    )
     assert response.status_code == 400
     body = response.json()
     assert set(body) >= {"detail", "code"} and "fence hook" in str(body)
     dark.refresh_from_db()
     assert not dark.settings.get("fence_required")
-    accepted = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True, "fence": "cut-power"}},
-                            format="json")
+    accepted = client.patch(
+        f"/api/v1/clusters/{dark.id}/",
+        {"settings": {"fence_required": True, "fence": "cut-power"}},
+        format="json",
+    )
     assert accepted.status_code == 200 and accepted.json()["settings"]["fence_required"] is True
     # removing the hook while it is required is refused the same way
     again = client.patch(f"/api/v1/clusters/{dark.id}/", {"settings": {"fence": ""}}, format="json")
@@ -250,10 +284,23 @@ def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
 def test_the_topology_payload_never_names_a_previous_primary_beside_a_newer_epoch(world, dark):
     p, r1, _ = _addresses(dark)
     servers = {s.address: s for s in dark.servers.all()}
-    snapshot = {"primary": p, "epoch": dark.epoch, "updated_at": "2026-12-06T00:00:00+00:00",
-                "servers": [{"id": s.id, "address": a, "role": "primary" if a == p else "replica", "state": "up",
-                             "read_only": a != p, "gtid_current_pos": "0-1-5", "replication": None}
-                            for a, s in servers.items()]}
+    snapshot = {
+        "primary": p,
+        "epoch": dark.epoch,
+        "updated_at": "2026-12-06T00:00:00+00:00",
+        "servers": [
+            {
+                "id": s.id,
+                "address": a,
+                "role": "primary" if a == p else "replica",
+                "state": "up",
+                "read_only": a != p,
+                "gtid_current_pos": "0-1-5",
+                "replication": None,
+            }
+            for a, s in servers.items()
+        ],
+    }
     hotstate.write_topology(dark.id, snapshot)
     url = f"/api/v1/clusters/{dark.id}/topology/"
     assert world.client("alice").get(url).json()["primary"] == p

@@ -1,5 +1,6 @@
 """Adding a member is an invitation: no user discovery across tenants, nobody pulled into a team without
 accepting, never a password in the answer (issue 14, item 5); removing a member revokes their tokens."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ pytestmark = [pytest.mark.api, pytest.mark.django_db]
 
 
 def _invite(world, email, role="viewer", capture=None):
-    response = world.client("alice").post(f"/api/v1/teams/{world.team_a.id}/members/", {"email": email, "role": role},
-                                          format="json")
+    response = world.client("alice").post(
+        f"/api/v1/teams/{world.team_a.id}/members/", {"email": email, "role": role}, format="json"
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -39,31 +41,49 @@ def test_a_new_person_accepts_by_choosing_a_password(world, django_capture_on_co
         _invite(world, "dora@acme.example", "operator")
     secret = _secret_from_mail()
     anonymous = APIClient()
-    weak = anonymous.post("/api/v1/invitations/accept/", {"secret": secret, "password": "short"}, format="json")
+    weak = anonymous.post(
+        "/api/v1/invitations/accept/", {"secret": secret, "password": "short"}, format="json"
+    )
     assert weak.status_code == 400 and "password" in weak.json()["errors"]
-    accepted = anonymous.post("/api/v1/invitations/accept/", {"secret": secret, "password": "dora-long-password-1"},
-                              format="json")
+    accepted = anonymous.post(
+        "/api/v1/invitations/accept/", {"secret": secret, "password": "dora-long-password-1"}, format="json"
+    )
     assert accepted.status_code == 200, accepted.content
-    assert accepted.json() == {"team": world.team_a.id, "team_name": "ops", "role": "operator",
-                               "email": "dora@acme.example"}
+    assert accepted.json() == {
+        "team": world.team_a.id,
+        "team_name": "ops",
+        "role": "operator",
+        "email": "dora@acme.example",
+    }
     dora = get_user_model().objects.get(username="dora@acme.example")
     assert dora.check_password("dora-long-password-1")
-    again = anonymous.post("/api/v1/invitations/accept/", {"secret": secret, "password": "dora-long-password-1"},
-                           format="json")
+    again = anonymous.post(
+        "/api/v1/invitations/accept/", {"secret": secret, "password": "dora-long-password-1"}, format="json"
+    )
     assert again.status_code == 400 and "already used" in again.json()["detail"]
 
 
-def test_an_existing_user_accepts_only_when_logged_in_as_that_address(world, django_capture_on_commit_callbacks):
+def test_an_existing_user_accepts_only_when_logged_in_as_that_address(
+    world, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         _invite(world, "charlie@globex.example", "viewer")
     secret = _secret_from_mail()
     anonymous = APIClient()
-    refused = anonymous.post("/api/v1/invitations/accept/", {"secret": secret, "password": "take-over-attempt-1"},
-                             format="json")
+    refused = anonymous.post(
+        "/api/v1/invitations/accept/", {"secret": secret, "password": "take-over-attempt-1"}, format="json"
+    )
     assert refused.status_code == 400 and "log in as" in refused.json()["detail"]
-    assert world.client("bob").post("/api/v1/invitations/accept/", {"secret": secret}, format="json").status_code == 400
-    assert world.client("token:tenant_b").post("/api/v1/invitations/accept/", {"secret": secret},
-                                               format="json").status_code == 400
+    assert (
+        world.client("bob").post("/api/v1/invitations/accept/", {"secret": secret}, format="json").status_code
+        == 400
+    )
+    assert (
+        world.client("token:tenant_b")
+        .post("/api/v1/invitations/accept/", {"secret": secret}, format="json")
+        .status_code
+        == 400
+    )
     accepted = world.client("charlie").post("/api/v1/invitations/accept/", {"secret": secret}, format="json")
     assert accepted.status_code == 200
     assert Membership.objects.get(team=world.team_a, user=world.charlie).role == "viewer"
@@ -79,8 +99,9 @@ def test_operators_print_a_new_link_without_a_mail_server(world):
     out = StringIO()
     call_command("invitation_link", "eve@acme.example", stdout=out)
     secret = out.getvalue().strip().splitlines()[-1]
-    accepted = APIClient().post("/api/v1/invitations/accept/", {"secret": secret, "password": "eve-long-password-1"},
-                                format="json")
+    accepted = APIClient().post(
+        "/api/v1/invitations/accept/", {"secret": secret, "password": "eve-long-password-1"}, format="json"
+    )
     assert accepted.status_code == 200
     assert Invitation.objects.get(email="eve@acme.example").status == "accepted"
 

@@ -4,6 +4,7 @@ claims, step records, refusals and failures with their abort, the lease, the rea
 Fake plans stand in for switchover/failover; they run on the real engine (threads and all), so these
 tests use committed transactions (the lease thread has its own database connection).
 """
+
 from __future__ import annotations
 
 import threading
@@ -50,6 +51,7 @@ def _step(name, outcome=None):
         if callable(outcome):
             return outcome(ctx)
         return outcome if outcome is not None else f"{name} done"
+
     return s.StepSpec(name, run)
 
 
@@ -101,7 +103,8 @@ def test_claiming_is_single_flight_and_an_expired_lease_can_be_taken(cluster):
     Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert engine.claim_job(job.id, "worker-2") is None
     Job.objects.filter(pk=job.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1))
+        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1)
+    )
     taken = engine.claim_job(job.id, "worker-2")
     assert taken.lease_owner == "worker-2" and taken.attempts == 2 and taken.state == "running"
     Job.objects.filter(pk=job.pk).update(state="succeeded")
@@ -129,7 +132,11 @@ def test_steps_run_in_order_and_every_outcome_is_recorded(cluster, fake_plan):
     assert kinds == ["job_created", "job_started", "job_finished"]
     audit = AuditEntry.objects.get(target=f"job:{job.id}")
     assert (audit.action, audit.actor, audit.result, audit.parameters) == (
-        f"job.{FAKE_KIND}", "user:alice", "succeeded", {"candidate": "h:1"})
+        f"job.{FAKE_KIND}",
+        "user:alice",
+        "succeeded",
+        {"candidate": "h:1"},
+    )
 
 
 def test_a_soft_failure_that_fails_the_job_lets_the_plan_finish(cluster, fake_plan):
@@ -212,18 +219,25 @@ def test_a_worker_that_lost_its_lease_stops_before_the_next_step(cluster, fake_p
 
 
 def test_the_reaper_hands_over_a_dead_workers_job_and_the_next_claim_resumes_it(cluster, fake_plan):
-    fake_plan(_step("checks"), _step("freeze"), s.StepSpec("wait", lambda ctx: CALLS.append("wait") or "waited",
-                                                           resume_from="freeze"), _step("open"))
+    fake_plan(
+        _step("checks"),
+        _step("freeze"),
+        s.StepSpec("wait", lambda ctx: CALLS.append("wait") or "waited", resume_from="freeze"),
+        _step("open"),
+    )
     job = engine.create_job(cluster, FAKE_KIND)
     job = engine.claim_job(job.id, "dead-worker")
     records = s.initial_records(engine.plan_for(FAKE_KIND))
     for record in records[:2]:
         record["state"] = s.OK
     records[2]["state"] = s.RUNNING
-    Job.objects.filter(pk=job.pk).update(steps=records, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Job.objects.filter(pk=job.pk).update(
+        steps=records, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert engine.reap_jobs() == []  # within the grace: the first worker's last statement may still run
     Job.objects.filter(pk=job.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1))
+        lease_expires_at=timezone.now() - timedelta(seconds=engine.REAPER_GRACE_SECONDS + 1)
+    )
     assert engine.reap_jobs() == [job.id]
     assert fake_plan.sent == [job.id]
     assert engine.reap_jobs() == []  # handed over: not sent again until the handoff expires
@@ -250,7 +264,9 @@ def test_a_pending_job_nobody_claimed_is_sent_again(cluster, fake_plan):
 def test_after_too_many_attempts_the_engine_gives_up_and_aborts(cluster, fake_plan):
     fake_plan(_step("freeze"), _step("wait"))
     job = engine.create_job(cluster, FAKE_KIND)
-    Job.objects.filter(pk=job.pk).update(state="running", attempts=engine.MAX_ATTEMPTS, lease_owner=engine.HANDOFF_OWNER)
+    Job.objects.filter(pk=job.pk).update(
+        state="running", attempts=engine.MAX_ATTEMPTS, lease_owner=engine.HANDOFF_OWNER
+    )
     done = engine.run_job(job.id)
     assert done.state == "failed" and CALLS == []
     assert "gave up after 3 attempts at step freeze" in done.result["detail"]
@@ -272,8 +288,9 @@ def test_two_workers_racing_for_one_job_run_it_once(cluster, fake_plan):
 
 def test_every_change_of_a_job_is_published_to_the_cluster_group(cluster, fake_plan, monkeypatch):
     published = []
-    monkeypatch.setattr(engine, "publish_job", lambda job: published.append(
-        (job.state, [r["state"] for r in job.steps])))
+    monkeypatch.setattr(
+        engine, "publish_job", lambda job: published.append((job.state, [r["state"] for r in job.steps]))
+    )
     fake_plan(_step("first"), s.StepSpec("quiet", lambda ctx: "shh", quiet=True), _step("last"))
     done = engine.run_job(engine.create_job(cluster, FAKE_KIND).id)
     assert done.state == "succeeded"
@@ -301,8 +318,12 @@ def test_a_worker_past_its_lease_deadline_changes_nothing_and_does_not_abort(clu
         raise s.StepFailed("a server error after the deadline")
 
     plan = fake_plan(s.StepSpec("fails_late", fails_late), s.StepSpec("slow", slow))
-    engine._PLANS[FAKE_KIND] = s.Plan(FAKE_KIND, plan.steps, context=FakeContext,
-                                      abort=lambda ctx, step, reason: aborts.append(step) or "aborted")
+    engine._PLANS[FAKE_KIND] = s.Plan(
+        FAKE_KIND,
+        plan.steps,
+        context=FakeContext,
+        abort=lambda ctx, step, reason: aborts.append(step) or "aborted",
+    )
     job = engine.create_job(cluster, FAKE_KIND)
     original = engine.LEASE_SECONDS
     engine.LEASE_SECONDS = 0.2  # the deadline passes during the first step; the database is not asked

@@ -1,4 +1,5 @@
 """/metrics (Prometheus, token-protected) and JSON errors for unknown API paths."""
+
 import pytest
 from django.test import override_settings
 
@@ -40,4 +41,7 @@ def test_cluster_object_says_what_the_caller_may_do(world):
     perms = {c["name"]: c["my_permissions"] for c in response.json()["results"]}
     assert perms and all(p == ["view_cluster"] for p in perms.values())
     response = world.client("alice").get("/api/v1/clusters/")
-    assert all(c["my_permissions"] == ["view_cluster", "operate_cluster", "admin_cluster"] for c in response.json()["results"])
+    assert all(
+        c["my_permissions"] == ["view_cluster", "operate_cluster", "admin_cluster"]
+        for c in response.json()["results"]
+    )

@@ -16,6 +16,7 @@ neither 401, 403, 404 nor 5xx, a validation 400 included), that list endpoints n
 tenant's objects, and that every unsafe request by an identified caller wrote one audit entry with
 the caller as actor and no secret in it.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ NEEDS = {
     # A cluster permission on cluster X (or on what hangs off it).
     "view": need(OK, **_dead, **_outside, token_restricted=404),
     "operate": need(OK, **_dead, **_outside, token_restricted=404, bob=403, token_read=403),
-    "admin": need(OK, **_dead, **_outside, token_restricted=404, bob=403, token_read=403, oscar=403, token_operate=403),
+    "admin": need(
+        OK, **_dead, **_outside, token_restricted=404, bob=403, token_read=403, oscar=403, token_operate=403
+    ),
     # Registering a cluster: the admin role in some team (tenant B registers in its own tenant).
     "create_cluster": need(403, **_dead, alice=OK, token_admin=OK, charlie=OK, token_tenant_b=OK),
     # Anyone identified; the answer is about the caller's own things.
@@ -118,16 +121,25 @@ def team(suffix: str = "") -> Callable[[object], str]:
 
 def _registration(w) -> dict:
     # Valid enough to pass validation; the server is a closed loopback port, so an allowed caller gets a 400.
-    return {"name": "new-cluster", "servers": [{"host": "127.0.0.1", "port": 9}],
-            "credentials": {"user": "dbpilot", "password": "matrix-secret-password"}}
+    return {
+        "name": "new-cluster",
+        "servers": [{"host": "127.0.0.1", "port": 9}],
+        "credentials": {"user": "dbpilot", "password": "matrix-secret-password"},
+    }
 
 
 def _route_x(w):
     """A route of cluster X (made directly: its endpoint is a closed loopback port)."""
     from clusters.routes.models import Route
 
-    route, _ = Route.objects.get_or_create(cluster=w.cluster_x, name="matrix", defaults={
-        "kind": "haproxy", "settings": {"runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"}})
+    route, _ = Route.objects.get_or_create(
+        cluster=w.cluster_x,
+        name="matrix",
+        defaults={
+            "kind": "haproxy",
+            "settings": {"runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"},
+        },
+    )
     return route
 
 
@@ -141,8 +153,12 @@ def _subscription_a(w):
     from clusters.services.alerts import create_subscription
 
     existing = AlertSubscription.objects.filter(tenant=w.tenant_a, name="matrix").first()
-    return existing or create_subscription(w.tenant_a, w.alice, {"name": "matrix", "channel": "email",
-                                                                 "target": "ops@acme.example"})[0]
+    return (
+        existing
+        or create_subscription(
+            w.tenant_a, w.alice, {"name": "matrix", "channel": "email", "target": "ops@acme.example"}
+        )[0]
+    )
 
 
 def subscription(suffix: str = "") -> Callable[[object], str]:
@@ -158,8 +174,9 @@ def _hide_tenant_a_clusters(w, who) -> set[int]:
 def _group_a(w):
     from clusters.models import ParameterGroup
 
-    group, _ = ParameterGroup.objects.get_or_create(tenant=w.cluster_x.tenant, name="matrix",
-                                                    defaults={"parameters": {"max_connections": "300"}})
+    group, _ = ParameterGroup.objects.get_or_create(
+        tenant=w.cluster_x.tenant, name="matrix", defaults={"parameters": {"max_connections": "300"}}
+    )
     return group
 
 
@@ -168,20 +185,51 @@ HTTP_MATRIX: list[Row] = [
     Row("cluster-stop", "POST", "admin", cluster("stop/")),
     Row("cluster-start", "POST", "operate", cluster("start/")),
     Row("cluster-servers", "POST", "admin", cluster("servers/"), lambda w: {}),
-    Row("cluster-server", "DELETE", "admin",
-        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.last().id}/"),
-    Row("parameter-groups", "GET", "signed_in", lambda w: "/api/v1/parameter-groups/",
-        hides=lambda w, who: {_group_a(w).id} if who in OUTSIDERS else set()),
-    Row("parameter-groups", "POST", "create_cluster", lambda w: "/api/v1/parameter-groups/",
-        lambda w: {"name": "new-group", "parameters": {"max_connections": 200}}),
+    Row(
+        "cluster-server",
+        "DELETE",
+        "admin",
+        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.last().id}/",
+    ),
+    Row(
+        "parameter-groups",
+        "GET",
+        "signed_in",
+        lambda w: "/api/v1/parameter-groups/",
+        hides=lambda w, who: {_group_a(w).id} if who in OUTSIDERS else set(),
+    ),
+    Row(
+        "parameter-groups",
+        "POST",
+        "create_cluster",
+        lambda w: "/api/v1/parameter-groups/",
+        lambda w: {"name": "new-group", "parameters": {"max_connections": 200}},
+    ),
     Row("parameter-group", "GET", "tenant_a_read", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"),
-    Row("parameter-group", "PATCH", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/",
-        lambda w: {"parameters": {"max_connections": 250}}),
-    Row("parameter-group", "DELETE", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"),
+    Row(
+        "parameter-group",
+        "PATCH",
+        "tenant_a_admin",
+        lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/",
+        lambda w: {"parameters": {"max_connections": 250}},
+    ),
+    Row(
+        "parameter-group", "DELETE", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"
+    ),
     Row("quota", "GET", "quota", lambda w: "/api/v1/quota/"),
     Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
-    Row("platform-hosts", "POST", "platform_operator", lambda w: "/api/v1/platform/hosts/",
-        lambda w: {"name": "db1", "address": "127.0.0.1", "zone": "a", "capacity": {"instances": 4, "memory_mb": 8192}}),
+    Row(
+        "platform-hosts",
+        "POST",
+        "platform_operator",
+        lambda w: "/api/v1/platform/hosts/",
+        lambda w: {
+            "name": "db1",
+            "address": "127.0.0.1",
+            "zone": "a",
+            "capacity": {"instances": 4, "memory_mb": 8192},
+        },
+    ),
     # Clusters (clusters/api/views.py)
     Row("cluster-list", "GET", "signed_in", lambda w: "/api/v1/clusters/", hides=_hide_tenant_a_clusters),
     Row("cluster-list", "POST", "create_cluster", lambda w: "/api/v1/clusters/", _registration),
@@ -192,18 +240,29 @@ HTTP_MATRIX: list[Row] = [
     Row("cluster-events", "GET", "view", cluster("events/")),
     Row("cluster-jobs", "GET", "view", cluster("jobs/")),
     Row("cluster-topology", "GET", "view", cluster("topology/")),
-    Row("cluster-maintenance", "POST", "operate",
+    Row(
+        "cluster-maintenance",
+        "POST",
+        "operate",
         lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().id}/maintenance/",
-        lambda w: {"on": True}),
+        lambda w: {"on": True},
+    ),
     Row("cluster-switchover", "POST", "operate", cluster("switchover/"), lambda w: {}),
     Row("cluster-failover", "POST", "operate", cluster("failover/"), lambda w: {}),
     Row("cluster-failover-control", "GET", "view", cluster("failover-control/")),
-    Row("cluster-failover-control-reset", "POST", "operate", cluster("failover-control/reset/"), lambda w: {}),
+    Row(
+        "cluster-failover-control-reset", "POST", "operate", cluster("failover-control/reset/"), lambda w: {}
+    ),
     Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
     # Routes and health checks (clusters/api/routes.py)
     Row("cluster-routes", "GET", "view", cluster("routes/")),
-    Row("cluster-routes", "POST", "admin", cluster("routes/"),
-        lambda w: {"kind": "haproxy", "runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"}),
+    Row(
+        "cluster-routes",
+        "POST",
+        "admin",
+        cluster("routes/"),
+        lambda w: {"kind": "haproxy", "runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write"},
+    ),
     Row("cluster-route", "GET", "view", route()),
     Row("cluster-route", "PATCH", "admin", route(), lambda w: {"read_backend": "db_read"}),
     Row("cluster-route", "PUT", "not_allowed", route(), lambda w: {}),
@@ -211,59 +270,140 @@ HTTP_MATRIX: list[Row] = [
     Row("cluster-route-haproxy-cfg", "GET", "view", lambda w: route()(w).rstrip("/") + "/haproxy.cfg"),
     Row("cluster-route-sync", "POST", "operate", route("sync/")),
     Row("cluster-health-key", "POST", "admin", cluster("health-key/")),
-    Row("server-health", "GET", "health_key",
-        lambda w: f"/api/v1/health/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().address}/primary"),
+    Row(
+        "server-health",
+        "GET",
+        "health_key",
+        lambda w: (
+            f"/api/v1/health/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.first().address}/primary"
+        ),
+    ),
     # Metrics and alert subscriptions (clusters/api/history.py, clusters/api/alerts.py)
     Row("cluster-metrics", "GET", "view", cluster("metrics/?range=1h")),
-    Row("alert-subscription-list", "GET", "signed_in", lambda w: "/api/v1/alerts/subscriptions/",
-        hides=lambda w, who: set() if who == "alice" else {_subscription_a(w).id}),
-    Row("alert-subscription-list", "POST", "tenant_admin", lambda w: "/api/v1/alerts/subscriptions/",
-        lambda w: {"name": "matrix-new", "channel": "email", "target": "new@acme.example"}),
+    Row(
+        "alert-subscription-list",
+        "GET",
+        "signed_in",
+        lambda w: "/api/v1/alerts/subscriptions/",
+        hides=lambda w, who: set() if who == "alice" else {_subscription_a(w).id},
+    ),
+    Row(
+        "alert-subscription-list",
+        "POST",
+        "tenant_admin",
+        lambda w: "/api/v1/alerts/subscriptions/",
+        lambda w: {"name": "matrix-new", "channel": "email", "target": "new@acme.example"},
+    ),
     Row("alert-subscription-detail", "GET", "alert_admin", subscription()),
     Row("alert-subscription-detail", "PATCH", "alert_admin", subscription(), lambda w: {"codes": ["x"]}),
     Row("alert-subscription-detail", "DELETE", "alert_admin", subscription()),
     Row("alert-subscription-deliveries", "GET", "alert_admin", subscription("deliveries/")),
     Row("alert-subscription-test", "POST", "alert_admin", subscription("test/")),
     # Teams, members, grants
-    Row("team-list", "GET", "signed_in", lambda w: "/api/v1/teams/",
-        hides=lambda w, who: {w.team_a.id} if who in OUTSIDERS else set()),
+    Row(
+        "team-list",
+        "GET",
+        "signed_in",
+        lambda w: "/api/v1/teams/",
+        hides=lambda w, who: {w.team_a.id} if who in OUTSIDERS else set(),
+    ),
     Row("team-list", "POST", "tenant_admin", lambda w: "/api/v1/teams/", lambda w: {"name": "newteam"}),
     Row("team-detail", "GET", "team_read", team()),
     Row("team-detail", "PATCH", "team_manage", team(), lambda w: {"name": "renamed"}),
     Row("team-detail", "DELETE", "team_manage", team()),
     Row("team-members", "GET", "team_read", team("members/")),
-    Row("team-members", "POST", "team_manage", team("members/"),
-        lambda w: {"email": "new@acme.example", "role": "viewer"}),
-    Row("team-member", "PATCH", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/",
-        lambda w: {"role": "operator"}),
+    Row(
+        "team-members",
+        "POST",
+        "team_manage",
+        team("members/"),
+        lambda w: {"email": "new@acme.example", "role": "viewer"},
+    ),
+    Row(
+        "team-member",
+        "PATCH",
+        "team_manage",
+        lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/",
+        lambda w: {"role": "operator"},
+    ),
     Row("team-member", "DELETE", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/members/{w.bob.id}/"),
     Row("team-grants", "GET", "team_read", team("grants/")),
-    Row("team-grants", "POST", "team_manage", team("grants/"),
-        lambda w: {"cluster": w.cluster_x.id, "permissions": ["view_cluster"]}),
-    Row("team-grant", "DELETE", "team_manage", lambda w: f"/api/v1/teams/{w.team_a.id}/grants/{w.cluster_x.id}/"),
+    Row(
+        "team-grants",
+        "POST",
+        "team_manage",
+        team("grants/"),
+        lambda w: {"cluster": w.cluster_x.id, "permissions": ["view_cluster"]},
+    ),
+    Row(
+        "team-grant",
+        "DELETE",
+        "team_manage",
+        lambda w: f"/api/v1/teams/{w.team_a.id}/grants/{w.cluster_x.id}/",
+    ),
     # Tokens
-    Row("token-list", "GET", "signed_in", lambda w: "/api/v1/tokens/",
-        hides=lambda w, who: {t.id for t in w.token_rows.values() if t.team_id == w.team_a.id} if who in OUTSIDERS else set()),
-    Row("token-list", "POST", "token_create", lambda w: "/api/v1/tokens/",
-        lambda w: {"team": w.team_a.id, "scope": "read", "name": "matrix"}),
+    Row(
+        "token-list",
+        "GET",
+        "signed_in",
+        lambda w: "/api/v1/tokens/",
+        hides=lambda w, who: (
+            {t.id for t in w.token_rows.values() if t.team_id == w.team_a.id} if who in OUTSIDERS else set()
+        ),
+    ),
+    Row(
+        "token-list",
+        "POST",
+        "token_create",
+        lambda w: "/api/v1/tokens/",
+        lambda w: {"team": w.team_a.id, "scope": "read", "name": "matrix"},
+    ),
     Row("token-detail", "GET", "team_read", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/"),
     Row("token-detail", "DELETE", "token_manage", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/"),
-    Row("token-revoke", "POST", "token_manage", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/revoke/"),
+    Row(
+        "token-revoke", "POST", "token_manage", lambda w: f"/api/v1/tokens/{w.token_rows['read'].id}/revoke/"
+    ),
     # Audit log
     Row("audit-list", "GET", "audit_read", lambda w: "/api/v1/audit/"),
     # Session login (audited by the views themselves: tests/api/test_tenancy.py)
     Row("auth-csrf", "GET", "public", lambda w: "/api/v1/auth/csrf/"),
-    Row("auth-login", "POST", "public", lambda w: "/api/v1/auth/login/",
-        lambda w: {"email": "nobody@acme.example", "password": "not-the-password"}, audited=False, shares_world=True),
-    Row("auth-logout", "POST", "public_signed_optional", lambda w: "/api/v1/auth/logout/", audited=False,
-        shares_world=True),
+    Row(
+        "auth-login",
+        "POST",
+        "public",
+        lambda w: "/api/v1/auth/login/",
+        lambda w: {"email": "nobody@acme.example", "password": "not-the-password"},
+        audited=False,
+        shares_world=True,
+    ),
+    Row(
+        "auth-logout",
+        "POST",
+        "public_signed_optional",
+        lambda w: "/api/v1/auth/logout/",
+        audited=False,
+        shares_world=True,
+    ),
     Row("auth-me", "GET", "signed_in", lambda w: "/api/v1/auth/me/"),
     # Invitations: the one-time secret is the authorization (a wrong one is a 400 for everyone)
-    Row("invitation-accept", "POST", "public_invalid", lambda w: "/api/v1/invitations/accept/",
-        lambda w: {"secret": "not-an-invitation-secret"}, audited=False, shares_world=True),
+    Row(
+        "invitation-accept",
+        "POST",
+        "public_invalid",
+        lambda w: "/api/v1/invitations/accept/",
+        lambda w: {"secret": "not-an-invitation-secret"},
+        audited=False,
+        shares_world=True,
+    ),
     # Platform
     Row("platform", "GET", "signed_in", lambda w: "/api/v1/platform/"),
-    Row("platform-pause", "POST", "platform_operator", lambda w: "/api/v1/platform/pause/", lambda w: {"reason": "matrix"}),
+    Row(
+        "platform-pause",
+        "POST",
+        "platform_operator",
+        lambda w: "/api/v1/platform/pause/",
+        lambda w: {"reason": "matrix"},
+    ),
     Row("platform-resume", "POST", "platform_operator", lambda w: "/api/v1/platform/resume/"),
     Row("platform-health", "GET", "platform_operator", lambda w: "/api/v1/platform/health/"),
 ]
@@ -287,8 +427,12 @@ def _events_of(w, who) -> dict[int, bool]:
 
 
 WS_MATRIX: list[WsRow] = [
-    WsRow("ws/clusters/<int:cluster_id>/", "view", lambda w: f"/ws/clusters/{w.cluster_x.id}/",
-          receives=lambda w, who: {w.cluster_x.id: True} if NEEDS["view"][who] == OK else {}),
+    WsRow(
+        "ws/clusters/<int:cluster_id>/",
+        "view",
+        lambda w: f"/ws/clusters/{w.cluster_x.id}/",
+        receives=lambda w, who: {w.cluster_x.id: True} if NEEDS["view"][who] == OK else {},
+    ),
     WsRow("ws/events/", "signed_in", lambda w: "/ws/events/", receives=_events_of),
     WsRow("ws/jobs/<int:job_id>/", "view", lambda w: f"/ws/jobs/{w.job_x.id}/"),
 ]
@@ -336,8 +480,10 @@ def websocket_routes() -> set[str]:
 def test_every_endpoint_is_in_the_matrix():
     endpoints = api_endpoints()
     table = {(row.name, row.method) for row in HTTP_MATRIX}
-    missing = sorted(f"{name or '(unnamed: give the URL pattern a name)'} {method}  ({endpoints[(name, method)]})"
-                     for name, method in set(endpoints) - table)
+    missing = sorted(
+        f"{name or '(unnamed: give the URL pattern a name)'} {method}  ({endpoints[(name, method)]})"
+        for name, method in set(endpoints) - table
+    )
     stale = sorted(f"{name} {method}" for name, method in table - set(endpoints))
     ws_missing = sorted(websocket_routes() - {row.route for row in WS_MATRIX})
     ws_stale = sorted({row.route for row in WS_MATRIX} - websocket_routes())
@@ -366,7 +512,8 @@ def test_every_row_names_a_known_need():
 def _secrets_of(world, row) -> list[str]:
     body = row.body(world) if row.body else {}
     found = [v for k, v in body.items() if "password" in k] + [
-        v for k, v in (body.get("credentials") or {}).items() if k == "password"]
+        v for k, v in (body.get("credentials") or {}).items() if k == "password"
+    ]
     found += list(world.tokens.values())
     for cluster_ in (world.cluster_x, world.cluster_y, world.cluster_z):
         found += list(cluster_.test_passwords)
@@ -410,7 +557,9 @@ def _check(world, row, who, expected) -> list[str]:
         elif identified:
             entry = entries[0]
             if entry.actor != world.label(who) or entry.result != str(status):
-                problems.append(f"{who}: audit entry {entry.actor!r} {entry.action} {entry.result} does not name the caller/result")
+                problems.append(
+                    f"{who}: audit entry {entry.actor!r} {entry.action} {entry.result} does not name the caller/result"
+                )
             recorded = json.dumps(entry.parameters)
             leaked = [s for s in _secrets_of(world, row) if s in recorded]
             if leaked:
@@ -440,8 +589,11 @@ def test_refusals_and_reads(row, world, generous_login_limit):
 
 
 ALLOWED_WRITES = [
-    (row, who) for row in HTTP_MATRIX if row.method not in SAFE_METHODS and not row.shares_world
-    for who in ACTORS if NEEDS[row.needs][who] == OK
+    (row, who)
+    for row in HTTP_MATRIX
+    if row.method not in SAFE_METHODS and not row.shares_world
+    for who in ACTORS
+    if NEEDS[row.needs][who] == OK
 ]
 
 
@@ -475,7 +627,10 @@ async def _ws_outcome(application, path, headers, receives: dict[int, bool]) -> 
     layer = get_channel_layer()
     for cluster_id, should_receive in receives.items():
         payload = {"type": "event", "cluster_id": cluster_id, "kind": "matrix", "message": "hello"}
-        await layer.group_send(cluster_group(cluster_id), {"type": "cluster.message", "cluster_id": cluster_id, "payload": payload})
+        await layer.group_send(
+            cluster_group(cluster_id),
+            {"type": "cluster.message", "cluster_id": cluster_id, "payload": payload},
+        )
         got = not await communicator.receive_nothing(timeout=0.3)
         if got:
             await communicator.receive_json_from()
@@ -494,7 +649,10 @@ def test_websocket_routes(row, world, websocket_in_test_transaction):
     for who in ACTORS:
         expected = needs[who]
         outcome, received = async_to_sync(_ws_outcome)(
-            application, row.path(world), _ws_headers(world, who), row.receives(world, who) if expected == OK else {}
+            application,
+            row.path(world),
+            _ws_headers(world, who),
+            row.receives(world, who) if expected == OK else {},
         )
         wanted = OK if expected == OK else WS_CLOSE_CODE.get(expected, expected)
         if outcome != wanted:
@@ -559,7 +717,11 @@ def test_a_socket_stops_when_the_grant_is_revoked(world, websocket_in_test_trans
         assert connected
         await communicator.receive_json_from()  # the topology snapshot
         await database_sync_to_async(revoke_cluster)(world.team_a, world.cluster_x)
-        event = {"type": "cluster.message", "cluster_id": cluster_id, "payload": {"type": "event", "message": "after"}}
+        event = {
+            "type": "cluster.message",
+            "cluster_id": cluster_id,
+            "payload": {"type": "event", "message": "after"},
+        }
         await get_channel_layer().group_send(cluster_group(cluster_id), event)
         return await communicator.receive_output(timeout=3)
 

@@ -1,5 +1,6 @@
 """dbpilot's own health for operators, the REDIS_UNREACHABLE platform finding, and 503 JSON (never a 500
 page) while its database or Redis does not answer."""
+
 from __future__ import annotations
 
 import json
@@ -55,13 +56,18 @@ def test_recording_an_outage_twice_keeps_one_open_finding(db):
     record_redis(False, "ConnectionError: refused")
     record_redis(True)
     record_redis(False, "TimeoutError")
-    assert [f.resolved_at is None for f in PlatformFinding.objects.order_by("opened_at", "id")] == [False, True]
+    assert [f.resolved_at is None for f in PlatformFinding.objects.order_by("opened_at", "id")] == [
+        False,
+        True,
+    ]
 
 
 def test_a_database_or_redis_outage_is_a_503_with_detail_and_code(db):
     from django.db.backends.sqlite3.base import DatabaseWrapper
 
-    gone = DatabaseWrapper({**connection.settings_dict, "NAME": "/nonexistent-dir/dbpilot.sqlite3"}, alias="gone")
+    gone = DatabaseWrapper(
+        {**connection.settings_dict, "NAME": "/nonexistent-dir/dbpilot.sqlite3"}, alias="gone"
+    )
     with pytest.raises(OperationalError) as caught:
         gone.ensure_connection()  # the database cannot be reached: Django's OperationalError
     response = unavailable_response(caught.value)

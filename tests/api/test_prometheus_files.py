@@ -1,5 +1,6 @@
 """docs/prometheus: the alerting rules pass `promtool check rules`, and the rules and the Grafana dashboard
 use only metric names /metrics exports."""
+
 import json
 import re
 import shutil
@@ -30,16 +31,21 @@ def exported_names(client) -> set[str]:
 def test_promtool_accepts_the_rules():
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: scripts/setup.sh --tests installs Debian's prometheus package"
-    result = subprocess.run([promtool, "check", "rules", str(DOCS / "rules.yml")], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(DOCS / "rules.yml")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_rules_and_dashboard_use_only_exported_metrics(client, make_cluster, world, clean_redis):
     exported = exported_names(client)
-    assert {"dbpilot_replication_lag_seconds", "dbpilot_ha_jobs_total", "dbpilot_monitor_probes_total",
-            "dbpilot_job_duration_seconds_bucket"} <= exported
+    assert {
+        "dbpilot_replication_lag_seconds",
+        "dbpilot_ha_jobs_total",
+        "dbpilot_monitor_probes_total",
+        "dbpilot_job_duration_seconds_bucket",
+    } <= exported
     dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
     expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     expressions += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]

@@ -1,5 +1,6 @@
 """The provisioning API without servers: the cluster object's endpoints (with a route's client-facing
 addresses), deletion protection on a registered cluster, parameter groups, and the quota endpoint."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,17 +19,35 @@ def test_endpoints_are_the_servers_or_a_routes_client_addresses(world):
     body = client.get(f"/api/v1/clusters/{cluster.id}/").json()
     assert body["endpoints"] == {"writer": servers[0].address, "readers": [s.address for s in servers[1:]]}
 
-    created = client.post(f"/api/v1/clusters/{cluster.id}/routes/", {
-        "kind": "haproxy", "runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write",
-        "client_address": "db.example.internal:3306", "client_read_address": "db.example.internal:3307"},
-        format="json")
+    created = client.post(
+        f"/api/v1/clusters/{cluster.id}/routes/",
+        {
+            "kind": "haproxy",
+            "runtime_api": "tcp://127.0.0.1:9",
+            "write_backend": "db_write",
+            "client_address": "db.example.internal:3306",
+            "client_read_address": "db.example.internal:3307",
+        },
+        format="json",
+    )
     assert created.status_code in (201, 202), created.content
     body = client.get(f"/api/v1/clusters/{cluster.id}/").json()
-    assert body["endpoints"] == {"writer": "db.example.internal:3306", "readers": ["db.example.internal:3307"]}
+    assert body["endpoints"] == {
+        "writer": "db.example.internal:3306",
+        "readers": ["db.example.internal:3307"],
+    }
 
-    bad = client.post(f"/api/v1/clusters/{cluster.id}/routes/", {
-        "kind": "haproxy", "name": "bad", "runtime_api": "tcp://127.0.0.1:9", "write_backend": "db_write",
-        "client_address": "no port here"}, format="json")
+    bad = client.post(
+        f"/api/v1/clusters/{cluster.id}/routes/",
+        {
+            "kind": "haproxy",
+            "name": "bad",
+            "runtime_api": "tcp://127.0.0.1:9",
+            "write_backend": "db_write",
+            "client_address": "no port here",
+        },
+        format="json",
+    )
     assert bad.status_code == 400 and "client_address" in bad.json()["detail"]
     assert Route.objects.filter(cluster=cluster).count() == 1
 
@@ -37,10 +56,14 @@ def test_a_registered_cluster_with_deletion_protection_is_refused_then_forgotten
     client = world.client("alice")
     cluster = world.cluster_y
     assert client.get(f"/api/v1/clusters/{cluster.id}/").json()["settings"]["deletion_protection"] is False
-    client.patch(f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": True}}, format="json")
+    client.patch(
+        f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": True}}, format="json"
+    )
     refused = client.delete(f"/api/v1/clusters/{cluster.id}/")
     assert refused.status_code == 409 and refused.json()["code"] == "deletion_protected"
-    client.patch(f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": False}}, format="json")
+    client.patch(
+        f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": False}}, format="json"
+    )
     assert client.delete(f"/api/v1/clusters/{cluster.id}/").status_code == 204
     assert not Cluster.objects.filter(pk=cluster.id).exists()
 
@@ -55,13 +78,21 @@ def test_stop_start_and_scale_are_for_provisioned_clusters_only(world):
 
 def test_parameter_groups_validate_and_stay_in_their_tenant(world):
     alice, charlie = world.client("alice"), world.client("charlie")
-    created = alice.post("/api/v1/parameter-groups/", {"name": "oltp", "parameters": {
-        "max_connections": 500, "innodb_buffer_pool_size": "1G"}}, format="json")
+    created = alice.post(
+        "/api/v1/parameter-groups/",
+        {"name": "oltp", "parameters": {"max_connections": 500, "innodb_buffer_pool_size": "1G"}},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     assert created.json()["parameters"] == {"max_connections": "500", "innodb_buffer_pool_size": str(1 << 30)}
-    for parameters, message in (({"init_file": "/tmp/x"}, "as root"), ({"max_connections": 3}, "at least 10"),
-                                ({"max_connections": 100, "bogus": 1}, "unknown")):
-        bad = alice.post("/api/v1/parameter-groups/", {"name": "bad", "parameters": parameters}, format="json")
+    for parameters, message in (
+        ({"init_file": "/tmp/x"}, "as root"),
+        ({"max_connections": 3}, "at least 10"),
+        ({"max_connections": 100, "bogus": 1}, "unknown"),
+    ):
+        bad = alice.post(
+            "/api/v1/parameter-groups/", {"name": "bad", "parameters": parameters}, format="json"
+        )
         assert bad.status_code == 400 and message in bad.json()["detail"], bad.json()
     assert not ParameterGroup.objects.filter(name="bad").exists()
     duplicate = alice.post("/api/v1/parameter-groups/", {"name": "oltp", "parameters": {}}, format="json")
@@ -70,8 +101,9 @@ def test_parameter_groups_validate_and_stay_in_their_tenant(world):
     assert charlie.get(f"/api/v1/parameter-groups/{group}/").status_code == 404
     assert charlie.get("/api/v1/parameter-groups/").json() == []
     # A provision request naming another tenant's group does not find it.
-    response = charlie.post("/api/v1/clusters/", {"name": "x", "provision": {"parameter_group": "oltp"}},
-                            format="json")
+    response = charlie.post(
+        "/api/v1/clusters/", {"name": "x", "provision": {"parameter_group": "oltp"}}, format="json"
+    )
     assert response.status_code == 400 and "provision.parameter_group" in response.json()["errors"]
 
 
@@ -86,14 +118,23 @@ def test_the_quota_endpoint_counts_clusters_servers_and_memory(world):
 
 def test_platform_operators_register_database_hosts_with_a_clear_message_for_bad_input(world):
     root, alice = world.client("root"), world.client("alice")
-    body = {"name": "db1", "address": "127.0.0.1", "zone": "zone-a", "capacity": {"instances": 4, "memory_mb": 8192}}
+    body = {
+        "name": "db1",
+        "address": "127.0.0.1",
+        "zone": "zone-a",
+        "capacity": {"instances": 4, "memory_mb": 8192},
+    }
     assert alice.post("/api/v1/platform/hosts/", body, format="json").status_code == 403
     created = root.post("/api/v1/platform/hosts/", body, format="json")
     assert created.status_code == 201, created.content
-    assert created.json()["capacity"] == {"instances": 4, "memory_mb": 8192} and created.json()["down"] is False
+    assert (
+        created.json()["capacity"] == {"instances": 4, "memory_mb": 8192} and created.json()["down"] is False
+    )
     again = root.post("/api/v1/platform/hosts/", body, format="json")
     assert again.status_code == 400 and "already registered" in again.json()["detail"]
-    outside = root.post("/api/v1/platform/hosts/", {**body, "name": "db2", "address": "192.0.2.10"}, format="json")
+    outside = root.post(
+        "/api/v1/platform/hosts/", {**body, "name": "db2", "address": "192.0.2.10"}, format="json"
+    )
     assert outside.status_code == 400 and "address" in outside.json()["errors"]
     bad_zone = root.post("/api/v1/platform/hosts/", {**body, "name": "db3", "zone": "Zone A"}, format="json")
     assert bad_zone.status_code == 400 and "zone" in bad_zone.json()["errors"]

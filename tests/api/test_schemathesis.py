@@ -12,6 +12,7 @@ Hostile inputs ride along: every valid example is sent again with a control char
 (`\n`, `\r`, `\t`, NUL, U+2028) appended to each of its strings (body, query and path parameters), and
 every operation that takes a body also gets a 20 kB `[[[...]]]` and a deeply nested object.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,15 +75,27 @@ def _send_hostile(case, headers: dict, index: int, failures: list[str], label: s
             transaction.set_rollback(True)
         sent += 1
         if os.environ.get("DBPILOT_SCHEMATHESIS_DEBUG"):
-            print(label, repr(separator), round(time.monotonic() - started, 2), response and response.status_code)
+            print(
+                label,
+                repr(separator),
+                round(time.monotonic() - started, 2),
+                response and response.status_code,
+            )
         if response is not None and response.status_code >= 500:
-            failures.append(f"{label} (separator {separator!r}): {response.status_code} {response.text[:200]!r}")
+            failures.append(
+                f"{label} (separator {separator!r}): {response.status_code} {response.text[:200]!r}"
+            )
     if index == 0 and case.method.upper() in ("POST", "PUT", "PATCH"):
         client = Client(application)
         for body in DEEP_BODIES:
             with transaction.atomic():
-                response = client.open(case.formatted_path, method=case.method.upper(), data=body,
-                                       content_type="application/json", headers=headers)
+                response = client.open(
+                    case.formatted_path,
+                    method=case.method.upper(),
+                    data=body,
+                    content_type="application/json",
+                    headers=headers,
+                )
                 transaction.set_rollback(True)
             sent += 1
             if response.status_code >= 500:
@@ -129,8 +142,14 @@ def fuzz(operation, mode, deadline: float, headers: dict, failures: list[str]) -
         print("fuzz", operation.label, mode.value, round(deadline - time.monotonic(), 1), flush=True)
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         nonlocal sent, cut_short
         if sent and time.monotonic() > deadline:  # one example always goes: a loaded machine still tests all
@@ -141,8 +160,10 @@ def fuzz(operation, mode, deadline: float, headers: dict, failures: list[str]) -
             transaction.set_rollback(True)
         sent += 1
         if response.status_code >= 500:
-            failures.append(f"{operation.label} ({mode.value}): {response.status_code} "
-                            f"{response.text[:200]!r}\n    {case.as_curl_command(headers=headers)}")
+            failures.append(
+                f"{operation.label} ({mode.value}): {response.status_code} "
+                f"{response.text[:200]!r}\n    {case.as_curl_command(headers=headers)}"
+            )
         if mode.value == "positive":
             sent += _send_hostile(case, headers, sent - 1, failures, operation.label)
 
@@ -176,7 +197,9 @@ def test_generated_requests_never_get_a_server_error(world, loopback_only, wsgi_
                 cut_short.add(operation.label)
 
     elapsed = time.monotonic() - started
-    print(f"\nschemathesis: {calls} requests over {len(operations)} operations in {elapsed:.1f} s"
-          + (f"; the time budget cut {len(cut_short)} operations short" if cut_short else ""))
+    print(
+        f"\nschemathesis: {calls} requests over {len(operations)} operations in {elapsed:.1f} s"
+        + (f"; the time budget cut {len(cut_short)} operations short" if cut_short else "")
+    )
     assert calls > len(operations), "every operation got requests"
     assert not failures, f"{len(failures)} server errors:\n  " + "\n  ".join(dict.fromkeys(failures))

@@ -1,5 +1,6 @@
 """Secrets at rest: encrypted with MultiFernet, rotatable, never returned by the API; and, after the whole
 test run, no plaintext server password or token secret in the control-plane database file or the logs."""
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,11 @@ def test_credentials_are_encrypted_and_never_returned(world):
     stored = Cluster.objects.get(pk=world.cluster_x.pk)
     assert password not in stored.credentials_encrypted
     assert decrypt_json(stored.credentials_encrypted) == {"user": "dbpilot", "password": password}
-    for url in (f"/api/v1/clusters/{world.cluster_x.id}/", "/api/v1/clusters/", f"/api/v1/clusters/{world.cluster_x.id}/topology/"):
+    for url in (
+        f"/api/v1/clusters/{world.cluster_x.id}/",
+        "/api/v1/clusters/",
+        f"/api/v1/clusters/{world.cluster_x.id}/topology/",
+    ):
         text = world.client("alice").get(url).content.decode()
         assert password not in text and replication_password not in text and "credentials" not in text
 
@@ -51,28 +56,38 @@ def test_a_value_from_an_unknown_key_is_a_clear_error(settings):
 @pytest.mark.django_db
 def test_encrypted_fields_are_discovered_and_can_be_registered(monkeypatch):
     found = {(model._meta.label, name) for model, name in encrypted_fields()}
-    assert {("clusters.Cluster", "credentials_encrypted"), ("clusters.Cluster", "replication_credentials_encrypted")} <= found
+    assert {
+        ("clusters.Cluster", "credentials_encrypted"),
+        ("clusters.Cluster", "replication_credentials_encrypted"),
+    } <= found
     monkeypatch.setattr(crypto, "_registered", {("tenants.Tenant", "name")})
     assert (apps.get_model("tenants.Tenant"), "name") in encrypted_fields()
 
 
 @pytest.mark.django_db
 def test_rotate_secrets_reencrypts_every_field_under_the_first_key(world, settings):
-    before = {c.pk: (decrypt_json(c.credentials_encrypted), decrypt_json(c.replication_credentials_encrypted))
-              for c in Cluster.objects.all()}
+    before = {
+        c.pk: (decrypt_json(c.credentials_encrypted), decrypt_json(c.replication_credentials_encrypted))
+        for c in Cluster.objects.all()
+    }
     new_key = Fernet.generate_key().decode()
     settings.DBPILOT_FERNET_KEYS = [new_key, *settings.DBPILOT_FERNET_KEYS]
     dry = io.StringIO()
     call_command("rotate_secrets", "--dry-run", stdout=dry)
-    assert "clusters.Cluster.credentials_encrypted: 3 to re-encrypt, 0 already under the first key" in dry.getvalue()
+    assert (
+        "clusters.Cluster.credentials_encrypted: 3 to re-encrypt, 0 already under the first key"
+        in dry.getvalue()
+    )
     assert not any(crypto.encrypted_under_first_key(c.credentials_encrypted) for c in Cluster.objects.all())
 
     out = io.StringIO()
     call_command("rotate_secrets", stdout=out)
     assert "clusters.Cluster.replication_credentials_encrypted: 3 re-encrypted" in out.getvalue()
     settings.DBPILOT_FERNET_KEYS = [new_key]  # the old key can now go
-    after = {c.pk: (decrypt_json(c.credentials_encrypted), decrypt_json(c.replication_credentials_encrypted))
-             for c in Cluster.objects.all()}
+    after = {
+        c.pk: (decrypt_json(c.credentials_encrypted), decrypt_json(c.replication_credentials_encrypted))
+        for c in Cluster.objects.all()
+    }
     assert after == before
     again = io.StringIO()
     call_command("rotate_secrets", stdout=again)
@@ -109,8 +124,11 @@ def _database_rows_text() -> bytes:
 
 
 def _log_files(session_log_path: Path) -> list[Path]:
-    candidates = [session_log_path, *sorted((ROOT / "tests" / "output").glob("*.log")),
-                  *sorted(Path(settings.DATA_ROOT).glob("*.log"))]
+    candidates = [
+        session_log_path,
+        *sorted((ROOT / "tests" / "output").glob("*.log")),
+        *sorted(Path(settings.DATA_ROOT).glob("*.log")),
+    ]
     return [p for p in candidates if p.exists()]
 
 
@@ -127,8 +145,11 @@ def test_no_plaintext_secret_in_database_file_or_logs(plaintext_secrets, session
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.token}")
     new_token = client.post("/api/v1/tokens/", {"name": marker}, format="json").json()["token"]
-    client.post(f"/api/v1/clusters/{cluster.id}/servers/{cluster.servers.first().id}/maintenance/",
-                {"on": True, "password": cluster.test_passwords[0]}, format="json")
+    client.post(
+        f"/api/v1/clusters/{cluster.id}/servers/{cluster.servers.first().id}/maintenance/",
+        {"on": True, "password": cluster.test_passwords[0]},
+        format="json",
+    )
     logging.getLogger("tests.secrets_scan").warning("scan marker %s", marker)
 
     wanted = {s for s in plaintext_secrets if len(s) >= 8}

@@ -1,5 +1,6 @@
 """Strict names are strict: newlines, carriage returns, tabs, NUL and unicode line separators are refused in
 every validated field (a `$` that matches before a final newline once let `db_write\\n` into haproxy.cfg)."""
+
 from __future__ import annotations
 
 import socket
@@ -25,21 +26,42 @@ def _variants(value: str):
     """The value with each bad character at its end and in its middle."""
     for ch in BAD:
         yield value + ch
-        yield value[: len(value) // 2] + ch + value[len(value) // 2:]
+        yield value[: len(value) // 2] + ch + value[len(value) // 2 :]
 
 
 ROUTES = {
-    "haproxy": {"runtime_api": "tcp://127.0.0.1:{port}", "write_backend": "db_write", "read_backend": "db_read",
-                "check_user": "haproxy_check", "health_url": "http://127.0.0.1:{port}", "write_bind": "*:3306",
-                "read_bind": "127.0.0.1:3307"},
-    "powerdns": {"api_url": "http://127.0.0.1:{port}", "api_key": "pdns-key-123456", "server_id": "localhost",
-                 "zone": "db.example.", "write_record": "write.db.example.", "read_record": "read.db.example."},
+    "haproxy": {
+        "runtime_api": "tcp://127.0.0.1:{port}",
+        "write_backend": "db_write",
+        "read_backend": "db_read",
+        "check_user": "haproxy_check",
+        "health_url": "http://127.0.0.1:{port}",
+        "write_bind": "*:3306",
+        "read_bind": "127.0.0.1:3307",
+    },
+    "powerdns": {
+        "api_url": "http://127.0.0.1:{port}",
+        "api_key": "pdns-key-123456",
+        "server_id": "localhost",
+        "zone": "db.example.",
+        "write_record": "write.db.example.",
+        "read_record": "read.db.example.",
+    },
     "script": {"script": "notify-routes"},
-    "proxysql": {"admin_address": "127.0.0.1:{port}", "admin_user": "admin", "admin_password": "proxysql-pass",
-                 "writer_hostgroup": 10},
+    "proxysql": {
+        "admin_address": "127.0.0.1:{port}",
+        "admin_user": "admin",
+        "admin_password": "proxysql-pass",
+        "writer_hostgroup": 10,
+    },
     "maxscale": {"api_url": "http://127.0.0.1:{port}", "user": "admin", "password": "maxscale-pass"},
-    "consul": {"api_url": "http://127.0.0.1:{port}", "token": "consul-token-1", "key_prefix": "dbpilot/prod",
-               "service": "db", "node": "node-1"},
+    "consul": {
+        "api_url": "http://127.0.0.1:{port}",
+        "token": "consul-token-1",
+        "key_prefix": "dbpilot/prod",
+        "service": "db",
+        "node": "node-1",
+    },
 }
 
 
@@ -61,8 +83,11 @@ def test_route_fields_refuse_control_characters(world, kind):
         if not isinstance(value, str):
             continue
         for bad in _variants(value):
-            response = client.post(f"/api/v1/clusters/{world.cluster_x.id}/routes/",
-                                   {"kind": kind, "name": "r1", **base, field: bad}, format="json")
+            response = client.post(
+                f"/api/v1/clusters/{world.cluster_x.id}/routes/",
+                {"kind": kind, "name": "r1", **base, field: bad},
+                format="json",
+            )
             if response.status_code != 400 or field not in response.json().get("errors", {}):
                 accepted.append((field, repr(bad), response.status_code))
     assert accepted == []
@@ -71,8 +96,11 @@ def test_route_fields_refuse_control_characters(world, kind):
 
 @pytest.mark.parametrize("prefix", ["/abs/path", "dbpilot/../other", "..", "./x", "a//b", "dbpilot/./x"])
 def test_consul_key_prefix_is_a_relative_path_without_dot_segments(world, prefix):
-    response = world.client("alice").post(f"/api/v1/clusters/{world.cluster_x.id}/routes/", {
-        "kind": "consul", "api_url": f"http://127.0.0.1:{_free_port()}", "key_prefix": prefix}, format="json")
+    response = world.client("alice").post(
+        f"/api/v1/clusters/{world.cluster_x.id}/routes/",
+        {"kind": "consul", "api_url": f"http://127.0.0.1:{_free_port()}", "key_prefix": prefix},
+        format="json",
+    )
     assert response.status_code == 400 and "key_prefix" in response.json()["errors"]
 
 
@@ -82,16 +110,23 @@ def test_registration_fields_refuse_control_characters(world, settings, tmp_path
     (tmp_path / "pre").write_text("#!/bin/sh\n")
     (tmp_path / "pre").chmod(0o755)
     client = world.client("token:admin")
-    base = {"name": "newcluster", "servers": [{"host": "127.0.0.1", "port": _free_port()}],
-            "credentials": {"user": "dbpilot", "password": "pw-123456"}}
+    base = {
+        "name": "newcluster",
+        "servers": [{"host": "127.0.0.1", "port": _free_port()}],
+        "credentials": {"user": "dbpilot", "password": "pw-123456"},
+    }
     cases = {
         "name": lambda bad: {**base, "name": bad},
         "servers[0]": lambda bad: {**base, "servers": [{"host": bad, "port": 3306}]},
         "settings.pre_failover": lambda bad: {**base, "settings": {"pre_failover": bad}},
         "settings.preferred_servers": lambda bad: {**base, "settings": {"preferred_servers": [bad]}},
     }
-    values = {"name": "newcluster", "servers[0]": "127.0.0.1", "settings.pre_failover": "pre",
-              "settings.preferred_servers": base["servers"][0]["host"] + f":{base['servers'][0]['port']}"}
+    values = {
+        "name": "newcluster",
+        "servers[0]": "127.0.0.1",
+        "settings.pre_failover": "pre",
+        "settings.preferred_servers": base["servers"][0]["host"] + f":{base['servers'][0]['port']}",
+    }
     accepted = []
     for field, make in cases.items():
         for bad in _variants(values[field]):
@@ -109,13 +144,19 @@ def test_settings_fields_refuse_control_characters(world, settings, tmp_path):
     client = world.client("alice")
     server = world.cluster_x.servers.first()
     accepted = []
-    for key, value in (("pre_failover", "pre"), ("post_failover", "pre"), ("fence", "pre"),
-                       ("preferred_servers", [server.address]), ("ignored_servers", [server.address])):
+    for key, value in (
+        ("pre_failover", "pre"),
+        ("post_failover", "pre"),
+        ("fence", "pre"),
+        ("preferred_servers", [server.address]),
+        ("ignored_servers", [server.address]),
+    ):
         text = value[0] if isinstance(value, list) else value
         for bad in _variants(text):
             changed = [bad] if isinstance(value, list) else bad
-            response = client.patch(f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {key: changed}},
-                                    format="json")
+            response = client.patch(
+                f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {key: changed}}, format="json"
+            )
             if response.status_code != 400 or f"settings.{key}" not in response.json().get("errors", {}):
                 accepted.append((key, repr(bad), response.status_code))
     assert accepted == []
@@ -131,7 +172,9 @@ def test_team_and_token_names_refuse_control_characters(world):
         response = client.patch(f"/api/v1/teams/{world.team_a.id}/", {"name": bad}, format="json")
         if response.status_code != 400:
             accepted.append(("team rename", repr(bad), response.status_code))
-        response = client.post("/api/v1/tokens/", {"team": world.team_a.id, "name": bad, "scope": "read"}, format="json")
+        response = client.post(
+            "/api/v1/tokens/", {"team": world.team_a.id, "name": bad, "scope": "read"}, format="json"
+        )
         if response.status_code != 400:
             accepted.append(("token", repr(bad), response.status_code))
     assert accepted == []

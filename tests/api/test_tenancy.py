@@ -1,4 +1,5 @@
 """Tenants, teams, members, grants, quotas, the platform pause, session login and create_tenant."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,17 @@ def patch(client, url, body):
 
 def test_create_tenant_prints_a_working_token_on_its_last_line():
     out = io.StringIO()
-    call_command("create_tenant", "initech", "--team", "ops", "--user", "pat@initech.example",
-                 "--token-scope", "admin", stdout=out)
+    call_command(
+        "create_tenant",
+        "initech",
+        "--team",
+        "ops",
+        "--user",
+        "pat@initech.example",
+        "--token-scope",
+        "admin",
+        stdout=out,
+    )
     lines = out.getvalue().strip().splitlines()
     assert any(line.startswith("password: ") for line in lines), "a generated password is printed"
     client = APIClient()
@@ -47,8 +57,19 @@ def test_create_tenant_prints_a_working_token_on_its_last_line():
 
 def test_create_tenant_reuses_what_exists_and_makes_the_user_tenant_admin():
     for _ in range(2):
-        call_command("create_tenant", "initech", "--team", "ops", "--user", "pat@initech.example",
-                     "--password", "a-long-password-1", "--token-scope", "read", stdout=io.StringIO())
+        call_command(
+            "create_tenant",
+            "initech",
+            "--team",
+            "ops",
+            "--user",
+            "pat@initech.example",
+            "--password",
+            "a-long-password-1",
+            "--token-scope",
+            "read",
+            stdout=io.StringIO(),
+        )
     assert Team.objects.filter(tenant__name="initech").count() == 1
     assert ApiToken.objects.filter(team__tenant__name="initech").count() == 2
     user = get_user_model().objects.get(username="pat@initech.example")
@@ -60,7 +81,9 @@ def test_create_tenant_refuses_bad_names():
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="tenant name"):
-        call_command("create_tenant", "Bad Name!", "--team", "ops", "--user", "p@x.example", "--token-scope", "read")
+        call_command(
+            "create_tenant", "Bad Name!", "--team", "ops", "--user", "p@x.example", "--token-scope", "read"
+        )
 
 
 # Permission model
@@ -68,9 +91,14 @@ def test_create_tenant_refuses_bad_names():
 
 def test_roles_and_scopes_give_exactly_their_cluster_permissions(world):
     expected = {
-        "alice": {VIEW, OPERATE, ADMIN}, "oscar": {VIEW, OPERATE}, "bob": {VIEW},
-        "token:admin": {VIEW, OPERATE, ADMIN}, "token:operate": {VIEW, OPERATE}, "token:read": {VIEW},
-        "charlie": set(), "root": set(),
+        "alice": {VIEW, OPERATE, ADMIN},
+        "oscar": {VIEW, OPERATE},
+        "bob": {VIEW},
+        "token:admin": {VIEW, OPERATE, ADMIN},
+        "token:operate": {VIEW, OPERATE},
+        "token:read": {VIEW},
+        "charlie": set(),
+        "root": set(),
     }
     for who, perms in expected.items():
         if who.startswith("token:"):
@@ -115,17 +143,24 @@ def test_tenant_admin_manages_teams_and_members(world):
     team_id = created.json()["id"]
     from tenants.services import accept_invitation, invite_member
 
-    added = post(alice, f"/api/v1/teams/{team_id}/members/", {"email": "Dora@Acme.example", "role": "operator"})
+    added = post(
+        alice, f"/api/v1/teams/{team_id}/members/", {"email": "Dora@Acme.example", "role": "operator"}
+    )
     assert added.status_code == 201, added.content
     body = added.json()
     assert set(body) == {"id", "email", "role", "status"}
     assert body["email"] == "dora@acme.example" and body["role"] == "operator" and body["status"] == "invited"
     assert not get_user_model().objects.filter(username="dora@acme.example").exists(), "nobody until accepted"
-    _, secret = invite_member(Team.objects.get(pk=team_id), "dora@acme.example", "operator", invited_by="test")
+    _, secret = invite_member(
+        Team.objects.get(pk=team_id), "dora@acme.example", "operator", invited_by="test"
+    )
     accept_invitation(secret, None, "dora-chose-this-password-1")
     dora = get_user_model().objects.get(username="dora@acme.example")
     assert dora.check_password("dora-chose-this-password-1")
-    assert patch(alice, f"/api/v1/teams/{team_id}/members/{dora.id}/", {"role": "admin"}).json()["role"] == "admin"
+    assert (
+        patch(alice, f"/api/v1/teams/{team_id}/members/{dora.id}/", {"role": "admin"}).json()["role"]
+        == "admin"
+    )
     members = alice.get(f"/api/v1/teams/{team_id}/members/").json()["results"]
     assert [(m["email"], m["role"]) for m in members] == [("dora@acme.example", "admin")]
     assert alice.delete(f"/api/v1/teams/{team_id}/members/{dora.id}/").status_code == 204
@@ -140,9 +175,13 @@ def test_bad_team_and_member_input_is_a_clear_400(world):
     assert bad_name.status_code == 400 and bad_name.json()["code"] == "invalid"
     duplicate = post(alice, "/api/v1/teams/", {"name": "ops"})
     assert duplicate.status_code == 400 and "already has a team" in duplicate.json()["detail"]
-    given = post(alice, f"/api/v1/teams/{world.team_a.id}/members/", {"email": "e@acme.example", "password": "short"})
+    given = post(
+        alice, f"/api/v1/teams/{world.team_a.id}/members/", {"email": "e@acme.example", "password": "short"}
+    )
     assert given.status_code == 400 and "password" in given.json()["errors"]
-    role = post(alice, f"/api/v1/teams/{world.team_a.id}/members/", {"email": "e@acme.example", "role": "god"})
+    role = post(
+        alice, f"/api/v1/teams/{world.team_a.id}/members/", {"email": "e@acme.example", "role": "god"}
+    )
     assert role.status_code == 400
 
 
@@ -177,10 +216,23 @@ def test_grants_decide_what_a_team_sees(world):
     reader = APIClient()
     reader.force_login(get_user_model().objects.get(username="r@acme.example"))
     assert reader.get(f"/api/v1/clusters/{world.cluster_x.id}/").status_code == 404
-    granted = post(alice, f"/api/v1/teams/{team_id}/grants/", {"cluster": world.cluster_x.id, "permissions": ["view_cluster"]})
-    assert granted.json() == {"cluster": world.cluster_x.id, "cluster_name": "prod", "permissions": ["view_cluster"]}
+    granted = post(
+        alice,
+        f"/api/v1/teams/{team_id}/grants/",
+        {"cluster": world.cluster_x.id, "permissions": ["view_cluster"]},
+    )
+    assert granted.json() == {
+        "cluster": world.cluster_x.id,
+        "cluster_name": "prod",
+        "permissions": ["view_cluster"],
+    }
     assert reader.get(f"/api/v1/clusters/{world.cluster_x.id}/").status_code == 200
-    assert patch(reader, f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {"tick_seconds": 2}}).status_code == 403
+    assert (
+        patch(
+            reader, f"/api/v1/clusters/{world.cluster_x.id}/", {"settings": {"tick_seconds": 2}}
+        ).status_code
+        == 403
+    )
     assert alice.delete(f"/api/v1/teams/{team_id}/grants/{world.cluster_x.id}/").status_code == 204
     assert reader.get(f"/api/v1/clusters/{world.cluster_x.id}/").status_code == 404
     other_tenant = post(alice, f"/api/v1/teams/{team_id}/grants/", {"cluster": world.cluster_z.id})
@@ -204,9 +256,15 @@ def test_quota_refuses_with_the_limit_in_the_message(world):
 def test_registering_past_the_quota_is_a_403_quota_exceeded(world):
     world.tenant_a.max_clusters = 2
     world.tenant_a.save()
-    response = post(world.client("token:admin"), "/api/v1/clusters/", {
-        "name": "third", "servers": [{"host": "127.0.0.1", "port": 9}],
-        "credentials": {"user": "dbpilot", "password": "quota-test-password"}})
+    response = post(
+        world.client("token:admin"),
+        "/api/v1/clusters/",
+        {
+            "name": "third",
+            "servers": [{"host": "127.0.0.1", "port": 9}],
+            "credentials": {"user": "dbpilot", "password": "quota-test-password"},
+        },
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "quota_exceeded" and "at most 2 clusters" in response.json()["detail"]
 
@@ -217,9 +275,14 @@ def test_registration_checks_the_quota_again_with_the_tenant_locked(world):
     from clusters.models import Cluster
     from clusters.services import registration
 
-    parsed = registration.parse_request(world.tenant_a, {
-        "name": "racer", "servers": [{"host": "127.0.0.1", "port": 9}],
-        "credentials": {"user": "dbpilot", "password": "quota-test-password"}})
+    parsed = registration.parse_request(
+        world.tenant_a,
+        {
+            "name": "racer",
+            "servers": [{"host": "127.0.0.1", "port": 9}],
+            "credentials": {"user": "dbpilot", "password": "quota-test-password"},
+        },
+    )
     world.tenant_a.max_clusters = Cluster.objects.filter(tenant=world.tenant_a).count()
     world.tenant_a.save()
     with pytest.raises(QuotaExceeded, match="at most"):
@@ -237,12 +300,21 @@ def test_operators_pause_and_resume_the_platform(world):
     assert paused.status_code == 200 and paused.json()["paused"] is True
     assert platform_paused()
     shown = world.client("token:read").get("/api/v1/platform/").json()
-    assert shown["paused"] is True and shown["reason"] == "upgrading dbpilot" and shown["changed_by"] == world.label("root")
+    assert (
+        shown["paused"] is True
+        and shown["reason"] == "upgrading dbpilot"
+        and shown["changed_by"] == world.label("root")
+    )
     assert post(world.client("alice"), "/api/v1/platform/resume/").status_code == 403
     assert post(root, "/api/v1/platform/resume/").json()["paused"] is False
     assert not platform_paused()
-    assert list(AuditEntry.objects.filter(action__startswith="platform.").values_list("action", flat=True)) == [
-        "platform.resume", "platform.resume", "platform.pause"]  # newest first; alice's refused try included
+    assert list(
+        AuditEntry.objects.filter(action__startswith="platform.").values_list("action", flat=True)
+    ) == [
+        "platform.resume",
+        "platform.resume",
+        "platform.pause",
+    ]  # newest first; alice's refused try included
 
 
 # Session login
@@ -263,10 +335,18 @@ def csrf_client() -> tuple[APIClient, str]:
 
 def test_login_sets_a_session_and_later_writes_need_the_csrf_token(world, alice_password):
     client, csrf = csrf_client()
-    assert post(client, "/api/v1/auth/login/", {"email": "alice@acme.example", "password": alice_password}).status_code == 403, \
-        "login itself is CSRF-protected"
-    login = post(client, "/api/v1/auth/login/", {"email": "Alice@Acme.example", "password": alice_password},
-                 HTTP_X_CSRFTOKEN=csrf)
+    assert (
+        post(
+            client, "/api/v1/auth/login/", {"email": "alice@acme.example", "password": alice_password}
+        ).status_code
+        == 403
+    ), "login itself is CSRF-protected"
+    login = post(
+        client,
+        "/api/v1/auth/login/",
+        {"email": "Alice@Acme.example", "password": alice_password},
+        HTTP_X_CSRFTOKEN=csrf,
+    )
     assert login.status_code == 200, login.content
     me = login.json()
     assert me["email"] == "alice@acme.example" and me["is_tenant_admin"] and not me["is_operator"]
@@ -284,24 +364,41 @@ def test_login_sets_a_session_and_later_writes_need_the_csrf_token(world, alice_
 
 
 def test_wrong_password_is_a_400_and_is_audited_for_a_known_account(world, alice_password):
-    response = post(APIClient(), "/api/v1/auth/login/", {"email": "alice@acme.example", "password": "wrong-password"})
-    assert response.status_code == 400 and response.json() == {"detail": "Invalid email or password.", "code": "invalid_credentials"}
+    response = post(
+        APIClient(), "/api/v1/auth/login/", {"email": "alice@acme.example", "password": "wrong-password"}
+    )
+    assert response.status_code == 400 and response.json() == {
+        "detail": "Invalid email or password.",
+        "code": "invalid_credentials",
+    }
     entry = AuditEntry.objects.get(action="auth.login")
-    assert entry.result == "failed" and entry.tenant == world.tenant_a and "wrong-password" not in json.dumps(entry.parameters)
+    assert (
+        entry.result == "failed"
+        and entry.tenant == world.tenant_a
+        and "wrong-password" not in json.dumps(entry.parameters)
+    )
 
 
 def test_failed_logins_are_rate_limited_per_account(world, alice_password, settings):
     settings.DBPILOT_LOGIN_MAX_FAILURES = 3
     for n in range(3):
-        bad = post(APIClient(REMOTE_ADDR=f"192.0.2.{n}"), "/api/v1/auth/login/",
-                   {"email": "alice@acme.example", "password": "wrong-password"})
+        bad = post(
+            APIClient(REMOTE_ADDR=f"192.0.2.{n}"),
+            "/api/v1/auth/login/",
+            {"email": "alice@acme.example", "password": "wrong-password"},
+        )
         assert bad.status_code == 400
-    locked = post(APIClient(REMOTE_ADDR="192.0.2.99"), "/api/v1/auth/login/",
-                  {"email": "alice@acme.example", "password": alice_password})
+    locked = post(
+        APIClient(REMOTE_ADDR="192.0.2.99"),
+        "/api/v1/auth/login/",
+        {"email": "alice@acme.example", "password": alice_password},
+    )
     assert locked.status_code == 429, "even the right password waits while the account is locked"
     assert locked.json()["code"] == "throttled" and "Too many failed logins" in locked.json()["detail"]
     assert 0 < int(locked["Retry-After"]) <= 300
-    assert not LoginFailure.objects.filter(account_digest__icontains="alice").exists(), "the email is not stored"
+    assert not LoginFailure.objects.filter(account_digest__icontains="alice").exists(), (
+        "the email is not stored"
+    )
 
 
 def test_failed_logins_are_rate_limited_per_address(world, settings):
@@ -309,8 +406,15 @@ def test_failed_logins_are_rate_limited_per_address(world, settings):
     client = APIClient(REMOTE_ADDR="198.51.100.7")
     for n in range(3):
         post(client, "/api/v1/auth/login/", {"email": f"guess{n}@acme.example", "password": "wrong-password"})
-    assert post(client, "/api/v1/auth/login/", {"email": "other@acme.example", "password": "x"}).status_code == 429
-    elsewhere = post(APIClient(REMOTE_ADDR="198.51.100.8"), "/api/v1/auth/login/", {"email": "other@acme.example", "password": "x"})
+    assert (
+        post(client, "/api/v1/auth/login/", {"email": "other@acme.example", "password": "x"}).status_code
+        == 429
+    )
+    elsewhere = post(
+        APIClient(REMOTE_ADDR="198.51.100.8"),
+        "/api/v1/auth/login/",
+        {"email": "other@acme.example", "password": "x"},
+    )
     assert elsewhere.status_code == 400
 
 
@@ -324,8 +428,12 @@ def test_me_describes_a_token(world):
     me = world.client("token:operate").get("/api/v1/auth/me/").json()
     assert me["email"] is None and me["is_tenant_admin"] is False
     assert me["teams"] == [{"id": world.team_a.id, "name": "ops", "tenant": "acme", "role": Role.OPERATOR}]
-    assert me["token"] == {"id": world.token_rows["operate"].id, "prefix": world.token_rows["operate"].prefix,
-                           "scope": "operate", "team": world.team_a.id}
+    assert me["token"] == {
+        "id": world.token_rows["operate"].id,
+        "prefix": world.token_rows["operate"].prefix,
+        "scope": "operate",
+        "team": world.team_a.id,
+    }
 
 
 # The Django admin (platform operators)
@@ -338,14 +446,22 @@ def test_operators_administer_tenants_in_the_django_admin(world):
     admin.force_login(world.root)
     for page in ("tenant", "team", "apitoken", "auditentry", "platformstate"):
         assert admin.get(f"/admin/tenants/{page}/").status_code == 200, page
-    created = admin.post("/admin/tenants/team/add/", {
-        "tenant": world.tenant_b.id, "name": "sre",
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    created = admin.post(
+        "/admin/tenants/team/add/",
+        {
+            "tenant": world.tenant_b.id,
+            "name": "sre",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
     assert created.status_code == 302, created.content[:500]
     team = Team.objects.get(tenant=world.tenant_b, name="sre")
     assert team.group.name == f"team:{world.tenant_b.id}/sre" and not team.service_user.has_usable_password()
     entry = AuditEntry.objects.create(actor="system:test", action="test.admin")
     assert admin.get(f"/admin/tenants/auditentry/{entry.id}/delete/").status_code == 403
-    revoke = admin.post("/admin/tenants/apitoken/", {"action": "revoke", "_selected_action": [world.token_rows["read"].id]})
+    revoke = admin.post(
+        "/admin/tenants/apitoken/", {"action": "revoke", "_selected_action": [world.token_rows["read"].id]}
+    )
     assert revoke.status_code == 302
     assert world.client("token:read").get("/api/v1/auth/me/").status_code == 401

@@ -4,6 +4,7 @@ inside the allowlists (controlplane/netpolicy.py), checked before any connection
 (Hooks and script routes, and closed-versus-filtered port errors against live servers, are tested with
 the hooks runner and in tests/integration/test_registration_api.py.)
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,9 @@ from clusters.domain.addresses import AddressError
 from controlplane.netpolicy import NotAllowed, check_socket_path, pin_host
 
 
-@pytest.mark.parametrize("host", ["8.8.8.8", "203.0.113.5", "10.0.0.1", "192.168.1.10", "::ffff:8.8.8.8", "2001:db8::1"])
+@pytest.mark.parametrize(
+    "host", ["8.8.8.8", "203.0.113.5", "10.0.0.1", "192.168.1.10", "::ffff:8.8.8.8", "2001:db8::1"]
+)
 def test_addresses_outside_the_allowlist_are_refused(host):
     with pytest.raises(NotAllowed, match="DBPILOT_ALLOWED_NETWORKS"):
         pin_host(host)
@@ -29,8 +32,10 @@ def test_loopback_is_allowed_and_pinned():
 def test_a_name_resolving_outside_the_allowlist_is_refused(monkeypatch):
     def getaddrinfo(host, *args, **kwargs):  # a name whose DNS answer points outside (rebinding)
         assert host == "db.evil.example"
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.5", 0)),
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.5", 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(NotAllowed, match="203.0.113.5"):
@@ -49,7 +54,12 @@ def test_sockets_must_lie_in_the_allowed_directories(settings, tmp_path):
     settings.DBPILOT_ALLOWED_SOCKET_DIRS = [allowed]
     (allowed / "escape.sock").symlink_to("/etc/passwd")
     assert check_socket_path(str(allowed / "haproxy.sock")) == (allowed / "haproxy.sock").resolve()
-    for path in ("/etc/haproxy.sock", f"{allowed}/../../etc/passwd", str(allowed / "escape.sock"), "/run/dbpilot2/x.sock"):
+    for path in (
+        "/etc/haproxy.sock",
+        f"{allowed}/../../etc/passwd",
+        str(allowed / "escape.sock"),
+        "/run/dbpilot2/x.sock",
+    ):
         with pytest.raises(NotAllowed, match="DBPILOT_ALLOWED_SOCKET_DIRS"):
             check_socket_path(path)
 
@@ -64,9 +74,17 @@ def test_registering_a_server_outside_the_allowlist_is_a_400_without_any_connect
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    response = world.client("alice").post("/api/v1/clusters/", data=json.dumps({
-        "name": "outside", "servers": [{"host": "8.8.8.8", "port": 3306}, {"host": "[::ffff:10.1.2.3]", "port": 3306}],
-        "credentials": {"user": "dbpilot", "password": "boundary-test-password"}}), content_type="application/json")
+    response = world.client("alice").post(
+        "/api/v1/clusters/",
+        data=json.dumps(
+            {
+                "name": "outside",
+                "servers": [{"host": "8.8.8.8", "port": 3306}, {"host": "[::ffff:10.1.2.3]", "port": 3306}],
+                "credentials": {"user": "dbpilot", "password": "boundary-test-password"},
+            }
+        ),
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert "DBPILOT_ALLOWED_NETWORKS" in response.json()["errors"]["servers[0]"]
     assert "DBPILOT_ALLOWED_NETWORKS" in response.json()["errors"]["servers[1]"]
@@ -77,8 +95,11 @@ def test_registering_a_server_outside_the_allowlist_is_a_400_without_any_connect
 @pytest.mark.parametrize("setting", ["pre_failover", "post_failover", "fence"])
 @pytest.mark.django_db
 def test_a_tenant_admin_cannot_name_a_hook_outside_the_hooks_directory(world, hook, setting):
-    response = world.client("alice").patch(f"/api/v1/clusters/{world.cluster_x.id}/",
-                                           data=json.dumps({"settings": {setting: hook}}), content_type="application/json")
+    response = world.client("alice").patch(
+        f"/api/v1/clusters/{world.cluster_x.id}/",
+        data=json.dumps({"settings": {setting: hook}}),
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert setting in response.json()["detail"] and "hooks directory" in response.json()["detail"]
     world.cluster_x.refresh_from_db()

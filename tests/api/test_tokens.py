@@ -1,5 +1,6 @@
 """Team API tokens: shown once, stored as a peppered HMAC, scoped, expiring, network- and
 cluster-restricted, revocable, and never broader than the token that creates them."""
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,14 @@ def test_a_revoked_token_stops_working_at_once(world, how):
         assert alice.delete(f"/api/v1/tokens/{target.id}/").status_code == 204
     else:
         revoked = post(alice, f"/api/v1/tokens/{target.id}/revoke/")
-        assert revoked.status_code == 200 and revoked.json()["active"] is False and revoked.json()["revoked_at"]
+        assert (
+            revoked.status_code == 200 and revoked.json()["active"] is False and revoked.json()["revoked_at"]
+        )
     refused = client.get("/api/v1/clusters/")
-    assert refused.status_code == 401 and refused.json() == {"detail": "Token revoked.", "code": "authentication_failed"}
+    assert refused.status_code == 401 and refused.json() == {
+        "detail": "Token revoked.",
+        "code": "authentication_failed",
+    }
     assert refused["WWW-Authenticate"] == "Bearer"
 
 
@@ -67,15 +73,26 @@ def test_expired_malformed_unknown_and_url_tokens_are_401(world):
     assert world.client("token:expired").get("/api/v1/clusters/").json()["detail"] == "Token expired."
     assert bearer_client("not-a-token").get("/api/v1/clusters/").status_code == 401
     key = world.token_rows["admin"].key
-    assert bearer_client(f"dbp_{key}_{'x' * 43}").get("/api/v1/clusters/").json()["detail"] == "Invalid token."
-    assert bearer_client(f"dbp_000000000000_{'x' * 43}").get("/api/v1/clusters/").json()["detail"] == "Invalid token."
-    in_url = APIClient().get(f"/api/v1/clusters/?token={world.tokens['admin']}&access_token={world.tokens['admin']}")
+    assert (
+        bearer_client(f"dbp_{key}_{'x' * 43}").get("/api/v1/clusters/").json()["detail"] == "Invalid token."
+    )
+    assert (
+        bearer_client(f"dbp_000000000000_{'x' * 43}").get("/api/v1/clusters/").json()["detail"]
+        == "Invalid token."
+    )
+    in_url = APIClient().get(
+        f"/api/v1/clusters/?token={world.tokens['admin']}&access_token={world.tokens['admin']}"
+    )
     assert in_url.status_code == 401, "a token in the URL is never accepted"
 
 
 def test_allowed_networks_bound_where_a_token_works(world):
     alice = world.client("alice")
-    body = post(alice, "/api/v1/tokens/", {"team": world.team_a.id, "allowed_networks": ["192.0.2.0/24", "2001:db8::/32"]}).json()
+    body = post(
+        alice,
+        "/api/v1/tokens/",
+        {"team": world.team_a.id, "allowed_networks": ["192.0.2.0/24", "2001:db8::/32"]},
+    ).json()
     assert body["allowed_networks"] == ["192.0.2.0/24", "2001:db8::/32"]
     assert bearer_client(body["token"], REMOTE_ADDR="192.0.2.55").get("/api/v1/clusters/").status_code == 200
     assert bearer_client(body["token"], REMOTE_ADDR="2001:db8::5").get("/api/v1/clusters/").status_code == 200
@@ -91,16 +108,28 @@ def test_a_cluster_restricted_token_sees_only_its_clusters(world):
     assert listed == [world.cluster_y.id]
     assert client.get(f"/api/v1/clusters/{world.cluster_y.id}/").status_code == 200
     assert client.get(f"/api/v1/clusters/{world.cluster_x.id}/").status_code == 404
-    refused = post(client, "/api/v1/clusters/", {"name": "new", "servers": [{"host": "127.0.0.1", "port": 9}],
-                                                 "credentials": {"user": "u", "password": "restricted-pw-1"}})
+    refused = post(
+        client,
+        "/api/v1/clusters/",
+        {
+            "name": "new",
+            "servers": [{"host": "127.0.0.1", "port": 9}],
+            "credentials": {"user": "u", "password": "restricted-pw-1"},
+        },
+    )
     assert refused.status_code == 403, "a restricted token cannot create clusters it could not see"
 
 
 def test_a_restriction_names_only_the_teams_clusters(world):
     alice = world.client("alice")
-    foreign = post(alice, "/api/v1/tokens/", {"team": world.team_a.id, "clusters": [world.cluster_z.id, 999999]})
+    foreign = post(
+        alice, "/api/v1/tokens/", {"team": world.team_a.id, "clusters": [world.cluster_z.id, 999999]}
+    )
     assert foreign.status_code == 400
-    assert foreign.json()["detail"] == f"clusters: not found among the team's clusters: {world.cluster_z.id}, 999999"
+    assert (
+        foreign.json()["detail"]
+        == f"clusters: not found among the team's clusters: {world.cluster_z.id}, 999999"
+    )
     ok = post(alice, "/api/v1/tokens/", {"team": world.team_a.id, "clusters": [world.cluster_x.id]})
     assert ok.status_code == 201 and ok.json()["clusters"] == [world.cluster_x.id]
 
@@ -135,7 +164,9 @@ def test_last_used_is_written_at_most_once_a_minute(world):
 def test_a_team_admin_who_is_not_tenant_admin_manages_only_their_teams_tokens(world):
     add_member(world.team_a, world.bob, Role.ADMIN)
     bob = world.client("bob")
-    assert post(bob, "/api/v1/tokens/", {"scope": "admin"}).status_code == 201, "their one team is the default"
+    assert post(bob, "/api/v1/tokens/", {"scope": "admin"}).status_code == 201, (
+        "their one team is the default"
+    )
     assert post(bob, "/api/v1/tokens/", {"team": world.team_b.id}).status_code == 400
     assert bob.delete(f"/api/v1/tokens/{world.token_rows['read'].id}/").status_code == 204
     assert post(bob, "/api/v1/teams/", {"name": "mine"}).status_code == 403, "teams are for tenant admins"
@@ -146,14 +177,22 @@ def test_a_token_creates_only_tokens_no_broader_than_itself(world):
     restricted = world.client("token:restricted")
     broader = post(restricted, "/api/v1/tokens/", {"team": world.team_a.id, "scope": "read"})
     assert broader.status_code == 403 and "restricted" in broader.json()["detail"]
-    narrower = post(restricted, "/api/v1/tokens/", {"team": world.team_a.id, "scope": "read", "clusters": [world.cluster_y.id]})
+    narrower = post(
+        restricted,
+        "/api/v1/tokens/",
+        {"team": world.team_a.id, "scope": "read", "clusters": [world.cluster_y.id]},
+    )
     assert narrower.status_code == 201
-    limited, bearer = issue_token(world.team_a, "admin", allowed_networks=["127.0.0.0/8"],
-                                  expires_at=timezone.now() + timedelta(days=1))
+    limited, bearer = issue_token(
+        world.team_a, "admin", allowed_networks=["127.0.0.0/8"], expires_at=timezone.now() + timedelta(days=1)
+    )
     client = bearer_client(bearer)
     assert post(client, "/api/v1/tokens/", {"team": world.team_a.id}).status_code == 403
-    within = {"team": world.team_a.id, "allowed_networks": ["127.0.0.1/32"],
-              "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()}
+    within = {
+        "team": world.team_a.id,
+        "allowed_networks": ["127.0.0.1/32"],
+        "expires_at": (timezone.now() + timedelta(hours=1)).isoformat(),
+    }
     assert post(client, "/api/v1/tokens/", within).status_code == 201
     later = dict(within, expires_at=(timezone.now() + timedelta(days=3)).isoformat())
     assert post(client, "/api/v1/tokens/", later).status_code == 403

@@ -1,6 +1,7 @@
 """The chaos suite: faults injected into dbpilot's own processes and services (beat, Redis through
 Sentinel, the PostgreSQL control-plane database), each test bounded in time. Every test here carries the
 `chaos` marker: `pytest -m chaos tests/chaos` runs them alone."""
+
 from __future__ import annotations
 
 import re

@@ -2,6 +2,7 @@
 standby takes over within the lease plus a second; no scheduled task is ever sent twice and no cluster is
 ticked twice in a period. Real processes (two `celery -A controlplane beat`, a worker) and a real
 replicating MariaDB cluster."""
+
 from __future__ import annotations
 
 import signal
@@ -28,8 +29,9 @@ def _active(beat) -> bool:
     return TOOK in beat.log_text()
 
 
-def test_killing_the_active_beat_hands_the_schedule_to_the_standby_without_doubling(sandbox_cluster,
-                                                                                   dbpilot_processes, settings):
+def test_killing_the_active_beat_hands_the_schedule_to_the_standby_without_doubling(
+    sandbox_cluster, dbpilot_processes, settings
+):
     lease = settings.DBPILOT_BEAT_LEASE_SECONDS
     cluster = register_cluster(sandbox_cluster, "beats")
     worker = dbpilot_processes(name="chaos-beat-worker", concurrency=2)  # every queue
@@ -65,8 +67,12 @@ def test_killing_the_active_beat_hands_the_schedule_to_the_standby_without_doubl
     # The worker's side: the cluster (the only one) was ticked at most once per shard dispatched, and
     # dispatch ran at most once per beat send; ticks went on after the takeover.
     log = worker.log_text()
-    dispatches = [t for t in log_times(log, "workers.tasks.dispatch_ticks[", "] succeeded in") if t <= ended_at]
-    shards = [t for t in log_times(log, "workers.tasks.dispatch_ticks[", "] succeeded in", "s: 1") if t <= ended_at]
+    dispatches = [
+        t for t in log_times(log, "workers.tasks.dispatch_ticks[", "] succeeded in") if t <= ended_at
+    ]
+    shards = [
+        t for t in log_times(log, "workers.tasks.dispatch_ticks[", "] succeeded in", "s: 1") if t <= ended_at
+    ]
     executed = [t for t in log_times(log, "workers.tasks.monitor_shard[", "] succeeded in") if t <= ended_at]
     assert len(dispatches) <= len(ticks_sent)
     assert len(executed) <= len(shards), (len(executed), len(shards))

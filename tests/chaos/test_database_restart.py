@@ -1,6 +1,7 @@
 """The control-plane database restarts: a private PostgreSQL under a real web server (daphne, DEBUG off).
 While PostgreSQL is stopped the API answers 503 JSON `{"detail", "code"}` (never a 500 page); once it is
 back the API answers again by itself, and what was committed before is still there."""
+
 from __future__ import annotations
 
 import glob
@@ -39,12 +40,22 @@ class PrivatePostgres:
         self._as_postgres(self.bin / "initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres")
 
     def _as_postgres(self, *argv) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, argv)], check=True, capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *map(str, argv)], check=True, capture_output=True, timeout=60
+        )
 
     def start(self) -> None:
-        self._as_postgres(self.bin / "pg_ctl", "-D", self.dir, "-l", self.dir / "server.log", "-w", "-o",
-                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._as_postgres(
+            self.bin / "pg_ctl",
+            "-D",
+            self.dir,
+            "-l",
+            self.dir / "server.log",
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self._as_postgres(self.bin / "pg_ctl", "-D", self.dir, "-m", "fast", "-w", "stop")
@@ -60,12 +71,15 @@ class PrivatePostgres:
 @pytest.fixture
 def postgres():
     if _pg_bin() is None or os.geteuid() != 0:
-        pytest.fail("needs Debian's postgresql and root (to run it as the postgres user), as scripts/test.sh does")
+        pytest.fail(
+            "needs Debian's postgresql and root (to run it as the postgres user), as scripts/test.sh does"
+        )
     server = PrivatePostgres()
     try:
         server.start()
-        server._as_postgres(server.bin / "createdb", "-h", "127.0.0.1", "-p", server.port, "-U", "postgres",
-                            "dbpilot")
+        server._as_postgres(
+            server.bin / "createdb", "-h", "127.0.0.1", "-p", server.port, "-U", "postgres", "dbpilot"
+        )
         yield server
     finally:
         if server.running():
@@ -77,7 +91,11 @@ def _get(url: str, token: str) -> tuple[int, str, dict | None]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            status, content_type, body = response.status, response.headers.get("Content-Type", ""), response.read()
+            status, content_type, body = (
+                response.status,
+                response.headers.get("Content-Type", ""),
+                response.read(),
+            )
     except urllib.error.HTTPError as exc:
         status, content_type, body = exc.code, exc.headers.get("Content-Type", ""), exc.read()
     try:
@@ -88,23 +106,59 @@ def _get(url: str, token: str) -> tuple[int, str, dict | None]:
 
 def test_the_api_answers_503_json_while_postgresql_restarts_then_recovers(postgres, tmp_path):
     env = dict(os.environ)
-    env.update(DJANGO_SETTINGS_MODULE="controlplane.settings", DATABASE_URL=postgres.url, DEBUG="0",
-               SECRET_KEY="chaos-test-secret-key-" + "x" * 40, DBPILOT_TOKEN_PEPPER="chaos-pepper",
-               DBPILOT_FERNET_KEYS=Fernet.generate_key().decode(), DBPILOT_DATA_ROOT=str(tmp_path),
-               PYTHONUNBUFFERED="1")
+    env.update(
+        DJANGO_SETTINGS_MODULE="controlplane.settings",
+        DATABASE_URL=postgres.url,
+        DEBUG="0",
+        SECRET_KEY="chaos-test-secret-key-" + "x" * 40,
+        DBPILOT_TOKEN_PEPPER="chaos-pepper",
+        DBPILOT_FERNET_KEYS=Fernet.generate_key().decode(),
+        DBPILOT_DATA_ROOT=str(tmp_path),
+        PYTHONUNBUFFERED="1",
+    )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, timeout=120, cwd=ROOT)
-    created = subprocess.run([*manage, "create_tenant", "chaos", "--team", "ops", "--user", "ops@example.com",
-                              "--token-scope", "read"], env=env, check=True, timeout=60, capture_output=True,
-                             text=True, cwd=ROOT)
+    created = subprocess.run(
+        [
+            *manage,
+            "create_tenant",
+            "chaos",
+            "--team",
+            "ops",
+            "--user",
+            "ops@example.com",
+            "--token-scope",
+            "read",
+        ],
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     token = created.stdout.strip().splitlines()[-1]
     port = free_port()
-    web = ManagedProcess("chaos-web", [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p",
-                                       str(port), "controlplane.asgi:application"], env)
+    web = ManagedProcess(
+        "chaos-web",
+        [
+            str(Path(sys.executable).parent / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "controlplane.asgi:application",
+        ],
+        env,
+    )
     url = f"http://127.0.0.1:{port}/api/v1/clusters/"
     try:
-        first = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(_get(url, token)) if _listening(port) else None,
-                         30, interval=0.2, message="the web server")
+        first = wait_for(
+            lambda: (lambda r: r if r[0] == 200 else None)(_get(url, token)) if _listening(port) else None,
+            30,
+            interval=0.2,
+            message="the web server",
+        )
         clusters_before = first[2]
 
         postgres.stop()
@@ -121,10 +175,16 @@ def test_the_api_answers_503_json_while_postgresql_restarts_then_recovers(postgr
 
         postgres.start()
         restarted_at = time.monotonic()
-        status, _, body = wait_for(lambda: (lambda r: r if r[0] != 503 else None)(_get(url, token)), 20,
-                                   interval=0.2, message="the API to answer again")
-        print(f"503 while PostgreSQL was down; the API answered {status} "
-              f"{time.monotonic() - restarted_at:.2f}s after PostgreSQL started again")
+        status, _, body = wait_for(
+            lambda: (lambda r: r if r[0] != 503 else None)(_get(url, token)),
+            20,
+            interval=0.2,
+            message="the API to answer again",
+        )
+        print(
+            f"503 while PostgreSQL was down; the API answered {status} "
+            f"{time.monotonic() - restarted_at:.2f}s after PostgreSQL started again"
+        )
         assert status == 200 and body == clusters_before  # recovered by itself; nothing committed was lost
     finally:
         web.stop()

@@ -2,6 +2,7 @@
 master, a replica and three Debian redis-sentinel processes on loopback). The Redis master is SIGKILLed;
 Sentinel promotes the replica; monitoring resumes by itself on the new master, the cluster (healthy,
 automatic failover armed) is not failed over because dbpilot lost its state, and no HA job runs twice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,19 @@ class SentinelRedis:
         self.processes: dict[str, ManagedProcess] = {}
         server = shutil.which("redis-server")
         for role in ("master", "replica"):
-            argv = [server, "--port", str(self.ports[role]), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", str(workdir)]
+            argv = [
+                server,
+                "--port",
+                str(self.ports[role]),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ]
             if role == "replica":
                 argv += ["--replicaof", "127.0.0.1", str(self.ports["master"])]
             self.processes[role] = ManagedProcess(f"chaos-redis-{role}", argv, {})
@@ -51,9 +63,12 @@ class SentinelRedis:
                 f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.ports['master']} 2\n"
                 f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
-                f"sentinel failover-timeout {MASTER_NAME} 10000\n")
+                f"sentinel failover-timeout {MASTER_NAME} 10000\n"
+            )
             self.processes[f"sentinel-{n}"] = ManagedProcess(f"chaos-sentinel-{n}", [sentinel, str(conf)], {})
-        self.url = "sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{MASTER_NAME}/0"
+        self.url = (
+            "sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{MASTER_NAME}/0"
+        )
 
     def master_port(self) -> int | None:
         for port in self.sentinel_ports:
@@ -74,8 +89,10 @@ class SentinelRedis:
 
     def sentinels_know_the_replica(self) -> bool:
         try:
-            return all(redis.Redis(port=p, socket_timeout=1).sentinel_slaves(MASTER_NAME)
-                       for p in self.sentinel_ports)
+            return all(
+                redis.Redis(port=p, socket_timeout=1).sentinel_slaves(MASTER_NAME)
+                for p in self.sentinel_ports
+            )
         except redis.RedisError:
             return False
 
@@ -130,7 +147,8 @@ def _channels_roundtrip(loop, layer, text: str, timeout: float) -> str:
 
 
 def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy_cluster(
-        sandbox_cluster, sentinel_redis, dbpilot_processes, settings):
+    sandbox_cluster, sentinel_redis, dbpilot_processes, settings
+):
     settings.DBPILOT_FAILOVER_RUNNER = "inline"  # the adopt job, in this process
     cluster = register_cluster(sandbox_cluster, "sentinel", failover_mode="automatic")
     assert cluster.failover_armed
@@ -140,7 +158,11 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
     for n in (1, 2):
         dbpilot_processes("beat", name=f"chaos-sentinel-beat-{n}")
     wait_for(lambda: " ready." in worker.log_text(), 30, message="the worker")
-    wait_for(lambda: (_updated_at(hot, cluster.id) or 0) > time.time() - 2, 30, message="monitoring through Sentinel")
+    wait_for(
+        lambda: (_updated_at(hot, cluster.id) or 0) > time.time() - 2,
+        30,
+        message="monitoring through Sentinel",
+    )
     cluster.refresh_from_db()
     primary_before = cluster.primary_id
     assert primary_before is not None  # the first ticks observed it
@@ -152,21 +174,33 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
 
     killed_at = time.time()
     sentinel_redis.processes["master"].kill(signal.SIGKILL)
-    wait_for(lambda: sentinel_redis.master_port() == sentinel_redis.ports["replica"], 30, interval=0.2,
-             message="Sentinel to promote the replica")
+    wait_for(
+        lambda: sentinel_redis.master_port() == sentinel_redis.ports["replica"],
+        30,
+        interval=0.2,
+        message="Sentinel to promote the replica",
+    )
     promoted_at = time.time()
-    wait_for(lambda: (_updated_at(hot, cluster.id) or 0) > promoted_at + 1, 30, interval=0.2,
-             message="monitoring to resume on the new master")
+    wait_for(
+        lambda: (_updated_at(hot, cluster.id) or 0) > promoted_at + 1,
+        30,
+        interval=0.2,
+        message="monitoring to resume on the new master",
+    )
     resumed_at = time.time()
     assert _channels_roundtrip(loop, layer, "after", 20) == "after"  # the same layer, on the new master
     loop.run_until_complete(layer.flush())
     loop.close()
-    print(f"Redis master killed; Sentinel promoted the replica after {promoted_at - killed_at:.1f}s; "
-          f"monitoring resumed {resumed_at - promoted_at:.1f}s later")
+    print(
+        f"Redis master killed; Sentinel promoted the replica after {promoted_at - killed_at:.1f}s; "
+        f"monitoring resumed {resumed_at - promoted_at:.1f}s later"
+    )
 
     deadline = time.time() + 6  # and keeps going, with no action taken on the healthy cluster
     while time.time() < deadline:
-        assert writable_nodes(sandbox_cluster) == [1], "the healthy primary must stay the only writable server"
+        assert writable_nodes(sandbox_cluster) == [1], (
+            "the healthy primary must stay the only writable server"
+        )
         time.sleep(0.3)
     assert (_updated_at(hot, cluster.id) or 0) > time.time() - 3, "monitoring stopped again"
     jobs_after = list(Job.objects.filter(cluster=cluster).values_list("id", "kind", "state", "attempts"))
@@ -176,16 +210,20 @@ def test_a_sentinel_failover_of_redis_is_survived_without_failing_over_a_healthy
     cluster.refresh_from_db()
     assert cluster.primary_id == primary_before
     # If a beat saw Redis down it opened REDIS_UNREACHABLE; it is resolved now that Redis answers.
-    wait_for(lambda: not PlatformFinding.objects.filter(code=REDIS_UNREACHABLE, resolved_at__isnull=True).exists(),
-             10, message="REDIS_UNREACHABLE to be resolved")
+    wait_for(
+        lambda: not PlatformFinding.objects.filter(code=REDIS_UNREACHABLE, resolved_at__isnull=True).exists(),
+        10,
+        message="REDIS_UNREACHABLE to be resolved",
+    )
     from tenants.platform_health import health
 
     status = health()
     assert status["redis"]["ok"] and status["redis"]["sentinel"] and status["automatic_actions"] == "allowed"
 
 
-def test_a_primary_lost_while_redis_fails_over_is_failed_over_once(sandbox_factory, sentinel_redis,
-                                                                   dbpilot_processes, settings):
+def test_a_primary_lost_while_redis_fails_over_is_failed_over_once(
+    sandbox_factory, sentinel_redis, dbpilot_processes, settings
+):
     """The MariaDB primary is SIGKILLed and, as soon as its failover job exists, so is the Redis master:
     the job's queue message and the workers' locks may be lost with it. The database's job claim decides:
     exactly one failover job, which ends succeeded, and never two writable servers."""
@@ -200,11 +238,19 @@ def test_a_primary_lost_while_redis_fails_over_is_failed_over_once(sandbox_facto
     for n in (1, 2):
         dbpilot_processes("beat", name=f"chaos-sentinel-fo-beat-{n}")
     wait_for(lambda: " ready." in worker.log_text(), 30, message="the worker")
-    wait_for(lambda: (_updated_at(hot, cluster.id) or 0) > time.time() - 2, 30, message="monitoring through Sentinel")
+    wait_for(
+        lambda: (_updated_at(hot, cluster.id) or 0) > time.time() - 2,
+        30,
+        message="monitoring through Sentinel",
+    )
 
     sandbox.kill(1, signal.SIGKILL)
-    job = wait_for(lambda: Job.objects.filter(cluster=cluster, kind="failover").first(), 30, interval=0.05,
-                   message="the failover job")
+    job = wait_for(
+        lambda: Job.objects.filter(cluster=cluster, kind="failover").first(),
+        30,
+        interval=0.05,
+        message="the failover job",
+    )
     sentinel_redis.processes["master"].kill(signal.SIGKILL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -217,5 +263,7 @@ def test_a_primary_lost_while_redis_fails_over_is_failed_over_once(sandbox_facto
     assert Job.objects.filter(cluster=cluster, kind="failover").count() == 1
     writable = writable_nodes(sandbox)
     assert len(writable) == 1 and writable[0] in (2, 3)
-    print(f"failover job {job.id}: {job.state} after {job.attempts} attempt(s); Redis master at "
-          f"{sentinel_redis.master_port()} (replica was {sentinel_redis.ports['replica']})")
+    print(
+        f"failover job {job.id}: {job.state} after {job.attempts} attempt(s); Redis master at "
+        f"{sentinel_redis.master_port()} (replica was {sentinel_redis.ports['replica']})"
+    )

@@ -1,6 +1,7 @@
 """A tick cut short by a Redis outage does not leave its clusters' single-flight locks to expire (15 s)
 once Redis answers again: they are released in the background. A private redis-server, paused with
 CLIENT PAUSE so that commands time out, as they do while a master fails over."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,21 @@ from tests.services_plugin import ManagedProcess, wait_for
 @pytest.fixture
 def private_redis(settings):
     port = free_port()
-    server = ManagedProcess("chaos-tick-locks-redis", [shutil.which("redis-server"), "--port", str(port), "--bind",
-                                                       "127.0.0.1", "--save", "", "--appendonly", "no"], {})
+    server = ManagedProcess(
+        "chaos-tick-locks-redis",
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        {},
+    )
     admin = redis.Redis(port=port, socket_timeout=5)
     wait_for(lambda: _answers(admin), 10, message="redis-server")
     settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
@@ -44,8 +58,11 @@ def test_locks_a_redis_outage_kept_are_released_when_it_answers_again(private_re
     paused_at = time.monotonic()
     hotstate.release_tick_locks(list(held.items()), 15)  # times out, does not raise: deferred
     # Released well before their 15 s TTL would have freed them.
-    wait_for(lambda: not private_redis.exists(hotstate.tick_lock_key(101), hotstate.tick_lock_key(102)), 10,
-             message="the locks to be released in the background")
+    wait_for(
+        lambda: not private_redis.exists(hotstate.tick_lock_key(101), hotstate.tick_lock_key(102)),
+        10,
+        message="the locks to be released in the background",
+    )
     print(f"locks released {time.monotonic() - paused_at:.1f}s after the outage began (their TTL: 15 s)")
 
     # Only the holder's token releases: a lock another tick took meanwhile is left alone.

@@ -3,6 +3,7 @@ every queue, beat, Redis (REDIS_URL's database, flushed) and a real 3-node semi-
 tenant `acme` with team `ops` and an admin-scoped token. The CLI under test is the installed console
 script (`.venv/bin/dbpilot`), run as a subprocess; every call is appended to tests/output/cli-transcript.txt.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,23 +45,37 @@ class Stack:
 
     def cli_env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DBPILOT_")}
-        env.update(DBPILOT_URL=self.base, DBPILOT_TOKEN=self.token, XDG_CONFIG_HOME=str(self.tmp / "config"),
-                   COLUMNS="150", NO_COLOR="1")
+        env.update(
+            DBPILOT_URL=self.base,
+            DBPILOT_TOKEN=self.token,
+            XDG_CONFIG_HOME=str(self.tmp / "config"),
+            COLUMNS="150",
+            NO_COLOR="1",
+        )
         env.update(extra)
         return env
 
     def dbp(self, *args: str, env: dict | None = None, timeout: float = 90, record: bool = True) -> Result:
         """Run the installed CLI; record the command and its output in the transcript."""
-        proc = subprocess.run([str(DBPILOT), *args], env=env or self.cli_env(), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [str(DBPILOT), *args], env=env or self.cli_env(), capture_output=True, text=True, timeout=timeout
+        )
         if record:
             with open(TRANSCRIPT, "a") as handle:
-                handle.write(f"$ dbpilot {' '.join(args)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]\n\n")
+                handle.write(
+                    f"$ dbpilot {' '.join(args)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]\n\n"
+                )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def spawn(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([str(DBPILOT), *args], env=self.cli_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1)
+        return subprocess.Popen(
+            [str(DBPILOT), *args],
+            env=self.cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
 
     def address(self, node: int) -> str:
         return f"{self.sandbox.host(node)}:{self.sandbox.port(node)}"
@@ -97,7 +112,7 @@ def stack(tmp_path_factory):
     # A pre_failover hook that holds 3 s, so a job's steps visibly progress; a script route that logs.
     (hooks / "hold-3s").write_text("#!/bin/sh\nsleep 3\n")
     (hooks / "hold-1s").write_text("#!/bin/sh\nsleep 1\n")
-    (hooks / "route-log").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp}/route-log.txt\n")
+    (hooks / "route-log").write_text(f'#!/bin/sh\necho "$@" >> {tmp}/route-log.txt\n')
     (hooks / "pre-failover.sh").write_text("#!/bin/sh\nexit 0\n")
     for script in hooks.iterdir():
         script.chmod(0o755)
@@ -106,22 +121,56 @@ def stack(tmp_path_factory):
     processes: list[ManagedProcess] = []
     try:
         manage(env, "migrate", "--noinput", "-v", "0")
-        token = manage(env, "create_tenant", "acme", "--team", "ops", "--user", ADMIN_EMAIL, "--password",
-                       "amara-cli-pass-1", "--token-scope", "admin").strip().splitlines()[-1]
+        token = (
+            manage(
+                env,
+                "create_tenant",
+                "acme",
+                "--team",
+                "ops",
+                "--user",
+                ADMIN_EMAIL,
+                "--password",
+                "amara-cli-pass-1",
+                "--token-scope",
+                "admin",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         bin_dir = Path(sys.executable).parent
         processes += [
-            ManagedProcess("cli-worker", [str(bin_dir / "celery"), "-A", "controlplane", "worker", "-n", "cli@%h",
-                                          "--concurrency", "3", "--without-gossip", "--without-mingle"], env),
-            ManagedProcess("cli-beat", [str(bin_dir / "celery"), "-A", "controlplane", "beat",
-                                        "-s", str(tmp / "beat-schedule")], env),
+            ManagedProcess(
+                "cli-worker",
+                [
+                    str(bin_dir / "celery"),
+                    "-A",
+                    "controlplane",
+                    "worker",
+                    "-n",
+                    "cli@%h",
+                    "--concurrency",
+                    "3",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                env,
+            ),
+            ManagedProcess(
+                "cli-beat",
+                [str(bin_dir / "celery"), "-A", "controlplane", "beat", "-s", str(tmp / "beat-schedule")],
+                env,
+            ),
         ]
         daphne, base = start_portal_server(env, name="cli-daphne")
         processes.append(daphne)
-        stack = Stack(base=base, token=token, env=env, hooks=hooks, tmp=tmp, sandbox=sandbox, processes=processes)
+        stack = Stack(
+            base=base, token=token, env=env, hooks=hooks, tmp=tmp, sandbox=sandbox, processes=processes
+        )
         yield stack
     finally:
         for process in processes:
             process.stop()
-        for extra in (stack.extra_sandboxes if stack else []):
+        for extra in stack.extra_sandboxes if stack else []:
             extra.destroy()
         sandbox.destroy()

@@ -5,6 +5,7 @@ commands, exit codes and both output formats are checked on it, a switchover is 
 followed, a failover is watched live, the cluster is exported, deleted and recreated from the export, and
 finally a replication-manager configuration with two clusters is imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ SAMPLES = Path(__file__).parent / "samples"
 
 
 def _api(stack, method: str, path: str, body: dict | None = None):
-    response = httpx.request(method, f"{stack.base}/api/v1/{path}", json=body, timeout=30,
-                             headers={"Authorization": f"Bearer {stack.token}"})
+    response = httpx.request(
+        method,
+        f"{stack.base}/api/v1/{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {stack.token}"},
+    )
     return response
 
 
@@ -41,7 +47,10 @@ def _spec(stack, **changes) -> dict:
         "team": "ops",
         "servers": [stack.address(n) for n in (1, 2, 3)],
         "credentials": {"user": admin["admin"]["user"], "password": "env:ORDERS_DB_PASSWORD"},
-        "replication_credentials": {"user": admin["replication"]["user"], "password": "env:ORDERS_REPL_PASSWORD"},
+        "replication_credentials": {
+            "user": admin["replication"]["user"],
+            "password": "env:ORDERS_REPL_PASSWORD",
+        },
         "failover_mode": "manual",
         "settings": {"failcount": 3, "pre_failover": "hold-3s", "switchover_wait_trx_seconds": 10},
         "routes": [{"name": "log", "kind": "script", "script": "route-log"}],
@@ -59,8 +68,9 @@ def _write(stack, name: str, spec: dict) -> str:
 
 def _secrets_env(stack) -> dict:
     creds = stack.sandbox.describe()["credentials"]
-    return stack.cli_env(ORDERS_DB_PASSWORD=creds["admin"]["password"],
-                         ORDERS_REPL_PASSWORD=creds["replication"]["password"])
+    return stack.cli_env(
+        ORDERS_DB_PASSWORD=creds["admin"]["password"], ORDERS_REPL_PASSWORD=creds["replication"]["password"]
+    )
 
 
 def _cluster(stack) -> dict:
@@ -95,8 +105,10 @@ def test_usage_errors_config_and_unreachable_api(stack):
     # Shell completion (typer's): the bash script, and a completion of `dbpilot clu`.
     script = stack.dbp(env=stack.cli_env(_DBPILOT_COMPLETE="source_bash"), record=False)
     assert script.rc == 0 and "_dbpilot_completion" in script.out
-    completed = stack.dbp(env=stack.cli_env(_DBPILOT_COMPLETE="complete_bash", COMP_WORDS="dbpilot clu", COMP_CWORD="1"),
-                          record=False)
+    completed = stack.dbp(
+        env=stack.cli_env(_DBPILOT_COMPLETE="complete_bash", COMP_WORDS="dbpilot clu", COMP_CWORD="1"),
+        record=False,
+    )
     assert completed.out.split() == ["clusters"]
 
 
@@ -130,7 +142,10 @@ def test_apply_registers_the_cluster_and_a_second_apply_changes_nothing(stack):
     # Nothing was written: the settings, the routes and the event log say so.
     assert _cluster(stack)["settings"] == cluster["settings"]
     assert route_definitions() == routes_before
-    kinds = [e["kind"] for e in json.loads(stack.dbp("events", "orders", "-n", "100", "-o", "json", record=False).out)]
+    kinds = [
+        e["kind"]
+        for e in json.loads(stack.dbp("events", "orders", "-n", "100", "-o", "json", record=False).out)
+    ]
     assert "settings_changed" not in kinds and kinds.count("route_registered") == 1
 
 
@@ -183,7 +198,9 @@ def test_read_commands_in_tables_json_and_yaml(stack):
 
     events = stack.dbp("events", "orders", "-n", "5")
     assert events.rc == 0 and "route_deleted" in events.out
-    assert "route_registered" in [e["kind"] for e in json.loads(stack.dbp("events", "orders", "-n", "50", "-o", "json").out)]
+    assert "route_registered" in [
+        e["kind"] for e in json.loads(stack.dbp("events", "orders", "-n", "50", "-o", "json").out)
+    ]
     assert stack.dbp("jobs", "list", "orders").rc == 0
     assert "log" in stack.dbp("routes", "list", "orders").out
     assert "ops" in stack.dbp("teams", "list").out
@@ -213,23 +230,35 @@ def test_maintenance_routes_tokens_and_refusals(stack):
     with open(OUTPUT / "cli-transcript.txt", "a") as handle:
         handle.write(f"$ dbpilot events orders --follow -n 1\n{followed}\n")
     assert follower.returncode == 0
-    assert f"{replica} maintenance on by" in followed and f"{replica} maintenance off by" in followed, followed
+    assert f"{replica} maintenance on by" in followed and f"{replica} maintenance off by" in followed, (
+        followed
+    )
     assert stack.dbp("maintenance", "orders", "127.0.0.1:1", "on").rc == 3
     assert stack.dbp("maintenance", "orders", replica, "sideways").rc == 2
 
-    added = json.loads(stack.dbp("routes", "add", "orders", "script", "script=route-log", "--name", "extra", "-o", "json").out)
+    added = json.loads(
+        stack.dbp(
+            "routes", "add", "orders", "script", "script=route-log", "--name", "extra", "-o", "json"
+        ).out
+    )
     assert added["name"] == "extra"
     changed = stack.dbp("routes", "set", "orders", str(added["id"]), "script=hold-1s")
     assert changed.rc == 0 and "hold-1s" in changed.out
     synced = stack.dbp("routes", "sync", "orders", str(added["id"]), "-o", "json")
     assert synced.rc == 0, synced.err
     assert stack.dbp("routes", "remove", "orders", str(added["id"])).rc == 0
-    invalid = stack.dbp("routes", "add", "orders", "haproxy", "runtime_api=tcp://192.0.2.1:9999", "write_backend=w")
+    invalid = stack.dbp(
+        "routes", "add", "orders", "haproxy", "runtime_api=tcp://192.0.2.1:9999", "write_backend=w"
+    )
     assert invalid.rc == 2 and len(invalid.err.strip().splitlines()) == 1
 
     # Tenant-admin actions are not for team tokens: not allowed (3), one line.
-    for args in (("teams", "create", "qa"), ("teams", "grant", "ops", "orders", "--permissions", "view_cluster"),
-                 ("teams", "add-member", "ops", "zed@acme.example"), ("teams", "revoke-grant", "ops", "orders")):
+    for args in (
+        ("teams", "create", "qa"),
+        ("teams", "grant", "ops", "orders", "--permissions", "view_cluster"),
+        ("teams", "add-member", "ops", "zed@acme.example"),
+        ("teams", "revoke-grant", "ops", "orders"),
+    ):
         refused_admin = stack.dbp(*args)
         assert refused_admin.rc == 3 and "tenant admin" in refused_admin.err, (args, refused_admin.err)
 
@@ -245,7 +274,9 @@ def test_maintenance_routes_tokens_and_refusals(stack):
     assert stack.dbp("clusters", "list", env=as_reader).rc == 0
     forbidden = stack.dbp("switchover", "orders", env=as_reader)
     assert forbidden.rc == 3 and "operate" in forbidden.err
-    token_id = next(t["id"] for t in json.loads(stack.dbp("tokens", "list", "-o", "json").out) if t["name"] == "ci-read")
+    token_id = next(
+        t["id"] for t in json.loads(stack.dbp("tokens", "list", "-o", "json").out) if t["name"] == "ci-read"
+    )
     assert stack.dbp("tokens", "revoke", str(token_id)).rc == 0
     assert stack.dbp("clusters", "list", env=as_reader).rc == 3
 
@@ -259,8 +290,11 @@ def test_switchover_wait_then_follow_another_switchover_live(stack):
     assert waited.rc == 0, waited.out + waited.err
     assert re.search(r"job #\d+ switchover succeeded", waited.out), waited.out
     assert "pre_failover_hook: ok" in waited.out
-    new = wait_until("the new primary in the cluster object",
-                     lambda: (lambda p: p if p and p != old else None)(_cluster(stack)["primary"]), timeout=20)
+    new = wait_until(
+        "the new primary in the cluster object",
+        lambda: (lambda p: p if p and p != old else None)(_cluster(stack)["primary"]),
+        timeout=20,
+    )
 
     started = json.loads(stack.dbp("switchover", "orders", "--candidate", old, "-o", "json").out)
     assert started["kind"] == "switchover"
@@ -270,7 +304,9 @@ def test_switchover_wait_then_follow_another_switchover_live(stack):
         lines.append((time.monotonic(), line.rstrip("\n")))
     follower.wait(timeout=120)
     with open(OUTPUT / "cli-transcript.txt", "a") as handle:
-        handle.write(f"$ dbpilot jobs show {started['id']} --follow\n" + "\n".join(text for _, text in lines) + "\n\n")
+        handle.write(
+            f"$ dbpilot jobs show {started['id']} --follow\n" + "\n".join(text for _, text in lines) + "\n\n"
+        )
     assert follower.returncode == 0, follower.stderr.read()
     texts = [text for _, text in lines]
     step_lines = [(at, text) for at, text in lines if " step " in text]
@@ -291,10 +327,16 @@ def test_topology_watch_shows_a_failover_as_it_happens(stack):
     node = next(n for n in (1, 2, 3) if stack.address(n) == primary)
     watcher = stack.spawn("topology", "orders", "--watch", "--for", "90")
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: [lines.append(line.rstrip("\n")) for line in watcher.stdout], daemon=True)
+    reader = threading.Thread(
+        target=lambda: [lines.append(line.rstrip("\n")) for line in watcher.stdout], daemon=True
+    )
     reader.start()
     try:
-        wait_until("the first topology on screen", lambda: any(f"primary {primary}" in line for line in lines), timeout=20)
+        wait_until(
+            "the first topology on screen",
+            lambda: any(f"primary {primary}" in line for line in lines),
+            timeout=20,
+        )
         stack.sandbox.kill(node)
         attempts = []
 
@@ -304,9 +346,16 @@ def test_topology_watch_shows_a_failover_as_it_happens(stack):
             return result.rc == 0
 
         wait_until("a manual failover that is accepted", failover_done, timeout=60, interval=1.0)
-        new = wait_until("the new primary", lambda: (lambda p: p if p and p != primary else None)(_cluster(stack)["primary"]),
-                         timeout=20)
-        wait_until("the watch to show the new primary", lambda: any(f"primary {new}" in line for line in lines), timeout=20)
+        new = wait_until(
+            "the new primary",
+            lambda: (lambda p: p if p and p != primary else None)(_cluster(stack)["primary"]),
+            timeout=20,
+        )
+        wait_until(
+            "the watch to show the new primary",
+            lambda: any(f"primary {new}" in line for line in lines),
+            timeout=20,
+        )
     finally:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(timeout=20)
@@ -342,16 +391,22 @@ def test_export_then_apply_on_an_empty_control_plane_recreates_the_definition(st
     assert exported.rc == 0, exported.err
     spec = yaml.safe_load(exported.out)
     creds = stack.sandbox.describe()["credentials"]
-    assert creds["admin"]["password"] not in exported.out and creds["replication"]["password"] not in exported.out
+    assert (
+        creds["admin"]["password"] not in exported.out
+        and creds["replication"]["password"] not in exported.out
+    )
     assert spec["credentials"]["password"].startswith("env:") and "set before applying" in exported.err
     path = stack.tmp / "exported.yaml"
     path.write_text(exported.out)
 
     _delete_orders(stack)
     assert json.loads(stack.dbp("clusters", "list", "-o", "json").out) == []
-    env = stack.cli_env(DBPILOT_ORDERS_DB_USER=creds["admin"]["user"], DBPILOT_ORDERS_DB_PASSWORD=creds["admin"]["password"],
-                        DBPILOT_ORDERS_REPL_USER=creds["replication"]["user"],
-                        DBPILOT_ORDERS_REPL_PASSWORD=creds["replication"]["password"])
+    env = stack.cli_env(
+        DBPILOT_ORDERS_DB_USER=creds["admin"]["user"],
+        DBPILOT_ORDERS_DB_PASSWORD=creds["admin"]["password"],
+        DBPILOT_ORDERS_REPL_USER=creds["replication"]["user"],
+        DBPILOT_ORDERS_REPL_PASSWORD=creds["replication"]["password"],
+    )
     applied = stack.dbp("apply", "-f", str(path), env=env)
     assert applied.rc == 0, applied.out + applied.err
     again = stack.dbp("export", "orders")
@@ -374,16 +429,28 @@ def test_import_replication_manager_registers_both_clusters(stack):
     (target / "cluster.d").mkdir(parents=True)
     (target / "config.toml").write_text((source / "config.toml").read_text())
     orders = (source / "cluster.d" / "orders.toml").read_text()
-    orders = orders.replace("10.0.0.11:3306,10.0.0.12:3306,10.0.0.13:3306", ",".join(stack.address(n) for n in (1, 2, 3)))
+    orders = orders.replace(
+        "10.0.0.11:3306,10.0.0.12:3306,10.0.0.13:3306", ",".join(stack.address(n) for n in (1, 2, 3))
+    )
     orders = orders.replace("10.0.0.11:3306", stack.address(1)).replace("10.0.0.13:3306", stack.address(3))
-    orders = orders.replace("repman:orders-db-secret", f"{creds['admin']['user']}:{creds['admin']['password']}")
-    orders = orders.replace("repl:orders-repl-secret", f"{creds['replication']['user']}:{creds['replication']['password']}")
+    orders = orders.replace(
+        "repman:orders-db-secret", f"{creds['admin']['user']}:{creds['admin']['password']}"
+    )
+    orders = orders.replace(
+        "repl:orders-repl-secret", f"{creds['replication']['user']}:{creds['replication']['password']}"
+    )
     (target / "cluster.d" / "orders.toml").write_text(orders)
     bill = (source / "cluster.d" / "billing.toml").read_text()
-    bill = bill.replace("10.0.1.21:3306,10.0.1.22:3306", ",".join(f"{billing.host(n)}:{billing.port(n)}" for n in (1, 2)))
-    bill = bill.replace("repman:billing-db-secret", f"{billing_creds['admin']['user']}:{billing_creds['admin']['password']}")
-    bill = bill.replace("repl:billing-repl-secret",
-                        f"{billing_creds['replication']['user']}:{billing_creds['replication']['password']}")
+    bill = bill.replace(
+        "10.0.1.21:3306,10.0.1.22:3306", ",".join(f"{billing.host(n)}:{billing.port(n)}" for n in (1, 2))
+    )
+    bill = bill.replace(
+        "repman:billing-db-secret", f"{billing_creds['admin']['user']}:{billing_creds['admin']['password']}"
+    )
+    bill = bill.replace(
+        "repl:billing-repl-secret",
+        f"{billing_creds['replication']['user']}:{billing_creds['replication']['password']}",
+    )
     (target / "cluster.d" / "billing.toml").write_text(bill)
     config = str(target / "config.toml")
 
@@ -395,8 +462,16 @@ def test_import_replication_manager_registers_both_clusters(stack):
 
     imported = stack.dbp("import-replication-manager", config, "--hooks-dir", str(stack.hooks), timeout=120)
     assert imported.rc == 0, imported.out + imported.err
-    for key in ("title", "backup-physical-type", "proxysql-copy-grants", "db-servers-connect-timeout",
-                "haproxy-write-port", "http-port", "log-file", "autorejoin-flashback"):
+    for key in (
+        "title",
+        "backup-physical-type",
+        "proxysql-copy-grants",
+        "db-servers-connect-timeout",
+        "haproxy-write-port",
+        "http-port",
+        "log-file",
+        "autorejoin-flashback",
+    ):
         assert f"not mapped: {key}" in imported.out or f"not mapped ([Default]): {key}" in imported.out, key
     assert "asked for automatic failover: orders" in imported.out
     clusters = {c["name"]: c for c in json.loads(stack.dbp("clusters", "list", "-o", "json").out)}
@@ -412,11 +487,20 @@ def test_import_replication_manager_registers_both_clusters(stack):
     routes = {r["kind"]: r for r in json.loads(stack.dbp("routes", "list", "orders", "-o", "json").out)}
     assert routes["haproxy"]["write_backend"] == "orders_write"
     proxysql = json.loads(stack.dbp("routes", "list", "billing", "-o", "json").out)[0]
-    assert proxysql["kind"] == "proxysql" and proxysql["writer_hostgroup"] == 10 and proxysql["secrets_set"] == ["admin_password"]
+    assert (
+        proxysql["kind"] == "proxysql"
+        and proxysql["writer_hostgroup"] == 10
+        and proxysql["secrets_set"] == ["admin_password"]
+    )
 
-    armed = stack.dbp("import-replication-manager", config, "--hooks-dir", str(stack.hooks), "--arm", timeout=120)
+    armed = stack.dbp(
+        "import-replication-manager", config, "--hooks-dir", str(stack.hooks), "--arm", timeout=120
+    )
     assert armed.rc == 0, armed.out + armed.err
     assert "orders: failover_mode automatic" in armed.out
     clusters = {c["name"]: c for c in json.loads(stack.dbp("clusters", "list", "-o", "json").out)}
-    assert clusters["orders"]["failover_mode"] == "automatic" and clusters["billing"]["failover_mode"] == "manual"
+    assert (
+        clusters["orders"]["failover_mode"] == "automatic"
+        and clusters["billing"]["failover_mode"] == "manual"
+    )
     assert os.environ.get("REDIS_URL")  # the stack ran on this shell's own Redis database

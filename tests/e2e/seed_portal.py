@@ -4,6 +4,7 @@ Creates a registered cluster of three servers owned by the team that create_tena
 permissions granted to it), and a viewer member; prints the cluster id. Servers are rows only: the
 smoke test needs no database servers, and the portal shows them as not yet observed.
 """
+
 import os
 
 from django.contrib.auth import get_user_model
@@ -18,6 +19,10 @@ for port in (3306, 3307, 3308):
     Server.objects.create(cluster=cluster, host="127.0.0.1", port=port, ip="127.0.0.1")
 grant_cluster(team, cluster)
 User = get_user_model()
-viewer = User.objects.create_user(username=os.environ["SEED_VIEWER"], email=os.environ["SEED_VIEWER"], password=os.environ["SEED_VIEWER_PASSWORD"])
+viewer = User.objects.create_user(
+    username=os.environ["SEED_VIEWER"],
+    email=os.environ["SEED_VIEWER"],
+    password=os.environ["SEED_VIEWER_PASSWORD"],
+)
 add_member(team, viewer, Role.VIEWER)
 print(f"cluster_id={cluster.id}")

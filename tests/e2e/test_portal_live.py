@@ -2,6 +2,7 @@
 3-node MariaDB cluster. A replica killed with SIGKILL shows as down in the browser, and back up after a
 restart, from websocket messages alone (no reload). Screenshots go to tests/output/.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,14 +48,46 @@ def stack(sandbox_factory, tmp_path):
     env.pop("DBPILOT_IN_MEMORY_CHANNELS")  # the worker's messages reach daphne through Redis
     env["REDIS_URL"] = url
     manage(env, "migrate", "--noinput", "-v", "0")
-    token = manage(env, "create_tenant", "acme", "--team", "ops", "--user", EMAIL, "--password", PASSWORD,
-                   "--token-scope", "admin").strip().splitlines()[-1]
+    token = (
+        manage(
+            env,
+            "create_tenant",
+            "acme",
+            "--team",
+            "ops",
+            "--user",
+            EMAIL,
+            "--password",
+            PASSWORD,
+            "--token-scope",
+            "admin",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     bin_dir = Path(sys.executable).parent
     processes = [
-        ManagedProcess("portal-live-worker", [str(bin_dir / "celery"), "-A", "controlplane", "worker", "-n", "portal-live@%h",
-                                              "--concurrency", "2", "--without-gossip", "--without-mingle"], env),
-        ManagedProcess("portal-live-beat", [str(bin_dir / "celery"), "-A", "controlplane", "beat",
-                                            "-s", str(tmp_path / "beat-schedule")], env),
+        ManagedProcess(
+            "portal-live-worker",
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "controlplane",
+                "worker",
+                "-n",
+                "portal-live@%h",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+        ),
+        ManagedProcess(
+            "portal-live-beat",
+            [str(bin_dir / "celery"), "-A", "controlplane", "beat", "-s", str(tmp_path / "beat-schedule")],
+            env,
+        ),
     ]
     daphne, base = start_portal_server(env, name="portal-live-daphne")
     processes.append(daphne)
@@ -65,8 +98,12 @@ def stack(sandbox_factory, tmp_path):
         "credentials": described["credentials"]["admin"],
         "replication_credentials": described["credentials"]["replication"],
     }
-    request = urllib.request.Request(f"{base}/api/v1/clusters/", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/api/v1/clusters/",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         cluster = json.loads(response.read())
     yield {"base": base, "cluster": cluster, "sandbox": sandbox, "processes": processes}
@@ -79,8 +116,13 @@ def test_portal_shows_a_replica_going_down_and_back_live(stack):
     replica = f"{sandbox.host(3)}:{sandbox.port(3)}"
     result = run_interactive_scenario(
         "portal_live.mjs",
-        {"PORTAL_URL": stack["base"], "CLUSTER_ID": str(stack["cluster"]["id"]), "REPLICA": replica,
-         "EMAIL": EMAIL, "PASSWORD": PASSWORD},
+        {
+            "PORTAL_URL": stack["base"],
+            "CLUSTER_ID": str(stack["cluster"]["id"]),
+            "REPLICA": replica,
+            "EMAIL": EMAIL,
+            "PASSWORD": PASSWORD,
+        },
         handlers={"kill_replica": lambda: sandbox.kill(3), "start_replica": lambda: sandbox.start(3)},
     )
     logs = "\n".join(f"--- {p.name}\n{p.log_text()[-1500:]}" for p in stack["processes"])
@@ -91,7 +133,9 @@ def test_portal_shows_a_replica_going_down_and_back_live(stack):
     assert down["same_page"], "the page reloaded"
     assert replica in down["findings"]
     assert any(replica in row for row in down["events"]), down["events"]
-    print(f"replica shown down {down['seconds']:.1f} s after SIGKILL; "
-          f"shown up {steps['replica_back']['seconds']:.1f} s after the restart returned")
+    print(
+        f"replica shown down {down['seconds']:.1f} s after SIGKILL; "
+        f"shown up {steps['replica_back']['seconds']:.1f} s after the restart returned"
+    )
     assert steps["replica_back"]["same_page"]
     assert result["errors"] == [], result["errors"]

@@ -1,6 +1,7 @@
 """The Metrics tab against the whole stack (daphne, a Celery worker and beat, Redis, a real 3-node MariaDB
 cluster): while the primary takes writes and a replica's SQL thread is stopped, the lag chart of that
 replica rises in the browser, live. Screenshots go to tests/output/."""
+
 from __future__ import annotations
 
 import json
@@ -38,15 +39,46 @@ def stack(sandbox_factory, tmp_path):
     env.pop("DBPILOT_IN_MEMORY_CHANNELS", None)
     env["REDIS_URL"] = url
     manage(env, "migrate", "--noinput", "-v", "0")
-    token = manage(env, "create_tenant", "acme", "--team", "ops", "--user", EMAIL, "--password", PASSWORD,
-                   "--token-scope", "admin").strip().splitlines()[-1]
+    token = (
+        manage(
+            env,
+            "create_tenant",
+            "acme",
+            "--team",
+            "ops",
+            "--user",
+            EMAIL,
+            "--password",
+            PASSWORD,
+            "--token-scope",
+            "admin",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     bin_dir = Path(sys.executable).parent
     processes = [
-        ManagedProcess("portal-metrics-worker", [str(bin_dir / "celery"), "-A", "controlplane", "worker", "-n",
-                                                 "portal-metrics@%h", "--concurrency", "2", "--without-gossip",
-                                                 "--without-mingle"], env),
-        ManagedProcess("portal-metrics-beat", [str(bin_dir / "celery"), "-A", "controlplane", "beat",
-                                               "-s", str(tmp_path / "beat-schedule")], env),
+        ManagedProcess(
+            "portal-metrics-worker",
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "controlplane",
+                "worker",
+                "-n",
+                "portal-metrics@%h",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+        ),
+        ManagedProcess(
+            "portal-metrics-beat",
+            [str(bin_dir / "celery"), "-A", "controlplane", "beat", "-s", str(tmp_path / "beat-schedule")],
+            env,
+        ),
     ]
     daphne, base = start_portal_server(env, name="portal-metrics-daphne")
     processes.append(daphne)
@@ -57,8 +89,12 @@ def stack(sandbox_factory, tmp_path):
         "credentials": described["credentials"]["admin"],
         "replication_credentials": described["credentials"]["replication"],
     }
-    request = urllib.request.Request(f"{base}/api/v1/clusters/", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/api/v1/clusters/",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         cluster = json.loads(response.read())
     yield {"base": base, "cluster": cluster, "sandbox": sandbox, "processes": processes}
@@ -105,8 +141,13 @@ def test_the_lag_chart_rises_live_while_a_replicas_sql_thread_is_stopped_under_w
     try:
         result = run_interactive_scenario(
             "portal_metrics.mjs",
-            {"PORTAL_URL": stack["base"], "CLUSTER_ID": str(stack["cluster"]["id"]), "REPLICA": replica,
-             "EMAIL": EMAIL, "PASSWORD": PASSWORD},
+            {
+                "PORTAL_URL": stack["base"],
+                "CLUSTER_ID": str(stack["cluster"]["id"]),
+                "REPLICA": replica,
+                "EMAIL": EMAIL,
+                "PASSWORD": PASSWORD,
+            },
             handlers={"stop_sql_under_writes": stop_sql, "start_sql": start_sql},
         )
     finally:

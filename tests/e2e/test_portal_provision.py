@@ -1,6 +1,7 @@
 """Create a cluster from the portal against the whole stack (daphne, a Celery worker on every queue and
 beat, Redis): the provision job runs on the `long` queue with the local provider, its steps complete on
 the job page, and the three servers show up in the topology graph. Screenshots go to tests/output/."""
+
 from __future__ import annotations
 
 import os
@@ -45,15 +46,42 @@ def stack(tmp_path):
     env["REDIS_URL"] = url
     env["DBPILOT_LOCAL_PORTS"] = "20400-20499"
     manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "create_tenant", "acme", "--team", "ops", "--user", EMAIL, "--password", PASSWORD,
-           "--token-scope", "admin")
+    manage(
+        env,
+        "create_tenant",
+        "acme",
+        "--team",
+        "ops",
+        "--user",
+        EMAIL,
+        "--password",
+        PASSWORD,
+        "--token-scope",
+        "admin",
+    )
     bin_dir = Path(sys.executable).parent
     processes = [
-        ManagedProcess("portal-provision-worker", [str(bin_dir / "celery"), "-A", "controlplane", "worker", "-n",
-                                                   "portal-provision@%h", "--concurrency", "2", "--without-gossip",
-                                                   "--without-mingle"], env),
-        ManagedProcess("portal-provision-beat", [str(bin_dir / "celery"), "-A", "controlplane", "beat",
-                                                 "-s", str(tmp_path / "beat-schedule")], env),
+        ManagedProcess(
+            "portal-provision-worker",
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "controlplane",
+                "worker",
+                "-n",
+                "portal-provision@%h",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+        ),
+        ManagedProcess(
+            "portal-provision-beat",
+            [str(bin_dir / "celery"), "-A", "controlplane", "beat", "-s", str(tmp_path / "beat-schedule")],
+            env,
+        ),
     ]
     daphne, base = start_portal_server(env, name="portal-provision-daphne")
     processes.append(daphne)
@@ -69,8 +97,11 @@ def stack(tmp_path):
 
 
 def test_create_a_cluster_from_the_portal_and_watch_it_come_up(stack):
-    result = run_scenario("portal_provision.mjs", {"PORTAL_URL": stack["base"], "EMAIL": EMAIL, "PASSWORD": PASSWORD},
-                          timeout=240)
+    result = run_scenario(
+        "portal_provision.mjs",
+        {"PORTAL_URL": stack["base"], "EMAIL": EMAIL, "PASSWORD": PASSWORD},
+        timeout=240,
+    )
     logs = "\n".join(f"--- {p.name}\n{p.log_text()[-1500:]}" for p in stack["processes"])
     assert "failure" not in result, f"{result.get('failure')}\nsteps: {result['steps']}\n{logs}"
     steps = {step["name"]: step for step in result["steps"]}

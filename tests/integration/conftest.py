@@ -34,5 +34,3 @@ def local_servers(settings, clean_redis):
     for instance in provider.instances():
         provider.destroy(instance)
     shutil.rmtree(root, ignore_errors=True)
-
-

@@ -1,5 +1,6 @@
 """Helpers shared by the failover tests: register a sandbox in automatic mode (the adopt job runs), drive
 monitoring ticks in this process, and read what the failover and fencing did."""
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,9 @@ def tick(cluster: Cluster):
     return monitoring.tick_cluster(cluster.id)
 
 
-def tick_until(cluster: Cluster, predicate, timeout: float = 20.0, message: str = "condition", pause: float = 0.1):
+def tick_until(
+    cluster: Cluster, predicate, timeout: float = 20.0, message: str = "condition", pause: float = 0.1
+):
     """Tick the cluster in this process until predicate() is truthy; returns its value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -43,7 +46,9 @@ def failover_jobs(cluster: Cluster, **filters) -> list[Job]:
 
 
 def finished_failover(cluster: Cluster) -> Job | None:
-    return Job.objects.filter(cluster=cluster, kind="failover").exclude(state__in=("pending", "running")).first()
+    return (
+        Job.objects.filter(cluster=cluster, kind="failover").exclude(state__in=("pending", "running")).first()
+    )
 
 
 def server(cluster: Cluster, sandbox, node: int) -> Server:
@@ -61,17 +66,26 @@ def writable_nodes(sandbox) -> list[int]:
 
 def follows(sandbox, node: int, primary: int) -> bool:
     status = sandbox.replication_status(node)
-    return bool(status and status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes"
-                and (status["Master_Host"], int(status["Master_Port"])) == (sandbox.host(primary), sandbox.port(primary))
-                and status["Using_Gtid"] == "Slave_Pos")
+    return bool(
+        status
+        and status["Slave_IO_Running"] == "Yes"
+        and status["Slave_SQL_Running"] == "Yes"
+        and (status["Master_Host"], int(status["Master_Port"]))
+        == (sandbox.host(primary), sandbox.port(primary))
+        and status["Using_Gtid"] == "Slave_Pos"
+    )
 
 
 def wait_applied(sandbox, node: int, primary: int, timeout: float = 20.0) -> None:
     position = sandbox.sql(primary, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
-    waited = sandbox.sql(node, "SELECT MASTER_GTID_WAIT(%s, %s) AS r", (position, timeout), timeout=timeout + 5)
+    waited = sandbox.sql(
+        node, "SELECT MASTER_GTID_WAIT(%s, %s) AS r", (position, timeout), timeout=timeout + 5
+    )
     assert waited[0]["r"] == 0, f"node {node} did not reach {position}"
 
 
 def open_codes(cluster: Cluster) -> set[tuple[str, str | None]]:
-    return {(f.code, f.server.address if f.server else None)
-            for f in Finding.objects.filter(cluster=cluster, resolved_at__isnull=True).select_related("server")}
+    return {
+        (f.code, f.server.address if f.server else None)
+        for f in Finding.objects.filter(cluster=cluster, resolved_at__isnull=True).select_related("server")
+    }

@@ -1,5 +1,6 @@
 """Shared by the provisioning tests: helpers to provision through the API and to reach the servers (the
 `local_servers` fixture is in tests/integration/conftest.py)."""
+
 from __future__ import annotations
 
 import pymysql
@@ -13,8 +14,12 @@ TEST_PORTS = "20100-20399"
 
 
 def provision_body(name: str = "main", replicas: int = 2, **extra) -> dict:
-    spec = {"provider": "local", "replicas": replicas,
-            "master_user": {"user": "owner", "password": "a-long-password-1"}, **extra}
+    spec = {
+        "provider": "local",
+        "replicas": replicas,
+        "master_user": {"user": "owner", "password": "a-long-password-1"},
+        **extra,
+    }
     return {"name": name, "provision": spec}
 
 
@@ -35,8 +40,16 @@ def root_connection(provider: LocalProvider, cluster: Cluster, instance: str):
 
 def connect(address: str, user: str, password: str, database: str | None = None):
     host, port = address.rsplit(":", 1)
-    return pymysql.connect(host=host, port=int(port), user=user, password=password, database=database,
-                           autocommit=True, connect_timeout=5, cursorclass=pymysql.cursors.DictCursor)
+    return pymysql.connect(
+        host=host,
+        port=int(port),
+        user=user,
+        password=password,
+        database=database,
+        autocommit=True,
+        connect_timeout=5,
+        cursorclass=pymysql.cursors.DictCursor,
+    )
 
 
 __all__ = ["provision", "provision_body", "job_of", "root_connection", "connect", "tenant_client"]

@@ -5,6 +5,7 @@ its own configuration; nothing of the distribution's configuration is read, and 
 test that started it. PowerDNS runs with the sqlite3 backend (a fresh database from Debian's schema),
 caches off and `security-poll-suffix=` empty, so it never looks anything up outside the machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
 
 
 def haproxy_check(config_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([HAPROXY, "-c", "-f", str(config_path)], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [HAPROXY, "-c", "-f", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
 
 
 class HaproxyProcess:
@@ -78,10 +84,17 @@ class HaproxyProcess:
         checked = haproxy_check(self.config_path, self.env)
         assert checked.returncode == 0, f"haproxy -c refused the config:\n{checked.stdout}{checked.stderr}"
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.config_path)], env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [HAPROXY, "-db", "-f", str(self.config_path)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         target = ready_socket or self.socket_path
-        wait_until(lambda: self.command("show info", target).startswith("Name: HAProxy"), 10, "HAProxy to start")
+        wait_until(
+            lambda: self.command("show info", target).startswith("Name: HAProxy"), 10, "HAProxy to start"
+        )
         return self
 
     def command(self, line: str, target: Path | None = None) -> str:
@@ -125,38 +138,50 @@ class PowerDns:
     def start(self) -> PowerDns:
         database = self.dir / "pdns.sqlite3"
         subprocess.run(["sqlite3", str(database)], input=PDNS_SCHEMA.read_text(), text=True, check=True)
-        (self.dir / "pdns.conf").write_text("\n".join([
-            "launch=gsqlite3",
-            f"gsqlite3-database={database}",
-            f"local-address=127.0.0.1:{self.dns_port}",
-            "api=yes",
-            f"api-key={self.api_key}",
-            "webserver=yes",
-            "webserver-address=127.0.0.1",
-            f"webserver-port={self.api_port}",
-            "webserver-allow-from=127.0.0.0/8",
-            "security-poll-suffix=",
-            "cache-ttl=0",
-            "negquery-cache-ttl=0",
-            "query-cache-ttl=0",
-            "zone-cache-refresh-interval=0",
-            "consistent-backends=yes",
-            f"socket-dir={self.dir}",
-            "guardian=no",
-            "daemon=no",
-            "disable-syslog=yes",
-            "loglevel=4",
-        ]) + "\n")
+        (self.dir / "pdns.conf").write_text(
+            "\n".join(
+                [
+                    "launch=gsqlite3",
+                    f"gsqlite3-database={database}",
+                    f"local-address=127.0.0.1:{self.dns_port}",
+                    "api=yes",
+                    f"api-key={self.api_key}",
+                    "webserver=yes",
+                    "webserver-address=127.0.0.1",
+                    f"webserver-port={self.api_port}",
+                    "webserver-allow-from=127.0.0.0/8",
+                    "security-poll-suffix=",
+                    "cache-ttl=0",
+                    "negquery-cache-ttl=0",
+                    "query-cache-ttl=0",
+                    "zone-cache-refresh-interval=0",
+                    "consistent-backends=yes",
+                    f"socket-dir={self.dir}",
+                    "guardian=no",
+                    "daemon=no",
+                    "disable-syslog=yes",
+                    "loglevel=4",
+                ]
+            )
+            + "\n"
+        )
         with open(self.dir / "pdns.log", "ab") as log:
-            self.proc = subprocess.Popen([PDNS_SERVER, f"--config-dir={self.dir}"], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [PDNS_SERVER, f"--config-dir={self.dir}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_until(lambda: self.api("GET", "/api/v1/servers/localhost")[0] == 200, 15, "the PowerDNS API")
         return self
 
     def api(self, method: str, path: str, body=None, key: str | None = None) -> tuple[int, object]:
-        request = urllib.request.Request(self.api_url + path, method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"X-API-Key": key or self.api_key, "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.api_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"X-API-Key": key or self.api_key, "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 raw = response.read()
@@ -165,13 +190,19 @@ class PowerDns:
             return exc.code, exc.read().decode(errors="replace")
 
     def create_zone(self, zone: str) -> None:
-        status, body = self.api("POST", "/api/v1/servers/localhost/zones", {"name": zone, "kind": "Native", "nameservers": []})
+        status, body = self.api(
+            "POST", "/api/v1/servers/localhost/zones", {"name": zone, "kind": "Native", "nameservers": []}
+        )
         assert status == 201, body
 
     def query(self, name: str, rtype: str = "A") -> list[str]:
         """Ask the DNS server itself (dig, no cache in between)."""
-        out = subprocess.run(["dig", "+short", "+tries=1", "+time=2", "@127.0.0.1", "-p", str(self.dns_port), name, rtype],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["dig", "+short", "+tries=1", "+time=2", "@127.0.0.1", "-p", str(self.dns_port), name, rtype],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
 
     def stop(self) -> None:
@@ -196,15 +227,26 @@ def create_check_user(sandbox) -> None:
 def server_id_through(port: int, sandbox, timeout: float = 3.0) -> int:
     """Connect as the application user through a proxy port and ask which server answered."""
     app = sandbox.accounts.app
-    with pymysql.connect(host="127.0.0.1", port=port, user=app.user, password=app.password, connect_timeout=timeout,
-                         read_timeout=timeout) as conn, conn.cursor() as cursor:
+    with (
+        pymysql.connect(
+            host="127.0.0.1",
+            port=port,
+            user=app.user,
+            password=app.password,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
         cursor.execute("SELECT @@server_id")
         return int(cursor.fetchone()[0])
 
 
 def app_sessions(sandbox, node: int) -> int:
     user = sandbox.accounts.app.user
-    return sandbox.sql(node, "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE user = %s", (user,))[0]["n"]
+    return sandbox.sql(
+        node, "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE user = %s", (user,)
+    )[0]["n"]
 
 
 def remove_dir(path: Path) -> None:

@@ -1,5 +1,6 @@
 """Helpers shared by the switchover tests: register a sandbox, run a switchover in-process, check the
 invariants a switchover must leave behind, and put the sandbox back in shape between tests."""
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,13 @@ def assert_one_writable_primary(sandbox, primary: int, timeout: float = 10.0) ->
                 break
             time.sleep(0.05)
         assert status is not None, f"node {node} replicates from nothing"
-        assert (status["Master_Host"], int(status["Master_Port"])) == (sandbox.host(primary), sandbox.port(primary))
-        assert status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes", status["Last_IO_Error"]
+        assert (status["Master_Host"], int(status["Master_Port"])) == (
+            sandbox.host(primary),
+            sandbox.port(primary),
+        )
+        assert status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes", status[
+            "Last_IO_Error"
+        ]
         assert status["Using_Gtid"] == "Slave_Pos"
         assert int(status["Connect_Retry"]) == 1
     sandbox.primary = primary

@@ -4,6 +4,7 @@ a webhook receiver and an SMTP server (aiosmtpd) on loopback.
 The receiver gets exactly one signed alert when a finding opens and one when it resolves; a flaky
 receiver that first answers 500 gets the alert again (the retry) and the log says so; another tenant's
 subscription to the same receiver gets nothing; an email goes through a real SMTP server."""
+
 from __future__ import annotations
 
 import json
@@ -85,14 +86,18 @@ def admin_client(name: str):
 
 
 def webhook(client, receiver, path: str, **rule) -> dict:
-    response = client.post("/api/v1/alerts/subscriptions/", {"name": path.strip("/"), "channel": "webhook",
-                                                             "target": receiver.url(path), **rule}, format="json")
+    response = client.post(
+        "/api/v1/alerts/subscriptions/",
+        {"name": path.strip("/"), "channel": "webhook", "target": receiver.url(path), **rule},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
 
 def test_one_signed_alert_per_open_and_resolve_a_retry_after_500_and_nothing_across_tenants(
-        sandbox_cluster, clean_redis, receiver):
+    sandbox_cluster, clean_redis, receiver
+):
     client, created = admin_client("alertco")
     other, _ = admin_client("otherco")
     cluster = register(created.team, sandbox_cluster)
@@ -125,10 +130,16 @@ def test_one_signed_alert_per_open_and_resolve_a_retry_after_500_and_nothing_acr
     assert all(b["code"] == c.REPLICA_SQL_STOPPED and b["cluster"]["id"] == cluster.id for b in bodies)
 
     flaky_got = receiver.on("/flaky")
-    assert [json.loads(b)["type"] for _, b in flaky_got] == ["finding_opened", "finding_opened", "finding_resolved"]
+    assert [json.loads(b)["type"] for _, b in flaky_got] == [
+        "finding_opened",
+        "finding_opened",
+        "finding_resolved",
+    ]
     log = client.get(f"/api/v1/alerts/subscriptions/{flaky['id']}/deliveries/").json()["results"]
     assert [(d["kind"], d["state"], d["attempts"]) for d in reversed(log)] == [
-        ("finding_opened", "sent", 2), ("finding_resolved", "sent", 1)]
+        ("finding_opened", "sent", 2),
+        ("finding_resolved", "sent", 1),
+    ]
     assert receiver.on("/theirs") == []
     assert not AlertDelivery.objects.filter(subscription_id=theirs["id"]).exists()
 
@@ -152,8 +163,11 @@ def test_an_email_alert_goes_through_a_real_smtp_server(settings, clean_redis, r
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         settings.DEFAULT_FROM_EMAIL = "dbpilot@alerts.test"
         client, _ = admin_client("mailco")
-        sub = client.post("/api/v1/alerts/subscriptions/", {"name": "mail", "channel": "email",
-                                                            "target": "oncall@mailco.test"}, format="json").json()
+        sub = client.post(
+            "/api/v1/alerts/subscriptions/",
+            {"name": "mail", "channel": "email", "target": "oncall@mailco.test"},
+            format="json",
+        ).json()
         answer = client.post(f"/api/v1/alerts/subscriptions/{sub['id']}/test/").json()
         assert answer["state"] == "sent" and answer["attempts"] == 1
         ((sender, recipients, content),) = mailbox.messages

@@ -1,6 +1,7 @@
 """Automatic failover on real 3-node semi-sync clusters, ticks driven in this process (the job runs inline):
 SIGKILL and SIGSTOP of the primary under a writer recording acknowledged ids, the old primary fenced and
 rejoined or quarantined when it returns, and the election's rules (lagging, ignored, errant candidates)."""
+
 from __future__ import annotations
 
 import signal
@@ -41,7 +42,9 @@ def _step(job, name):
 def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(sandbox_factory):
     sandbox = sandbox_factory(3, semi_sync=True)
     cluster = register_cluster(sandbox, failover_mode="automatic")
-    assert cluster.failover_armed and cluster.last_job.kind == "adopt" and cluster.last_job.state == "succeeded"
+    assert (
+        cluster.failover_armed and cluster.last_job.kind == "adopt" and cluster.last_job.state == "succeeded"
+    )
     writer = writer_for(sandbox).start()
     try:
         writer.wait_for_acks(100)
@@ -56,13 +59,18 @@ def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(s
     new = node_of(sandbox, job.result["new_primary"])
     other = next(n for n in (2, 3) if n != new)
     assert writable_nodes(sandbox) == [new]
-    assert sandbox.replication_status(new) is None and follows(sandbox, other, new) and read_only(sandbox, other)
+    assert (
+        sandbox.replication_status(new) is None and follows(sandbox, other, new) and read_only(sandbox, other)
+    )
     wait_applied(sandbox, other, new)
     for node in (new, other):
         assert not writer.missing_on(address(sandbox, node)), f"node {node} lacks acknowledged rows"
     assert [s["state"] for s in job.steps if s["state"] not in ("ok", "skipped")] == []
     assert job.result["election"]["winner"] == job.result["new_primary"]
-    assert {row["server"] for row in job.result["election"]["table"]} == {address(sandbox, 2), address(sandbox, 3)}
+    assert {row["server"] for row in job.result["election"]["table"]} == {
+        address(sandbox, 2),
+        address(sandbox, 3),
+    }
     rpo = job.result["rpo"]
     assert rpo["guarantee"] == plan.GUARANTEE_AT_RISK and "async" in rpo["risk"] and rpo["lower_bound"]
     assert rpo["survivors_hold"]
@@ -74,8 +82,11 @@ def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(s
     # unless it holds a transaction the survivors never received (then it is quarantined).
     sandbox.start(1)
     assert read_only(sandbox, 1)
-    tick_until(cluster, lambda: not server(cluster, sandbox, 1).fenced or server(cluster, sandbox, 1).quarantined,
-               message="the old primary to rejoin or be quarantined")
+    tick_until(
+        cluster,
+        lambda: not server(cluster, sandbox, 1).fenced or server(cluster, sandbox, 1).quarantined,
+        message="the old primary to rejoin or be quarantined",
+    )
     old = server(cluster, sandbox, 1)
     assert read_only(sandbox, 1) and writable_nodes(sandbox) == [new]
     if old.quarantined:
@@ -92,9 +103,13 @@ def test_sigkill_of_the_primary_promotes_a_replica_and_the_old_primary_rejoins(s
 def test_sigstop_with_the_wait_policy_fails_over_then_fences_the_old_primary_on_sigcont(sandbox_factory):
     sandbox = sandbox_factory(3, semi_sync=True)
     cluster = register_cluster(sandbox, failover_mode="automatic", semi_sync_on_timeout="wait")
-    assert sandbox.sql(1, "SELECT @@rpl_semi_sync_master_timeout AS t")[0]["t"] == 4294967295  # adopt applied it
+    assert (
+        sandbox.sql(1, "SELECT @@rpl_semi_sync_master_timeout AS t")[0]["t"] == 4294967295
+    )  # adopt applied it
     app = sandbox.accounts.app
-    writer = Writer([address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0).start()
+    writer = Writer(
+        [address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0
+    ).start()
     try:
         writer.wait_for_acks(100)
         tick(cluster)
@@ -113,20 +128,25 @@ def test_sigstop_with_the_wait_policy_fails_over_then_fences_the_old_primary_on_
     # commit hanging on a semi-sync acknowledgement is killed: its client never got an OK).
     tick_until(cluster, lambda: read_only(sandbox, 1), message="the old primary fenced read-only")
     assert Event.objects.filter(cluster=cluster, kind="server_fenced").exists()
-    tick_until(cluster, lambda: not server(cluster, sandbox, 1).fenced or server(cluster, sandbox, 1).quarantined,
-               message="the old primary rejoined or quarantined")
+    tick_until(
+        cluster,
+        lambda: not server(cluster, sandbox, 1).fenced or server(cluster, sandbox, 1).quarantined,
+        message="the old primary rejoined or quarantined",
+    )
     assert writable_nodes(sandbox) == [new]
     for node in (2, 3):
         assert not writer.missing_on(address(sandbox, node)), f"node {node} lacks acknowledged rows"
     if server(cluster, sandbox, 1).quarantined:
         gtids = Event.objects.get(cluster=cluster, kind="server_quarantined").data["gtids"]
         assert gtids and all(g.startswith("0-1-") for g in gtids)
-        tick_until(cluster, lambda: ("ERRANT_GTID", address(sandbox, 1)) in open_codes(cluster),
-                   message="the finding listing its extra GTIDs")
+        tick_until(
+            cluster,
+            lambda: ("ERRANT_GTID", address(sandbox, 1)) in open_codes(cluster),
+            message="the finding listing its extra GTIDs",
+        )
         assert ("SERVER_QUARANTINED", address(sandbox, 1)) in open_codes(cluster)
         errant = Finding.objects.get(cluster=cluster, code="ERRANT_GTID", resolved_at__isnull=True)
         assert errant.details["gtids"] == gtids and gtids[0] in errant.message
         assert not follows(sandbox, 1, new)  # never rejoined
     else:
         assert follows(sandbox, 1, new)
-

@@ -2,6 +2,7 @@
 inline): a primary cut off from dbpilot only, lagging and ignored replicas, an errant best candidate,
 failover_limit and failover_min_interval_seconds (and the reset), manual mode and manual failover through
 the API, paused clusters and platform."""
+
 from __future__ import annotations
 
 import signal
@@ -50,8 +51,12 @@ def test_a_primary_cut_off_from_dbpilot_only_is_not_failed_over(sandbox_factory)
     sandbox.cut(1, from_control=True, from_peers=False)
     try:
         started = time.monotonic()
-        tick_until(cluster, lambda: (c.PRIMARY_UNREACHABLE, address(sandbox, 1)) in open_codes(cluster),
-                   timeout=20, message="PRIMARY_UNREACHABLE")
+        tick_until(
+            cluster,
+            lambda: (c.PRIMARY_UNREACHABLE, address(sandbox, 1)) in open_codes(cluster),
+            timeout=20,
+            message="PRIMARY_UNREACHABLE",
+        )
         while time.monotonic() - started < 8:  # well past failcount and the replicas' heartbeat limit
             tick(cluster)
         sandbox.sql(1, "CREATE TABLE app.still_replicating (id INT PRIMARY KEY)")
@@ -65,15 +70,20 @@ def test_a_primary_cut_off_from_dbpilot_only_is_not_failed_over(sandbox_factory)
 def test_lagging_and_ignored_replicas_are_not_chosen_when_a_better_one_exists(sandbox_factory):
     sandbox = sandbox_factory(4)
     ignored = address(sandbox, 2)
-    cluster = register_cluster(sandbox, failover_mode="automatic", ignored_servers=[ignored],
-                               max_replica_delay_seconds=1)
+    cluster = register_cluster(
+        sandbox, failover_mode="automatic", ignored_servers=[ignored], max_replica_delay_seconds=1
+    )
     lock = sandbox.connect(3)  # holds node 3's SQL thread: it receives everything, applies nothing
     writer = writer_for(sandbox, rate=100).start()
     try:
         with lock.cursor() as cursor:
             cursor.execute("FLUSH TABLES WITH READ LOCK")
-        tick_until(cluster, lambda: (c.REPLICA_LAGGING, address(sandbox, 3)) in open_codes(cluster),
-                   timeout=20, message="node 3 lagging")
+        tick_until(
+            cluster,
+            lambda: (c.REPLICA_LAGGING, address(sandbox, 3)) in open_codes(cluster),
+            timeout=20,
+            message="node 3 lagging",
+        )
         writer.stop()
         sandbox.kill(1, signal.SIGKILL)
     finally:
@@ -136,8 +146,15 @@ def test_failover_limit_and_min_interval_block_a_second_failover_until_reset(san
     assert writable_nodes(sandbox) == []  # nothing was promoted
 
     assert cluster.client.post(f"/api/v1/clusters/{cluster.id}/failover-control/reset/").status_code == 200
-    second = tick_until(cluster, lambda: Job.objects.filter(cluster=cluster, kind="failover", state="succeeded")
-                        .exclude(pk=first.pk).first(), message="the failover after the reset")
+    second = tick_until(
+        cluster,
+        lambda: (
+            Job.objects.filter(cluster=cluster, kind="failover", state="succeeded")
+            .exclude(pk=first.pk)
+            .first()
+        ),
+        message="the failover after the reset",
+    )
     assert node_of(sandbox, second.result["old_primary"]) == new
     assert writable_nodes(sandbox) == [node_of(sandbox, second.result["new_primary"])]
 
@@ -167,8 +184,9 @@ def test_manual_mode_never_fails_over_by_itself_and_the_api_does_on_request(sand
     assert writable_nodes(sandbox) == [2]
 
 
-def test_manual_failover_of_a_frozen_primary_is_accepted_once_the_ticks_confirmed_it(sandbox_factory, settings,
-                                                                                     monkeypatch):
+def test_manual_failover_of_a_frozen_primary_is_accepted_once_the_ticks_confirmed_it(
+    sandbox_factory, settings, monkeypatch
+):
     """SIGSTOP in manual mode: the replicas' IO threads say Yes until slave_net_timeout (60 s on a registered
     cluster), and a process that did not watch them (the API's, the job's) cannot measure their heartbeat
     age. The ticks' recent confirmation vouches for them: the operator's request is accepted at once and
@@ -185,7 +203,9 @@ def test_manual_failover_of_a_frozen_primary_is_accepted_once_the_ticks_confirme
     tick(cluster)
     sandbox.kill(1, signal.SIGSTOP)
     try:
-        tick_until(cluster, lambda: refused(cluster), timeout=30, message="the ticks' confirmation (a refused job)")
+        tick_until(
+            cluster, lambda: refused(cluster), timeout=30, message="the ticks' confirmation (a refused job)"
+        )
         assert sandbox.sql(2, "SHOW SLAVE STATUS")[0]["Slave_IO_Running"] == "Yes"  # still, on the replicas
 
         settings.DBPILOT_FAILOVER_RUNNER = "queue"
@@ -217,21 +237,27 @@ def test_a_paused_cluster_or_platform_does_not_fail_over(sandbox_factory):
         sandbox.kill(1, signal.SIGKILL)
         job = tick_until(cluster, lambda: refused(cluster), message="the refused failover")
         assert blocking(job) == {c.GUARD_CLUSTER_PAUSED, c.GUARD_PLATFORM_PAUSED}
-        body = cluster.client.patch(f"/api/v1/clusters/{cluster.id}/", {"settings": {"paused": False}}, format="json").json()
+        body = cluster.client.patch(
+            f"/api/v1/clusters/{cluster.id}/", {"settings": {"paused": False}}, format="json"
+        ).json()
         assert body["paused"] is False
         for _ in range(3):
             tick(cluster)
         assert len(failover_jobs(cluster)) == 1 and read_only(sandbox, 2)  # the platform is still paused
     finally:
         set_platform_paused(False, by="test")
-    done = tick_until(cluster, lambda: Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").first(),
-                      message="the failover once nothing is paused")
+    done = tick_until(
+        cluster,
+        lambda: Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").first(),
+        message="the failover once nothing is paused",
+    )
     assert done.result["new_primary"] == address(sandbox, 2) and writable_nodes(sandbox) == [2]
 
 
-def test_a_required_fence_hook_that_fails_refuses_the_failover_before_anything_changed(sandbox_factory, settings,
-                                                                                        tmp_path):
-    (tmp_path / "cut-power").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\nexit 3\n")
+def test_a_required_fence_hook_that_fails_refuses_the_failover_before_anything_changed(
+    sandbox_factory, settings, tmp_path
+):
+    (tmp_path / "cut-power").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\nexit 3\n')
     (tmp_path / "cut-power").chmod(0o755)
     settings.DBPILOT_HOOKS_DIR = tmp_path
     sandbox = sandbox_factory(2)
@@ -247,7 +273,9 @@ def test_a_required_fence_hook_that_fails_refuses_the_failover_before_anything_c
     assert fence_step["state"] == "failed" and fence_step["exit_code"] == 3
     assert (tmp_path / "calls").read_text().split() == ["fence", "pre", cluster.label, address(sandbox, 1)]
     assert len(failover_jobs(cluster)) == 1  # one attempt per incident
-    assert read_only(sandbox, 2) and sandbox.replication_status(2) is not None  # nothing promoted or repointed
+    assert (
+        read_only(sandbox, 2) and sandbox.replication_status(2) is not None
+    )  # nothing promoted or repointed
     assert not server(cluster, sandbox, 1).fenced  # still the cluster's primary: not fenced
     sandbox.start(1)
     sandbox.sql(1, "SET GLOBAL read_only=0")  # an operator brings it back

@@ -2,6 +2,7 @@
 SIGKILLed, a tick in the worker confirms it and starts the failover at once in that worker; the worker is
 killed while the job waits in its pre_failover hook; beat's reaper hands the job to a new worker, which
 resumes it. At no instant are two servers writable, and the job ends with one writable primary."""
+
 from __future__ import annotations
 
 import signal
@@ -22,8 +23,9 @@ def _ready(process) -> bool:
 
 
 @pytest.mark.jobs  # also run on PostgreSQL by scripts/test.sh
-def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(sandbox_factory, dbpilot_processes, settings,
-                                                                 tmp_path, monkeypatch):
+def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(
+    sandbox_factory, dbpilot_processes, settings, tmp_path, monkeypatch
+):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     started = tmp_path / "hook-started"
@@ -40,8 +42,11 @@ def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(sandbox_factory, 
     first = dbpilot_processes(name="fo-first", concurrency=2)
     dbpilot_processes("beat", name="fo-beat")
     wait_for(lambda: _ready(first), 30, message="the first worker")
-    wait_for(lambda: Event.objects.filter(cluster=cluster, kind="primary_observed").exists(), 20,
-             message="the worker's first tick")
+    wait_for(
+        lambda: Event.objects.filter(cluster=cluster, kind="primary_observed").exists(),
+        20,
+        message="the worker's first tick",
+    )
 
     sandbox.kill(1, signal.SIGKILL)
     wait_for(started.exists, 20, interval=0.05, message="the failover to reach its pre_failover hook")

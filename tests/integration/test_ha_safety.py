@@ -3,6 +3,7 @@ never failed over because replicas whose IO threads were stopped on purpose "agr
 because it answers "too many connections"; a primary stalled (SIGSTOP, then SIGCONT) for 2 to 6 s under a
 writer leaves exactly one writable server, writes flowing and no acknowledged write lost, whether the
 stall ended in a failover, an aborted one, or none."""
+
 from __future__ import annotations
 
 import signal
@@ -93,8 +94,12 @@ def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_fac
     try:
         for node in (2, 3):  # they reconnect and get 1040 from the primary: it is alive
             sandbox.sql(node, "START SLAVE IO_THREAD")
-        tick_until(cluster, lambda: (c.SERVER_ERROR_REPLY, primary) in open_codes(cluster), timeout=20,
-                   message="SERVER_ERROR_REPLY on the primary")
+        tick_until(
+            cluster,
+            lambda: (c.SERVER_ERROR_REPLY, primary) in open_codes(cluster),
+            timeout=20,
+            message="SERVER_ERROR_REPLY on the primary",
+        )
         status = sandbox.replication_status(2)
         assert status["Last_IO_Errno"] == 1040, status
         tick_for(cluster, 6.0)  # well past failcount and the heartbeat limits
@@ -104,24 +109,40 @@ def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_fac
         for conn in held:
             conn.close()
         sandbox.sql(1, "SET GLOBAL max_connections = 400")
-    tick_until(cluster, lambda: (c.SERVER_ERROR_REPLY, primary) not in open_codes(cluster), timeout=20,
-               message="the finding resolved")
+    tick_until(
+        cluster,
+        lambda: (c.SERVER_ERROR_REPLY, primary) not in open_codes(cluster),
+        timeout=20,
+        message="the finding resolved",
+    )
     sandbox.wait_replicating(timeout=20, primary=1)
     assert writable_nodes(sandbox) == [1]
     assert follows(sandbox, 2, 1) and follows(sandbox, 3, 1)
     assert failover_jobs(cluster) == []
 
 
-@pytest.mark.parametrize("stall_seconds", [
-    2, 3,
-    # Known open bug: when the primary resumes right as the failover promotes (about 4 s with the defaults),
-    # a row the old primary acknowledged can be missing on the new primary (seen once, with the wait policy).
-    pytest.param(4, marks=pytest.mark.xfail(reason="an acknowledged row of the resumed old primary can be lost "
-                                                   "when it resumes during the promotion: open", strict=False)),
-    5, 6,
-])
-def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_write(sandbox_factory,
-                                                                                     stall_seconds):
+@pytest.mark.parametrize(
+    "stall_seconds",
+    [
+        2,
+        3,
+        # Known open bug: when the primary resumes right as the failover promotes (about 4 s with the defaults),
+        # a row the old primary acknowledged can be missing on the new primary (seen once, with the wait policy).
+        pytest.param(
+            4,
+            marks=pytest.mark.xfail(
+                reason="an acknowledged row of the resumed old primary can be lost "
+                "when it resumes during the promotion: open",
+                strict=False,
+            ),
+        ),
+        5,
+        6,
+    ],
+)
+def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_write(
+    sandbox_factory, stall_seconds
+):
     # With the default `async` policy the resumed old primary's waiting commits are released unacknowledged
     # once rpl_semi_sync_master_timeout passes, if that comes before a tick fences it: the failover's RPO
     # says so (acknowledged_writes_at_risk). `wait` is the policy that promises no acknowledged write lost.
@@ -129,7 +150,9 @@ def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_
     cluster = register_cluster(sandbox, failover_mode="automatic", semi_sync_on_timeout="wait")
     assert cluster.failover_armed
     app = sandbox.accounts.app
-    writer = Writer([address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0).start()
+    writer = Writer(
+        [address(sandbox, n) for n in sandbox.nodes], app.user, app.password, read_timeout=1.0
+    ).start()
     try:
         writer.wait_for_acks(100)
         tick_for(cluster, 1.5)
@@ -142,13 +165,29 @@ def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_
             resume.join()
             sandbox.kill(1, signal.SIGCONT)  # harmless when the timer already did
         try:
-            tick_until(cluster, lambda: len(writable_nodes(sandbox)) == 1, timeout=30,
-                       message="exactly one writable server")
+            tick_until(
+                cluster,
+                lambda: len(writable_nodes(sandbox)) == 1,
+                timeout=30,
+                message="exactly one writable server",
+            )
         except AssertionError:
-            raise AssertionError(("writable", writable_nodes(sandbox), [
-                (j.state, [(r["name"], r["state"], (r.get("detail") or "")[:200]) for r in j.steps],
-                 j.result.get("detail"), j.result.get("abort")) for j in failover_jobs(cluster)],
-                sorted(open_codes(cluster)))) from None
+            raise AssertionError(
+                (
+                    "writable",
+                    writable_nodes(sandbox),
+                    [
+                        (
+                            j.state,
+                            [(r["name"], r["state"], (r.get("detail") or "")[:200]) for r in j.steps],
+                            j.result.get("detail"),
+                            j.result.get("abort"),
+                        )
+                        for j in failover_jobs(cluster)
+                    ],
+                    sorted(open_codes(cluster)),
+                )
+            ) from None
         writer.wait_for_acks(100, timeout=30)  # writes flow again
     finally:
         writer.stop()
@@ -156,24 +195,35 @@ def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_
     jobs = failover_jobs(cluster)
     started = [j for j in jobs if j.started_at is not None]
     if any(j.state == "succeeded" for j in started):
-        assert primary == node_of(sandbox, next(j for j in started if j.state == "succeeded").result["new_primary"])
+        assert primary == node_of(
+            sandbox, next(j for j in started if j.state == "succeeded").result["new_primary"]
+        )
     else:
         assert primary == 1, [j.result for j in jobs]  # no failover happened: the old primary writes again
     missing = writer.missing_on(address(sandbox, primary))
     acks = [a for a in writer.acks if a.id in missing]
-    assert not missing, ("acknowledged rows missing on the primary", sorted(missing), acks,
-                         [(j.state, j.result.get("detail")) for j in jobs])
+    assert not missing, (
+        "acknowledged rows missing on the primary",
+        sorted(missing),
+        acks,
+        [(j.state, j.result.get("detail")) for j in jobs],
+    )
 
 
 def test_a_primary_back_read_only_after_a_refused_failover_gets_its_writes_back(sandbox_factory):
     sandbox = sandbox_factory(3, semi_sync=True)
-    cluster = register_cluster(sandbox, failover_mode="automatic",
-                               ignored_servers=[address(sandbox, 2), address(sandbox, 3)])
+    cluster = register_cluster(
+        sandbox, failover_mode="automatic", ignored_servers=[address(sandbox, 2), address(sandbox, 3)]
+    )
     assert cluster.failover_armed
     tick_for(cluster, 1.5)
     sandbox.kill(1, signal.SIGKILL)
-    tick_until(cluster, lambda: failover_jobs(cluster, state="refused"), timeout=30,
-               message="the refused failover (no electable replica)")
+    tick_until(
+        cluster,
+        lambda: failover_jobs(cluster, state="refused"),
+        timeout=30,
+        message="the refused failover (no electable replica)",
+    )
     sandbox.start(1)  # back with its configuration: read-only
     assert writable_nodes(sandbox) == []
     tick_until(cluster, lambda: writable_nodes(sandbox) == [1], timeout=30, message="writes reopened on it")

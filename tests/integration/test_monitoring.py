@@ -77,7 +77,9 @@ def test_a_shard_tick_publishes_the_topology_it_just_observed(registered, monkey
 
     cluster, sandbox = registered
     published = []
-    monkeypatch.setattr(monitoring, "publish_on_commit", lambda cluster_id, message: published.append(message))
+    monkeypatch.setattr(
+        monitoring, "publish_on_commit", lambda cluster_id, message: published.append(message)
+    )
     monitoring.monitor_shard([cluster.id])
     published.clear()
     sandbox.sql(3, "SET GLOBAL read_only = 0")

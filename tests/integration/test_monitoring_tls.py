@@ -3,6 +3,7 @@
 The servers get a certificate from a throwaway CA (made here with `cryptography`); the cluster's `tls`
 setting decides: `verify` with the right CA probes and ticks normally, `verify` with another CA fails
 every probe, and the session really is encrypted."""
+
 from __future__ import annotations
 
 import datetime
@@ -30,13 +31,20 @@ def _name(common: str) -> x509.Name:
 
 def _certificate(subject, issuer, public_key, signing_key, *, ca: bool, ip: str | None = None):
     now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if ip:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
     return builder.sign(signing_key, hashes.SHA256())
 
 
@@ -54,15 +62,22 @@ def tls_files(tmp_path):
     """A CA, a server certificate for 127.0.0.1 signed by it, and another CA; readable by mariadbd."""
     ca_key, ca = make_ca("dbpilot test CA")
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _certificate(_name("127.0.0.1"), ca.subject, server_key.public_key(), ca_key, ca=False, ip="127.0.0.1")
+    server = _certificate(
+        _name("127.0.0.1"), ca.subject, server_key.public_key(), ca_key, ca=False, ip="127.0.0.1"
+    )
     directory = tmp_path / "tls"
     directory.mkdir()
     files = {
         "ssl_ca": (directory / "ca.pem", _pem(ca)),
         "ssl_cert": (directory / "server.pem", _pem(server)),
-        "ssl_key": (directory / "server-key.pem", server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption()).decode()),
+        "ssl_key": (
+            directory / "server-key.pem",
+            server_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            ).decode(),
+        ),
     }
     for path, text in files.values():
         path.write_text(text)
@@ -87,7 +102,11 @@ def test_a_cluster_with_tls_verify_is_probed_and_ticked_over_tls(sandbox_factory
 
         snapshot = hotstate.read_topology(cluster.id)
         assert snapshot["primary"] == f"127.0.0.1:{sandbox.port(1)}"
-        assert sorted(s["role"] for s in snapshot["servers"]) == [c.ROLE_PRIMARY, c.ROLE_REPLICA, c.ROLE_REPLICA]
+        assert sorted(s["role"] for s in snapshot["servers"]) == [
+            c.ROLE_PRIMARY,
+            c.ROLE_REPLICA,
+            c.ROLE_REPLICA,
+        ]
         assert all(s["state"] == c.STATE_UP for s in snapshot["servers"])
 
         admin = sandbox.accounts.admin

@@ -1,6 +1,7 @@
 """History, the metrics API and Prometheus against a real sandbox cluster: the tick records per-server
 history, a replica whose SQL thread is stopped under writes shows its lag rising, and a real Prometheus
 scraping the ASGI app's /metrics with the bearer token answers a PromQL query with a replica's lag."""
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,9 @@ def metrics_http(transactional_db, clean_redis):
     port = free_port()
     daphne = str(Path(sys.executable).parent / "daphne")
     env = worker_environment() | {"DBPILOT_METRICS_TOKEN": TOKEN}
-    process = ManagedProcess("obs-daphne", [daphne, "-b", "127.0.0.1", "-p", str(port),
-                                            "controlplane.asgi:application"], env)
+    process = ManagedProcess(
+        "obs-daphne", [daphne, "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"], env
+    )
     base = f"http://127.0.0.1:{port}"
 
     def answers():
@@ -100,25 +102,44 @@ def test_a_real_prometheus_scrapes_metrics_and_answers_a_replicas_lag(sandbox_cl
     prom_port = free_port()
     with tempfile.TemporaryDirectory(prefix="dbp-prom-") as work:
         config = Path(work) / "prometheus.yml"
-        config.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{
-                "job_name": "dbpilot", "metrics_path": "/metrics",
-                "authorization": {"type": "Bearer", "credentials": TOKEN},
-                "static_configs": [{"targets": [f"127.0.0.1:{metrics_http}"]}],
-            }],
-        }))
-        process = ManagedProcess("obs-prometheus", [
-            "prometheus", f"--config.file={config}", f"--storage.tsdb.path={work}/data",
-            f"--web.listen-address=127.0.0.1:{prom_port}"], {"PATH": "/usr/bin:/bin"})
+        config.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "dbpilot",
+                            "metrics_path": "/metrics",
+                            "authorization": {"type": "Bearer", "credentials": TOKEN},
+                            "static_configs": [{"targets": [f"127.0.0.1:{metrics_http}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        process = ManagedProcess(
+            "obs-prometheus",
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={work}/data",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            {"PATH": "/usr/bin:/bin"},
+        )
         try:
-            query = urllib.parse.urlencode({"query": f'dbpilot_replication_lag_seconds{{tenant="promco",'
-                                                     f'cluster="promcluster",server="{replica}"}}'})
+            query = urllib.parse.urlencode(
+                {
+                    "query": f'dbpilot_replication_lag_seconds{{tenant="promco",'
+                    f'cluster="promcluster",server="{replica}"}}'
+                }
+            )
 
             def lag_answer():
                 monitor_shard([cluster.id])  # keep the hot state fresh while Prometheus starts
-                with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{query}",
-                                            timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{prom_port}/api/v1/query?{query}", timeout=2
+                ) as response:
                     result = json.load(response)["data"]["result"]
                 return result or None
 
@@ -129,8 +150,9 @@ def test_a_real_prometheus_scrapes_metrics_and_answers_a_replicas_lag(sandbox_cl
             replica_id = cluster.servers.get(port=sandbox_cluster.port(2)).id
             assert float(series["value"][1]) == pytest.approx(latest[replica_id].lag, abs=1.0)
             up = urllib.parse.urlencode({"query": 'sum(dbpilot_server_up{cluster="promcluster"})'})
-            with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{up}", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{prom_port}/api/v1/query?{up}", timeout=2
+            ) as response:
                 assert float(json.load(response)["data"]["result"][0]["value"][1]) == 3.0
         finally:
             process.stop()
-

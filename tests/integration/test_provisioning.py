@@ -1,6 +1,7 @@
 """Provisioning through the API with the local provider, on real servers: a 1+2 semi-sync cluster reaches
 a healthy, armed topology; the master user has exactly its grants; deletion protection; deprovision
 removes processes and data; bad input is a 4xx that creates nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,8 +27,15 @@ def test_provision_a_semi_sync_cluster_of_three_reaches_a_healthy_armed_topology
     assert body["origin"] == "provisioned" and body["job"]["kind"] == "provision"
     job = job_of(body)
     assert job.state == "succeeded", job.result
-    assert [s["name"] for s in job.steps] == ["place_servers", "start_servers", "create_accounts", "wire_replication",
-                                              "semi_sync_on", "register_servers", "first_healthy_tick"]
+    assert [s["name"] for s in job.steps] == [
+        "place_servers",
+        "start_servers",
+        "create_accounts",
+        "wire_replication",
+        "semi_sync_on",
+        "register_servers",
+        "first_healthy_tick",
+    ]
     assert all(s["state"] == "ok" for s in job.steps), job.steps
 
     cluster = client.get(f"/api/v1/clusters/{cluster.id}/").json()
@@ -36,22 +44,28 @@ def test_provision_a_semi_sync_cluster_of_three_reaches_a_healthy_armed_topology
     assert len(cluster["servers"]) == 3
     assert cluster["endpoints"]["writer"] == cluster["primary"]
     assert sorted(cluster["endpoints"]["readers"]) == sorted(
-        f"{s['host']}:{s['port']}" for s in cluster["servers"] if f"{s['host']}:{s['port']}" != cluster["primary"])
+        f"{s['host']}:{s['port']}"
+        for s in cluster["servers"]
+        if f"{s['host']}:{s['port']}" != cluster["primary"]
+    )
     assert "master_user" not in str(cluster) and "a-long-password-1" not in str(cluster)
 
     tick_cluster(cluster["id"])  # what beat does every second
     topology = topology_payload(cluster["id"])
     assert topology["primary"] == cluster["primary"]
     replicas = [s for s in topology["servers"] if s["role"] == "replica"]
-    assert len(replicas) == 2 and all(s["replication"]["io_running"] and s["replication"]["sql_running"]
-                                      for s in replicas)
+    assert len(replicas) == 2 and all(
+        s["replication"]["io_running"] and s["replication"]["sql_running"] for s in replicas
+    )
 
     row = Cluster.objects.get(pk=cluster["id"])
     primary = Server.objects.get(pk=row.primary_id)
     with root_connection(local_servers, row, primary.instance) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT @@read_only AS ro, @@rpl_semi_sync_master_enabled AS ss, "
-                       "@@rpl_semi_sync_master_wait_point AS wp, @@binlog_expire_logs_seconds AS exp, "
-                       "@@gtid_binlog_state AS state")
+        cursor.execute(
+            "SELECT @@read_only AS ro, @@rpl_semi_sync_master_enabled AS ss, "
+            "@@rpl_semi_sync_master_wait_point AS wp, @@binlog_expire_logs_seconds AS exp, "
+            "@@gtid_binlog_state AS state"
+        )
         variables = cursor.fetchone()
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
         clients = int(cursor.fetchone()["Value"])
@@ -67,7 +81,14 @@ def test_provision_a_semi_sync_cluster_of_three_reaches_a_healthy_armed_topology
         cursor.execute("SHOW GRANTS")
         grants = " ".join(next(iter(r.values())) for r in cursor.fetchall())
     assert "WITH GRANT OPTION" in grants
-    for withheld in ("SUPER", "READ_ONLY ADMIN", "BINLOG ADMIN", "REPLICATION SLAVE ADMIN", "SHUTDOWN", "FILE"):
+    for withheld in (
+        "SUPER",
+        "READ_ONLY ADMIN",
+        "BINLOG ADMIN",
+        "REPLICATION SLAVE ADMIN",
+        "SHUTDOWN",
+        "FILE",
+    ):
         assert f" {withheld}," not in grants and f", {withheld} " not in grants, (withheld, grants)
     replica = Server.objects.filter(cluster=row).exclude(pk=primary.pk).first()
     with connect(replica.address, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
@@ -87,8 +108,12 @@ def test_delete_is_refused_with_protection_on_and_removes_everything_with_it_off
     assert "deletion_protection" in refused.json()["detail"]
     assert all(local_servers.running(i) for i in instances)
 
-    assert client.patch(f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": False}},
-                        format="json").status_code == 200
+    assert (
+        client.patch(
+            f"/api/v1/clusters/{cluster.id}/", {"settings": {"deletion_protection": False}}, format="json"
+        ).status_code
+        == 200
+    )
     deleted = client.delete(f"/api/v1/clusters/{cluster.id}/")
     assert deleted.status_code == 202, deleted.content
     assert deleted.json()["job"]["kind"] == "deprovision"
@@ -98,18 +123,24 @@ def test_delete_is_refused_with_protection_on_and_removes_everything_with_it_off
     assert local_servers.instances() == []
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"provider": "openstack"}, "provision.provider"),
-    ({"replicas": -1}, "provision.replicas"),
-    ({"replicas": 2, "parameters": {"max_connections": 5}}, "provision.parameters.max_connections"),
-    ({"replicas": 2, "parameters": {"secure_file_priv": "/"}}, "provision.parameters.secure_file_priv"),
-    ({"replicas": 2, "parameters": {"no_such_setting": 1}}, "provision.parameters.no_such_setting"),
-    ({"replicas": 0, "semi_sync": True}, "provision.semi_sync"),
-    ({"parameter_group": "missing"}, "provision.parameter_group"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ({"provider": "openstack"}, "provision.provider"),
+        ({"replicas": -1}, "provision.replicas"),
+        ({"replicas": 2, "parameters": {"max_connections": 5}}, "provision.parameters.max_connections"),
+        ({"replicas": 2, "parameters": {"secure_file_priv": "/"}}, "provision.parameters.secure_file_priv"),
+        ({"replicas": 2, "parameters": {"no_such_setting": 1}}, "provision.parameters.no_such_setting"),
+        ({"replicas": 0, "semi_sync": True}, "provision.semi_sync"),
+        ({"parameter_group": "missing"}, "provision.parameter_group"),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_clear_message_and_creates_nothing(local_servers, spec, field):
     client, _ = tenant_client()
-    body = {"name": "bad", "provision": {"master_user": {"user": "owner", "password": "a-long-password-1"}, **spec}}
+    body = {
+        "name": "bad",
+        "provision": {"master_user": {"user": "owner", "password": "a-long-password-1"}, **spec},
+    }
     response = client.post("/api/v1/clusters/", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["errors"], response.json()
@@ -201,7 +232,8 @@ def test_stop_and_start_keep_the_data_and_servers_come_back_after_a_host_reboot(
     assert sorted(json.loads(out.getvalue())["started"]) == sorted(instances)
     other_worker = LocalProvider(local_servers.root, TEST_PORTS)
     password = __import__("controlplane.crypto", fromlist=["decrypt_json"]).decrypt_json(
-        cluster.provision_secrets_encrypted)["root"]
+        cluster.provision_secrets_encrypted
+    )["root"]
     import time
 
     for instance in instances:

@@ -2,6 +2,7 @@
 (cloned with mariadb-backup: identical row counts and checksums, replicating) and one removed; the primary
 refused; a parameter group change applied live, and a static one by a rolling restart under a writer
 with no acknowledged write lost."""
+
 from __future__ import annotations
 
 import time
@@ -49,8 +50,14 @@ def test_add_a_replica_to_a_cluster_holding_data_then_remove_one(local_servers):
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
     assert job.kind == "add_replica" and job.state == "succeeded", job.result
-    assert [s["name"] for s in job.steps] == ["place_replica", "clone", "start_replica", "replicate", "semi_sync",
-                                              "register_server"]
+    assert [s["name"] for s in job.steps] == [
+        "place_replica",
+        "clone",
+        "start_replica",
+        "replicate",
+        "semi_sync",
+        "register_server",
+    ]
     assert job.result["clone"]["bytes"] > 1_000_000 and job.result["clone"]["mb_per_second"] > 0
     servers = list(Server.objects.filter(cluster=cluster).order_by("id"))
     assert len(servers) == 3
@@ -71,7 +78,9 @@ def test_add_a_replica_to_a_cluster_holding_data_then_remove_one(local_servers):
     assert status["Master_Port"] == primary.port and status["Slave_IO_Running"] == "Yes"
     assert status["Slave_SQL_Running"] == "Yes" and status["Using_Gtid"] == "Slave_Pos"
     assert variables["ro"] == 1 and variables["sid"] == 3
-    assert client.get(f"/api/v1/clusters/{cluster.id}/").json()["endpoints"]["readers"].count(new.address) == 1
+    assert (
+        client.get(f"/api/v1/clusters/{cluster.id}/").json()["endpoints"]["readers"].count(new.address) == 1
+    )
 
     refused = client.delete(f"/api/v1/clusters/{cluster.id}/servers/{primary.id}/")
     assert refused.status_code == 409 and refused.json()["code"] == "primary_refused"
@@ -87,8 +96,9 @@ def test_add_a_replica_to_a_cluster_holding_data_then_remove_one(local_servers):
 
 def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_a_writer(local_servers):
     client, _ = tenant_client()
-    created = client.post("/api/v1/parameter-groups/", {"name": "oltp", "parameters": {"max_connections": 300}},
-                          format="json")
+    created = client.post(
+        "/api/v1/parameter-groups/", {"name": "oltp", "parameters": {"max_connections": 300}}, format="json"
+    )
     assert created.status_code == 201, created.content
     group_id = created.json()["id"]
     body, cluster = provision(client, "tuned", replicas=2, parameter_group="oltp")
@@ -102,16 +112,20 @@ def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_
 
     assert all(variable(s, "max_connections") == 300 for s in servers)
 
-    bad = client.patch(f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"max_connections": 5}}, format="json")
+    bad = client.patch(
+        f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"max_connections": 5}}, format="json"
+    )
     assert bad.status_code == 400 and "at least 10" in bad.json()["detail"]
-    dangerous = client.patch(f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"plugin_dir": "/tmp"}},
-                             format="json")
+    dangerous = client.patch(
+        f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"plugin_dir": "/tmp"}}, format="json"
+    )
     assert dangerous.status_code == 400 and "loads code" in dangerous.json()["detail"]
 
     # A dynamic setting: live on every server, no restart, the primary unchanged.
     primary_before = Cluster.objects.get(pk=cluster.pk).primary_id
-    live = client.patch(f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"max_connections": 350}},
-                        format="json")
+    live = client.patch(
+        f"/api/v1/parameter-groups/{group_id}/", {"parameters": {"max_connections": 350}}, format="json"
+    )
     assert live.status_code == 200, live.content
     job = Job.objects.get(pk=live.json()["jobs"][0]["id"])
     assert job.state == "succeeded", job.result
@@ -129,9 +143,11 @@ def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_
     writer.start()
     try:
         writer.wait_for_acks(50)
-        static = client.patch(f"/api/v1/parameter-groups/{group_id}/",
-                              {"parameters": {"max_connections": 350, "transaction_isolation": "READ-COMMITTED"}},
-                              format="json")
+        static = client.patch(
+            f"/api/v1/parameter-groups/{group_id}/",
+            {"parameters": {"max_connections": 350, "transaction_isolation": "READ-COMMITTED"}},
+            format="json",
+        )
         assert static.status_code == 200, static.content
         writer.wait_for_acks(writer.ack_count() + 50)
     finally:
@@ -139,7 +155,11 @@ def test_parameter_group_live_change_and_static_change_by_rolling_restart_under_
     job = Job.objects.get(pk=static.json()["jobs"][0]["id"])
     assert job.state == "succeeded", (job.result, [j.result for j in Job.objects.filter(kind="switchover")])
     states = {s["name"]: s["state"] for s in job.steps}
-    assert states["restart_replicas"] == "ok" and states["switchover"] == "ok" and states["restart_old_primary"] == "ok"
+    assert (
+        states["restart_replicas"] == "ok"
+        and states["switchover"] == "ok"
+        and states["restart_old_primary"] == "ok"
+    )
     new_primary = Cluster.objects.get(pk=cluster.pk).primary_id
     assert new_primary != primary_before
     assert all(variable(s, "tx_isolation") == "READ-COMMITTED" for s in servers)

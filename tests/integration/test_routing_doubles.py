@@ -10,6 +10,7 @@ so these drivers are NOT verified against live servers; docs/routing.md says so)
   SERVERS TO DISK` into disk_mysql_servers, as ProxySQL does; every other statement the driver sends
   runs unchanged.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,21 +29,39 @@ from clusters.routes.base import PRIMARY_CHANGED, PRIMARY_LEAVING, RoutePlan
 from clusters.routes.bound import BoundRoute, ClusterServer
 from clusters.routes.notify import apply_route
 
-SERVERS = (ClusterServer(1, "127.0.0.1", 3301), ClusterServer(2, "127.0.0.1", 3302), ClusterServer(3, "127.0.0.1", 3303))
+SERVERS = (
+    ClusterServer(1, "127.0.0.1", 3301),
+    ClusterServer(2, "127.0.0.1", 3302),
+    ClusterServer(3, "127.0.0.1", 3303),
+)
 A, B, C = (s.address for s in SERVERS)
 
 
 def bound(kind: str, settings: dict, secrets: dict | None = None, avoid=frozenset()) -> BoundRoute:
-    return BoundRoute(id=7, kind=kind, name=kind, tenant="acme", cluster_name="main", cluster_id=1,
-                      settings=settings, secrets=secrets or {}, servers=SERVERS, avoid_for_reads=frozenset(avoid))
+    return BoundRoute(
+        id=7,
+        kind=kind,
+        name=kind,
+        tenant="acme",
+        cluster_name="main",
+        cluster_id=1,
+        settings=settings,
+        secrets=secrets or {},
+        servers=SERVERS,
+        avoid_for_reads=frozenset(avoid),
+    )
 
 
 def changed(primary: str, old: str | None = None) -> RoutePlan:
-    return RoutePlan("acme/main", PRIMARY_CHANGED, primary, old, tuple(a for a in (A, B, C) if a != primary), 5, None)
+    return RoutePlan(
+        "acme/main", PRIMARY_CHANGED, primary, old, tuple(a for a in (A, B, C) if a != primary), 5, None
+    )
 
 
 def leaving(old: str) -> RoutePlan:
-    return RoutePlan("acme/main", PRIMARY_LEAVING, None, old, tuple(a for a in (A, B, C) if a != old), 5, None)
+    return RoutePlan(
+        "acme/main", PRIMARY_LEAVING, None, old, tuple(a for a in (A, B, C) if a != old), 5, None
+    )
 
 
 class Double:
@@ -111,11 +130,20 @@ class MaxscaleApi(JsonHandler):
             return
         if self.path != "/v1/servers":
             return self.answer(404, {"errors": [{"detail": "not found"}]})
-        data = [{"id": sid, "type": "servers",
-                 "attributes": {"parameters": {"address": s["address"], "port": s["port"]},
-                                "state": ", ".join(sorted(s["states"])) or "Running"},
-                 "relationships": {"monitors": {"data": [{"id": "MariaDB-Monitor", "type": "monitors"}]}} if s["monitored"] else {}}
-                for sid, s in self.servers.items()]
+        data = [
+            {
+                "id": sid,
+                "type": "servers",
+                "attributes": {
+                    "parameters": {"address": s["address"], "port": s["port"]},
+                    "state": ", ".join(sorted(s["states"])) or "Running",
+                },
+                "relationships": {"monitors": {"data": [{"id": "MariaDB-Monitor", "type": "monitors"}]}}
+                if s["monitored"]
+                else {},
+            }
+            for sid, s in self.servers.items()
+        ]
         self.answer(200, {"data": data})
 
     def do_PUT(self):
@@ -134,17 +162,21 @@ class MaxscaleApi(JsonHandler):
             return self.answer(403, {"errors": [{"detail": f"Invalid state: {state}"}]})
         if state in ("master", "slave") and server["monitored"]:
             return self.answer(403, {"errors": [{"detail": "Cannot set state of a monitored server"}]})
-        display = {"master": "Master", "slave": "Slave", "maintenance": "Maintenance", "drain": "Draining"}[state]
+        display = {"master": "Master", "slave": "Slave", "maintenance": "Maintenance", "drain": "Draining"}[
+            state
+        ]
         (server["states"].add if segments[3] == "set" else server["states"].discard)(display)
         self.answer(204)
 
 
 @pytest.fixture
 def maxscale():
-    servers = {"db-a": {"address": "127.0.0.1", "port": 3301, "states": {"Master", "Running"}, "monitored": False},
-               "db-b": {"address": "127.0.0.1", "port": 3302, "states": {"Slave", "Running"}, "monitored": False},
-               "db-c": {"address": "127.0.0.1", "port": 3303, "states": {"Slave", "Running"}, "monitored": True},
-               "elsewhere": {"address": "127.0.0.1", "port": 4000, "states": {"Running"}, "monitored": False}}
+    servers = {
+        "db-a": {"address": "127.0.0.1", "port": 3301, "states": {"Master", "Running"}, "monitored": False},
+        "db-b": {"address": "127.0.0.1", "port": 3302, "states": {"Slave", "Running"}, "monitored": False},
+        "db-c": {"address": "127.0.0.1", "port": 3303, "states": {"Slave", "Running"}, "monitored": True},
+        "elsewhere": {"address": "127.0.0.1", "port": 4000, "states": {"Running"}, "monitored": False},
+    }
     double = Double(type("Api", (MaxscaleApi,), {"servers": servers}))
     double.servers = servers
     yield double
@@ -168,7 +200,9 @@ def test_maxscale_driver_moves_master_and_maintenance(maxscale):
 
 
 def test_maxscale_driver_reports_bad_credentials(maxscale):
-    result = apply_route(bound("maxscale", {"api_url": maxscale.url, "user": "admin"}, {"password": "nope"}), changed(B))
+    result = apply_route(
+        bound("maxscale", {"api_url": maxscale.url, "user": "admin"}, {"password": "nope"}), changed(B)
+    )
     assert not result.ok and result.permanent
     assert "refused the user name or password" in result.detail
 
@@ -190,7 +224,7 @@ class ConsulApi(JsonHandler):
             return self.answer(403, raw=b"ACL not found")
         path = urlsplit(self.path).path
         if path.startswith("/v1/kv/"):
-            self.kv[unquote(path[len("/v1/kv/"):])] = body.decode()
+            self.kv[unquote(path[len("/v1/kv/") :])] = body.decode()
             return self.answer(200, raw=b"true")
         if path == "/v1/catalog/register":
             entry = json.loads(body)
@@ -209,8 +243,12 @@ def consul():
 
 
 def test_consul_driver_writes_the_primary_and_the_catalog(consul):
-    route = bound("consul", {"api_url": consul.url, "key_prefix": "dbpilot", "service": "maindb", "node": "db-ext"},
-                  {"token": ConsulApi.token}, avoid={C})
+    route = bound(
+        "consul",
+        {"api_url": consul.url, "key_prefix": "dbpilot", "service": "maindb", "node": "db-ext"},
+        {"token": ConsulApi.token},
+        avoid={C},
+    )
     assert apply_route(route, leaving(A)).ok and consul.kv == {}  # nothing to publish while leaving
     result = apply_route(route, changed(B, old=A))
     assert result.ok, result.detail
@@ -261,8 +299,14 @@ class ProxysqlShim:
     """Wraps a PyMySQL connection to the MariaDB double; translates only LOAD ... TO RUNTIME and SAVE ... TO DISK."""
 
     TRANSLATIONS = {
-        proxysql.LOAD: ["DELETE FROM runtime_mysql_servers", "INSERT INTO runtime_mysql_servers SELECT * FROM mysql_servers"],
-        proxysql.SAVE: ["DELETE FROM disk_mysql_servers", "INSERT INTO disk_mysql_servers SELECT * FROM mysql_servers"],
+        proxysql.LOAD: [
+            "DELETE FROM runtime_mysql_servers",
+            "INSERT INTO runtime_mysql_servers SELECT * FROM mysql_servers",
+        ],
+        proxysql.SAVE: [
+            "DELETE FROM disk_mysql_servers",
+            "INSERT INTO disk_mysql_servers SELECT * FROM mysql_servers",
+        ],
     }
 
     def __init__(self, connection, log: list):
@@ -310,9 +354,12 @@ def proxysql_double(request):
 def test_proxysql_driver_moves_the_writer_hostgroup(proxysql_double, monkeypatch):
     sandbox = proxysql_double
     sandbox.sql(1, "DELETE FROM app.mysql_servers")
-    sandbox.sql(1, "INSERT INTO app.mysql_servers (hostgroup_id, hostname, port, status) VALUES "
-                   "(10, '127.0.0.1', 3301, 'ONLINE'), (20, '127.0.0.1', 3302, 'ONLINE'), (20, '127.0.0.1', 3303, 'ONLINE'), "
-                   "(10, 'other.example', 3306, 'ONLINE')")
+    sandbox.sql(
+        1,
+        "INSERT INTO app.mysql_servers (hostgroup_id, hostname, port, status) VALUES "
+        "(10, '127.0.0.1', 3301, 'ONLINE'), (20, '127.0.0.1', 3302, 'ONLINE'), (20, '127.0.0.1', 3303, 'ONLINE'), "
+        "(10, 'other.example', 3306, 'ONLINE')",
+    )
     log, dialled = [], []
 
     def connect_admin(address, user, password):
@@ -320,21 +367,40 @@ def test_proxysql_driver_moves_the_writer_hostgroup(proxysql_double, monkeypatch
         return ProxysqlShim(sandbox.connect(1, database="app"), log)
 
     monkeypatch.setattr(proxysql, "connect_admin", connect_admin)
-    route = bound("proxysql", {"admin_address": "127.0.0.1:6032", "admin_user": "radmin", "writer_hostgroup": 10,
-                               "reader_hostgroup": 20, "save_to_disk": True}, {"admin_password": "radmin-pw"})
+    route = bound(
+        "proxysql",
+        {
+            "admin_address": "127.0.0.1:6032",
+            "admin_user": "radmin",
+            "writer_hostgroup": 10,
+            "reader_hostgroup": 20,
+            "save_to_disk": True,
+        },
+        {"admin_password": "radmin-pw"},
+    )
 
     result = apply_route(route, leaving(A))
     assert result.ok, result.detail
-    rows = sandbox.sql(1, "SELECT hostgroup_id AS hg, port, status FROM app.runtime_mysql_servers ORDER BY hg, port")
+    rows = sandbox.sql(
+        1, "SELECT hostgroup_id AS hg, port, status FROM app.runtime_mysql_servers ORDER BY hg, port"
+    )
     assert {(r["hg"], r["port"], r["status"]) for r in rows} >= {(10, 3301, "OFFLINE_SOFT")}
 
     result = apply_route(route, changed(B, old=A))
     assert result.ok, result.detail
-    runtime = {(r["hg"], r["host"], r["port"], r["status"]) for r in sandbox.sql(
-        1, "SELECT hostgroup_id AS hg, hostname AS host, port, status FROM app.runtime_mysql_servers")}
-    assert runtime == {(10, "127.0.0.1", 3302, "ONLINE"), (10, "other.example", 3306, "ONLINE"),
-                       (20, "127.0.0.1", 3301, "ONLINE"), (20, "127.0.0.1", 3302, "OFFLINE_SOFT"),
-                       (20, "127.0.0.1", 3303, "ONLINE")}
+    runtime = {
+        (r["hg"], r["host"], r["port"], r["status"])
+        for r in sandbox.sql(
+            1, "SELECT hostgroup_id AS hg, hostname AS host, port, status FROM app.runtime_mysql_servers"
+        )
+    }
+    assert runtime == {
+        (10, "127.0.0.1", 3302, "ONLINE"),
+        (10, "other.example", 3306, "ONLINE"),
+        (20, "127.0.0.1", 3301, "ONLINE"),
+        (20, "127.0.0.1", 3302, "OFFLINE_SOFT"),
+        (20, "127.0.0.1", 3303, "ONLINE"),
+    }
     disk = sandbox.sql(1, "SELECT COUNT(*) AS n FROM app.disk_mysql_servers")[0]["n"]
     assert disk == len(runtime)
     assert dialled[0] == ("127.0.0.1:6032", "radmin", "radmin-pw")
@@ -346,7 +412,10 @@ def test_proxysql_driver_moves_the_writer_hostgroup(proxysql_double, monkeypatch
 def test_proxysql_driver_reports_an_unreachable_admin_interface():
     from tests.integration.routing_helpers import free_port
 
-    route = bound("proxysql", {"admin_address": f"127.0.0.1:{free_port()}", "admin_user": "radmin",
-                               "writer_hostgroup": 10}, {"admin_password": "x"})
+    route = bound(
+        "proxysql",
+        {"admin_address": f"127.0.0.1:{free_port()}", "admin_user": "radmin", "writer_hostgroup": 10},
+        {"admin_password": "x"},
+    )
     result = apply_route(route, changed(B))
     assert not result.ok and "ProxySQL admin interface at" in result.detail

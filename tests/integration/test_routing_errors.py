@@ -1,5 +1,6 @@
 """Routes that cannot be updated: each gives a clear error in its last sync result, an event and a finding;
 in a switchover a failed step, never a failed job."""
+
 from __future__ import annotations
 
 import stat
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def servers(sandbox_cluster):
-    sandbox_cluster.sql(sandbox_cluster.primary, "CREATE TABLE IF NOT EXISTS app.broken_routes (id INT PRIMARY KEY)")
+    sandbox_cluster.sql(
+        sandbox_cluster.primary, "CREATE TABLE IF NOT EXISTS app.broken_routes (id INT PRIMARY KEY)"
+    )
     sandbox_cluster.wait_replicating()
     return sandbox_cluster
 
@@ -41,9 +44,16 @@ def cluster(servers, clean_redis):
 
 
 def haproxy_config(sandbox, socket_path) -> str:
-    lines = ["global", f"    stats socket {socket_path} mode 600 level admin", "defaults", "    mode tcp",
-             "    timeout connect 1s", "    timeout client 10s", "    timeout server 10s",
-             "backend db_write"]
+    lines = [
+        "global",
+        f"    stats socket {socket_path} mode 600 level admin",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 1s",
+        "    timeout client 10s",
+        "    timeout server 10s",
+        "backend db_write",
+    ]
     lines += [f"    server n{n} {address(sandbox, n)}" for n in sandbox.nodes]
     lines += ["backend foreign", "    server other1 127.0.0.1:1", "    server other2 127.0.0.1:2"]
     return "\n".join(lines) + "\n"
@@ -65,16 +75,40 @@ def test_each_bad_route_says_what_is_wrong(cluster):
         powerdns.create_zone("db.test.")
         socket = f"unix://{directory}/admin.sock"
         cases = {
-            "no-socket": ({"kind": "haproxy", "runtime_api": f"unix://{directory}/missing.sock", "write_backend": "db_write"},
-                          "is not reachable"),
-            "closed-port": ({"kind": "haproxy", "runtime_api": f"tcp://127.0.0.1:{free_port()}", "write_backend": "db_write"},
-                            "is not reachable"),
-            "unknown-backend": ({"kind": "haproxy", "runtime_api": socket, "write_backend": "nope"},
-                                "HAProxy has no backend named 'nope'"),
-            "foreign-servers": ({"kind": "haproxy", "runtime_api": socket, "write_backend": "foreign"},
-                                "no server of backend foreign matches a server of cluster"),
-            "wrong-key": ({"kind": "powerdns", "api_url": powerdns.api_url, "api_key": "not-the-key", "zone": "db.test.",
-                           "write_record": "write.db.test."}, "refused the API key"),
+            "no-socket": (
+                {
+                    "kind": "haproxy",
+                    "runtime_api": f"unix://{directory}/missing.sock",
+                    "write_backend": "db_write",
+                },
+                "is not reachable",
+            ),
+            "closed-port": (
+                {
+                    "kind": "haproxy",
+                    "runtime_api": f"tcp://127.0.0.1:{free_port()}",
+                    "write_backend": "db_write",
+                },
+                "is not reachable",
+            ),
+            "unknown-backend": (
+                {"kind": "haproxy", "runtime_api": socket, "write_backend": "nope"},
+                "HAProxy has no backend named 'nope'",
+            ),
+            "foreign-servers": (
+                {"kind": "haproxy", "runtime_api": socket, "write_backend": "foreign"},
+                "no server of backend foreign matches a server of cluster",
+            ),
+            "wrong-key": (
+                {
+                    "kind": "powerdns",
+                    "api_url": powerdns.api_url,
+                    "api_key": "not-the-key",
+                    "zone": "db.test.",
+                    "write_record": "write.db.test.",
+                },
+                "refused the API key",
+            ),
         }
         made = {name: add(client, registered, {"name": name, **body}) for name, (body, _) in cases.items()}
         for name, (_, expected) in cases.items():
@@ -86,11 +120,16 @@ def test_each_bad_route_says_what_is_wrong(cluster):
         failures = Event.objects.filter(cluster=registered, kind="route_sync_failed")
         assert {e.data["route_id"] for e in failures} == {m["id"] for m in made.values()}
         # Fixing a route brings it back in sync, closes its finding and says so.
-        fixed = client.patch(f"/api/v1/clusters/{registered.id}/routes/{made['unknown-backend']['id']}/",
-                             {"write_backend": "db_write"}, format="json").json()
+        fixed = client.patch(
+            f"/api/v1/clusters/{registered.id}/routes/{made['unknown-backend']['id']}/",
+            {"write_backend": "db_write"},
+            format="json",
+        ).json()
         assert fixed["last_sync"]["ok"] is True, fixed["last_sync"]
         assert not stale.filter(details__route_id=fixed["id"]).exists()
-        assert Event.objects.filter(cluster=registered, kind="route_synced", data__route_id=fixed["id"]).exists()
+        assert Event.objects.filter(
+            cluster=registered, kind="route_synced", data__route_id=fixed["id"]
+        ).exists()
         # Servers HAProxy knows that are not the cluster's were never touched.
         assert "other1 127.0.0.1 2 0" in haproxy.command("show servers state foreign")
     finally:
@@ -104,14 +143,20 @@ def test_failing_and_hanging_routes_fail_their_steps_not_the_switchover(cluster,
     client, registered, sandbox = cluster
     hooks = tmp_path / "hooks"
     hooks.mkdir()
-    for name, body in {"fails": "echo 'vip move failed: no such interface' >&2\nexit 3\n", "hangs": "sleep 30\n"}.items():
+    for name, body in {
+        "fails": "echo 'vip move failed: no such interface' >&2\nexit 3\n",
+        "hangs": "sleep 30\n",
+    }.items():
         script = hooks / name
         script.write_text("#!/bin/sh\n" + body)
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
     settings.DBPILOT_HOOKS_DIR = hooks
     settings.DBPILOT_HOOK_TIMEOUT_SECONDS = 1.0
-    for body in ({"kind": "script", "script": "fails"}, {"kind": "script", "script": "hangs"},
-                 {"kind": "haproxy", "runtime_api": f"tcp://127.0.0.1:{free_port()}", "write_backend": "db_write"}):
+    for body in (
+        {"kind": "script", "script": "fails"},
+        {"kind": "script", "script": "hangs"},
+        {"kind": "haproxy", "runtime_api": f"tcp://127.0.0.1:{free_port()}", "write_backend": "db_write"},
+    ):
         add(client, registered, body)
     old, new = sandbox.primary, next(n for n in sandbox.nodes if n != sandbox.primary)
 

@@ -1,5 +1,6 @@
 """A real HAProxy with write and read frontends in front of a real 3-node cluster, configured by the
 haproxy.cfg dbpilot generates and driven through its runtime API by dbpilot's jobs."""
+
 from __future__ import annotations
 
 import os
@@ -73,10 +74,20 @@ def routed(servers, clean_redis):
     tick_cluster(cluster.id)  # what monitoring does within a second: the primary is observed
     directory = private_dir("hx-")
     write_port, read_port = free_port(), free_port()
-    response = client.post(f"/api/v1/clusters/{cluster.id}/routes/", {
-        "kind": "haproxy", "name": "edge", "runtime_api": f"unix://{directory}/admin.sock",
-        "write_backend": "db_write", "read_backend": "db_read", "check_inter_ms": 300,
-        "write_bind": f"127.0.0.1:{write_port}", "read_bind": f"127.0.0.1:{read_port}"}, format="json")
+    response = client.post(
+        f"/api/v1/clusters/{cluster.id}/routes/",
+        {
+            "kind": "haproxy",
+            "name": "edge",
+            "runtime_api": f"unix://{directory}/admin.sock",
+            "write_backend": "db_write",
+            "read_backend": "db_read",
+            "check_inter_ms": 300,
+            "write_bind": f"127.0.0.1:{write_port}",
+            "read_bind": f"127.0.0.1:{read_port}",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     haproxy = HaproxyProcess(directory, "")
     yield Routed(sandbox, cluster, client, response.json(), haproxy, write_port, read_port)
@@ -114,16 +125,25 @@ def test_after_a_switchover_writes_reach_the_new_primary_only(routed, settings, 
     script.write_text(RECORDER)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     settings.DBPILOT_HOOKS_DIR = hooks
-    added = routed.client.post(f"/api/v1/clusters/{routed.cluster.id}/routes/", {"kind": "script", "script": "move-vip"},
-                               format="json")
+    added = routed.client.post(
+        f"/api/v1/clusters/{routed.cluster.id}/routes/",
+        {"kind": "script", "script": "move-vip"},
+        format="json",
+    )
     assert added.status_code == 201 and "not run" in added.json()["last_sync"]["detail"]
 
     routed.haproxy.config_path.write_text(routed.config())
     routed.haproxy.start()
     old, new = sandbox.primary, next(n for n in sandbox.nodes if n != sandbox.primary)
     app = sandbox.accounts.app
-    held = pymysql.connect(host="127.0.0.1", port=routed.write_port, user=app.user, password=app.password,
-                           connect_timeout=3, read_timeout=3)
+    held = pymysql.connect(
+        host="127.0.0.1",
+        port=routed.write_port,
+        user=app.user,
+        password=app.password,
+        connect_timeout=3,
+        read_timeout=3,
+    )
     with held.cursor() as cursor:
         cursor.execute("SELECT @@server_id")
         assert cursor.fetchone()[0] == old
@@ -141,8 +161,12 @@ def test_after_a_switchover_writes_reach_the_new_primary_only(routed, settings, 
     with pytest.raises(pymysql.err.OperationalError):
         with held.cursor() as cursor:
             cursor.execute("SELECT 1")
-    sessions = [pymysql.connect(host="127.0.0.1", port=routed.write_port, user=app.user, password=app.password,
-                                connect_timeout=3) for _ in range(8)]
+    sessions = [
+        pymysql.connect(
+            host="127.0.0.1", port=routed.write_port, user=app.user, password=app.password, connect_timeout=3
+        )
+        for _ in range(8)
+    ]
     try:
         for conn in sessions:
             with conn.cursor() as cursor:
@@ -158,7 +182,13 @@ def test_after_a_switchover_writes_reach_the_new_primary_only(routed, settings, 
     # The script route got the hooks contract, before and after.
     calls = hooks.parent / "calls"
     cluster_label = f"{routed.cluster.tenant.name}/{routed.cluster.name}"
-    assert (calls / "pre").read_text().splitlines()[:5] == ["switchover", "pre", cluster_label, address(sandbox, old), ""]
+    assert (calls / "pre").read_text().splitlines()[:5] == [
+        "switchover",
+        "pre",
+        cluster_label,
+        address(sandbox, old),
+        "",
+    ]
     post = (calls / "post").read_text().splitlines()
     assert post[:5] == ["switchover", "post", cluster_label, address(sandbox, old), address(sandbox, new)]
     assert f"DBPILOT_NEW_PRIMARY={address(sandbox, new)}" in post
@@ -179,14 +209,19 @@ def test_after_a_switchover_writes_reach_the_new_primary_only(routed, settings, 
 
 def test_the_runtime_api_over_tcp_works_like_the_socket(routed):
     tcp_port = free_port()
-    config = routed.config().replace(f"stats socket {routed.haproxy.socket_path} mode 600 level admin",
-                                     f"stats socket {routed.haproxy.socket_path} mode 600 level admin\n"
-                                     f"    stats socket ipv4@127.0.0.1:{tcp_port} level admin")
+    config = routed.config().replace(
+        f"stats socket {routed.haproxy.socket_path} mode 600 level admin",
+        f"stats socket {routed.haproxy.socket_path} mode 600 level admin\n"
+        f"    stats socket ipv4@127.0.0.1:{tcp_port} level admin",
+    )
     # Start with a wrong write backend state (everything in service), so the sync has work to do.
     routed.haproxy.config_path.write_text(config.replace(" disabled", ""))
     routed.haproxy.start()
-    changed = routed.client.patch(f"/api/v1/clusters/{routed.cluster.id}/routes/{routed.route['id']}/",
-                                  {"runtime_api": f"tcp://127.0.0.1:{tcp_port}"}, format="json")
+    changed = routed.client.patch(
+        f"/api/v1/clusters/{routed.cluster.id}/routes/{routed.route['id']}/",
+        {"runtime_api": f"tcp://127.0.0.1:{tcp_port}"},
+        format="json",
+    )
     assert changed.status_code == 200, changed.content
     result = changed.json()["last_sync"]
     assert result["ok"] is True and result["trigger"] == "changed", result
@@ -202,8 +237,12 @@ def test_a_replica_that_stops_replicating_leaves_the_read_backend(routed):
     sandbox = routed.sandbox
     routed.haproxy.config_path.write_text(routed.config())
     routed.haproxy.start()
-    assert routed.client.post(f"/api/v1/clusters/{routed.cluster.id}/routes/{routed.route['id']}/sync/").json()[
-        "last_sync"]["ok"] is True
+    assert (
+        routed.client.post(f"/api/v1/clusters/{routed.cluster.id}/routes/{routed.route['id']}/sync/").json()[
+            "last_sync"
+        ]["ok"]
+        is True
+    )
     replicas = [n for n in sandbox.nodes if n != sandbox.primary]
     stopped = replicas[0]
     before = hotstate.read_topology(routed.cluster.id)
@@ -218,7 +257,9 @@ def test_a_replica_that_stops_replicating_leaves_the_read_backend(routed):
         sandbox.sql(stopped, "START SLAVE")
     sandbox.wait_replicating()
     tick_cluster(routed.cluster.id)
-    assert on_topology_changed(routed.cluster.id, hotstate.read_topology(routed.cluster.id), after, inline=True)
+    assert on_topology_changed(
+        routed.cluster.id, hotstate.read_topology(routed.cluster.id), after, inline=True
+    )
     assert {server_id_through(routed.read_port, sandbox) for _ in range(8)} == set(replicas)
     edge = Route.objects.get(pk=routed.route["id"])
     assert edge.last_sync_ok is True and edge.last_sync_trigger == "health"

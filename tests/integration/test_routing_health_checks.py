@@ -1,5 +1,6 @@
 """HAProxy routing on its own with `http-check` against dbpilot's health endpoints, served by the real
 ASGI application (daphne) on loopback: no runtime API call moves anything, the checks alone do."""
+
 from __future__ import annotations
 
 import sys
@@ -31,8 +32,11 @@ def dbpilot_http(transactional_db, clean_redis):
     """The control plane's ASGI app under daphne, sharing the test database and Redis."""
     port = free_port()
     daphne = str(Path(sys.executable).parent / "daphne")
-    process = ManagedProcess("routing-daphne", [daphne, "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"],
-                             worker_environment())
+    process = ManagedProcess(
+        "routing-daphne",
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"],
+        worker_environment(),
+    )
     base = f"http://127.0.0.1:{port}"
 
     def answers():
@@ -48,8 +52,10 @@ def dbpilot_http(transactional_db, clean_redis):
 
 
 def health(base: str, cluster_id: int, server: str, role: str, key: str) -> int:
-    request = urllib.request.Request(f"{base}/api/v1/health/clusters/{cluster_id}/servers/{server}/{role}",
-                                     headers={"X-Dbpilot-Health-Key": key})
+    request = urllib.request.Request(
+        f"{base}/api/v1/health/clusters/{cluster_id}/servers/{server}/{role}",
+        headers={"X-Dbpilot-Health-Key": key},
+    )
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status
@@ -75,10 +81,21 @@ def test_haproxy_with_http_checks_follows_a_switchover_on_its_own(sandbox_cluste
 
     directory = private_dir("hc-")
     write_port, read_port = free_port(), free_port()
-    made = client.post(f"/api/v1/clusters/{cluster.id}/routes/", {
-        "kind": "haproxy", "runtime_api": f"unix://{directory}/admin.sock", "write_backend": "db_write",
-        "read_backend": "db_read", "check": "http", "health_url": dbpilot_http, "check_inter_ms": 200,
-        "write_bind": f"127.0.0.1:{write_port}", "read_bind": f"127.0.0.1:{read_port}"}, format="json").json()
+    made = client.post(
+        f"/api/v1/clusters/{cluster.id}/routes/",
+        {
+            "kind": "haproxy",
+            "runtime_api": f"unix://{directory}/admin.sock",
+            "write_backend": "db_write",
+            "read_backend": "db_read",
+            "check": "http",
+            "health_url": dbpilot_http,
+            "check_inter_ms": 200,
+            "write_bind": f"127.0.0.1:{write_port}",
+            "read_bind": f"127.0.0.1:{read_port}",
+        },
+        format="json",
+    ).json()
     config = client.get(f"/api/v1/clusters/{cluster.id}/routes/{made['id']}/haproxy.cfg").content.decode()
     assert '"${DBPILOT_HEALTH_KEY}"' in config and key not in config
     # No route left: nothing but the health checks can move HAProxy's servers.
@@ -91,12 +108,16 @@ def test_haproxy_with_http_checks_follows_a_switchover_on_its_own(sandbox_cluste
             return {server_id_through(port, sandbox) for _ in range(6)} <= expected
 
         wait_until(lambda: only(write_port, {old}), 15, "writes on the primary only")
-        wait_until(lambda: only(read_port, {n for n in sandbox.nodes if n != old}), 15, "reads on the replicas only")
+        wait_until(
+            lambda: only(read_port, {n for n in sandbox.nodes if n != old}), 15, "reads on the replicas only"
+        )
 
         job = switchover(cluster, candidate=address(sandbox, new))
         assert job.state == "succeeded", job.result
         wait_until(lambda: only(write_port, {new}), 15, "writes on the new primary only")
-        wait_until(lambda: only(read_port, {n for n in sandbox.nodes if n != new}), 15, "reads on the new replicas")
+        wait_until(
+            lambda: only(read_port, {n for n in sandbox.nodes if n != new}), 15, "reads on the new replicas"
+        )
         state = haproxy.command("show servers state db_write")
         assert "db_write" in state
     finally:

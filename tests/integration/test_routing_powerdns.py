@@ -1,5 +1,6 @@
 """A real PowerDNS (HTTP API, sqlite3 backend) answers the new primary for the writer name after a
 switchover. The cluster runs in network namespaces so each server has its own address for DNS to give."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,9 +35,19 @@ def test_powerdns_answers_the_new_primary_after_a_switchover(sandbox_netns_clust
     cluster = register(created.team, sandbox)
     tick_cluster(cluster.id)
     old, new = sandbox.primary, next(n for n in sandbox.nodes if n != sandbox.primary)
-    made = client.post(f"/api/v1/clusters/{cluster.id}/routes/", {
-        "kind": "powerdns", "api_url": powerdns.api_url, "api_key": powerdns.api_key, "zone": ZONE,
-        "write_record": f"write.{ZONE}", "read_record": f"read.{ZONE}", "ttl": 1}, format="json")
+    made = client.post(
+        f"/api/v1/clusters/{cluster.id}/routes/",
+        {
+            "kind": "powerdns",
+            "api_url": powerdns.api_url,
+            "api_key": powerdns.api_key,
+            "zone": ZONE,
+            "write_record": f"write.{ZONE}",
+            "read_record": f"read.{ZONE}",
+            "ttl": 1,
+        },
+        format="json",
+    )
     assert made.status_code == 201, made.content
     assert made.json()["last_sync"]["ok"] is True, made.json()["last_sync"]
     assert "api_key" not in made.json() and made.json()["secrets_set"] == ["api_key"]

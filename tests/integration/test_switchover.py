@@ -1,5 +1,6 @@
 """Planned switchover on a real 3-node semi-sync cluster: two in a row under a writer, every step recorded,
 no acknowledged write lost, one writable primary, replicas replicating read-only."""
+
 from __future__ import annotations
 
 import secrets
@@ -37,8 +38,10 @@ def hooks_log(settings, tmp_path):
     log = tmp_path / "calls.log"
     for name in ("before", "after"):
         script = tmp_path / name
-        script.write_text(f'#!/bin/sh\necho "{name} $* | $DBPILOT_EVENT $DBPILOT_PHASE $DBPILOT_CLUSTER '
-                          f'$DBPILOT_OLD_PRIMARY $DBPILOT_NEW_PRIMARY" >> {log}\necho {name} ran\n')
+        script.write_text(
+            f'#!/bin/sh\necho "{name} $* | $DBPILOT_EVENT $DBPILOT_PHASE $DBPILOT_CLUSTER '
+            f'$DBPILOT_OLD_PRIMARY $DBPILOT_NEW_PRIMARY" >> {log}\necho {name} ran\n'
+        )
         script.chmod(0o755)
     return log
 
@@ -78,8 +81,12 @@ def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log)
         assert not writer.missing_on(address(sandbox, node)), f"node {node} lacks acknowledged rows"
     assert all(s["state"] in ("ok", "skipped") for s in there.steps), there.steps
     assert [s["name"] for s in there.steps][:5] == [
-        "verify_replication_settings", "check_replication", "start_stopped_replicas", "check_long_transactions",
-        "elect_candidate"]
+        "verify_replication_settings",
+        "check_replication",
+        "start_stopped_replicas",
+        "check_long_transactions",
+        "elect_candidate",
+    ]
     assert there.result["gtid"]["old_primary_final"]
     assert there.result["routes_ok"] is True
     assert set(there.result["timings_ms"]) == {s["name"] for s in there.steps}
@@ -89,7 +96,9 @@ def test_two_switchovers_in_a_row_lose_no_acknowledged_write(cluster, hooks_log)
     assert registered.epoch >= 5  # two freezes and two recorded primaries
     kinds = list(Event.objects.filter(cluster=registered).values_list("kind", flat=True))
     assert kinds.count("job_finished") == 2 and kinds.count("primary_changed") == 2
-    assert AuditEntry.objects.filter(action="job.switchover", target=f"job:{there.id}", result="succeeded").exists()
+    assert AuditEntry.objects.filter(
+        action="job.switchover", target=f"job:{there.id}", result="succeeded"
+    ).exists()
     assert "semi-sync" in step(there, "promote_candidate")["detail"]
     assert "IO and SQL running" in step(back, "verify_replication")["detail"]
     assert step(there, "pre_failover_hook")["output"] == "before ran\n"

@@ -1,4 +1,5 @@
 """Switchover edge cases: a cluster that never committed anything, and a replica that is down."""
+
 from __future__ import annotations
 
 import signal

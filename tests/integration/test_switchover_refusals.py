@@ -1,6 +1,7 @@
 """Switchovers that must not happen, or must undo themselves, on a real 3-node cluster: long transactions
 and writes on the primary, stopped replication, bad candidates, a second request, a failing pre hook, and a
 candidate that cannot catch up (the old primary gets its writes back)."""
+
 from __future__ import annotations
 
 import threading
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def sandbox(sandbox_cluster, clean_redis):
     restore_sandbox(sandbox_cluster)
-    sandbox_cluster.sql(sandbox_cluster.primary, "CREATE TABLE IF NOT EXISTS app.refusals (id INT PRIMARY KEY, v INT)")
+    sandbox_cluster.sql(
+        sandbox_cluster.primary, "CREATE TABLE IF NOT EXISTS app.refusals (id INT PRIMARY KEY, v INT)"
+    )
     sandbox_cluster.sql(sandbox_cluster.primary, "INSERT IGNORE INTO app.refusals VALUES (1, 0)")
     yield sandbox_cluster
     restore_sandbox(sandbox_cluster)
@@ -66,7 +69,9 @@ def test_an_open_transaction_older_than_the_limit_refuses_the_job(sandbox):
         held.close()
     assert job.state == "refused", job.result
     checks = {c["name"]: c for c in job.result["checks"]}
-    assert not checks["long_transactions"]["ok"] and "commit or end it" in checks["long_transactions"]["detail"]
+    assert (
+        not checks["long_transactions"]["ok"] and "commit or end it" in checks["long_transactions"]["detail"]
+    )
     assert step(job, "check_long_transactions")["state"] == "failed"
     assert_untouched(sandbox, primary, job)
 
@@ -75,14 +80,25 @@ def test_a_long_running_write_query_refuses_the_job(sandbox):
     cluster, _ = register_sandbox(sandbox, switchover_wait_trx_seconds=1)
     primary = sandbox.primary
     writer = sandbox.connect(primary, "app", "app", timeout=30)
-    query = threading.Thread(target=lambda: _swallow(writer, "UPDATE refusals SET v = SLEEP(20) WHERE id = 1"))
+    query = threading.Thread(
+        target=lambda: _swallow(writer, "UPDATE refusals SET v = SLEEP(20) WHERE id = 1")
+    )
     query.start()
     try:
-        wait_for(lambda: sandbox.sql(primary, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE "
-                                              "'UPDATE refusals%%' AND TIME >= 2"), 10, message="a 2 s old write")
+        wait_for(
+            lambda: sandbox.sql(
+                primary,
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE "
+                "'UPDATE refusals%%' AND TIME >= 2",
+            ),
+            10,
+            message="a 2 s old write",
+        )
         job = switchover(cluster)
     finally:
-        for row in sandbox.sql(primary, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE refusals%%'"):
+        for row in sandbox.sql(
+            primary, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE refusals%%'"
+        ):
             sandbox.sql(primary, f"KILL QUERY {row['ID']}")
         query.join(10)
         writer.close()
@@ -136,7 +152,9 @@ def test_stopped_sql_threads_are_started_first_when_replication_is_not_checked(s
 def test_an_ignored_lagging_or_non_replica_candidate_is_refused_at_once(sandbox):
     primary = sandbox.primary
     ignored, lagging = replicas(sandbox)
-    cluster, _ = register_sandbox(sandbox, ignored_servers=[address(sandbox, ignored)], max_replica_delay_seconds=1)
+    cluster, _ = register_sandbox(
+        sandbox, ignored_servers=[address(sandbox, ignored)], max_replica_delay_seconds=1
+    )
     checks = refused_checks(cluster, address(sandbox, ignored))
     assert not checks["candidate"]["ok"] and "ignored_servers" in checks["candidate"]["detail"]
     checks = refused_checks(cluster, address(sandbox, primary))
@@ -148,8 +166,11 @@ def test_an_ignored_lagging_or_non_replica_candidate_is_refused_at_once(sandbox)
         with lock.cursor() as cursor:
             cursor.execute("FLUSH TABLES WITH READ LOCK")
         sandbox.sql(primary, "UPDATE app.refusals SET v = v + 1 WHERE id = 1")
-        wait_for(lambda: (sandbox.replication_status(lagging)["Seconds_Behind_Master"] or 0) >= 2, 15,
-                 message="the replica to lag")
+        wait_for(
+            lambda: (sandbox.replication_status(lagging)["Seconds_Behind_Master"] or 0) >= 2,
+            15,
+            message="the replica to lag",
+        )
         checks = refused_checks(cluster, address(sandbox, lagging))
     finally:
         lock.close()

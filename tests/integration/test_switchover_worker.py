@@ -1,6 +1,7 @@
 """A switchover asked through the API runs on a real Celery worker (the `ha` queue); when that worker is
 killed in the middle of the write freeze, beat's reaper hands the job to another worker, which resumes
 it and finishes with one writable primary and every replica following it."""
+
 from __future__ import annotations
 
 import signal
@@ -39,14 +40,20 @@ def test_a_killed_worker_mid_switchover_is_resumed_by_the_reaper(sandbox_cluster
         with lock.cursor() as cursor:
             cursor.execute("FLUSH TABLES WITH READ LOCK")
         sandbox.sql(old, "CREATE TABLE IF NOT EXISTS app.resumed (id INT PRIMARY KEY)")
-        response = client.post(f"/api/v1/clusters/{cluster.id}/switchover/",
-                               {"candidate": address(sandbox, candidate)}, format="json")
+        response = client.post(
+            f"/api/v1/clusters/{cluster.id}/switchover/",
+            {"candidate": address(sandbox, candidate)},
+            format="json",
+        )
         assert response.status_code == 202, response.content
         body = response.json()
         assert {"id", "kind", "state", "steps", "result"} <= set(body) and body["kind"] == "switchover"
         job_id = body["id"]
-        wait_for(lambda: sandbox.sql(old, "SELECT @@read_only AS ro")[0]["ro"] == 1, 30,
-                 message="the old primary to be frozen")
+        wait_for(
+            lambda: sandbox.sql(old, "SELECT @@read_only AS ro")[0]["ro"] == 1,
+            30,
+            message="the old primary to be frozen",
+        )
         first.kill(signal.SIGKILL)
     finally:
         lock.close()
@@ -67,10 +74,13 @@ def test_a_killed_worker_mid_switchover_is_resumed_by_the_reaper(sandbox_cluster
 
     # The next one runs on the second worker from start to end.
     assert _ready(second)
-    response = client.post(f"/api/v1/clusters/{cluster.id}/switchover/", {"candidate": address(sandbox, old)},
-                           format="json")
+    response = client.post(
+        f"/api/v1/clusters/{cluster.id}/switchover/", {"candidate": address(sandbox, old)}, format="json"
+    )
     assert response.status_code == 202, response.content
-    back = wait_for(lambda: _finished(client, response.json()["id"]), 30, interval=0.2, message="the switchback")
+    back = wait_for(
+        lambda: _finished(client, response.json()["id"]), 30, interval=0.2, message="the switchback"
+    )
     assert back["state"] == "succeeded", back["result"]
     assert back["result"]["old_primary"] == address(sandbox, candidate)
     assert_one_writable_primary(sandbox, old)

@@ -1,4 +1,5 @@
 """Builders of probe results and inventories for the domain unit tests (a healthy 3-server cluster by default)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -55,7 +56,9 @@ def primary(address: str = P, **fields) -> ProbeResult:
     return ProbeResult(**values)
 
 
-def replica(address: str = R1, source: str = P, *, channel_fields: dict | None = None, **fields) -> ProbeResult:
+def replica(
+    address: str = R1, source: str = P, *, channel_fields: dict | None = None, **fields
+) -> ProbeResult:
     values = dict(
         read_only=True,
         gtid_slave_pos="0-1-100",

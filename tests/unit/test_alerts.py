@@ -1,4 +1,5 @@
 """Alert subscriptions, the pure part: matching, bursts, backoff, payloads and the webhook signature."""
+
 import hashlib
 import hmac
 
@@ -30,13 +31,19 @@ def finding(kind=FINDING_OPENED, severity="error", code="replication_stopped", c
 
 
 def job(kind="switchover", outcome="failed"):
-    return Alert(JOB, 1, "acme/main", f"{kind} {outcome}", 100.0, severity="error", job_kind=kind, job_outcome=outcome)
+    return Alert(
+        JOB, 1, "acme/main", f"{kind} {outcome}", 100.0, severity="error", job_kind=kind, job_outcome=outcome
+    )
 
 
 def test_events_that_alert_and_those_that_do_not():
-    a = alert_from_event("finding_opened", 1, "acme/main", "m", "error", {"code": "x", "server": "h:1"}, 5.0, 9)
+    a = alert_from_event(
+        "finding_opened", 1, "acme/main", "m", "error", {"code": "x", "server": "h:1"}, 5.0, 9
+    )
     assert a.kind == FINDING_OPENED and a.code == "x" and a.server == "h:1" and a.event_id == 9
-    j = alert_from_event("job_finished", 1, "acme/main", "m", "error", {"kind": "backup", "state": "failed"}, 5.0)
+    j = alert_from_event(
+        "job_finished", 1, "acme/main", "m", "error", {"kind": "backup", "state": "failed"}, 5.0
+    )
     assert j.kind == JOB and j.job_key == "backup_failed"
     assert alert_from_event("route_synced", 1, "acme/main", "m", "info", {}, 5.0) is None
 
@@ -46,7 +53,9 @@ def test_empty_lists_mean_every_one_and_each_list_narrows_its_own_kind():
     assert matches(Rule(clusters=(1,)), finding()) and not matches(Rule(clusters=(2,)), finding())
     assert matches(Rule(severities=("error", "critical")), finding())
     assert not matches(Rule(severities=("critical",)), finding())
-    assert not matches(Rule(codes=("lag",)), finding()) and matches(Rule(codes=("replication_stopped",)), finding())
+    assert not matches(Rule(codes=("lag",)), finding()) and matches(
+        Rule(codes=("replication_stopped",)), finding()
+    )
     assert matches(Rule(codes=("lag",)), job())  # codes narrow findings, not jobs
 
 
@@ -90,5 +99,7 @@ def test_signature_is_hmac_of_time_dot_body_and_verifies_only_fresh_and_intact()
 def test_slack_payload_has_text_and_keeps_ours():
     body = alert_body(finding())
     slack = payload(body, "slack")
-    assert slack["text"].startswith("[error] acme/main: replication_stopped opened") and slack["dbpilot"] == body
+    assert (
+        slack["text"].startswith("[error] acme/main: replication_stopped opened") and slack["dbpilot"] == body
+    )
     assert payload(body, "json") == body

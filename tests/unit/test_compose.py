@@ -1,4 +1,5 @@
 """docker-compose.yml agrees with the settings module and with design.md's "Running it"."""
+
 import re
 from pathlib import Path
 
@@ -68,7 +69,13 @@ def test_three_mariadb_nodes_start_read_only_with_gtid_replication_settings():
     server_ids = set()
     for name, node in nodes.items():
         command = node["command"]
-        for option in ("--log-bin", "--log-slave-updates", "--gtid-strict-mode=ON", "--binlog-format=ROW", "--read-only=ON"):
+        for option in (
+            "--log-bin",
+            "--log-slave-updates",
+            "--gtid-strict-mode=ON",
+            "--binlog-format=ROW",
+            "--read-only=ON",
+        ):
             assert option in command, f"{name} lacks {option}"
         server_ids.add(re.search(r"--server-id=(\d+)", command).group(1))
     assert len(server_ids) == 3
@@ -79,5 +86,7 @@ def test_allowed_networks_cover_the_database_nodes():
 
     subnet = ipaddress.ip_network(COMPOSE["networks"]["dbpilot"]["ipam"]["config"][0]["subnet"])
     for name, service in DBPILOT.items():
-        allowed = [ipaddress.ip_network(n) for n in service["environment"]["DBPILOT_ALLOWED_NETWORKS"].split(",")]
+        allowed = [
+            ipaddress.ip_network(n) for n in service["environment"]["DBPILOT_ALLOWED_NETWORKS"].split(",")
+        ]
         assert any(subnet.subnet_of(net) for net in allowed), name

@@ -1,4 +1,5 @@
 """Failure detection: failed-probe counting, replicas' view of the primary, and confirmation by majority."""
+
 import json
 
 import pytest
@@ -33,7 +34,14 @@ def confirm(state, probes, **kwargs):
 
 @pytest.mark.parametrize(
     ("previous", "outcome", "expected"),
-    [(0, "ok", 0), (2, "ok", 0), (0, "refused", 1), (2, "timeout", 3), (2, "error", 3), (2, "auth_failed", 0)],
+    [
+        (0, "ok", 0),
+        (2, "ok", 0),
+        (0, "refused", 1),
+        (2, "timeout", 3),
+        (2, "error", 3),
+        (2, "auth_failed", 0),
+    ],
 )
 def test_count_failures(previous, outcome, expected):
     assert count_failures(previous, failed(P, outcome) if outcome != "ok" else primary()) == expected
@@ -43,7 +51,9 @@ def test_count_failures_keeps_the_count_without_a_probe():
     assert count_failures(2, None) == 2
 
 
-@pytest.mark.parametrize(("failures", "state"), [(0, "up"), (1, "suspect"), (2, "suspect"), (3, "down"), (7, "down")])
+@pytest.mark.parametrize(
+    ("failures", "state"), [(0, "up"), (1, "suspect"), (2, "suspect"), (3, "down"), (7, "down")]
+)
 def test_suspect_after_one_failure_down_after_failcount(failures, state):
     assert failure_state(failures, DEFAULTS) == state
 
@@ -95,7 +105,10 @@ def test_a_replica_still_receiving_vetoes_the_failover():
 def test_sigstopped_primary_is_confirmed_by_stale_heartbeats_while_io_still_says_yes():
     stopped = {R1: replica(R1, channel_fields=STALE), R2: replica(R2, channel_fields=STALE)}
     assert confirm("down", stopped).confirmed
-    early = {R1: replica(R1, channel_fields=STALE), R2: replica(R2, channel_fields=dict(last_heartbeat_age_seconds=1.0))}
+    early = {
+        R1: replica(R1, channel_fields=STALE),
+        R2: replica(R2, channel_fields=dict(last_heartbeat_age_seconds=1.0)),
+    }
     assert not confirm("down", early).confirmed
 
 
@@ -173,8 +186,11 @@ def test_no_confirmation_to_wait_for_once_confirmed_or_when_no_replica_can_tell(
     assert not confirmation_may_come(topology, confirmed, DEFAULTS)
     # Without a heartbeat period the IO thread state is the only witness: nothing will change by waiting.
     no_heartbeat = dict(io_running="Yes", heartbeat_period=None, last_heartbeat_age_seconds=None)
-    probes = healthy(p=failed(P, "timeout"), r1=replica(R1, channel_fields=no_heartbeat),
-                     r2=replica(R2, channel_fields=no_heartbeat))
+    probes = healthy(
+        p=failed(P, "timeout"),
+        r1=replica(R1, channel_fields=no_heartbeat),
+        r2=replica(R2, channel_fields=no_heartbeat),
+    )
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
     assert not confirmation_may_come(topology, probes, DEFAULTS)
     # Unreachable replicas cannot change their minds either.
@@ -186,7 +202,9 @@ def test_no_confirmation_to_wait_for_once_confirmed_or_when_no_replica_can_tell(
 def test_a_replica_that_received_something_since_the_last_round_ends_the_wait():
     """Re-probing a primary that only dbpilot lost: a replica's heartbeat arrived since the previous
     round (age 0), so the primary is alive and nothing will confirm its failure."""
-    probes = healthy(p=failed(P, "timeout"), r1=replica(R1, channel_fields={"last_heartbeat_age_seconds": 0.0}))
+    probes = healthy(
+        p=failed(P, "timeout"), r1=replica(R1, channel_fields={"last_heartbeat_age_seconds": 0.0})
+    )
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
     assert confirmation_may_come(topology, probes, DEFAULTS)  # the first round: it may be the last heartbeat
     assert not confirmation_may_come(topology, probes, DEFAULTS, reprobe_round=True)

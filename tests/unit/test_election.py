@@ -1,4 +1,5 @@
 """Candidate election: the decision table for failover and switchover."""
+
 import json
 from dataclasses import replace
 
@@ -76,7 +77,10 @@ def test_unelectable_replicas_are_skipped_with_a_reason(fields, flag):
 
 def test_semi_sync_required_candidates():
     settings = replace(DEFAULTS, candidate_requires_semi_sync=True)
-    candidates = [cand(R1, semi_sync_enabled=False), cand(R2, "0-1-99", semi_sync_enabled=True, semi_sync_active=False)]
+    candidates = [
+        cand(R1, semi_sync_enabled=False),
+        cand(R2, "0-1-99", semi_sync_enabled=True, semi_sync_active=False),
+    ]
     # after the primary died no replica's semi-sync status is ON: a failover looks at the setting
     assert elect(candidates, settings, for_failover=True).winner == R2
     # a switchover wants it active now
@@ -155,8 +159,9 @@ def test_unreadable_position_is_not_electable():
 
 
 def test_errant_candidate_holding_needed_transactions_is_reported():
-    errant = Candidate(R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",),
-                       lag=0.0)
+    errant = Candidate(
+        R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",), lag=0.0
+    )
     clean = cand(R2, "0-1-98")
     election = elect([errant, clean], DEFAULTS, for_failover=True)
     assert election.winner == R2
@@ -168,8 +173,17 @@ def test_errant_candidate_holding_needed_transactions_is_reported():
 
 def test_decision_table_rows_are_complete_and_serializable():
     election = elect([cand(R1), cand(R2, "0-1-99", lag=None)], DEFAULTS, for_failover=True)
-    keys = {"server", "gtid_pos", "lag", "received_before_incident", "flags", "electable", "reason", "behind",
-            "chosen"}
+    keys = {
+        "server",
+        "gtid_pos",
+        "lag",
+        "received_before_incident",
+        "flags",
+        "electable",
+        "reason",
+        "behind",
+        "chosen",
+    }
     assert all(set(r) == keys for r in election.table)
     assert row(election, R1)["chosen"] and not row(election, R2)["chosen"]
     assert "lag_unknown" in row(election, R2)["flags"]
@@ -215,8 +229,12 @@ def test_the_dead_primary_newest_transactions_on_one_survivor_are_not_errant():
     lost = dict(io_running="Connecting", last_io_errno=2003, seconds_behind=None)
     probes = healthy(
         p=failed(P),
-        r1=replica(R1, gtid_binlog_state="0-1-101", gtid_current_pos="0-1-101",
-                   channel_fields=dict(lost, gtid_io_pos="0-1-101")),
+        r1=replica(
+            R1,
+            gtid_binlog_state="0-1-101",
+            gtid_current_pos="0-1-101",
+            channel_fields=dict(lost, gtid_io_pos="0-1-101"),
+        ),
         r2=replica(R2, channel_fields=lost),
     )
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)

@@ -11,6 +11,7 @@ behind a lost write can later write a different transaction under the same GTID,
 tell apart; the check allows that blind spot (a miss), never a transaction called errant that a primary
 had.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,12 @@ class Server:
     sid: int
     # transactions as (domain, server_id, seq, identity), in order
     applied: list[tuple[int, int, int, int]] = field(default_factory=list)
-    binlog: list[tuple[int, int, int, int]] = field(default_factory=list)  # what it binlogged (log_slave_updates)
-    slave_pos: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # per domain, last replicated
+    binlog: list[tuple[int, int, int, int]] = field(
+        default_factory=list
+    )  # what it binlogged (log_slave_updates)
+    slave_pos: dict[int, tuple[int, int, int, int]] = field(
+        default_factory=dict
+    )  # per domain, last replicated
     alive: bool = True
 
     def max_seq(self) -> int:
@@ -53,7 +58,10 @@ class Server:
     def probe(self) -> ProbeResult:
         current = self.applied[-1] if self.applied else None
         return ProbeResult(
-            address=f"s{self.sid}", outcome="ok", flavour="mariadb", server_id=self.sid,
+            address=f"s{self.sid}",
+            outcome="ok",
+            flavour="mariadb",
+            server_id=self.sid,
             gtid_binlog_state=self.binlog_state(),
             gtid_current_pos="" if current is None else "-".join(map(str, current[:3])),
             gtid_slave_pos=",".join("-".join(map(str, g[:3])) for g in self.slave_pos.values()),
@@ -152,15 +160,23 @@ class Cluster:
         probes = [s.probe() for s in survivors]
         judged = {}
         for server, probe in zip(survivors, probes, strict=True):
-            found = errant_among_survivors(probe, probes, primary_server_id=dead.sid, last_primary_state=self.history)
-            errant = {f"{d}-{s}-{n}" for (d, s), (n, uid) in server.state_entries().items()
-                      if uid not in self.primaries_had and s != dead.sid}
+            found = errant_among_survivors(
+                probe, probes, primary_server_id=dead.sid, last_primary_state=self.history
+            )
+            errant = {
+                f"{d}-{s}-{n}"
+                for (d, s), (n, uid) in server.state_entries().items()
+                if uid not in self.primaries_had and s != dead.sid
+            }
             # gtid_binlog_state keeps the last sequence per (domain, server id): a transaction numbered at
             # or below one a primary had under the same server id cannot be told apart (it takes lost
             # transactions, a sequence that went back, to write one)
-            blind = {f"{d}-{s}-{n}" for (d, s), (n, uid) in server.state_entries().items()
-                     if uid not in self.primaries_had
-                     and any(k[:2] == (d, s) and k[2] >= n for k in self.names_had)}
+            blind = {
+                f"{d}-{s}-{n}"
+                for (d, s), (n, uid) in server.state_entries().items()
+                if uid not in self.primaries_had
+                and any(k[:2] == (d, s) and k[2] >= n for k in self.names_had)
+            }
             found_set = set(found or [])
             assert found_set <= errant, ("called errant, yet a primary had it", server.sid, found, errant)
             assert errant - blind <= found_set, ("errant, not found", server.sid, found, errant, self.history)
@@ -201,7 +217,8 @@ actions = st.lists(
         st.tuples(st.just("switchover"), st.sampled_from(SERVERS)),
         st.tuples(st.just("failover"), st.none()),
     ),
-    min_size=5, max_size=60,
+    min_size=5,
+    max_size=60,
 )
 
 

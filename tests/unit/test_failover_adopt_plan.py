@@ -1,4 +1,5 @@
 """clusters.domain.adopt_plan: what the adopt job changes on a replica for automatic failover."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,16 @@ R1 = "127.0.0.1:3302"  # never dialled
 
 
 def setup(**fields):
-    values = dict(address=R1, using_gtid="Slave_Pos", connect_retry=60, heartbeat_period=30.0, slave_net_timeout=60,
-                  read_only=False, semi_sync_slave=False, semi_sync_master=True)
+    values = dict(
+        address=R1,
+        using_gtid="Slave_Pos",
+        connect_retry=60,
+        heartbeat_period=30.0,
+        slave_net_timeout=60,
+        read_only=False,
+        semi_sync_slave=False,
+        semi_sync_master=True,
+    )
     values.update(fields)
     return ReplicaSetup(**values)
 
@@ -25,8 +34,14 @@ def test_adopt_changes_what_failover_relies_on():
 
 
 def test_adopt_leaves_a_ready_replica_alone():
-    ready = setup(connect_retry=1, heartbeat_period=1.0, slave_net_timeout=4, read_only=True, semi_sync_slave=True,
-                  semi_sync_master=False)
+    ready = setup(
+        connect_retry=1,
+        heartbeat_period=1.0,
+        slave_net_timeout=4,
+        read_only=True,
+        semi_sync_slave=True,
+        semi_sync_master=False,
+    )
     changes = adopt_changes(ready, ClusterSettings(semi_sync=True))
     assert not changes.any and changes.describe() == "nothing to change"
 

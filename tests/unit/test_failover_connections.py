@@ -1,5 +1,6 @@
 """Connections a failover opens must be cheap: the TLS context is built once per TLS setting, not per
 connection (building one loads the system CA bundle: about 50 ms of CPU per fresh session)."""
+
 from __future__ import annotations
 
 import ssl

@@ -1,4 +1,5 @@
 """clusters.domain.failover_plan: the tick's decision, incidents, re-confirmation, RPO, fencing."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -34,14 +35,30 @@ def topology_of(probes, settings=AUTOMATIC, **flags):
     return analyze(inventory(P, R1, R2, **flags), probes, settings, failures, NOW, known_primary=P)
 
 
-def decide(probes, settings=AUTOMATIC, *, armed=True, platform_paused=False, failovers=(), credentials=True,
-           lags=None, **flags):
+def decide(
+    probes,
+    settings=AUTOMATIC,
+    *,
+    armed=True,
+    platform_paused=False,
+    failovers=(),
+    credentials=True,
+    lags=None,
+    **flags,
+):
     if lags is None:  # the healthy ticks before the failure remembered every replica's lag
         lags = {address: 0.0 for address in probes if address != P}
     return plan.decide_failover(
-        topology=topology_of(probes, settings, **flags), probes=probes, settings=settings, failover_armed=armed,
-        platform_paused=platform_paused, now=NOW, last_observation_at=NOW, failovers=list(failovers),
-        has_replication_credentials=credentials, lags=lags,
+        topology=topology_of(probes, settings, **flags),
+        probes=probes,
+        settings=settings,
+        failover_armed=armed,
+        platform_paused=platform_paused,
+        now=NOW,
+        last_observation_at=NOW,
+        failovers=list(failovers),
+        has_replication_credentials=credentials,
+        lags=lags,
     )
 
 
@@ -105,15 +122,25 @@ def test_manual_mode_refuses_naming_the_mode_and_the_arming():
 
 def test_every_blocking_guard_is_named_at_once():
     settings = ClusterSettings(failover_mode="automatic", paused=True, failover_limit=1)
-    decision = decide(dead_primary_probes(), settings, platform_paused=True, failovers=[NOW - 10], credentials=False)
-    assert failing_names(decision) == {c.GUARD_CLUSTER_PAUSED, c.GUARD_PLATFORM_PAUSED, c.GUARD_FAILOVER_LIMIT,
-                                       c.GUARD_FAILOVER_MIN_INTERVAL, plan.CHECK_REPLICATION_CREDENTIALS}
+    decision = decide(
+        dead_primary_probes(), settings, platform_paused=True, failovers=[NOW - 10], credentials=False
+    )
+    assert failing_names(decision) == {
+        c.GUARD_CLUSTER_PAUSED,
+        c.GUARD_PLATFORM_PAUSED,
+        c.GUARD_FAILOVER_LIMIT,
+        c.GUARD_FAILOVER_MIN_INTERVAL,
+        plan.CHECK_REPLICATION_CREDENTIALS,
+    }
     assert "failover_limit" in decision.reason
 
 
 def test_an_old_failover_outside_the_window_and_interval_does_not_block():
-    decision = decide(dead_primary_probes(), ClusterSettings(failover_mode="automatic", failover_limit=1),
-                      failovers=[NOW - 4000])
+    decision = decide(
+        dead_primary_probes(),
+        ClusterSettings(failover_mode="automatic", failover_limit=1),
+        failovers=[NOW - 4000],
+    )
     assert decision.action == plan.START
 
 
@@ -157,8 +184,10 @@ def _fresh(probes):
 
 
 def test_the_job_accepts_a_fresh_tick_confirmation_when_heartbeat_ages_are_unknown_here():
-    probes = dead_primary_probes(r1=with_channel(replica(R1), last_heartbeat_age_seconds=None),
-                                 r2=with_channel(replica(R2), last_heartbeat_age_seconds=None))
+    probes = dead_primary_probes(
+        r1=with_channel(replica(R1), last_heartbeat_age_seconds=None),
+        r2=with_channel(replica(R2), last_heartbeat_age_seconds=None),
+    )
     fresh = _fresh(probes)
     assert not fresh.confirmed
     assert plan.reconfirm(fresh, probes, tick_confirmed_age=0.2, settings=AUTOMATIC).ok
@@ -187,15 +216,35 @@ def test_rpo_with_semi_sync_and_no_fallback_promises_no_acknowledged_loss():
     assert rpo["lower_bound"] is True and rpo["survivors_hold"] == "0-1-100"
 
 
-@pytest.mark.parametrize("settings, findings, unreachable, guarantee", [
-    (ClusterSettings(semi_sync=False), (), (), plan.GUARANTEE_ASYNC),
-    (ClusterSettings(semi_sync=True, semi_sync_on_timeout="async"), (), (), plan.GUARANTEE_AT_RISK),
-    (ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait"), (c.SEMI_SYNC_INACTIVE,), (), plan.GUARANTEE_AT_RISK),
-    (ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait"), (c.REPLICA_LAGGING,), (R2,), plan.GUARANTEE_AT_RISK),
-])
-def test_rpo_states_the_risk_when_durability_settings_do_not_promise(settings, findings, unreachable, guarantee):
-    rpo = plan.rpo_statement(survivors_hold="0-1-100", settings=settings, old_primary=P,
-                             primary_findings=findings, unreachable_replicas=unreachable)
+@pytest.mark.parametrize(
+    "settings, findings, unreachable, guarantee",
+    [
+        (ClusterSettings(semi_sync=False), (), (), plan.GUARANTEE_ASYNC),
+        (ClusterSettings(semi_sync=True, semi_sync_on_timeout="async"), (), (), plan.GUARANTEE_AT_RISK),
+        (
+            ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait"),
+            (c.SEMI_SYNC_INACTIVE,),
+            (),
+            plan.GUARANTEE_AT_RISK,
+        ),
+        (
+            ClusterSettings(semi_sync=True, semi_sync_on_timeout="wait"),
+            (c.REPLICA_LAGGING,),
+            (R2,),
+            plan.GUARANTEE_AT_RISK,
+        ),
+    ],
+)
+def test_rpo_states_the_risk_when_durability_settings_do_not_promise(
+    settings, findings, unreachable, guarantee
+):
+    rpo = plan.rpo_statement(
+        survivors_hold="0-1-100",
+        settings=settings,
+        old_primary=P,
+        primary_findings=findings,
+        unreachable_replicas=unreachable,
+    )
     assert rpo["guarantee"] == guarantee
     assert "lost" in rpo["risk"] or "acknowledgement" in rpo["risk"]
 
@@ -206,7 +255,9 @@ def test_rpo_states_the_risk_when_durability_settings_do_not_promise(settings, f
 def new_primary_world(old_state="0-1-100", **old_fields):
     """R1 was promoted (and wrote 0-2-101..105); P, the old primary, came back."""
     probes = {
-        R1: primary(R1, gtid_binlog_state="0-1-100,0-2-105", gtid_binlog_pos="0-2-105", gtid_current_pos="0-2-105"),
+        R1: primary(
+            R1, gtid_binlog_state="0-1-100,0-2-105", gtid_binlog_pos="0-2-105", gtid_current_pos="0-2-105"
+        ),
         R2: replica(R2, source=R1, gtid_current_pos="0-2-105"),
         P: primary(P, read_only=old_fields.pop("read_only", True), gtid_binlog_state=old_state, **old_fields),
     }
@@ -256,7 +307,9 @@ def test_paused_or_autorejoin_off_only_fences():
 
 def test_a_quarantined_server_is_only_kept_read_only():
     probes = new_primary_world(read_only=False)[1]
-    topology = analyze(inventory(P, R1, R2, fenced={P}, quarantined={P}), probes, AUTOMATIC, {}, NOW, known_primary=R1)
+    topology = analyze(
+        inventory(P, R1, R2, fenced={P}, quarantined={P}), probes, AUTOMATIC, {}, NOW, known_primary=R1
+    )
     [fence] = plan.fence_plans(topology, probes, AUTOMATIC)
     assert fence.make_read_only and fence.next_step is None
 

@@ -1,4 +1,5 @@
 """Examples of GTID parsing, formatting, comparison and errant/purged detection (MariaDB and MySQL)."""
+
 import pytest
 
 from clusters.domain.gtid import (
@@ -38,7 +39,9 @@ def test_mariadb_position_formats_sorted_by_domain():
     assert MariadbGtidPos.parse(None).is_empty
 
 
-@pytest.mark.parametrize("text", ["0-1", "a-1-2", "0-1-2-3", "0--1-2", "4294967296-1-1", "0-1-18446744073709551616"])
+@pytest.mark.parametrize(
+    "text", ["0-1", "a-1-2", "0-1-2-3", "0--1-2", "4294967296-1-1", "0-1-18446744073709551616"]
+)
 def test_mariadb_gtid_rejects_malformed_text(text):
     with pytest.raises(GtidError):
         MariadbGtidPos.parse(text)
@@ -130,7 +133,10 @@ def test_errant_among_survivors_when_the_primary_is_gone():
     other = mariadb("c:3306", server_id=3, gtid_binlog_state="0-1-98")
     assert errant_among_survivors(candidate, [candidate, other], primary_server_id=1) == ["0-2-7"]
     # the old primary's last known state had 0-2-7 (server 2 was primary before): not errant
-    assert errant_among_survivors(candidate, [other], primary_server_id=1, last_primary_state="0-1-90,0-2-7") == []
+    assert (
+        errant_among_survivors(candidate, [other], primary_server_id=1, last_primary_state="0-1-90,0-2-7")
+        == []
+    )
     assert errant_among_survivors(candidate, [], primary_server_id=1) is None
 
 
@@ -149,7 +155,9 @@ def test_mysql_set_with_tags():
     assert gtid_set.count() == 6
 
 
-@pytest.mark.parametrize("text", [f"{U1}", "nope:1", f"{U1}:0", f"{U1}:5-3", f"{U1}:1:tag", f"{U1}:1:Bad-Tag:1"])
+@pytest.mark.parametrize(
+    "text", [f"{U1}", "nope:1", f"{U1}:0", f"{U1}:5-3", f"{U1}:1:tag", f"{U1}:1:Bad-Tag:1"]
+)
 def test_mysql_set_rejects_malformed_text(text):
     with pytest.raises(GtidError):
         MysqlGtidSet.parse(text)
@@ -184,8 +192,11 @@ def test_replica_needing_purged_binlogs_is_detected_from_the_oldest_binlog_gtid_
 
 def test_purged_check_uses_slave_pos_for_slave_pos_replicas():
     primary = mariadb("p:3306", gtid_list_of_oldest_binlog="0-1-500")
-    replica = mariadb(gtid_current_pos="0-1-600", gtid_slave_pos="0-1-450",
-                      replication=(ReplicationChannel(using_gtid="Slave_Pos"),))
+    replica = mariadb(
+        gtid_current_pos="0-1-600",
+        gtid_slave_pos="0-1-450",
+        replication=(ReplicationChannel(using_gtid="Slave_Pos"),),
+    )
     assert purged_transactions_needed(replica, primary) == "0:451-500"
 
 

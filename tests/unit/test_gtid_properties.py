@@ -1,4 +1,5 @@
 """Property tests of the GTID set algebra: round trips, union/subtract/intersection/contains laws."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,9 @@ UUIDS = [
 TAGS = ["", "", "blue", "x_1"]
 
 intervals = st.lists(
-    st.tuples(st.integers(1, 60), st.integers(0, 8)).map(lambda t: (t[0], t[0] + t[1])), min_size=1, max_size=4
+    st.tuples(st.integers(1, 60), st.integers(0, 8)).map(lambda t: (t[0], t[0] + t[1])),
+    min_size=1,
+    max_size=4,
 )
 mysql_sets = st.lists(st.tuples(st.sampled_from(UUIDS), st.sampled_from(TAGS), intervals), max_size=4).map(
     lambda items: MysqlGtidSet([((uuid, tag), ivs) for uuid, tag, ivs in items])

@@ -1,4 +1,5 @@
 """Named guards of automatic and manual failover, and switchover preconditions."""
+
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,8 +28,16 @@ GOOD = elect([Candidate(R1, gtid_current_pos="0-1-100", lag=0.0)], AUTO, for_fai
 
 
 def auto(**overrides):
-    values = dict(settings=AUTO, failover_armed=True, platform_paused=False, now=NOW, last_observation_at=NOW - 0.5,
-                  failovers=[], election=GOOD, primary_maintenance=False)
+    values = dict(
+        settings=AUTO,
+        failover_armed=True,
+        platform_paused=False,
+        now=NOW,
+        last_observation_at=NOW - 0.5,
+        failovers=[],
+        election=GOOD,
+        primary_maintenance=False,
+    )
     values.update(overrides)
     return automatic_failover_checks(**values)
 
@@ -41,9 +50,17 @@ def test_every_guard_passes_and_is_named():
     checks = auto()
     assert all_ok(checks)
     assert [ch.name for ch in checks] == [
-        c.GUARD_FAILOVER_MODE, c.GUARD_FAILOVER_ARMED, c.GUARD_PLATFORM_PAUSED, c.GUARD_CLUSTER_PAUSED,
-        c.GUARD_FAILOVER_LIMIT, c.GUARD_FAILOVER_MIN_INTERVAL, c.GUARD_OBSERVATION_FRESH, c.GUARD_MAINTENANCE,
-        c.GUARD_CANDIDATE, c.GUARD_ERRANT]
+        c.GUARD_FAILOVER_MODE,
+        c.GUARD_FAILOVER_ARMED,
+        c.GUARD_PLATFORM_PAUSED,
+        c.GUARD_CLUSTER_PAUSED,
+        c.GUARD_FAILOVER_LIMIT,
+        c.GUARD_FAILOVER_MIN_INTERVAL,
+        c.GUARD_OBSERVATION_FRESH,
+        c.GUARD_MAINTENANCE,
+        c.GUARD_CANDIDATE,
+        c.GUARD_ERRANT,
+    ]
     json.dumps([ch.as_dict() for ch in checks])
 
 
@@ -75,20 +92,29 @@ def test_failover_limit_counts_only_the_window_and_zero_means_no_limit():
 
 
 def test_every_blocking_guard_is_reported_not_only_the_first():
-    checks = auto(settings=replace(ClusterSettings(), paused=True), failover_armed=False, platform_paused=True)
-    assert failing(checks) == [c.GUARD_FAILOVER_MODE, c.GUARD_FAILOVER_ARMED, c.GUARD_PLATFORM_PAUSED,
-                               c.GUARD_CLUSTER_PAUSED]
+    checks = auto(
+        settings=replace(ClusterSettings(), paused=True), failover_armed=False, platform_paused=True
+    )
+    assert failing(checks) == [
+        c.GUARD_FAILOVER_MODE,
+        c.GUARD_FAILOVER_ARMED,
+        c.GUARD_PLATFORM_PAUSED,
+        c.GUARD_CLUSTER_PAUSED,
+    ]
 
 
 def test_guards_accept_datetimes():
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    checks = auto(now=now, last_observation_at=now - timedelta(seconds=1), failovers=[now - timedelta(seconds=10)])
+    checks = auto(
+        now=now, last_observation_at=now - timedelta(seconds=1), failovers=[now - timedelta(seconds=10)]
+    )
     assert failing(checks) == [c.GUARD_FAILOVER_MIN_INTERVAL]
 
 
 def test_errant_replica_that_is_skipped_safely_passes():
-    errant = Candidate(R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",),
-                       lag=0.0)
+    errant = Candidate(
+        R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",), lag=0.0
+    )
     election = elect([errant, Candidate(R2, gtid_current_pos="0-1-100", lag=0.0)], AUTO, for_failover=True)
     checks = auto(election=election)
     assert all_ok(checks)
@@ -96,8 +122,9 @@ def test_errant_replica_that_is_skipped_safely_passes():
 
 
 def test_errant_best_candidate_holding_transactions_others_lack_blocks():
-    errant = Candidate(R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",),
-                       lag=0.0)
+    errant = Candidate(
+        R1, gtid_current_pos="0-2-101", gtid_binlog_state="0-1-100,0-2-101", errant=("0-2-101",), lag=0.0
+    )
     election = elect([errant, Candidate(R2, gtid_current_pos="0-1-97", lag=0.0)], AUTO, for_failover=True)
     assert election.winner == R2
     assert failing(auto(election=election)) == [c.GUARD_ERRANT]
@@ -115,8 +142,14 @@ def test_confirmation_is_part_of_the_guards_when_given():
 
 def manual(state, probes):
     confirmation = confirm_primary_failure(state, probes, AUTO, primary=P)
-    return manual_failover_checks(settings=AUTO, now=NOW, last_observation_at=NOW, primary_state=state,
-                                  confirmation=confirmation, election=GOOD)
+    return manual_failover_checks(
+        settings=AUTO,
+        now=NOW,
+        last_observation_at=NOW,
+        primary_state=state,
+        confirmation=confirmation,
+        election=GOOD,
+    )
 
 
 def test_manual_failover_of_a_live_primary_is_refused():
@@ -134,8 +167,14 @@ def test_manual_failover_ignores_mode_pause_and_limits():
     settings = replace(ClusterSettings(), paused=True)
     lost = replica(R1, channel_fields=dict(io_running="No"))
     confirmation = confirm_primary_failure("down", {R1: lost}, settings, primary=P)
-    checks = manual_failover_checks(settings=settings, now=NOW, last_observation_at=NOW, primary_state="down",
-                                    confirmation=confirmation, election=GOOD)
+    checks = manual_failover_checks(
+        settings=settings,
+        now=NOW,
+        last_observation_at=NOW,
+        primary_state="down",
+        confirmation=confirmation,
+        election=GOOD,
+    )
     assert all_ok(checks)
 
 
@@ -147,8 +186,15 @@ def test_manual_failover_of_a_frozen_primary_relies_on_a_fresh_confirmation_by_t
     confirmation = confirm_primary_failure("down", {R1: frozen}, AUTO, primary=P)
 
     def checks(**kwargs):
-        return manual_failover_checks(settings=AUTO, now=NOW, last_observation_at=NOW, primary_state="down",
-                                      confirmation=confirmation, election=GOOD, **kwargs)
+        return manual_failover_checks(
+            settings=AUTO,
+            now=NOW,
+            last_observation_at=NOW,
+            primary_state="down",
+            confirmation=confirmation,
+            election=GOOD,
+            **kwargs,
+        )
 
     assert failing(checks()) == [c.GUARD_PRIMARY_DEAD]
     vouched = checks(age_unknown=[R1], tick_confirmed_age=1.5)
@@ -156,9 +202,18 @@ def test_manual_failover_of_a_frozen_primary_relies_on_a_fresh_confirmation_by_t
     assert failing(checks(age_unknown=[R1], tick_confirmed_age=30.0)) == [c.GUARD_PRIMARY_DEAD]
     receiving = replica(R1, channel_fields=dict(io_running="Yes", last_heartbeat_age_seconds=0.2))
     seen = confirm_primary_failure("down", {R1: receiving}, AUTO, primary=P)
-    assert failing(manual_failover_checks(settings=AUTO, now=NOW, last_observation_at=NOW, primary_state="down",
-                                          confirmation=seen, election=GOOD, age_unknown=[],
-                                          tick_confirmed_age=1.0)) == [c.GUARD_PRIMARY_DEAD]
+    assert failing(
+        manual_failover_checks(
+            settings=AUTO,
+            now=NOW,
+            last_observation_at=NOW,
+            primary_state="down",
+            confirmation=seen,
+            election=GOOD,
+            age_unknown=[],
+            tick_confirmed_age=1.0,
+        )
+    ) == [c.GUARD_PRIMARY_DEAD]
 
 
 # --- switchover ---
@@ -174,15 +229,25 @@ def test_switchover_preconditions_pass_on_a_healthy_cluster():
     checks = switchover(healthy())
     assert all_ok(checks)
     assert [ch.name for ch in checks] == [
-        c.CHECK_PRIMARY_UP, "upstream_channel", c.CHECK_REPLICATION_SETTINGS, c.CHECK_REPLICATION_STATE, c.CHECK_REPLICA_LAG,
-        c.CHECK_CANDIDATE, c.CHECK_LONG_TRANSACTIONS, c.CHECK_LONG_QUERIES]
+        c.CHECK_PRIMARY_UP,
+        "upstream_channel",
+        c.CHECK_REPLICATION_SETTINGS,
+        c.CHECK_REPLICATION_STATE,
+        c.CHECK_REPLICA_LAG,
+        c.CHECK_CANDIDATE,
+        c.CHECK_LONG_TRANSACTIONS,
+        c.CHECK_LONG_QUERIES,
+    ]
 
 
 def test_stopped_replicas_refuse_a_switchover_only_when_replication_state_is_checked():
     stopped = dict(sql_running=False)
     probes = healthy(r1=replica(R1, channel_fields=stopped), r2=replica(R2, channel_fields=stopped))
-    assert failing(switchover(probes)) == [c.CHECK_REPLICATION_SETTINGS, c.CHECK_REPLICATION_STATE,
-                                           c.CHECK_CANDIDATE]
+    assert failing(switchover(probes)) == [
+        c.CHECK_REPLICATION_SETTINGS,
+        c.CHECK_REPLICATION_STATE,
+        c.CHECK_CANDIDATE,
+    ]
     assert all_ok(switchover(probes, settings=replace(AUTO, check_replication_state=False)))
 
 

@@ -1,5 +1,6 @@
 """HA safety rules (issue: no failover of a live primary): who is a witness of a lost primary, error
 replies mean alive, which replicas a failover may choose, and what "errant" is judged against."""
+
 from dataclasses import replace
 
 import pytest
@@ -16,12 +17,16 @@ from tests.unit.domain_builders import R1, R2, P, failed, healthy, inventory, pr
 
 pytestmark = pytest.mark.unit
 DEFAULTS = ClusterSettings()
-CONNECTING = dict(io_running="Connecting", last_io_errno=2003, last_io_error="Can't connect to server",
-                  seconds_behind=None)
+CONNECTING = dict(
+    io_running="Connecting", last_io_errno=2003, last_io_error="Can't connect to server", seconds_behind=None
+)
 STOPPED = dict(io_running="No", last_io_errno=0, last_io_error="", seconds_behind=None)
-GAVE_UP = dict(io_running="No", last_io_errno=2003, last_io_error="Can't connect to server", seconds_behind=None)
-TOO_MANY = dict(io_running="Connecting", last_io_errno=1040, last_io_error="Too many connections",
-                seconds_behind=None)
+GAVE_UP = dict(
+    io_running="No", last_io_errno=2003, last_io_error="Can't connect to server", seconds_behind=None
+)
+TOO_MANY = dict(
+    io_running="Connecting", last_io_errno=1040, last_io_error="Too many connections", seconds_behind=None
+)
 
 
 def confirm(probes, **kwargs):
@@ -41,9 +46,13 @@ def test_replicas_stopped_on_purpose_do_not_confirm_a_primary_only_dbpilot_lost(
 
 
 def test_connecting_or_a_connection_error_witnesses_the_loss():
-    assert confirm({R1: replica(R1, channel_fields=CONNECTING), R2: replica(R2, channel_fields=GAVE_UP)}).confirmed
+    assert confirm(
+        {R1: replica(R1, channel_fields=CONNECTING), R2: replica(R2, channel_fields=GAVE_UP)}
+    ).confirmed
     # one witness out of two is no majority
-    assert not confirm({R1: replica(R1, channel_fields=CONNECTING), R2: replica(R2, channel_fields=STOPPED)}).confirmed
+    assert not confirm(
+        {R1: replica(R1, channel_fields=CONNECTING), R2: replica(R2, channel_fields=STOPPED)}
+    ).confirmed
 
 
 def test_a_replica_that_stopped_receiving_long_before_the_incident_is_no_witness():
@@ -63,7 +72,9 @@ def test_a_replica_that_stopped_receiving_long_before_the_incident_is_no_witness
 
 
 def test_an_error_reply_is_not_a_failed_probe():
-    busy = ProbeResult(address=P, outcome="error_reply", errno=1040, error="the server answered with error 1040")
+    busy = ProbeResult(
+        address=P, outcome="error_reply", errno=1040, error="the server answered with error 1040"
+    )
     assert count_failures(2, busy) == 0
     topology = analyze(inventory(P, R1, R2), healthy(p=busy), DEFAULTS, {P: 5}, 0.0)
     view = topology.primary_view
@@ -81,7 +92,9 @@ def test_a_replica_answered_with_1040_is_no_witness_and_vetoes():
 
 
 def test_error_reply_replicas_block_a_manual_failover_as_a_live_primary():
-    probes = healthy(p=failed(P), r1=replica(R1, channel_fields=TOO_MANY), r2=replica(R2, channel_fields=TOO_MANY))
+    probes = healthy(
+        p=failed(P), r1=replica(R1, channel_fields=TOO_MANY), r2=replica(R2, channel_fields=TOO_MANY)
+    )
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
     assert not confirm_for_topology(topology, probes, DEFAULTS).confirmed
 
@@ -90,8 +103,10 @@ def test_error_reply_replicas_block_a_manual_failover_as_a_live_primary():
 
 
 def test_a_failover_does_not_choose_a_replica_of_unknown_lag_but_an_operator_may_name_it():
-    candidates = [Candidate(R1, lag=None, io_running="No", gtid_current_pos="0-1-100"),
-                  Candidate(R2, lag=None, io_running="No", gtid_current_pos="0-1-90")]
+    candidates = [
+        Candidate(R1, lag=None, io_running="No", gtid_current_pos="0-1-100"),
+        Candidate(R2, lag=None, io_running="No", gtid_current_pos="0-1-90"),
+    ]
     election = elect(candidates, DEFAULTS, for_failover=True)
     assert election.winner is None
     assert all(r["reason"].startswith("lag unknown") for r in election.table)
@@ -100,8 +115,10 @@ def test_a_failover_does_not_choose_a_replica_of_unknown_lag_but_an_operator_may
 
 
 def test_a_replica_that_stopped_receiving_long_before_is_not_chosen():
-    candidates = [Candidate(R1, lag=0.0, gtid_current_pos="0-1-100", received_before_incident=300.0),
-                  Candidate(R2, lag=0.0, gtid_current_pos="0-1-90", received_before_incident=0.5)]
+    candidates = [
+        Candidate(R1, lag=0.0, gtid_current_pos="0-1-100", received_before_incident=300.0),
+        Candidate(R2, lag=0.0, gtid_current_pos="0-1-90", received_before_incident=0.5),
+    ]
     election = elect(candidates, DEFAULTS, for_failover=True)
     assert election.winner == R2
     row = election.row(R1)
@@ -109,7 +126,9 @@ def test_a_replica_that_stopped_receiving_long_before_is_not_chosen():
 
 
 def test_a_fenced_server_is_not_electable():
-    election = elect([Candidate(R1, lag=0.0, gtid_current_pos="0-1-100", fenced=True)], DEFAULTS, for_failover=True)
+    election = elect(
+        [Candidate(R1, lag=0.0, gtid_current_pos="0-1-100", fenced=True)], DEFAULTS, for_failover=True
+    )
     assert election.winner is None and "fenced" in election.table[0]["reason"]
 
 
@@ -117,29 +136,45 @@ def test_a_fenced_server_is_not_electable():
 
 
 def lost_replica(address, **fields):
-    return replica(address, channel_fields=dict(CONNECTING, gtid_io_pos=fields.get("gtid_current_pos", "0-1-100")),
-                   **fields)
+    return replica(
+        address,
+        channel_fields=dict(CONNECTING, gtid_io_pos=fields.get("gtid_current_pos", "0-1-100")),
+        **fields,
+    )
 
 
 def test_a_rebuilt_survivor_does_not_make_the_earlier_primaries_transactions_errant():
     # R1 replicated everything (earlier primaries 2 and 3, then 1); R2 was rebuilt from a backup: its
     # binlog state only has what it replicated since, its gtid_slave_pos what the backup held.
-    healthy_r1 = lost_replica(R1, gtid_binlog_state="0-2-55645,0-3-38807,0-1-60000", gtid_current_pos="0-1-60000",
-                              gtid_slave_pos="0-1-60000")
-    rebuilt_r2 = lost_replica(R2, gtid_binlog_state="0-1-60000", gtid_current_pos="0-1-60000",
-                              gtid_slave_pos="0-1-60000")
+    healthy_r1 = lost_replica(
+        R1,
+        gtid_binlog_state="0-2-55645,0-3-38807,0-1-60000",
+        gtid_current_pos="0-1-60000",
+        gtid_slave_pos="0-1-60000",
+    )
+    rebuilt_r2 = lost_replica(
+        R2, gtid_binlog_state="0-1-60000", gtid_current_pos="0-1-60000", gtid_slave_pos="0-1-60000"
+    )
     history = "0-2-55645,0-3-38807,0-1-59990"  # the dead primary's state at the last healthy tick
-    assert errant_among_survivors(healthy_r1, [healthy_r1, rebuilt_r2], primary_server_id=1,
-                                  last_primary_state=history) == []
+    assert (
+        errant_among_survivors(
+            healthy_r1, [healthy_r1, rebuilt_r2], primary_server_id=1, last_primary_state=history
+        )
+        == []
+    )
     # without the history only the survivors can be compared, and the rebuilt one misleads
     assert errant_among_survivors(healthy_r1, [healthy_r1, rebuilt_r2], primary_server_id=1) == [
-        "0-2-55645", "0-3-38807"]
+        "0-2-55645",
+        "0-3-38807",
+    ]
 
 
 def test_a_real_errant_transaction_is_found_against_the_history():
     r1 = lost_replica(R1, gtid_binlog_state="0-1-100,0-2-7", gtid_current_pos="0-2-101")
     r2 = lost_replica(R2, gtid_binlog_state="0-1-100", gtid_current_pos="0-1-100")
-    assert errant_among_survivors(r1, [r1, r2], primary_server_id=1, last_primary_state="0-1-99,0-2-5") == ["0-2-7"]
+    assert errant_among_survivors(r1, [r1, r2], primary_server_id=1, last_primary_state="0-1-99,0-2-5") == [
+        "0-2-7"
+    ]
 
 
 def test_history_grows_from_healthy_primaries_only():
@@ -150,26 +185,41 @@ def test_history_grows_from_healthy_primaries_only():
 
 
 def test_the_tick_decision_uses_the_history_for_errant_transactions():
-    r1 = lost_replica(R1, gtid_binlog_state="0-2-55645,0-1-60000", gtid_current_pos="0-1-60000",
-                      gtid_slave_pos="0-1-60000")
-    r2 = lost_replica(R2, gtid_binlog_state="0-1-60000", gtid_current_pos="0-1-60000", gtid_slave_pos="0-1-60000")
+    r1 = lost_replica(
+        R1, gtid_binlog_state="0-2-55645,0-1-60000", gtid_current_pos="0-1-60000", gtid_slave_pos="0-1-60000"
+    )
+    r2 = lost_replica(
+        R2, gtid_binlog_state="0-1-60000", gtid_current_pos="0-1-60000", gtid_slave_pos="0-1-60000"
+    )
     probes = healthy(p=failed(P), r1=r1, r2=r2)
     settings = ClusterSettings(failover_mode="automatic")
     topology = analyze(inventory(P, R1, R2), probes, settings, {P: 3}, 0.0)
-    candidates = candidates_from_topology(topology, probes, lags={R1: 0.0, R2: 0.0},
-                                          last_primary_state="0-2-55645,0-1-59000")
+    candidates = candidates_from_topology(
+        topology, probes, lags={R1: 0.0, R2: 0.0}, last_primary_state="0-2-55645,0-1-59000"
+    )
     assert [cand.errant for cand in candidates] == [(), ()]
 
 
 # --- item 10: the RPO statement reads the servers' semi-sync state at the incident ---
 
-WAITING = {"enabled": True, "status": True, "timeout_ms": plan.SEMI_SYNC_WAIT_FOREVER_MS, "wait_no_slave": True,
-           "wait_point": "AFTER_SYNC"}
+WAITING = {
+    "enabled": True,
+    "status": True,
+    "timeout_ms": plan.SEMI_SYNC_WAIT_FOREVER_MS,
+    "wait_no_slave": True,
+    "wait_point": "AFTER_SYNC",
+}
 
 
 def rpo(observed, settings=DEFAULTS, **kwargs):
-    return plan.rpo_statement(survivors_hold="0-1-100", settings=settings, old_primary=P, observed=observed,
-                              observed_known=True, **kwargs)
+    return plan.rpo_statement(
+        survivors_hold="0-1-100",
+        settings=settings,
+        old_primary=P,
+        observed=observed,
+        observed_known=True,
+        **kwargs,
+    )
 
 
 def test_rpo_follows_the_servers_not_the_settings():
@@ -193,8 +243,12 @@ def test_rpo_says_so_when_the_servers_state_is_unknown():
 
 
 def test_the_semi_sync_observation_comes_from_a_healthy_primary_probe():
-    probe = primary(semi_sync_master_enabled=True, semi_sync_master_status=True, semi_sync_timeout_ms=10000,
-                    semi_sync_wait_no_slave=True)
+    probe = primary(
+        semi_sync_master_enabled=True,
+        semi_sync_master_status=True,
+        semi_sync_timeout_ms=10000,
+        semi_sync_wait_no_slave=True,
+    )
     seen = plan.semi_sync_observation(probe, 5.0)
     assert seen["timeout_ms"] == 10000 and seen["observed_at"] == 5.0
     assert plan.semi_sync_observation(failed(P), 5.0) is None
@@ -218,8 +272,13 @@ def test_a_fenced_server_that_times_out_is_a_blind_fence_target():
 def test_a_primary_replicating_from_outside_refuses_a_switchover_by_name():
     from clusters.domain.guards import upstream_check
 
-    dr = primary(replication=(replace(replica(R1).replication[0], source_host="10.9.9.9", source_port=3306,
-                                      connection_name="dr"),))
+    dr = primary(
+        replication=(
+            replace(
+                replica(R1).replication[0], source_host="10.9.9.9", source_port=3306, connection_name="dr"
+            ),
+        )
+    )
     check = upstream_check(dr)
     assert not check.ok and "dr from 10.9.9.9:3306" in check.detail
     assert upstream_check(primary()).ok

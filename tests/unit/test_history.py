@@ -21,8 +21,17 @@ pytestmark = pytest.mark.unit
 
 def test_an_entry_round_trips_with_unknowns_kept_unknown():
     samples = [
-        Sample(1, lag=2.5, io_running=True, sql_running=False, semi_sync=True, connections=17, reads_per_s=10.0,
-               writes_per_s=3.25, gtid_per_s=3.0),
+        Sample(
+            1,
+            lag=2.5,
+            io_running=True,
+            sql_running=False,
+            semi_sync=True,
+            connections=17,
+            reads_per_s=10.0,
+            writes_per_s=3.25,
+            gtid_per_s=3.0,
+        ),
         Sample(2, reachable=False),
     ]
     raw = pack_entry(1_700_000_000.7, samples)
@@ -36,7 +45,9 @@ def test_an_entry_round_trips_with_unknowns_kept_unknown():
 
 def test_gtid_sequence_per_domain_for_mariadb_and_mysql():
     assert gtid_sequence("0-1-100,1-2-7") == {"0": 100, "1": 7}
-    assert gtid_sequence("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7-9") == {"3E11FA47-71CA-11E1-9E33-C80AA9429562": 9}
+    assert gtid_sequence("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7-9") == {
+        "3E11FA47-71CA-11E1-9E33-C80AA9429562": 9
+    }
     assert gtid_sequence("") == {} and gtid_sequence(None) == {}
 
 
@@ -53,8 +64,15 @@ def test_a_counter_read_every_ten_seconds_gives_a_steady_rate_carried_between_re
 
 def test_make_sample_reads_threads_and_rates():
     memory = RateMemory()
-    args = dict(reachable=True, lag=None, replication={"io_running": "Yes", "sql_running": "No"}, semi_sync=None,
-                connections=5, reads_total=None, writes_total=None)
+    args = dict(
+        reachable=True,
+        lag=None,
+        replication={"io_running": "Yes", "sql_running": "No"},
+        semi_sync=None,
+        connections=5,
+        reads_total=None,
+        writes_total=None,
+    )
     make_sample(7, gtid_position="0-1-10", now=0.0, memory=memory, **args)
     s = make_sample(7, gtid_position="0-1-30", now=2.0, memory=memory, **args)
     assert s.io_running is True and s.sql_running is False and s.gtid_per_s == pytest.approx(10.0)
@@ -63,8 +81,12 @@ def test_make_sample_reads_threads_and_rates():
 
 def test_a_minute_folds_into_worst_lag_any_stop_and_mean_rates():
     minute = MinuteAggregate()
-    assert minute.add(60.0, [Sample(1, lag=1.0, io_running=True, sql_running=True, writes_per_s=10.0)]) is None
-    assert minute.add(61.0, [Sample(1, lag=5.0, io_running=True, sql_running=False, writes_per_s=30.0)]) is None
+    assert (
+        minute.add(60.0, [Sample(1, lag=1.0, io_running=True, sql_running=True, writes_per_s=10.0)]) is None
+    )
+    assert (
+        minute.add(61.0, [Sample(1, lag=5.0, io_running=True, sql_running=False, writes_per_s=30.0)]) is None
+    )
     restored = MinuteAggregate(minute.to_state())  # it lives in the hot state between ticks
     done = restored.add(120.0, [Sample(1, lag=0.0, io_running=True, sql_running=True)])
     t, (s,) = unpack_entry(done)

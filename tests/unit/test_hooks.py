@@ -1,5 +1,6 @@
 """The hooks runner: only scripts by name from the operator's directory, the argument and environment
 contract, a scrubbed environment, the timeout that kills the whole process group, bounded output."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,13 @@ from clusters.hooks import OUTPUT_LIMIT, HookError, resolve_hook, run_hook
 
 pytestmark = pytest.mark.unit
 
-CONTRACT = dict(event="switchover", phase="pre", cluster="acme/main", old_primary="10.0.0.1:3306",
-                new_primary="[fd00::2]:3306")
+CONTRACT = dict(
+    event="switchover",
+    phase="pre",
+    cluster="acme/main",
+    old_primary="10.0.0.1:3306",
+    new_primary="[fd00::2]:3306",
+)
 
 
 @pytest.fixture
@@ -45,8 +51,14 @@ def test_a_hook_gets_the_contract_in_argv_and_environment_and_nothing_else(hooks
     assert env["DBPILOT_CLUSTER"] == "acme/main"
     assert env["DBPILOT_OLD_PRIMARY"] == "10.0.0.1:3306" and env["DBPILOT_NEW_PRIMARY"] == "[fd00::2]:3306"
     # sh adds PWD, SHLVL and _ itself; nothing comes from dbpilot's own environment.
-    assert set(env) - {"PWD", "SHLVL", "_"} == {"PATH", "DBPILOT_EVENT", "DBPILOT_PHASE", "DBPILOT_CLUSTER",
-                                                "DBPILOT_OLD_PRIMARY", "DBPILOT_NEW_PRIMARY"}
+    assert set(env) - {"PWD", "SHLVL", "_"} == {
+        "PATH",
+        "DBPILOT_EVENT",
+        "DBPILOT_PHASE",
+        "DBPILOT_CLUSTER",
+        "DBPILOT_OLD_PRIMARY",
+        "DBPILOT_NEW_PRIMARY",
+    }
     assert "must-not-leak" not in result.output
 
 
@@ -58,7 +70,9 @@ def test_a_failing_hook_reports_its_exit_code_and_output(hooks):
     assert "exited 3" in result.summary()
 
 
-@pytest.mark.parametrize("name", ["../etc/passwd", "/bin/true", "a/b", "..", ".hidden", "", "x" * 101, "a b", "a;b"])
+@pytest.mark.parametrize(
+    "name", ["../etc/passwd", "/bin/true", "a/b", "..", ".hidden", "", "x" * 101, "a b", "a;b"]
+)
 def test_names_that_are_not_plain_script_names_are_refused(hooks, name):
     with pytest.raises(HookError, match="not a hook name"):
         resolve_hook(name)
@@ -97,7 +111,7 @@ def test_a_missing_hooks_directory_is_a_clear_error(settings, tmp_path):
 
 def test_the_timeout_kills_the_whole_process_group(hooks, tmp_path):
     marker = tmp_path / "child.pid"
-    hooks("hang", f'sleep 30 & echo $! > {marker}; echo started; wait')
+    hooks("hang", f"sleep 30 & echo $! > {marker}; echo started; wait")
     started = time.monotonic()
     result = run_hook("hang", **CONTRACT, timeout=0.5)
     assert time.monotonic() - started < 5

@@ -1,4 +1,5 @@
 """Finding hysteresis: open after N ticks, resolve after quiet ticks, no flood from flapping conditions."""
+
 import json
 
 import pytest
@@ -95,10 +96,18 @@ def test_state_survives_a_json_round_trip():
     assert restored.to_state()["keys"][SQL]["opened_at"] == 2.0
 
 
-@pytest.mark.parametrize("state", [
-    None, {}, {"version": 99, "tick": 3, "keys": {}}, {"keys": "junk"}, {"version": 1, "tick": "x", "keys": {}},
-    {"version": 1, "tick": 3, "keys": {DOWN: {"open": True}}}, {"version": 1, "tick": 3, "keys": [1]},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        None,
+        {},
+        {"version": 99, "tick": 3, "keys": {}},
+        {"keys": "junk"},
+        {"version": 1, "tick": "x", "keys": {}},
+        {"version": 1, "tick": 3, "keys": {DOWN: {"open": True}}},
+        {"version": 1, "tick": 3, "keys": [1]},
+    ],
+)
 def test_a_missing_or_foreign_state_starts_afresh(state):
     tracker = FindingTracker.from_state(state)
     assert tracker.update({DOWN: "critical"}).opened == [DOWN]

@@ -1,6 +1,7 @@
 """No import cycle among the project's modules (controlplane, tenants, clusters, workers), module by module:
 the import-linter contracts in pyproject.toml hold the layers and cycles between sibling packages; this
 checks single modules across the four packages too (grimp, the graph import-linter builds)."""
+
 import grimp
 import pytest
 

@@ -1,5 +1,6 @@
 """The job engine's plain parts: plans, step records, where a resumed job continues; the executor's
 statements for MariaDB and MySQL, which sessions it may kill, GTID containment."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,8 +52,10 @@ def test_a_job_whose_steps_all_finished_has_nowhere_to_resume():
 
 
 def test_records_are_realigned_to_the_plan():
-    stored = [{"name": "b", "state": s.OK, "started_at": "t0", "finished_at": "t1", "detail": "x"},
-              {"name": "gone", "state": s.OK, "started_at": None, "finished_at": None, "detail": ""}]
+    stored = [
+        {"name": "b", "state": s.OK, "started_at": "t0", "finished_at": "t1", "detail": "x"},
+        {"name": "gone", "state": s.OK, "started_at": None, "finished_at": None, "detail": ""},
+    ]
     aligned = s.align_records(PLAN3, stored)
     assert [r["name"] for r in aligned] == ["a", "b", "c"]
     assert aligned[1]["detail"] == "x" and aligned[0]["state"] == s.PENDING
@@ -63,8 +66,14 @@ def test_mark_sets_start_and_end_times_and_extra_fields():
     s.mark(records, "a", s.RUNNING, "t0")
     assert records[0]["started_at"] == "t0" and records[0]["finished_at"] is None
     s.mark(records, "a", s.OK, "t1", "did it", output="hello")
-    assert records[0] == {"name": "a", "state": s.OK, "started_at": "t0", "finished_at": "t1", "detail": "did it",
-                          "output": "hello"}
+    assert records[0] == {
+        "name": "a",
+        "state": s.OK,
+        "started_at": "t0",
+        "finished_at": "t1",
+        "detail": "did it",
+        "output": "hello",
+    }
     assert s.first_unfinished(records) == "b"
 
 
@@ -77,16 +86,35 @@ def test_a_plan_refuses_duplicate_names_and_forward_resume_points():
 
 def test_the_switchover_plan_follows_the_issue_order():
     assert PLAN.names == [
-        "verify_replication_settings", "check_replication", "start_stopped_replicas", "check_long_transactions",
-        "elect_candidate", "pre_failover_hook", "routes_primary_leaving", "reject_writes",
-        "wait_candidate_catchup", "promote_candidate", "repoint_replicas", "open_writes", "routes_new_primary",
-        "post_failover_hook", "restore_old_primary", "replicas_read_only", "verify_replication",
+        "verify_replication_settings",
+        "check_replication",
+        "start_stopped_replicas",
+        "check_long_transactions",
+        "elect_candidate",
+        "pre_failover_hook",
+        "routes_primary_leaving",
+        "reject_writes",
+        "wait_candidate_catchup",
+        "promote_candidate",
+        "repoint_replicas",
+        "open_writes",
+        "routes_new_primary",
+        "post_failover_hook",
+        "restore_old_primary",
+        "replicas_read_only",
+        "verify_replication",
     ]
     frozen = [spec.name for spec in PLAN.steps if spec.quiet]
-    assert frozen == ["reject_writes", "wait_candidate_catchup", "promote_candidate", "repoint_replicas", "open_writes"]
+    assert frozen == [
+        "reject_writes",
+        "wait_candidate_catchup",
+        "promote_candidate",
+        "repoint_replicas",
+        "open_writes",
+    ]
     # A worker that died during the freeze: the freeze is taken again before waiting or promoting.
     records = [dict(r, state=s.OK) for r in s.initial_records(PLAN)]
-    for record in records[PLAN.index("wait_candidate_catchup"):]:
+    for record in records[PLAN.index("wait_candidate_catchup") :]:
         record["state"] = s.PENDING
     assert s.resume_index(PLAN, records) == PLAN.index("reject_writes")
 
@@ -113,7 +141,9 @@ def test_mariadb_statements():
     assert "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC" in primary
     assert "SET GLOBAL rpl_semi_sync_master_timeout=10000" in primary
     assert "SET GLOBAL rpl_semi_sync_master_enabled=1" in primary
-    assert "SET GLOBAL rpl_semi_sync_master_timeout=4294967295" in d.semi_sync_as_primary(10000, wait_forever=True)
+    assert "SET GLOBAL rpl_semi_sync_master_timeout=4294967295" in d.semi_sync_as_primary(
+        10000, wait_forever=True
+    )
     assert d.semi_sync_replica_side() == ["SET GLOBAL rpl_semi_sync_slave_enabled=1"]
     assert d.semi_sync_source_off() == ["SET GLOBAL rpl_semi_sync_master_enabled=0"]
 
@@ -135,15 +165,18 @@ def test_mysql_statements_use_super_read_only_auto_position_and_new_words():
     assert "SET GLOBAL rpl_semi_sync_master_enabled=1" in older.semi_sync_as_primary(5000, False)
 
 
-@pytest.mark.parametrize("command,info,in_trx,writing", [
-    ("Sleep", "", False, False),  # idle: killed at once
-    ("Query", "SELECT * FROM t", False, False),  # a read
-    ("Query", "  (select 1)", False, False),
-    ("Query", "UPDATE t SET v = 1", False, True),  # a write statement: gets switchover_wait_kill_ms
-    ("Query", "ALTER TABLE t ADD c INT", False, True),
-    ("Sleep", "", True, True),  # idle inside a write transaction
-    ("Query", "SELECT 1", True, True),
-])
+@pytest.mark.parametrize(
+    "command,info,in_trx,writing",
+    [
+        ("Sleep", "", False, False),  # idle: killed at once
+        ("Query", "SELECT * FROM t", False, False),  # a read
+        ("Query", "  (select 1)", False, False),
+        ("Query", "UPDATE t SET v = 1", False, True),  # a write statement: gets switchover_wait_kill_ms
+        ("Query", "ALTER TABLE t ADD c INT", False, True),
+        ("Sleep", "", True, True),  # idle inside a write transaction
+        ("Query", "SELECT 1", True, True),
+    ],
+)
 def test_which_sessions_count_as_writing(command, info, in_trx, writing):
     session = ClientSession(1, "app", "127.0.0.1:5", command, 3, info, in_trx, 3 if in_trx else None)
     assert session.writing is writing

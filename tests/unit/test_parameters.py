@@ -1,5 +1,6 @@
 """Parameter groups' allowlist: types, ranges, dangerous settings, and how a change splits into live
 settings and ones waiting for a restart."""
+
 import pytest
 
 from clusters.domain.parameters import ALLOWED, ParameterError, plan_change, validate_parameters
@@ -8,27 +9,39 @@ pytestmark = pytest.mark.unit
 
 
 def test_values_are_normalised_to_what_my_cnf_takes():
-    assert validate_parameters({"max_connections": "300", "innodb_buffer_pool_size": "256M",
-                                "slow-query-log": True, "transaction_isolation": "READ-COMMITTED"}) == {
-        "max_connections": "300", "innodb_buffer_pool_size": str(256 << 20), "slow_query_log": "ON",
-        "transaction_isolation": "READ-COMMITTED"}
+    assert validate_parameters(
+        {
+            "max_connections": "300",
+            "innodb_buffer_pool_size": "256M",
+            "slow-query-log": True,
+            "transaction_isolation": "READ-COMMITTED",
+        }
+    ) == {
+        "max_connections": "300",
+        "innodb_buffer_pool_size": str(256 << 20),
+        "slow_query_log": "ON",
+        "transaction_isolation": "READ-COMMITTED",
+    }
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"max_connections": 5}, "at least 10"),
-    ({"max_connections": 10**7}, "at most 100000"),
-    ({"max_connections": "many"}, "integer"),
-    ({"max_connections": True}, "number"),
-    ({"innodb_buffer_pool_size": "1T"}, "size"),
-    ({"slow_query_log": "maybe"}, "true or false"),
-    ({"transaction_isolation": "CHAOS"}, "one of"),
-    ({"secure_file_priv": ""}, "file system"),
-    ({"plugin_dir": "/tmp"}, "loads code"),
-    ({"init_file": "/tmp/x.sql"}, "as root"),
-    ({"log_error": "/tmp/e"}, "log file paths"),
-    ({"read_only": "OFF"}, "dbpilot"),
-    ({"no_such_thing": 1}, "unknown"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"max_connections": 5}, "at least 10"),
+        ({"max_connections": 10**7}, "at most 100000"),
+        ({"max_connections": "many"}, "integer"),
+        ({"max_connections": True}, "number"),
+        ({"innodb_buffer_pool_size": "1T"}, "size"),
+        ({"slow_query_log": "maybe"}, "true or false"),
+        ({"transaction_isolation": "CHAOS"}, "one of"),
+        ({"secure_file_priv": ""}, "file system"),
+        ({"plugin_dir": "/tmp"}, "loads code"),
+        ({"init_file": "/tmp/x.sql"}, "as root"),
+        ({"log_error": "/tmp/e"}, "log file paths"),
+        ({"read_only": "OFF"}, "dbpilot"),
+        ({"no_such_thing": 1}, "unknown"),
+    ],
+)
 def test_bad_settings_are_refused_with_a_reason(raw, message):
     with pytest.raises(ParameterError) as caught:
         validate_parameters(raw)

@@ -1,4 +1,5 @@
 """Placement over a pool of hosts: one server per host, spread over zones, within capacity, least loaded."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,8 +41,10 @@ def test_a_named_host_must_exist_be_up_and_free():
         place(pool, 1, 256, used_hosts=["a1"], required_host="a1")
 
 
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.booleans()), min_size=1, max_size=8),
-       st.integers(1, 5))
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.booleans()), min_size=1, max_size=8),
+    st.integers(1, 5),
+)
 def test_never_two_servers_on_one_host_nor_a_down_or_full_host(hosts, count):
     pool = [host(f"h{i}", zone, instances=used, down=down) for i, (zone, used, down) in enumerate(hosts)]
     try:

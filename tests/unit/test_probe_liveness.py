@@ -1,4 +1,5 @@
 """A replica channel's heartbeat age, measured between probes of one process (clusters.adapters.probe)."""
+
 import pytest
 
 from clusters.adapters import probe

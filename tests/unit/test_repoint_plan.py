@@ -1,4 +1,5 @@
 """Who an HA job repoints, leaves out or restores (clusters.domain.repoint_plan), on fake status rows."""
+
 import pytest
 
 from clusters.domain.repoint_plan import (
@@ -22,8 +23,13 @@ A, B, C, D, E = (f"10.0.0.{n}:3306" for n in range(1, 6))
 
 
 def row(host="10.0.0.2", port=3306, io="Yes", sql="Yes", using_gtid="Slave_Pos") -> dict:
-    return {"Master_Host": host, "Master_Port": port, "Slave_IO_Running": io, "Slave_SQL_Running": sql,
-            "Using_Gtid": using_gtid}
+    return {
+        "Master_Host": host,
+        "Master_Port": port,
+        "Slave_IO_Running": io,
+        "Slave_SQL_Running": sql,
+        "Using_Gtid": using_gtid,
+    }
 
 
 def test_a_failover_repoints_the_reachable_survivors_and_says_why_it_left_the_others_out():

@@ -1,4 +1,5 @@
 """Topology analysis: roles, states, the primary in inconsistent pictures, and every finding code."""
+
 import json
 import re
 from dataclasses import replace
@@ -16,8 +17,9 @@ DEFAULTS = ClusterSettings()
 
 
 def run(probes, failures=None, settings=DEFAULTS, servers=(P, R1, R2), known_primary=None, **flags):
-    return analyze(inventory(*servers, **flags), probes, settings, failures or {}, 1000.0,
-                   known_primary=known_primary)
+    return analyze(
+        inventory(*servers, **flags), probes, settings, failures or {}, 1000.0, known_primary=known_primary
+    )
 
 
 def found(topology):
@@ -32,18 +34,32 @@ def test_healthy_cluster_has_roles_edges_and_no_findings():
     topology = run(healthy())
     assert topology.primary == P
     assert [(s.address, s.role, s.state) for s in topology.servers] == [
-        (P, "primary", "up"), (R1, "replica", "up"), (R2, "replica", "up")]
+        (P, "primary", "up"),
+        (R1, "replica", "up"),
+        (R2, "replica", "up"),
+    ]
     assert topology.replication_edges == ((R1, P), (R2, P))
     assert topology.findings == ()
     assert topology.server(R1).replication == {
-        "source": P, "io_running": "Yes", "sql_running": "Yes", "seconds_behind": 0, "sql_delay": 0}
+        "source": P,
+        "io_running": "Yes",
+        "sql_running": "Yes",
+        "seconds_behind": 0,
+        "sql_delay": 0,
+    }
     assert topology.primary_server_id == 1
     json.dumps(topology.as_dict())  # the hot store keeps it as JSON
 
 
 def test_stopped_sql_thread_is_reported_with_its_error():
-    probes = healthy(r1=replica(R1, channel_fields=dict(sql_running=False, last_sql_errno=1062,
-                                                        last_sql_error="Duplicate entry '1' for key 'PRIMARY'")))
+    probes = healthy(
+        r1=replica(
+            R1,
+            channel_fields=dict(
+                sql_running=False, last_sql_errno=1062, last_sql_error="Duplicate entry '1' for key 'PRIMARY'"
+            ),
+        )
+    )
     topology = run(probes)
     result = finding(topology, c.REPLICA_SQL_STOPPED, R1)
     assert result.severity == "error"
@@ -52,8 +68,14 @@ def test_stopped_sql_thread_is_reported_with_its_error():
 
 
 def test_stopped_io_thread_is_reported_with_its_error():
-    probes = healthy(r2=replica(R2, channel_fields=dict(io_running="No", last_io_errno=1236,
-                                                        last_io_error="Got fatal error 1236 from master")))
+    probes = healthy(
+        r2=replica(
+            R2,
+            channel_fields=dict(
+                io_running="No", last_io_errno=1236, last_io_error="Got fatal error 1236 from master"
+            ),
+        )
+    )
     topology = run(probes)
     assert found(topology) == {(c.REPLICA_IO_STOPPED, R2)}
     assert "1236" in finding(topology, c.REPLICA_IO_STOPPED, R2).message
@@ -116,7 +138,9 @@ def test_primary_unreachable_from_dbpilot_only_while_replicas_still_receive():
 
 def test_sigstopped_primary_with_stale_heartbeats_is_down_not_unreachable():
     stale = dict(io_running="Yes", last_heartbeat_age_seconds=6.0, heartbeat_period=1.0)
-    probes = healthy(p=failed(P, "timeout"), r1=replica(R1, channel_fields=stale), r2=replica(R2, channel_fields=stale))
+    probes = healthy(
+        p=failed(P, "timeout"), r1=replica(R1, channel_fields=stale), r2=replica(R2, channel_fields=stale)
+    )
     topology = run(probes, failures={P: 3})
     assert topology.server(P).state == "down"
     assert found(topology) == {(c.PRIMARY_DOWN, P)}
@@ -192,8 +216,13 @@ def test_unreadable_gtids_say_so_instead_of_failing():
 def test_replica_needing_purged_binlogs():
     probes = healthy(
         p=primary(P, gtid_list_of_oldest_binlog="0-1-90"),
-        r1=replica(R1, gtid_current_pos="0-1-50", gtid_slave_pos="0-1-50", gtid_binlog_state="0-1-50",
-                   channel_fields=dict(io_running="No", last_io_errno=1236)),
+        r1=replica(
+            R1,
+            gtid_current_pos="0-1-50",
+            gtid_slave_pos="0-1-50",
+            gtid_binlog_state="0-1-50",
+            channel_fields=dict(io_running="No", last_io_errno=1236),
+        ),
     )
     topology = run(probes)
     assert finding(topology, c.BINLOG_PURGED_NEEDED, R1).details["missing"] == "0:51-90"
@@ -221,7 +250,9 @@ def test_replication_by_file_and_position_is_gtid_not_used():
 
 def test_semi_sync_expected_but_off_on_primary_and_replica():
     settings = ClusterSettings(semi_sync=True)
-    probes = healthy(r1=replica(R1, semi_sync_slave_enabled=True), r2=replica(R2, semi_sync_slave_enabled=False))
+    probes = healthy(
+        r1=replica(R1, semi_sync_slave_enabled=True), r2=replica(R2, semi_sync_slave_enabled=False)
+    )
     topology = run(probes, settings=settings)
     assert found(topology) == {(c.SEMI_SYNC_OFF, P), (c.SEMI_SYNC_OFF, R2)}
 
@@ -229,9 +260,14 @@ def test_semi_sync_expected_but_off_on_primary_and_replica():
 def test_semi_sync_fallen_back_to_async_and_wrong_wait_point():
     semi = dict(semi_sync_slave_enabled=True)
     probes = healthy(
-        p=primary(P, semi_sync_master_enabled=True, semi_sync_master_status=False,
-                  semi_sync_wait_point="AFTER_COMMIT"),
-        r1=replica(R1, **semi), r2=replica(R2, **semi),
+        p=primary(
+            P,
+            semi_sync_master_enabled=True,
+            semi_sync_master_status=False,
+            semi_sync_wait_point="AFTER_COMMIT",
+        ),
+        r1=replica(R1, **semi),
+        r2=replica(R2, **semi),
     )
     topology = run(probes, settings=ClusterSettings(semi_sync=True))
     assert found(topology) == {(c.SEMI_SYNC_INACTIVE, P), (c.SEMI_SYNC_WAIT_POINT, P)}
@@ -316,7 +352,9 @@ def test_unprobed_servers_are_unknown():
 
 
 def test_every_finding_has_a_message_and_a_known_severity():
-    probes = healthy(r1=with_channel(replica(R1, read_only=False, log_bin=False), sql_running=False, using_gtid="No"))
+    probes = healthy(
+        r1=with_channel(replica(R1, read_only=False, log_bin=False), sql_running=False, using_gtid="No")
+    )
     topology = run(probes, settings=replace(DEFAULTS, semi_sync=True))
     assert topology.findings
     for result in topology.findings:

@@ -4,6 +4,7 @@ The probe's integration tests run it against real MariaDB servers; these cover w
 server rarely sends: replies split across reads, 16 MiB payloads, NULLs and long values, errors in the
 middle of a batch, a connection lost half-way, and trailing bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,9 +43,21 @@ def frame(payloads: list[bytes]) -> bytes:
 
 
 def column(name: str) -> bytes:
-    return (lenenc_str(b"def") + lenenc_str(b"") + lenenc_str(b"") + lenenc_str(b"") + lenenc_str(name.encode())
-            + lenenc_str(name.encode()) + b"\x0c" + b"\x21\x00" + b"\x00\x01\x00\x00" + b"\xfd" + b"\x00\x00"
-            + b"\x00" + b"\x00\x00")
+    return (
+        lenenc_str(b"def")
+        + lenenc_str(b"")
+        + lenenc_str(b"")
+        + lenenc_str(b"")
+        + lenenc_str(name.encode())
+        + lenenc_str(name.encode())
+        + b"\x0c"
+        + b"\x21\x00"
+        + b"\x00\x01\x00\x00"
+        + b"\xfd"
+        + b"\x00\x00"
+        + b"\x00"
+        + b"\x00\x00"
+    )
 
 
 def eof(more: bool) -> bytes:
@@ -56,8 +69,13 @@ def ok(more: bool) -> bytes:
 
 
 def result_set(names: list[str], rows: list[list[bytes | None]], more: bool) -> list[bytes]:
-    return ([bytes([len(names)])] + [column(n) for n in names] + [eof(False)]
-            + [b"".join(lenenc_str(v) for v in row) for row in rows] + [eof(more)])
+    return (
+        [bytes([len(names)])]
+        + [column(n) for n in names]
+        + [eof(False)]
+        + [b"".join(lenenc_str(v) for v in row) for row in rows]
+        + [eof(more)]
+    )
 
 
 def error(code: int, message: str) -> bytes:
@@ -93,9 +111,15 @@ class FakeConnection:
 
 @pytest.mark.parametrize("chunk", [1, 7, 1 << 30])
 def test_a_batch_of_result_sets_and_ok_packets_whatever_the_read_sizes(chunk):
-    reply = frame(result_set(["v"], [[b"10.11.19-MariaDB\x1f1\x1f0"]], more=True) + [ok(more=True)]
-                  + result_set(["Slave_IO_Running", "Last_IO_Error", "Seconds_Behind_Master"],
-                               [[b"Yes", None, b"0"], [b"Connecting", b"x" * 300, None]], more=False))
+    reply = frame(
+        result_set(["v"], [[b"10.11.19-MariaDB\x1f1\x1f0"]], more=True)
+        + [ok(more=True)]
+        + result_set(
+            ["Slave_IO_Running", "Last_IO_Error", "Seconds_Behind_Master"],
+            [[b"Yes", None, b"0"], [b"Connecting", b"x" * 300, None]],
+            more=False,
+        )
+    )
     # Twice: the second time the column blocks come from the cache.
     for _ in range(2):
         conn = FakeConnection(reply, chunk)
@@ -126,7 +150,10 @@ def test_same_first_column_different_block_is_not_confused():
 
 
 def test_an_error_in_the_middle_of_a_batch_raises_the_servers_error_and_closes():
-    reply = frame(result_set(["v"], [[b"1"]], more=True) + [error(1227, "Access denied; you need the REPLICATION CLIENT privilege")])
+    reply = frame(
+        result_set(["v"], [[b"1"]], more=True)
+        + [error(1227, "Access denied; you need the REPLICATION CLIENT privilege")]
+    )
     conn = FakeConnection(reply)
     with pytest.raises(pymysql.err.OperationalError) as raised:
         wire.read_results(conn)

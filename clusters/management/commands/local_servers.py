@@ -5,6 +5,7 @@ it when a job starts or stops a server). `stop` shuts every running server down 
 desired state (the demo's Ctrl-C: the next `start` brings the same servers back). Servers come back read-only, as always; dbpilot's monitoring and
 jobs take it from there. docs/provisioning.md says how to run it at boot.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,16 @@ class Command(BaseCommand):
         if action == "list":
             for instance in provider.instances():
                 placement = provider.placement(instance)
-                self.stdout.write(json.dumps({"instance": instance, "address": placement.address,
-                                              "desired": provider.desired(instance),
-                                              "running": provider.running(instance)}))
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "instance": instance,
+                            "address": placement.address,
+                            "desired": provider.desired(instance),
+                            "running": provider.running(instance),
+                        }
+                    )
+                )
             return
         if action == "stop":
             stopped = [i for i in provider.instances() if provider.running(i)]

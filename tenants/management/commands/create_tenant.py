@@ -2,6 +2,7 @@
 
 Prints the new team token alone on its last line (scripts, the demo and CI read it from there).
 """
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
@@ -27,13 +28,23 @@ class Command(BaseCommand):
             validate_name(opts["name"], "tenant name")
             validate_name(opts["team"], "team name")
             validate_email(opts["user"])
-            created = create_tenant(opts["name"], opts["team"], opts["user"], opts["password"], opts["token_scope"])
+            created = create_tenant(
+                opts["name"], opts["team"], opts["user"], opts["password"], opts["token_scope"]
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        audit(actor="system:create_tenant", action="tenant.create_tenant", tenant=created.tenant,
-              target=f"team:{created.team.pk}",
-              parameters={"team": created.team.name, "user": created.user.username, "token_scope": opts["token_scope"]},
-              result="ok")
+        audit(
+            actor="system:create_tenant",
+            action="tenant.create_tenant",
+            tenant=created.tenant,
+            target=f"team:{created.team.pk}",
+            parameters={
+                "team": created.team.name,
+                "user": created.user.username,
+                "token_scope": opts["token_scope"],
+            },
+            result="ok",
+        )
         self.stdout.write(f"tenant: {created.tenant.name} (id {created.tenant.id})")
         self.stdout.write(f"team: {created.team.name} (id {created.team.id})")
         self.stdout.write(f"user: {created.user.username} (tenant admin)")

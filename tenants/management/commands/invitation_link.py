@@ -4,6 +4,7 @@
 
 The previous secret stops working; the person accepts with POST /api/v1/invitations/accept/.
 """
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.models import Invitation
@@ -28,7 +29,11 @@ class Command(BaseCommand):
             raise CommandError(f"{email} is invited to several teams: name one with --team")
         invitation = found[0]
         secret = reissue_invitation(invitation)
-        self.stdout.write(f"Invitation {invitation.pk}: {invitation.email} to team {invitation.team.name} "
-                          f"as {invitation.role}.")
-        self.stdout.write('Accept with POST /api/v1/invitations/accept/ {"secret": "...", "password": "..."}; secret:')
+        self.stdout.write(
+            f"Invitation {invitation.pk}: {invitation.email} to team {invitation.team.name} "
+            f"as {invitation.role}."
+        )
+        self.stdout.write(
+            'Accept with POST /api/v1/invitations/accept/ {"secret": "...", "password": "..."}; secret:'
+        )
         self.stdout.write(secret)

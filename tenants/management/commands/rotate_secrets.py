@@ -4,6 +4,7 @@ Rotation: put a new key first in DBPILOT_FERNET_KEYS (keep the old ones after it
 processes, run this command, then drop the old keys. Which columns are encrypted is discovered by
 controlplane.crypto.encrypted_fields (every `*_encrypted` field, plus registered ones).
 """
+
 from django.core.management.base import BaseCommand, CommandError
 
 from controlplane.crypto import encrypted_fields, encrypted_under_first_key, rotate
@@ -21,7 +22,9 @@ class Command(BaseCommand):
         for model, field in encrypted_fields():
             rotated = current = 0
             manager = model._base_manager
-            rows = manager.exclude(**{f"{field}__isnull": True}).exclude(**{field: ""}).values_list("pk", field)
+            rows = (
+                manager.exclude(**{f"{field}__isnull": True}).exclude(**{field: ""}).values_list("pk", field)
+            )
             for pk, value in rows.iterator(chunk_size=500):
                 if encrypted_under_first_key(value):
                     current += 1
@@ -36,6 +39,8 @@ class Command(BaseCommand):
                     manager.filter(pk=pk, **{field: value}).update(**{field: new_value})
                 rotated += 1
             verb = "to re-encrypt" if dry_run else "re-encrypted"
-            self.stdout.write(f"{model._meta.label}.{field}: {rotated} {verb}, {current} already under the first key")
+            self.stdout.write(
+                f"{model._meta.label}.{field}: {rotated} {verb}, {current} already under the first key"
+            )
         if failures:
             raise CommandError("could not decrypt with any key:\n" + "\n".join(failures))
