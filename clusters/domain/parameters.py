@@ -137,7 +137,7 @@ def _normalise(parameter: Parameter, value: object) -> str:
             raise ValueError("must be an integer") from None
         text = str(number)
     else:  # size
-        match = SIZE.match(str(value).strip())
+        match = SIZE.fullmatch(str(value).strip())
         if not match:
             raise ValueError("must be a size in bytes, or with K, M or G (e.g. 256M)")
         number = int(match.group(1)) * UNITS[match.group(2).upper()]

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class SettingsError(ValueError):
@@ -114,7 +114,7 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
             if key in _CHOICES and value not in _CHOICES[key]:
                 errors[key] = f"must be one of {', '.join(_CHOICES[key])}"
                 continue
-            if key in _HOOKS and value and not HOOK_NAME.match(value):
+            if key in _HOOKS and value and not HOOK_NAME.fullmatch(value):
                 errors[key] = (
                     "must be the name of a script in the hooks directory (letters, digits, . _ -; no path)"
                 )

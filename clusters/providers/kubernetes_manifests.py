@@ -38,7 +38,7 @@ class KubernetesSpec:
 
     def __post_init__(self) -> None:
         for what in (self.name, self.namespace):
-            if not NAME.match(what):
+            if not NAME.fullmatch(what):
                 raise ValueError(f"{what!r}: use 1-42 lowercase letters, digits and dashes")
 
     @property
