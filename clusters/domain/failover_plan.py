@@ -385,26 +385,9 @@ def rpo_statement(
             "an acknowledgement (semi_sync_on_timeout: async): commits acknowledged after such a "
             "fallback may be lost",
         }
-    if voiding:
-        return {
-            **base,
-            "guarantee": GUARANTEE_AT_RISK,
-            "risk": f"the old primary's semi-sync was not as required ({', '.join(voiding)}): "
-            "acknowledged writes may be lost",
-        }
-    if unreachable_replicas:
-        return {
-            **base,
-            "guarantee": GUARANTEE_AT_RISK,
-            "risk": f"{', '.join(unreachable_replicas)} could not be reached: an acknowledgement may have "
-            "come from it",
-        }
-    return {
-        **base,
-        "guarantee": GUARANTEE_NONE_LOST,
-        "risk": "none: semi-sync AFTER_SYNC with no fallback to asynchronous, and every replica that could "
-        "have acknowledged a commit was reached",
-    }
+    return _semi_sync_risk(
+        base, voiding, unreachable_replicas, "none: semi-sync AFTER_SYNC with no fallback to asynchronous"
+    )
 
 
 def _observed_rpo(
@@ -440,6 +423,16 @@ def _observed_rpo(
     if found is not None:
         return {**base, "guarantee": found[0], "risk": found[1]}
     voiding = sorted(set(primary_findings) & SEMI_SYNC_VOIDING)
+    return _semi_sync_risk(
+        base,
+        voiding,
+        unreachable_replicas,
+        "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back",
+    )
+
+
+def _semi_sync_risk(base: dict, voiding: list[str], unreachable_replicas, none_lost: str) -> dict:
+    """The last words of an RPO statement once semi-sync held as required: what can still void it."""
     if voiding:
         return {
             **base,
@@ -457,8 +450,7 @@ def _observed_rpo(
     return {
         **base,
         "guarantee": GUARANTEE_NONE_LOST,
-        "risk": "none: the old primary ran semi-sync AFTER_SYNC without a timeout and had not fallen back, "
-        "and every replica that could have acknowledged a commit was reached",
+        "risk": f"{none_lost}, and every replica that could have acknowledged a commit was reached",
     }
 
 
