@@ -260,7 +260,10 @@ def test_an_incident_gets_one_failover_attempt_even_when_the_job_refused(dark):
     assert Job.objects.filter(cluster=dark, kind="failover").count() == 1
 
 
-def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark):
+def test_fence_required_without_a_fence_hook_is_refused_when_saved(world, dark, settings, tmp_path):
+    settings.DBPILOT_HOOKS_DIR = tmp_path  # hook names must exist there when saved
+    (tmp_path / "cut-power").write_text("#!/bin/sh\n")
+    (tmp_path / "cut-power").chmod(0o755)
     client = world.client("alice")
     response = client.patch(
         f"/api/v1/clusters/{dark.id}/", {"settings": {"fence_required": True}}, format="json"

@@ -63,6 +63,11 @@ ROUTES = {
         "node": "node-1",
     },
 }
+# Every kind may declare its client-facing addresses (shown in the cluster's endpoints, never dialled).
+for _payload in ROUTES.values():
+    _payload.update(
+        {"client_address": "db-writer.example:3306", "client_read_address": "db-reader.example:3307"}
+    )
 
 
 def test_every_string_field_of_every_route_kind_is_covered():
