@@ -5,12 +5,14 @@ exactly which servers exist and what was done to them)."""
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clusters.adapters.mysql import Credentials
 from clusters.credentials import admin_credentials, cluster_settings, replication_credentials
+from clusters.domain.addresses import canonical_ip
 from clusters.models import Cluster
 from clusters.providers.base import ServerSpec
 from clusters.providers.registry import get_provider
@@ -156,3 +158,13 @@ class ProvisionContext:
 
     def close(self) -> None:
         pass
+
+
+def pinned_ip(host: str) -> str:
+    """The canonical address a provisioned server's row is pinned to (the one-address-one-server rule of
+    registration applies to provisioned servers too). Providers hand out addresses, not names; a name is
+    resolved once."""
+    ip = canonical_ip(host)
+    if ip is None:
+        ip = canonical_ip(socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0]) or host
+    return ip

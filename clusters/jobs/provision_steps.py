@@ -25,7 +25,7 @@ from django.db.models import F
 
 from clusters.events import record_event
 from clusters.jobs.context import observe
-from clusters.jobs.provision_context import PlacedServer, ProvisionContext
+from clusters.jobs.provision_context import PlacedServer, ProvisionContext, pinned_ip
 from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome
 from clusters.models import Cluster, Server
 from clusters.providers.accounts import ADMIN_PRIVILEGES
@@ -257,7 +257,7 @@ def register_servers(ctx: ProvisionContext) -> StepOutcome:
             cluster=cluster,
             host=server.host,
             port=server.port,
-            defaults={"instance": server.instance, "memory_mb": memory},
+            defaults={"ip": pinned_ip(server.host), "instance": server.instance, "memory_mb": memory},
         )
         rows[server.instance] = row
     cluster.primary = rows[ctx.state.primary.instance]

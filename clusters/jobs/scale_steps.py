@@ -24,7 +24,7 @@ import time
 from django.db import transaction
 
 from clusters.events import record_event
-from clusters.jobs.provision_context import PlacedServer, ProvisionContext
+from clusters.jobs.provision_context import PlacedServer, ProvisionContext, pinned_ip
 from clusters.jobs.provision_steps import point_at, wait_replicating
 from clusters.jobs.steps import Done, Skipped, StepFailed, StepOutcome
 from clusters.models import Server
@@ -157,7 +157,11 @@ def register_server(ctx: ProvisionContext) -> StepOutcome:
         cluster_id=ctx.cluster.pk,
         host=new.host,
         port=new.port,
-        defaults={"instance": new.instance, "memory_mb": int(ctx.spec.get("memory_mb", 256))},
+        defaults={
+            "ip": pinned_ip(new.host),
+            "instance": new.instance,
+            "memory_mb": int(ctx.spec.get("memory_mb", 256)),
+        },
     )
     record_event(
         ctx.cluster.pk,

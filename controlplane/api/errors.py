@@ -18,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from controlplane.unavailable import unavailable_response
+
 SERVER_ERROR = {
     "detail": "Internal error: the request failed on the server; the operator's log has the details.",
     "code": "server_error",
@@ -58,6 +60,10 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
+        outage = unavailable_response(exc)  # dbpilot's own database or Redis down: 503, not a 500
+        if outage is not None:
+            set_rollback()
+            return outage
         request = context.get("request")
         log.error(
             "unhandled error in %s %s",
@@ -98,6 +104,9 @@ class ApiErrorsMiddleware:
     def process_exception(self, request, exception):
         if not _is_api(request):
             return None
+        outage = unavailable_response(exception)
+        if outage is not None:
+            return outage
         log.error(
             "unhandled error in %s %s",
             request.method,

@@ -8,6 +8,7 @@ answers, and the socket never sees a connection (nothing was dialled with B's cr
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlparse
 
 import pytest
 
@@ -152,11 +153,16 @@ def test_failed_registrations_are_rate_limited_per_token(world, settings):
 @pytest.mark.parametrize("service", ["redis", "web"])
 def test_dbpilots_own_services_are_never_a_server(world, settings, service):
     settings.DBPILOT_WEB_PORTS = [18765]
-    port = 6379 if service == "redis" else 18765
+    port = _redis_port(settings) if service == "redis" else 18765
     for host in ("127.0.0.1", "127.0.0.9", "localhost"):
         response = _register(world.client("token:admin"), host, port)
         assert response.status_code == 400
         assert "dbpilot's own services" in response.json()["detail"]
+
+
+def _redis_port(settings) -> int:
+    """The port of the Redis this run uses (REDIS_URL): the one dbpilot must never let a tenant target."""
+    return urlparse(settings.REDIS_URL).port or 6379
 
 
 def _route(client, cluster, **fields):
@@ -184,8 +190,8 @@ def test_a_route_cannot_point_at_dbpilots_redis_or_web_port(world, settings):
     settings.DBPILOT_WEB_PORTS = [18766]
     client = world.client("token:admin")
     for url in (
-        "http://127.0.0.1:6379",
-        "http://127.0.0.3:6379",
+        f"http://127.0.0.1:{_redis_port(settings)}",
+        f"http://127.0.0.3:{_redis_port(settings)}",
         "http://localhost:18766",
         "http://2130706433:18766",
     ):
