@@ -88,6 +88,16 @@ def tenant_of(obj) -> Tenant | None:
     return None
 
 
+def _storable(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 def audit(
     *,
     actor,
@@ -102,6 +112,9 @@ def audit(
     scrubbed here as well, so a careless caller still records no secret."""
     user = getattr(actor, "user", None)
     label = actor.label() if hasattr(actor, "label") else str(actor)
+    # A refused request may carry a NUL character, which PostgreSQL cannot store in text or JSON: record
+    # it escaped, so the audit row (and the 400 it accompanies) is written on every database.
+    target, result, parameters = _storable(target), _storable(result), _storable(parameters)
     if tenant is None and isinstance(actor, Actor):
         tenant = _actor_tenant(actor)
     return AuditEntry.objects.create(
