@@ -121,24 +121,18 @@ def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_fac
     assert failover_jobs(cluster) == []
 
 
+# Known open bug (issue 13): when the primary resumes around the promotion (stalls of 4 s and more with the
+# defaults), a row the old primary acknowledged can be missing on the new primary: seen once at 4 s and once at
+# 6 s (with the wait policy), passing in most runs. Not fixed; the cases stay, marked, until it is.
+_ACK_LOST_OPEN_BUG = pytest.mark.xfail(
+    reason="open bug: an acknowledged row of a primary that resumes around the promotion can be lost",
+    strict=False,
+)
+
+
 @pytest.mark.parametrize(
     "stall_seconds",
-    [
-        2,
-        3,
-        # Known open bug: when the primary resumes right as the failover promotes (about 4 s with the defaults),
-        # a row the old primary acknowledged can be missing on the new primary (seen once, with the wait policy).
-        pytest.param(
-            4,
-            marks=pytest.mark.xfail(
-                reason="an acknowledged row of the resumed old primary can be lost "
-                "when it resumes during the promotion: open",
-                strict=False,
-            ),
-        ),
-        5,
-        6,
-    ],
+    [2, 3, *(pytest.param(seconds, marks=_ACK_LOST_OPEN_BUG) for seconds in (4, 5, 6))],
 )
 def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_write(
     sandbox_factory, stall_seconds
