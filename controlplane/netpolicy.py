@@ -47,6 +47,33 @@ def pin_host(host: str) -> str:
     return ips[0]
 
 
+def pin_webhook_host(host: str, port: int) -> str:
+    """The address to POST an alert to: every address `host` resolves to must be public (when the operator
+    allows `public`) or inside DBPILOT_ALLOWED_WEBHOOK_NETWORKS, and none may be one of dbpilot's own
+    services. Raises NotAllowed or AddressError; the connection goes to the address returned."""
+    literal = canonical_ip(host)
+    if literal is not None:
+        ips = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError):
+            raise AddressError(f"host {host!r} does not resolve") from None
+        ips = sorted({canonical_ip(str(info[4][0])) or str(info[4][0]) for info in infos})
+    if not ips:
+        raise AddressError(f"host {host!r} does not resolve")
+    for ip in ips:
+        public = settings.DBPILOT_WEBHOOK_PUBLIC_ALLOWED and ipaddress.ip_address(ip).is_global
+        if not public and not ip_allowed(ip, settings.DBPILOT_ALLOWED_WEBHOOK_NETWORKS):
+            raise NotAllowed(
+                f"{host} resolves to {ip}, outside the networks alerts may be sent to "
+                "(DBPILOT_ALLOWED_WEBHOOK_NETWORKS); ask the platform operator"
+            )
+        if is_own_service(ip, port):
+            raise NotAllowed(f"{host}:{port} ({ip}) is one of dbpilot's own services")
+    return ips[0]
+
+
 def check_socket_path(path: str) -> Path:
     """A unix socket path must lie inside one of DBPILOT_ALLOWED_SOCKET_DIRS (after resolving links and ..)."""
     resolved = Path(path).resolve()

@@ -88,6 +88,14 @@ DBPILOT_RESERVED_ENDPOINTS = env.list("DBPILOT_RESERVED_ENDPOINTS", default=[])
 DBPILOT_REGISTRATION_MAX_FAILURES = env.int("DBPILOT_REGISTRATION_MAX_FAILURES", default=10)
 DBPILOT_REGISTRATION_WINDOW_SECONDS = env.int("DBPILOT_REGISTRATION_WINDOW_SECONDS", default=300)
 DBPILOT_ALLOWED_WEBHOOK_HOSTS = env.list("DBPILOT_ALLOWED_WEBHOOK_HOSTS", default=[])
+# Where an allowed webhook host may resolve to: `public` (any globally routable address) and/or CIDRs.
+# A name that resolves elsewhere (a private network, the metadata service, loopback) is refused, so a DNS
+# answer that changes cannot turn an allowed host into a way into the operator's network.
+_webhook_networks = [
+    p.strip() for p in env.str("DBPILOT_ALLOWED_WEBHOOK_NETWORKS", default="public").split(",") if p.strip()
+]
+DBPILOT_WEBHOOK_PUBLIC_ALLOWED = "public" in _webhook_networks
+DBPILOT_ALLOWED_WEBHOOK_NETWORKS = _networks(",".join(p for p in _webhook_networks if p != "public"))
 # Alert emails (clusters/services/alerts.py) go through Django's mail backend.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")

@@ -12,6 +12,7 @@ os.environ.setdefault("DBPILOT_DATA_ROOT", os.path.join(tempfile.gettempdir(), "
 os.environ["DBPILOT_ALLOWED_NETWORKS"] = os.environ.get(
     "DBPILOT_TEST_NETWORKS", "127.0.0.0/8,::1/128,10.231.0.0/16"
 )
+os.environ["DBPILOT_ALLOWED_WEBHOOK_NETWORKS"] = os.environ["DBPILOT_ALLOWED_NETWORKS"]
 os.environ.setdefault("DBPILOT_ALLOWED_SOCKET_DIRS", "/run/dbpilot,/tmp/dbp")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -9,7 +9,7 @@ sent by `send_digest` a minute later. At each delivery the recipient's right to 
 checked again: a cluster that left the subscription's team (or tenant) is skipped.
 
 Webhooks: JSON POST signed with `X-Dbpilot-Signature`, only to hosts in DBPILOT_ALLOWED_WEBHOOK_HOSTS,
-resolved once and pinned, no redirects. Email: Django's mail backend (EMAIL_* settings).
+resolved once, every address checked against DBPILOT_ALLOWED_WEBHOOK_NETWORKS, pinned, no redirects. Email: Django's mail backend (EMAIL_* settings).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import socket
 import ssl
 import time
 from datetime import timedelta
@@ -35,6 +34,7 @@ from clusters.domain import alerts as domain
 from clusters.domain.addresses import AddressError, validate_host
 from clusters.models import Cluster, Event, Finding
 from controlplane.crypto import decrypt_json, encrypt_json
+from controlplane.netpolicy import NotAllowed, pin_webhook_host
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 2.0
@@ -288,9 +288,11 @@ def _post_webhook(sub: AlertSubscription, body: dict) -> int:
         raise DeliveryError(f"host {host} is no longer in DBPILOT_ALLOWED_WEBHOOK_HOSTS", permanent=True)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        ip = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)[0][4][0]  # resolved once, pinned
-    except (socket.gaierror, IndexError):
-        raise DeliveryError(f"host {host} does not resolve") from None
+        ip = pin_webhook_host(host, port)  # resolved once, checked, pinned
+    except NotAllowed as exc:
+        raise DeliveryError(str(exc), permanent=True) from None
+    except AddressError as exc:
+        raise DeliveryError(str(exc)) from None
     raw = json.dumps(domain.payload(body, sub.payload_format), separators=(",", ":")).encode()
     secret = decrypt_json(sub.secret_encrypted)["secret"] if sub.secret_encrypted else ""
     default_port = 443 if parts.scheme == "https" else 80
