@@ -17,6 +17,16 @@ A spec (YAML or TOML):
       - {team: dba, permissions: [view_cluster, operate_cluster]}
     prune: false                   # true: delete routes and revoke grants the spec does not list
 
+or, for a cluster dbpilot provisions, a `provision` block instead of `servers` and the credentials:
+
+    provision:
+      provider: local
+      replicas: 2                  # a changed count scales (replicas added or removed, one job each)
+      semi_sync: true
+      size: {memory_mb: 256}
+      parameter_group: oltp        # or parameters: {max_connections: 500}; a changed group is applied
+      master_user: {user: owner, password: "env:ORDERS_MASTER_PASSWORD"}   # used at creation only
+
 Secrets are references, `env:NAME` or `file:PATH`, resolved when applied; a literal value is accepted but
 `export` never writes one.
 """
@@ -49,14 +59,13 @@ TOP_LEVEL = {
     "routes",
     "grants",
     "prune",
+    "provision",
 }
-NOT_YET = {
-    "provision": "provisioning",
-    "backup": "backup schedules",
-    "backups": "backup schedules",
-    "parameter_group": "parameter groups",
-    "parameters": "parameter groups",
-}
+NOT_YET = {"backup": "backup schedules", "backups": "backup schedules"}
+PROVISION_KEYS = ("provider", "replicas", "semi_sync", "size", "parameter_group", "parameters", "master_user")
+MAX_REPLICAS = 8
+# Fixed when the cluster is provisioned: a spec that changes them is told so, never silently ignored.
+FIXED_AT_PROVISION = ("provider", "semi_sync", "memory_mb", "parameters")
 PERMISSIONS = ("view_cluster", "operate_cluster", "admin_cluster")
 
 
@@ -78,6 +87,7 @@ class Spec:
     routes: list[dict] = field(default_factory=list)
     grants: list[dict] = field(default_factory=list)
     prune: bool = False
+    provision: dict | None = None  # the provision block, normalized (servers is then empty)
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ class Change:
     """One step of a plan. `action`: create, update, delete, keep (left alone, said why) or unsupported."""
 
     action: str
-    target: str  # cluster, setting, route, grant, servers
+    target: str  # cluster, setting, route, grant, servers, replicas, parameter_group, provision
     name: str
     detail: str = ""
     body: dict | None = None
@@ -175,21 +185,75 @@ def _credentials(value, what: str) -> dict | None:
     return {"user": str(value["user"]), "password": str(value["password"])}
 
 
+def parse_provision(block) -> dict:
+    """A provision block, checked for what the spec itself can tell (the API checks the rest: the
+    parameters' allowlist, the group's existence, the quota) and filled with the API's defaults."""
+    if not isinstance(block, dict):
+        raise SpecError("provision: a mapping (provider, replicas, size, parameter_group, master_user, ...)")
+    unknown = sorted(set(block) - set(PROVISION_KEYS))
+    if unknown:
+        raise SpecError(f"provision: unknown keys {', '.join(unknown)}; use {', '.join(PROVISION_KEYS)}")
+    replicas = block.get("replicas", 2)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
+        raise SpecError(f"provision.replicas: a whole number from 0 to {MAX_REPLICAS}")
+    semi_sync = block.get("semi_sync")  # unsaid: the API's default (on with replicas), never compared
+    if semi_sync is not None and not isinstance(semi_sync, bool):
+        raise SpecError("provision.semi_sync: true or false")
+    size = block.get("size") or {}
+    if not isinstance(size, dict) or set(size) - {"memory_mb"}:
+        raise SpecError("provision.size: {memory_mb: N}")
+    if "parameter_group" in block and "parameters" in block:
+        raise SpecError("provision: give parameter_group or parameters, not both")
+    parameters = block.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise SpecError("provision.parameters: a mapping of my.cnf setting names to values")
+    group = block.get("parameter_group")
+    if group is not None and not isinstance(group, str):
+        raise SpecError("provision.parameter_group: a group's name")
+    master_user = _credentials(block.get("master_user"), "provision.master_user")
+    provision: dict = {
+        "provider": str(block.get("provider", "local")),
+        "replicas": replicas,
+        "size": {"memory_mb": size.get("memory_mb", 256)},
+        # str(): the API stores every parameter as text (500 and "500" are one value)
+        "parameters": {str(k): str(v) for k, v in parameters.items()},
+    }
+    if semi_sync is not None:
+        provision["semi_sync"] = semi_sync
+    if "parameter_group" in block:
+        provision["parameter_group"] = group
+    if master_user:
+        provision["master_user"] = master_user
+    return provision
+
+
 def parse_spec(data: dict) -> Spec:
     for key, what in NOT_YET.items():
         if key in data:
             raise SpecError(
                 f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them"
             )
+    for key in ("parameter_group", "parameters"):
+        if key in data:
+            raise SpecError(f"`{key}`: write it inside the `provision` block")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         raise SpecError(f"unknown keys {', '.join(unknown)}; a spec has {', '.join(sorted(TOP_LEVEL))}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError("`name` is required (the cluster's name)")
+    provision = parse_provision(data["provision"]) if "provision" in data else None
     servers = data.get("servers")
-    if not isinstance(servers, list) or not servers:
-        raise SpecError("`servers` is required: a list of host:port")
+    if provision is not None:
+        for key in ("servers", "credentials", "replication_credentials"):
+            if data.get(key):
+                raise SpecError(
+                    f"`{key}` and `provision`: a provisioned cluster's servers and dbpilot's accounts are "
+                    "made by dbpilot; keep one of the two"
+                )
+        servers = []
+    elif not isinstance(servers, list) or not servers:
+        raise SpecError("`servers` is required: a list of host:port (or a `provision` block)")
     try:
         addresses = [address_of(s) for s in servers]
     except ValueError as exc:
@@ -238,6 +302,7 @@ def parse_spec(data: dict) -> Spec:
         routes=routes,
         grants=grants,
         prune=bool(data.get("prune", False)),
+        provision=provision,
     )
 
 
@@ -279,55 +344,213 @@ def _route_settings(route: dict) -> dict:
     return {k: v for k, v in route.items() if k not in ROUTE_META_FIELDS and k not in SECRET_ROUTE_FIELDS}
 
 
+def _registration(spec: Spec) -> Change:
+    body: dict = {
+        "name": spec.name,
+        "servers": [split_address(a) for a in spec.servers],
+        "settings": dict(spec.settings),
+    }
+    if spec.failover_mode:
+        body["failover_mode"] = spec.failover_mode
+    if spec.paused is not None:
+        body["settings"]["paused"] = spec.paused
+    if spec.credentials:
+        body["credentials"] = spec.credentials
+    if spec.replication_credentials:
+        body["replication_credentials"] = spec.replication_credentials
+    detail = f"{len(spec.servers)} servers ({', '.join(spec.servers)}), failover_mode {spec.failover_mode or 'manual'}"
+    if spec.settings:
+        detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
+    if not spec.credentials:
+        return Change(
+            "unsupported",
+            "cluster",
+            spec.name,
+            "registering needs `credentials` (user and password, e.g. password: env:NAME)",
+        )
+    return Change("create", "cluster", spec.name, detail, body)
+
+
+def _provision_creation(spec: Spec) -> Change:
+    block = dict(spec.provision or {})
+    if not block.get("parameters"):
+        block.pop("parameters", None)
+    if block.get("parameter_group") is None:
+        block.pop("parameter_group", None)
+    settings = dict(spec.settings)
+    if spec.failover_mode:
+        settings["failover_mode"] = spec.failover_mode
+    if spec.paused is not None:
+        settings["paused"] = spec.paused
+    body = {"name": spec.name, "provision": block, **({"settings": settings} if settings else {})}
+    detail = (
+        f"provision 1 primary + {block['replicas']} replica(s) with {block['provider']}, "
+        f"{block['size']['memory_mb']} MB each"
+        + (f", parameter group {block['parameter_group']}" if block.get("parameter_group") else "")
+        + (", parameters " + _pairs(block["parameters"]) if block.get("parameters") else "")
+    )
+    if settings:
+        detail += ", settings " + _pairs(settings)
+    return Change("create", "cluster", spec.name, detail, body)
+
+
+def _pairs(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def _server_changes(spec: Spec, cluster: dict) -> list[Change]:
+    current = set(address_of(s) for s in cluster.get("servers") or [])
+    wanted = set(spec.servers)
+    if current == wanted:
+        return []
+    added, removed = sorted(wanted - current), sorted(current - wanted)
+    return [
+        Change(
+            "unsupported",
+            "servers",
+            spec.name,
+            f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
+            "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet",
+        )
+    ]
+
+
+def _provision_changes(spec: Spec, cluster: dict) -> list[Change]:
+    """A provisioned cluster against the spec's provision block: the replica count (scale), the parameter
+    group (applied); what is fixed at provisioning is reported when it differs."""
+    wanted = spec.provision or {}
+    have = cluster.get("provision")
+    if cluster.get("origin") != "provisioned" or have is None:
+        return [
+            Change(
+                "unsupported",
+                "provision",
+                spec.name,
+                "is a registered cluster: a provision block is for clusters dbpilot provisions "
+                "(write `servers` and `credentials` instead)",
+            )
+        ]
+    changes: list[Change] = []
+    current = {
+        "provider": have.get("provider"),
+        "semi_sync": have.get("semi_sync"),
+        "memory_mb": (have.get("size") or {}).get("memory_mb"),
+        "parameters": {k: str(v) for k, v in (have.get("parameters") or {}).items()},
+    }
+    asked = {
+        "provider": wanted["provider"],
+        "semi_sync": wanted.get("semi_sync", current["semi_sync"]),
+        "memory_mb": wanted["size"]["memory_mb"],
+        "parameters": wanted["parameters"],
+    }
+    for key in FIXED_AT_PROVISION:
+        if current[key] != asked[key]:
+            changes.append(
+                Change(
+                    "unsupported",
+                    "provision",
+                    key,
+                    f"{_show(current[key])} -> {_show(asked[key])}: fixed when the cluster was provisioned "
+                    "(provision a new cluster to change it)",
+                )
+            )
+    group, new_group = have.get("parameter_group"), wanted.get("parameter_group")
+    if "parameter_group" not in wanted and group is not None:
+        if spec.prune:
+            changes.append(
+                Change(
+                    "update",
+                    "parameter_group",
+                    spec.name,
+                    f"{group} -> (none) (prune: true)",
+                    {"parameter_group": None},
+                )
+            )
+        else:
+            changes.append(
+                Change("keep", "parameter_group", group, "not in the spec (prune: true would detach it)")
+            )
+    elif "parameter_group" in wanted and group != new_group:
+        changes.append(
+            Change(
+                "update",
+                "parameter_group",
+                spec.name,
+                f"{_show(group)} -> {_show(new_group)} (changed settings go live or by a rolling restart)",
+                {"parameter_group": new_group},
+            )
+        )
+    servers = cluster.get("servers") or []
+    job = cluster.get("job") or {}
+    if not servers:
+        changes.append(
+            Change(
+                "keep",
+                "replicas",
+                spec.name,
+                f"no servers yet (job #{job.get('id')} {job.get('kind')} {job.get('state')}): "
+                "the count is compared once the cluster has its servers",
+            )
+        )
+        return changes
+    replicas = [s for s in servers if address_of(s) != cluster.get("primary")]
+    count = len(servers) - 1
+    if wanted["replicas"] > count:
+        more = wanted["replicas"] - count
+        changes.append(
+            Change(
+                "update",
+                "replicas",
+                spec.name,
+                f"{count} -> {wanted['replicas']} (add {more})",
+                {"add": more},
+            )
+        )
+    elif wanted["replicas"] < count:
+        # The newest replicas go first: the oldest have served longest and are what clones are made from.
+        going = sorted(replicas, key=lambda s: s["id"], reverse=True)[: count - wanted["replicas"]]
+        changes.append(
+            Change(
+                "update",
+                "replicas",
+                spec.name,
+                f"{count} -> {wanted['replicas']} (remove {', '.join(address_of(s) for s in going)} "
+                "with their data)",
+                {"remove": [s["id"] for s in going]},
+            )
+        )
+    return changes
+
+
 def plan(spec: Spec, state: State) -> list[Change]:
     """The changes that make `state` match `spec`, in the order they must run. Never a deletion unless
     `spec.prune`; things the spec does not mention are left as they are."""
     changes: list[Change] = []
     cluster = state.cluster
     if cluster is None:
-        body: dict = {
-            "name": spec.name,
-            "servers": [split_address(a) for a in spec.servers],
-            "settings": dict(spec.settings),
-        }
-        if spec.failover_mode:
-            body["failover_mode"] = spec.failover_mode
-        if spec.paused is not None:
-            body["settings"]["paused"] = spec.paused
-        if spec.credentials:
-            body["credentials"] = spec.credentials
-        if spec.replication_credentials:
-            body["replication_credentials"] = spec.replication_credentials
-        detail = f"{len(spec.servers)} servers ({', '.join(spec.servers)}), failover_mode {spec.failover_mode or 'manual'}"
-        if spec.settings:
-            detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
-        if not spec.credentials:
-            changes.append(
-                Change(
-                    "unsupported",
-                    "cluster",
-                    spec.name,
-                    "registering needs `credentials` (user and password, e.g. password: env:NAME)",
-                )
-            )
+        creation = _provision_creation(spec) if spec.provision else _registration(spec)
+        changes.append(creation)
+        if creation.action == "unsupported":
             return changes
-        changes.append(Change("create", "cluster", spec.name, detail, body))
         current_routes: dict[str, dict] = {}
         settings: dict = {}
     else:
-        current = set(address_of(s) for s in cluster.get("servers") or [])
-        wanted = set(spec.servers)
-        if current != wanted:
-            added, removed = sorted(wanted - current), sorted(current - wanted)
+        # Scaling and group changes come after the settings' PATCH: apply executes the plan in order.
+        later: list[Change] = []
+        if spec.provision is not None:
+            later = _provision_changes(spec, cluster)
+        elif cluster.get("origin") == "provisioned":
             changes.append(
                 Change(
                     "unsupported",
                     "servers",
                     spec.name,
-                    f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
-                    "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet",
+                    "is a provisioned cluster: its spec has a `provision` block, not `servers` "
+                    f"(`dbpilot export {spec.name}` writes one)",
                 )
             )
+        else:
+            changes += _server_changes(spec, cluster)
         settings = cluster.get("settings") or {}
         patch: dict = {}
         for key in ("failover_mode", "paused"):
@@ -345,6 +568,7 @@ def plan(spec: Spec, state: State) -> list[Change]:
         if patch:
             # One PATCH carries every setting change; the per-setting lines above are what the diff shows.
             changes.append(Change("patch", "cluster", spec.name, "", patch))
+        changes += later
         current_routes = {r["name"]: r for r in state.routes}
 
     for route in spec.routes:
@@ -462,19 +686,26 @@ def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]])
         "name": name,
         "tenant": cluster.get("tenant"),
         **({"team": owners[0]} if owners else {}),
-        "servers": [address_of(s) for s in cluster.get("servers") or []],
-        "credentials": {
+    }
+    if cluster.get("origin") == "provisioned" and cluster.get("provision") is not None:
+        spec["provision"] = export_provision(cluster)
+    else:
+        spec["servers"] = [address_of(s) for s in cluster.get("servers") or []]
+        spec["credentials"] = {
             "user": f"env:{env_name(name, 'db_user')}",
             "password": f"env:{env_name(name, 'db_password')}",
-        },
-        "replication_credentials": {
+        }
+        spec["replication_credentials"] = {
             "user": f"env:{env_name(name, 'repl_user')}",
             "password": f"env:{env_name(name, 'repl_password')}",
-        },
-        "failover_mode": cluster.get("failover_mode", "manual"),
-        "paused": bool(cluster.get("paused", False)),
-        "settings": dict(sorted(settings.items())),
-    }
+        }
+    spec.update(
+        {
+            "failover_mode": cluster.get("failover_mode", "manual"),
+            "paused": bool(cluster.get("paused", False)),
+            "settings": dict(sorted(settings.items())),
+        }
+    )
     exported_routes = []
     for route in sorted(routes, key=lambda r: r["name"]):
         item = {"name": route["name"], "kind": route["kind"]}
@@ -489,6 +720,27 @@ def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]])
             {"team": team, "permissions": perms} for team, perms in sorted(grants.items()) if perms
         ]
     return spec
+
+
+def export_provision(cluster: dict) -> dict:
+    """A provisioned cluster's provision block: its replica count as it is now; the master user as
+    references (the API never returns it; it is used only when the cluster is created again)."""
+    have = cluster["provision"]
+    block: dict = {
+        "provider": have.get("provider"),
+        "replicas": max(0, len(cluster.get("servers") or []) - 1),
+        "semi_sync": have.get("semi_sync"),
+        "size": {"memory_mb": (have.get("size") or {}).get("memory_mb")},
+    }
+    if have.get("parameter_group"):
+        block["parameter_group"] = have["parameter_group"]
+    elif have.get("parameters"):
+        block["parameters"] = dict(sorted(have["parameters"].items()))
+    block["master_user"] = {
+        "user": f"env:{env_name(cluster['name'], 'master_user')}",
+        "password": f"env:{env_name(cluster['name'], 'master_password')}",
+    }
+    return block
 
 
 def secret_references(spec: dict) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.markup import escape
 from rich.text import Text
 
 from dbpilot_cli.output import SEVERITY_STYLE, STATE_STYLE, cell, new_table, short_time, styled
@@ -49,6 +50,7 @@ def cluster_detail(c: dict):
         ("paused", c.get("paused")),
         ("last job", f"{job['kind']} #{job['id']} {job['state']}" if job else None),
         ("your permissions", c.get("my_permissions")),
+        *_provision_rows(c),
     ]:
         head.add_row(key, cell(value))
     servers = new_table("SERVER ID", "ADDRESS", "MAINTENANCE", title="servers")
@@ -58,6 +60,90 @@ def cluster_detail(c: dict):
     for key, value in sorted((c.get("settings") or {}).items()):
         settings.add_row(cell(key), cell(value))
     return [head, Text(""), servers, Text(""), settings]
+
+
+def _provision_rows(c: dict) -> list[tuple[str, object]]:
+    endpoints = c.get("endpoints") or {}
+    rows: list[tuple[str, object]] = [
+        ("writer", endpoints.get("writer")),
+        ("readers", endpoints.get("readers")),
+    ]
+    spec = c.get("provision")
+    if spec:
+        rows += [
+            ("provider", spec.get("provider")),
+            ("memory", f"{(spec.get('size') or {}).get('memory_mb')} MB a server"),
+            ("semi-sync", spec.get("semi_sync")),
+            ("parameter group", spec.get("parameter_group")),
+            ("own parameters", _pairs(spec.get("parameters"))),
+            ("pending restart", _pairs(spec.get("pending_restart"))),
+        ]
+    rows.append(("deletion protection", (c.get("settings") or {}).get("deletion_protection")))
+    return rows
+
+
+def _pairs(values: dict | None) -> str | None:
+    return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items())) or None
+
+
+def parameter_groups_table(groups: list[dict]):
+    table = new_table("ID", "NAME", "TENANT", "PARAMETERS", "CLUSTERS")
+    for g in groups:
+        table.add_row(
+            cell(g["id"]),
+            cell(g["name"]),
+            cell(g.get("tenant")),
+            cell(_pairs(g.get("parameters"))),
+            cell(_group_clusters(g)),
+        )
+    return table
+
+
+def _group_clusters(group: dict) -> list[str]:
+    return [
+        c["name"]
+        + (f" (pending restart: {_pairs(c['pending_restart'])})" if c.get("pending_restart") else "")
+        for c in group.get("clusters") or []
+    ]
+
+
+def parameter_group_detail(group: dict):
+    head = Text.from_markup(
+        f"parameter group [bold]{escape(group['name'])}[/] (id {group['id']}, tenant {escape(str(group.get('tenant')))})"
+        f" · used by {cell(_group_clusters(group))}"
+    )
+    table = new_table("PARAMETER", "VALUE")
+    for key, value in sorted((group.get("parameters") or {}).items()):
+        table.add_row(cell(key), cell(value))
+    parts = [head, table]
+    for job in group.get("jobs") or []:
+        parts.append(Text(f"job #{job['id']} {job['kind']} {job['state']} on cluster {job.get('cluster')}"))
+    return Group(*parts)
+
+
+def quota_table(quota: dict):
+    table = new_table("RESOURCE", "LIMIT", "USED", "LEFT", title=f"quota of tenant {quota.get('tenant')}")
+    for key, label in (("clusters", "clusters"), ("servers", "servers"), ("memory_mb", "memory (MB)")):
+        values = quota.get(key) or {}
+        table.add_row(label, cell(values.get("limit")), cell(values.get("used")), cell(values.get("left")))
+    return table
+
+
+def hosts_table(hosts: list[dict]):
+    table = new_table("ID", "NAME", "ADDRESS", "ZONE", "INSTANCES", "MEMORY (MB)", "DOWN", "CREATED")
+    for h in hosts:
+        capacity = h.get("capacity") or {}
+        table.add_row(
+            cell(h["id"]),
+            cell(h["name"]),
+            cell(h.get("address")),
+            cell(h.get("zone")),
+            cell(capacity.get("instances")),
+            cell(capacity.get("memory_mb")),
+            cell(h.get("down")),
+            short_time(h.get("created_at")),
+        )
+    return table
 
 
 def address(server: dict) -> str:

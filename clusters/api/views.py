@@ -52,7 +52,9 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related(
+    queryset = Cluster.objects.select_related(
+        "tenant", "primary", "last_job", "parameter_group"
+    ).prefetch_related(
         "servers", "findings", "routes"
     )
     serializer_class = ClusterSerializer
