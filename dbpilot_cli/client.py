@@ -83,6 +83,23 @@ class Api:
         except ValueError:
             raise CliError(f"the API answered {path} with something that is not JSON", UNREACHABLE) from None
 
+    def sign_in_as_operator(self, email: str, password: str) -> dict:
+        """Platform operators are people, never tokens (tenants/access.py): sign in a session with email and
+        password, CSRF-checked as the portal's is, and use it instead of the token for this command."""
+        self.http.headers.pop("Authorization", None)
+        self.http.headers["Origin"] = self.config.url  # Django's CSRF check compares it with the host
+        self.http.headers["X-CSRFToken"] = self.get("auth/csrf/")["csrf_token"]
+        try:
+            me = self.post("auth/login/", {"email": email, "password": password})
+        except CliError as exc:
+            if exc.code in (USAGE, NOT_FOUND):  # a wrong password is a 400 invalid_credentials: not allowed
+                raise CliError(f"cannot sign in as {email}: {exc.message}", NOT_FOUND) from None
+            raise
+        self.http.headers["X-CSRFToken"] = self.get("auth/csrf/")["csrf_token"]  # rotated at login
+        if not me.get("is_operator"):
+            raise CliError(f"{email} is not a platform operator", NOT_FOUND)
+        return me
+
     def get(self, path: str, **params):
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)
 

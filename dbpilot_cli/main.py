@@ -58,7 +58,7 @@ class DbpilotTyper(typer.Typer):
             return super().__call__(*args, **kwargs)
         except CliError as exc:
             err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(exc.message, markup=False)
+            err_console.print(exc.message, markup=False, soft_wrap=True)
             if exc.checks:
                 err_console.print(checks_table(exc.checks))
             sys.exit(exc.code)

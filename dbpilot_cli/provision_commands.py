@@ -6,6 +6,7 @@ Every verb that starts a job prints how to follow it, or follows it with --wait 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Annotated
@@ -14,6 +15,7 @@ import typer
 
 from dbpilot_cli import errors
 from dbpilot_cli.client import Api, server_of
+from dbpilot_cli.config import load_config
 from dbpilot_cli.errors import CliError
 from dbpilot_cli.live import job_started
 from dbpilot_cli.options import ClusterArg, OnOff, OutputOpt, WaitOpt, parse_assignments
@@ -114,6 +116,23 @@ def host_of(client: Api, ref: str) -> dict:
         if str(host["id"]) == ref or host["name"] == ref:
             return host
     raise CliError(f"no database host {ref!r}", errors.NOT_FOUND)
+
+
+def operator_api() -> Api:
+    """An Api signed in as a platform operator: the email from DBPILOT_OPERATOR_EMAIL, the password from
+    DBPILOT_OPERATOR_PASSWORD (both asked on a terminal when unset)."""
+    email = os.environ.get("DBPILOT_OPERATOR_EMAIL")
+    password = os.environ.get("DBPILOT_OPERATOR_PASSWORD")
+    if not (email and password) and not sys.stdin.isatty():
+        raise CliError(
+            "platform commands sign in as an operator: set DBPILOT_OPERATOR_EMAIL and DBPILOT_OPERATOR_PASSWORD",
+            errors.USAGE,
+        )
+    email = email or typer.prompt("operator email")
+    password = password or typer.prompt(f"password of {email}", hide_input=True)
+    client = Api(load_config(require_token=False))
+    client.sign_in_as_operator(email, password)
+    return client
 
 
 def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
@@ -395,7 +414,7 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
     @hosts_app.command("list")
     def hosts_list(output: OutputOpt = Output.table):
         """The database hosts, with whether each is down."""
-        emit(api_factory().get("platform/hosts/"), output, hosts_table)
+        emit(operator_api().get("platform/hosts/"), output, hosts_table)
 
     @hosts_app.command("add")
     def hosts_add(
@@ -413,12 +432,12 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
             "zone": zone,
             "capacity": {"instances": instances, "memory_mb": memory_mb},
         }
-        emit(api_factory().post("platform/hosts/", body), output, lambda h: hosts_table([h]))
+        emit(operator_api().post("platform/hosts/", body), output, lambda h: hosts_table([h]))
 
     @hosts_app.command("remove")
     def hosts_remove(host: Annotated[str, typer.Argument(help="name or id")]):
         """Remove a database host from the pool."""
-        client = api_factory()
+        client = operator_api()
         found = host_of(client, host)
         client.delete(f"platform/hosts/{found['id']}/")
         console.print(f"host {found['name']} removed", markup=False)

@@ -32,6 +32,7 @@ from clusters.services import parameter_groups, provisioning
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import AuditedAPIView, AuditedViewSet, TenantScopedViewSet
 from tenants.access import ADMIN, OPERATE, VIEW, creation_team, teams_allowing
+from tenants.validation import NAME_PATTERN
 
 ID = r"\d{1,18}"
 
@@ -128,7 +129,6 @@ class ProvisionedClusterViewSet(TenantScopedViewSet):
         server = get_object_or_404(cluster.servers, pk=server_id)
         return self._job(lambda c, **kw: provisioning.remove_replica(c, server, **kw))
 
-
     @extend_schema(
         request=inline_serializer(
             "SetParameterGroup", {"parameter_group": serializers.CharField(allow_null=True)}
@@ -142,15 +142,21 @@ class ProvisionedClusterViewSet(TenantScopedViewSet):
         self.audit_target = cluster
         body = request.data if isinstance(request.data, dict) else {}
         if "parameter_group" not in body:
-            raise exceptions.ValidationError({"parameter_group": "required: a group's name, or null for none"})
-        group = None
-        if body["parameter_group"] is not None:
-            group = ParameterGroup.objects.filter(
-                tenant_id=cluster.tenant_id, name=str(body["parameter_group"])
-            ).first()
+            raise exceptions.ValidationError(
+                {"parameter_group": "required: a group's name, or null for none"}
+            )
+        group, name = None, body["parameter_group"]
+        if name is not None and (not isinstance(name, str) or not NAME_PATTERN.match(name)):
+            raise exceptions.ValidationError(
+                {"parameter_group": "a group's name (lowercase letters, digits, dashes) or null"}
+            )
+        if name is not None:
+            group = ParameterGroup.objects.filter(tenant_id=cluster.tenant_id, name=name).first()
             if group is None:
                 raise exceptions.ValidationError(
-                    {"parameter_group": f"no parameter group named {body['parameter_group']!r} in this tenant"}
+                    {
+                        "parameter_group": f"no parameter group named {body['parameter_group']!r} in this tenant"
+                    }
                 )
         try:
             with transaction.atomic():
