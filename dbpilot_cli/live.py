@@ -19,7 +19,7 @@ from rich.text import Text
 from dbpilot_cli import errors
 from dbpilot_cli.client import Api
 from dbpilot_cli.errors import CliError
-from dbpilot_cli.output import Output, console, emit
+from dbpilot_cli.output import Output, console, report
 from dbpilot_cli.views import event_line, job_view, topology_view
 
 TERMINAL_STATES = ("succeeded", "failed", "refused")
@@ -249,13 +249,11 @@ def job_started(api: Api, job: dict, wait: bool, output: Output) -> dict:
         job = follow_job(api, job["id"], output)
         finish_job(job)
         return job
-    if output == Output.table:
-        console.print(
-            f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
-            markup=False,
-        )
-    else:
-        emit(job, output)
+    report(
+        job,
+        output,
+        f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
+    )
     if job["state"] in ("failed", "refused"):
         raise typer.Exit(errors.REFUSED)
     return job

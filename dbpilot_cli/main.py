@@ -33,7 +33,7 @@ from dbpilot_cli.options import (
     WaitOpt,
     parse_assignments,
 )
-from dbpilot_cli.output import Output, console, emit, err_console
+from dbpilot_cli.output import Output, console, emit, err_console, one_row, report
 from dbpilot_cli.views import (
     checks_table,
     cluster_detail,
@@ -172,33 +172,30 @@ def events(
         follow_events(client, found, output, seconds)
 
 
-def _ha_job(kind: str, cluster: str, candidate: str | None, wait: bool, output: Output) -> None:
-    client = api()
-    found = client.cluster(cluster)
-    job = client.post(f"clusters/{found['id']}/{kind}/", {"candidate": candidate} if candidate else {})
-    job_started(client, job, wait, output)
+def _ha_command(kind: str, doc: str):
+    """switchover and failover: one shape, two verbs (the API refuses either with its checks)."""
+
+    def command(
+        cluster: ClusterArg,
+        candidate: CandidateOpt = None,
+        wait: WaitOpt = False,
+        output: OutputOpt = Output.table,
+    ):
+        client = api()
+        found = client.cluster(cluster)
+        job = client.post(f"clusters/{found['id']}/{kind}/", {"candidate": candidate} if candidate else {})
+        job_started(client, job, wait, output)
+
+    command.__name__, command.__doc__ = kind, doc
+    return app.command(kind)(command)
 
 
-@app.command()
-def switchover(
-    cluster: ClusterArg,
-    candidate: CandidateOpt = None,
-    wait: WaitOpt = False,
-    output: OutputOpt = Output.table,
-):
-    """Planned switchover to another replica (refused with its checks when it is not safe)."""
-    _ha_job("switchover", cluster, candidate, wait, output)
-
-
-@app.command()
-def failover(
-    cluster: ClusterArg,
-    candidate: CandidateOpt = None,
-    wait: WaitOpt = False,
-    output: OutputOpt = Output.table,
-):
-    """Manual failover of a primary that is down (a live primary: use switchover)."""
-    _ha_job("failover", cluster, candidate, wait, output)
+switchover = _ha_command(
+    "switchover", "Planned switchover to another replica (refused with its checks when it is not safe)."
+)
+failover = _ha_command(
+    "failover", "Manual failover of a primary that is down (a live primary: use switchover)."
+)
 
 
 @app.command()
@@ -215,10 +212,7 @@ def maintenance(
     updated = client.post(
         f"clusters/{found['id']}/servers/{picked['id']}/maintenance/", {"on": state == OnOff.on}
     )
-    if output == Output.table:
-        console.print(f"{server}: maintenance {state.value}", markup=False)
-    else:
-        emit(updated, output)
+    report(updated, output, f"{server}: maintenance {state.value}")
 
 
 # --- jobs --------------------------------------------------------------------------------------------------
@@ -283,7 +277,7 @@ def routes_add(
     body = {"kind": kind, **parse_assignments(settings or [])}
     if name:
         body["name"] = name
-    emit(client.post(f"clusters/{found['id']}/routes/", body), output, lambda r: routes_table([r]))
+    emit(client.post(f"clusters/{found['id']}/routes/", body), output, one_row(routes_table))
 
 
 @routes_app.command("set")
@@ -299,7 +293,7 @@ def routes_set(
     emit(
         client.patch(f"clusters/{found['id']}/routes/{route_id}/", parse_assignments(settings)),
         output,
-        lambda r: routes_table([r]),
+        one_row(routes_table),
     )
 
 
@@ -388,15 +382,24 @@ def teams_create(
     emit(
         api().post("teams/", {"name": name, **({"tenant": tenant} if tenant else {})}),
         output,
-        lambda t: teams_table([t]),
+        one_row(teams_table),
     )
+
+
+def _team_list(team: str, what: str, table, output: Output) -> None:
+    client = api()
+    emit(client.list_all(f"teams/{client.team(team)['id']}/{what}/"), output, table)
+
+
+def _team_add(team: str, what: str, body: dict, table, output: Output) -> None:
+    client = api()
+    emit(client.post(f"teams/{client.team(team)['id']}/{what}/", body), output, one_row(table))
 
 
 @teams_app.command("members")
 def teams_members(team: str, output: OutputOpt = Output.table):
     """A team's members and roles."""
-    client = api()
-    emit(client.list_all(f"teams/{client.team(team)['id']}/members/"), output, members_table)
+    _team_list(team, "members", members_table, output)
 
 
 @teams_app.command("add-member")
@@ -407,19 +410,13 @@ def teams_add_member(
     output: OutputOpt = Output.table,
 ):
     """Add a member (tenant admins)."""
-    client = api()
-    emit(
-        client.post(f"teams/{client.team(team)['id']}/members/", {"email": email, "role": role}),
-        output,
-        lambda m: members_table([m]),
-    )
+    _team_add(team, "members", {"email": email, "role": role}, members_table, output)
 
 
 @teams_app.command("grants")
 def teams_grants(team: str, output: OutputOpt = Output.table):
     """The clusters granted to a team, with the permissions."""
-    client = api()
-    emit(client.list_all(f"teams/{client.team(team)['id']}/grants/"), output, grants_table)
+    _team_list(team, "grants", grants_table, output)
 
 
 @teams_app.command("grant")
@@ -432,10 +429,9 @@ def teams_grant(
     output: OutputOpt = Output.table,
 ):
     """Grant a cluster to a team (replaces the team's permissions on it; tenant admins)."""
-    client = api()
-    found = client.cluster(cluster)
+    found = api().cluster(cluster)
     body = {"cluster": found["id"], "permissions": [p.strip() for p in permissions.split(",") if p.strip()]}
-    emit(client.post(f"teams/{client.team(team)['id']}/grants/", body), output, lambda g: grants_table([g]))
+    _team_add(team, "grants", body, grants_table, output)
 
 
 @teams_app.command("revoke-grant")

@@ -19,7 +19,7 @@ from dbpilot_cli.config import load_config
 from dbpilot_cli.errors import CliError
 from dbpilot_cli.live import job_started
 from dbpilot_cli.options import ClusterArg, OnOff, OutputOpt, WaitOpt, parse_assignments
-from dbpilot_cli.output import Output, console, emit
+from dbpilot_cli.output import Output, console, emit, one_row, report
 from dbpilot_cli.spec import SpecError, resolve_secret
 from dbpilot_cli.views import (
     cluster_detail,
@@ -271,10 +271,7 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
         updated = client.patch(
             f"clusters/{found['id']}/", {"settings": {"deletion_protection": state == OnOff.on}}
         )
-        if output == Output.table:
-            console.print(f"{found['name']}: deletion protection {state.value}", markup=False)
-        else:
-            emit(updated, output)
+        report(updated, output, f"{found['name']}: deletion protection {state.value}")
 
     # --- replicas --------------------------------------------------------------------------------------
 
@@ -377,13 +374,11 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
         updated = updated if isinstance(updated, dict) else {}
         label = group or "none"
         if status == 200:
-            if output == Output.table:
-                console.print(
-                    f"{found['name']}: parameter group {label}; no setting changes, nothing to apply",
-                    markup=False,
-                )
-            else:
-                emit(updated, output)
+            report(
+                updated,
+                output,
+                f"{found['name']}: parameter group {label}; no setting changes, nothing to apply",
+            )
             return
         if output == Output.table:
             console.print(f"{found['name']}: parameter group {label}", markup=False)
@@ -432,7 +427,7 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
             "zone": zone,
             "capacity": {"instances": instances, "memory_mb": memory_mb},
         }
-        emit(operator_api().post("platform/hosts/", body), output, lambda h: hosts_table([h]))
+        emit(operator_api().post("platform/hosts/", body), output, one_row(hosts_table))
 
     @hosts_app.command("remove")
     def hosts_remove(host: Annotated[str, typer.Argument(help="name or id")]):
