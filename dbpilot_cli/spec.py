@@ -638,7 +638,8 @@ def plan(spec: Spec, state: State) -> list[Change]:
                 )
             )
     for team, have in sorted(current_grants.items()):
-        if team in spec_teams or not have:
+        # The owning team's grant came with the cluster: neither pruned nor worth a line.
+        if team in spec_teams or not have or team == spec.team:
             continue
         if spec.prune:
             changes.append(Change("delete", "grant", team, f"{', '.join(have)} (prune: true)", None, team))
@@ -658,8 +659,13 @@ def describe(changes: list[Change], name: str) -> list[str]:
         if c.action != "patch"
     ]
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "delete")}
+    refused = sum(1 for c in changes if c.action == "unsupported")
     if not any(counts.values()):
-        lines.append(f"no changes: {name} matches the spec")
+        lines.append(
+            f"no changes: {name} matches the spec"
+            if not refused
+            else f"nothing to change in {name} but the {refused} part(s) marked !, which cannot be applied"
+        )
     else:
         lines.append(
             f"plan for {name}: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete"

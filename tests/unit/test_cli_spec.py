@@ -349,3 +349,18 @@ def test_export_of_a_provisioned_cluster_writes_its_provision_block_and_plans_no
     # On an empty control plane the exported spec provisions the cluster again.
     created = plan(parse_spec(exported), State(cluster=None))
     assert created[0].action == "create" and created[0].body["provision"]["replicas"] == 2
+
+
+def test_the_owning_teams_grant_is_never_pruned_and_a_refused_part_is_not_called_a_match():
+    owner = provisioned_spec()
+    owner.prune = True
+    changes = plan(
+        owner,
+        State(cluster=provisioned_cluster(), grants={"ops": ["admin_cluster"], "dba": ["view_cluster"]}),
+    )
+    assert [(c.action, c.target, c.name) for c in changes] == [("delete", "grant", "dba")]
+    fixed = plan(provisioned_spec(size={"memory_mb": 512}), State(cluster=provisioned_cluster()))
+    assert (
+        describe(fixed, "shop")[-1]
+        == "nothing to change in shop but the 1 part(s) marked !, which cannot be applied"
+    )
