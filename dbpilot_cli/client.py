@@ -14,17 +14,30 @@ from dbpilot_cli.errors import NOT_FOUND, REFUSED, UNREACHABLE, USAGE, CliError
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
-def _error_line(response: httpx.Response) -> tuple[str, list[dict]]:
+def _error_line(response: httpx.Response) -> tuple[str, list[dict], str | None]:
     try:
         body = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}", []
+        return f"HTTP {response.status_code}", [], None
     if not isinstance(body, dict):
-        return f"HTTP {response.status_code}", []
+        return f"HTTP {response.status_code}", [], None
     detail = body.get("detail") or f"HTTP {response.status_code}"
     code = body.get("code")
     text = f"{detail} ({code})" if code and code not in ("invalid", "error") else str(detail)
-    return text, body.get("checks") or []
+    return text, body.get("checks") or [], code
+
+
+def server_of(cluster: dict, ref: str) -> dict:
+    """A server of the cluster object by id, host:port or [v6]:port."""
+    for server in cluster.get("servers") or []:
+        if ref in (
+            str(server["id"]),
+            f"{server['host']}:{server['port']}",
+            f"[{server['host']}]:{server['port']}",
+        ):
+            return server
+    known = ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in cluster.get("servers") or [])
+    raise CliError(f"no server {ref} in cluster {cluster['name']}: it has {known or 'none'}", NOT_FOUND)
 
 
 class Api:
@@ -42,6 +55,13 @@ class Api:
         )
 
     def request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None):
+        """The answer's JSON (None for 204); an error answer raises CliError with its exit code."""
+        return self.answer(method, path, body=body, params=params)[1]
+
+    def answer(
+        self, method: str, path: str, *, body: dict | None = None, params: dict | None = None
+    ) -> tuple[int, object]:
+        """(status, JSON or None) where the status matters (a DELETE's 202 with a job or 204 done)."""
         try:
             response = self.http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
@@ -49,17 +69,36 @@ class Api:
         if response.status_code >= 500:
             raise CliError(f"the API at {self.config.url} failed: HTTP {response.status_code}", UNREACHABLE)
         if response.status_code >= 400:
-            message, checks = _error_line(response)
+            message, checks, api_code = _error_line(response)
             code = {400: USAGE, 409: REFUSED}.get(response.status_code, NOT_FOUND)
+            if api_code == "quota_exceeded":  # allowed, but over the tenant's limit: a refusal
+                code = REFUSED
             if response.status_code == 401:
                 message = f"not signed in: {message} (check DBPILOT_TOKEN or run `dbpilot login`)"
-            raise CliError(message, code, checks)
+            raise CliError(message, code, checks, api_code)
         if response.status_code == 204 or not response.content:
-            return None
+            return response.status_code, None
         try:
-            return response.json()
+            return response.status_code, response.json()
         except ValueError:
             raise CliError(f"the API answered {path} with something that is not JSON", UNREACHABLE) from None
+
+    def sign_in_as_operator(self, email: str, password: str) -> dict:
+        """Platform operators are people, never tokens (tenants/access.py): sign in a session with email and
+        password, CSRF-checked as the portal's is, and use it instead of the token for this command."""
+        self.http.headers.pop("Authorization", None)
+        self.http.headers["Origin"] = self.config.url  # Django's CSRF check compares it with the host
+        self.http.headers["X-CSRFToken"] = self.get("auth/csrf/")["csrf_token"]
+        try:
+            me = self.post("auth/login/", {"email": email, "password": password})
+        except CliError as exc:
+            if exc.code in (USAGE, NOT_FOUND):  # a wrong password is a 400 invalid_credentials: not allowed
+                raise CliError(f"cannot sign in as {email}: {exc.message}", NOT_FOUND) from None
+            raise
+        self.http.headers["X-CSRFToken"] = self.get("auth/csrf/")["csrf_token"]  # rotated at login
+        if not me.get("is_operator"):
+            raise CliError(f"{email} is not a platform operator", NOT_FOUND)
+        return me
 
     def get(self, path: str, **params):
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None} or None)

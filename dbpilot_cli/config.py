@@ -23,7 +23,8 @@ class Config:
     token: str
 
 
-def load_config() -> Config:
+def load_config(require_token: bool = True) -> Config:
+    """`require_token=False`: operators' commands sign in with a password instead (client.py)."""
     stored: dict = {}
     path = config_path()
     if path.exists():
@@ -35,7 +36,7 @@ def load_config() -> Config:
     token = os.environ.get("DBPILOT_TOKEN") or stored.get("token") or ""
     if not url:
         raise CliError("no API address: set DBPILOT_URL or run `dbpilot login`", USAGE)
-    if not token:
+    if not token and require_token:
         raise CliError("no token: set DBPILOT_TOKEN or run `dbpilot login`", USAGE)
     return Config(url=url.rstrip("/"), token=token)
 

@@ -10,8 +10,11 @@ UNREACHABLE = 4  # the API cannot be reached, or answered with a server error
 
 
 class CliError(Exception):
-    """An error to print as one line; `checks` (a refusal's) are printed under it."""
+    """An error to print as one line; `checks` (a refusal's) are printed under it; `api_code` is the API's
+    machine-readable code (e.g. `deletion_protected`) when the API gave one."""
 
-    def __init__(self, message: str, code: int, checks: list[dict] | None = None):
+    def __init__(
+        self, message: str, code: int, checks: list[dict] | None = None, api_code: str | None = None
+    ):
         super().__init__(message)
-        self.message, self.code, self.checks = message, code, checks or []
+        self.message, self.code, self.checks, self.api_code = message, code, checks or [], api_code

@@ -11,12 +11,15 @@ import sys
 import time
 from datetime import datetime
 
+import typer
 from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
+from dbpilot_cli import errors
 from dbpilot_cli.client import Api
-from dbpilot_cli.output import Output, console
+from dbpilot_cli.errors import CliError
+from dbpilot_cli.output import Output, console, report
 from dbpilot_cli.views import event_line, job_view, topology_view
 
 TERMINAL_STATES = ("succeeded", "failed", "refused")
@@ -115,6 +118,10 @@ def follow_job(api: Api, job_id: int, output: Output, timeout: float | None = No
         if final != job:
             job = final
             show(job)
+    except CliError as exc:
+        # A deprovision job is removed with its cluster as soon as it succeeded: its last message stands.
+        if exc.code != errors.NOT_FOUND or job["state"] not in TERMINAL_STATES:
+            raise
     except KeyboardInterrupt:
         pass
     finally:
@@ -227,3 +234,26 @@ def follow_events(api: Api, cluster: dict, output: Output, seconds: float | None
                     _json_line(message.get("event"))
     except KeyboardInterrupt:
         pass
+
+
+def finish_job(job: dict) -> None:
+    """Exit 1 when a job the command waited for did not succeed."""
+    if job["state"] != "succeeded":
+        raise typer.Exit(errors.REFUSED)
+
+
+def job_started(api: Api, job: dict, wait: bool, output: Output) -> dict:
+    """A job a command started: followed to its end with --wait (exit 1 unless it succeeds), else one
+    line saying how to follow it (or the job, for --output json|yaml). Returns the last state seen."""
+    if wait:
+        job = follow_job(api, job["id"], output)
+        finish_job(job)
+        return job
+    report(
+        job,
+        output,
+        f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
+    )
+    if job["state"] in ("failed", "refused"):
+        raise typer.Exit(errors.REFUSED)
+    return job

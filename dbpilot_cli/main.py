@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from dbpilot_cli import errors
-from dbpilot_cli.client import Api
+from dbpilot_cli.client import Api, server_of
 from dbpilot_cli.config import Config, load_config, save_config
 from dbpilot_cli.errors import CliError
-from dbpilot_cli.live import TERMINAL_STATES, follow_events, follow_job, watch_topology
-from dbpilot_cli.output import Output, console, emit, err_console
+from dbpilot_cli.live import (
+    TERMINAL_STATES,
+    finish_job,
+    follow_events,
+    follow_job,
+    job_started,
+    watch_topology,
+)
+from dbpilot_cli.options import (
+    CandidateOpt,
+    ClusterArg,
+    ForOpt,
+    OnOff,
+    OutputOpt,
+    ServerArg,
+    WaitOpt,
+    parse_assignments,
+)
+from dbpilot_cli.output import Output, console, emit, err_console, one_row, report
 from dbpilot_cli.views import (
     checks_table,
     cluster_detail,
@@ -43,14 +58,16 @@ class DbpilotTyper(typer.Typer):
             return super().__call__(*args, **kwargs)
         except CliError as exc:
             err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(exc.message, markup=False)
+            err_console.print(exc.message, markup=False, soft_wrap=True)
             if exc.checks:
                 err_console.print(checks_table(exc.checks))
             sys.exit(exc.code)
 
 
 app = DbpilotTyper(help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
-clusters_app = DbpilotTyper(help="Clusters: list, show.", no_args_is_help=True)
+clusters_app = DbpilotTyper(
+    help="Clusters: list, show, create, delete, stop, start, deletion-protection.", no_args_is_help=True
+)
 jobs_app = DbpilotTyper(help="Jobs: show (and follow) one, list a cluster's.", no_args_is_help=True)
 routes_app = DbpilotTyper(
     help="A cluster's routes (HAProxy, PowerDNS, ProxySQL, scripts, ...).", no_args_is_help=True
@@ -63,23 +80,9 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(teams_app, name="teams")
 
-OutputOpt = Annotated[
-    Output, typer.Option("--output", "-o", help="table (default), json or yaml", envvar="DBPILOT_OUTPUT")
-]
-ClusterArg = Annotated[str, typer.Argument(help="the cluster: its name (or TENANT/NAME) or its id")]
-ForOpt = Annotated[
-    float | None, typer.Option("--for", help="stop after this many seconds (default: until Ctrl-C)")
-]
-
 
 def api() -> Api:
     return Api(load_config())
-
-
-def _finish_job(job: dict) -> None:
-    """Exit 1 when a job the command waited for did not succeed."""
-    if job["state"] != "succeeded":
-        raise typer.Exit(errors.REFUSED)
 
 
 # --- login -------------------------------------------------------------------------------------------------
@@ -169,89 +172,47 @@ def events(
         follow_events(client, found, output, seconds)
 
 
-def _job_started(client: Api, job: dict, wait: bool, output: OutputOpt) -> None:
-    if wait:
-        _finish_job(follow_job(client, job["id"], output))
-        return
-    if output == Output.table:
-        console.print(
-            f"job #{job['id']} {job['kind']} {job['state']}: follow it with `dbpilot jobs show {job['id']} --follow`",
-            markup=False,
-        )
-    else:
-        emit(job, output)
-    if job["state"] in ("failed", "refused"):
-        raise typer.Exit(errors.REFUSED)
+def _ha_command(kind: str, doc: str):
+    """switchover and failover: one shape, two verbs (the API refuses either with its checks)."""
+
+    def command(
+        cluster: ClusterArg,
+        candidate: CandidateOpt = None,
+        wait: WaitOpt = False,
+        output: OutputOpt = Output.table,
+    ):
+        client = api()
+        found = client.cluster(cluster)
+        job = client.post(f"clusters/{found['id']}/{kind}/", {"candidate": candidate} if candidate else {})
+        job_started(client, job, wait, output)
+
+    command.__name__, command.__doc__ = kind, doc
+    return app.command(kind)(command)
 
 
-@app.command()
-def switchover(
-    cluster: ClusterArg,
-    candidate: Annotated[
-        str | None, typer.Option("--candidate", help="the replica to promote, host:port")
-    ] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")
-    ] = False,
-    output: OutputOpt = Output.table,
-):
-    """Planned switchover to another replica (refused with its checks when it is not safe)."""
-    client = api()
-    found = client.cluster(cluster)
-    job = client.post(f"clusters/{found['id']}/switchover/", {"candidate": candidate} if candidate else {})
-    _job_started(client, job, wait, output)
-
-
-@app.command()
-def failover(
-    cluster: ClusterArg,
-    candidate: Annotated[
-        str | None, typer.Option("--candidate", help="the replica to promote, host:port")
-    ] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")
-    ] = False,
-    output: OutputOpt = Output.table,
-):
-    """Manual failover of a primary that is down (a live primary: use switchover)."""
-    client = api()
-    found = client.cluster(cluster)
-    job = client.post(f"clusters/{found['id']}/failover/", {"candidate": candidate} if candidate else {})
-    _job_started(client, job, wait, output)
-
-
-class OnOff(StrEnum):
-    on = "on"
-    off = "off"
+switchover = _ha_command(
+    "switchover", "Planned switchover to another replica (refused with its checks when it is not safe)."
+)
+failover = _ha_command(
+    "failover", "Manual failover of a primary that is down (a live primary: use switchover)."
+)
 
 
 @app.command()
 def maintenance(
     cluster: ClusterArg,
-    server: Annotated[str, typer.Argument(help="host:port or the server's id")],
+    server: ServerArg,
     state: Annotated[OnOff, typer.Argument(help="on or off")],
     output: OutputOpt = Output.table,
 ):
     """Put a server in maintenance (never elected, never the subject of automatic action) or take it out."""
     client = api()
     found = client.cluster(cluster)
-    match = [
-        s
-        for s in found["servers"]
-        if str(s["id"]) == server
-        or f"{s['host']}:{s['port']}" == server
-        or f"[{s['host']}]:{s['port']}" == server
-    ]
-    if not match:
-        known = ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in found["servers"])
-        raise CliError(f"no server {server} in cluster {found['name']}: it has {known}", errors.NOT_FOUND)
+    picked = server_of(found, server)
     updated = client.post(
-        f"clusters/{found['id']}/servers/{match[0]['id']}/maintenance/", {"on": state == OnOff.on}
+        f"clusters/{found['id']}/servers/{picked['id']}/maintenance/", {"on": state == OnOff.on}
     )
-    if output == Output.table:
-        console.print(f"{server}: maintenance {state.value}", markup=False)
-    else:
-        emit(updated, output)
+    report(updated, output, f"{server}: maintenance {state.value}")
 
 
 # --- jobs --------------------------------------------------------------------------------------------------
@@ -271,7 +232,7 @@ def jobs_show(
     if follow:
         job = follow_job(client, job_id, output)
         if job["state"] in TERMINAL_STATES:
-            _finish_job(job)
+            finish_job(job)
         return
     emit(client.get(f"jobs/{job_id}/"), output, job_view)
 
@@ -289,24 +250,6 @@ def jobs_list(
 
 
 # --- routes ------------------------------------------------------------------------------------------------
-
-
-def parse_assignments(pairs: list[str]) -> dict:
-    """KEY=VALUE arguments; numbers and true/false become JSON values, `@env:NAME`/`@file:PATH` are read."""
-    from dbpilot_cli.spec import SpecError, coerce_scalar, resolve_secret
-
-    values: dict = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise CliError(f"{pair!r}: write KEY=VALUE", errors.USAGE)
-        key, value = pair.split("=", 1)
-        try:
-            values[key.strip()] = (
-                resolve_secret(value) if value.startswith(("env:", "file:")) else coerce_scalar(value)
-            )
-        except SpecError as exc:
-            raise CliError(str(exc), errors.USAGE) from None
-    return values
 
 
 @routes_app.command("list")
@@ -334,7 +277,7 @@ def routes_add(
     body = {"kind": kind, **parse_assignments(settings or [])}
     if name:
         body["name"] = name
-    emit(client.post(f"clusters/{found['id']}/routes/", body), output, lambda r: routes_table([r]))
+    emit(client.post(f"clusters/{found['id']}/routes/", body), output, one_row(routes_table))
 
 
 @routes_app.command("set")
@@ -350,7 +293,7 @@ def routes_set(
     emit(
         client.patch(f"clusters/{found['id']}/routes/{route_id}/", parse_assignments(settings)),
         output,
-        lambda r: routes_table([r]),
+        one_row(routes_table),
     )
 
 
@@ -439,15 +382,24 @@ def teams_create(
     emit(
         api().post("teams/", {"name": name, **({"tenant": tenant} if tenant else {})}),
         output,
-        lambda t: teams_table([t]),
+        one_row(teams_table),
     )
+
+
+def _team_list(team: str, what: str, table, output: Output) -> None:
+    client = api()
+    emit(client.list_all(f"teams/{client.team(team)['id']}/{what}/"), output, table)
+
+
+def _team_add(team: str, what: str, body: dict, table, output: Output) -> None:
+    client = api()
+    emit(client.post(f"teams/{client.team(team)['id']}/{what}/", body), output, one_row(table))
 
 
 @teams_app.command("members")
 def teams_members(team: str, output: OutputOpt = Output.table):
     """A team's members and roles."""
-    client = api()
-    emit(client.list_all(f"teams/{client.team(team)['id']}/members/"), output, members_table)
+    _team_list(team, "members", members_table, output)
 
 
 @teams_app.command("add-member")
@@ -458,19 +410,13 @@ def teams_add_member(
     output: OutputOpt = Output.table,
 ):
     """Add a member (tenant admins)."""
-    client = api()
-    emit(
-        client.post(f"teams/{client.team(team)['id']}/members/", {"email": email, "role": role}),
-        output,
-        lambda m: members_table([m]),
-    )
+    _team_add(team, "members", {"email": email, "role": role}, members_table, output)
 
 
 @teams_app.command("grants")
 def teams_grants(team: str, output: OutputOpt = Output.table):
     """The clusters granted to a team, with the permissions."""
-    client = api()
-    emit(client.list_all(f"teams/{client.team(team)['id']}/grants/"), output, grants_table)
+    _team_list(team, "grants", grants_table, output)
 
 
 @teams_app.command("grant")
@@ -483,10 +429,9 @@ def teams_grant(
     output: OutputOpt = Output.table,
 ):
     """Grant a cluster to a team (replaces the team's permissions on it; tenant admins)."""
-    client = api()
-    found = client.cluster(cluster)
+    found = api().cluster(cluster)
     body = {"cluster": found["id"], "permissions": [p.strip() for p in permissions.split(",") if p.strip()]}
-    emit(client.post(f"teams/{client.team(team)['id']}/grants/", body), output, lambda g: grants_table([g]))
+    _team_add(team, "grants", body, grants_table, output)
 
 
 @teams_app.command("revoke-grant")
@@ -500,6 +445,9 @@ def teams_revoke_grant(team: str, cluster: ClusterArg):
 
 # --- declarative specs and import --------------------------------------------------------------------------
 
-from dbpilot_cli import spec_commands  # noqa: E402  (registers apply, diff, export, import-replication-manager)
+from dbpilot_cli import provision_commands, spec_commands  # noqa: E402  (register their commands)
 
-spec_commands.register(app, api)
+spec_commands.register(app, api)  # apply, diff, export, import-replication-manager
+provision_commands.register(
+    app, clusters_app, api
+)  # create/delete/stop/start, replicas, groups, quota, hosts

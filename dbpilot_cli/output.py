@@ -42,6 +42,19 @@ def emit(data, output: Output, table: Callable[[object], object] | None = None) 
         print(dump(data, output if output != Output.table else Output.yaml), flush=True)
 
 
+def report(data, output: Output, line: str) -> None:
+    """What a command did: one line for people, the API's object for scripts (--output json|yaml)."""
+    if output == Output.table:
+        console.print(line, markup=False, soft_wrap=True)
+    else:
+        emit(data, output)
+
+
+def one_row(table: Callable[[list], object]) -> Callable[[object], object]:
+    """A list's table builder used for the one object a create or change answered with."""
+    return lambda item: table([item])
+
+
 def new_table(*columns: str, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
     for column in columns:

@@ -1,5 +1,6 @@
 """Declarative cluster specs: parse a spec, plan the changes that make the control plane match it, export
-a cluster as a spec. Pure: no I/O here except `resolve_secret` and `load_spec_file`, which say so.
+a cluster as a spec. Pure (the I/O of reading files and secrets is in spec_values, and says so); provision
+blocks are in spec_provision.
 
 A spec (YAML or TOML):
 
@@ -17,20 +18,60 @@ A spec (YAML or TOML):
       - {team: dba, permissions: [view_cluster, operate_cluster]}
     prune: false                   # true: delete routes and revoke grants the spec does not list
 
+or, for a cluster dbpilot provisions, a `provision` block instead of `servers` and the credentials:
+
+    provision:
+      provider: local
+      replicas: 2                  # a changed count scales (replicas added or removed, one job each)
+      semi_sync: true
+      size: {memory_mb: 256}
+      parameter_group: oltp        # or parameters: {max_connections: 500}; a changed group is applied
+      master_user: {user: owner, password: "env:ORDERS_MASTER_PASSWORD"}   # used at creation only
+
 Secrets are references, `env:NAME` or `file:PATH`, resolved when applied; a literal value is accepted but
 `export` never writes one.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dbpilot_cli.spec_provision import (
+    export_provision,
+    parse_provision,
+    provision_changes,
+    provision_creation,
+)
+from dbpilot_cli.spec_values import (
+    Change,
+    Spec,
+    SpecError,
+    State,
+    address_of,
+    coerce_scalar,
+    env_name,
+    load_spec_file,
+    parse_credentials,
+    resolve_secret,
+    show_value,
+    split_address,
+)
 
-import yaml
+# What other modules and the tests import from here (the vocabulary lives in spec_values).
+__all__ = [
+    "SECRET_ROUTE_FIELDS",
+    "Change",
+    "Spec",
+    "SpecError",
+    "State",
+    "address_of",
+    "coerce_scalar",
+    "describe",
+    "export_spec",
+    "load_spec_file",
+    "parse_spec",
+    "plan",
+    "resolve_secret",
+    "secret_references",
+]
 
 SECRET_ROUTE_FIELDS = frozenset({"api_key", "admin_password", "password", "token"})
 ROUTE_META_FIELDS = frozenset(
@@ -49,130 +90,13 @@ TOP_LEVEL = {
     "routes",
     "grants",
     "prune",
+    "provision",
 }
-NOT_YET = {
-    "provision": "provisioning",
-    "backup": "backup schedules",
-    "backups": "backup schedules",
-    "parameter_group": "parameter groups",
-    "parameters": "parameter groups",
-}
+NOT_YET = {"backup": "backup schedules", "backups": "backup schedules"}
 PERMISSIONS = ("view_cluster", "operate_cluster", "admin_cluster")
 
 
-class SpecError(ValueError):
-    """A spec that cannot be used, with what to fix."""
-
-
-@dataclass
-class Spec:
-    name: str
-    servers: list[str]
-    tenant: str | None = None
-    team: str | None = None
-    credentials: dict | None = None
-    replication_credentials: dict | None = None
-    failover_mode: str | None = None
-    paused: bool | None = None
-    settings: dict = field(default_factory=dict)
-    routes: list[dict] = field(default_factory=list)
-    grants: list[dict] = field(default_factory=list)
-    prune: bool = False
-
-
-@dataclass(frozen=True)
-class Change:
-    """One step of a plan. `action`: create, update, delete, keep (left alone, said why) or unsupported."""
-
-    action: str
-    target: str  # cluster, setting, route, grant, servers
-    name: str
-    detail: str = ""
-    body: dict | None = None
-    ref: Any = None  # what the change acts on: a route id, a team name
-
-    @property
-    def changes_something(self) -> bool:
-        return self.action in ("create", "update", "delete")
-
-
-@dataclass(frozen=True)
-class State:
-    """What the control plane holds for the spec's cluster (None: no such cluster)."""
-
-    cluster: dict | None
-    routes: list[dict] = field(default_factory=list)
-    grants: dict[str, list[str]] = field(default_factory=dict)  # team name -> permissions on this cluster
-
-
 # --- reading ---------------------------------------------------------------------------------------------
-
-
-def load_spec_file(path: str | Path) -> dict:
-    """Read a spec file (I/O): .toml as TOML, anything else as YAML."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec is a mapping with at least `name` and `servers`")
-    return data
-
-
-def coerce_scalar(text: str):
-    """`5` -> 5, `true` -> True, `a,b` stays text: for KEY=VALUE arguments."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("null", "none"):
-        return None
-    if re.fullmatch(r"-?\d+", text.strip()):
-        return int(text)
-    if re.fullmatch(r"-?\d+\.\d+", text.strip()):
-        return float(text)
-    return text
-
-
-def address_of(server) -> str:
-    """A server written "host:port", {"host", "port"} or "[v6]:port" -> the API's "host:port" form."""
-    if isinstance(server, dict):
-        host, port = str(server.get("host", "")), int(server.get("port", 3306))
-    elif isinstance(server, str):
-        text = server.strip()
-        if text.startswith("["):
-            host, _, rest = text[1:].partition("]")
-            port = int(rest.lstrip(":") or 3306)
-        elif text.count(":") == 1:
-            host, port_text = text.split(":")
-            port = int(port_text)
-        else:
-            host, port = text, 3306
-    else:
-        raise SpecError(f"server {server!r}: write host:port")
-    if not host:
-        raise SpecError(f"server {server!r}: the host is missing")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def split_address(address: str) -> dict:
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return {"host": host, "port": int(rest.lstrip(":"))}
-    host, port = address.rsplit(":", 1)
-    return {"host": host, "port": int(port)}
-
-
-def _credentials(value, what: str) -> dict | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or "user" not in value or "password" not in value:
-        raise SpecError(f"{what}: write {{user: ..., password: env:NAME}}")
-    return {"user": str(value["user"]), "password": str(value["password"])}
 
 
 def parse_spec(data: dict) -> Spec:
@@ -181,15 +105,27 @@ def parse_spec(data: dict) -> Spec:
             raise SpecError(
                 f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them"
             )
+    for key in ("parameter_group", "parameters"):
+        if key in data:
+            raise SpecError(f"`{key}`: write it inside the `provision` block")
     unknown = sorted(set(data) - TOP_LEVEL)
     if unknown:
         raise SpecError(f"unknown keys {', '.join(unknown)}; a spec has {', '.join(sorted(TOP_LEVEL))}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError("`name` is required (the cluster's name)")
+    provision = parse_provision(data["provision"]) if "provision" in data else None
     servers = data.get("servers")
-    if not isinstance(servers, list) or not servers:
-        raise SpecError("`servers` is required: a list of host:port")
+    if provision is not None:
+        for key in ("servers", "credentials", "replication_credentials"):
+            if data.get(key):
+                raise SpecError(
+                    f"`{key}` and `provision`: a provisioned cluster's servers and dbpilot's accounts are "
+                    "made by dbpilot; keep one of the two"
+                )
+        servers = []
+    elif not isinstance(servers, list) or not servers:
+        raise SpecError("`servers` is required: a list of host:port (or a `provision` block)")
     try:
         addresses = [address_of(s) for s in servers]
     except ValueError as exc:
@@ -230,32 +166,18 @@ def parse_spec(data: dict) -> Spec:
         servers=addresses,
         tenant=data.get("tenant"),
         team=data.get("team"),
-        credentials=_credentials(data.get("credentials"), "credentials"),
-        replication_credentials=_credentials(data.get("replication_credentials"), "replication_credentials"),
+        credentials=parse_credentials(data.get("credentials"), "credentials"),
+        replication_credentials=parse_credentials(
+            data.get("replication_credentials"), "replication_credentials"
+        ),
         failover_mode=mode,
         paused=paused,
         settings=dict(settings),
         routes=routes,
         grants=grants,
         prune=bool(data.get("prune", False)),
+        provision=provision,
     )
-
-
-def resolve_secret(value: str) -> str:
-    """`env:NAME` -> the variable's value, `file:PATH` -> the file's content (I/O); anything else as is."""
-    if not isinstance(value, str):
-        return value
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise SpecError(f"{value}: the environment variable {name} is not set")
-        return os.environ[name]
-    if value.startswith("file:"):
-        try:
-            return Path(value[5:]).read_text().rstrip("\n")
-        except OSError as exc:
-            raise SpecError(f"{value}: cannot read the file ({exc.strerror})") from None
-    return value
 
 
 # --- planning --------------------------------------------------------------------------------------------
@@ -271,12 +193,52 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _show(value) -> str:
-    return "-" if value is None else str(value)
-
-
 def _route_settings(route: dict) -> dict:
     return {k: v for k, v in route.items() if k not in ROUTE_META_FIELDS and k not in SECRET_ROUTE_FIELDS}
+
+
+def _registration(spec: Spec) -> Change:
+    body: dict = {
+        "name": spec.name,
+        "servers": [split_address(a) for a in spec.servers],
+        "settings": dict(spec.settings),
+    }
+    if spec.failover_mode:
+        body["failover_mode"] = spec.failover_mode
+    if spec.paused is not None:
+        body["settings"]["paused"] = spec.paused
+    if spec.credentials:
+        body["credentials"] = spec.credentials
+    if spec.replication_credentials:
+        body["replication_credentials"] = spec.replication_credentials
+    detail = f"{len(spec.servers)} servers ({', '.join(spec.servers)}), failover_mode {spec.failover_mode or 'manual'}"
+    if spec.settings:
+        detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
+    if not spec.credentials:
+        return Change(
+            "unsupported",
+            "cluster",
+            spec.name,
+            "registering needs `credentials` (user and password, e.g. password: env:NAME)",
+        )
+    return Change("create", "cluster", spec.name, detail, body)
+
+
+def _server_changes(spec: Spec, cluster: dict) -> list[Change]:
+    current = set(address_of(s) for s in cluster.get("servers") or [])
+    wanted = set(spec.servers)
+    if current == wanted:
+        return []
+    added, removed = sorted(wanted - current), sorted(current - wanted)
+    return [
+        Change(
+            "unsupported",
+            "servers",
+            spec.name,
+            f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
+            "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet",
+        )
+    ]
 
 
 def plan(spec: Spec, state: State) -> list[Change]:
@@ -285,66 +247,49 @@ def plan(spec: Spec, state: State) -> list[Change]:
     changes: list[Change] = []
     cluster = state.cluster
     if cluster is None:
-        body: dict = {
-            "name": spec.name,
-            "servers": [split_address(a) for a in spec.servers],
-            "settings": dict(spec.settings),
-        }
-        if spec.failover_mode:
-            body["failover_mode"] = spec.failover_mode
-        if spec.paused is not None:
-            body["settings"]["paused"] = spec.paused
-        if spec.credentials:
-            body["credentials"] = spec.credentials
-        if spec.replication_credentials:
-            body["replication_credentials"] = spec.replication_credentials
-        detail = f"{len(spec.servers)} servers ({', '.join(spec.servers)}), failover_mode {spec.failover_mode or 'manual'}"
-        if spec.settings:
-            detail += ", settings " + ", ".join(f"{k}={v}" for k, v in sorted(spec.settings.items()))
-        if not spec.credentials:
-            changes.append(
-                Change(
-                    "unsupported",
-                    "cluster",
-                    spec.name,
-                    "registering needs `credentials` (user and password, e.g. password: env:NAME)",
-                )
-            )
+        creation = provision_creation(spec) if spec.provision else _registration(spec)
+        changes.append(creation)
+        if creation.action == "unsupported":
             return changes
-        changes.append(Change("create", "cluster", spec.name, detail, body))
         current_routes: dict[str, dict] = {}
         settings: dict = {}
     else:
-        current = set(address_of(s) for s in cluster.get("servers") or [])
-        wanted = set(spec.servers)
-        if current != wanted:
-            added, removed = sorted(wanted - current), sorted(current - wanted)
+        # Scaling and group changes come after the settings' PATCH: apply executes the plan in order.
+        later: list[Change] = []
+        if spec.provision is not None:
+            later = provision_changes(spec, cluster)
+        elif cluster.get("origin") == "provisioned":
             changes.append(
                 Change(
                     "unsupported",
                     "servers",
                     spec.name,
-                    f"servers differ (add {', '.join(added) or '-'}; remove {', '.join(removed) or '-'}): "
-                    "a registered cluster's servers are fixed at registration; the API cannot add or remove one yet",
+                    "is a provisioned cluster: its spec has a `provision` block, not `servers` "
+                    f"(`dbpilot export {spec.name}` writes one)",
                 )
             )
+        else:
+            changes += _server_changes(spec, cluster)
         settings = cluster.get("settings") or {}
         patch: dict = {}
         for key in ("failover_mode", "paused"):
             value = getattr(spec, key)
             if value is not None and cluster.get(key) != value:
-                changes.append(Change("update", "setting", key, f"{_show(cluster.get(key))} -> {value}"))
+                changes.append(Change("update", "setting", key, f"{show_value(cluster.get(key))} -> {value}"))
                 patch[key] = value
         setting_changes = {}
         for key, value in sorted(spec.settings.items()):
             if not _same(settings.get(key), value):
-                changes.append(Change("update", "setting", key, f"{_show(settings.get(key))} -> {value}"))
+                changes.append(
+                    Change("update", "setting", key, f"{show_value(settings.get(key))} -> {value}")
+                )
                 setting_changes[key] = value
         if setting_changes:
             patch["settings"] = setting_changes
         if patch:
             # One PATCH carries every setting change; the per-setting lines above are what the diff shows.
             changes.append(Change("patch", "cluster", spec.name, "", patch))
+        changes += later
         current_routes = {r["name"]: r for r in state.routes}
 
     for route in spec.routes:
@@ -377,7 +322,7 @@ def plan(spec: Spec, state: State) -> list[Change]:
         for key, value in sorted(_route_settings(route).items()):
             if not _same(existing.get(key), value):
                 body[key] = value
-                diffs.append(f"{key}: {_show(existing.get(key))} -> {value}")
+                diffs.append(f"{key}: {show_value(existing.get(key))} -> {value}")
         for key in sorted(SECRET_ROUTE_FIELDS & set(route)):
             if key not in (existing.get("secrets_set") or []):
                 body[key] = route[key]
@@ -414,7 +359,8 @@ def plan(spec: Spec, state: State) -> list[Change]:
                 )
             )
     for team, have in sorted(current_grants.items()):
-        if team in spec_teams or not have:
+        # The owning team's grant came with the cluster: neither pruned nor worth a line.
+        if team in spec_teams or not have or team == spec.team:
             continue
         if spec.prune:
             changes.append(Change("delete", "grant", team, f"{', '.join(have)} (prune: true)", None, team))
@@ -434,8 +380,13 @@ def describe(changes: list[Change], name: str) -> list[str]:
         if c.action != "patch"
     ]
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "delete")}
+    refused = sum(1 for c in changes if c.action == "unsupported")
     if not any(counts.values()):
-        lines.append(f"no changes: {name} matches the spec")
+        lines.append(
+            f"no changes: {name} matches the spec"
+            if not refused
+            else f"nothing to change in {name} but the {refused} part(s) marked !, which cannot be applied"
+        )
     else:
         lines.append(
             f"plan for {name}: {counts['create']} to create, {counts['update']} to change, {counts['delete']} to delete"
@@ -444,10 +395,6 @@ def describe(changes: list[Change], name: str) -> list[str]:
 
 
 # --- export ----------------------------------------------------------------------------------------------
-
-
-def env_name(*parts: str) -> str:
-    return "DBPILOT_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").upper() for p in parts if p)
 
 
 def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]]) -> dict:
@@ -462,19 +409,26 @@ def export_spec(cluster: dict, routes: list[dict], grants: dict[str, list[str]])
         "name": name,
         "tenant": cluster.get("tenant"),
         **({"team": owners[0]} if owners else {}),
-        "servers": [address_of(s) for s in cluster.get("servers") or []],
-        "credentials": {
+    }
+    if cluster.get("origin") == "provisioned" and cluster.get("provision") is not None:
+        spec["provision"] = export_provision(cluster)
+    else:
+        spec["servers"] = [address_of(s) for s in cluster.get("servers") or []]
+        spec["credentials"] = {
             "user": f"env:{env_name(name, 'db_user')}",
             "password": f"env:{env_name(name, 'db_password')}",
-        },
-        "replication_credentials": {
+        }
+        spec["replication_credentials"] = {
             "user": f"env:{env_name(name, 'repl_user')}",
             "password": f"env:{env_name(name, 'repl_password')}",
-        },
-        "failover_mode": cluster.get("failover_mode", "manual"),
-        "paused": bool(cluster.get("paused", False)),
-        "settings": dict(sorted(settings.items())),
-    }
+        }
+    spec.update(
+        {
+            "failover_mode": cluster.get("failover_mode", "manual"),
+            "paused": bool(cluster.get("paused", False)),
+            "settings": dict(sorted(settings.items())),
+        }
+    )
     exported_routes = []
     for route in sorted(routes, key=lambda r: r["name"]):
         item = {"name": route["name"], "kind": route["kind"]}

@@ -14,6 +14,7 @@ import typer
 from dbpilot_cli import errors
 from dbpilot_cli.client import Api
 from dbpilot_cli.errors import CliError
+from dbpilot_cli.live import TERMINAL_STATES, job_started
 from dbpilot_cli.output import Output, console, dump, err_console
 from dbpilot_cli.rmimport import import_config, read_config, report_lines
 from dbpilot_cli.spec import (
@@ -81,6 +82,45 @@ def _resolved(values: dict | None) -> dict | None:
     return {k: resolve_secret(v) for k, v in values.items()}
 
 
+def _follow(api: Api, job: dict) -> None:
+    """Long jobs run one at a time on a cluster: the next change waits for this one (exit 1 if it fails)."""
+    job_started(api, job, True, Output.table)
+
+
+def _provision_change(api: Api, cluster: dict, change: Change) -> None:
+    if change.target == "parameter_group":
+        status, updated = api.answer(
+            "POST", f"clusters/{cluster['id']}/parameter-group/", body=dict(change.body or {})
+        )
+        group = (change.body or {}).get("parameter_group") or "none"
+        console.print(f"parameter group of {cluster['name']}: {group}", markup=False)
+        if status == 202 and isinstance(updated, dict) and updated.get("job"):
+            _follow(api, updated["job"])
+        return
+    body = change.body or {}
+    for _ in range(body.get("add", 0)):
+        console.print(f"adding a replica to {cluster['name']}", markup=False)
+        _follow(api, api.post(f"clusters/{cluster['id']}/servers/", {}))
+    for server_id in body.get("remove", []):
+        console.print(f"removing server {server_id} of {cluster['name']}", markup=False)
+        _follow(api, api.request("DELETE", f"clusters/{cluster['id']}/servers/{server_id}/"))
+
+
+def _creation_body(change: Change) -> dict:
+    """The create request with its secret references resolved (only now: never kept in the plan)."""
+    body = dict(change.body or {})
+    if "provision" in body:
+        block = dict(body["provision"])
+        if block.get("master_user"):
+            block["master_user"] = _resolved(block["master_user"])
+        body["provision"] = block
+        return body
+    body["credentials"] = _resolved(body.get("credentials"))
+    if body.get("replication_credentials"):
+        body["replication_credentials"] = _resolved(body["replication_credentials"])
+    return body
+
+
 def execute(api: Api, spec: Spec, changes: list[Change]) -> dict | None:
     """Carry out a plan in order; returns the cluster (created or found)."""
     cluster = api.cluster_or_none(f"{spec.tenant}/{spec.name}" if spec.tenant else spec.name)
@@ -96,14 +136,20 @@ def execute(api: Api, spec: Spec, changes: list[Change]) -> dict | None:
             if change.action in ("keep", "unsupported"):
                 continue
             if change.target == "cluster" and change.action == "create":
-                body = dict(change.body)
-                body["credentials"] = _resolved(body.get("credentials"))
-                if body.get("replication_credentials"):
-                    body["replication_credentials"] = _resolved(body["replication_credentials"])
+                body = _creation_body(change)
                 if spec.team:
                     body["team"] = team_id(spec.team)
                 cluster = api.post("clusters/", body)
                 console.print(f"created cluster {cluster['name']} (id {cluster['id']})", markup=False)
+                if cluster.get("job"):
+                    job = cluster["job"]
+                    console.print(
+                        f"job #{job['id']} {job['kind']} {job['state']}: "
+                        f"follow it with `dbpilot jobs show {job['id']} --follow`",
+                        markup=False,
+                    )
+            elif change.target in ("replicas", "parameter_group"):
+                _provision_change(api, cluster, change)
             elif change.target == "cluster" and change.action == "patch":
                 cluster = api.patch(f"clusters/{cluster['id']}/", change.body)
                 console.print(
@@ -163,15 +209,28 @@ def register(app: typer.Typer, api_factory) -> None:
         print_plan(plan(spec, current_state(api, spec)), spec.name)
 
     @app.command()
-    def apply(file: FileOpt):
+    def apply(
+        file: FileOpt,
+        wait: Annotated[
+            bool,
+            typer.Option(
+                "--wait",
+                help="follow a provision job the apply started to its end (exit 1 unless it succeeds)",
+            ),
+        ] = False,
+    ):
         """Create or update a cluster to match a spec: shows the plan, then carries it out. Idempotent; deletes
-        nothing unless the spec says `prune: true`. Exit 1 when part of the spec cannot be applied."""
+        nothing unless the spec says `prune: true`. Exit 1 when part of the spec cannot be applied. Scaling
+        and parameter-group changes are jobs that apply follows one after the other."""
         spec = read_spec(file)
         api = api_factory()
         changes = plan(spec, current_state(api, spec))
         print_plan(changes, spec.name)
         if any(c.changes_something or c.action == "patch" for c in changes):
-            execute(api, spec, changes)
+            cluster = execute(api, spec, changes)
+            job = (cluster or {}).get("job") or {}
+            if wait and job.get("kind") == "provision" and job.get("state") not in TERMINAL_STATES:
+                _follow(api, job)
         unsupported = [c for c in changes if c.action == "unsupported"]
         if unsupported:
             raise CliError(

@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Group
+from rich.markup import escape
 from rich.text import Text
 
 from dbpilot_cli.output import SEVERITY_STYLE, STATE_STYLE, cell, new_table, short_time, styled
+
+Column = tuple[str, Callable[[dict], str]]
+
+
+def list_table(items: list[dict], *columns: Column, title: str | None = None):
+    """A table of API objects, one row each; a column is its header and how to render an object's cell."""
+    table = new_table(*(header for header, _ in columns), title=title)
+    for item in items:
+        table.add_row(*(render(item) for _, render in columns))
+    return table
+
+
+def field(*keys: str) -> Callable[[dict], str]:
+    """The first of `keys` the object has a value for (False and 0 are values), as a cell."""
+
+    def render(item: dict) -> str:
+        return cell(next((item[k] for k in keys if item.get(k) not in (None, "")), None))
+
+    return render
+
+
+def when(key: str) -> Callable[[dict], str]:
+    return lambda item: short_time(item.get(key))
+
+
+def state(key: str, styles: dict[str, str]) -> Callable[[dict], str]:
+    return lambda item: styled(item.get(key) or "-", styles)
+
+
+def _job_cell(item: dict) -> str:
+    job = item.get("job")
+    return cell(f"{job['kind']} #{job['id']} {job['state']}" if job else None)
 
 
 def mode_of(cluster: dict) -> str:
@@ -16,23 +51,18 @@ def mode_of(cluster: dict) -> str:
 
 
 def clusters_table(clusters: list[dict]):
-    table = new_table(
-        "ID", "NAME", "TENANT", "PRIMARY", "SERVERS", "HEALTH", "FAILOVER", "PAUSED", "LAST JOB"
+    return list_table(
+        clusters,
+        ("ID", field("id")),
+        ("NAME", field("name")),
+        ("TENANT", field("tenant")),
+        ("PRIMARY", field("primary")),
+        ("SERVERS", lambda c: cell(len(c.get("servers") or []))),
+        ("HEALTH", state("health", SEVERITY_STYLE)),
+        ("FAILOVER", lambda c: cell(mode_of(c))),
+        ("PAUSED", field("paused")),
+        ("LAST JOB", _job_cell),
     )
-    for c in clusters:
-        job = c.get("job")
-        table.add_row(
-            cell(c["id"]),
-            cell(c["name"]),
-            cell(c.get("tenant")),
-            cell(c.get("primary")),
-            cell(len(c.get("servers") or [])),
-            styled(c.get("health") or "-", SEVERITY_STYLE),
-            cell(mode_of(c)),
-            cell(c.get("paused")),
-            cell(f"{job['kind']} #{job['id']} {job['state']}" if job else None),
-        )
-    return table
 
 
 def cluster_detail(c: dict):
@@ -49,6 +79,7 @@ def cluster_detail(c: dict):
         ("paused", c.get("paused")),
         ("last job", f"{job['kind']} #{job['id']} {job['state']}" if job else None),
         ("your permissions", c.get("my_permissions")),
+        *_provision_rows(c),
     ]:
         head.add_row(key, cell(value))
     servers = new_table("SERVER ID", "ADDRESS", "MAINTENANCE", title="servers")
@@ -58,6 +89,85 @@ def cluster_detail(c: dict):
     for key, value in sorted((c.get("settings") or {}).items()):
         settings.add_row(cell(key), cell(value))
     return [head, Text(""), servers, Text(""), settings]
+
+
+def _provision_rows(c: dict) -> list[tuple[str, object]]:
+    endpoints = c.get("endpoints") or {}
+    rows: list[tuple[str, object]] = [
+        ("writer", endpoints.get("writer")),
+        ("readers", endpoints.get("readers")),
+    ]
+    spec = c.get("provision")
+    if spec:
+        rows += [
+            ("provider", spec.get("provider")),
+            ("memory", f"{(spec.get('size') or {}).get('memory_mb')} MB a server"),
+            ("semi-sync", spec.get("semi_sync")),
+            ("parameter group", spec.get("parameter_group")),
+            ("own parameters", _pairs(spec.get("parameters"))),
+            ("pending restart", _pairs(spec.get("pending_restart"))),
+        ]
+    rows.append(("deletion protection", (c.get("settings") or {}).get("deletion_protection")))
+    return rows
+
+
+def _pairs(values: dict | None) -> str | None:
+    return ", ".join(f"{k}={v}" for k, v in sorted((values or {}).items())) or None
+
+
+def parameter_groups_table(groups: list[dict]):
+    return list_table(
+        groups,
+        ("ID", field("id")),
+        ("NAME", field("name")),
+        ("TENANT", field("tenant")),
+        ("PARAMETERS", lambda g: cell(_pairs(g.get("parameters")))),
+        ("CLUSTERS", lambda g: cell(_group_clusters(g))),
+    )
+
+
+def _group_clusters(group: dict) -> list[str]:
+    return [
+        c["name"]
+        + (f" (pending restart: {_pairs(c['pending_restart'])})" if c.get("pending_restart") else "")
+        for c in group.get("clusters") or []
+    ]
+
+
+def parameter_group_detail(group: dict):
+    head = Text.from_markup(
+        f"parameter group [bold]{escape(group['name'])}[/] (id {group['id']}, tenant {escape(str(group.get('tenant')))})"
+        f" · used by {cell(_group_clusters(group))}"
+    )
+    table = new_table("PARAMETER", "VALUE")
+    for key, value in sorted((group.get("parameters") or {}).items()):
+        table.add_row(cell(key), cell(value))
+    parts = [head, table]
+    for job in group.get("jobs") or []:
+        parts.append(Text(f"job #{job['id']} {job['kind']} {job['state']} on cluster {job.get('cluster')}"))
+    return Group(*parts)
+
+
+def quota_table(quota: dict):
+    table = new_table("RESOURCE", "LIMIT", "USED", "LEFT", title=f"quota of tenant {quota.get('tenant')}")
+    for key, label in (("clusters", "clusters"), ("servers", "servers"), ("memory_mb", "memory (MB)")):
+        values = quota.get(key) or {}
+        table.add_row(label, cell(values.get("limit")), cell(values.get("used")), cell(values.get("left")))
+    return table
+
+
+def hosts_table(hosts: list[dict]):
+    return list_table(
+        hosts,
+        ("ID", field("id")),
+        ("NAME", field("name")),
+        ("ADDRESS", field("address")),
+        ("ZONE", field("zone")),
+        ("INSTANCES", lambda h: cell((h.get("capacity") or {}).get("instances"))),
+        ("MEMORY (MB)", lambda h: cell((h.get("capacity") or {}).get("memory_mb"))),
+        ("DOWN", field("down")),
+        ("CREATED", when("created_at")),
+    )
 
 
 def address(server: dict) -> str:
@@ -114,15 +224,13 @@ def topology_view(topology: dict, title: str = ""):
 
 
 def events_table(events: list[dict]):
-    table = new_table("TIME", "SEVERITY", "KIND", "MESSAGE")
-    for e in events:
-        table.add_row(
-            short_time(e.get("created_at")),
-            styled(e.get("severity") or "-", SEVERITY_STYLE),
-            cell(e.get("kind")),
-            cell(e.get("message")),
-        )
-    return table
+    return list_table(
+        events,
+        ("TIME", when("created_at")),
+        ("SEVERITY", state("severity", SEVERITY_STYLE)),
+        ("KIND", field("kind")),
+        ("MESSAGE", field("message")),
+    )
 
 
 def event_line(event: dict) -> str:
@@ -153,91 +261,87 @@ def job_view(job: dict):
 
 
 def checks_table(checks: list[dict]):
-    table = new_table("CHECK", "OK", "DETAIL", title="checks")
-    for check in checks:
-        table.add_row(
-            cell(check.get("name")),
-            "[green]ok[/]" if check.get("ok") else "[red]FAILED[/]",
-            cell(check.get("detail")),
-        )
-    return table
+    return list_table(
+        checks,
+        ("CHECK", field("name")),
+        ("OK", lambda c: "[green]ok[/]" if c.get("ok") else "[red]FAILED[/]"),
+        ("DETAIL", field("detail")),
+        title="checks",
+    )
 
 
 def jobs_table(jobs: list[dict]):
-    table = new_table("ID", "KIND", "STATE", "REQUESTED BY", "CREATED", "FINISHED")
-    for j in jobs:
-        table.add_row(
-            cell(j["id"]),
-            cell(j["kind"]),
-            styled(j["state"], STATE_STYLE),
-            cell(j.get("requested_by")),
-            short_time(j.get("created_at")),
-            short_time(j.get("finished_at")),
-        )
-    return table
+    return list_table(
+        jobs,
+        ("ID", field("id")),
+        ("KIND", field("kind")),
+        ("STATE", state("state", STATE_STYLE)),
+        ("REQUESTED BY", field("requested_by")),
+        ("CREATED", when("created_at")),
+        ("FINISHED", when("finished_at")),
+    )
 
 
 ROUTE_META = {"id", "cluster", "kind", "name", "secrets_set", "last_sync", "created_at", "updated_at"}
 
 
+def _route_settings(route: dict) -> str:
+    return cell(", ".join(f"{k}={v}" for k, v in route.items() if k not in ROUTE_META))
+
+
+def _last_sync(route: dict) -> str:
+    sync = route.get("last_sync") or {}
+    if not sync.get("at"):
+        return "-"
+    return cell(f"{'ok' if sync.get('ok') else 'FAILED'} {short_time(sync['at'])} ({sync.get('trigger')})")
+
+
 def routes_table(routes: list[dict]):
-    table = new_table("ID", "NAME", "KIND", "SETTINGS", "SECRETS SET", "LAST SYNC")
-    for r in routes:
-        sync = r.get("last_sync") or {}
-        settings = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ROUTE_META)
-        last = (
-            "-"
-            if not sync.get("at")
-            else f"{'ok' if sync.get('ok') else 'FAILED'} {short_time(sync['at'])} ({sync.get('trigger')})"
-        )
-        table.add_row(
-            cell(r["id"]),
-            cell(r.get("name")),
-            cell(r["kind"]),
-            cell(settings),
-            cell(r.get("secrets_set")),
-            cell(last),
-        )
-    return table
+    return list_table(
+        routes,
+        ("ID", field("id")),
+        ("NAME", field("name")),
+        ("KIND", field("kind")),
+        ("SETTINGS", _route_settings),
+        ("SECRETS SET", field("secrets_set")),
+        ("LAST SYNC", _last_sync),
+    )
 
 
 def tokens_table(tokens: list[dict]):
-    table = new_table("ID", "TEAM", "NAME", "PREFIX", "SCOPE", "EXPIRES", "LAST USED", "ACTIVE")
-    for t in tokens:
-        table.add_row(
-            cell(t.get("id")),
-            cell(t.get("team_name") or t.get("team")),
-            cell(t.get("name")),
-            cell(t.get("prefix")),
-            cell(t.get("scope")),
-            short_time(t.get("expires_at")),
-            short_time(t.get("last_used_at")),
-            cell(t.get("active")),
-        )
-    return table
+    return list_table(
+        tokens,
+        ("ID", field("id")),
+        ("TEAM", field("team_name", "team")),
+        ("NAME", field("name")),
+        ("PREFIX", field("prefix")),
+        ("SCOPE", field("scope")),
+        ("EXPIRES", when("expires_at")),
+        ("LAST USED", when("last_used_at")),
+        ("ACTIVE", field("active")),
+    )
 
 
 def teams_table(teams: list[dict]):
-    table = new_table("ID", "NAME", "TENANT", "YOUR ROLE")
-    for t in teams:
-        table.add_row(
-            cell(t["id"]),
-            cell(t["name"]),
-            cell(t.get("tenant_name") or t.get("tenant")),
-            cell(t.get("your_role")),
-        )
-    return table
+    return list_table(
+        teams,
+        ("ID", field("id")),
+        ("NAME", field("name")),
+        ("TENANT", field("tenant_name", "tenant")),
+        ("YOUR ROLE", field("your_role")),
+    )
 
 
 def members_table(members: list[dict]):
-    table = new_table("USER ID", "EMAIL", "ROLE")
-    for m in members:
-        table.add_row(cell(m.get("user_id") or m.get("id")), cell(m.get("email")), cell(m.get("role")))
-    return table
+    return list_table(
+        members, ("USER ID", field("user_id", "id")), ("EMAIL", field("email")), ("ROLE", field("role"))
+    )
 
 
 def grants_table(grants: list[dict]):
-    table = new_table("CLUSTER", "NAME", "PERMISSIONS")
-    for g in grants:
-        table.add_row(cell(g.get("cluster")), cell(g.get("cluster_name")), cell(g.get("permissions")))
-    return table
+    return list_table(
+        grants,
+        ("CLUSTER", field("cluster")),
+        ("NAME", field("cluster_name")),
+        ("PERMISSIONS", field("permissions")),
+    )

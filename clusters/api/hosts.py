@@ -1,4 +1,4 @@
-"""`GET, POST /api/v1/platform/hosts/`: the `hosts` provider's pool of database hosts (platform operators
+"""`GET, POST /api/v1/platform/hosts/` and `DELETE /api/v1/platform/hosts/{id}/`: the `hosts` provider's pool of database hosts (platform operators
 only; tenants never see hosts). `{"name", "address", "zone", "capacity": {"instances", "memory_mb"}}`;
 the answer adds `id`, `down` and `created_at`."""
 
@@ -103,4 +103,20 @@ class HostsView(AuditedAPIView):
         return Response(serializer.to_representation(host), status=status.HTTP_201_CREATED)
 
 
-host_urlpatterns = [re_path(r"^platform/hosts/$", HostsView.as_view(), name="platform-hosts")]
+class HostView(AuditedAPIView):
+    permission_classes = [permissions.IsAuthenticated, IsPlatformOperator]
+    audit_action = "platform.hosts"
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk=None):
+        """Remove a database host from the pool (no server is placed on hosts yet: the provider is not built)."""
+        deleted, _ = DatabaseHost.objects.filter(pk=pk).delete()
+        if not deleted:
+            raise exceptions.NotFound(f"no database host with id {pk}")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+host_urlpatterns = [
+    re_path(r"^platform/hosts/$", HostsView.as_view(), name="platform-hosts"),
+    re_path(r"^platform/hosts/(?P<pk>\d{1,18})/$", HostView.as_view(), name="platform-host"),
+]

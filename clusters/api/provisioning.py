@@ -6,6 +6,9 @@ and remove replicas, parameter groups, and what is left of the tenant's quota.
     POST     /api/v1/clusters/{id}/stop/ , /start/            -> 202 with the job
     POST     /api/v1/clusters/{id}/servers/  {} | {"host"}    -> 202 with the job (add a replica)
     DELETE   /api/v1/clusters/{id}/servers/{server_id}/       -> 202 with the job (remove a replica; 409 primary)
+    POST     /api/v1/clusters/{id}/parameter-group/ {"parameter_group": NAME|null}
+                                                              -> 202 the cluster object (job: apply_parameters)
+                                                                 | 200 when no setting changes
     GET,POST /api/v1/parameter-groups/, GET,PATCH,DELETE /api/v1/parameter-groups/{id}/
     GET      /api/v1/quota/                                   -> clusters, servers, memory_mb: limit, used, left
 
@@ -22,13 +25,14 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from clusters.api.serializers import JobSerializer
+from clusters.api.serializers import ClusterSerializer, JobSerializer
 from clusters.domain.parameters import ParameterError, validate_parameters
 from clusters.models import Cluster, ParameterGroup
 from clusters.services import parameter_groups, provisioning
 from controlplane.api.errors import Conflict
 from controlplane.api.viewsets import AuditedAPIView, AuditedViewSet, TenantScopedViewSet
 from tenants.access import ADMIN, OPERATE, VIEW, creation_team, teams_allowing
+from tenants.validation import NAME_PATTERN
 
 ID = r"\d{1,18}"
 
@@ -81,7 +85,13 @@ class ProvisionedClusterViewSet(TenantScopedViewSet):
     serializer_class = JobSerializer
     cluster_lookup = ""
     lookup_url_kwarg = "cluster_pk"
-    permission_by_action = {"stop": ADMIN, "start": OPERATE, "add_server": ADMIN, "remove_server": ADMIN}
+    permission_by_action = {
+        "stop": ADMIN,
+        "start": OPERATE,
+        "add_server": ADMIN,
+        "remove_server": ADMIN,
+        "set_parameter_group": ADMIN,
+    }
 
     def _job(self, call, *args, **kwargs) -> Response:
         cluster = self.get_object()
@@ -118,6 +128,46 @@ class ProvisionedClusterViewSet(TenantScopedViewSet):
         cluster = self.get_object()
         server = get_object_or_404(cluster.servers, pk=server_id)
         return self._job(lambda c, **kw: provisioning.remove_replica(c, server, **kw))
+
+    @extend_schema(
+        request=inline_serializer(
+            "SetParameterGroup", {"parameter_group": serializers.CharField(allow_null=True)}
+        ),
+        responses={202: ClusterSerializer, 200: ClusterSerializer},
+    )
+    def set_parameter_group(self, request, cluster_pk=None):
+        """Give the cluster another parameter group (null: none): 202 with the cluster object whose `job`
+        applies the settings that change (live, or by a rolling restart), 200 when none changes."""
+        cluster = self.get_object()
+        self.audit_target = cluster
+        body = request.data if isinstance(request.data, dict) else {}
+        if "parameter_group" not in body:
+            raise exceptions.ValidationError(
+                {"parameter_group": "required: a group's name, or null for none"}
+            )
+        group, name = None, body["parameter_group"]
+        if name is not None and (not isinstance(name, str) or not NAME_PATTERN.match(name)):
+            raise exceptions.ValidationError(
+                {"parameter_group": "a group's name (lowercase letters, digits, dashes) or null"}
+            )
+        if name is not None:
+            group = ParameterGroup.objects.filter(tenant_id=cluster.tenant_id, name=name).first()
+            if group is None:
+                raise exceptions.ValidationError(
+                    {
+                        "parameter_group": f"no parameter group named {body['parameter_group']!r} in this tenant"
+                    }
+                )
+        try:
+            with transaction.atomic():
+                job = parameter_groups.assign_group(cluster, group, requested_by=self.actor.label())
+        except provisioning.ProvisionConflict as exc:
+            raise _conflict(exc) from None
+        cluster = Cluster.objects.select_related("tenant", "primary", "last_job", "parameter_group").get(
+            pk=cluster.pk
+        )
+        data = ClusterSerializer(cluster, context={"request": request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED if job else status.HTTP_200_OK)
 
 
 class ParameterGroupSerializer(serializers.ModelSerializer):
@@ -254,6 +304,11 @@ provisioning_urlpatterns = [
         rf"^clusters/(?P<cluster_pk>{ID})/servers/(?P<server_id>{ID})/$",
         ProvisionedClusterViewSet.as_view({"delete": "remove_server"}),
         name="cluster-server",
+    ),
+    re_path(
+        rf"^clusters/(?P<cluster_pk>{ID})/parameter-group/$",
+        ProvisionedClusterViewSet.as_view({"post": "set_parameter_group"}),
+        name="cluster-parameter-group",
     ),
     re_path(
         r"^parameter-groups/$",

@@ -49,6 +49,10 @@ class ClusterSerializer(serializers.ModelSerializer):
     my_permissions = serializers.SerializerMethodField(
         help_text="what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster"
     )
+    provision = serializers.SerializerMethodField(
+        help_text="how a provisioned cluster was asked for (null for a registered one): provider, "
+        "semi_sync, size, parameter_group (a name or null), parameters, pending_restart; never a secret"
+    )
 
     class Meta:
         model = Cluster
@@ -66,6 +70,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "health",
             "job",
             "endpoints",
+            "provision",
             "created_at",
             "updated_at",
             "my_permissions",
@@ -103,6 +108,20 @@ class ClusterSerializer(serializers.ModelSerializer):
             }
             request._dbpilot_cluster_perms = granted
         return [perm for perm in CLUSTER_PERMISSIONS if obj.id in granted[perm]]
+
+    def get_provision(self, obj) -> dict | None:
+        # What `dbpilot export` writes back as a spec's provision block (the CLI has no other source).
+        if obj.origin != Cluster.Origin.PROVISIONED:
+            return None
+        spec = obj.provision or {}
+        return {
+            "provider": spec.get("provider"),
+            "semi_sync": spec.get("semi_sync"),
+            "size": {"memory_mb": spec.get("memory_mb")},
+            "parameter_group": obj.parameter_group.name if obj.parameter_group_id else None,
+            "parameters": spec.get("parameters") or {},
+            "pending_restart": spec.get("pending_restart") or {},
+        }
 
     def get_endpoints(self, obj) -> dict:
         from clusters.services.provisioning import endpoints

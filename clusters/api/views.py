@@ -52,9 +52,9 @@ def conflict_from(refusal: HaRequestRefused) -> Conflict:
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    queryset = Cluster.objects.select_related("tenant", "primary", "last_job").prefetch_related(
-        "servers", "findings", "routes"
-    )
+    queryset = Cluster.objects.select_related(
+        "tenant", "primary", "last_job", "parameter_group"
+    ).prefetch_related("servers", "findings", "routes")
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilter  # ?name= and ?tenant= (clusters/api/filters.py)
     cluster_lookup = ""

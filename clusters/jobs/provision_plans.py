@@ -14,84 +14,69 @@ from clusters.jobs import scale_steps as sc
 from clusters.jobs.provision_context import ProvisionContext
 from clusters.jobs.steps import Plan, StepSpec
 
-PROVISION = Plan(
-    kind="provision",
-    steps=(
-        StepSpec("place_servers", p.place_servers),
-        StepSpec("start_servers", p.start_servers),
-        StepSpec("create_accounts", p.create_accounts),
-        StepSpec("wire_replication", p.wire_replication),
-        StepSpec("semi_sync_on", p.semi_sync_on),
-        StepSpec("register_servers", p.register_servers),
-        StepSpec("first_healthy_tick", p.first_healthy_tick),
-    ),
-    context=ProvisionContext,
+
+def _plan(kind: str, *steps, abort=None) -> Plan:
+    """A provisioning plan: every one shares the ProvisionContext; `steps` are (name, function) pairs."""
+    return Plan(
+        kind=kind,
+        steps=tuple(StepSpec(name, run) for name, run in steps),
+        context=ProvisionContext,
+        abort=abort,
+    )
+
+
+PROVISION = _plan(
+    "provision",
+    ("place_servers", p.place_servers),
+    ("start_servers", p.start_servers),
+    ("create_accounts", p.create_accounts),
+    ("wire_replication", p.wire_replication),
+    ("semi_sync_on", p.semi_sync_on),
+    ("register_servers", p.register_servers),
+    ("first_healthy_tick", p.first_healthy_tick),
     abort=p.abort_provision,
 )
 
-DEPROVISION = Plan(
-    kind="deprovision",
-    steps=(
-        StepSpec("disarm", p.disarm),
-        StepSpec("destroy_servers", p.destroy_servers),
-        StepSpec("forget_servers", p.forget_servers),
-    ),
-    context=ProvisionContext,
+DEPROVISION = _plan(
+    "deprovision",
+    ("disarm", p.disarm),
+    ("destroy_servers", p.destroy_servers),
+    ("forget_servers", p.forget_servers),
 )
 
-STOP = Plan(
-    kind="stop_cluster",
-    steps=(StepSpec("disarm", p.disarm), StepSpec("stop_servers", p.stop_all)),
-    context=ProvisionContext,
-)
+STOP = _plan("stop_cluster", ("disarm", p.disarm), ("stop_servers", p.stop_all))
 
-START = Plan(
-    kind="start_cluster",
-    steps=(StepSpec("start_servers", p.start_all), StepSpec("healthy_tick", p.start_healthy)),
-    context=ProvisionContext,
-)
+START = _plan("start_cluster", ("start_servers", p.start_all), ("healthy_tick", p.start_healthy))
 
-ADD_REPLICA = Plan(
-    kind="add_replica",
-    steps=(
-        StepSpec("place_replica", sc.place_replica),
-        StepSpec("clone", sc.clone),
-        StepSpec("start_replica", sc.start_replica),
-        StepSpec("replicate", sc.replicate),
-        StepSpec("semi_sync", sc.semi_sync),
-        StepSpec("register_server", sc.register_server),
-    ),
-    context=ProvisionContext,
+ADD_REPLICA = _plan(
+    "add_replica",
+    ("place_replica", sc.place_replica),
+    ("clone", sc.clone),
+    ("start_replica", sc.start_replica),
+    ("replicate", sc.replicate),
+    ("semi_sync", sc.semi_sync),
+    ("register_server", sc.register_server),
     abort=sc.abort_add_replica,
 )
 
-REMOVE_REPLICA = Plan(
-    kind="remove_replica",
-    steps=(StepSpec("forget_server", sc.forget_server), StepSpec("destroy_server", sc.destroy_server)),
-    context=ProvisionContext,
+REMOVE_REPLICA = _plan(
+    "remove_replica", ("forget_server", sc.forget_server), ("destroy_server", sc.destroy_server)
 )
 
-APPLY_PARAMETERS = Plan(
-    kind="apply_parameters",
-    steps=(
-        StepSpec("write_configuration", r.write_configuration),
-        StepSpec("apply_live", r.apply_live),
-        StepSpec("restart_replicas", r.restart_replicas),
-        StepSpec("switchover", r.switchover),
-        StepSpec("restart_old_primary", r.restart_old_primary),
-    ),
-    context=ProvisionContext,
+# The rolling restart's steps; a parameter change also applies the dynamic settings live, before them.
+_ROLLING = (
+    ("restart_replicas", r.restart_replicas),
+    ("switchover", r.switchover),
+    ("restart_old_primary", r.restart_old_primary),
 )
 
-ROLLING_RESTART = Plan(
-    kind="rolling_restart",
-    steps=(
-        StepSpec("write_configuration", r.write_configuration),
-        StepSpec("restart_replicas", r.restart_replicas),
-        StepSpec("switchover", r.switchover),
-        StepSpec("restart_old_primary", r.restart_old_primary),
-    ),
-    context=ProvisionContext,
+APPLY_PARAMETERS = _plan(
+    "apply_parameters",
+    ("write_configuration", r.write_configuration),
+    ("apply_live", r.apply_live),
+    *_ROLLING,
 )
+
+ROLLING_RESTART = _plan("rolling_restart", ("write_configuration", r.write_configuration), *_ROLLING)
 
 PLANS = (PROVISION, DEPROVISION, STOP, START, ADD_REPLICA, REMOVE_REPLICA, APPLY_PARAMETERS, ROLLING_RESTART)

@@ -180,6 +180,16 @@ def _group_a(w):
     return group
 
 
+def _host(w):
+    from clusters.models import DatabaseHost
+
+    host, _ = DatabaseHost.objects.get_or_create(
+        name="matrix",
+        defaults={"address": "127.0.0.1", "zone": "a", "capacity_instances": 2, "capacity_memory_mb": 4096},
+    )
+    return host
+
+
 HTTP_MATRIX: list[Row] = [
     # Provisioning (clusters/api/provisioning.py); cluster X is registered, so allowed callers get a 409.
     Row("cluster-stop", "POST", "admin", cluster("stop/")),
@@ -216,7 +226,15 @@ HTTP_MATRIX: list[Row] = [
     Row(
         "parameter-group", "DELETE", "tenant_a_admin", lambda w: f"/api/v1/parameter-groups/{_group_a(w).id}/"
     ),
+    Row(
+        "cluster-parameter-group",
+        "POST",
+        "admin",
+        cluster("parameter-group/"),
+        lambda w: {"parameter_group": None},
+    ),
     Row("quota", "GET", "quota", lambda w: "/api/v1/quota/"),
+    Row("platform-host", "DELETE", "platform_operator", lambda w: f"/api/v1/platform/hosts/{_host(w).id}/"),
     Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
     Row(
         "platform-hosts",

@@ -139,3 +139,85 @@ def test_platform_operators_register_database_hosts_with_a_clear_message_for_bad
     bad_zone = root.post("/api/v1/platform/hosts/", {**body, "name": "db3", "zone": "Zone A"}, format="json")
     assert bad_zone.status_code == 400 and "zone" in bad_zone.json()["errors"]
     assert [h["name"] for h in root.get("/api/v1/platform/hosts/").json()] == ["db1"]
+
+
+def test_a_registered_cluster_has_no_provision_block_and_no_parameter_group(world):
+    client = world.client("alice")
+    cluster = world.cluster_y
+    assert client.get(f"/api/v1/clusters/{cluster.id}/").json()["provision"] is None
+    alice_group = client.post("/api/v1/parameter-groups/", {"name": "g1", "parameters": {}}, format="json")
+    assert alice_group.status_code == 201
+    refused = client.post(
+        f"/api/v1/clusters/{cluster.id}/parameter-group/", {"parameter_group": "g1"}, format="json"
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "not_provisioned"
+    missing = client.post(f"/api/v1/clusters/{cluster.id}/parameter-group/", {}, format="json")
+    assert missing.status_code == 400 and "parameter_group" in missing.json()["errors"]
+    unknown = client.post(
+        f"/api/v1/clusters/{cluster.id}/parameter-group/", {"parameter_group": "nope"}, format="json"
+    )
+    assert unknown.status_code == 400 and "no parameter group named 'nope'" in unknown.json()["detail"]
+    other = world.client("charlie").post(
+        f"/api/v1/clusters/{cluster.id}/parameter-group/", {"parameter_group": None}, format="json"
+    )
+    assert other.status_code == 404
+
+
+def test_a_provisioned_cluster_shows_its_provision_block_and_takes_another_group(world, settings):
+    settings.DBPILOT_FAILOVER_RUNNER = "queue"  # the job is created, never run (no servers here)
+    client = world.client("alice")
+    cluster = world.cluster_x
+    oltp = ParameterGroup.objects.create(
+        tenant=cluster.tenant, name="oltp", parameters={"max_connections": "500"}
+    )
+    Cluster.objects.filter(pk=cluster.pk).update(
+        origin=Cluster.Origin.PROVISIONED,
+        parameter_group=oltp,
+        provision={"provider": "local", "replicas": 2, "semi_sync": True, "memory_mb": 256, "parameters": {}},
+    )
+    shown = client.get(f"/api/v1/clusters/{cluster.id}/").json()["provision"]
+    assert shown == {
+        "provider": "local",
+        "semi_sync": True,
+        "size": {"memory_mb": 256},
+        "parameter_group": "oltp",
+        "parameters": {},
+        "pending_restart": {},
+    }
+    # The same settings under another name: nothing to apply (200, no job).
+    ParameterGroup.objects.create(tenant=cluster.tenant, name="same", parameters={"max_connections": "500"})
+    same = client.post(
+        f"/api/v1/clusters/{cluster.id}/parameter-group/", {"parameter_group": "same"}, format="json"
+    )
+    assert same.status_code == 200 and same.json()["provision"]["parameter_group"] == "same"
+    # A static setting changes: an apply_parameters job that will restart, the setting pending restart.
+    ParameterGroup.objects.create(
+        tenant=cluster.tenant,
+        name="big",
+        parameters={"max_connections": "900", "performance_schema": "ON"},
+    )
+    changed = client.post(
+        f"/api/v1/clusters/{cluster.id}/parameter-group/", {"parameter_group": "big"}, format="json"
+    )
+    assert changed.status_code == 202, changed.content
+    body = changed.json()
+    assert body["job"]["kind"] == "apply_parameters"
+    assert body["provision"]["pending_restart"] == {"performance_schema": "ON"}
+    job = cluster.jobs.get(pk=body["job"]["id"])
+    assert job.params["live"] == {"max_connections": "900"} and job.params["restart"] is True
+
+
+def test_platform_operators_remove_database_hosts(world):
+    root, alice = world.client("root"), world.client("alice")
+    body = {
+        "name": "db9",
+        "address": "127.0.0.1",
+        "zone": "zone-a",
+        "capacity": {"instances": 2, "memory_mb": 4096},
+    }
+    host = root.post("/api/v1/platform/hosts/", body, format="json").json()
+    assert alice.delete(f"/api/v1/platform/hosts/{host['id']}/").status_code == 403
+    assert root.delete(f"/api/v1/platform/hosts/{host['id']}/").status_code == 204
+    assert root.get("/api/v1/platform/hosts/").json() == []
+    again = root.delete(f"/api/v1/platform/hosts/{host['id']}/")
+    assert again.status_code == 404 and f"no database host with id {host['id']}" in again.json()["detail"]

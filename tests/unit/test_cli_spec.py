@@ -153,7 +153,14 @@ def test_grants_are_compared_per_team():
     [
         ({"servers": SERVERS}, "`name` is required"),
         ({"name": "x"}, "`servers` is required"),
-        ({"name": "x", "servers": SERVERS, "provision": {}}, "not in the API yet"),
+        ({"name": "x", "servers": SERVERS, "provision": {}}, "keep one of the two"),
+        ({"name": "x", "servers": SERVERS, "backup": {}}, "not in the API yet"),
+        ({"name": "x", "parameter_group": "oltp", "provision": {}}, "inside the `provision` block"),
+        ({"name": "x", "provision": {"replicas": 9}}, "from 0 to 8"),
+        ({"name": "x", "provision": {"replicas": 0, "semi_sync": "yes"}}, "true or false"),
+        ({"name": "x", "provision": {"parameter_group": "a", "parameters": {}}}, "not both"),
+        ({"name": "x", "provision": {"engine": "mysql"}}, "unknown keys engine"),
+        ({"name": "x", "provision": {"master_user": {"user": "o"}}}, "master_user"),
         ({"name": "x", "servers": SERVERS, "colour": "red"}, "unknown keys colour"),
         ({"name": "x", "servers": ["a:1", "a:1"]}, "listed twice"),
         ({"name": "x", "servers": SERVERS, "settings": {"paused": True}}, "top level"),
@@ -196,3 +203,164 @@ def test_secret_references_resolve_from_the_environment_and_files(monkeypatch, t
     assert resolve_secret(f"file:{tmp_path / 'pw'}") == "from-file"
     with pytest.raises(SpecError, match="not set"):
         resolve_secret("env:DBP_TEST_UNSET_VARIABLE")
+
+
+# --- provision blocks -------------------------------------------------------------------------------------
+
+
+def provisioned_spec(**block) -> Spec:
+    return parse_spec(
+        {
+            "name": "shop",
+            "team": "ops",
+            "provision": {
+                "replicas": 2,
+                "parameter_group": "oltp",
+                "master_user": {"user": "owner", "password": "env:SHOP_PW"},
+                **block,
+            },
+            "settings": {"deletion_protection": True},
+        }
+    )
+
+
+def provisioned_cluster(servers: int = 3, group: str | None = "oltp", **provision) -> dict:
+    listed = [
+        {"id": 10 + n, "host": "127.0.0.1", "port": 20100 + n, "maintenance": False} for n in range(servers)
+    ]
+    return {
+        "id": 9,
+        "name": "shop",
+        "tenant": "acme",
+        "origin": "provisioned",
+        "failover_mode": "automatic",
+        "paused": False,
+        "primary": "127.0.0.1:20100" if servers else None,
+        "servers": listed,
+        "settings": {"failover_mode": "automatic", "paused": False, "deletion_protection": True},
+        "job": {"id": 5, "kind": "provision", "state": "succeeded" if servers else "running"},
+        "provision": {
+            "provider": "local",
+            "semi_sync": True,
+            "size": {"memory_mb": 256},
+            "parameter_group": group,
+            "parameters": {},
+            "pending_restart": {},
+            **provision,
+        },
+    }
+
+
+def test_a_provision_block_creates_a_provisioned_cluster_with_the_api_defaults():
+    changes = plan(provisioned_spec(), State(cluster=None))
+    assert [(c.action, c.target) for c in changes] == [("create", "cluster")]
+    body = changes[0].body
+    assert body["name"] == "shop" and "servers" not in body and "credentials" not in body
+    assert body["provision"] == {
+        "provider": "local",
+        "replicas": 2,
+        "size": {"memory_mb": 256},
+        "parameter_group": "oltp",
+        "master_user": {"user": "owner", "password": "env:SHOP_PW"},  # resolved only when applied
+    }
+    assert body["settings"] == {"deletion_protection": True}
+    assert "1 primary + 2 replica(s)" in changes[0].detail
+
+
+def test_a_provisioned_cluster_that_matches_needs_no_change_even_while_it_is_provisioned():
+    for current in (provisioned_cluster(), provisioned_cluster(servers=0)):
+        changes = plan(provisioned_spec(), State(cluster=current))
+        assert not [c for c in changes if c.changes_something or c.action == "patch"], changes
+    waiting = plan(provisioned_spec(replicas=4), State(cluster=provisioned_cluster(servers=0)))
+    assert [(c.action, c.target) for c in waiting] == [("keep", "replicas")]
+    assert "no servers yet (job #5 provision running)" in waiting[0].detail
+
+
+def test_a_changed_replica_count_scales_up_or_removes_the_newest_replicas():
+    up = plan(provisioned_spec(replicas=4), State(cluster=provisioned_cluster()))
+    assert [(c.action, c.target, c.body) for c in up] == [("update", "replicas", {"add": 2})]
+    down = plan(provisioned_spec(replicas=0), State(cluster=provisioned_cluster()))
+    assert [(c.action, c.target, c.body) for c in down] == [("update", "replicas", {"remove": [12, 11]})]
+    # The primary is never chosen, even when it is the newest server.
+    current = provisioned_cluster()
+    current["primary"] = "127.0.0.1:20102"
+    down = plan(provisioned_spec(replicas=1), State(cluster=current))
+    assert down[0].body == {"remove": [11]}
+
+
+def test_a_changed_parameter_group_is_applied_and_a_missing_one_is_kept_without_prune():
+    changes = plan(provisioned_spec(parameter_group="olap"), State(cluster=provisioned_cluster()))
+    assert [(c.action, c.target, c.body) for c in changes] == [
+        ("update", "parameter_group", {"parameter_group": "olap"})
+    ]
+    spec_without = parse_spec(
+        {"name": "shop", "provision": {"replicas": 2}, "settings": {"deletion_protection": True}}
+    )
+    kept = plan(spec_without, State(cluster=provisioned_cluster()))
+    assert [(c.action, c.target) for c in kept] == [("keep", "parameter_group")]
+    spec_without.prune = True
+    pruned = plan(spec_without, State(cluster=provisioned_cluster()))
+    assert [(c.action, c.body) for c in pruned] == [("update", {"parameter_group": None})]
+
+
+def test_settings_are_patched_before_scaling_and_fixed_fields_are_reported():
+    spec = provisioned_spec(replicas=3, size={"memory_mb": 512})
+    spec.settings["failcount"] = 5
+    changes = plan(spec, State(cluster=provisioned_cluster()))
+    assert [(c.action, c.target, c.name) for c in changes] == [
+        ("update", "setting", "failcount"),
+        ("patch", "cluster", "shop"),
+        ("unsupported", "provision", "memory_mb"),
+        ("update", "replicas", "shop"),
+    ]
+    assert "256 -> 512: fixed when the cluster was provisioned" in changes[2].detail
+
+
+def test_provision_and_servers_do_not_mix_across_origins():
+    registered = cluster()
+    registered["origin"] = "registered"
+    refused = plan(provisioned_spec(), State(cluster={**registered, "provision": None}))
+    assert ("unsupported", "provision") in [(c.action, c.target) for c in refused]
+    assert "is a registered cluster" in [c for c in refused if c.target == "provision"][0].detail
+    refused = plan(spec(), State(cluster=provisioned_cluster()))
+    assert ("unsupported", "servers") in [(c.action, c.target) for c in refused]
+
+
+def test_export_of_a_provisioned_cluster_writes_its_provision_block_and_plans_no_change():
+    current = provisioned_cluster()
+    exported = export_spec(current, [], {"ops": ["view_cluster", "operate_cluster", "admin_cluster"]})
+    assert "servers" not in exported and "credentials" not in exported
+    assert exported["provision"] == {
+        "provider": "local",
+        "replicas": 2,
+        "semi_sync": True,
+        "size": {"memory_mb": 256},
+        "parameter_group": "oltp",
+        "master_user": {
+            "user": "env:DBPILOT_SHOP_MASTER_USER",
+            "password": "env:DBPILOT_SHOP_MASTER_PASSWORD",
+        },
+    }
+    again = plan(
+        parse_spec(exported),
+        State(cluster=current, grants={"ops": ["view_cluster", "operate_cluster", "admin_cluster"]}),
+    )
+    assert not [c for c in again if c.changes_something or c.action == "patch"], again
+    # On an empty control plane the exported spec provisions the cluster again.
+    created = plan(parse_spec(exported), State(cluster=None))
+    assert created[0].action == "create" and created[0].body["provision"]["replicas"] == 2
+
+
+def test_the_owning_teams_grant_is_never_pruned_and_a_refused_part_is_not_called_a_match():
+    owner = provisioned_spec()
+    owner.prune = True
+    changes = plan(
+        owner,
+        State(cluster=provisioned_cluster(), grants={"ops": ["admin_cluster"], "dba": ["view_cluster"]}),
+    )
+    assert [(c.action, c.target, c.name) for c in changes] == [("delete", "grant", "dba")]
+    fixed = plan(provisioned_spec(size={"memory_mb": 512}), State(cluster=provisioned_cluster()))
+    assert (
+        describe(fixed, "shop")[-1]
+        == "nothing to change in shop but the 1 part(s) marked !, which cannot be applied"
+    )
