@@ -68,6 +68,15 @@ def check_proxies() -> int:
 
 
 @shared_task(ignore_result=True)
+def check_hosts() -> int:
+    """Beat calls this every 5 s: ping every database host's agent; a silent one marks its host down."""
+    from clusters.services.hosts import check_hosts as ping_agents
+
+    close_old_connections()
+    return sum(ping_agents().values())
+
+
+@shared_task(ignore_result=True)
 def dispatch_alerts(event_id: int) -> None:
     """Alert subscriptions: make and send the deliveries an event calls for."""
     from clusters.services.alerts import on_event

@@ -41,7 +41,6 @@ MASTER_USER_REVOKED = (
     "SHUTDOWN",
     "FILE",
 )
-LOCAL_CLIENT_HOST = "127.0.0.1"
 HEALTHY_TICK_TIMEOUT_SECONDS = 30.0
 SEMI_SYNC_WAIT_SECONDS = 10.0
 
@@ -86,7 +85,7 @@ def start_servers(ctx: ProvisionContext) -> StepOutcome:
 
 def account_statements(ctx: ProvisionContext, master_user: dict | None) -> list[tuple[str, tuple]]:
     admin, repl = ctx.admin, ctx.replication
-    host = LOCAL_CLIENT_HOST
+    host = ctx.provider.client_host
     statements: list[tuple[str, tuple]] = [
         ("SET SESSION sql_log_bin=0", ()),
         ("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (admin.user, host, admin.password)),
@@ -129,13 +128,18 @@ def create_accounts(ctx: ProvisionContext) -> StepOutcome:
 def _set_root_password(ctx: ProvisionContext, server: PlacedServer) -> None:
     """A fresh server's root has no password; a resumed job finds it set already."""
     try:
-        with ctx.provider.root_connection(server.instance, ctx.root_password):
-            return
+        ctx.provider.execute(server.instance, ctx.root_password, ["SELECT 1"])
+        return
     except Exception:  # noqa: BLE001 - not set yet
         pass
-    with ctx.provider.root_connection(server.instance, "") as conn, conn.cursor() as cursor:
-        cursor.execute("SET SESSION sql_log_bin=0")
-        cursor.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ctx.root_password,))
+    ctx.provider.execute(
+        server.instance,
+        "",
+        [
+            "SET SESSION sql_log_bin=0",
+            ("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ctx.root_password,)),
+        ],
+    )
     ctx.state.root_password_set = True
 
 

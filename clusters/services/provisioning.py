@@ -22,7 +22,8 @@ from clusters.events import record_event
 from clusters.jobs import provision_context, runner
 from clusters.jobs.engine import create_job
 from clusters.jobs.provision_context import new_secrets
-from clusters.models import ACTIVE_JOB_STATES, Cluster, Job, ParameterGroup, Server
+from clusters.models import ACTIVE_JOB_STATES, Cluster, DatabaseHost, Job, ParameterGroup, Server
+from clusters.providers.hosts_provider import pool_room
 from clusters.providers.registry import KNOWN_PROVIDERS, enabled_providers
 from controlplane.crypto import encrypt_json
 from tenants.models import Team, Tenant
@@ -114,8 +115,10 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
             f"provider {provider!r} is not enabled on this platform (DBPILOT_PROVIDERS: "
             f"{', '.join(enabled_providers()) or 'none'})"
         )
-    elif provider != "local":
-        errors["provision.provider"] = f"provider {provider!r} is not available in this version: use local"
+    elif provider not in ("local", "hosts"):
+        errors["provision.provider"] = (
+            f"provider {provider!r} is not available in this version: use local or hosts"
+        )
     replicas = spec.get("replicas", 2)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
         errors["provision.replicas"] = f"must be a whole number from 0 to {MAX_REPLICAS}"
@@ -179,6 +182,10 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
     except Exception as exc:  # noqa: BLE001 - SettingsError
         errors.update({f"settings.{k}": v for k, v in getattr(exc, "errors", {"settings": str(exc)}).items()})
         settings = {}
+    if not errors and provider == "hosts":
+        room = pool_room(1 + replicas, memory)
+        if room:
+            errors["provision.replicas"] = room
     if errors:
         raise ProvisionError(errors)
     return ProvisionRequest(
@@ -388,10 +395,23 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
     _require_provisioned(cluster, "scaled")
     if not isinstance(data, dict):
         raise ProvisionError({"body": 'must be an object ({} or {"host": NAME})'})
-    if data.get("host") is not None:
-        raise ProvisionError(
-            {"host": f"no host named {data['host']!r}: the local provider has no host pool"}, "unknown_host"
-        )
+    host = data.get("host")
+    params: dict = {}
+    if host is not None:
+        if (cluster.provision or {}).get("provider") != "hosts":
+            raise ProvisionError(
+                {"host": f"no host named {host!r}: the local provider has no host pool"}, "unknown_host"
+            )
+        if not isinstance(host, str) or not DatabaseHost.objects.filter(name=host).exists():
+            raise ProvisionError(
+                {"host": f"no host named {host!r} in the pool (GET /api/v1/platform/hosts/ lists them)"},
+                "unknown_host",
+            )
+        if DatabaseHost.objects.filter(name=host, down=True).exists():
+            raise ProvisionError(
+                {"host": f"host {host} is down: choose another or leave host out"}, "host_down"
+            )
+        params["host"] = host
     if cluster.primary_id is None:
         raise ProvisionConflict("the cluster has no primary to clone from", "no_primary")
     memory = int((cluster.provision or {}).get("memory_mb", DEFAULT_MEMORY_MB))
@@ -399,7 +419,7 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
         tenant = Tenant.objects.select_for_update().get(pk=cluster.tenant_id)
         check_quota(tenant, add_servers=1)
         check_memory_quota(tenant, memory)
-        return start_long_job(cluster, "add_replica", requested_by=requested_by)
+        return start_long_job(cluster, "add_replica", requested_by=requested_by, params=params)
 
 
 def remove_replica(cluster: Cluster, server: Server, *, requested_by: str) -> Job:
