@@ -2,7 +2,8 @@
 its own dbpilot agent (a Celery worker of host.<name> with only the broker, its name and its key): a 1+2
 cluster gets one server per host with zones spread; a replica added to a cluster holding data is cloned
 from one host's agent straight to another's; a host whose agent is killed is marked down and nothing is
-placed there; a full pool refuses a cluster up front."""
+placed there; a full pool refuses a cluster up front; a host killed with its primary (agent and mariadbd)
+fails over as usual and shows down."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from clusters.models import DatabaseHost, HostedInstance, Job, Server
+from clusters.models import Cluster, DatabaseHost, HostedInstance, Job, Server
 from clusters.services.hosts import check_hosts
+from tests.integration.failover_helpers import finished_failover, tick, tick_until
 from tests.integration.host_pool_helpers import HostPool, operator_client
 from tests.integration.provisioning_helpers import connect, job_of, provision_body, tenant_client
 
@@ -40,9 +42,7 @@ def hosts_of(cluster_id: int) -> dict[str, str]:
 
 
 def provision_hosts(client, name: str, replicas: int):
-    return client.post(
-        "/api/v1/clusters/", provision_body(name, replicas, provider="hosts"), format="json"
-    )
+    return client.post("/api/v1/clusters/", provision_body(name, replicas, provider="hosts"), format="json")
 
 
 def test_a_cluster_on_the_host_pool_is_spread_cloned_between_agents_and_kept_off_a_down_host(host_pool):
@@ -129,3 +129,48 @@ def test_a_cluster_on_the_host_pool_is_spread_cloned_between_agents_and_kept_off
     assert refused.status_code == 400, refused.content
     assert "no room" in str(refused.json()) or "down" in str(refused.json())
     assert not client.get("/api/v1/clusters/?name=full").json().get("results", [])
+
+
+def test_a_host_killed_with_its_primary_fails_over_and_shows_down(host_pool):
+    client, _ = tenant_client()
+    response = provision_hosts(client, "ledger", 2)
+    assert response.status_code == 202, response.content
+    job = job_of(response.json())
+    job.refresh_from_db()
+    assert job.state == "succeeded", (job.result, job.steps)
+    cluster = Cluster.objects.get(pk=response.json()["id"])
+    old_primary = cluster.primary.address
+    victim_name = hosts_of(cluster.pk)[old_primary]
+    victim = next(h for h in host_pool.hosts if h.name == victim_name)
+    with connect(old_primary, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE app")
+        cursor.execute("CREATE TABLE app.t (id INT PRIMARY KEY)")
+        cursor.execute("INSERT INTO app.t VALUES (1), (2), (3)")  # acknowledged (semi-sync)
+
+    for _ in range(5):  # monitoring has watched the healthy cluster, as beat does every second
+        tick(cluster)
+        time.sleep(0.3)
+    host_pool.kill_host(victim)  # its agent and its mariadbd: every process of the namespace
+
+    def failed_over():
+        cluster.refresh_from_db()
+        return cluster.primary_id and cluster.primary.address != old_primary and finished_failover(cluster)
+
+    tick_until(cluster, failed_over, timeout=60, message="a failover away from the killed host")
+    job = finished_failover(cluster)
+    assert job.state == "succeeded", (job.result, job.steps)
+    new_primary = cluster.primary.address
+    assert hosts_of(cluster.pk)[new_primary] != victim.name
+    with connect(new_primary, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) AS n FROM app.t")
+        assert cursor.fetchone()["n"] == 3  # nothing acknowledged was lost
+        cursor.execute("SELECT @@read_only AS ro")
+        assert cursor.fetchone()["ro"] == 0
+
+    deadline = time.monotonic() + 20
+    while not DatabaseHost.objects.get(name=victim.name).down:
+        assert time.monotonic() < deadline, f"{victim.name} was not marked down"
+        check_hosts(wait=1.0)
+        time.sleep(0.3)
+    listed = {h["name"]: h["down"] for h in operator_client().get("/api/v1/platform/hosts/").json()}
+    assert listed[victim.name] is True and sum(listed.values()) == 1
