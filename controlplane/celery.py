@@ -20,5 +20,11 @@ app.conf.beat_schedule = {
     # HAProxy forgets runtime changes when it restarts: notice it and re-apply the routes.
     "check-proxies": {"task": "workers.tasks.check_proxies", "schedule": 5.0, "options": {"expires": 5.0}},
     # Each database host's agent answers a ping, or its host is marked down (nothing new placed there).
+    # dbpilot's own accounts on provisioned servers: a tenant's master user may change them (repaired).
+    "check-accounts": {
+        "task": "workers.tasks.check_accounts",
+        "schedule": float(os.environ.get("DBPILOT_ACCOUNT_CHECK_SECONDS", "5")),
+        "options": {"expires": 5.0},
+    },
     "check-hosts": {"task": "workers.tasks.check_hosts", "schedule": 5.0, "options": {"expires": 5.0}},
 }

@@ -77,6 +77,15 @@ def check_hosts() -> int:
 
 
 @shared_task(ignore_result=True)
+def check_accounts() -> int:
+    """Beat calls this every few seconds: dbpilot's own accounts on provisioned servers, repaired if changed."""
+    from clusters.services.accounts import check_all_accounts
+
+    close_old_connections()
+    return check_all_accounts()
+
+
+@shared_task(ignore_result=True)
 def dispatch_alerts(event_id: int) -> None:
     """Alert subscriptions: make and send the deliveries an event calls for."""
     from clusters.services.alerts import on_event

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from clusters.credentials import admin_credentials
 from clusters.models import Cluster, DatabaseHost, HostedInstance, Job, Server
+from clusters.services.accounts import check_cluster_accounts
 from clusters.services.hosts import check_hosts
 from tests.integration.failover_helpers import finished_failover, tick, tick_until
 from tests.integration.host_pool_helpers import HostPool, operator_client
@@ -70,6 +72,15 @@ def test_a_cluster_on_the_host_pool_is_spread_cloned_between_agents_and_kept_off
     assert cluster["failover_armed"] is True
     for address in placed:
         assert address.startswith("10.231.")
+
+    # dbpilot's accounts, changed by the master user, are found and recreated through the agents.
+    row = Cluster.objects.get(pk=cluster_id)
+    assert check_cluster_accounts(row) == {}
+    with connect(cluster["primary"], "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+        cursor.execute("ALTER USER %s@'%%' ACCOUNT LOCK", (admin_credentials(row).user,))
+    repaired = check_cluster_accounts(row)
+    assert sorted(repaired) == sorted(placed) and "is locked" in str(repaired)
+    assert check_cluster_accounts(row) == {}
 
     # Data, then a replica: placed on the one host without a server of this cluster, cloned agent to agent.
     with connect(cluster["primary"], "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
