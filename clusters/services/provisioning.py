@@ -313,6 +313,8 @@ def run_long_job(job_id: int) -> Job | None:
     from clusters.jobs.engine import run_job
 
     job = run_job(job_id)
+    if job is None:  # lease lost: maybe preempted by a failover (its worker, this one, has stopped now)
+        remove_preempted_leftovers(job_id)
     if job is not None and job.kind == "deprovision" and job.state == Job.State.SUCCEEDED:
         from clusters.services.registration import delete_cluster
 
@@ -320,6 +322,45 @@ def run_long_job(job_id: int) -> Job | None:
         if cluster is not None:
             delete_cluster(cluster)
     return job
+
+
+def remove_preempted_leftovers(job_id: int) -> str | None:
+    """A provision or add-replica job that a failover preempted stops at its next step boundary without
+    its abort (its lease is gone: clusters.jobs.engine.preempt_long_jobs). Once it has stopped, the
+    servers it placed that were not registered yet are destroyed (a registered one is a member of the
+    cluster: the failover counts on it). Recorded in the job's result (`leftovers`) and as an event."""
+    job = Job.objects.filter(pk=job_id, kind__in=("provision", "add_replica"), state=Job.State.FAILED).first()
+    if job is None:
+        return None
+    result = dict(job.result or {})
+    if "preempted by" not in str(result.get("detail", "")) or "leftovers" in result:
+        return None
+    ctx = provision_context.ProvisionContext(job, result)
+    placed = {s.instance for s in ctx.state.servers}
+    key = ctx.spec.get("key")
+    if job.kind == "provision" and key:  # a server created just before the preemption was not recorded
+        placed |= {i for i in ctx.provider.instances() if i.startswith(f"{key}-")}
+    registered = set(Server.objects.filter(cluster_id=job.cluster_id).values_list("instance", flat=True))
+    removed = []
+    for instance in sorted(placed - registered):
+        try:
+            if ctx.provider.destroy(instance):
+                removed.append(instance)
+        except Exception as exc:  # noqa: BLE001 - said in the result: the operator removes it
+            log.warning("job %s: removing leftover %s failed: %s", job_id, instance, exc)
+            removed.append(f"{instance} (NOT removed: {exc})")
+    detail = f"removed {len(removed)} server(s) it had placed: {', '.join(removed)}" if removed else "none"
+    result["leftovers"] = detail
+    Job.objects.filter(pk=job_id).update(result=result)
+    if removed:
+        record_event(
+            job.cluster_id,
+            "job_leftovers_removed",
+            f"{job.kind.capitalize()} job {job_id} was preempted: {detail}",
+            severity="warning",
+            data={"job_id": job_id, "removed": removed},
+        )
+    return detail
 
 
 def run_subjob(cluster: Cluster, kind: str, requested_by: str) -> tuple[Job, Job | None]:
