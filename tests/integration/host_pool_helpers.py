@@ -138,6 +138,13 @@ class HostPool:
             assert response.status_code == 201, response.content
             host.key = response.json()["agent_key"]
 
+    def register_direct(self, capacity: int = 2, memory_mb: int = 4096) -> None:
+        """Through the service the API calls (the benchmark has no API client)."""
+        from clusters.services.hosts import register_host
+
+        for host in self.hosts:
+            _, host.key = register_host(host.name, host.address, host.zone, capacity, memory_mb)
+
     def start_agent(self, host: PoolHost) -> None:
         """What an operator runs on the host: the broker, the host's name and key, where servers live."""
         env = {
