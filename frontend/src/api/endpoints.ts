@@ -71,3 +71,23 @@ export const tenancy = {
   revokeToken: (id: number) => api.post<ApiToken>(`${V1}/tokens/${id}/revoke/`, {}),
   audit: (page = 1) => api.get<Paginated<AuditEntry>>(withQuery(`${V1}/audit/`, { page })),
 };
+
+/** The `hosts` provider's pool (platform operators only). */
+export interface DatabaseHost {
+  id: number;
+  name: string;
+  address: string;
+  zone: string;
+  capacity: { instances: number; memory_mb: number };
+  down: boolean;
+  last_seen_at: string | null;
+  instances: number;
+  created_at: string;
+}
+export type RegisteredHost = DatabaseHost & { agent_key: string };
+
+export const platform = {
+  hosts: () => api.get<DatabaseHost[]>(`${V1}/platform/hosts/`),
+  registerHost: (body: { name: string; address: string; zone: string; capacity: { instances: number; memory_mb: number } }) =>
+    api.post<RegisteredHost>(`${V1}/platform/hosts/`, body),
+};

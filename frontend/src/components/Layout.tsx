@@ -28,6 +28,7 @@ export function Layout() {
           {admin && <NavLink to="/tokens">API tokens</NavLink>}
           {admin && <NavLink to="/alerts">Alerts</NavLink>}
           {admin && <NavLink to="/audit">Audit log</NavLink>}
+          {me?.is_operator && <NavLink to="/hosts">Hosts</NavLink>}
         </nav>
         <div className="user">
           <span className="user-email" title={me?.email ?? undefined}>{me?.email}</span>
