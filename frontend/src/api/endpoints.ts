@@ -37,6 +37,8 @@ export const clusters = {
     api.post<Job>(`${V1}/clusters/${id}/failover/`, candidate ? { candidate } : {}),
   maintenance: (id: number, serverId: number, on: boolean) =>
     api.post<unknown>(`${V1}/clusters/${id}/servers/${serverId}/maintenance/`, { on }),
+  addReplica: (id: number, host?: string) => api.post<Job>(`${V1}/clusters/${id}/servers/`, host ? { host } : {}),
+  removeReplica: (id: number, serverId: number) => api.delete<Job>(`${V1}/clusters/${id}/servers/${serverId}/`),
   resetFailoverControl: (id: number) => api.post<unknown>(`${V1}/clusters/${id}/failover-control/reset/`, {}),
   routes: (id: number) => api.get<Paginated<Route> | Route[]>(`${V1}/clusters/${id}/routes/`),
   addRoute: (id: number, route: Record<string, unknown>) => api.post<Route>(`${V1}/clusters/${id}/routes/`, route),
