@@ -117,6 +117,8 @@ DBPILOT_PROVIDERS = env.list("DBPILOT_PROVIDERS", default=["local"])
 # The local provider's servers live under DATA_ROOT/servers, on ports from this range (docs/provisioning.md).
 DBPILOT_LOCAL_SERVERS_ROOT = DATA_ROOT / "servers"
 DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
+# The kubernetes provider's client: a kubeconfig file (empty: the pod's service account). Not verified live.
+DBPILOT_KUBERNETES_CONFIG = env.str("DBPILOT_KUBERNETES_CONFIG", default="")
 # The hosts provider: a host whose agent has not answered a ping for this long is down (nothing placed there).
 DBPILOT_AGENT_DOWN_SECONDS = env.float("DBPILOT_AGENT_DOWN_SECONDS", default=10.0)
 DBPILOT_DEFAULT_QUOTA_MEMORY_MB = env.int("DBPILOT_DEFAULT_QUOTA_MEMORY_MB", default=16384)
