@@ -18,6 +18,7 @@ import { TeamsPage } from "./pages/TeamsPage";
 import { TokensPage } from "./pages/TokensPage";
 import { AuditPage } from "./pages/AuditPage";
 import { HostsPage } from "./pages/HostsPage";
+import { ParameterGroupsPage } from "./pages/ParameterGroupsPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 
 function RequireAuth({ children }: { children: JSX.Element }) {
@@ -62,6 +63,7 @@ export function App() {
         <Route path="audit" element={<AuditPage />} />
         <Route path="alerts" element={<AlertsPage />} />
         <Route path="hosts" element={<HostsPage />} />
+        <Route path="parameter-groups" element={<ParameterGroupsPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

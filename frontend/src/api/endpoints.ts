@@ -93,3 +93,22 @@ export const platform = {
   registerHost: (body: { name: string; address: string; zone: string; capacity: { instances: number; memory_mb: number } }) =>
     api.post<RegisteredHost>(`${V1}/platform/hosts/`, body),
 };
+
+/** Tenant-owned parameter groups (design.md: /api/v1/parameter-groups/). */
+export interface ParameterGroup {
+  id: number;
+  name: string;
+  tenant: string;
+  parameters: Record<string, string>;
+  clusters: { id: number; name: string; pending_restart: Record<string, unknown> }[];
+  created_at: string;
+  updated_at: string;
+}
+
+export const parameterGroups = {
+  list: () => api.get<ParameterGroup[]>(`${V1}/parameter-groups/`),
+  create: (body: { name: string; parameters: Record<string, string> }) => api.post<ParameterGroup>(`${V1}/parameter-groups/`, body),
+  update: (id: number, parameters: Record<string, string>) =>
+    api.patch<ParameterGroup & { jobs?: Job[] }>(`${V1}/parameter-groups/${id}/`, { parameters }),
+  remove: (id: number) => api.delete(`${V1}/parameter-groups/${id}/`),
+};

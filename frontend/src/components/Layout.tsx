@@ -24,6 +24,7 @@ export function Layout() {
         </NavLink>
         <nav aria-label="Main">
           <NavLink to="/clusters">Clusters</NavLink>
+          <NavLink to="/parameter-groups">Parameter groups</NavLink>
           {admin && <NavLink to="/teams">Teams</NavLink>}
           {admin && <NavLink to="/tokens">API tokens</NavLink>}
           {admin && <NavLink to="/alerts">Alerts</NavLink>}
