@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_changed_accounts_are_found_and_recreated_on_every_server(local_servers):
     client, _ = tenant_client()
     body, cluster = provision(client, "shop", replicas=1)
-    assert job_of(body).state == "succeeded"
+    job = job_of(body)
+    assert job.state == "succeeded", (job.result.get("detail"), job.steps)
     cluster.refresh_from_db()
     admin, repl = admin_credentials(cluster), replication_credentials(cluster)
     assert check_all_accounts() == 0  # right after provisioning: nothing to repair

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_an_add_replica_preempted_after_starting_its_server_leaves_nothing_behind(local_servers, monkeypatch):
     client, _ = tenant_client()
     body, cluster = provision(client, "cart", replicas=1)
-    assert job_of(body).state == "succeeded"
+    job = job_of(body)
+    assert job.state == "succeeded", (job.result.get("detail"), job.steps)
     before = set(local_servers.instances())
 
     def start_then_preempted(ctx):
