@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.models import DatabaseHost
+from clusters.events import record_event
+from clusters.models import Cluster, DatabaseHost, HostedInstance
 from clusters.providers import hosts_provider
 from clusters.providers.agent_protocol import new_key
 from clusters.providers.base import ProviderError
@@ -39,6 +40,19 @@ def register_host(
             agent_key_encrypted=encrypt_json(key),
         )
     return host, key
+
+
+def _tell_clusters(host: DatabaseHost, message: str) -> None:
+    """An event on every cluster with a server on the host (their own monitoring says what it means)."""
+    groups = set(HostedInstance.objects.filter(host=host).values_list("group", flat=True))
+    for cluster_id in Cluster.objects.filter(provision__key__in=list(groups)).values_list("pk", flat=True):
+        record_event(
+            cluster_id,
+            "host_down" if "down" in message else "host_up",
+            message,
+            severity="warning" if "down" in message else "info",
+            data={"host": host.name},
+        )
 
 
 def check_hosts(wait: float = PING_SECONDS) -> dict[str, bool]:
@@ -75,10 +89,16 @@ def check_hosts(wait: float = PING_SECONDS) -> dict[str, bool]:
             DatabaseHost.objects.filter(pk=host.pk).update(last_seen_at=now, down=False)
             if host.down:
                 log.warning("host %s is up again: its agent answers", host.name)
+                _tell_clusters(host, f"Database host {host.name} is up again: its agent answers")
             continue
         answered[host.name] = False
         seen = host.last_seen_at or host.created_at
         if not host.down and now - seen >= silent_for:
             DatabaseHost.objects.filter(pk=host.pk).update(down=True)
             log.warning("host %s is down: its agent has not answered for %s", host.name, now - seen)
+            _tell_clusters(
+                host,
+                f"Database host {host.name} is down: its agent has not answered for "
+                f"{int((now - seen).total_seconds())} s; nothing new is placed there",
+            )
     return answered

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clusters.credentials import admin_credentials
-from clusters.models import Cluster, DatabaseHost, HostedInstance, Job, Server
+from clusters.models import Cluster, DatabaseHost, Event, HostedInstance, Job, Server
 from clusters.services.accounts import check_cluster_accounts
 from clusters.services.hosts import check_hosts
 from tests.integration.failover_helpers import finished_failover, tick, tick_until
@@ -185,3 +185,4 @@ def test_a_host_killed_with_its_primary_fails_over_and_shows_down(host_pool):
         time.sleep(0.3)
     listed = {h["name"]: h["down"] for h in operator_client().get("/api/v1/platform/hosts/").json()}
     assert listed[victim.name] is True and sum(listed.values()) == 1
+    assert Event.objects.filter(cluster=cluster, kind="host_down", data__host=victim.name).exists()
