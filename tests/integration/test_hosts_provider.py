@@ -138,8 +138,25 @@ def test_a_cluster_on_the_host_pool_is_spread_cloned_between_agents_and_kept_off
     # The pool is full (h1-h3 at capacity, h4 down): a new cluster is refused up front, nothing created.
     refused = provision_hosts(client, "full", 0)
     assert refused.status_code == 400, refused.content
-    assert "no room" in str(refused.json()) or "down" in str(refused.json())
-    assert not client.get("/api/v1/clusters/?name=full").json().get("results", [])
+    assert "the host pool has no room for this cluster" in str(refused.json())
+    assert not Cluster.objects.filter(name="full").exists()
+
+    # Deleting billing removes its servers on their hosts (processes and data) and frees their room.
+    billing = response.json()["id"]
+    instances = list(HostedInstance.objects.filter(group=Cluster.objects.get(pk=billing).provision["key"]))
+    assert len(instances) == 3
+    client.patch(f"/api/v1/clusters/{billing}/", {"settings": {"deletion_protection": False}}, format="json")
+    deleted = client.delete(f"/api/v1/clusters/{billing}/")
+    assert deleted.status_code == 202, deleted.content
+    job = Job.objects.filter(kind="deprovision").first()
+    assert job is None or job.state == "succeeded"  # the job goes with the cluster once it succeeded
+    assert not Cluster.objects.filter(pk=billing).exists()
+    assert not HostedInstance.objects.filter(instance__in=[i.instance for i in instances]).exists()
+    for hosted in instances:
+        assert not list(Path(host_pool.root).glob(f"h*/servers/{hosted.instance}"))
+    again = provision_hosts(client, "again", 0)  # the room is back
+    assert again.status_code == 202, again.content
+    assert job_of(again.json()).state == "succeeded"
 
 
 def test_a_host_killed_with_its_primary_fails_over_and_shows_down(host_pool):
