@@ -5,7 +5,7 @@ dropping, altering, locking or revoking dbpilot's admin and replication accounts
 `check_all_accounts` (DBPILOT_ACCOUNT_CHECK_SECONDS): on every server of every provisioned cluster
 without an active job, as the server's local root (its socket, through the host's agent for `hosts`),
 dbpilot checks that each account exists for its client host, with its password, unlocked and with its
-privileges. A difference opens a finding `dbpilot_account_changed` on that server (with an event saying
+privileges. A difference opens a finding `DBPILOT_ACCOUNT_CHANGED` on that server (with an event saying
 what changed), and the accounts are recreated there (with sql_log_bin=0: nothing replicates, no errant
 transaction). The finding is resolved once a check finds them right again. A server that does not answer
 is monitoring's business: it is skipped.
@@ -18,6 +18,7 @@ import logging
 from django.utils import timezone
 
 from clusters.credentials import admin_credentials, replication_credentials
+from clusters.domain import constants as c
 from clusters.events import record_event
 from clusters.jobs.provision_steps import own_account_statements
 from clusters.models import ACTIVE_JOB_STATES, Cluster, Finding, Job, Server
@@ -27,7 +28,7 @@ from clusters.providers.registry import get_provider
 from controlplane.crypto import decrypt_json
 
 log = logging.getLogger(__name__)
-FINDING = "dbpilot_account_changed"
+FINDING = c.DBPILOT_ACCOUNT_CHANGED
 
 
 def account_problems(provider: Provider, instance: str, root_password: str, admin, repl) -> list[str]:
@@ -110,7 +111,7 @@ def check_cluster_accounts(cluster: Cluster) -> dict[str, list[str]]:
                 cluster=cluster,
                 server=server,
                 code=FINDING,
-                severity="error",
+                severity=c.FINDING_SEVERITY[FINDING],
                 message=message,
                 details={"problems": problems},
                 opened_at=now,
