@@ -42,6 +42,15 @@ def register_host(
     return host, key
 
 
+def rotate_agent_key(name: str) -> str:
+    """A new key for the host's agent (the old one stops working at once: operations sealed with it are
+    refused by an agent holding the new one, and answers sealed with it are refused here); shown once."""
+    key = new_key()
+    if not DatabaseHost.objects.filter(name=name).update(agent_key_encrypted=encrypt_json(key)):
+        raise DatabaseHost.DoesNotExist(f"no host named {name!r} in the pool")
+    return key
+
+
 def _tell_clusters(host: DatabaseHost, message: str) -> None:
     """An event on every cluster with a server on the host (their own monitoring says what it means)."""
     groups = set(HostedInstance.objects.filter(host=host).values_list("group", flat=True))

@@ -1,16 +1,20 @@
 """The hosts provider's placement against the pool's rows (no agent is called: choose_host only records
 where a server goes): one server of a cluster per host, zones spread, within instance and memory
 capacity, never a down host, a named host obeying the same rules; a cluster the pool cannot take is
-refused up front with the rule that left no host, and nothing is created."""
+refused up front with the rule that left no host, and nothing is created; a host's agent key rotated."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from clusters.models import Cluster, DatabaseHost, HostedInstance
 from clusters.providers.base import ProviderError, ServerSpec
-from clusters.providers.hosts_provider import HostsProvider, pool_room
+from clusters.providers.agent_protocol import seal
+from clusters.providers.hosts_provider import HostsProvider, answer, host_key, pool_room
 from clusters.services.hosts import register_host
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +74,19 @@ def test_a_cluster_the_pool_cannot_take_is_refused_up_front(world):
     assert response.status_code == 400, response.content
     assert "the host pool has no room for this cluster" in str(response.json())
     assert not Cluster.objects.filter(name="big").exists()
+
+
+def test_a_host_key_is_rotated_and_the_old_one_no_longer_opens_its_operations():
+    pool()
+    host = DatabaseHost.objects.get(name="a1")
+    old = host_key(host)
+    out = io.StringIO()
+    call_command("host_agent_key", "a1", stdout=out, stderr=io.StringIO())
+    new = out.getvalue().strip()
+    host.refresh_from_db()
+    assert new != old and host_key(host) == new
+    assert answer(host, seal(new, {"ok": "pong"}), "ping") == "pong"
+    with pytest.raises(ProviderError, match="the answer is not the agent's"):
+        answer(host, seal(old, {"ok": "pong"}), "ping")  # an answer sealed with the old key is refused
+    with pytest.raises(CommandError, match="no host named 'nope'"):
+        call_command("host_agent_key", "nope", stdout=io.StringIO())
