@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from clusters.models import Cluster, DatabaseHost, HostedInstance
-from clusters.providers.base import ProviderError, ServerSpec
 from clusters.providers.agent_protocol import seal
+from clusters.providers.base import ProviderError, ServerSpec
 from clusters.providers.hosts_provider import HostsProvider, answer, host_key, pool_room
 from clusters.services.hosts import register_host
 
