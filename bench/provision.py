@@ -1,6 +1,6 @@
-"""Benchmark: provisioning with the local provider.
+"""Benchmark: provisioning with the local provider, or the hosts provider.
 
-    .venv/bin/python bench/provision.py [--runs 3] [--data-mb 200]
+    .venv/bin/python bench/provision.py [--runs 3] [--data-mb 200] [--provider local|hosts]
 
 Uses a throwaway control-plane database (SQLite under a temporary DBPILOT_DATA_ROOT) and runs the jobs in
 this process, through the same services the API calls. Prints, as the median of `--runs`:
@@ -9,6 +9,11 @@ this process, through the same services the API calls. Prints, as the median of 
   with each step's time;
 - the time to add a replica to a cluster holding about `--data-mb` MB of rows, and the clone's
   throughput (mariadb-backup --stream into mbstream, MB/s).
+
+With `--provider hosts` (root: ip netns), the servers go to a pool of four database hosts made of network
+namespaces of this machine (zones a, b, c, a), each with its own agent worker, as
+tests/integration/test_hosts_provider.py builds it: a 1+2 cluster takes three hosts, and the added replica
+is cloned from one host's agent to the fourth host's agent over the pool's network.
 
 Needs Redis (REDIS_URL, default database 0 on 127.0.0.1) and mariadbd; asserts nothing.
 """
@@ -35,12 +40,18 @@ def configure(data_root: str) -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DBPILOT_FAILOVER_RUNNER"] = "inline"
     os.environ.setdefault("DBPILOT_LOCAL_PORTS", "20600-20899")
+    os.environ["DBPILOT_PROVIDERS"] = "local,hosts"
+    os.environ.setdefault("DBPILOT_TEST_NETWORKS", "127.0.0.0/8,::1/128,10.231.0.0/16")
+    os.environ["DBPILOT_ALLOWED_NETWORKS"] = os.environ["DBPILOT_TEST_NETWORKS"]
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+PROVIDER = "local"
 
 
 def provision(team, name: str, replicas: int):
@@ -52,7 +63,7 @@ def provision(team, name: str, replicas: int):
         {
             "name": name,
             "provision": {
-                "provider": "local",
+                "provider": PROVIDER,
                 "replicas": replicas,
                 "master_user": {"user": "owner", "password": "bench-password-1"},
             },
@@ -104,31 +115,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data-mb", type=int, default=200)
+    parser.add_argument("--provider", choices=("local", "hosts"), default="local")
     args = parser.parse_args()
+    global PROVIDER
+    PROVIDER = args.provider
     with tempfile.TemporaryDirectory(prefix="dbpb-", dir="/tmp") as data_root:
         os.chmod(data_root, 0o755)
         configure(data_root)
-        from tenants.services import create_tenant
+        pool = None
+        if PROVIDER == "hosts":
+            from tests.integration.host_pool_helpers import HostPool
 
-        team = create_tenant("bench", "ops", "bench@example.com", "bench-password-1", "admin").team
-        times, steps = [], []
-        for run in range(args.runs):
-            cluster, elapsed, job = provision(team, f"p{run}", 2)
-            times.append(elapsed)
-            steps.append(job.result["timings_ms"])
-            print(
-                f"provision 1+2 run {run + 1}: {elapsed:.2f} s  "
-                + ", ".join(f"{k} {v:.0f} ms" for k, v in job.result["timings_ms"].items())
-            )
-            destroy(cluster)
-        print(f"provision 1+2: median {statistics.median(times):.2f} s over {args.runs} runs")
-
-        cluster, _, _ = provision(team, "data", 1)
-        cluster.refresh_from_db()
+            pool = HostPool.create(["zone-a", "zone-b", "zone-c", "zone-a"])
         try:
-            measure_clones(cluster, args)
+            if pool is not None:
+                pool.register_direct(capacity=2)
+                pool.start_agents()
+                print(f"hosts: {', '.join(f'{h.name} ({h.zone}, {h.address})' for h in pool.hosts)}")
+            run_all(args)
         finally:
-            destroy(cluster)
+            if pool is not None:
+                pool.destroy()
+
+
+def run_all(args) -> None:
+    from tenants.services import create_tenant
+
+    team = create_tenant("bench", "ops", "bench@example.com", "bench-password-1", "admin").team
+    times, steps = [], []
+    for run in range(args.runs):
+        cluster, elapsed, job = provision(team, f"p{run}", 2)
+        times.append(elapsed)
+        steps.append(job.result["timings_ms"])
+        print(
+            f"provision 1+2 run {run + 1}: {elapsed:.2f} s  "
+            + ", ".join(f"{k} {v:.0f} ms" for k, v in job.result["timings_ms"].items())
+        )
+        destroy(cluster)
+    print(f"provision 1+2: median {statistics.median(times):.2f} s over {args.runs} runs")
+
+    cluster, _, _ = provision(team, "data", 1)
+    cluster.refresh_from_db()
+    try:
+        measure_clones(cluster, args)
+    finally:
+        destroy(cluster)
 
 
 def measure_clones(cluster, args) -> None:

@@ -35,6 +35,8 @@ DATA_ROOT = Path(env.str("DBPILOT_DATA_ROOT", default=str(BASE_DIR / "var")))
 DATA_ROOT.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = secret("SECRET_KEY", INSECURE_SECRET_KEY)
+if os.environ.get("DBPILOT_AGENT_HOST") and SECRET_KEY == INSECURE_SECRET_KEY:
+    SECRET_KEY = os.urandom(32).hex()  # an agent signs nothing with it: a throwaway one, never the platform's
 if not DEBUG and SECRET_KEY == INSECURE_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=1 for development).")
 
@@ -56,13 +58,24 @@ def _generated_secret(name: str, make) -> str:
     return path.read_text().strip()
 
 
+# A dbpilot agent on a database host (`hosts` provider, clusters/agent/): a Celery worker of the queue
+# host.<name> that gets only the broker and its own key. It has no control-plane database and no Fernet
+# keys (docs/security.md): the ORM is unusable there and decrypting a stored secret fails.
+DBPILOT_AGENT_HOST = env.str("DBPILOT_AGENT_HOST", default="")
+
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
-DBPILOT_FERNET_KEYS = [
-    k.strip()
-    for k in _generated_secret("DBPILOT_FERNET_KEYS", lambda: Fernet.generate_key().decode()).split(",")
-    if k.strip()
-]
-DBPILOT_TOKEN_PEPPER = _generated_secret("DBPILOT_TOKEN_PEPPER", lambda: os.urandom(32).hex())
+DBPILOT_FERNET_KEYS = (
+    []
+    if DBPILOT_AGENT_HOST
+    else [
+        k.strip()
+        for k in _generated_secret("DBPILOT_FERNET_KEYS", lambda: Fernet.generate_key().decode()).split(",")
+        if k.strip()
+    ]
+)
+DBPILOT_TOKEN_PEPPER = (
+    "" if DBPILOT_AGENT_HOST else _generated_secret("DBPILOT_TOKEN_PEPPER", lambda: os.urandom(32).hex())
+)
 DBPILOT_METRICS_TOKEN = secret("DBPILOT_METRICS_TOKEN")
 
 
@@ -112,6 +125,10 @@ DBPILOT_PROVIDERS = env.list("DBPILOT_PROVIDERS", default=["local"])
 # The local provider's servers live under DATA_ROOT/servers, on ports from this range (docs/provisioning.md).
 DBPILOT_LOCAL_SERVERS_ROOT = DATA_ROOT / "servers"
 DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
+# The kubernetes provider's client: a kubeconfig file (empty: the pod's service account). Not verified live.
+DBPILOT_KUBERNETES_CONFIG = env.str("DBPILOT_KUBERNETES_CONFIG", default="")
+# The hosts provider: a host whose agent has not answered a ping for this long is down (nothing placed there).
+DBPILOT_AGENT_DOWN_SECONDS = env.float("DBPILOT_AGENT_DOWN_SECONDS", default=10.0)
 DBPILOT_DEFAULT_QUOTA_MEMORY_MB = env.int("DBPILOT_DEFAULT_QUOTA_MEMORY_MB", default=16384)
 DBPILOT_PROBE_TIMEOUT_SECONDS = env.float("DBPILOT_PROBE_TIMEOUT_SECONDS", default=1.0)
 DBPILOT_TICK_SHARD_SIZE = env.int("DBPILOT_TICK_SHARD_SIZE", default=25)
@@ -195,6 +212,9 @@ else:
             "OPTIONS": SQLITE_OPTIONS,
         }
     }
+if os.environ.get("DBPILOT_AGENT_HOST"):
+    # An agent never reaches the control-plane database: any ORM use fails loudly (dummy backend).
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -271,7 +291,11 @@ except redisconf.RedisUrlError as exc:
 
 CELERY_BROKER_URL = redisconf.broker_url(REDIS_TARGET)
 CELERY_BROKER_TRANSPORT_OPTIONS = redisconf.broker_transport_options(REDIS_TARGET)
-CELERY_RESULT_BACKEND = None
+# Results are kept only by the tasks that ask for them (the agents' operations, clusters/agent/tasks.py):
+# every other task ignores its result.
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -68,6 +68,24 @@ def check_proxies() -> int:
 
 
 @shared_task(ignore_result=True)
+def check_hosts() -> int:
+    """Beat calls this every 5 s: ping every database host's agent; a silent one marks its host down."""
+    from clusters.services.hosts import check_hosts as ping_agents
+
+    close_old_connections()
+    return sum(ping_agents().values())
+
+
+@shared_task(ignore_result=True)
+def check_accounts() -> int:
+    """Beat calls this every few seconds: dbpilot's own accounts on provisioned servers, repaired if changed."""
+    from clusters.services.accounts import check_all_accounts
+
+    close_old_connections()
+    return check_all_accounts()
+
+
+@shared_task(ignore_result=True)
 def dispatch_alerts(event_id: int) -> None:
     """Alert subscriptions: make and send the deliveries an event calls for."""
     from clusters.services.alerts import on_event

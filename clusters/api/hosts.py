@@ -1,10 +1,12 @@
 """`GET, POST /api/v1/platform/hosts/` and `DELETE /api/v1/platform/hosts/{id}/`: the `hosts` provider's pool of database hosts (platform operators
 only; tenants never see hosts). `{"name", "address", "zone", "capacity": {"instances", "memory_mb"}}`;
-the answer adds `id`, `down` and `created_at`."""
+the answer adds `id`, `down`, `last_seen_at`, `instances` and `created_at`, and the 201 answer the agent's
+key (`agent_key`, shown once)."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
+from django.db.models import ProtectedError
 from django.urls import re_path
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, permissions, serializers, status
@@ -12,6 +14,7 @@ from rest_framework.response import Response
 
 from clusters.domain.addresses import AddressError
 from clusters.models import DatabaseHost
+from clusters.services.hosts import register_host
 from controlplane.api.viewsets import AuditedAPIView
 from controlplane.netpolicy import NotAllowed, pin_host
 from tenants.access import actor_from_request
@@ -38,7 +41,10 @@ class HostSerializer(serializers.Serializer):
     )
     zone = serializers.CharField(max_length=63)
     capacity = CapacitySerializer()
-    down = serializers.BooleanField(read_only=True)
+    down = serializers.BooleanField(read_only=True, help_text="its agent has stopped answering pings")
+    last_seen_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    instances = serializers.IntegerField(read_only=True, help_text="servers placed on it")
+    agent_key = serializers.CharField(read_only=True, help_text="in the 201 answer only: DBPILOT_AGENT_KEY")
     created_at = serializers.DateTimeField(read_only=True)
 
     def validate_name(self, value: str) -> str:
@@ -68,6 +74,8 @@ class HostSerializer(serializers.Serializer):
             "zone": host.zone,
             "capacity": {"instances": host.capacity_instances, "memory_mb": host.capacity_memory_mb},
             "down": host.down,
+            "last_seen_at": host.last_seen_at,
+            "instances": host.instances.count(),
             "created_at": host.created_at,
         }
 
@@ -88,31 +96,49 @@ class HostsView(AuditedAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            with transaction.atomic():
-                host = DatabaseHost.objects.create(
-                    name=data["name"],
-                    address=data["address"],
-                    zone=data["zone"],
-                    capacity_instances=data["capacity"]["instances"],
-                    capacity_memory_mb=data["capacity"]["memory_mb"],
-                )
+            host, key = register_host(
+                data["name"],
+                data["address"],
+                data["zone"],
+                data["capacity"]["instances"],
+                data["capacity"]["memory_mb"],
+            )
         except IntegrityError:
             raise exceptions.ValidationError(
                 {"name": f"a host named {data['name']!r} is already registered"}
             ) from None
-        return Response(serializer.to_representation(host), status=status.HTTP_201_CREATED)
+        # The agent's key, this once: the operator starts the agent with it (DBPILOT_AGENT_KEY).
+        return Response(
+            {**serializer.to_representation(host), "agent_key": key}, status=status.HTTP_201_CREATED
+        )
 
 
 class HostView(AuditedAPIView):
     permission_classes = [permissions.IsAuthenticated, IsPlatformOperator]
     audit_action = "platform.hosts"
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, 409: None})
     def delete(self, request, pk=None):
-        """Remove a database host from the pool (no server is placed on hosts yet: the provider is not built)."""
-        deleted, _ = DatabaseHost.objects.filter(pk=pk).delete()
-        if not deleted:
+        """Remove a database host from the pool; refused while servers are placed on it."""
+        host = DatabaseHost.objects.filter(pk=pk).first()
+        if host is None:
             raise exceptions.NotFound(f"no database host with id {pk}")
+        placed = host.instances.count()
+        if placed:
+            return Response(
+                {
+                    "detail": f"host {host.name} still runs {placed} server(s): remove them from their "
+                    "clusters (or delete the clusters) first"
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        try:
+            host.delete()
+        except ProtectedError:  # a server was placed there meanwhile
+            return Response(
+                {"detail": f"host {host.name} got a server meanwhile: remove it first"},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

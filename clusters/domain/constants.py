@@ -62,6 +62,8 @@ SERVER_MAINTENANCE = "SERVER_MAINTENANCE"
 FENCED_SERVER_WRITABLE = "FENCED_SERVER_WRITABLE"
 SERVER_QUARANTINED = "SERVER_QUARANTINED"
 ROUTE_STALE = "ROUTE_STALE"  # opened by route syncs (clusters/services/routing.py), not by analysis
+# opened by the accounts check of provisioned clusters (clusters/services/accounts.py), not by analysis
+DBPILOT_ACCOUNT_CHANGED = "DBPILOT_ACCOUNT_CHANGED"
 
 FINDING_SEVERITY: dict[str, str] = {
     PRIMARY_SUSPECT: WARNING,
@@ -98,6 +100,7 @@ FINDING_SEVERITY: dict[str, str] = {
     FENCED_SERVER_WRITABLE: CRITICAL,
     SERVER_QUARANTINED: WARNING,
     ROUTE_STALE: ERROR,
+    DBPILOT_ACCOUNT_CHANGED: ERROR,
 }
 FINDING_CODES = tuple(FINDING_SEVERITY)
 

@@ -132,6 +132,8 @@ class ProvisionContext:
             memory_mb=int(self.spec.get("memory_mb", 256)),
             semi_sync=bool(self.spec.get("semi_sync")),
             parameters=self.parameters(),
+            group=str(self.spec.get("key", "")),
+            host=self.params.get("host") if self.kind == "add_replica" else None,
         )
 
     def root(self, server: PlacedServer | str):
@@ -142,13 +144,10 @@ class ProvisionContext:
         )
 
     def sql(self, server: PlacedServer | str, *statements: str | tuple[str, tuple]) -> list[dict]:
-        rows: list[dict] = []
-        with self.root(server) as conn, conn.cursor() as cursor:
-            for statement in statements:
-                text, args = (statement, None) if isinstance(statement, str) else statement
-                cursor.execute(text, args)
-                rows = list(cursor.fetchall())
-        return rows
+        """Statements as the server's local root, in one session (through the host's agent for `hosts`)."""
+        instance = server if isinstance(server, str) else server.instance
+        password = self.root_password if self.state.root_password_set else ""
+        return self.provider.execute(instance, password, statements)
 
     def run_subjob(self, cluster: Cluster, kind: str) -> tuple[Any, Any]:
         """Create a job of `kind` (a switchover of a rolling restart) and run it here, waiting for its end."""

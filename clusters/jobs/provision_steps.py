@@ -41,7 +41,6 @@ MASTER_USER_REVOKED = (
     "SHUTDOWN",
     "FILE",
 )
-LOCAL_CLIENT_HOST = "127.0.0.1"
 HEALTHY_TICK_TIMEOUT_SECONDS = 30.0
 SEMI_SYNC_WAIT_SECONDS = 10.0
 
@@ -84,18 +83,22 @@ def start_servers(ctx: ProvisionContext) -> StepOutcome:
     return Done(f"{len(ctx.state.servers)} server(s) running, read-only")
 
 
-def account_statements(ctx: ProvisionContext, master_user: dict | None) -> list[tuple[str, tuple]]:
-    admin, repl = ctx.admin, ctx.replication
-    host = LOCAL_CLIENT_HOST
-    statements: list[tuple[str, tuple]] = [
+def own_account_statements(admin, repl, host: str) -> list[tuple[str, tuple]]:
+    """dbpilot's admin and replication accounts as they must be (with sql_log_bin=0: no errant GTID);
+    creating them and repairing them after a tenant changed them (clusters.services.accounts)."""
+    return [
         ("SET SESSION sql_log_bin=0", ()),
         ("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (admin.user, host, admin.password)),
-        ("ALTER USER %s@%s IDENTIFIED BY %s", (admin.user, host, admin.password)),
+        ("ALTER USER %s@%s IDENTIFIED BY %s ACCOUNT UNLOCK", (admin.user, host, admin.password)),
         (f"GRANT {', '.join(ADMIN_PRIVILEGES)} ON *.* TO %s@%s", (admin.user, host)),
         ("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (repl.user, host, repl.password)),
-        ("ALTER USER %s@%s IDENTIFIED BY %s", (repl.user, host, repl.password)),
+        ("ALTER USER %s@%s IDENTIFIED BY %s ACCOUNT UNLOCK", (repl.user, host, repl.password)),
         ("GRANT REPLICATION SLAVE ON *.* TO %s@%s", (repl.user, host)),
     ]
+
+
+def account_statements(ctx: ProvisionContext, master_user: dict | None) -> list[tuple[str, tuple]]:
+    statements = own_account_statements(ctx.admin, ctx.replication, ctx.provider.client_host)
     if master_user:
         user, password = master_user["user"], master_user["password"]
         statements += [
@@ -129,13 +132,18 @@ def create_accounts(ctx: ProvisionContext) -> StepOutcome:
 def _set_root_password(ctx: ProvisionContext, server: PlacedServer) -> None:
     """A fresh server's root has no password; a resumed job finds it set already."""
     try:
-        with ctx.provider.root_connection(server.instance, ctx.root_password):
-            return
+        ctx.provider.execute(server.instance, ctx.root_password, ["SELECT 1"])
+        return
     except Exception:  # noqa: BLE001 - not set yet
         pass
-    with ctx.provider.root_connection(server.instance, "") as conn, conn.cursor() as cursor:
-        cursor.execute("SET SESSION sql_log_bin=0")
-        cursor.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ctx.root_password,))
+    ctx.provider.execute(
+        server.instance,
+        "",
+        [
+            "SET SESSION sql_log_bin=0",
+            ("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ctx.root_password,)),
+        ],
+    )
     ctx.state.root_password_set = True
 
 

@@ -6,14 +6,19 @@ is idempotent and resumable, like the steps of a job: `create` of an instance th
 placement, `start` of a running server and `destroy` of a missing one do nothing. A provider error says
 what went wrong and whether trying again can help (`permanent`), in the manner of the route drivers.
 
-`local` (clusters.providers.local_provider) is the embedded provider; `hosts` and `kubernetes` are later
-providers behind the same interface (docs/provisioning.md).
+`local` (clusters.providers.local_provider) is the embedded provider; `hosts`
+(clusters.providers.hosts_provider) does the same work on a pool of database hosts through their agents;
+`kubernetes` renders manifests (docs/provisioning.md).
+
+Replacing a dead server (the repair job): `provider.clone(source, ServerSpec(instance, server_id,
+group=<cluster key>, ...), root_password, progress)` places the new replica (hosts: the least loaded up
+host that holds no server of the cluster, zones spread) and creates it as a copy of `source`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -38,6 +43,10 @@ class ServerSpec:
     semi_sync: bool = True
     parameters: Mapping[str, str] = field(default_factory=dict)
     binlog_expire_seconds: int = 7 * 24 * 3600
+    # The cluster it belongs to (its provisioning key): placement puts one server of a group per host.
+    group: str = ""
+    # A host the user named (`POST .../servers/ {"host": NAME}`); None: the provider places it.
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,12 +79,16 @@ class CloneResult:
 
 
 Progress = Callable[[int], None]  # bytes copied so far
+Statement = str | tuple[str, tuple | list]  # SQL, or SQL with its %s arguments
 
 
 class Provider(ABC):
     """One way of running servers. Subclasses register themselves in clusters.providers.registry."""
 
     name: str = ""
+    # Where dbpilot's admin and its replicas connect from, as a MariaDB account host: loopback for local
+    # servers; any address for servers on database hosts (the pool's network, docs/security.md).
+    client_host: str = "127.0.0.1"
 
     @abstractmethod
     def create(self, spec: ServerSpec) -> Placement:
@@ -120,3 +133,14 @@ class Provider(ABC):
     @abstractmethod
     def root_connection(self, instance: str, password: str | None, timeout: float = 5):
         """A PyMySQL connection as the server's local root (through its socket: works while cut off)."""
+
+    def execute(self, instance: str, password: str | None, statements: Sequence[Statement]) -> list[dict]:
+        """Run statements as the server's local root, in one session; the rows of the last one. Providers
+        whose servers are on another machine (hosts) run them there, through the host's agent."""
+        rows: list[dict] = []
+        with self.root_connection(instance, password) as conn, conn.cursor() as cursor:
+            for statement in statements:
+                text, args = (statement, None) if isinstance(statement, str) else statement
+                cursor.execute(text, args)
+                rows = list(cursor.fetchall())
+        return rows

@@ -3,8 +3,8 @@ a headless Service (each pod's stable address), writer and reader Services, the 
 my.cnf settings as the local provider, a Secret with dbpilot's generated passwords, and a
 PodDisruptionBudget that keeps all but one server up during voluntary disruptions.
 
-Rendering only: applying them with the official Kubernetes client is not built yet, and nothing here has
-been run against a live Kubernetes cluster (the manifests are checked with a validator that bundles the
+Rendering only: clusters.providers.kubernetes_apply applies them with the official Kubernetes client (tested
+against a recorded double of the API); nothing here has been run against a live Kubernetes cluster (the manifests are checked with a validator that bundles the
 Kubernetes schemas, tests/unit/test_kubernetes_manifests.py). dbpilot still does monitoring and failover:
 every pod starts read-only; server_id comes from the pod's ordinal.
 """

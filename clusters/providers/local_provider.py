@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
@@ -56,6 +57,12 @@ def parse_port_range(text: str) -> range:
     if not 1024 <= first <= last <= 65535:
         raise ProviderError(f"DBPILOT_LOCAL_PORTS={text!r}: ports from 1024 to 65535, first <= last")
     return range(first, last + 1)
+
+
+def check_backup_tools() -> None:
+    for tool in (MARIADB_BACKUP, MBSTREAM):
+        if not os.access(tool, os.X_OK):
+            raise ProviderError(f"{tool} is missing: install the mariadb-backup package")
 
 
 def memory_options(memory_mb: int) -> dict[str, str]:
@@ -314,21 +321,63 @@ class LocalProvider(Provider):
     ) -> CloneResult:
         """Stream `mariadb-backup --backup --stream=xbstream` of the running source into the new instance's
         data directory, prepare it, and return the GTID position the copy holds."""
-        source_state = self._state(source)
-        if source_state is None or not self.running(source):
+        if self._state(source) is None or not self.running(source):
             raise ProviderError(f"cannot clone from {source}: it is not running here", permanent=False)
-        for tool in (MARIADB_BACKUP, MBSTREAM):
-            if not os.access(tool, os.X_OK):
-                raise ProviderError(f"{tool} is missing: install the mariadb-backup package")
+        check_backup_tools()
+        done = self.cloned(spec)
+        if done is not None:  # a resumed job: the copy was made and prepared already
+            return done
+        target = self.receiving_dir(spec)
+        started = time.monotonic()
+        extract = subprocess.Popen(
+            [MBSTREAM, "-x", "-C", str(target)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            copied = self.backup_stream(source, root_password, extract.stdin.write, progress)
+        finally:
+            try:
+                extract.stdin.close()
+            except BrokenPipeError:
+                pass
+            extract_err = extract.stderr.read().decode(errors="replace")
+            extract.wait()
+        if extract.returncode != 0:
+            raise ProviderError(f"mbstream -x failed: {extract_err.strip()}", permanent=False)
+        gtid = self.finish_clone(spec.instance)
+        return CloneResult(gtid, copied, time.monotonic() - started)
+
+    def cloned(self, spec: ServerSpec) -> CloneResult | None:
+        """The clone of a resumed job, when its copy was made and prepared already."""
+        state = self._state(spec.instance)
+        if state is not None and state["data"] == "ready":
+            return CloneResult(self._binlog_info(self._config(spec.instance, state).datadir), 0, 0.0)
+        return None
+
+    def receiving_dir(self, spec: ServerSpec) -> Path:
+        """Place the new instance and return its empty data directory, where the backup stream goes."""
         state, _ = self._place(spec)
-        if state["data"] == "ready":  # a resumed job: the copy was made and prepared already
-            info = self._binlog_info(self._config(spec.instance, state).datadir)
-            return CloneResult(info, 0, 0.0)
         target = self._config(spec.instance, state).datadir
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(mode=0o750)
+        return target
+
+    def backup_stream(
+        self,
+        source: str,
+        root_password: str,
+        write: Callable[[bytes], object],
+        progress: Progress | None = None,
+    ) -> int:
+        """Run `mariadb-backup --backup --stream=xbstream` of the running instance `source` and hand every
+        chunk to `write` (an extracting mbstream, or the socket to another host's agent); bytes sent."""
+        source_state = self._state(source)
+        if source_state is None or not self.running(source):
+            raise ProviderError(f"cannot clone from {source}: it is not running here", permanent=False)
+        check_backup_tools()
         source_config = self._config(source, source_state)
-        started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="dbp-clone-") as scratch:
             defaults = Path(scratch) / "backup.cnf"
             fd = os.open(defaults, os.O_WRONLY | os.O_CREAT, 0o600)  # the password never goes on argv
@@ -337,40 +386,33 @@ class LocalProvider(Provider):
                     f"[mariadb-backup]\nuser=root\npassword={root_password}\nsocket={source_config.socket}\n"
                     f"datadir={source_config.datadir}\n"
                 )
-            backup = subprocess.Popen(
-                [
-                    MARIADB_BACKUP,
-                    f"--defaults-file={defaults}",
-                    "--backup",
-                    "--stream=xbstream",
-                    f"--target-dir={scratch}",
-                    "--parallel=2",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=open(Path(scratch) / "backup.log", "wb"),
-                stdin=subprocess.DEVNULL,
-            )
-            extract = subprocess.Popen(
-                [MBSTREAM, "-x", "-C", str(target)],
-                stdin=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-            )
-            copied = 0
-            try:
-                while chunk := backup.stdout.read(CHUNK):
-                    extract.stdin.write(chunk)
-                    copied += len(chunk)
-                    if progress:
-                        progress(copied)
-            except BrokenPipeError:
-                pass
-            finally:
-                extract.stdin.close()
-            backup.wait()
-            extract_err = extract.stderr.read().decode(errors="replace")
-            extract.wait()
-            if backup.returncode != 0 or extract.returncode != 0:
+            with open(Path(scratch) / "backup.log", "wb") as log:
+                backup = subprocess.Popen(
+                    [
+                        MARIADB_BACKUP,
+                        f"--defaults-file={defaults}",
+                        "--backup",
+                        "--stream=xbstream",
+                        f"--target-dir={scratch}",
+                        "--parallel=2",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                )
+                copied = 0
+                failed_write = ""
+                try:
+                    while chunk := backup.stdout.read(CHUNK):
+                        write(chunk)
+                        copied += len(chunk)
+                        if progress:
+                            progress(copied)
+                except OSError as exc:  # the receiving side went away
+                    failed_write = str(exc)
+                    backup.kill()
+                backup.wait()
+            if backup.returncode != 0 or failed_write:
                 log_tail = (
                     (Path(scratch) / "backup.log").read_text(errors="replace").strip().splitlines()[-5:]
                 )
@@ -378,9 +420,19 @@ class LocalProvider(Provider):
                     "mariadb-backup from "
                     + source
                     + " failed: "
-                    + " | ".join(log_tail or [extract_err.strip()]),
+                    + " | ".join(([failed_write] if failed_write else []) + log_tail),
                     permanent=False,
                 )
+        return copied
+
+    def finish_clone(self, instance: str) -> str:
+        """Prepare the received copy, hand it to the server's user, mark the data ready; its GTID position."""
+        state = self._state(instance)
+        if state is None:
+            raise ProviderError(f"server {instance} does not exist")
+        target = self._config(instance, state).datadir
+        if state["data"] == "ready":
+            return self._binlog_info(target)
         prepare = subprocess.run(
             [MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
             capture_output=True,
@@ -393,11 +445,9 @@ class LocalProvider(Provider):
             )
         if self.run_as:
             subprocess.run(["chown", "-R", f"{self.run_as}:{self.run_as}", str(target)], check=True)
-        seconds = time.monotonic() - started
-        gtid = self._binlog_info(target)
         state["data"] = "ready"
-        self._write_state(spec.instance, state)
-        return CloneResult(gtid, copied, seconds)
+        self._write_state(instance, state)
+        return self._binlog_info(target)
 
     @staticmethod
     def _binlog_info(datadir: Path) -> str:

@@ -22,4 +22,8 @@ def get_provider(name: str) -> Provider:
         from clusters.providers.local_provider import LocalProvider
 
         return LocalProvider(settings.DBPILOT_LOCAL_SERVERS_ROOT, settings.DBPILOT_LOCAL_PORTS)
-    raise ProviderError(f"provider {name!r} is not available in this version (only local is)")
+    if name == "hosts":
+        from clusters.providers.hosts_provider import HostsProvider
+
+        return HostsProvider()
+    raise ProviderError(f"provider {name!r} is not available in this version (local and hosts are)")

@@ -22,7 +22,8 @@ from clusters.events import record_event
 from clusters.jobs import provision_context, runner
 from clusters.jobs.engine import create_job
 from clusters.jobs.provision_context import new_secrets
-from clusters.models import ACTIVE_JOB_STATES, Cluster, Job, ParameterGroup, Server
+from clusters.models import ACTIVE_JOB_STATES, Cluster, DatabaseHost, Job, ParameterGroup, Server
+from clusters.providers.hosts_provider import pool_room
 from clusters.providers.registry import KNOWN_PROVIDERS, enabled_providers
 from controlplane.crypto import encrypt_json
 from tenants.models import Team, Tenant
@@ -114,8 +115,10 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
             f"provider {provider!r} is not enabled on this platform (DBPILOT_PROVIDERS: "
             f"{', '.join(enabled_providers()) or 'none'})"
         )
-    elif provider != "local":
-        errors["provision.provider"] = f"provider {provider!r} is not available in this version: use local"
+    elif provider not in ("local", "hosts"):
+        errors["provision.provider"] = (
+            f"provider {provider!r} is not available in this version: use local or hosts"
+        )
     replicas = spec.get("replicas", 2)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
         errors["provision.replicas"] = f"must be a whole number from 0 to {MAX_REPLICAS}"
@@ -179,6 +182,10 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
     except Exception as exc:  # noqa: BLE001 - SettingsError
         errors.update({f"settings.{k}": v for k, v in getattr(exc, "errors", {"settings": str(exc)}).items()})
         settings = {}
+    if not errors and provider == "hosts":
+        room = pool_room(1 + replicas, memory)
+        if room:
+            errors["provision.replicas"] = room
     if errors:
         raise ProvisionError(errors)
     return ProvisionRequest(
@@ -306,6 +313,8 @@ def run_long_job(job_id: int) -> Job | None:
     from clusters.jobs.engine import run_job
 
     job = run_job(job_id)
+    if job is None:  # lease lost: maybe preempted by a failover (its worker, this one, has stopped now)
+        remove_preempted_leftovers(job_id)
     if job is not None and job.kind == "deprovision" and job.state == Job.State.SUCCEEDED:
         from clusters.services.registration import delete_cluster
 
@@ -313,6 +322,45 @@ def run_long_job(job_id: int) -> Job | None:
         if cluster is not None:
             delete_cluster(cluster)
     return job
+
+
+def remove_preempted_leftovers(job_id: int) -> str | None:
+    """A provision or add-replica job that a failover preempted stops at its next step boundary without
+    its abort (its lease is gone: clusters.jobs.engine.preempt_long_jobs). Once it has stopped, the
+    servers it placed that were not registered yet are destroyed (a registered one is a member of the
+    cluster: the failover counts on it). Recorded in the job's result (`leftovers`) and as an event."""
+    job = Job.objects.filter(pk=job_id, kind__in=("provision", "add_replica"), state=Job.State.FAILED).first()
+    if job is None:
+        return None
+    result = dict(job.result or {})
+    if "preempted by" not in str(result.get("detail", "")) or "leftovers" in result:
+        return None
+    ctx = provision_context.ProvisionContext(job, result)
+    placed = {s.instance for s in ctx.state.servers}
+    key = ctx.spec.get("key")
+    if job.kind == "provision" and key:  # a server created just before the preemption was not recorded
+        placed |= {i for i in ctx.provider.instances() if i.startswith(f"{key}-")}
+    registered = set(Server.objects.filter(cluster_id=job.cluster_id).values_list("instance", flat=True))
+    removed = []
+    for instance in sorted(placed - registered):
+        try:
+            if ctx.provider.destroy(instance):
+                removed.append(instance)
+        except Exception as exc:  # noqa: BLE001 - said in the result: the operator removes it
+            log.warning("job %s: removing leftover %s failed: %s", job_id, instance, exc)
+            removed.append(f"{instance} (NOT removed: {exc})")
+    detail = f"removed {len(removed)} server(s) it had placed: {', '.join(removed)}" if removed else "none"
+    result["leftovers"] = detail
+    Job.objects.filter(pk=job_id).update(result=result)
+    if removed:
+        record_event(
+            job.cluster_id,
+            "job_leftovers_removed",
+            f"{job.kind.capitalize()} job {job_id} was preempted: {detail}",
+            severity="warning",
+            data={"job_id": job_id, "removed": removed},
+        )
+    return detail
 
 
 def run_subjob(cluster: Cluster, kind: str, requested_by: str) -> tuple[Job, Job | None]:
@@ -388,10 +436,23 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
     _require_provisioned(cluster, "scaled")
     if not isinstance(data, dict):
         raise ProvisionError({"body": 'must be an object ({} or {"host": NAME})'})
-    if data.get("host") is not None:
-        raise ProvisionError(
-            {"host": f"no host named {data['host']!r}: the local provider has no host pool"}, "unknown_host"
-        )
+    host = data.get("host")
+    params: dict = {}
+    if host is not None:
+        if (cluster.provision or {}).get("provider") != "hosts":
+            raise ProvisionError(
+                {"host": f"no host named {host!r}: the local provider has no host pool"}, "unknown_host"
+            )
+        if not isinstance(host, str) or not DatabaseHost.objects.filter(name=host).exists():
+            raise ProvisionError(
+                {"host": f"no host named {host!r} in the pool (GET /api/v1/platform/hosts/ lists them)"},
+                "unknown_host",
+            )
+        if DatabaseHost.objects.filter(name=host, down=True).exists():
+            raise ProvisionError(
+                {"host": f"host {host} is down: choose another or leave host out"}, "host_down"
+            )
+        params["host"] = host
     if cluster.primary_id is None:
         raise ProvisionConflict("the cluster has no primary to clone from", "no_primary")
     memory = int((cluster.provision or {}).get("memory_mb", DEFAULT_MEMORY_MB))
@@ -399,7 +460,7 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
         tenant = Tenant.objects.select_for_update().get(pk=cluster.tenant_id)
         check_quota(tenant, add_servers=1)
         check_memory_quota(tenant, memory)
-        return start_long_job(cluster, "add_replica", requested_by=requested_by)
+        return start_long_job(cluster, "add_replica", requested_by=requested_by, params=params)
 
 
 def remove_replica(cluster: Cluster, server: Server, *, requested_by: str) -> Job:

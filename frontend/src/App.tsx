@@ -17,6 +17,8 @@ import { AlertsPage } from "./pages/AlertsPage";
 import { TeamsPage } from "./pages/TeamsPage";
 import { TokensPage } from "./pages/TokensPage";
 import { AuditPage } from "./pages/AuditPage";
+import { HostsPage } from "./pages/HostsPage";
+import { ParameterGroupsPage } from "./pages/ParameterGroupsPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 
 function RequireAuth({ children }: { children: JSX.Element }) {
@@ -60,6 +62,8 @@ export function App() {
         <Route path="tokens" element={<TokensPage />} />
         <Route path="audit" element={<AuditPage />} />
         <Route path="alerts" element={<AlertsPage />} />
+        <Route path="hosts" element={<HostsPage />} />
+        <Route path="parameter-groups" element={<ParameterGroupsPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Route>
     </Routes>

@@ -221,3 +221,21 @@ def test_platform_operators_remove_database_hosts(world):
     assert root.get("/api/v1/platform/hosts/").json() == []
     again = root.delete(f"/api/v1/platform/hosts/{host['id']}/")
     assert again.status_code == 404 and f"no database host with id {host['id']}" in again.json()["detail"]
+
+
+def test_a_host_that_still_runs_servers_is_not_removed(world):
+    from clusters.hosts import HostedInstance
+
+    root = world.client("root")
+    body = {
+        "name": "db8",
+        "address": "127.0.0.1",
+        "zone": "zone-a",
+        "capacity": {"instances": 2, "memory_mb": 4096},
+    }
+    host = root.post("/api/v1/platform/hosts/", body, format="json").json()
+    HostedInstance.objects.create(instance="c1-s1", host_id=host["id"], group="c1", memory_mb=512)
+    refused = root.delete(f"/api/v1/platform/hosts/{host['id']}/")
+    assert refused.status_code == 409
+    assert "still runs 1 server" in refused.json()["detail"]
+    assert [h["name"] for h in root.get("/api/v1/platform/hosts/").json()] == ["db8"]

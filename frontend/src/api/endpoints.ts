@@ -37,6 +37,8 @@ export const clusters = {
     api.post<Job>(`${V1}/clusters/${id}/failover/`, candidate ? { candidate } : {}),
   maintenance: (id: number, serverId: number, on: boolean) =>
     api.post<unknown>(`${V1}/clusters/${id}/servers/${serverId}/maintenance/`, { on }),
+  addReplica: (id: number, host?: string) => api.post<Job>(`${V1}/clusters/${id}/servers/`, host ? { host } : {}),
+  removeReplica: (id: number, serverId: number) => api.delete<Job>(`${V1}/clusters/${id}/servers/${serverId}/`),
   resetFailoverControl: (id: number) => api.post<unknown>(`${V1}/clusters/${id}/failover-control/reset/`, {}),
   routes: (id: number) => api.get<Paginated<Route> | Route[]>(`${V1}/clusters/${id}/routes/`),
   addRoute: (id: number, route: Record<string, unknown>) => api.post<Route>(`${V1}/clusters/${id}/routes/`, route),
@@ -70,4 +72,43 @@ export const tenancy = {
     api.post<CreatedToken>(`${V1}/tokens/`, body),
   revokeToken: (id: number) => api.post<ApiToken>(`${V1}/tokens/${id}/revoke/`, {}),
   audit: (page = 1) => api.get<Paginated<AuditEntry>>(withQuery(`${V1}/audit/`, { page })),
+};
+
+/** The `hosts` provider's pool (platform operators only). */
+export interface DatabaseHost {
+  id: number;
+  name: string;
+  address: string;
+  zone: string;
+  capacity: { instances: number; memory_mb: number };
+  down: boolean;
+  last_seen_at: string | null;
+  instances: number;
+  created_at: string;
+}
+export type RegisteredHost = DatabaseHost & { agent_key: string };
+
+export const platform = {
+  hosts: () => api.get<DatabaseHost[]>(`${V1}/platform/hosts/`),
+  registerHost: (body: { name: string; address: string; zone: string; capacity: { instances: number; memory_mb: number } }) =>
+    api.post<RegisteredHost>(`${V1}/platform/hosts/`, body),
+};
+
+/** Tenant-owned parameter groups (design.md: /api/v1/parameter-groups/). */
+export interface ParameterGroup {
+  id: number;
+  name: string;
+  tenant: string;
+  parameters: Record<string, string>;
+  clusters: { id: number; name: string; pending_restart: Record<string, unknown> }[];
+  created_at: string;
+  updated_at: string;
+}
+
+export const parameterGroups = {
+  list: () => api.get<ParameterGroup[]>(`${V1}/parameter-groups/`),
+  create: (body: { name: string; parameters: Record<string, string> }) => api.post<ParameterGroup>(`${V1}/parameter-groups/`, body),
+  update: (id: number, parameters: Record<string, string>) =>
+    api.patch<ParameterGroup & { jobs?: Job[] }>(`${V1}/parameter-groups/${id}/`, { parameters }),
+  remove: (id: number) => api.delete(`${V1}/parameter-groups/${id}/`),
 };

@@ -24,10 +24,12 @@ export function Layout() {
         </NavLink>
         <nav aria-label="Main">
           <NavLink to="/clusters">Clusters</NavLink>
+          <NavLink to="/parameter-groups">Parameter groups</NavLink>
           {admin && <NavLink to="/teams">Teams</NavLink>}
           {admin && <NavLink to="/tokens">API tokens</NavLink>}
           {admin && <NavLink to="/alerts">Alerts</NavLink>}
           {admin && <NavLink to="/audit">Audit log</NavLink>}
+          {me?.is_operator && <NavLink to="/hosts">Hosts</NavLink>}
         </nav>
         <div className="user">
           <span className="user-email" title={me?.email ?? undefined}>{me?.email}</span>

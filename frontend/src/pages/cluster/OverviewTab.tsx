@@ -10,7 +10,7 @@ import { formatRelative, formatTime } from "../../lib/format";
 import { activeHaJob } from "../../lib/liveState";
 import { actionAvailability, roleAllows, type Availability } from "../../lib/permissions";
 import { addressOf, isPrimaryServer, nodeStatus, shortGtid, threadRunning } from "../../lib/topologyLayout";
-import { FailoverDialog, MaintenanceDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
+import { AddReplicaDialog, FailoverDialog, MaintenanceDialog, RemoveReplicaDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
 import { useClusterPage } from "./context";
 
 function threadLabel(value: string | boolean | null | undefined): string {
@@ -19,7 +19,14 @@ function threadLabel(value: string | boolean | null | undefined): string {
   return running === null ? "?" : running ? "Yes" : "No";
 }
 
-type Dialog = { kind: "switchover" } | { kind: "failover" } | { kind: "reset" } | { kind: "maintenance"; server: TopologyServer } | null;
+type Dialog =
+  | { kind: "switchover" }
+  | { kind: "failover" }
+  | { kind: "reset" }
+  | { kind: "maintenance"; server: TopologyServer }
+  | { kind: "add_replica" }
+  | { kind: "remove_replica"; server: TopologyServer }
+  | null;
 
 function ActionButton({ label, availability, onClick, danger }: { label: string; availability: Availability; onClick: () => void; danger?: boolean }) {
   if (!availability.visible) return null;
@@ -53,6 +60,9 @@ export function OverviewTab() {
   const reset = actionAvailability("reset", ctx);
   const maintenance = actionAvailability("maintenance", ctx);
   const canOperate = roleAllows(role, "operator");
+  // Adding and removing replicas: provisioned clusters only, tenant admins (the API's rule).
+  const canScale = cluster.origin === "provisioned" && roleAllows(role, "admin");
+  const scaleBlocked = activeJob ? `job #${activeJob.id} (${activeJob.kind}) is running` : undefined;
   const findings = topology?.findings ?? [];
 
   return (
@@ -75,6 +85,11 @@ export function OverviewTab() {
           <ActionButton label="Switchover…" availability={switchover} onClick={() => setDialog({ kind: "switchover" })} />
           <ActionButton label="Failover…" availability={failover} onClick={() => setDialog({ kind: "failover" })} danger />
           <ActionButton label="Reset failover control…" availability={reset} onClick={() => setDialog({ kind: "reset" })} />
+          <ActionButton
+            label="Add replica…"
+            availability={{ visible: canScale, enabled: !scaleBlocked, reason: scaleBlocked }}
+            onClick={() => setDialog({ kind: "add_replica" })}
+          />
           {!canOperate && <span className="muted small">You have view-only access to this cluster; actions need the operator role.</span>}
         </div>
         {topology ? <TopologyGraph topology={topology} /> : <p className="muted" role="status">Waiting for the topology…</p>}
@@ -112,7 +127,7 @@ export function OverviewTab() {
               <th scope="col">Read-only</th>
               <th scope="col">Replication</th>
               <th scope="col">GTID position</th>
-              {maintenance.visible && <th scope="col"><span className="visually-hidden">Actions</span></th>}
+              {(maintenance.visible || canScale) && <th scope="col"><span className="visually-hidden">Actions</span></th>}
             </tr>
           </thead>
           <tbody>
@@ -131,11 +146,18 @@ export function OverviewTab() {
                       : "—"}
                   </td>
                   <td className="mono small" title={s.gtid_current_pos ?? ""}>{shortGtid(s.gtid_current_pos)}</td>
-                  {maintenance.visible && (
-                    <td>
-                      <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "maintenance", server: s })}>
-                        {s.maintenance ? "End maintenance…" : "Maintenance…"}
-                      </button>
+                  {(maintenance.visible || canScale) && (
+                    <td className="nowrap">
+                      {maintenance.visible && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "maintenance", server: s })}>
+                          {s.maintenance ? "End maintenance…" : "Maintenance…"}
+                        </button>
+                      )}
+                      {canScale && !primary && (
+                        <button type="button" className="btn btn-small btn-danger-outline" onClick={() => setDialog({ kind: "remove_replica", server: s })}>
+                          Remove…
+                        </button>
+                      )}
                     </td>
                   )}
                 </tr>
@@ -191,6 +213,12 @@ export function OverviewTab() {
       )}
       {dialog?.kind === "reset" && (
         <ResetFailoverControlDialog cluster={cluster} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "add_replica" && (
+        <AddReplicaDialog cluster={cluster} onJob={live.applyJob} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "remove_replica" && (
+        <RemoveReplicaDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
       )}
       {dialog?.kind === "maintenance" && (
         <MaintenanceDialog cluster={cluster} server={dialog.server} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />

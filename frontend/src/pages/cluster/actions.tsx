@@ -139,3 +139,49 @@ export function ResetFailoverControlDialog({ cluster, onDone, onClose }: { clust
     </ConfirmDialog>
   );
 }
+
+/** Add a replica to a provisioned cluster (tenant admins): placed, cloned from a replica, replicating. */
+export function AddReplicaDialog({ cluster, onJob, onClose }: Omit<JobActionProps, "topology">) {
+  const [host, setHost] = useState("");
+  const goToJob = useGoToJob(cluster.id, onJob);
+  return (
+    <ConfirmDialog
+      title={`Add a replica to ${cluster.name}`}
+      confirmLabel="Add replica"
+      onClose={onClose}
+      onConfirm={async () => goToJob(await clustersApi.addReplica(cluster.id, host.trim() || undefined))}
+    >
+      <label className="field">
+        <span>Database host (optional, <code>hosts</code> provider only)</span>
+        <input value={host} placeholder="let dbpilot place it" onChange={(e) => setHost(e.target.value)} />
+      </label>
+      <ul>
+        <li>A new server is placed (with the <code>hosts</code> provider: on a host that runs no server of this cluster, zones spread, least loaded first).</li>
+        <li>Its data is a <code>mariadb-backup</code> copy of a replica (the primary only when there is no replica): the primary is not slowed.</li>
+        <li>It replicates from the primary from the copy's GTID position, acknowledges semi-sync when the cluster uses it, then is monitored.</li>
+      </ul>
+      <p className="muted">It counts against your tenant's server and memory quota.</p>
+    </ConfirmDialog>
+  );
+}
+
+/** Remove a replica with its data (tenant admins); the primary is refused: switch over first. */
+export function RemoveReplicaDialog({ cluster, server, onJob, onClose }: { cluster: Cluster; server: TopologyServer; onJob: (job: Job) => void; onClose: () => void }) {
+  const goToJob = useGoToJob(cluster.id, onJob);
+  const address = addressOf(server);
+  return (
+    <ConfirmDialog
+      title={`Remove ${address}`}
+      confirmLabel="Remove replica"
+      danger
+      onClose={onClose}
+      onConfirm={async () => goToJob(await clustersApi.removeReplica(cluster.id, server.id))}
+    >
+      <ul>
+        <li>dbpilot stops monitoring <span className="mono">{address}</span>, then stops it and deletes its data.</li>
+        <li>The other servers are not touched.</li>
+      </ul>
+      <p className="warning-text">This cannot be undone.</p>
+    </ConfirmDialog>
+  );
+}
