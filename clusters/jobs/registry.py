@@ -6,7 +6,14 @@ below (docs/jobs.md, "Where a new job kind goes").
 
 from __future__ import annotations
 
-from clusters.jobs import adopt_steps, failover_steps, provision_plans, rejoin_steps, switchover_steps
+from clusters.jobs import (
+    adopt_steps,
+    failover_steps,
+    provision_plans,
+    rebuild_steps,
+    rejoin_steps,
+    switchover_steps,
+)
 from clusters.jobs.steps import Plan
 
 PLANS: dict[str, Plan] = {
@@ -16,6 +23,7 @@ PLANS: dict[str, Plan] = {
         failover_steps.PLAN,
         rejoin_steps.PLAN,
         adopt_steps.PLAN,
+        rebuild_steps.PLAN,  # repair: rebuild a server in place (also rejoin_method reseed)
         *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
     )
 }

@@ -105,6 +105,12 @@ class Provider(ABC):
         self.reconfigure(spec)
         self.start(spec.instance, root_password, timeout)
 
+    def wipe(self, instance: str) -> None:
+        """Kill the server and delete its data, keeping its place (address, server_id, configuration), so
+        that `clone` into the same instance rebuilds it (the repair issue's rebuild). Providers that cannot
+        say so: a rebuild is then refused with this message."""
+        raise ProviderError(f"the {self.name or 'current'} provider cannot rebuild a server in place")
+
     @abstractmethod
     def destroy(self, instance: str) -> bool:
         """Kill the server and remove its data; True when there was something to remove."""

@@ -46,6 +46,7 @@ LONG_JOB_KINDS = (
     "remove_replica",
     "apply_parameters",
     "rolling_restart",
+    "rebuild",
 )
 
 
