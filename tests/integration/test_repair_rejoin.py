@@ -142,6 +142,10 @@ def test_quarantine_ends_once_repaired_and_an_operator_rejoin_clears_it(sandbox_
         f"/api/v1/clusters/{cluster.id}/servers/{old.id}/rejoin/", {"method": "rebuild"}, format="json"
     )
     assert bad.status_code == 400 and "unknown method" in bad.content.decode()
+    # dbpilot does not own a registered cluster's servers: no rebuild.
+    rebuild = cluster.client.post(f"/api/v1/clusters/{cluster.id}/servers/{old.id}/rebuild/")
+    assert rebuild.status_code == 409 and rebuild.json()["code"] == "not_owned"
+    assert "mariadb-backup" in rebuild.json()["detail"]
 
     # Repaired by hand: the row removed without binlogging, the binlog state reset to the new primary's,
     # then replicating from it by GTID. The next tick ends the quarantine by itself.
