@@ -12,6 +12,7 @@ from clusters.jobs import (
     provision_plans,
     rebuild_steps,
     rejoin_steps,
+    replace_steps,
     switchover_steps,
 )
 from clusters.jobs.steps import Plan
@@ -24,6 +25,7 @@ PLANS: dict[str, Plan] = {
         rejoin_steps.PLAN,
         adopt_steps.PLAN,
         rebuild_steps.PLAN,  # repair: rebuild a server in place (also rejoin_method reseed)
+        replace_steps.PLAN,  # repair: a lost server replaced after replace_after_seconds
         *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
     )
 }

@@ -47,6 +47,7 @@ LONG_JOB_KINDS = (
     "apply_parameters",
     "rolling_restart",
     "rebuild",
+    "replace_server",
 )
 
 
