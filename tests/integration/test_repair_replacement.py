@@ -70,6 +70,15 @@ def test_a_replica_down_too_long_is_replaced_never_while_paused(local_servers):
     assert not local_servers.dir(dead.instance).exists()
     placed = job.result["provision"]["servers"][0]
     new = next(s for s in servers if (s.host, s.port) == (placed["host"], placed["port"]))
+    assert Event.objects.filter(cluster=cluster, kind="server_replaced").exists()
+    with connect(primary.address, *OWNER) as conn, conn.cursor() as cursor:
+        cursor.execute("INSERT INTO shop.items VALUES (9001, 'after')")
+        cursor.execute("SELECT @@gtid_binlog_pos AS pos")
+        position = cursor.fetchone()["pos"]
+    for server in servers:
+        if server.pk != primary.pk:
+            with connect(server.address, *OWNER) as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT MASTER_GTID_WAIT(%s, 30) AS r", (position,))
                 assert cursor.fetchone()["r"] == 0
             assert checksum(server.address) == checksum(primary.address)
     # Back to 1+2 healthy.
