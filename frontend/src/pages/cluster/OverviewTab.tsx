@@ -10,7 +10,7 @@ import { formatRelative, formatTime } from "../../lib/format";
 import { activeHaJob } from "../../lib/liveState";
 import { actionAvailability, roleAllows, type Availability } from "../../lib/permissions";
 import { addressOf, isPrimaryServer, nodeStatus, shortGtid, threadRunning } from "../../lib/topologyLayout";
-import { FailoverDialog, MaintenanceDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
+import { FailoverDialog, MaintenanceDialog, RebuildDialog, RejoinDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
 import { useClusterPage } from "./context";
 
 function threadLabel(value: string | boolean | null | undefined): string {
@@ -19,7 +19,14 @@ function threadLabel(value: string | boolean | null | undefined): string {
   return running === null ? "?" : running ? "Yes" : "No";
 }
 
-type Dialog = { kind: "switchover" } | { kind: "failover" } | { kind: "reset" } | { kind: "maintenance"; server: TopologyServer } | null;
+type Dialog =
+  | { kind: "switchover" }
+  | { kind: "failover" }
+  | { kind: "reset" }
+  | { kind: "maintenance"; server: TopologyServer }
+  | { kind: "rebuild"; server: TopologyServer }
+  | { kind: "rejoin"; server: TopologyServer }
+  | null;
 
 function ActionButton({ label, availability, onClick, danger }: { label: string; availability: Availability; onClick: () => void; danger?: boolean }) {
   if (!availability.visible) return null;
@@ -53,6 +60,9 @@ export function OverviewTab() {
   const reset = actionAvailability("reset", ctx);
   const maintenance = actionAvailability("maintenance", ctx);
   const canOperate = roleAllows(role, "operator");
+  // Repair (docs/repair.md): rebuild needs admin and a provisioned cluster (dbpilot owns its servers).
+  const canRebuild = roleAllows(role, "admin") && cluster.origin === "provisioned";
+  const rowActions = maintenance.visible || canRebuild;
   const findings = topology?.findings ?? [];
 
   return (
@@ -112,7 +122,7 @@ export function OverviewTab() {
               <th scope="col">Read-only</th>
               <th scope="col">Replication</th>
               <th scope="col">GTID position</th>
-              {maintenance.visible && <th scope="col"><span className="visually-hidden">Actions</span></th>}
+              {rowActions && <th scope="col"><span className="visually-hidden">Actions</span></th>}
             </tr>
           </thead>
           <tbody>
@@ -123,7 +133,11 @@ export function OverviewTab() {
                 <tr key={s.id}>
                   <td className="mono">{addressOf(s)}</td>
                   <td>{primary ? <strong>primary</strong> : s.role}</td>
-                  <td><StateBadge state={nodeStatus(s)} /></td>
+                  <td>
+                    <StateBadge state={nodeStatus(s)} />
+                    {s.quarantined && <span className="badge sev-error" title="Holds transactions the primary lacks">quarantined</span>}
+                    {!s.quarantined && s.fenced && <span className="badge sev-warning" title="Left behind by a failover: kept read-only">fenced</span>}
+                  </td>
                   <td>{s.read_only === null || s.read_only === undefined ? "—" : s.read_only ? "yes" : "no"}</td>
                   <td>
                     {r && r.source
@@ -131,11 +145,23 @@ export function OverviewTab() {
                       : "—"}
                   </td>
                   <td className="mono small" title={s.gtid_current_pos ?? ""}>{shortGtid(s.gtid_current_pos)}</td>
-                  {maintenance.visible && (
-                    <td>
-                      <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "maintenance", server: s })}>
-                        {s.maintenance ? "End maintenance…" : "Maintenance…"}
-                      </button>
+                  {rowActions && (
+                    <td className="nowrap">
+                      {maintenance.visible && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "maintenance", server: s })}>
+                          {s.maintenance ? "End maintenance…" : "Maintenance…"}
+                        </button>
+                      )}
+                      {canOperate && !primary && (s.quarantined || s.fenced) && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "rejoin", server: s })}>
+                          Rejoin…
+                        </button>
+                      )}
+                      {canRebuild && !primary && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "rebuild", server: s })}>
+                          Rebuild…
+                        </button>
+                      )}
                     </td>
                   )}
                 </tr>
@@ -191,6 +217,12 @@ export function OverviewTab() {
       )}
       {dialog?.kind === "reset" && (
         <ResetFailoverControlDialog cluster={cluster} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "rebuild" && (
+        <RebuildDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "rejoin" && (
+        <RejoinDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
       )}
       {dialog?.kind === "maintenance" && (
         <MaintenanceDialog cluster={cluster} server={dialog.server} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />
