@@ -102,14 +102,25 @@ def flashback_run(created, number: int) -> dict:
         writer = Writer(addresses, app.user, app.password, read_timeout=1.0).start()
         try:
             writer.wait_for_acks(50)
+            from clusters.services.monitoring import tick_cluster
+
+            for _ in range(10):  # healthy ticks first: the election reads the replicas' last lag
+                tick_cluster(cluster.pk)
+                time.sleep(0.1)
             sandbox.kill(1, signal.SIGSTOP)
             try:
-                wait(
-                    lambda: Job.objects.filter(cluster=cluster, kind="failover", state="succeeded").exists(),
+                failover = wait(
+                    lambda: (
+                        Job.objects.filter(cluster=cluster, kind="failover")
+                        .exclude(state__in=("pending", "running"))
+                        .first()
+                    ),
                     60,
                     "the failover",
                     cluster.pk,
                 )
+                if failover.state != "succeeded":
+                    raise SystemExit(f"failover job {failover.id} {failover.state}: {failover.result}")
             finally:
                 writer.stop()
                 sandbox.kill(1, signal.SIGCONT)
