@@ -97,7 +97,8 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
         default = getattr(defaults, key)
         if key == "rejoin_method":
             try:
-                base[key] = None if value is None else list(parse_rejoin_method(value))
+                # null, "" or [] is the origin's default (gtid, or flashback then reseed)
+                base[key] = None if value in (None, "", []) else list(parse_rejoin_method(value))
             except RejoinMethodError as exc:
                 errors[key] = str(exc)
             continue

@@ -170,3 +170,20 @@ def test_rejoin_chain_prefers_the_request_then_the_setting_then_the_origin():
     assert rp.rejoin_chain("bogus", provisioned=True) == ("flashback", "reseed")
     with pytest.raises(rp.RejoinMethodError):
         rp.rejoin_chain(None, provisioned=True, requested="bogus")
+
+
+def test_the_rejoin_method_setting_is_validated_and_empty_means_the_default():
+    from clusters.domain.settings import SettingsError, merge_settings
+
+    assert merge_settings({}, {"rejoin_method": "flashback"}).rejoin_method == ["flashback"]
+    assert merge_settings({}, {"rejoin_method": ["flashback", "reseed"]}).rejoin_method == [
+        "flashback",
+        "reseed",
+    ]
+    assert merge_settings({"rejoin_method": ["reseed"]}, {"rejoin_method": []}).rejoin_method is None
+    with pytest.raises(SettingsError) as refused:
+        merge_settings({}, {"rejoin_method": ["flashback", "rebuild"]})
+    assert "unknown method 'rebuild'" in refused.value.errors["rejoin_method"]
+    with pytest.raises(SettingsError) as too_short:
+        merge_settings({}, {"replace_after_seconds": -1})
+    assert "replace_after_seconds" in too_short.value.errors
