@@ -141,6 +141,9 @@ def flashback_run(created, number: int) -> dict:
         elapsed = time.monotonic() - resumed
         if job.state != "succeeded":
             raise SystemExit(f"rejoin job {job.id} {job.state}: {job.result.get('detail')}")
+        from clusters.services.registration import delete_cluster
+
+        delete_cluster(cluster)  # its addresses are reused by the next run's sandbox
         flashback = job.result["rejoin"]["flashback"]
         steps = {k: v for k, v in job.result["timings_ms"].items() if k.startswith("flashback")}
         return {
