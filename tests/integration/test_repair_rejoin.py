@@ -173,3 +173,24 @@ def test_quarantine_ends_once_repaired_and_an_operator_rejoin_clears_it(sandbox_
     ended = Event.objects.filter(cluster=cluster, kind="server_quarantine_ended").order_by("-id").first()
     assert ended.data["by"] == "dbpilot"
     assert not server(cluster, sandbox, 1).fenced
+
+
+def test_flashback_refuses_ddl_names_why_and_quarantines_when_no_method_is_left(sandbox_factory):
+    sandbox = sandbox_factory(3, semi_sync=True)
+    cluster = register_cluster(
+        sandbox, failover_mode="automatic", semi_sync_on_timeout="wait", rejoin_method=["flashback"]
+    )
+    sandbox.sql(1, "CREATE TABLE app.repair_probe (id INT PRIMARY KEY, note VARCHAR(80))")
+    fail_over_under_a_writer(sandbox, cluster)
+    sandbox.sql(1, "SET GLOBAL rpl_semi_sync_master_enabled=0")
+    sandbox.sql(1, "CREATE TABLE app.never_replicated (id INT PRIMARY KEY)")  # DDL: no flashback
+
+    tick_until(cluster, lambda: server(cluster, sandbox, 1).quarantined, timeout=60, message="the quarantine")
+    job = Job.objects.get(cluster=cluster, kind="rejoin")
+    assert job.state == "refused", job.result
+    assert "no_ddl" in {c["name"] for c in job.result["checks"]}
+    assert job.result["rejoin"]["tried"] == ["flashback"]
+    assert {s["name"]: s["state"] for s in job.steps}["flashback_inspect"] == "failed"
+    assert not JobArtifact.objects.filter(job=job).exists()  # nothing saved, nothing rolled back
+    assert sandbox.sql(1, "SHOW TABLES FROM app LIKE 'never_replicated'")  # still there
+    assert read_only(sandbox, 1)
