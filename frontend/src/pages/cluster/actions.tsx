@@ -143,13 +143,14 @@ export function ResetFailoverControlDialog({ cluster, onDone, onClose }: { clust
 /** Rebuild (docs/repair.md): the server is wiped and cloned again from a healthy replica. */
 export function RebuildDialog({ cluster, server, onJob, onClose }: { cluster: Cluster; server: TopologyServer; onJob: (job: Job) => void; onClose: () => void }) {
   const address = addressOf(server);
+  const goToJob = useGoToJob(cluster.id, onJob);
   return (
     <ConfirmDialog
       title={`Rebuild ${address}`}
       confirmLabel="Rebuild"
       danger
       onClose={onClose}
-      onConfirm={async () => onJob(await clustersApi.rebuild(cluster.id, server.id))}
+      onConfirm={async () => goToJob(await clustersApi.rebuild(cluster.id, server.id))}
     >
       <ul>
         <li>All data on <span className="mono">{address}</span> is deleted; its address and server id stay.</li>
@@ -164,13 +165,14 @@ export function RebuildDialog({ cluster, server, onJob, onClose }: { cluster: Cl
 export function RejoinDialog({ cluster, server, onJob, onClose }: { cluster: Cluster; server: TopologyServer; onJob: (job: Job) => void; onClose: () => void }) {
   const address = addressOf(server);
   const [method, setMethod] = useState<"flashback" | "reseed">("flashback");
+  const goToJob = useGoToJob(cluster.id, onJob);
   return (
     <ConfirmDialog
       title={`Rejoin ${address}`}
       confirmLabel={method === "flashback" ? "Roll back and rejoin" : "Rebuild and rejoin"}
       danger
       onClose={onClose}
-      onConfirm={async () => onJob(await clustersApi.rejoin(cluster.id, server.id, method))}
+      onConfirm={async () => goToJob(await clustersApi.rejoin(cluster.id, server.id, method))}
     >
       <p>
         <span className="mono">{address}</span> holds transactions the primary never received. Its quarantine is cleared and a rejoin job
