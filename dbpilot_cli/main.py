@@ -254,6 +254,63 @@ def maintenance(
         emit(updated, output)
 
 
+def _server_of(found: dict, server: str) -> dict:
+    """A cluster's server by `host:port` or id (CliError naming the servers it has)."""
+    for s in found["servers"]:
+        if (
+            str(s["id"]) == server
+            or f"{s['host']}:{s['port']}" == server
+            or f"[{s['host']}]:{s['port']}" == server
+        ):
+            return s
+    known = ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in found["servers"])
+    raise CliError(f"no server {server} in cluster {found['name']}: it has {known}", errors.NOT_FOUND)
+
+
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="follow the job to its end (exit 1 unless it succeeds)")
+]
+ServerArg = Annotated[str, typer.Argument(help="host:port or the server's id")]
+
+
+@app.command()
+def rebuild(cluster: ClusterArg, server: ServerArg, wait: WaitOpt = False, output: OutputOpt = Output.table):
+    """Wipe a server and clone it again from a healthy replica (provisioned clusters; docs/repair.md)."""
+    client = api()
+    found = client.cluster(cluster)
+    job = client.post(f"clusters/{found['id']}/servers/{_server_of(found, server)['id']}/rebuild/", {})
+    _job_started(client, job, wait, output)
+
+
+@app.command()
+def rejoin(
+    cluster: ClusterArg,
+    server: ServerArg,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", help="gtid, flashback or reseed, or several comma-separated, tried in order"
+        ),
+    ] = None,
+    wait: WaitOpt = False,
+    output: OutputOpt = Output.table,
+):
+    """Rejoin a returning or quarantined server as a replica (clears its quarantine; docs/repair.md)."""
+    client = api()
+    found = client.cluster(cluster)
+    body = {"method": [m.strip() for m in method.split(",") if m.strip()]} if method else {}
+    job = client.post(f"clusters/{found['id']}/servers/{_server_of(found, server)['id']}/rejoin/", body)
+    _job_started(client, job, wait, output)
+
+
+@app.command()
+def restart(cluster: ClusterArg, wait: WaitOpt = False, output: OutputOpt = Output.table):
+    """Rolling restart: replicas one by one, a switchover, then the old primary (provisioned clusters)."""
+    client = api()
+    found = client.cluster(cluster)
+    _job_started(client, client.post(f"clusters/{found['id']}/restart/", {}), wait, output)
+
+
 # --- jobs --------------------------------------------------------------------------------------------------
 
 
@@ -274,6 +331,25 @@ def jobs_show(
             _finish_job(job)
         return
     emit(client.get(f"jobs/{job_id}/"), output, job_view)
+
+
+@jobs_app.command("artifacts")
+def jobs_artifacts(
+    job_id: Annotated[int, typer.Argument(help="the job's id")],
+    output: OutputOpt = Output.table,
+):
+    """The files a job kept (e.g. the SQL a flashback discarded), with the URL that downloads each."""
+    client = api()
+    items = client.get(f"jobs/{job_id}/artifacts/")
+    if output == Output.table:
+        for item in items:
+            console.print(
+                f"{item['name']}  {item['size']} bytes  {item['url']}  {item['description']}", markup=False
+            )
+        if not items:
+            console.print(f"job #{job_id} kept no files", markup=False)
+    else:
+        emit(items, output)
 
 
 @jobs_app.command("list")
