@@ -142,9 +142,19 @@ def _endpoint(ctx: HaContext, credentials) -> binlog_tools.Endpoint:
     return binlog_tools.Endpoint(host, port, credentials)
 
 
+# Reading more binlog events than this to find the fork point: the inspection itself would be the risk
+# (every event is held in memory); a rebuild is the better answer.
+MAX_INSPECTED_EVENTS = 2_000_000
+
+
+class BinlogTooLarge(Exception):
+    pass
+
+
 def _binlog_events(session, primary_state: str) -> list[rp.BinlogEvent]:
     """The server's binlog events, newest files first until one starts from a state the primary holds
-    entirely (the fork point is then in the files read), returned oldest first."""
+    entirely (the fork point is then in the files read), returned oldest first; BinlogTooLarge past
+    MAX_INSPECTED_EVENTS."""
     from clusters.domain.gtid import MariadbBinlogState
 
     theirs = MariadbBinlogState.parse(primary_state)
@@ -153,6 +163,10 @@ def _binlog_events(session, primary_state: str) -> list[rp.BinlogEvent]:
     for log in reversed(files):
         events = [rp.BinlogEvent.from_row(r) for r in session.query(f"SHOW BINLOG EVENTS IN '{log}'")]
         read.append(events)
+        if sum(len(e) for e in read) > MAX_INSPECTED_EVENTS:
+            raise BinlogTooLarge(
+                f"more than {MAX_INSPECTED_EVENTS} binlog events to read back to the fork point"
+            )
         start = next((e.info.strip().strip("[]") for e in events if e.event_type == "Gtid_list"), None)
         if start is not None and theirs.contains(MariadbBinlogState.parse(start)):
             break
@@ -190,8 +204,13 @@ def flashback_inspect(ctx: HaContext) -> StepOutcome:
         )
     if checks:
         return _fall_through(ctx, rp.FLASHBACK, "; ".join(c["detail"] for c in checks), checks)
+    try:
+        events = _binlog_events(session, primary_state)
+    except BinlogTooLarge as exc:
+        check = {"name": "binlog_inspectable", "ok": False, "detail": str(exc)}
+        return _fall_through(ctx, rp.FLASHBACK, str(exc), [check])
     decided = rp.flashback_plan(
-        _binlog_events(session, primary_state),
+        events,
         own["state"],
         primary_state,
         binlog_format=own["fmt"],
