@@ -13,3 +13,6 @@ class ClustersConfig(AppConfig):
         # The routes jobs tell are the cluster's stored routes: installed here, so clusters.routes never
         # imports the services above it.
         notify.install_stored_routes(routing.routes_for_job)
+        # rejoin_method reseed hands a server to a rebuild job: the starter is installed here, so every
+        # process that runs rejoin jobs (a worker, not only the web app) has it.
+        from clusters.services import repair  # noqa: F401

@@ -196,6 +196,22 @@ class Job(models.Model):
         ]
 
 
+class JobArtifact(models.Model):
+    """A file a job kept for people to read: e.g. the SQL of the transactions a flashback discarded, saved
+    before anything was rolled back (`GET /api/v1/jobs/{id}/artifacts/`)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100, default="text/plain")
+    description = models.CharField(max_length=500, default="", blank=True)
+    content = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["job", "name"], name="one_artifact_name_per_job")]
+
+
 from clusters.alerts.models import AlertDelivery, AlertSubscription  # noqa: E402,F401
 from clusters.hosts import DatabaseHost, HostedInstance  # noqa: E402,F401
 from clusters.parameter_groups import ParameterGroup  # noqa: E402,F401

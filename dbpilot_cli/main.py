@@ -215,6 +215,44 @@ def maintenance(
     report(updated, output, f"{server}: maintenance {state.value}")
 
 
+@app.command()
+def rebuild(cluster: ClusterArg, server: ServerArg, wait: WaitOpt = False, output: OutputOpt = Output.table):
+    """Wipe a server and clone it again from a healthy replica (provisioned clusters; docs/repair.md)."""
+    client = api()
+    found = client.cluster(cluster)
+    job = client.post(f"clusters/{found['id']}/servers/{server_of(found, server)['id']}/rebuild/", {})
+    job_started(client, job, wait, output)
+
+
+@app.command()
+def rejoin(
+    cluster: ClusterArg,
+    server: ServerArg,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", help="gtid, flashback or reseed, or several comma-separated, tried in order"
+        ),
+    ] = None,
+    wait: WaitOpt = False,
+    output: OutputOpt = Output.table,
+):
+    """Rejoin a returning or quarantined server as a replica (clears its quarantine; docs/repair.md)."""
+    client = api()
+    found = client.cluster(cluster)
+    body = {"method": [m.strip() for m in method.split(",") if m.strip()]} if method else {}
+    job = client.post(f"clusters/{found['id']}/servers/{server_of(found, server)['id']}/rejoin/", body)
+    job_started(client, job, wait, output)
+
+
+@app.command()
+def restart(cluster: ClusterArg, wait: WaitOpt = False, output: OutputOpt = Output.table):
+    """Rolling restart: replicas one by one, a switchover, then the old primary (provisioned clusters)."""
+    client = api()
+    found = client.cluster(cluster)
+    job_started(client, client.post(f"clusters/{found['id']}/restart/", {}), wait, output)
+
+
 # --- jobs --------------------------------------------------------------------------------------------------
 
 
@@ -235,6 +273,25 @@ def jobs_show(
             finish_job(job)
         return
     emit(client.get(f"jobs/{job_id}/"), output, job_view)
+
+
+@jobs_app.command("artifacts")
+def jobs_artifacts(
+    job_id: Annotated[int, typer.Argument(help="the job's id")],
+    output: OutputOpt = Output.table,
+):
+    """The files a job kept (e.g. the SQL a flashback discarded), with the URL that downloads each."""
+    client = api()
+    items = client.get(f"jobs/{job_id}/artifacts/")
+    if output == Output.table:
+        for item in items:
+            console.print(
+                f"{item['name']}  {item['size']} bytes  {item['url']}  {item['description']}", markup=False
+            )
+        if not items:
+            console.print(f"job #{job_id} kept no files", markup=False)
+    else:
+        emit(items, output)
 
 
 @jobs_app.command("list")

@@ -229,6 +229,10 @@ class TopologyServerSerializer(serializers.Serializer):
     gtid_current_pos = serializers.CharField(allow_null=True)
     replication = ReplicationSerializer(allow_null=True)
     maintenance = serializers.BooleanField()
+    fenced = serializers.BooleanField(help_text="left behind by a failover: kept read-only until it rejoins")
+    quarantined = serializers.BooleanField(
+        help_text="holds transactions the primary lacks: rejoin it (flashback, reseed) or rebuild it"
+    )
 
 
 class FindingSerializer(serializers.Serializer):

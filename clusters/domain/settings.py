@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from clusters.domain.rejoin_plan import RejoinMethodError, parse_rejoin_method
+
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -41,6 +43,11 @@ class ClusterSettings:
     switchover_wait_kill_ms: int = 5000
     replicas_read_only: bool = True
     autorejoin: bool = True
+    # How a returning old primary rejoins (clusters.domain.rejoin_plan): a method or an ordered list; None
+    # is the origin's default (gtid for registered clusters, flashback then reseed for provisioned ones).
+    rejoin_method: str | list[str] | None = None
+    # Provisioned clusters: a server down this long is replaced by a new replica (0: never).
+    replace_after_seconds: int = 300
     pre_failover: str = ""
     post_failover: str = ""
     fence: str = ""
@@ -64,6 +71,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "semi_sync_timeout_ms": (100, 3600_000),
     "switchover_wait_trx_seconds": (0, 3600),
     "switchover_wait_kill_ms": (0, 600_000),
+    "replace_after_seconds": (0, 7 * 86400),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "failover_mode": ("manual", "automatic"),
@@ -87,6 +95,13 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
             errors[key] = "unknown setting"
             continue
         default = getattr(defaults, key)
+        if key == "rejoin_method":
+            try:
+                # null, "" or [] is the origin's default (gtid, or flashback then reseed)
+                base[key] = None if value in (None, "", []) else list(parse_rejoin_method(value))
+            except RejoinMethodError as exc:
+                errors[key] = str(exc)
+            continue
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 errors[key] = "must be true or false"

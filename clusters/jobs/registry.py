@@ -6,7 +6,15 @@ below (docs/jobs.md, "Where a new job kind goes").
 
 from __future__ import annotations
 
-from clusters.jobs import adopt_steps, failover_steps, provision_plans, rejoin_steps, switchover_steps
+from clusters.jobs import (
+    adopt_steps,
+    failover_steps,
+    provision_plans,
+    rebuild_steps,
+    rejoin_steps,
+    replace_steps,
+    switchover_steps,
+)
 from clusters.jobs.steps import Plan
 
 PLANS: dict[str, Plan] = {
@@ -16,6 +24,8 @@ PLANS: dict[str, Plan] = {
         failover_steps.PLAN,
         rejoin_steps.PLAN,
         adopt_steps.PLAN,
+        rebuild_steps.PLAN,  # repair: rebuild a server in place (also rejoin_method reseed)
+        replace_steps.PLAN,  # repair: a lost server replaced after replace_after_seconds
         *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
     )
 }

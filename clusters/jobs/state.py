@@ -36,6 +36,8 @@ class JobState:
     replicas: list[str] = field(default_factory=list)  # adopt: the replicas it prepares
     changes: dict[str, str] = field(default_factory=dict)  # adopt: what it changes on each replica
     server_gtid_binlog_pos: str | None = None  # rejoin: the returning server's own position
+    # rejoin: the methods in force, the one chosen, those tried, the flashback plan, artifacts, rebuild job
+    rejoin: dict[str, Any] = field(default_factory=dict)
     # The write freeze and the promotion.
     routes_ok: bool | None = None
     routes_told_leaving: bool | None = None

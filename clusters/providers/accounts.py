@@ -27,6 +27,7 @@ ADMIN_PRIVILEGES = (
     "READ_ONLY ADMIN",  # SET GLOBAL read_only (and it writes through read_only: never write on a replica with it)
     "BINLOG ADMIN",  # SET sql_log_bin=0 for dbpilot's own setup statements, PURGE BINARY LOGS
     "CONNECTION ADMIN",  # KILL other users' sessions, SET GLOBAL max_connections, a slot past max_connections
+    "BINLOG REPLAY",  # the BINLOG statements of a flashback's undo (rejoin_method flashback)
 )
 
 

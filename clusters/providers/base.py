@@ -118,6 +118,18 @@ class Provider(ABC):
         self.reconfigure(spec)
         self.start(spec.instance, root_password, timeout)
 
+    def replacement_host(self, dead_instance: str, cluster_instances: list[str]) -> str | None:
+        """Where the replacement of a lost server goes (the placement rules of a provider with a pool of
+        hosts: not the dead one's host, apart from `cluster_instances`); None when the provider places
+        servers by itself (local: one host). ProviderError when no host fits."""
+        return None
+
+    def wipe(self, instance: str) -> None:
+        """Kill the server and delete its data, keeping its place (address, server_id, configuration), so
+        that `clone` into the same instance rebuilds it (the repair issue's rebuild). Providers that cannot
+        say so: a rebuild is then refused with this message."""
+        raise ProviderError(f"the {self.name or 'current'} provider cannot rebuild a server in place")
+
     @abstractmethod
     def destroy(self, instance: str) -> bool:
         """Kill the server and remove its data; True when there was something to remove."""

@@ -270,6 +270,17 @@ class LocalProvider(Provider):
         if process is not None:
             process.stop(timeout)
 
+    def wipe(self, instance: str) -> None:
+        state = self._state(instance)
+        if state is None:
+            raise ProviderError(f"no instance {instance} here to rebuild")
+        process = self._process(instance, state)
+        if process is not None:
+            process.kill()
+        shutil.rmtree(self._config(instance, state).datadir, ignore_errors=True)
+        state["data"] = "none"  # clone() fills it again
+        self._write_state(instance, state)
+
     def destroy(self, instance: str) -> bool:
         node_dir = self.dir(instance)
         if not node_dir.exists():

@@ -34,6 +34,7 @@ from clusters.jobs.rejoin_steps import KIND as REJOIN_KIND
 from clusters.jobs.rejoin_steps import quarantine
 from clusters.jobs.runner import start_job
 from clusters.models import Cluster, Job, Server
+from clusters.services.quarantine import release_quarantined, repairs_before_quarantine
 from tenants.platform import platform_paused
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None =
         _blind_fence(result, epoch)
     except Exception:  # noqa: BLE001 - the regular fence below still runs
         log.exception("cluster %s: fencing servers that do not answer their probe failed", result.cluster_id)
+    _release_quarantined(result, epoch, fresh)
     plans = plan.fence_plans(result.topology, result.probes, result.settings)
     if not plans:
         return
@@ -122,7 +124,9 @@ def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None =
             continue
         if fence.make_read_only:
             fence_read_only(cluster, server, fence.reason)
-        if fence.next_step == plan.FENCE_QUARANTINE:
+        if fence.next_step == plan.FENCE_QUARANTINE and repairs_before_quarantine(cluster):
+            start_rejoin(cluster, server)  # its rejoin_method (flashback, reseed) repairs or quarantines it
+        elif fence.next_step == plan.FENCE_QUARANTINE:
             quarantine(cluster, server, list(fence.extra_gtids), result.topology.primary)
         elif fence.next_step == plan.FENCE_REJOIN:
             start_rejoin(cluster, server)
@@ -134,6 +138,19 @@ def after_tick(result, *, epoch: int | None = None, fresh: FreshCluster | None =
                 f"{server.address} replicates read-only from the primary: no longer fenced",
                 data={"server": server.address, "server_id": server.pk},
             )
+
+
+def _release_quarantined(result, epoch: int | None, fresh: FreshCluster | None) -> None:
+    """Quarantine ends by itself once the server is repaired (clusters.services.quarantine)."""
+    if not any(s.quarantined for s in result.topology.servers):
+        return
+    cluster = (fresh or FreshCluster(result.cluster_id))()
+    if cluster is None or (epoch is not None and cluster.epoch != epoch):
+        return
+    try:
+        release_quarantined(result, cluster)
+    except Exception:  # noqa: BLE001 - fencing below must still run
+        log.exception("cluster %s: ending quarantines failed", result.cluster_id)
 
 
 def make_read_only(address: str, credentials: Credentials, options: ConnectOptions) -> str:

@@ -50,7 +50,7 @@ from clusters.domain.settings import ClusterSettings
 from clusters.domain.topology import Topology, analyze
 from clusters.events import publish_on_commit, record_event
 from clusters.models import Cluster, Finding, Job, Server
-from clusters.services import failover, history, primary_watch, routing
+from clusters.services import failover, history, primary_watch, replacement, routing
 from clusters.services.topology_view import topology_payload
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,10 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
 def _after_round(result: TickResult, epoch: int) -> None:
     """Failover and fencing decide from each finished round; a primary seen up is watched between ticks."""
     failover.after_tick(result, epoch=epoch)
+    try:
+        replacement.after_tick(result)  # a provisioned cluster's server down too long is replaced
+    except Exception:  # noqa: BLE001 - the next tick tries again
+        log.exception("cluster %s: replacing a lost server failed", result.cluster_id)
     view = result.topology.primary_view
     if view is not None and view.state == STATE_UP:
         try:

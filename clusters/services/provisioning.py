@@ -47,6 +47,8 @@ LONG_JOB_KINDS = (
     "remove_replica",
     "apply_parameters",
     "rolling_restart",
+    "rebuild",
+    "replace_server",
 )
 
 

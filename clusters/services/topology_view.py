@@ -56,6 +56,8 @@ def topology_payload(
                 "gtid_current_pos": live.get("gtid_current_pos"),
                 "replication": live.get("replication"),
                 "maintenance": server.maintenance,
+                "fenced": server.fenced,
+                "quarantined": server.quarantined,
             }
         )
     return {

@@ -190,6 +190,13 @@ def _host(w):
     return host
 
 
+def _artifact(w) -> str:
+    from clusters.models import JobArtifact
+
+    JobArtifact.objects.get_or_create(job=w.job_x, name="matrix.sql", defaults={"content": "-- kept"})
+    return "matrix.sql"
+
+
 HTTP_MATRIX: list[Row] = [
     # Provisioning (clusters/api/provisioning.py); cluster X is registered, so allowed callers get a 409.
     Row("cluster-stop", "POST", "admin", cluster("stop/")),
@@ -272,6 +279,25 @@ HTTP_MATRIX: list[Row] = [
         "cluster-failover-control-reset", "POST", "operate", cluster("failover-control/reset/"), lambda w: {}
     ),
     Row("job-detail", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/"),
+    # Repair (clusters/api/repair.py): cluster X is registered, so rebuild and restart are 409 not_owned;
+    # a rejoin of its primary is 409 too. Artifacts: the job's cluster's view permission.
+    Row("cluster-restart", "POST", "operate", cluster("restart/"), lambda w: {}),
+    Row(
+        "cluster-server-rebuild",
+        "POST",
+        "admin",
+        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.servers.last().id}/rebuild/",
+        lambda w: {},
+    ),
+    Row(
+        "cluster-server-rejoin",
+        "POST",
+        "operate",
+        lambda w: f"/api/v1/clusters/{w.cluster_x.id}/servers/{w.cluster_x.primary_id}/rejoin/",
+        lambda w: {},
+    ),
+    Row("job-artifacts", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/artifacts/"),
+    Row("job-artifact", "GET", "view", lambda w: f"/api/v1/jobs/{w.job_x.id}/artifacts/{_artifact(w)}/"),
     # Routes and health checks (clusters/api/routes.py)
     Row("cluster-routes", "GET", "view", cluster("routes/")),
     Row(

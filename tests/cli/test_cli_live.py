@@ -266,6 +266,17 @@ def test_maintenance_routes_tokens_and_refusals(stack):
     refused = stack.dbp("failover", "orders")
     assert refused.rc == 1 and "checks" in refused.err, refused.err
 
+    # Repairs (docs/repair.md): a registered cluster's servers are not dbpilot's to rebuild or restart, and
+    # the primary has nothing to rejoin: 409, exit 1, one line that says why.
+    not_owned = stack.dbp("rebuild", "orders", replica)
+    assert not_owned.rc == 1 and "does not own" in not_owned.err, not_owned.err
+    assert stack.dbp("restart", "orders").rc == 1
+    primary_rejoin = stack.dbp("rejoin", "orders", _cluster(stack)["primary"], "--method", "flashback")
+    assert primary_rejoin.rc == 1 and "primary" in primary_rejoin.err, primary_rejoin.err
+    assert stack.dbp("rejoin", "orders", replica, "--method", "rebuild").rc == 2
+    missing_job = stack.dbp("jobs", "artifacts", "999999")
+    assert missing_job.rc == 3 and len(missing_job.err.strip().splitlines()) == 1, missing_job.err
+
     created = stack.dbp("tokens", "create", "--team", "ops", "--name", "ci-read", "--scope", "read")
     assert created.rc == 0, created.err
     read_token = created.out.strip().splitlines()[-1]

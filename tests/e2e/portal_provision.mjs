@@ -31,6 +31,17 @@ try {
   await page.locator('svg.topology g.topo-node[data-status="up"]').nth(2).waitFor({ timeout: 30000 });
   result.steps.push({ name: "topology", primary: await page.locator("svg.topology").getAttribute("data-primary") });
   result.screenshots.push(await screenshot(page, "portal-provision-topology"));
+  // Repair: rebuild a replica from its row in the servers table; the rebuild job's steps complete.
+  await page.getByRole("button", { name: "Rebuild…" }).first().click();
+  await page.getByRole("button", { name: "Rebuild", exact: true }).click();
+  await page.waitForURL(/\/clusters\/\d+\/jobs\/\d+/, { timeout: 20000 });
+  await page.locator('li.step[data-step-state="ok"]').nth(6).waitFor({ timeout: 90000 });
+  result.steps.push({
+    name: "rebuilt",
+    title: await page.locator("section.panel h2", { hasText: "job #" }).first().textContent(),
+    steps: await page.locator("li.step").evaluateAll((els) => els.map((e) => e.getAttribute("data-step-state"))),
+  });
+  result.screenshots.push(await screenshot(page, "portal-rebuild-job"));
 } catch (exc) {
   result.failure = String(exc?.stack ?? exc);
 } finally {

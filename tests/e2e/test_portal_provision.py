@@ -107,5 +107,6 @@ def test_create_a_cluster_from_the_portal_and_watch_it_come_up(stack):
     steps = {step["name"]: step for step in result["steps"]}
     assert steps["provisioned"]["steps"] == ["ok"] * 7
     assert steps["topology"]["primary"]
+    assert "rebuild job" in steps["rebuilt"]["title"] and steps["rebuilt"]["steps"] == ["ok"] * 7
     print(f"provisioned from the portal in {steps['provisioned']['seconds']:.1f} s")
     assert result["errors"] == [], result["errors"]

@@ -1,7 +1,7 @@
 /** Every API path the portal calls, in one place (see design.md "API contract (v1)"). */
 import { api, withQuery } from "./client";
 import type {
-  AlertDelivery, AlertSubscription, ClusterMetrics, ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, Me, Member, MemberCreated, Paginated, Route, Team, Topology,
+  AlertDelivery, AlertSubscription, ClusterMetrics, ApiToken, AuditEntry, Cluster, ClusterEvent, CreatedToken, Job, JobArtifact, Me, Member, MemberCreated, Paginated, Route, Team, Topology,
 } from "./types";
 
 const V1 = "/api/v1";
@@ -39,6 +39,11 @@ export const clusters = {
     api.post<unknown>(`${V1}/clusters/${id}/servers/${serverId}/maintenance/`, { on }),
   addReplica: (id: number, host?: string) => api.post<Job>(`${V1}/clusters/${id}/servers/`, host ? { host } : {}),
   removeReplica: (id: number, serverId: number) => api.delete<Job>(`${V1}/clusters/${id}/servers/${serverId}/`),
+  /** Repair (docs/repair.md): wipe and clone a server again; rejoin it by a method; a rolling restart. */
+  rebuild: (id: number, serverId: number) => api.post<Job>(`${V1}/clusters/${id}/servers/${serverId}/rebuild/`, {}),
+  rejoin: (id: number, serverId: number, method?: string | string[]) =>
+    api.post<Job>(`${V1}/clusters/${id}/servers/${serverId}/rejoin/`, method ? { method } : {}),
+  restart: (id: number) => api.post<Job>(`${V1}/clusters/${id}/restart/`, {}),
   resetFailoverControl: (id: number) => api.post<unknown>(`${V1}/clusters/${id}/failover-control/reset/`, {}),
   routes: (id: number) => api.get<Paginated<Route> | Route[]>(`${V1}/clusters/${id}/routes/`),
   addRoute: (id: number, route: Record<string, unknown>) => api.post<Route>(`${V1}/clusters/${id}/routes/`, route),
@@ -57,6 +62,7 @@ export const alerts = {
 
 export const jobs = {
   get: (id: number) => api.get<Job>(`${V1}/jobs/${id}/`),
+  artifacts: (id: number) => api.get<JobArtifact[]>(`${V1}/jobs/${id}/artifacts/`),
 };
 
 export const tenancy = {

@@ -60,10 +60,22 @@ export type Replication = Omit<Schemas["Replication"], "io_running" | "sql_runni
   sql_running: string | boolean | null;
 };
 
-export type TopologyServer = Omit<Schemas["TopologyServer"], "replication" | "maintenance"> & {
+export type TopologyServer = Omit<Schemas["TopologyServer"], "replication" | "maintenance" | "fenced" | "quarantined"> & {
   replication: Replication | null;
   maintenance?: boolean;
+  fenced?: boolean;
+  quarantined?: boolean;
 };
+
+/** A file a job kept (e.g. the SQL a flashback discarded): GET /api/v1/jobs/{id}/artifacts/. */
+export interface JobArtifact {
+  name: string;
+  size: number;
+  content_type: string;
+  description: string;
+  created_at: string;
+  url: string;
+}
 
 export type Finding = Omit<Schemas["Finding"], "severity"> & { severity: Severity };
 

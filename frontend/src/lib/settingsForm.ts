@@ -34,6 +34,12 @@ export const SETTINGS_META: Record<string, SettingMeta> = {
   switchover_wait_kill_ms: { label: "In-flight write grace at switchover (ms)", kind: "number", help: "Idle sessions are killed at once; replication and dbpilot's own sessions never." },
   replicas_read_only: { label: "Replicas read-only", kind: "boolean", help: "" },
   autorejoin: { label: "Auto-rejoin", kind: "boolean", help: "Repoint a returning old primary as a replica when its GTIDs allow." },
+  rejoin_method: {
+    label: "Rejoin method",
+    kind: "list",
+    help: "gtid, flashback, reseed or none, comma-separated, tried in order after a plain GTID rejoin; empty: gtid for registered clusters, flashback, reseed for provisioned ones.",
+  },
+  replace_after_seconds: { label: "Replace a lost server after (s)", kind: "number", help: "Provisioned clusters: a server down this long is replaced by a new replica; 0 never." },
   pre_failover: { label: "pre_failover hook", kind: "text", help: "A script name from the operator's hooks directory." },
   post_failover: { label: "post_failover hook", kind: "text", help: "A script name from the operator's hooks directory." },
   fence: { label: "fence hook", kind: "text", help: "A script name from the operator's hooks directory." },

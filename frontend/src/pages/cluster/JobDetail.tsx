@@ -2,7 +2,7 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { jobs as jobsApi } from "../../api/endpoints";
-import type { Check, Job } from "../../api/types";
+import type { Check, Job, JobArtifact } from "../../api/types";
 import { StateBadge } from "../../components/Badges";
 import { ErrorMessage } from "../../components/ErrorMessage";
 import { JobSteps } from "../../components/JobSteps";
@@ -27,6 +27,20 @@ export function JobDetail() {
     };
     // Refetched when the job changes or the live link first comes up; `live` itself changes every render.
   }, [jobId, live.link.everConnected]);
+
+  // Files the job kept (the SQL a flashback discarded): listed once the job is known.
+  const [artifacts, setArtifacts] = useState<JobArtifact[]>([]);
+  const finished = (liveJob ?? fetched)?.finished_at;
+  useEffect(() => {
+    let cancelled = false;
+    jobsApi.artifacts(jobId).then(
+      (list) => !cancelled && setArtifacts(Array.isArray(list) ? list : []),
+      () => undefined,
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [jobId, finished]);
 
   const job = liveJob ?? fetched;
   if (!job) return error ? <ErrorMessage error={error} /> : <p className="muted" role="status">Loading job…</p>;
@@ -61,6 +75,18 @@ export function JobDetail() {
               <li key={c.name} className={c.ok ? "check-ok" : "check-failed"}>
                 <span aria-hidden="true">{c.ok ? "✓" : "✗"}</span> <strong>{c.name}</strong>
                 {c.detail ? ` — ${c.detail}` : ""}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {artifacts.length > 0 && (
+        <>
+          <h3>Artifacts</h3>
+          <ul className="artifacts">
+            {artifacts.map((a) => (
+              <li key={a.name}>
+                <a href={a.url} download>{a.name}</a> <span className="muted small">({a.size} bytes) — {a.description}</span>
               </li>
             ))}
           </ul>

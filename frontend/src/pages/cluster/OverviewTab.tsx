@@ -10,7 +10,7 @@ import { formatRelative, formatTime } from "../../lib/format";
 import { activeHaJob } from "../../lib/liveState";
 import { actionAvailability, roleAllows, type Availability } from "../../lib/permissions";
 import { addressOf, isPrimaryServer, nodeStatus, shortGtid, threadRunning } from "../../lib/topologyLayout";
-import { AddReplicaDialog, FailoverDialog, MaintenanceDialog, RemoveReplicaDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
+import { AddReplicaDialog, FailoverDialog, MaintenanceDialog, RebuildDialog, RejoinDialog, RemoveReplicaDialog, ResetFailoverControlDialog, SwitchoverDialog } from "./actions";
 import { useClusterPage } from "./context";
 
 function threadLabel(value: string | boolean | null | undefined): string {
@@ -26,6 +26,8 @@ type Dialog =
   | { kind: "maintenance"; server: TopologyServer }
   | { kind: "add_replica" }
   | { kind: "remove_replica"; server: TopologyServer }
+  | { kind: "rebuild"; server: TopologyServer }
+  | { kind: "rejoin"; server: TopologyServer }
   | null;
 
 function ActionButton({ label, availability, onClick, danger }: { label: string; availability: Availability; onClick: () => void; danger?: boolean }) {
@@ -63,6 +65,9 @@ export function OverviewTab() {
   // Adding and removing replicas: provisioned clusters only, tenant admins (the API's rule).
   const canScale = cluster.origin === "provisioned" && roleAllows(role, "admin");
   const scaleBlocked = activeJob ? `job #${activeJob.id} (${activeJob.kind}) is running` : undefined;
+  // Repair (docs/repair.md): rebuild needs admin and a provisioned cluster (dbpilot owns its servers).
+  const canRebuild = roleAllows(role, "admin") && cluster.origin === "provisioned";
+  const rowActions = maintenance.visible || canRebuild || canScale;
   const findings = topology?.findings ?? [];
 
   return (
@@ -127,7 +132,7 @@ export function OverviewTab() {
               <th scope="col">Read-only</th>
               <th scope="col">Replication</th>
               <th scope="col">GTID position</th>
-              {(maintenance.visible || canScale) && <th scope="col"><span className="visually-hidden">Actions</span></th>}
+              {rowActions && <th scope="col"><span className="visually-hidden">Actions</span></th>}
             </tr>
           </thead>
           <tbody>
@@ -138,7 +143,11 @@ export function OverviewTab() {
                 <tr key={s.id}>
                   <td className="mono">{addressOf(s)}</td>
                   <td>{primary ? <strong>primary</strong> : s.role}</td>
-                  <td><StateBadge state={nodeStatus(s)} /></td>
+                  <td>
+                    <StateBadge state={nodeStatus(s)} />
+                    {s.quarantined && <span className="badge sev-error" title="Holds transactions the primary lacks">quarantined</span>}
+                    {!s.quarantined && s.fenced && <span className="badge sev-warning" title="Left behind by a failover: kept read-only">fenced</span>}
+                  </td>
                   <td>{s.read_only === null || s.read_only === undefined ? "—" : s.read_only ? "yes" : "no"}</td>
                   <td>
                     {r && r.source
@@ -146,7 +155,7 @@ export function OverviewTab() {
                       : "—"}
                   </td>
                   <td className="mono small" title={s.gtid_current_pos ?? ""}>{shortGtid(s.gtid_current_pos)}</td>
-                  {(maintenance.visible || canScale) && (
+                  {rowActions && (
                     <td className="nowrap">
                       {maintenance.visible && (
                         <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "maintenance", server: s })}>
@@ -156,6 +165,16 @@ export function OverviewTab() {
                       {canScale && !primary && (
                         <button type="button" className="btn btn-small btn-danger-outline" onClick={() => setDialog({ kind: "remove_replica", server: s })}>
                           Remove…
+                        </button>
+                      )}
+                      {canOperate && !primary && (s.quarantined || s.fenced) && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "rejoin", server: s })}>
+                          Rejoin…
+                        </button>
+                      )}
+                      {canRebuild && !primary && (
+                        <button type="button" className="btn btn-small" onClick={() => setDialog({ kind: "rebuild", server: s })}>
+                          Rebuild…
                         </button>
                       )}
                     </td>
@@ -219,6 +238,12 @@ export function OverviewTab() {
       )}
       {dialog?.kind === "remove_replica" && (
         <RemoveReplicaDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "rebuild" && (
+        <RebuildDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
+      )}
+      {dialog?.kind === "rejoin" && (
+        <RejoinDialog cluster={cluster} server={dialog.server} onJob={live.applyJob} onClose={() => setDialog(null)} />
       )}
       {dialog?.kind === "maintenance" && (
         <MaintenanceDialog cluster={cluster} server={dialog.server} onDone={() => void live.refresh()} onClose={() => setDialog(null)} />

@@ -185,3 +185,57 @@ export function RemoveReplicaDialog({ cluster, server, onJob, onClose }: { clust
     </ConfirmDialog>
   );
 }
+
+/** Rebuild (docs/repair.md): the server is wiped and cloned again from a healthy replica. */
+export function RebuildDialog({ cluster, server, onJob, onClose }: { cluster: Cluster; server: TopologyServer; onJob: (job: Job) => void; onClose: () => void }) {
+  const address = addressOf(server);
+  const goToJob = useGoToJob(cluster.id, onJob);
+  return (
+    <ConfirmDialog
+      title={`Rebuild ${address}`}
+      confirmLabel="Rebuild"
+      danger
+      onClose={onClose}
+      onConfirm={async () => goToJob(await clustersApi.rebuild(cluster.id, server.id))}
+    >
+      <ul>
+        <li>All data on <span className="mono">{address}</span> is deleted; its address and server id stay.</li>
+        <li>It is cloned again with mariadb-backup from a healthy replica (the primary when there is none), then replicates from the primary by GTID.</li>
+        <li>Its fence and quarantine are cleared once it replicates.</li>
+      </ul>
+    </ConfirmDialog>
+  );
+}
+
+/** A quarantined (or fenced) server: rejoin by flashback (discard its extra transactions, their SQL kept) or reseed. */
+export function RejoinDialog({ cluster, server, onJob, onClose }: { cluster: Cluster; server: TopologyServer; onJob: (job: Job) => void; onClose: () => void }) {
+  const address = addressOf(server);
+  const [method, setMethod] = useState<"flashback" | "reseed">("flashback");
+  const goToJob = useGoToJob(cluster.id, onJob);
+  return (
+    <ConfirmDialog
+      title={`Rejoin ${address}`}
+      confirmLabel={method === "flashback" ? "Roll back and rejoin" : "Rebuild and rejoin"}
+      danger
+      onClose={onClose}
+      onConfirm={async () => goToJob(await clustersApi.rejoin(cluster.id, server.id, method))}
+    >
+      <p>
+        <span className="mono">{address}</span> holds transactions the primary never received. Its quarantine is cleared and a rejoin job
+        tries a plain GTID rejoin first, then:
+      </p>
+      <fieldset className="choices">
+        <legend className="visually-hidden">Rejoin method</legend>
+        <label>
+          <input type="radio" name="rejoin-method" value="flashback" checked={method === "flashback"} onChange={() => setMethod("flashback")} />{" "}
+          <strong>Flashback</strong>: roll back exactly those transactions (mariadb-binlog --flashback). Their SQL is saved on the job first,
+          and an event names their GTIDs. Refused (then quarantined again) for DDL, purged binlogs or too many events.
+        </label>
+        <label>
+          <input type="radio" name="rejoin-method" value="reseed" checked={method === "reseed"} onChange={() => setMethod("reseed")} />{" "}
+          <strong>Reseed</strong>: wipe it and clone it again from a healthy replica (provisioned clusters only).
+        </label>
+      </fieldset>
+    </ConfirmDialog>
+  );
+}
