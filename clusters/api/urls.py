@@ -1,6 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
 from clusters.api.alerts import AlertSubscriptionViewSet
+from clusters.api.backups import backup_urlpatterns
 from clusters.api.history import metrics_urlpatterns
 from clusters.api.hosts import host_urlpatterns
 from clusters.api.provisioning import provisioning_urlpatterns
@@ -12,5 +13,10 @@ router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("jobs", JobViewSet, basename="job")
 router.register("alerts/subscriptions", AlertSubscriptionViewSet, basename="alert-subscription")
 urlpatterns = (
-    host_urlpatterns + provisioning_urlpatterns + router.urls + route_urlpatterns + metrics_urlpatterns
+    host_urlpatterns
+    + provisioning_urlpatterns
+    + backup_urlpatterns
+    + router.urls
+    + route_urlpatterns
+    + metrics_urlpatterns
 )

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+BACKUP_WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,13 @@ class ClusterSettings:
     fence_required: bool = False
     # Provisioned clusters default to true (set when they are created): DELETE is refused while it is on.
     deletion_protection: bool = False
+    # Backups (docs/backups.md): a daily window "HH:MM-HH:MM" (UTC; "" = no schedule), how long backups
+    # are kept, whether stored backups and binlogs are encrypted with the cluster's key, and whether the
+    # primary's binary logs are archived (once the cluster has a backup to replay them onto).
+    backup_window: str = ""
+    backup_retention_days: int = 7
+    backup_encryption: bool = True
+    binlog_archiving: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +72,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "semi_sync_timeout_ms": (100, 3600_000),
     "switchover_wait_trx_seconds": (0, 3600),
     "switchover_wait_kill_ms": (0, 600_000),
+    "backup_retention_days": (1, 3650),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "failover_mode": ("manual", "automatic"),
@@ -113,6 +122,9 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
                 continue
             if key in _CHOICES and value not in _CHOICES[key]:
                 errors[key] = f"must be one of {', '.join(_CHOICES[key])}"
+                continue
+            if key == "backup_window" and value and not BACKUP_WINDOW.fullmatch(value):
+                errors[key] = 'must be "HH:MM-HH:MM" (UTC, e.g. "02:00-04:00") or "" for no schedule'
                 continue
             if key in _HOOKS and value and not HOOK_NAME.fullmatch(value):
                 errors[key] = (

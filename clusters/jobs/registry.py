@@ -6,7 +6,15 @@ below (docs/jobs.md, "Where a new job kind goes").
 
 from __future__ import annotations
 
-from clusters.jobs import adopt_steps, failover_steps, provision_plans, rejoin_steps, switchover_steps
+from clusters.jobs import (
+    adopt_steps,
+    backup_steps,
+    failover_steps,
+    provision_plans,
+    rejoin_steps,
+    restore_steps,
+    switchover_steps,
+)
 from clusters.jobs.steps import Plan
 
 PLANS: dict[str, Plan] = {
@@ -17,6 +25,8 @@ PLANS: dict[str, Plan] = {
         rejoin_steps.PLAN,
         adopt_steps.PLAN,
         *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
+        *backup_steps.PLANS,  # backup, verify_backup
+        restore_steps.RESTORE,
     )
 }
 

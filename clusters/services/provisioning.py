@@ -46,6 +46,9 @@ LONG_JOB_KINDS = (
     "remove_replica",
     "apply_parameters",
     "rolling_restart",
+    "backup",  # clusters.services.backups
+    "verify_backup",
+    "restore",
 )
 
 
