@@ -104,12 +104,12 @@ def prepare_primary(ctx: RestoreContext) -> StepOutcome:
 
 def replay_binlogs(ctx: RestoreContext) -> StepOutcome:
     links = ctx.params.get("links") or []
+    primary = ctx.state.primary
     if not links:
         return Skipped("the backup alone is the requested point")
     done = ctx.result.setdefault("replayed", 0)
     if done >= len(links):
         return Skipped("replayed already")
-    primary = ctx.state.primary
     stop = ctx.params.get("stop_datetime")
     with tempfile.TemporaryDirectory(prefix="dbp-replay-") as scratch:
         defaults = Path(scratch) / "client.cnf"
@@ -138,7 +138,11 @@ def replay_binlogs(ctx: RestoreContext) -> StepOutcome:
             path.unlink()
             ctx.result["replayed"] = index + 1
             ctx.checkpoint()
-    position = ctx.sql(primary, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
+    # The replayed transactions carry the source's server_ids: gtid_current_pos (what a clone of this
+    # server records) would stay at the backup's position unless the slave position follows the binlog.
+    position = ctx.sql(
+        primary, "SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos", "SELECT @@gtid_binlog_pos AS pos"
+    )[0]["pos"]
     ctx.result["restore"]["gtid_after_replay"] = position
     return Done(
         f"{len(links)} archived binlog(s) replayed"

@@ -5,73 +5,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0007_merge_pinned_alerts_provisioning'),
-        ('tenants', '0004_merge_findings_invitations_quota'),
+        ("clusters", "0007_merge_pinned_alerts_provisioning"),
+        ("tenants", "0004_merge_findings_invitations_quota"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Backup',
+            name="Backup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cluster_ref', models.PositiveBigIntegerField(db_index=True)),
-                ('cluster_name', models.CharField(max_length=63)),
-                ('kind', models.CharField(choices=[('physical', 'Physical'), ('logical', 'Logical')], max_length=16)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed')], default='running', max_length=16)),
-                ('scheduled', models.BooleanField(default=False)),
-                ('source', models.CharField(blank=True, default='', max_length=300)),
-                ('storage', models.CharField(max_length=16)),
-                ('storage_key', models.CharField(blank=True, default='', max_length=500)),
-                ('compression', models.CharField(default='zstd', max_length=16)),
-                ('encrypted', models.BooleanField(default=False)),
-                ('key_encrypted', models.TextField(blank=True, default='')),
-                ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('raw_bytes', models.PositiveBigIntegerField(default=0)),
-                ('checksum_sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('gtid_position', models.CharField(blank=True, default='', max_length=2000)),
-                ('started_at', models.DateTimeField()),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('verified', models.BooleanField(blank=True, null=True)),
-                ('verified_reason', models.TextField(blank=True, default='')),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('keep_until', models.DateTimeField(blank=True, null=True)),
-                ('restore_secrets_encrypted', models.TextField(blank=True, default='')),
-                ('cluster', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='backups', to='clusters.cluster')),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='clusters.job')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='backups', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("cluster_ref", models.PositiveBigIntegerField(db_index=True)),
+                ("cluster_name", models.CharField(max_length=63)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("physical", "Physical"), ("logical", "Logical")], max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("completed", "Completed"), ("failed", "Failed")],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("scheduled", models.BooleanField(default=False)),
+                ("source", models.CharField(blank=True, default="", max_length=300)),
+                ("storage", models.CharField(max_length=16)),
+                ("storage_key", models.CharField(blank=True, default="", max_length=500)),
+                ("compression", models.CharField(default="zstd", max_length=16)),
+                ("encrypted", models.BooleanField(default=False)),
+                ("key_encrypted", models.TextField(blank=True, default="")),
+                ("size_bytes", models.PositiveBigIntegerField(default=0)),
+                ("raw_bytes", models.PositiveBigIntegerField(default=0)),
+                ("checksum_sha256", models.CharField(blank=True, default="", max_length=64)),
+                ("gtid_position", models.CharField(blank=True, default="", max_length=2000)),
+                ("started_at", models.DateTimeField()),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("verified", models.BooleanField(blank=True, null=True)),
+                ("verified_reason", models.TextField(blank=True, default="")),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                ("keep_until", models.DateTimeField(blank=True, null=True)),
+                ("restore_secrets_encrypted", models.TextField(blank=True, default="")),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="backups",
+                        to="clusters.cluster",
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="clusters.job",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="backups",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
-                'indexes': [models.Index(fields=['cluster_ref', 'status'], name='clusters_ba_cluster_8c1381_idx')],
+                "ordering": ["-started_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["cluster_ref", "status"], name="clusters_ba_cluster_8c1381_idx")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='BinlogArchive',
+            name="BinlogArchive",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cluster_ref', models.PositiveBigIntegerField(db_index=True)),
-                ('server', models.CharField(max_length=300)),
-                ('server_id', models.PositiveBigIntegerField(default=0)),
-                ('file_name', models.CharField(max_length=255)),
-                ('gtid_start', models.CharField(blank=True, default='', max_length=2000)),
-                ('gtid_end', models.CharField(blank=True, default='', max_length=2000)),
-                ('closed_at', models.DateTimeField()),
-                ('storage', models.CharField(max_length=16)),
-                ('storage_key', models.CharField(max_length=500)),
-                ('encrypted', models.BooleanField(default=False)),
-                ('key_encrypted', models.TextField(blank=True, default='')),
-                ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('raw_bytes', models.PositiveBigIntegerField(default=0)),
-                ('checksum_sha256', models.CharField(default='', max_length=64)),
-                ('archived_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("cluster_ref", models.PositiveBigIntegerField(db_index=True)),
+                ("server", models.CharField(max_length=300)),
+                ("server_id", models.PositiveBigIntegerField(default=0)),
+                ("file_name", models.CharField(max_length=255)),
+                ("gtid_start", models.CharField(blank=True, default="", max_length=2000)),
+                ("gtid_end", models.CharField(blank=True, default="", max_length=2000)),
+                ("closed_at", models.DateTimeField()),
+                ("storage", models.CharField(max_length=16)),
+                ("storage_key", models.CharField(max_length=500)),
+                ("encrypted", models.BooleanField(default=False)),
+                ("key_encrypted", models.TextField(blank=True, default="")),
+                ("size_bytes", models.PositiveBigIntegerField(default=0)),
+                ("raw_bytes", models.PositiveBigIntegerField(default=0)),
+                ("checksum_sha256", models.CharField(default="", max_length=64)),
+                ("archived_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['cluster_ref', 'closed_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('cluster_ref', 'server', 'file_name'), name='one_archive_per_binlog_file')],
+                "ordering": ["cluster_ref", "closed_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("cluster_ref", "server", "file_name"), name="one_archive_per_binlog_file"
+                    )
+                ],
             },
         ),
     ]

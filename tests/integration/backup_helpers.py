@@ -50,7 +50,11 @@ def make_bucket(endpoint: str, bucket: str) -> None:
     import boto3
 
     boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
     ).create_bucket(Bucket=bucket)
 
 

@@ -30,7 +30,9 @@ def test_put_get_delete_list_on_a_directory_and_on_s3(tmp_path, moto_s3):  # noq
         assert size == digest.stored_bytes
         assert storage.exists("1/2/backups/3.xbstream.zst")
         assert storage.keys("1/2/") == ["1/2/backups/3.xbstream.zst"]
-        assert b"".join(codec.decode(storage.get("1/2/backups/3.xbstream.zst"), key, digest.hexdigest)) == data
+        assert (
+            b"".join(codec.decode(storage.get("1/2/backups/3.xbstream.zst"), key, digest.hexdigest)) == data
+        )
         assert storage.delete("1/2/backups/3.xbstream.zst") is True
         assert storage.delete("1/2/backups/3.xbstream.zst") is False
         assert not storage.exists("1/2/backups/3.xbstream.zst") and storage.keys("1/") == []

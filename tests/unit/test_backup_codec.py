@@ -22,7 +22,9 @@ def test_round_trip(encrypted, size):
     data = os.urandom(size // 2) + b"a" * (size - size // 2)
     stored, digest = _stored(data, key)
     assert digest.raw_bytes == size and digest.stored_bytes == len(stored)
-    back = b"".join(codec.decode([stored[i : i + 7777] for i in range(0, len(stored), 7777)], key, digest.hexdigest))
+    back = b"".join(
+        codec.decode([stored[i : i + 7777] for i in range(0, len(stored), 7777)], key, digest.hexdigest)
+    )
     assert back == data
     if encrypted:
         assert stored.startswith(codec.MAGIC)

@@ -75,7 +75,9 @@ def test_source_is_a_healthy_replica_never_the_primary():
         SourceCandidate("r:3", False, False, 0.0),
     ]
     assert choose_source(candidates).address == "r:2"
-    assert choose_source([SourceCandidate("p:1", True, True), SourceCandidate("r:3", False, False)]).is_primary
+    assert choose_source(
+        [SourceCandidate("p:1", True, True), SourceCandidate("r:3", False, False)]
+    ).is_primary
     assert choose_source([SourceCandidate("p:1", True, False)]) is None
 
 
