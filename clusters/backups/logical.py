@@ -14,8 +14,24 @@ CHUNK = 1 << 20
 GTID_LINE = re.compile(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'")
 
 
+# What mariadb-dump needs to see every database (without SELECT it silently dumps none) and to note the
+# consistent GTID position (--master-data takes a short FLUSH TABLES WITH READ LOCK: RELOAD).
+DUMP_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "LOCK TABLES", "RELOAD")
+
+
 class DumpError(RuntimeError):
     pass
+
+
+def missing_privileges(cursor) -> list[str]:
+    """The global privileges the connected user lacks for a complete dump."""
+    cursor.execute(
+        "SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = "
+        "CONCAT('\\'', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '\\'@\\'', "
+        "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '\\'')"
+    )
+    held = {row["p"] for row in cursor.fetchall()}
+    return [p for p in DUMP_PRIVILEGES if p not in held]
 
 
 class LogicalDump:
@@ -50,14 +66,15 @@ class LogicalDump:
         )
 
     def __iter__(self):
-        head = b""
+        carry = b""
         try:
             while chunk := self._process.stdout.read(CHUNK):
-                if not self.gtid and len(head) < 1 << 16:
-                    head += chunk
-                    match = GTID_LINE.search(head)
-                    if match:
-                        self.gtid = match.group(1).decode()
+                # With --gtid --master-data, the GTID state is printed after the mysql schema, anywhere in
+                # the stream: look in every chunk (with the end of the previous one, for a split line).
+                window = carry + chunk
+                for match in GTID_LINE.finditer(window):
+                    self.gtid = match.group(1).decode()
+                carry = window[-200:]
                 yield chunk
             if self._process.wait() != 0:
                 tail = self._log.read_text(errors="replace").strip().splitlines()[-3:]

@@ -19,10 +19,12 @@ import time
 
 from django.utils import timezone
 
+from clusters.adapters.mysql import ServerError, connect
 from clusters.backup_models import Backup
 from clusters.backups import catalog, codec
-from clusters.backups.logical import DumpError, LogicalDump
+from clusters.backups.logical import DumpError, LogicalDump, missing_privileges
 from clusters.backups.storage import StorageError, storage_from_settings
+from clusters.credentials import connect_options
 from clusters.domain.backup_plan import SourceCandidate, choose_source
 from clusters.events import record_event
 from clusters.jobs.context import observe
@@ -154,6 +156,7 @@ def stream_to_storage(ctx: BackupContext) -> StepOutcome:
         if backup.kind == Backup.Kind.PHYSICAL:
             raw = ctx.provider.backup_stream(row.instance, ctx.root_password)  # type: ignore[attr-defined]
         else:
+            _check_dump_privileges(ctx, row.address)
             raw = LogicalDump(row.host, row.port, ctx.admin.user, ctx.admin.password)
     except (ProviderError, DumpError) as exc:
         _fail_backup(backup, str(exc))
@@ -193,6 +196,20 @@ def stream_to_storage(ctx: BackupContext) -> StepOutcome:
         f"{digest.raw_bytes / 1e6:.1f} MB ({digest.stored_bytes / 1e6:.1f} MB stored) in {seconds:.1f} s "
         f"to {ctx.storage.describe()}, at GTID {raw.gtid}"
     )
+
+
+def _check_dump_privileges(ctx: BackupContext, address: str) -> None:
+    try:
+        with connect(address, ctx.admin, connect_options(ctx.settings, read_timeout=10)) as conn:
+            with conn.cursor() as cursor:
+                missing = missing_privileges(cursor)
+    except ServerError as exc:
+        raise DumpError(f"cannot reach {address}: {exc}") from None
+    if missing:
+        raise DumpError(
+            f"dbpilot's user {ctx.admin.user} lacks {', '.join(missing)} on {address}: a logical backup "
+            f"needs them (GRANT {', '.join(missing)} ON *.* TO the user, with sql_log_bin=0 on every server)"
+        )
 
 
 def record_backup(ctx: BackupContext) -> StepOutcome:
