@@ -62,7 +62,9 @@ def measure_restore(team, backup):
     from clusters.services import backups
 
     parsed = backups.parse_restore(
-        team.tenant, backup.cluster_ref, {"name": "restored", "backup": backup.pk, "provision": {"replicas": 0}}
+        team.tenant,
+        backup.cluster_ref,
+        {"name": "restored", "backup": backup.pk, "provision": {"replicas": 0}},
     )
     started = time.monotonic()
     cluster = backups.restore_cluster(team, parsed, requested_by="bench")  # inline: runs at commit
@@ -94,11 +96,17 @@ def measure_rpo(cluster, interval: float, seconds: float) -> None:
     def writer() -> None:
         with (
             pymysql.connect(
-                host=primary.host, port=primary.port, user="owner", password="bench-password-1", autocommit=True
+                host=primary.host,
+                port=primary.port,
+                user="owner",
+                password="bench-password-1",
+                autocommit=True,
             ) as conn,
             conn.cursor() as cursor,
         ):
-            cursor.execute("CREATE TABLE IF NOT EXISTS bench.rpo (id INT AUTO_INCREMENT PRIMARY KEY, at DOUBLE)")
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS bench.rpo (id INT AUTO_INCREMENT PRIMARY KEY, at DOUBLE)"
+            )
             while not stop.is_set():
                 cursor.execute("INSERT INTO bench.rpo (at) VALUES (UNIX_TIMESTAMP(NOW(6)))")
                 committed = time.time()
