@@ -1,6 +1,6 @@
 """Benchmark: backup and restore throughput, and the binlog archive's RPO.
 
-    .venv/bin/python bench/backup.py [--data-mb 200] [--interval 5] [--rpo-seconds 60]
+    .venv/bin/python bench/backup.py [--data-mb 200] [--interval 5] [--rpo-seconds 60] [--incompressible]
 
 Uses a throwaway control-plane database (SQLite under a temporary DBPILOT_DATA_ROOT), the directory
 storage under it, and runs the jobs in this process through the services the API calls. Prints:
@@ -33,6 +33,29 @@ sys.path.insert(0, str(ROOT))
 
 from bench.provision import configure, destroy, fill, provision  # noqa: E402
 from bench.switchover import percentile  # noqa: E402
+
+
+def fill_random(cluster, megabytes: int) -> int:
+    import pymysql
+
+    from clusters.models import Server
+
+    primary = Server.objects.get(pk=cluster.primary_id)
+    rows = megabytes * 1000  # ~1 kB a row
+    with (
+        pymysql.connect(
+            host=primary.host, port=primary.port, user="owner", password="bench-password-1", autocommit=True
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
+        cursor.execute("CREATE DATABASE IF NOT EXISTS bench")
+        cursor.execute("CREATE TABLE bench.rows (id INT PRIMARY KEY, body VARBINARY(1024)) ENGINE=InnoDB")
+        for start in range(0, rows, 20000):
+            cursor.execute(
+                f"INSERT INTO bench.rows SELECT seq, RANDOM_BYTES(1000) FROM bench.seq_{start + 1}_to_"
+                f"{min(rows, start + 20000)}"
+            )
+    return rows
 
 
 def measure_backup(cluster):
@@ -148,6 +171,11 @@ def main() -> None:
     parser.add_argument("--data-mb", type=int, default=200)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--rpo-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--incompressible",
+        action="store_true",
+        help="rows of random bytes (RANDOM_BYTES) instead of repeated MD5s: zstd gains nothing",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dbpb-", dir="/tmp") as data_root:
         os.chmod(data_root, 0o755)
@@ -160,7 +188,7 @@ def main() -> None:
         cluster.refresh_from_db()
         restored = None
         try:
-            rows = fill(cluster, args.data_mb)
+            rows = fill_random(cluster, args.data_mb) if args.incompressible else fill(cluster, args.data_mb)
             print(f"filled {rows} rows (~{args.data_mb} MB)")
             backup = measure_backup(cluster)
             restored = measure_restore(team, backup)
