@@ -120,10 +120,10 @@ def _watched(chunks, ctx: BackupContext, counter: dict):
     last_save = time.monotonic()
     for chunk in chunks:
         counter["bytes"] += len(chunk)
+        if not ctx.lease_valid():  # a local check (the lease thread's view): cheap for every chunk
+            raise Preempted()
         if time.monotonic() - last_save > PROGRESS_SAVE_SECONDS:
             last_save = time.monotonic()
-            if not ctx.lease_valid():
-                raise Preempted()
             ctx.result["backup"]["bytes"] = counter["bytes"]
             ctx.checkpoint()
         yield chunk

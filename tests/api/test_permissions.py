@@ -251,7 +251,13 @@ HTTP_MATRIX: list[Row] = [
         lambda w: f"/api/v1/backups/{_backup_x(w).id}/restore/",
         lambda w: {"name": "copy"},
     ),
-    Row("backup-verify", "POST", "operate", lambda w: f"/api/v1/backups/{_backup_x(w).id}/verify/", lambda w: {}),
+    Row(
+        "backup-verify",
+        "POST",
+        "operate",
+        lambda w: f"/api/v1/backups/{_backup_x(w).id}/verify/",
+        lambda w: {},
+    ),
     Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
     Row(
         "platform-hosts",
