@@ -9,13 +9,14 @@ from django.utils import timezone
 
 from clusters.backup_models import Backup, BinlogArchive
 from clusters.backups import codec
+from clusters.domain import constants
 from clusters.domain.backup_plan import ArchivedFile, BackupPoint
 from clusters.events import record_event
 from clusters.models import Finding
 from controlplane.crypto import decrypt_json, encrypt_json
 
-BACKUP_UNVERIFIED = "BACKUP_UNVERIFIED"
-BINLOG_ARCHIVE_GAP = "BINLOG_ARCHIVE_GAP"
+BACKUP_UNVERIFIED = constants.BACKUP_UNVERIFIED
+BINLOG_ARCHIVE_GAP = constants.BINLOG_ARCHIVE_GAP
 
 
 def cluster_key(cluster_ref: int, enabled: bool) -> tuple[bytes | None, str]:
