@@ -91,15 +91,21 @@ def _archive(cluster_id: int) -> dict:
     with conn, conn.cursor() as cursor:
         cursor.execute("SHOW MASTER STATUS")
         status = cursor.fetchone() or {}
-        cursor.execute("SELECT @@server_id AS id")
-        server_id = int(cursor.fetchone()["id"])
-        marker = f"{status.get('File')}:{status.get('Position')}"
+        cursor.execute("SELECT @@server_id AS id, @@gtid_binlog_state AS state")
+        row = cursor.fetchone()
+        server_id = int(row["id"])
+        # What was last flushed, as the server says it (its address, file, position and binlog state).
+        marker = f"{primary.address}:{status.get('File')}:{status.get('Position')}:{row['state']}"
         state_key = f"dbpilot:binlog-archive:{cluster_id}:flushed"
         if hotstate.client().get(state_key) != marker.encode():
             cursor.execute("FLUSH BINARY LOGS")
             cursor.execute("SHOW MASTER STATUS")
             after = cursor.fetchone() or {}
-            hotstate.client().set(state_key, f"{after.get('File')}:{after.get('Position')}", ex=86400)
+            hotstate.client().set(
+                state_key,
+                f"{primary.address}:{after.get('File')}:{after.get('Position')}:{row['state']}",
+                ex=86400,
+            )
         cursor.execute("SHOW BINARY LOGS")
         names = [r["Log_name"] for r in cursor.fetchall()]
         done = set(
