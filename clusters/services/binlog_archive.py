@@ -1,6 +1,6 @@
 """Continuous binlog archiving by flush-and-copy: beat sends `archive_binlogs` every
-DBPILOT_BINLOG_ARCHIVE_SECONDS; for each cluster that has a backup to replay onto (and `binlog_archiving`
-on), the current primary's binary log is closed (`FLUSH BINARY LOGS`, only when something was written
+DBPILOT_BINLOG_ARCHIVE_SECONDS; for each cluster that has a physical backup to replay onto (a logical dump
+is not restored by dbpilot) and `binlog_archiving` on, the current primary's binary log is closed (`FLUSH BINARY LOGS`, only when something was written
 since the last flush) and every closed file the archive still needs is copied with `mariadb-binlog
 --read-from-remote-server --raw`, compressed, encrypted and checksummed, into storage.
 
@@ -42,9 +42,9 @@ GTID_LIST = re.compile(r"\[([^\]]*)\]")
 
 def clusters_to_archive() -> list[int]:
     with_backups = set(
-        Backup.objects.filter(status=Backup.Status.COMPLETED, cluster__isnull=False).values_list(
-            "cluster_id", flat=True
-        )
+        Backup.objects.filter(
+            status=Backup.Status.COMPLETED, kind=Backup.Kind.PHYSICAL, cluster__isnull=False
+        ).values_list("cluster_id", flat=True)
     )
     return sorted(
         c.pk
