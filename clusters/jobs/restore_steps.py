@@ -29,6 +29,7 @@ from clusters.backups.storage import StorageError, storage_from_settings
 from clusters.jobs import provision_steps as p
 from clusters.jobs.provision_context import PlacedServer, ProvisionContext
 from clusters.jobs.steps import Done, Plan, Skipped, StepFailed, StepOutcome, StepSpec
+from clusters.models import Cluster
 from clusters.providers.base import ProviderError
 
 MARIADB_BINLOG = "/usr/bin/mariadb-binlog"
@@ -212,6 +213,15 @@ def wire_replicas(ctx: RestoreContext) -> StepOutcome:
     return Done(f"{', '.join(s.address for s in replicas)} replicate from {primary.address}")
 
 
+def abort_restore(ctx: RestoreContext, step: str, reason: str) -> str | None:
+    """The provision job's abort (every server the job placed removed), and deletion protection off: the
+    empty cluster row keeps the failed job for the person to read, then goes with a plain DELETE."""
+    undone = p.abort_provision(ctx, step, reason)
+    settings = {**(ctx.cluster.settings or {}), "deletion_protection": False}
+    Cluster.objects.filter(pk=ctx.cluster.pk).update(settings=settings)
+    return (undone or "") + "; deletion protection off (DELETE removes the empty cluster)"
+
+
 RESTORE = Plan(
     kind="restore",
     steps=(
@@ -226,5 +236,5 @@ RESTORE = Plan(
         StepSpec("first_healthy_tick", p.first_healthy_tick),
     ),
     context=RestoreContext,
-    abort=p.abort_provision,
+    abort=abort_restore,
 )

@@ -133,3 +133,27 @@ def test_deleted_clusters_backups_are_listed_to_their_tenant_only(world):
     assert [r["id"] for r in rows] == [kept.pk] and rows[0]["cluster_deleted"] is True
     assert world.client("charlie").get(f"/api/v1/backups/{kept.pk}/").status_code == 404
     assert world.client("alice").get(f"/api/v1/backups/{kept.pk}/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_whose_backup_is_gone_from_storage_fails_with_its_reason_and_places_nothing(
+    world, settings, tmp_path, clean_redis
+):
+    settings.DBPILOT_FAILOVER_RUNNER = "inline"
+    settings.DBPILOT_BACKUP_STORAGE = "filesystem"
+    settings.DBPILOT_BACKUP_ROOT = tmp_path / "store"
+    settings.DBPILOT_LOCAL_SERVERS_ROOT = tmp_path / "servers"
+    backup = _backup(world.cluster_x, storage_key="1/2/backups/9.xbstream.zst")
+    client = world.client("alice")
+    response = client.post(
+        f"/api/v1/clusters/{world.cluster_x.id}/restore/",
+        {"name": "gone", "backup": backup.pk, "provision": {"replicas": 0}},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["job"]["id"])
+    assert job.state == "failed" and "is not in the backup storage" in job.result["detail"], job.result
+    cluster = Cluster.objects.get(pk=response.json()["id"])
+    assert not cluster.servers.exists() and cluster.settings["deletion_protection"] is False
+    assert not any((tmp_path / "servers").glob("*/instance.json"))
+    assert client.delete(f"/api/v1/clusters/{cluster.id}/").status_code in (202, 204)
