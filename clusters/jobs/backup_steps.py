@@ -144,11 +144,8 @@ def stream_to_storage(ctx: BackupContext) -> StepOutcome:
     key, key_encrypted = catalog.cluster_key(ctx.cluster.pk, backup.encrypted)
     object_key = catalog.backup_object_key(backup)
     Backup.objects.filter(pk=backup.pk).update(storage_key=object_key, key_encrypted=key_encrypted)
-    row = (
-        Server.objects.filter(cluster_id=ctx.cluster.pk)
-        .filter(host=backup.source.rsplit(":", 1)[0])
-        .filter(port=int(backup.source.rsplit(":", 1)[1]))
-        .first()
+    row = next(
+        (s for s in Server.objects.filter(cluster_id=ctx.cluster.pk) if s.address == backup.source), None
     )
     if row is None:
         raise StepFailed(f"{backup.source} is no longer a server of the cluster")
