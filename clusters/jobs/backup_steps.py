@@ -38,6 +38,7 @@ from controlplane.crypto import encrypt_json
 PROGRESS_SAVE_SECONDS = 2.0
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 SCRATCH_SERVER_ID_BASE = 4_000_000_000
+COMPARE_CATCH_UP_SECONDS = 60
 
 
 class BackupContext(ProvisionContext):
@@ -265,6 +266,79 @@ def verify(ctx: BackupContext) -> StepOutcome:
     return Done(f"backup {backup.pk} NOT verified: {reason}", {"verified": False})
 
 
+def _checksums(conn, tables: list[tuple[str, str]]) -> dict[str, int | None]:
+    with conn.cursor() as cursor:
+        found = {}
+        for schema, table in tables:
+            cursor.execute(f"CHECKSUM TABLE `{schema}`.`{table}`")
+            found[f"{schema}.{table}"] = cursor.fetchone()["Checksum"]
+    return found
+
+
+def _compare_with_source(
+    ctx: BackupContext, scratch, instance: str, backup: Backup
+) -> tuple[bool, str] | None:
+    """The restored data against the source at one GTID position: the scratch server replicates from the
+    source's primary, from the backup's position up to where a replica of the source stopped applying
+    (its SQL thread only: it still receives and acknowledges), then every table's CHECKSUM is compared.
+    None when the cluster has no running replica to compare with."""
+    cluster = Cluster.objects.select_related("primary").get(pk=ctx.cluster.pk)
+    primary = cluster.primary
+    replica = next(
+        (
+            s
+            for s in cluster.servers.all()
+            if s.pk != cluster.primary_id
+            and s.instance
+            and not s.maintenance
+            and ctx.provider.running(s.instance)
+        ),
+        None,
+    )
+    if primary is None or replica is None or ctx.replication is None or not ctx.replication.user:
+        return None
+    repl = ctx.replication
+    with scratch.root_connection(instance, ctx.root_password, timeout=30) as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION sql_log_bin=0")
+        cursor.execute("STOP ALL SLAVES")
+        cursor.execute("RESET SLAVE ALL")
+        cursor.execute("SET GLOBAL gtid_slave_pos=%s", (backup.gtid_position,))
+        cursor.execute(
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+            (primary.host, primary.port, repl.user, repl.password),
+        )
+    try:
+        ctx.sql(replica.instance, "STOP SLAVE SQL_THREAD")
+        target = ctx.sql(replica.instance, "SELECT @@gtid_slave_pos AS pos")[0]["pos"]
+        with (
+            scratch.root_connection(instance, ctx.root_password, timeout=30) as conn,
+            conn.cursor() as cursor,
+        ):
+            cursor.execute("START SLAVE UNTIL master_gtid_pos=%s", (target,))
+            cursor.execute("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (target, COMPARE_CATCH_UP_SECONDS))
+            if cursor.fetchone()["r"] != 0:
+                return None  # could not reach the replica's position in time: compared by CHECK TABLE only
+            cursor.execute("STOP SLAVE")
+            cursor.execute(
+                "SELECT table_schema AS s, table_name AS t FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN %s",
+                (SYSTEM_SCHEMAS,),
+            )
+            tables = [(r["s"], r["t"]) for r in cursor.fetchall()]
+            restored = _checksums(conn, tables)
+        with ctx.root(replica.instance) as conn:
+            source = _checksums(conn, tables)
+    finally:
+        ctx.sql(replica.instance, "START SLAVE SQL_THREAD")
+    differing = sorted(name for name in restored if restored[name] != source.get(name))
+    if differing:
+        return False, (
+            f"table checksums differ from the source at GTID {target}: " + ", ".join(differing[:5])
+        )
+    return True, f"CHECKSUM of {len(tables)} table(s) equal to the source {replica.address} at GTID {target}"
+
+
 def verify_backup_row(ctx: BackupContext, backup: Backup) -> tuple[bool, str, dict]:
     """(verified, reason, details): the checksum of the stored bytes first, then a restore into a scratch
     server (physical) that must start and pass CHECK TABLE on every table at the recorded GTID."""
@@ -305,11 +379,14 @@ def verify_backup_row(ctx: BackupContext, backup: Backup) -> tuple[bool, str, di
             count, problems = _check_tables(conn)
         if problems:
             return False, "CHECK TABLE: " + "; ".join(problems[:5]), {"tables": count}
+        compared = _compare_with_source(ctx, scratch, instance, backup)
+        if compared is not None and not compared[0]:
+            return False, compared[1], {"tables": count}
         seconds = round(time.monotonic() - started, 1)
         return (
             True,
             f"restored into a scratch server in {seconds} s, started at GTID {restored.gtid}, "
-            f"CHECK TABLE ok on {count} table(s)",
+            f"CHECK TABLE ok on {count} table(s)" + (f"; {compared[1]}" if compared else ""),
             {"tables": count, "seconds": seconds},
         )
     except codec.CorruptBackup as exc:

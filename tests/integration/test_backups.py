@@ -96,6 +96,8 @@ def test_backup_failover_and_point_in_time_restore(local_servers, settings, tmp_
     assert backup.source != primary  # from a replica, never the primary
     assert backup.verified is True, backup.verified_reason
     assert "CHECK TABLE ok" in backup.verified_reason
+    # ... and the restored tables equal the source's at one GTID (the scratch caught up to a replica)
+    assert "table(s) equal to the source" in backup.verified_reason, backup.verified_reason
     assert backup.size_bytes < backup.raw_bytes and len(backup.checksum_sha256) == 64 and backup.gtid_position
     assert Path(settings.DBPILOT_BACKUP_ROOT, backup.storage_key).is_file()
 
