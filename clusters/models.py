@@ -213,6 +213,7 @@ class JobArtifact(models.Model):
 
 
 from clusters.alerts.models import AlertDelivery, AlertSubscription  # noqa: E402,F401
+from clusters.backup_models import Backup, BinlogArchive  # noqa: E402,F401
 from clusters.hosts import DatabaseHost, HostedInstance  # noqa: E402,F401
 from clusters.parameter_groups import ParameterGroup  # noqa: E402,F401
 from clusters.routes.models import Route  # noqa: E402,F401

@@ -6,6 +6,9 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
+# Read here as settings.py reads it (the beat schedule is built before Django is set up).
+ARCHIVE_SECONDS = float(os.environ.get("DBPILOT_BINLOG_ARCHIVE_SECONDS", "5"))
+
 app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 if os.environ.get("DBPILOT_AGENT_HOST"):
@@ -27,4 +30,15 @@ app.conf.beat_schedule = {
         "options": {"expires": 5.0},
     },
     "check-hosts": {"task": "workers.tasks.check_hosts", "schedule": 5.0, "options": {"expires": 5.0}},
+    # Backups (docs/backups.md): binlogs flushed and copied (the archive's RPO), the schedule and retention.
+    "archive-binlogs": {
+        "task": "workers.tasks.archive_binlogs",
+        "schedule": ARCHIVE_SECONDS,
+        "options": {"expires": ARCHIVE_SECONDS},
+    },
+    "backup-schedule": {
+        "task": "workers.tasks.backup_schedule",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }

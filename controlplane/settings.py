@@ -129,6 +129,17 @@ DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
 DBPILOT_KUBERNETES_CONFIG = env.str("DBPILOT_KUBERNETES_CONFIG", default="")
 # The hosts provider: a host whose agent has not answered a ping for this long is down (nothing placed there).
 DBPILOT_AGENT_DOWN_SECONDS = env.float("DBPILOT_AGENT_DOWN_SECONDS", default=10.0)
+# Backups (docs/backups.md): a directory (the default) or an S3-compatible bucket; binlogs of primaries are
+# flushed and copied every DBPILOT_BINLOG_ARCHIVE_SECONDS (the archive's RPO, plus the copy).
+DBPILOT_BACKUP_STORAGE = env.str("DBPILOT_BACKUP_STORAGE", default="filesystem")
+DBPILOT_BACKUP_ROOT = Path(env.str("DBPILOT_BACKUP_ROOT", default=str(DATA_ROOT / "backups")))
+DBPILOT_BACKUP_S3_ENDPOINT = env.str("DBPILOT_BACKUP_S3_ENDPOINT", default="")
+DBPILOT_BACKUP_S3_BUCKET = env.str("DBPILOT_BACKUP_S3_BUCKET", default="")
+DBPILOT_BACKUP_S3_PREFIX = env.str("DBPILOT_BACKUP_S3_PREFIX", default="dbpilot")
+DBPILOT_BACKUP_S3_REGION = env.str("DBPILOT_BACKUP_S3_REGION", default="")
+DBPILOT_BACKUP_S3_ACCESS_KEY = env.str("DBPILOT_BACKUP_S3_ACCESS_KEY", default="")
+DBPILOT_BACKUP_S3_SECRET_KEY = secret("DBPILOT_BACKUP_S3_SECRET_KEY")
+DBPILOT_BINLOG_ARCHIVE_SECONDS = env.float("DBPILOT_BINLOG_ARCHIVE_SECONDS", default=5.0)
 DBPILOT_DEFAULT_QUOTA_MEMORY_MB = env.int("DBPILOT_DEFAULT_QUOTA_MEMORY_MB", default=16384)
 DBPILOT_PROBE_TIMEOUT_SECONDS = env.float("DBPILOT_PROBE_TIMEOUT_SECONDS", default=1.0)
 DBPILOT_TICK_SHARD_SIZE = env.int("DBPILOT_TICK_SHARD_SIZE", default=25)

@@ -106,3 +106,38 @@ def send_alert_digest(subscription_id: int) -> None:
     from clusters.services.alerts import send_digest
 
     send_digest(subscription_id)
+
+
+@shared_task(ignore_result=True)
+def archive_binlogs() -> int:
+    """Beat calls this every DBPILOT_BINLOG_ARCHIVE_SECONDS: one archiving run per cluster with a backup."""
+    from clusters.services import binlog_archive
+
+    close_old_connections()
+    ids = binlog_archive.clusters_to_archive()
+    for cluster_id in ids:
+        archive_cluster_binlogs.apply_async(
+            args=[cluster_id], expires=settings.DBPILOT_BINLOG_ARCHIVE_SECONDS * 2
+        )
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def archive_cluster_binlogs(cluster_id: int) -> dict:
+    """Close the primary's binlog and copy what the archive lacks (clusters.services.binlog_archive)."""
+    from clusters.services import binlog_archive
+
+    close_old_connections()
+    try:
+        return binlog_archive.archive_cluster(cluster_id)
+    finally:
+        close_old_connections()
+
+
+@shared_task(ignore_result=True)
+def backup_schedule() -> int:
+    """Beat calls this every minute: scheduled backups whose window is open, retries, then retention."""
+    from clusters.services import backups
+
+    close_old_connections()
+    return len(backups.run_schedule())

@@ -201,9 +201,7 @@ def clone_send(agent: AgentContext, args: dict) -> dict:
     with sock:
         sock.settimeout(300)
         sock.sendall(args["token"].encode() + b"\n")
-        copied = agent.provider().backup_stream(
-            args["instance"], args["root_password"], sock.sendall, progress
-        )
+        copied = agent.provider().send_clone(args["instance"], args["root_password"], sock.sendall, progress)
         sock.shutdown(socket.SHUT_WR)
     return {"bytes": copied, "seconds": time.monotonic() - started}
 

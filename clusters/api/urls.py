@@ -1,6 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
 from clusters.api.alerts import AlertSubscriptionViewSet
+from clusters.api.backups import backup_urlpatterns
 from clusters.api.history import metrics_urlpatterns
 from clusters.api.hosts import host_urlpatterns
 from clusters.api.provisioning import provisioning_urlpatterns
@@ -16,6 +17,7 @@ urlpatterns = (
     host_urlpatterns
     + provisioning_urlpatterns
     + repair_urlpatterns
+    + backup_urlpatterns
     + router.urls
     + route_urlpatterns
     + metrics_urlpatterns

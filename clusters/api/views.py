@@ -22,7 +22,7 @@ from clusters.api.serializers import (
 from clusters.domain.settings import SettingsError
 from clusters.jobs.engine import ActiveJobExists
 from clusters.models import Cluster, Event, Job, Server
-from clusters.services import failover, failover_control, registration, switchover
+from clusters.services import backups, failover, failover_control, registration, switchover
 from clusters.services.ha_request import HaRequestRefused
 from clusters.services.topology_view import topology_payload
 from controlplane.api.errors import Conflict
@@ -119,6 +119,10 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
             raise exceptions.ValidationError(
                 {"cluster": "a job is running on this cluster; wait for it to finish"}
             )
+        final_backup = request.query_params.get("final_backup", "").lower() in ("1", "true", "yes")
+        # Backups outlive the cluster only when asked (kept backup_retention_days, docs/backups.md).
+        if not (cluster.settings or {}).get("deletion_protection"):  # else the 409 below, nothing changed
+            backups.keep_after_delete(cluster, final_backup)
         provisioned = provisioning_api.destroy_cluster(self, cluster)  # deletion protection, deprovision job
         if provisioned is not None:
             return provisioned

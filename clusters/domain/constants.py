@@ -64,6 +64,9 @@ SERVER_QUARANTINED = "SERVER_QUARANTINED"
 ROUTE_STALE = "ROUTE_STALE"  # opened by route syncs (clusters/services/routing.py), not by analysis
 # opened by the accounts check of provisioned clusters (clusters/services/accounts.py), not by analysis
 DBPILOT_ACCOUNT_CHANGED = "DBPILOT_ACCOUNT_CHANGED"
+# Opened by backup jobs and the binlog archiver (docs/backups.md), not by analysis.
+BACKUP_UNVERIFIED = "BACKUP_UNVERIFIED"
+BINLOG_ARCHIVE_GAP = "BINLOG_ARCHIVE_GAP"
 
 FINDING_SEVERITY: dict[str, str] = {
     PRIMARY_SUSPECT: WARNING,
@@ -101,6 +104,8 @@ FINDING_SEVERITY: dict[str, str] = {
     SERVER_QUARANTINED: WARNING,
     ROUTE_STALE: ERROR,
     DBPILOT_ACCOUNT_CHANGED: ERROR,
+    BACKUP_UNVERIFIED: ERROR,
+    BINLOG_ARCHIVE_GAP: ERROR,
 }
 FINDING_CODES = tuple(FINDING_SEVERITY)
 

@@ -9,6 +9,7 @@ from typing import Any
 from clusters.domain.rejoin_plan import RejoinMethodError, parse_rejoin_method
 
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+BACKUP_WINDOW = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,13 @@ class ClusterSettings:
     fence_required: bool = False
     # Provisioned clusters default to true (set when they are created): DELETE is refused while it is on.
     deletion_protection: bool = False
+    # Backups (docs/backups.md): a daily window "HH:MM-HH:MM" (UTC; "" = no schedule), how long backups
+    # are kept, whether stored backups and binlogs are encrypted with the cluster's key, and whether the
+    # primary's binary logs are archived (once the cluster has a backup to replay them onto).
+    backup_window: str = ""
+    backup_retention_days: int = 7
+    backup_encryption: bool = True
+    binlog_archiving: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +80,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "switchover_wait_trx_seconds": (0, 3600),
     "switchover_wait_kill_ms": (0, 600_000),
     "replace_after_seconds": (0, 7 * 86400),
+    "backup_retention_days": (1, 3650),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "failover_mode": ("manual", "automatic"),
@@ -128,6 +137,9 @@ def merge_settings(current: dict[str, Any] | None, changes: dict[str, Any]) -> C
                 continue
             if key in _CHOICES and value not in _CHOICES[key]:
                 errors[key] = f"must be one of {', '.join(_CHOICES[key])}"
+                continue
+            if key == "backup_window" and value and not BACKUP_WINDOW.fullmatch(value):
+                errors[key] = 'must be "HH:MM-HH:MM" (UTC, e.g. "02:00-04:00") or "" for no schedule'
                 continue
             if key in _HOOKS and value and not HOOK_NAME.fullmatch(value):
                 errors[key] = (

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from clusters.jobs import (
     adopt_steps,
+    backup_steps,
     failover_steps,
     provision_plans,
     rebuild_steps,
     rejoin_steps,
     replace_steps,
+    restore_steps,
     switchover_steps,
 )
 from clusters.jobs.steps import Plan
@@ -27,6 +29,8 @@ PLANS: dict[str, Plan] = {
         rebuild_steps.PLAN,  # repair: rebuild a server in place (also rejoin_method reseed)
         replace_steps.PLAN,  # repair: a lost server replaced after replace_after_seconds
         *provision_plans.PLANS,  # provision, deprovision, stop/start, scale, parameters, rolling restart
+        *backup_steps.PLANS,  # backup, verify_backup
+        restore_steps.RESTORE,
     )
 }
 

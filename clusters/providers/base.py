@@ -156,3 +156,27 @@ class Provider(ABC):
                 cursor.execute(text, args)
                 rows = list(cursor.fetchall())
         return rows
+
+
+class BackupStream:
+    """A running physical backup of one server: iterate for the xbstream bytes; after the last chunk,
+    `gtid` is the position the backup holds. `close()` stops it early (the process is killed)."""
+
+    gtid: str = ""
+
+    def __iter__(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class BackupCapable:
+    """What a provider offers backups (clusters.backups): a streamed physical backup of a running server,
+    and a new server placed from such a stream. Providers that cannot say so with ProviderError."""
+
+    def backup_stream(self, instance: str, root_password: str) -> BackupStream:
+        raise ProviderError(f"the {getattr(self, 'name', '?')} provider cannot take physical backups")
+
+    def restore_stream(self, spec: ServerSpec, chunks, progress: Progress | None = None) -> CloneResult:
+        raise ProviderError(f"the {getattr(self, 'name', '?')} provider cannot restore physical backups")

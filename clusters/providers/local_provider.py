@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +28,16 @@ from pathlib import Path
 import pymysql
 import pymysql.cursors
 
-from clusters.providers.base import CloneResult, Placement, Progress, Provider, ProviderError, ServerSpec
+from clusters.providers.base import (
+    BackupCapable,
+    BackupStream,
+    CloneResult,
+    Placement,
+    Progress,
+    Provider,
+    ProviderError,
+    ServerSpec,
+)
 from clusters.providers.errors import SandboxError
 from clusters.providers.local import unprivileged_user
 from clusters.providers.mariadb_config import (
@@ -70,7 +80,7 @@ def memory_options(memory_mb: int) -> dict[str, str]:
     return {"innodb_buffer_pool_size": f"{max(32, memory_mb // 2)}M"}
 
 
-class LocalProvider(Provider):
+class LocalProvider(Provider, BackupCapable):
     name = "local"
 
     def __init__(self, root: Path | str, ports: range | str = DEFAULT_PORTS, host: str = LOOPBACK):
@@ -347,7 +357,7 @@ class LocalProvider(Provider):
             stdout=subprocess.DEVNULL,
         )
         try:
-            copied = self.backup_stream(source, root_password, extract.stdin.write, progress)
+            copied = self.send_clone(source, root_password, extract.stdin.write, progress)
         finally:
             try:
                 extract.stdin.close()
@@ -375,7 +385,7 @@ class LocalProvider(Provider):
         target.mkdir(mode=0o750)
         return target
 
-    def backup_stream(
+    def send_clone(
         self,
         source: str,
         root_password: str,
@@ -468,3 +478,120 @@ class LocalProvider(Provider):
                 fields = path.read_text().split()
                 return fields[2] if len(fields) >= 3 else ""
         return ""
+
+    # ----- backups (clusters.backups) -----------------------------------------------------------------
+
+    def backup_stream(self, instance: str, root_password: str) -> BackupStream:
+        """`mariadb-backup --backup --stream=xbstream` of the running instance, read chunk by chunk: the
+        caller streams it to storage, no local copy is made."""
+        state = self._state(instance)
+        if state is None or not self.running(instance):
+            raise ProviderError(f"cannot back up {instance}: it is not running here", permanent=False)
+        if not os.access(MARIADB_BACKUP, os.X_OK):
+            raise ProviderError(f"{MARIADB_BACKUP} is missing: install the mariadb-backup package")
+        return _LocalBackupStream(self._config(instance, state), root_password, instance)
+
+    def restore_stream(self, spec: ServerSpec, chunks, progress: Progress | None = None) -> CloneResult:
+        """Place a new server whose data directory is extracted (mbstream) from a physical backup stream
+        and prepared; returns the GTID position it holds. A resumed call on a ready server does nothing."""
+        for tool in (MARIADB_BACKUP, MBSTREAM):
+            if not os.access(tool, os.X_OK):
+                raise ProviderError(f"{tool} is missing: install the mariadb-backup package")
+        state, _ = self._place(spec)
+        target = self._config(spec.instance, state).datadir
+        if state["data"] == "ready":
+            return CloneResult(self._binlog_info(target), 0, 0.0)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(mode=0o750)
+        started = time.monotonic()
+        extract = subprocess.Popen(
+            [MBSTREAM, "-x", "-C", str(target)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        copied = 0
+        try:
+            for chunk in chunks:
+                extract.stdin.write(chunk)
+                copied += len(chunk)
+                if progress:
+                    progress(copied)
+            extract.stdin.close()
+        except BaseException:
+            extract.kill()
+            extract.wait()
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        error = extract.stderr.read().decode(errors="replace").strip()
+        if extract.wait() != 0:
+            raise ProviderError(f"mbstream could not extract the backup: {error[-300:]}")
+        prepare = subprocess.run(
+            [MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        if prepare.returncode != 0:
+            raise ProviderError(
+                "mariadb-backup --prepare failed: " + " | ".join(prepare.stderr.strip().splitlines()[-5:])
+            )
+        if self.run_as:
+            subprocess.run(["chown", "-R", f"{self.run_as}:{self.run_as}", str(target)], check=True)
+        state["data"] = "ready"
+        self._write_state(spec.instance, state)
+        return CloneResult(self._binlog_info(target), copied, time.monotonic() - started)
+
+
+class _LocalBackupStream(BackupStream):
+    def __init__(self, config, root_password: str, instance: str):
+        self.instance = instance
+        self._scratch = tempfile.TemporaryDirectory(prefix="dbp-backup-")
+        scratch = Path(self._scratch.name)
+        defaults = scratch / "backup.cnf"
+        fd = os.open(defaults, os.O_WRONLY | os.O_CREAT, 0o600)  # the password never goes on argv
+        with os.fdopen(fd, "w") as out:
+            out.write(
+                f"[mariadb-backup]\nuser=root\npassword={root_password}\nsocket={config.socket}\n"
+                f"datadir={config.datadir}\n"
+            )
+        self._log = scratch / "backup.log"
+        self._process = subprocess.Popen(
+            [
+                MARIADB_BACKUP,
+                f"--defaults-file={defaults}",
+                "--backup",
+                "--stream=xbstream",
+                f"--target-dir={scratch}",
+                "--parallel=2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(self._log, "wb"),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def __iter__(self):
+        try:
+            while chunk := self._process.stdout.read(CHUNK):
+                yield chunk
+            if self._process.wait() != 0:
+                tail = self._log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise ProviderError(
+                    f"mariadb-backup of {self.instance} failed: " + " | ".join(tail), permanent=False
+                )
+            self.gtid = _logged_gtid(self._log.read_text(errors="replace"))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
+        self._scratch.cleanup()
+
+
+def _logged_gtid(log: str) -> str:
+    """The GTID mariadb-backup logs with the binlog position ("GTID of the last change '0-1-5'")."""
+    match = re.search(r"GTID of the last change '([^']*)'", log)
+    return match.group(1) if match else ""

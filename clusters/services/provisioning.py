@@ -34,6 +34,7 @@ from tenants.validation import NAME_PATTERN
 log = logging.getLogger(__name__)
 
 MAX_REPLICAS = 8
+DEFAULT_BACKUP_WINDOW = "02:00-04:00"  # UTC
 DEFAULT_MEMORY_MB = 256
 MEMORY_RANGE = (128, 65536)
 USER_PATTERN = NAME_PATTERN
@@ -49,6 +50,9 @@ LONG_JOB_KINDS = (
     "rolling_restart",
     "rebuild",
     "replace_server",
+    "backup",  # clusters.services.backups
+    "verify_backup",
+    "restore",
 )
 
 
@@ -178,6 +182,8 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
                 "failover_mode": "automatic",
                 "semi_sync": bool(semi_sync),
                 "deletion_protection": True,
+                # design.md: a provisioned cluster is backed up daily, kept 7 days (docs/backups.md).
+                "backup_window": DEFAULT_BACKUP_WINDOW,
                 **settings_in,
             },
         ).as_dict()

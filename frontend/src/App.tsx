@@ -12,6 +12,7 @@ import { JobsTab } from "./pages/cluster/JobsTab";
 import { JobDetail } from "./pages/cluster/JobDetail";
 import { SettingsTab } from "./pages/cluster/SettingsTab";
 import { RoutesTab } from "./pages/cluster/RoutesTab";
+import { BackupsTab } from "./pages/cluster/BackupsTab";
 import { MetricsTab } from "./pages/cluster/MetricsTab";
 import { AlertsPage } from "./pages/AlertsPage";
 import { TeamsPage } from "./pages/TeamsPage";
@@ -57,6 +58,7 @@ export function App() {
           <Route path="jobs/:jobId" element={<JobDetail />} />
           <Route path="settings" element={<SettingsTab />} />
           <Route path="routes" element={<RoutesTab />} />
+          <Route path="backups" element={<BackupsTab />} />
         </Route>
         <Route path="teams" element={<TeamsPage />} />
         <Route path="tokens" element={<TokensPage />} />

@@ -171,6 +171,27 @@ def _hide_tenant_a_clusters(w, who) -> set[int]:
     return {w.cluster_x.id} if who == "token:restricted" else set()
 
 
+def _backup_x(w):
+    """A (failed, logical) backup of cluster X: allowed restores and verifications get a 400 or 409."""
+    from django.utils import timezone
+
+    from clusters.backup_models import Backup
+
+    backup, _ = Backup.objects.get_or_create(
+        cluster=w.cluster_x,
+        cluster_ref=w.cluster_x.id,
+        defaults={
+            "cluster_name": w.cluster_x.name,
+            "tenant": w.cluster_x.tenant,
+            "kind": "logical",
+            "status": "failed",
+            "storage": "filesystem",
+            "started_at": timezone.now(),
+        },
+    )
+    return backup
+
+
 def _group_a(w):
     from clusters.models import ParameterGroup
 
@@ -242,6 +263,26 @@ HTTP_MATRIX: list[Row] = [
     ),
     Row("quota", "GET", "quota", lambda w: "/api/v1/quota/"),
     Row("platform-host", "DELETE", "platform_operator", lambda w: f"/api/v1/platform/hosts/{_host(w).id}/"),
+    # Backups (clusters/api/backups.py): a restore creates a cluster, so it needs a team's admin role too.
+    Row("cluster-backups", "GET", "view", cluster("backups/")),
+    Row("cluster-backups", "POST", "operate", cluster("backups/"), lambda w: {}),
+    Row("cluster-restore", "POST", "admin", cluster("restore/"), lambda w: {"name": "copy", "backup": 0}),
+    Row("backups", "GET", "signed_in", lambda w: "/api/v1/backups/"),
+    Row("backup", "GET", "view", lambda w: f"/api/v1/backups/{_backup_x(w).id}/"),
+    Row(
+        "backup-restore",
+        "POST",
+        "admin",
+        lambda w: f"/api/v1/backups/{_backup_x(w).id}/restore/",
+        lambda w: {"name": "copy"},
+    ),
+    Row(
+        "backup-verify",
+        "POST",
+        "operate",
+        lambda w: f"/api/v1/backups/{_backup_x(w).id}/verify/",
+        lambda w: {},
+    ),
     Row("platform-hosts", "GET", "platform_operator", lambda w: "/api/v1/platform/hosts/"),
     Row(
         "platform-hosts",

@@ -118,3 +118,39 @@ export const parameterGroups = {
     api.patch<ParameterGroup & { jobs?: Job[] }>(`${V1}/parameter-groups/${id}/`, { parameters }),
   remove: (id: number) => api.delete(`${V1}/parameter-groups/${id}/`),
 };
+
+/** Backups (docs/backups.md). */
+export interface Backup {
+  id: number;
+  cluster: number;
+  cluster_name: string;
+  cluster_deleted: boolean;
+  kind: "physical" | "logical";
+  status: "running" | "completed" | "failed";
+  job: number | null;
+  size_bytes: number;
+  raw_bytes: number;
+  gtid_position: string;
+  started_at: string;
+  ended_at: string | null;
+  duration_seconds: number | null;
+  error: string;
+  verified: boolean | null;
+  verified_reason: string;
+}
+
+export interface ClusterBackups {
+  method: "physical" | "logical";
+  recoverable: { start: string | null; end: string | null; latest_verified_backup: number | null };
+  /** Paginated like every list of the API (page_size up to 500). */
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: Backup[];
+}
+
+export const backups = {
+  ofCluster: (id: number) => api.get<ClusterBackups>(`${V1}/clusters/${id}/backups/`),
+  backUp: (id: number) => api.post<Job>(`${V1}/clusters/${id}/backups/`, {}),
+  restore: (id: number, body: Record<string, unknown>) => api.post<Cluster>(`${V1}/clusters/${id}/restore/`, body),
+};

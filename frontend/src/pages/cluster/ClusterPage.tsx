@@ -55,6 +55,7 @@ function ClusterView({ clusterId }: { clusterId: number }) {
         <NavLink to={`/clusters/${clusterId}/metrics`}>Metrics</NavLink>
         <NavLink to={`/clusters/${clusterId}/events`}>Events</NavLink>
         <NavLink to={`/clusters/${clusterId}/jobs`}>Jobs</NavLink>
+        <NavLink to={`/clusters/${clusterId}/backups`}>Backups</NavLink>
         <NavLink to={`/clusters/${clusterId}/settings`}>Settings</NavLink>
         {roleAllows(role, "admin") && <NavLink to={`/clusters/${clusterId}/routes`}>Routes</NavLink>}
       </nav>
