@@ -315,4 +315,3 @@ def test_a_refusal_for_a_suspect_primary_says_since_when_and_why():
     assert "UTC (42 s ago)" in check.detail
     assert "1 failed probe(s) in a row" in check.detail
     assert "its probe now: timeout: read timed out" in check.detail
-
