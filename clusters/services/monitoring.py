@@ -39,6 +39,7 @@ from clusters.domain.detection import (
     confirm_for_topology,
     confirmation_may_come,
     count_failures,
+    failure_streak_continues,
     receiving_replicas,
 )
 from clusters.domain.failover_plan import semi_sync_observation
@@ -73,6 +74,8 @@ class TickResult:
     # primary's current failure (None while healthy): a witness of a failure was receiving until it began.
     last_received: dict[str, float] = field(default_factory=dict)
     failing_since: float | None = None
+    # The round before this one (None when the hot state is new): the failover's observation_fresh guard.
+    previous_observed_at: float | None = None
 
     @cached_property
     def confirmation(self) -> Confirmation:
@@ -90,6 +93,16 @@ class TickResult:
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
     # A server that answered with an error (credentials, too many connections) is alive: not counted.
     return {addr: count_failures(previous.get(addr, 0), probe) for addr, probe in probes.items()}
+
+
+def _previous_failures(plan: _TickPlan) -> dict[str, int]:
+    """The failure counts a new round continues: none when the previous round is older than three ticks
+    (monitoring stalled): a streak never spans a gap in observation, which is what the failover's
+    `observation_fresh` guard checks on the tick path."""
+    previous_observed = plan.state.get("observed_at")
+    if not failure_streak_continues(previous_observed, time.time(), plan.settings.tick_seconds):
+        return {}
+    return plan.state.get("failures", {})
 
 
 def _apply_findings(
@@ -261,7 +274,7 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
     cluster = plan.cluster
     reprobe_round = False
     while True:
-        failures = _count_failures(plan.state.get("failures", {}), probes)
+        failures = _count_failures(_previous_failures(plan), probes)
         result = _record(cluster, plan.inventory, plan.settings, probes, failures, plan.state, store)
         if _failing_primary(plan, failures):
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
@@ -341,6 +354,7 @@ def _record(
     last_received.update({a: observed for a in receiving_replicas(topology, probes)})
     primary_probe = probes.get(topology.primary) if topology.primary else None
     primary_up = topology.primary_view is not None and topology.primary_view.state == STATE_UP
+    previous_observed = state.get("observed_at")
     state.update(
         failures=failures,
         primary=known_primary,
@@ -358,7 +372,15 @@ def _record(
     history.record(store, cluster_id, topology, probes, state, observed)  # same round trip as write_state
     store.write_state(cluster_id, state)
     return TickResult(
-        cluster_id, topology, probes, failures, settings, observed, last_received, state["failing_since"]
+        cluster_id,
+        topology,
+        probes,
+        failures,
+        settings,
+        observed,
+        last_received,
+        state["failing_since"],
+        previous_observed_at=previous_observed,
     )
 
 
@@ -419,7 +441,7 @@ def monitor_shard(cluster_ids: list[int]) -> None:
         for plan, token in plans:
             probes = {address: next(results) for address in plan.addresses}
             try:
-                failures = _count_failures(plan.state.get("failures", {}), probes)
+                failures = _count_failures(_previous_failures(plan), probes)
                 if _failing_primary(plan, failures) or plan.reprobing():
                     _REPROBE_EXECUTOR.submit(
                         _reprobe_in_thread, plan, probes, token
