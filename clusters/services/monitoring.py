@@ -42,7 +42,7 @@ from clusters.domain.detection import (
     failure_streak_continues,
     receiving_replicas,
 )
-from clusters.domain.failover_plan import semi_sync_observation
+from clusters.domain.failover_plan import semi_sync_observation, settle_new_primary
 from clusters.domain.findings import finding_key
 from clusters.domain.gtid import history_with
 from clusters.domain.hysteresis import FindingTracker
@@ -311,6 +311,10 @@ def _record(
     cluster_id = cluster.id
     observed = time.time()
     topology = analyze(inventory, probes, settings, failures, observed, known_primary=state.get("primary"))
+    if topology.primary is not None and topology.primary != state.get("primary_seen"):
+        state["primary_seen"], state["primary_since"] = topology.primary, observed
+    # a new primary's semi-sync replicas are reconnecting: not an error for a few seconds
+    topology = settle_new_primary(topology, state.get("primary_since"), observed)
     tracker = FindingTracker.from_state(state.get("tracker"))
     current = {finding_key(f.code, f.server): f.severity for f in topology.findings}
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
