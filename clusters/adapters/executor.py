@@ -211,6 +211,11 @@ class ClientSession:
         return None if self.transaction_committing else self.transaction_seconds
 
     @property
+    def running(self) -> bool:
+        """Running a statement (a read or a write)."""
+        return self.command.lower() in ("query", "execute") and bool(self.info)
+
+    @property
     def writing(self) -> bool:
         """In a write transaction, or running a statement that may write (anything but a read)."""
         running = self.command.lower() in ("query", "execute")

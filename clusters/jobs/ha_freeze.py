@@ -34,8 +34,8 @@ def reject_writes(
 ) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
     FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Client
-    sessions are killed at once, except writes already running (a statement, a commit, an open write
-    transaction), which the freeze waits for: they get `switchover_wait_kill_ms` to finish, then are
+    sessions are killed at once, except the ones with a running statement (reads included) or an open
+    write transaction, which the freeze waits for: they get `switchover_wait_kill_ms` to finish, then are
     killed. Once the freeze holds nothing can commit, so every client session left is killed then.
     Replication threads and dbpilot's own sessions are never killed. Records the final GTID position.
 
@@ -90,9 +90,9 @@ def reject_writes(
                 # Writes are frozen: no transaction can commit any more, so nothing is left to wait for.
                 killed_at_once += killer.kill([x.id for x in sessions])
             break
-        # Until the freeze holds, a running write (a statement, a commit) may be what it waits for: those
-        # get switchover_wait_kill_ms to finish; every other session is killed at once.
-        writing = [x for x in sessions if x.writing]
+        # Until the freeze holds, a running statement (a read too: the read lock waits for it) or an open
+        # write transaction gets switchover_wait_kill_ms to finish; idle sessions are killed at once.
+        writing = [x for x in sessions if x.writing or x.running]
         idle = [x.id for x in sessions if x not in writing]
         if idle:
             killed_at_once += killer.kill(idle)
@@ -117,7 +117,7 @@ def reject_writes(
     ]
     if killed_late:
         parts.append(
-            f"killed {len(killed_late)} write(s) still running after {ctx.settings.switchover_wait_kill_ms} ms: "
+            f"killed {len(killed_late)} session(s) still running a statement or a write transaction after {ctx.settings.switchover_wait_kill_ms} ms: "
             + "; ".join(killed_late[:5])
         )
     return Done("; ".join(parts))
