@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import math
+import threading
 import time
 
 from clusters.adapters.executor import ServerSession
@@ -27,6 +28,27 @@ def _freeze(session: ServerSession, lowered: int) -> int:
     kept = session.set_max_connections(lowered)
     session.lock_tables_for_freeze()
     return kept
+
+
+def _kill_reads_later(ctx: HaContext, address: str, session_ids: list[int], deadline: float) -> None:
+    """Reads still running on the frozen primary at `deadline` (monotonic) are killed then, from a daemon
+    thread on its own connection, while the job's lease holds (after the job it is a read on a read-only
+    server: harmless, left alone)."""
+
+    def kill() -> None:
+        session = ServerSession(address, ctx.admin, ctx.options)
+        session.guard = lambda: ctx.lease_valid()  # type: ignore[attr-defined]
+        try:
+            still = {x.id for x in session.client_sessions(ctx.admin.user) if x.running}
+            session.kill([i for i in session_ids if i in still])
+        except ServerError as exc:
+            log.info("%s: reads left running after the grace: %s", address, exc)
+        finally:
+            session.close()
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), kill)
+    timer.daemon = True
+    timer.start()
 
 
 def reject_writes(
@@ -88,7 +110,11 @@ def reject_writes(
         if pending.done():
             if pending.exception() is None:
                 # Writes are frozen: no transaction can commit any more, so nothing is left to wait for.
-                killed_at_once += killer.kill([x.id for x in sessions])
+                # A running read cannot write either: it keeps its grace (killed at the deadline, below).
+                reads = [x for x in sessions if x.running and not x.writing]
+                killed_at_once += killer.kill([x.id for x in sessions if x not in reads])
+                if reads:
+                    _kill_reads_later(ctx, address, [x.id for x in reads], deadline)
             break
         # Until the freeze holds, a running statement (a read too: the read lock waits for it) or an open
         # write transaction gets switchover_wait_kill_ms to finish; idle sessions are killed at once.
