@@ -60,6 +60,34 @@ def write_state(cluster_id: int, state: dict) -> None:
     client().set(_key(cluster_id, "state"), json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
 
 
+def note_receiving(cluster_id: int, addresses: list[str], at: float) -> bool:
+    """A job saw `addresses` replicating from the cluster's primary (IO thread connected) at `at`: they are
+    witnesses of that primary from now on, as if a tick had seen them receiving (a replica repointed or rejoined
+    between two ticks would otherwise look like one that stopped receiving long ago; after a failover
+    the entries it replaces are of the old primary's time, older still). A tick writing at the same
+    instant wins (the hint is lost; the next tick sees them receiving anyway). False when it was not
+    recorded."""
+    key = _key(cluster_id, "state")
+    try:
+        with client().pipeline() as pipe:
+            pipe.watch(key)
+            raw = pipe.get(key)
+            state = json.loads(raw) if raw else {}
+            if not state:
+                pipe.reset()
+                return False  # no tick yet: nothing to merge into
+            received = dict(state.get("received") or {})
+            for address in addresses:
+                received[address] = max(float(received.get(address) or 0), at)
+            state["received"] = received
+            pipe.multi()
+            pipe.set(key, json.dumps(state), ex=TOPOLOGY_TTL_SECONDS)
+            pipe.execute()
+            return True
+    except (redis.RedisError, ValueError, TypeError):
+        return False
+
+
 def read_state(cluster_id: int) -> dict:
     raw = client().get(_key(cluster_id, "state"))
     return json.loads(raw) if raw else {}

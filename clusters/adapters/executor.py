@@ -192,11 +192,28 @@ class ClientSession:
     # InnoDB still lists a transaction that is committing (trx_operation_state set); under semi-sync
     # AFTER_SYNC load MariaDB 10.11 can keep such an entry for seconds after the client got its OK.
     transaction_committing: bool = False
+    state: str = ""  # the processlist STATE, e.g. 'Waiting for semi-sync ACK from slave', 'Commit'
+
+    @property
+    def waiting_for_semi_sync_ack(self) -> bool:
+        """A commit (a binlog group commit's leader) waiting for a replica's acknowledgement."""
+        return "semi-sync" in self.state.lower()
+
+    @property
+    def waiting_for_global_lock(self) -> bool:
+        """A statement queued behind a pending read_only / global read lock: it has not written yet."""
+        state = self.state.lower()
+        return "backup lock" in state or "global read lock" in state
 
     @property
     def open_transaction_seconds(self) -> int | None:
         """How long an open (not committing) transaction has been running, or None."""
         return None if self.transaction_committing else self.transaction_seconds
+
+    @property
+    def running(self) -> bool:
+        """Running a statement (a read or a write)."""
+        return self.command.lower() in ("query", "execute") and bool(self.info)
 
     @property
     def writing(self) -> bool:
@@ -209,7 +226,7 @@ class ClientSession:
 
 _SESSIONS = (
     "SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.COMMAND AS command, p.TIME AS seconds, "
-    "p.INFO AS info, t.trx_started AS trx_started, "
+    "p.INFO AS info, p.STATE AS state, t.trx_started AS trx_started, "
     "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS trx_seconds, "
     "(t.trx_rows_modified > 0 OR t.trx_rows_locked > 0 OR t.trx_tables_locked > 0) AS trx_writes, "
     "t.trx_operation_state AS trx_operation "
@@ -419,6 +436,7 @@ class ServerSession:
                     if row.get("trx_seconds") is not None
                     else None,
                     transaction_committing=bool(row.get("trx_operation")),
+                    state=row.get("state") or "",
                 )
             )
         return out
@@ -439,6 +457,16 @@ class ServerSession:
             "longest_write_trx_seconds": max(writes, default=0),
             "longest_query_seconds": max(queries, default=0),
         }
+
+    def connection_id(self) -> int:
+        return int(self._run("SELECT CONNECTION_ID() AS id")[0]["id"])
+
+    def session_state(self, session_id: int) -> str | None:
+        """The processlist STATE of one session ('' when none), None when it is gone."""
+        rows = self._run(
+            "SELECT STATE AS state FROM information_schema.PROCESSLIST WHERE ID = %s", (int(session_id),)
+        )
+        return (rows[0]["state"] or "") if rows else None
 
     def kill(self, session_ids: list[int]) -> list[int]:
         """KILL CONNECTION each; sessions already gone are fine. Returns the ids killed."""

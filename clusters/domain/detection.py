@@ -17,6 +17,7 @@ from clusters.domain.addresses import format_address
 from clusters.domain.constants import (
     HEARTBEAT_GRACE_SECONDS,
     HEARTBEAT_STALE_PERIODS,
+    OBSERVATION_MAX_AGE_TICKS,
     STATE_AUTH_FAILED,
     STATE_DOWN,
     STATE_ERROR_REPLY,
@@ -451,3 +452,12 @@ def receiving_replicas(topology: Topology, probes: Mapping[str, ProbeResult]) ->
         ):
             out.append(address)
     return out
+
+
+def failure_streak_continues(previous_observed_at: float | None, now: float, tick_seconds: float) -> bool:
+    """Whether a new round continues the failure counts of the previous one: only when that round is at most
+    OBSERVATION_MAX_AGE_TICKS ticks old. After a longer gap (monitoring itself stalled) the old rounds say
+    nothing about now, so a primary is never "down" from failures counted across the gap."""
+    if previous_observed_at is None:
+        return True  # a new hot state has no counts to continue anyway
+    return now - previous_observed_at <= OBSERVATION_MAX_AGE_TICKS * tick_seconds

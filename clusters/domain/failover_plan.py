@@ -19,7 +19,7 @@ Order of the rules, as a tick applies them:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from clusters.domain import constants as c
@@ -656,3 +656,24 @@ def reopen_decision(
         f"{view.address} restarted read-only during the incident that began {now - since:.0f}s ago, "
         "no failover happened, and it is still the most advanced server"
     )
+
+
+# --- right after a new primary -----------------------------------------------------------------------
+
+SEMI_SYNC_SETTLE_SECONDS = 10.0
+
+
+def settle_new_primary(topology: Topology, primary_since: float | None, now: float) -> Topology:
+    """A primary that became the primary less than SEMI_SYNC_SETTLE_SECONDS ago (a switchover, a failover,
+    the first observation) has its semi-sync replicas reconnecting: MariaDB reports its semi-sync status
+    OFF until the first acknowledgement, which is expected and not an error event. SEMI_SYNC_INACTIVE on it
+    is left out of that window's findings; if the status is still OFF after it, the finding opens as
+    usual (its hysteresis counts from then)."""
+    if topology.primary is None or primary_since is None or now - primary_since >= SEMI_SYNC_SETTLE_SECONDS:
+        return topology
+    kept = tuple(
+        f for f in topology.findings if not (f.code == c.SEMI_SYNC_INACTIVE and f.server == topology.primary)
+    )
+    if len(kept) == len(topology.findings):
+        return topology
+    return replace(topology, findings=kept)

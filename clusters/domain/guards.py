@@ -7,6 +7,7 @@ Checking that no other HA job is active is the caller's (the database enforces i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -326,8 +327,13 @@ def switchover_checks(
     probes: Mapping[str, ProbeResult],
     settings: ClusterSettings,
     election: Election,
+    *,
+    failing_since: float | None = None,
+    now: float | None = None,
 ) -> list[Check]:
-    """Preconditions of a switchover checked at request time from the latest tick (409 when one fails)."""
+    """Preconditions of a switchover checked at request time from the latest tick (409 when one fails).
+    `failing_since`: when monitoring's first failed probe of the primary was (epoch seconds), to say since
+    when a suspect or down primary has been so; `now` the same clock's present."""
     primary = topology.primary_view
     if primary is None:
         primary_check = Check(
@@ -336,13 +342,20 @@ def switchover_checks(
     else:
         ok = primary.state == c.STATE_UP
         seen = probes.get(primary.address)
-        why = ""
-        if not ok and seen is not None and not seen.reachable:
-            why = f" (its probe now: {seen.outcome}{': ' + seen.error if seen.error else ''})"
+        why = []
+        if not ok:
+            if failing_since is not None and now is not None:
+                when = time.strftime("%H:%M:%S", time.gmtime(failing_since))
+                why.append(f"since {when} UTC ({max(0.0, now - failing_since):.0f} s ago)")
+            if primary.failures:
+                why.append(f"{primary.failures} failed probe(s) in a row")
+            if seen is not None and not seen.reachable:
+                why.append(f"its probe now: {seen.outcome}{': ' + seen.error if seen.error else ''}")
         primary_check = Check(
             c.CHECK_PRIMARY_UP,
             ok,
-            f"primary {primary.address} is {primary.state}{why}"
+            f"primary {primary.address} is {primary.state}"
+            + (f" ({'; '.join(why)})" if why else "")
             + ("" if ok else ": use a failover if it is dead, or retry once it answers"),
         )
     replicas = [s for s in topology.servers if s.address != topology.primary and not s.maintenance]

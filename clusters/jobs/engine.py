@@ -183,6 +183,14 @@ class _Recorder(threading.Thread):
             self._cond.notify_all()
             return self._submitted
 
+    def announce(self, records: list, result: dict) -> None:
+        """Publish a snapshot without saving it: a quiet step's progress reaches the portal live (through
+        the channel layer, from this background thread) while the database is left alone."""
+        snapshot = (0, copy.deepcopy(records), copy.deepcopy(result))
+        with self._cond:
+            self._pending.append(snapshot)
+            self._cond.notify_all()
+
     def flush(self, records: list, result: dict, timeout: float = 10.0) -> bool:
         """Submit and wait until it is saved (a checkpoint before a change an abort must know about)."""
         number = self.submit(records, result)
@@ -207,15 +215,18 @@ class _Recorder(threading.Thread):
                         self._cond.wait(max(0.0, next_renewal - time.monotonic()))
                     batch, self._pending = self._pending, []
                     stopping = self._stopping
-                if batch or time.monotonic() >= next_renewal:
-                    saved = self._save(batch[-1] if batch else None)
+                to_save = [snapshot for snapshot in batch if snapshot[0]]  # 0: announced, not saved
+                saved = False
+                if to_save or time.monotonic() >= next_renewal:
+                    saved = self._save(to_save[-1] if to_save else None)
                     next_renewal = time.monotonic() + RENEW_SECONDS
-                    if batch and saved:
+                    if to_save and saved:
                         with self._cond:
-                            self._saved = max(self._saved, batch[-1][0])
+                            self._saved = max(self._saved, to_save[-1][0])
                             self._cond.notify_all()
-                        for snapshot in batch:
-                            self._publish(snapshot)
+                for snapshot in batch:  # in order; a saved one only once saved
+                    if not snapshot[0] or saved:
+                        self._publish(snapshot)
                 if stopping:
                     break
         finally:
@@ -283,9 +294,13 @@ class _Runner:
         if state is not None:
             self.result.update(state.to_result())
 
-    def _submit(self) -> None:
+    def _submit(self, saved: bool = True) -> None:
+        """Save (in the background) and publish the records; `saved=False` (a quiet step) only publishes."""
         self._sync_state()
-        self.recorder.submit(self.records, self.result)
+        if saved:
+            self.recorder.submit(self.records, self.result)
+        else:
+            self.recorder.announce(self.records, self.result)
 
     def checkpoint(self) -> None:
         """Save the records and result now and wait for it: a step calls this (ctx.checkpoint()) before a
@@ -361,8 +376,7 @@ class _Runner:
         started = time.monotonic()
         note = f"resumed (attempt {self.job.attempts})" if first_after_resume else ""
         s.mark(self.records, spec.name, s.RUNNING, _now_iso(), note)
-        if not spec.quiet:
-            self._submit()
+        self._submit(saved=not spec.quiet)
 
         def took() -> None:
             self.result["timings_ms"][spec.name] = round((time.monotonic() - started) * 1000, 1)
@@ -400,8 +414,7 @@ class _Runner:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome.detail, **outcome.extra)
         else:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome or "")
-        if not spec.quiet:
-            self._submit()
+        self._submit(saved=not spec.quiet)
         return None
 
     def _abort(self, step: str, reason: str) -> str | None:

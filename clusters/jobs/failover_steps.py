@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters import hotstate
+from clusters.adapters import fence
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
 from clusters.adapters.probe import probe_server
 from clusters.domain import constants as c
@@ -411,18 +412,9 @@ def fence_answering_old_primary(ctx: HaContext) -> str | None:
     if probe.reachable and probe.read_only:
         return f"{old} answers again, read-only already"
     try:
-        session = ctx.session(old, "fence")
-        try:
-            session.set_read_only(True)
-            done = "read_only=1"
-        except ServerError:
-            # commits hanging on a semi-sync acknowledgement hold the lock read_only needs: end them first
-            writers = [
-                w.id for w in session.client_sessions(ctx.admin.user) if w.writing or w.in_write_transaction
-            ]
-            session.kill(writers)
-            session.set_read_only(True)
-            done = f"read_only=1 after killing {len(writers)} writing session(s)"
+        # commits hanging on a semi-sync acknowledgement hold the lock read_only needs: they are ended in
+        # the order that releases none of them with an OK (clusters.adapters.fence)
+        done = fence.make_read_only(old, ctx.admin, ctx.probe_options, guard=lambda: ctx.lease_valid())
     except ServerError as exc:
         raise StepFailed(
             f"{old} answers again and could not be made read-only ({exc}): writes are not opened "

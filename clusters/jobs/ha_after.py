@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+from clusters import hotstate
 from clusters.adapters.mysql import ServerError
 from clusters.domain.probe import REFUSED, TIMEOUT
 from clusters.domain.repoint_plan import points_at, replicating
@@ -127,6 +128,11 @@ def verify_replication(
 
     outcomes = ctx.parallel(one, targets)
     failed = [f"{a}: {v}" for a, v in outcomes.items() if isinstance(v, Exception)]
+    seen = [a for a, v in outcomes.items() if not isinstance(v, Exception)]
+    if seen:
+        # Witnesses of this primary from now on: a crash right after the job (before the next tick saw
+        # them receiving) is confirmed by them (clusters.domain.detection's last-received rule).
+        hotstate.note_receiving(ctx.cluster.pk, seen, time.time())
     if failed:
         return SoftFailure(f"not replicating from {primary}: {'; '.join(failed)}", fails_job=True)
     if not targets:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import math
+import threading
 import time
 
 from clusters.adapters.executor import ServerSession
@@ -29,13 +30,34 @@ def _freeze(session: ServerSession, lowered: int) -> int:
     return kept
 
 
+def _kill_reads_later(ctx: HaContext, address: str, session_ids: list[int], deadline: float) -> None:
+    """Reads still running on the frozen primary at `deadline` (monotonic) are killed then, from a daemon
+    thread on its own connection, while the job's lease holds (after the job it is a read on a read-only
+    server: harmless, left alone)."""
+
+    def kill() -> None:
+        session = ServerSession(address, ctx.admin, ctx.options)
+        session.guard = lambda: ctx.lease_valid()  # type: ignore[attr-defined]
+        try:
+            still = {x.id for x in session.client_sessions(ctx.admin.user) if x.running}
+            session.kill([i for i in session_ids if i in still])
+        except ServerError as exc:
+            log.info("%s: reads left running after the grace: %s", address, exc)
+        finally:
+            session.close()
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), kill)
+    timer.daemon = True
+    timer.start()
+
+
 def reject_writes(
     ctx: HaContext, address: str, successor: str | None = None, followers: list[str] | tuple[str, ...] = ()
 ) -> StepOutcome:
     """Stop writes on a live primary: read_only=1 (super_read_only on MySQL), max_connections lowered,
     FLUSH TABLES WITH READ LOCK held by the job's freeze session (lock_wait_timeout bounded). Client
-    sessions are killed at once, except writes already running (a statement, a commit, an open write
-    transaction), which the freeze waits for: they get `switchover_wait_kill_ms` to finish, then are
+    sessions are killed at once, except the ones with a running statement (reads included) or an open
+    write transaction, which the freeze waits for: they get `switchover_wait_kill_ms` to finish, then are
     killed. Once the freeze holds nothing can commit, so every client session left is killed then.
     Replication threads and dbpilot's own sessions are never killed. Records the final GTID position.
 
@@ -88,11 +110,15 @@ def reject_writes(
         if pending.done():
             if pending.exception() is None:
                 # Writes are frozen: no transaction can commit any more, so nothing is left to wait for.
-                killed_at_once += killer.kill([x.id for x in sessions])
+                # A running read cannot write either: it keeps its grace (killed at the deadline, below).
+                reads = [x for x in sessions if x.running and not x.writing]
+                killed_at_once += killer.kill([x.id for x in sessions if x not in reads])
+                if reads:
+                    _kill_reads_later(ctx, address, [x.id for x in reads], deadline)
             break
-        # Until the freeze holds, a running write (a statement, a commit) may be what it waits for: those
-        # get switchover_wait_kill_ms to finish; every other session is killed at once.
-        writing = [x for x in sessions if x.writing]
+        # Until the freeze holds, a running statement (a read too: the read lock waits for it) or an open
+        # write transaction gets switchover_wait_kill_ms to finish; idle sessions are killed at once.
+        writing = [x for x in sessions if x.writing or x.running]
         idle = [x.id for x in sessions if x not in writing]
         if idle:
             killed_at_once += killer.kill(idle)
@@ -117,7 +143,7 @@ def reject_writes(
     ]
     if killed_late:
         parts.append(
-            f"killed {len(killed_late)} write(s) still running after {ctx.settings.switchover_wait_kill_ms} ms: "
+            f"killed {len(killed_late)} session(s) still running a statement or a write transaction after {ctx.settings.switchover_wait_kill_ms} ms: "
             + "; ".join(killed_late[:5])
         )
     return Done("; ".join(parts))

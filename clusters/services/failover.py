@@ -175,7 +175,9 @@ def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
         failover_armed=cluster.failover_armed,
         platform_paused=platform_paused(),
         now=time.time(),
-        last_observation_at=result.observed_at,
+        # the round before this one: a decision never rests on rounds with a gap of over three ticks
+        # (the failure streak starts over after one, clusters.services.monitoring._previous_failures)
+        last_observation_at=getattr(result, "previous_observed_at", None) or result.observed_at,
         failovers=failover_starts(cluster.id, settings),
         has_replication_credentials=bool(replication_credentials(cluster).user),
         lags=lags,

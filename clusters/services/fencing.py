@@ -6,7 +6,8 @@ in any mode, paused or not, `after_tick` looks at the fenced servers that answer
 
 1. a writable one is made read-only at once, in the tick (super_read_only too on MySQL); if a write
    transaction holds the global read lock it needs (a commit hanging on a semi-sync acknowledgement that
-   will never come), the writing client sessions are killed first: a client sees an error, never an OK;
+   will never come), the writing client sessions are killed first, in the order that releases no other
+   commit (clusters.adapters.fence): a client sees an error, never an OK;
 2. with `autorejoin` (and no pause), one whose GTIDs are all on the current primary is repointed as its
    replica by a `rejoin` job; one holding transactions the primary lacks is quarantined
    (`Server.quarantined`, an event listing them; monitoring shows SERVER_QUARANTINED and ERRANT_GTID),
@@ -24,7 +25,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from clusters.adapters.executor import ServerSession
+from clusters.adapters import fence as safe_fence
 from clusters.adapters.mysql import ConnectOptions, Credentials, ServerError
 from clusters.credentials import admin_credentials, cluster_settings, connect_options
 from clusters.domain import failover_plan as plan
@@ -39,8 +40,6 @@ from tenants.platform import platform_paused
 
 log = logging.getLogger(__name__)
 
-FENCE_LOCK_WAIT_SECONDS = 1
-FENCE_READ_TIMEOUT_SECONDS = 3.0
 REJOIN_RETRY_SECONDS = (
     15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
 )
@@ -154,34 +153,10 @@ def _release_quarantined(result, epoch: int | None, fresh: FreshCluster | None) 
 
 
 def make_read_only(address: str, credentials: Credentials, options: ConnectOptions) -> str:
-    """read_only=1 (super_read_only on MySQL) with a short lock wait; when write transactions block it,
-    kill the writing client sessions (never replication or dbpilot's own) and try again."""
-    session = ServerSession(
-        address,
-        credentials,
-        ConnectOptions(
-            connect_timeout=options.connect_timeout,
-            read_timeout=FENCE_READ_TIMEOUT_SECONDS,
-            tls=options.tls,
-            tls_ca=options.tls_ca,
-        ),
-        lock_wait_timeout=FENCE_LOCK_WAIT_SECONDS,
-    )
-    try:
-        try:
-            session.set_read_only(True)
-            return "read_only=1"
-        except ServerError as first:
-            writers = [
-                s.id for s in session.client_sessions(credentials.user) if s.writing or s.in_write_transaction
-            ]
-            if not writers:
-                raise first
-            killed = session.kill(writers)
-            session.set_read_only(True)
-            return f"read_only=1 after killing {len(killed)} writing session(s) that held it up"
-    finally:
-        session.close()
+    """read_only=1 (super_read_only on MySQL); when write transactions or commits waiting for a semi-sync
+    acknowledgement hold it up, the writing client sessions (never replication or dbpilot's own) are
+    ended in the order that releases no commit with an OK (clusters.adapters.fence)."""
+    return safe_fence.make_read_only(address, credentials, options)
 
 
 def fence_read_only(cluster: Cluster, server: Server, reason: str) -> bool:

@@ -39,9 +39,10 @@ from clusters.domain.detection import (
     confirm_for_topology,
     confirmation_may_come,
     count_failures,
+    failure_streak_continues,
     receiving_replicas,
 )
-from clusters.domain.failover_plan import semi_sync_observation
+from clusters.domain.failover_plan import semi_sync_observation, settle_new_primary
 from clusters.domain.findings import finding_key
 from clusters.domain.gtid import history_with
 from clusters.domain.hysteresis import FindingTracker
@@ -73,6 +74,8 @@ class TickResult:
     # primary's current failure (None while healthy): a witness of a failure was receiving until it began.
     last_received: dict[str, float] = field(default_factory=dict)
     failing_since: float | None = None
+    # The round before this one (None when the hot state is new): the failover's observation_fresh guard.
+    previous_observed_at: float | None = None
 
     @cached_property
     def confirmation(self) -> Confirmation:
@@ -90,6 +93,16 @@ class TickResult:
 def _count_failures(previous: dict[str, int], probes: dict[str, ProbeResult]) -> dict[str, int]:
     # A server that answered with an error (credentials, too many connections) is alive: not counted.
     return {addr: count_failures(previous.get(addr, 0), probe) for addr, probe in probes.items()}
+
+
+def _previous_failures(plan: _TickPlan) -> dict[str, int]:
+    """The failure counts a new round continues: none when the previous round is older than three ticks
+    (monitoring stalled): a streak never spans a gap in observation, which is what the failover's
+    `observation_fresh` guard checks on the tick path."""
+    previous_observed = plan.state.get("observed_at")
+    if not failure_streak_continues(previous_observed, time.time(), plan.settings.tick_seconds):
+        return {}
+    return plan.state.get("failures", {})
 
 
 def _apply_findings(
@@ -261,7 +274,7 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
     cluster = plan.cluster
     reprobe_round = False
     while True:
-        failures = _count_failures(plan.state.get("failures", {}), probes)
+        failures = _count_failures(_previous_failures(plan), probes)
         result = _record(cluster, plan.inventory, plan.settings, probes, failures, plan.state, store)
         if _failing_primary(plan, failures):
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
@@ -302,6 +315,10 @@ def _record(
     cluster_id = cluster.id
     observed = time.time()
     topology = analyze(inventory, probes, settings, failures, observed, known_primary=state.get("primary"))
+    if topology.primary is not None and topology.primary != state.get("primary_seen"):
+        state["primary_seen"], state["primary_since"] = topology.primary, observed
+    # a new primary's semi-sync replicas are reconnecting: not an error for a few seconds
+    topology = settle_new_primary(topology, state.get("primary_since"), observed)
     tracker = FindingTracker.from_state(state.get("tracker"))
     current = {finding_key(f.code, f.server): f.severity for f in topology.findings}
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
@@ -345,6 +362,7 @@ def _record(
     last_received.update({a: observed for a in receiving_replicas(topology, probes)})
     primary_probe = probes.get(topology.primary) if topology.primary else None
     primary_up = topology.primary_view is not None and topology.primary_view.state == STATE_UP
+    previous_observed = state.get("observed_at")
     state.update(
         failures=failures,
         primary=known_primary,
@@ -362,7 +380,15 @@ def _record(
     history.record(store, cluster_id, topology, probes, state, observed)  # same round trip as write_state
     store.write_state(cluster_id, state)
     return TickResult(
-        cluster_id, topology, probes, failures, settings, observed, last_received, state["failing_since"]
+        cluster_id,
+        topology,
+        probes,
+        failures,
+        settings,
+        observed,
+        last_received,
+        state["failing_since"],
+        previous_observed_at=previous_observed,
     )
 
 
@@ -423,7 +449,7 @@ def monitor_shard(cluster_ids: list[int]) -> None:
         for plan, token in plans:
             probes = {address: next(results) for address in plan.addresses}
             try:
-                failures = _count_failures(plan.state.get("failures", {}), probes)
+                failures = _count_failures(_previous_failures(plan), probes)
                 if _failing_primary(plan, failures) or plan.reprobing():
                     _REPROBE_EXECUTOR.submit(
                         _reprobe_in_thread, plan, probes, token

@@ -12,6 +12,9 @@ The job's steps and plan are in clusters.jobs.switchover_steps.
 
 from __future__ import annotations
 
+import time
+
+from clusters import hotstate
 from clusters.credentials import cluster_settings
 from clusters.domain import constants as c
 from clusters.domain.guards import Check, switchover_checks
@@ -61,9 +64,12 @@ def check_switchover(cluster: Cluster, candidate: str | None = None) -> list[Che
     checks = [active_job_check(cluster.id)]
     topology, probes = observe(cluster, settings)
     election = run_election(topology, probes, settings, candidate)
+    _, failing_since = hotstate.read_last_received(cluster.id)  # since when the primary fails, if it does
     checks += [
         check
-        for check in switchover_checks(topology, probes, settings, election)
+        for check in switchover_checks(
+            topology, probes, settings, election, failing_since=failing_since, now=time.time()
+        )
         if check.name not in _IN_JOB_CHECKS
     ]
     checks.append(credentials_check(cluster))

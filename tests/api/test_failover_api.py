@@ -313,3 +313,15 @@ def test_the_topology_payload_never_names_a_previous_primary_beside_a_newer_epoc
     assert body["primary"] == r1 and body["epoch"] == dark.epoch + 1
     roles = {f"{s['host']}:{s['port']}": s["role"] for s in body["servers"]}
     assert roles[r1] == "primary" and roles[p] == "unknown"
+
+
+def test_a_job_that_saw_replicas_receiving_makes_them_witnesses_before_the_next_tick(clean_redis):
+    """A rejoined or repointed replica is a witness at once (its `received` time moves forward), never
+    back in time; with no tick state yet nothing is written."""
+    assert hotstate.note_receiving(99, ["r1:3306"], 10.0) is False
+    assert hotstate.read_state(99) == {}
+    hotstate.write_state(99, {"primary": "p:3306", "received": {"r1:3306": 20.0, "r2:3306": 1.0}})
+    assert hotstate.note_receiving(99, ["r1:3306", "r2:3306", "r3:3306"], 15.0) is True
+    received, _ = hotstate.read_last_received(99)
+    assert received == {"r1:3306": 20.0, "r2:3306": 15.0, "r3:3306": 15.0}
+    assert hotstate.read_state(99)["primary"] == "p:3306"  # the rest of the tick's state is kept

@@ -282,3 +282,55 @@ def test_a_required_fence_hook_that_fails_refuses_the_failover_before_anything_c
     for _ in range(2):
         tick(cluster)
     assert writable_nodes(sandbox) == [1]
+
+
+def test_a_delayed_survivor_holding_more_than_the_candidate_does_not_fail_the_failover(sandbox_factory):
+    """Node 3 replicates with MASTER_DELAY (its SQL thread waits out the delay); node 2's IO thread is
+    stopped while rows are written, so node 3 has received transactions node 2 lacks. The primary dies and
+    an operator fails over to node 2: it is promoted without waiting on node 3's delay, and the result
+    names what node 3 only received (gtid.not_fetched_from_delayed) instead of failing the failover."""
+    sandbox = sandbox_factory(3)
+    sandbox.sql(1, "CREATE TABLE app.delayed (id INT PRIMARY KEY)")
+    sandbox.wait_replicating(timeout=20, primary=1)
+    sandbox.sql(3, "STOP SLAVE")
+    sandbox.sql(3, "CHANGE MASTER TO MASTER_DELAY=120")
+    sandbox.sql(3, "START SLAVE")
+    cluster = register_cluster(sandbox)  # manual: an operator names the candidate
+    sandbox.sql(1, "INSERT INTO app.delayed VALUES (1)")
+    _wait_received(sandbox, 2)
+    sandbox.sql(2, "STOP SLAVE IO_THREAD")
+    sandbox.sql(1, "INSERT INTO app.delayed VALUES (2), (3)")  # node 3 receives them, node 2 does not
+    received_by_3 = _wait_received(sandbox, 3)
+    tick(cluster)
+    sandbox.kill(1, signal.SIGKILL)
+    deadline = time.monotonic() + 4  # past failcount: monitoring sees the primary down
+    while time.monotonic() < deadline:
+        tick(cluster)
+        time.sleep(0.1)
+    response = cluster.client.post(
+        f"/api/v1/clusters/{cluster.id}/failover/", {"candidate": address(sandbox, 2)}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.state == "succeeded", (job.result.get("detail"), job.steps)
+    assert job.result["new_primary"] == address(sandbox, 2)
+    sources = [row["server"] for row in job.result["election"]["catch_up_from"]]
+    assert sources == [address(sandbox, 3)], job.result["election"]
+    not_fetched = job.result["gtid"].get("not_fetched_from_delayed") or ""
+    assert address(sandbox, 3) in not_fetched and received_by_3 in not_fetched, job.result["gtid"]
+    assert "not waited for" in _step_detail(job, "catch_up_candidate")
+    assert writable_nodes(sandbox) == [2]
+
+
+def _step_detail(job: Job, name: str) -> str:
+    return next(r.get("detail") or "" for r in job.steps if r["name"] == name)
+
+
+def _wait_received(sandbox, node: int, timeout: float = 10.0) -> str:
+    """Wait until `node` has received everything node 1 binlogged; returns that position."""
+    position = sandbox.sql(1, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+    deadline = time.monotonic() + timeout
+    while sandbox.replication_status(node)["Gtid_IO_Pos"] != position:
+        assert time.monotonic() < deadline, f"node {node} did not receive {position}"
+        time.sleep(0.05)
+    return position

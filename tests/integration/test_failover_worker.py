@@ -72,3 +72,90 @@ def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(
     assert writable_nodes(sandbox) == [new]
     wait_for(lambda: follows(sandbox, other, new), 10, message="the other replica to follow the new primary")
     assert Job.objects.filter(cluster=cluster, kind="failover").count() == 1
+
+
+# What a worker that lost its lease must never do again: any of these after the hand-over is a change.
+_HA_CHANGES = (
+    "primary_changed",
+    "job_started",
+    "job_finished",
+    "job_reaped",
+    "writes_reopened",
+    "server_fenced",
+    "server_unfenced",
+    "server_rejoined",
+    "server_quarantined",
+)
+
+
+@pytest.mark.jobs
+def test_a_worker_stalled_past_its_lease_changes_nothing_once_its_job_was_handed_over(
+    sandbox_factory, dbpilot_processes, settings, tmp_path, monkeypatch
+):
+    """The lease is a fencing token: the worker running the failover is frozen (SIGSTOP, its whole process
+    group) while the job waits in its pre_failover hook; beat's reaper hands the job to a second worker,
+    which finishes it; then the first worker is resumed (SIGCONT) and must change nothing: no second
+    promotion, no abort, no event, the second worker's topology stays."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    started = tmp_path / "hook-started"
+    script = hooks / "slow-pre"
+    script.write_text(f"#!/bin/sh\necho $$ >> {started}\nsleep 3\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("DBPILOT_HOOKS_DIR", str(hooks))
+    settings.DBPILOT_HOOKS_DIR = hooks
+    settings.DBPILOT_FAILOVER_RUNNER = "inline"
+
+    sandbox = sandbox_factory(3)
+    cluster = register_cluster(sandbox, failover_mode="automatic", pre_failover="slow-pre")
+    assert cluster.failover_armed
+    first = dbpilot_processes(name="fo-stalled", concurrency=2)
+    beat = dbpilot_processes("beat", name="fo-beat2")
+    wait_for(lambda: _ready(first), 30, message="the first worker")
+    wait_for(
+        lambda: Event.objects.filter(cluster=cluster, kind="primary_observed").exists(),
+        20,
+        message="the worker's first tick",
+    )
+
+    sandbox.kill(1, signal.SIGKILL)
+    wait_for(started.exists, 20, interval=0.05, message="the failover to reach its pre_failover hook")
+    job = Job.objects.get(cluster=cluster, kind="failover")
+    first.kill(signal.SIGSTOP)  # frozen mid-job: its lease is no longer renewed
+    try:
+        second = dbpilot_processes(name="fo-takeover", concurrency=2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert len(writable_nodes(sandbox)) <= 1, "two writable servers"
+            job.refresh_from_db()
+            if job.state not in ("pending", "running"):
+                break
+            time.sleep(0.1)
+        assert job.state == "succeeded", (job.state, job.result.get("detail"), second.log_text()[-2000:])
+        assert job.attempts == 2
+        second.stop()  # only the first worker is left to act, and no new tick is sent
+        beat.stop()
+        new = node_of(sandbox, job.result["new_primary"])
+        other = next(n for n in (2, 3) if n != new)
+        wait_for(
+            lambda: follows(sandbox, other, new), 10, message="the other replica to follow the new primary"
+        )
+        last_event = (
+            Event.objects.filter(cluster=cluster).order_by("-id").values_list("id", flat=True).first()
+        )
+        finished = (job.state, job.steps, job.result, job.finished_at)
+    finally:
+        first.kill(signal.SIGCONT)
+    wait_for(
+        lambda: f"job {job.id}: lease lost or past its deadline" in first.log_text(),
+        20,
+        message="the resumed first worker to stop at its next step",
+    )
+    time.sleep(2)  # anything it would still do, it would have done by now
+    job.refresh_from_db()
+    assert (job.state, job.steps, job.result, job.finished_at) == finished
+    changes = Event.objects.filter(cluster=cluster, id__gt=last_event, kind__in=_HA_CHANGES)
+    assert not changes.exists(), list(changes.values_list("kind", "message"))
+    assert writable_nodes(sandbox) == [new]
+    assert follows(sandbox, other, new)
+    assert Job.objects.filter(cluster=cluster, kind="failover").count() == 1

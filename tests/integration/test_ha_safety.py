@@ -121,25 +121,15 @@ def test_a_primary_answering_too_many_connections_is_not_failed_over(sandbox_fac
     assert failover_jobs(cluster) == []
 
 
-# Known open bug (issue 13): when the primary resumes around the promotion (stalls of 4 s and more with the
-# defaults), a row the old primary acknowledged can be missing on the new primary: seen once at 4 s and once at
-# 6 s (with the wait policy), passing in most runs. Not fixed; the cases stay, marked, until it is.
-_ACK_LOST_OPEN_BUG = pytest.mark.xfail(
-    reason="open bug: an acknowledged row of a primary that resumes around the promotion can be lost",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "stall_seconds",
-    [2, 3, *(pytest.param(seconds, marks=_ACK_LOST_OPEN_BUG) for seconds in (4, 5, 6))],
-)
+@pytest.mark.parametrize("stall_seconds", [2, 3, 4, 5, 6])
 def test_a_stalled_primary_leaves_one_writable_server_and_loses_no_acknowledged_write(
     sandbox_factory, stall_seconds
 ):
     # With the default `async` policy the resumed old primary's waiting commits are released unacknowledged
     # once rpl_semi_sync_master_timeout passes, if that comes before a tick fences it: the failover's RPO
     # says so (acknowledged_writes_at_risk). `wait` is the policy that promises no acknowledged write lost.
+    # The writer's 1 s read timeout leaves a chain of commits waiting on the resumed old primary: fencing
+    # it must end them without releasing any with an OK (tests/integration/test_ha_fence_semi_sync.py).
     sandbox = sandbox_factory(3, semi_sync=True)
     cluster = register_cluster(sandbox, failover_mode="automatic", semi_sync_on_timeout="wait")
     assert cluster.failover_armed

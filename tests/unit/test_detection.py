@@ -11,6 +11,7 @@ from clusters.domain.detection import (
     confirmation_may_come,
     count_failures,
     failure_state,
+    failure_streak_continues,
     next_probe_delay_seconds,
 )
 from clusters.domain.settings import ClusterSettings
@@ -208,3 +209,10 @@ def test_a_replica_that_received_something_since_the_last_round_ends_the_wait():
     topology = analyze(inventory(P, R1, R2), probes, DEFAULTS, {P: 3}, 0.0)
     assert confirmation_may_come(topology, probes, DEFAULTS)  # the first round: it may be the last heartbeat
     assert not confirmation_may_come(topology, probes, DEFAULTS, reprobe_round=True)
+
+
+def test_a_failure_streak_does_not_span_a_gap_of_more_than_three_ticks():
+    assert failure_streak_continues(None, 100.0, 1.0)  # a new hot state: nothing to continue
+    assert failure_streak_continues(97.0, 100.0, 1.0)  # three ticks: the same streak
+    assert not failure_streak_continues(96.9, 100.0, 1.0)  # monitoring stalled: counts start over
+    assert failure_streak_continues(85.0, 100.0, 5.0)  # measured in the cluster's ticks

@@ -334,3 +334,14 @@ def test_fenced_servers_that_do_not_answer_need_nothing():
     probes[P] = failed(P)
     topology = analyze(inventory(P, R1, R2, fenced={P}), probes, AUTOMATIC, {P: 3}, NOW, known_primary=R1)
     assert plan.fence_plans(topology, probes, AUTOMATIC) == []
+
+
+def test_a_new_primary_reconnecting_its_semi_sync_replicas_is_not_an_error_for_a_few_seconds():
+    inactive = healthy(p=primary(P, semi_sync_master_enabled=True, semi_sync_master_status=False))
+    topology = analyze(inventory(P, R1, R2), inactive, ClusterSettings(semi_sync=True), {}, 100.0)
+    assert c.SEMI_SYNC_INACTIVE in {f.code for f in topology.findings}
+    settling = plan.settle_new_primary(topology, primary_since=97.0, now=100.0)
+    assert c.SEMI_SYNC_INACTIVE not in {f.code for f in settling.findings}
+    assert {f.code for f in settling.findings} == {f.code for f in topology.findings} - {c.SEMI_SYNC_INACTIVE}
+    later = plan.settle_new_primary(topology, primary_since=100.0 - plan.SEMI_SYNC_SETTLE_SECONDS, now=100.0)
+    assert later is topology  # still off after the window: the finding opens as usual

@@ -302,3 +302,16 @@ def test_switchover_needs_a_live_primary():
     checks = switchover_checks(topology, probes, AUTO, election)
     assert c.CHECK_PRIMARY_UP in failing(checks)
     assert "use a failover" in blocking(checks)[0].detail
+
+
+def test_a_refusal_for_a_suspect_primary_says_since_when_and_why():
+    probes = healthy(p=replace(primary(P), outcome="timeout", error="read timed out"))
+    topology = analyze(inventory(P, R1, R2), probes, AUTO, {P: 1}, NOW)
+    election = elect(candidates_from_topology(topology, probes), AUTO)
+    checks = switchover_checks(topology, probes, AUTO, election, failing_since=NOW - 42, now=NOW)
+    [check] = blocking(checks)[:1]
+    assert check.name == c.CHECK_PRIMARY_UP
+    assert f"primary {P} is suspect (since " in check.detail
+    assert "UTC (42 s ago)" in check.detail
+    assert "1 failed probe(s) in a row" in check.detail
+    assert "its probe now: timeout: read timed out" in check.detail
