@@ -133,7 +133,11 @@ class ProvisionContext:
             semi_sync=bool(self.spec.get("semi_sync")),
             parameters=self.parameters(),
             group=str(self.spec.get("key", "")),
-            host=self.params.get("host") if self.kind == "add_replica" else None,
+            host=(
+                self.params.get("host")
+                if self.kind == "add_replica"
+                else self.result.get("replacement_host")  # replace_server: chosen by its first step
+            ),
         )
 
     def root(self, server: PlacedServer | str):

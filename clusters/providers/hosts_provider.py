@@ -170,6 +170,29 @@ class HostsProvider(Provider):
                 instance=spec.instance, host=host, group=spec.group, memory_mb=spec.memory_mb
             )
 
+    def replacement_host(self, dead_instance: str, cluster_instances: list[str]) -> str | None:
+        """The host the replacement of a lost server goes to, by the placement rules: not a host that holds
+        a server of the cluster (the dead one's included: it may come back), a zone the cluster lacks
+        first, least loaded, up. The clone then places it there (ServerSpec.host)."""
+        dead = self.hosted(dead_instance)
+        siblings = list(
+            HostedInstance.objects.select_related("host").filter(
+                instance__in=[*cluster_instances, dead_instance]
+            )
+        )
+        memory_mb = dead.memory_mb if dead is not None else max((s.memory_mb for s in siblings), default=256)
+        try:
+            (name,) = place(
+                pool_loads(),
+                1,
+                memory_mb,
+                [s.host.name for s in siblings],
+                [s.host.zone for s in siblings if s.instance != dead_instance],
+            )
+        except PlacementError as exc:
+            raise ProviderError(str(exc)) from None
+        return name
+
     def hosted(self, instance: str) -> HostedInstance | None:
         return HostedInstance.objects.select_related("host").filter(instance=instance).first()
 

@@ -3,7 +3,8 @@ its own dbpilot agent (a Celery worker of host.<name> with only the broker, its 
 cluster gets one server per host with zones spread; a replica added to a cluster holding data is cloned
 from one host's agent straight to another's; a host whose agent is killed is marked down and nothing is
 placed there; a full pool refuses a cluster up front; a host killed with its primary (agent and mariadbd)
-fails over as usual and shows down."""
+fails over as usual, shows down, and once down past replace_after_seconds its server is replaced on the
+fourth host."""
 
 from __future__ import annotations
 
@@ -203,3 +204,40 @@ def test_a_host_killed_with_its_primary_fails_over_and_shows_down(host_pool):
     listed = {h["name"]: h["down"] for h in operator_client().get("/api/v1/platform/hosts/").json()}
     assert listed[victim.name] is True and sum(listed.values()) == 1
     assert Event.objects.filter(cluster=cluster, kind="host_down", data__host=victim.name).exists()
+
+    # The killed host stays down past replace_after_seconds: its server is replaced on the one host of the
+    # pool that holds none of the cluster's (the fourth), cloned, wired, and the dead one leaves.
+    used_before = set(hosts_of(cluster.pk).values())
+    (spare,) = {h.name for h in host_pool.hosts} - used_before
+    changed = client.patch(
+        f"/api/v1/clusters/{cluster.id}/", {"settings": {"replace_after_seconds": 2}}, format="json"
+    )
+    assert changed.status_code == 200, changed.content
+    dead = next(s for s in Server.objects.filter(cluster=cluster) if s.address == old_primary)
+    deadline = time.monotonic() + 180
+    replaced = None
+    while replaced is None:
+        assert time.monotonic() < deadline, "no replace_server job finished"
+        tick(cluster)
+        replaced = (
+            Job.objects.filter(cluster=cluster, kind="replace_server")
+            .exclude(state__in=("pending", "running"))
+            .first()
+        )
+        time.sleep(0.3)
+    assert replaced.state == "succeeded", (replaced.result, replaced.steps)
+    assert replaced.result["replacement_host"] == spare
+    placed = hosts_of(cluster.pk)
+    assert len(placed) == 3 and dead.address not in placed
+    assert sorted(placed.values()) == sorted(used_before - {victim.name} | {spare})
+    assert Event.objects.filter(cluster=cluster, kind="server_replaced").exists()
+    for address in placed:
+        if address != new_primary:
+            with connect(address, "owner", "a-long-password-1") as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) AS n FROM app.t")
+                assert cursor.fetchone()["n"] == 3
+    for _ in range(3):
+        tick(cluster)
+        time.sleep(0.3)
+    topology = tick(cluster).topology
+    assert sorted(s.state for s in topology.servers) == ["up", "up", "up"]  # back to 1+2 healthy
