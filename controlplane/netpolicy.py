@@ -24,20 +24,26 @@ class NotAllowed(ValueError):
     """The address or path is outside what the platform operator allows."""
 
 
+def resolve_all(host: str, port: int | None = None) -> list[str]:
+    """Every address `host` stands for, canonical and sorted (a literal stands for itself); AddressError
+    when it does not resolve. Callers check each one: one bad answer refuses the host."""
+    literal = canonical_ip(host)
+    if literal is not None:
+        return [literal]
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise AddressError(f"host {host!r} does not resolve") from None
+    ips = sorted({canonical_ip(str(info[4][0])) or str(info[4][0]) for info in infos})
+    if not ips:
+        raise AddressError(f"host {host!r} does not resolve")
+    return ips
+
+
 def pin_host(host: str) -> str:
     """Return the IP address to connect to for `host`, or raise NotAllowed/AddressError."""
     host = validate_host(host)
-    literal = canonical_ip(host)
-    if literal is not None:
-        ips = [literal]
-    else:
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            raise AddressError(f"host {host!r} does not resolve") from None
-        ips = sorted({canonical_ip(str(info[4][0])) or str(info[4][0]) for info in infos})
-    if not ips:
-        raise AddressError(f"host {host!r} does not resolve")
+    ips = resolve_all(host)
     for ip in ips:
         if not ip_allowed(ip, settings.DBPILOT_ALLOWED_NETWORKS):
             raise NotAllowed(
@@ -51,17 +57,7 @@ def pin_webhook_host(host: str, port: int) -> str:
     """The address to POST an alert to: every address `host` resolves to must be public (when the operator
     allows `public`) or inside DBPILOT_ALLOWED_WEBHOOK_NETWORKS, and none may be one of dbpilot's own
     services. Raises NotAllowed or AddressError; the connection goes to the address returned."""
-    literal = canonical_ip(host)
-    if literal is not None:
-        ips = [literal]
-    else:
-        try:
-            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            raise AddressError(f"host {host!r} does not resolve") from None
-        ips = sorted({canonical_ip(str(info[4][0])) or str(info[4][0]) for info in infos})
-    if not ips:
-        raise AddressError(f"host {host!r} does not resolve")
+    ips = resolve_all(host, port)
     for ip in ips:
         public = settings.DBPILOT_WEBHOOK_PUBLIC_ALLOWED and ipaddress.ip_address(ip).is_global
         if not public and not ip_allowed(ip, settings.DBPILOT_ALLOWED_WEBHOOK_NETWORKS):

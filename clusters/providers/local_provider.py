@@ -454,6 +454,11 @@ class LocalProvider(Provider, BackupCapable):
         target = self._config(instance, state).datadir
         if state["data"] == "ready":
             return self._binlog_info(target)
+        return self._prepare_received(instance, state, target)
+
+    def _prepare_received(self, instance: str, state: dict, target: Path) -> str:
+        """Prepare a copy extracted into `target` (a clone or a restored backup), hand it to the server's
+        user, mark the data ready; its GTID position."""
         prepare = subprocess.run(
             [MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
             capture_output=True,
@@ -526,21 +531,8 @@ class LocalProvider(Provider, BackupCapable):
         error = extract.stderr.read().decode(errors="replace").strip()
         if extract.wait() != 0:
             raise ProviderError(f"mbstream could not extract the backup: {error[-300:]}")
-        prepare = subprocess.run(
-            [MARIADB_BACKUP, "--no-defaults", "--prepare", f"--target-dir={target}"],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-        )
-        if prepare.returncode != 0:
-            raise ProviderError(
-                "mariadb-backup --prepare failed: " + " | ".join(prepare.stderr.strip().splitlines()[-5:])
-            )
-        if self.run_as:
-            subprocess.run(["chown", "-R", f"{self.run_as}:{self.run_as}", str(target)], check=True)
-        state["data"] = "ready"
-        self._write_state(spec.instance, state)
-        return CloneResult(self._binlog_info(target), copied, time.monotonic() - started)
+        gtid = self._prepare_received(spec.instance, state, target)
+        return CloneResult(gtid, copied, time.monotonic() - started)
 
 
 class _LocalBackupStream(BackupStream):
