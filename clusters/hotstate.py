@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 from functools import lru_cache
@@ -259,7 +260,9 @@ def take_tick_locks(cluster_ids: list[int], seconds: float) -> dict[int, str]:
     keeps its lock, and the locks of a worker that dies expire within `seconds`, so the other workers tick
     its clusters again that soon."""
     pipe = client().pipeline(transaction=False)
-    tokens = {cid: secrets.token_hex(16) for cid in cluster_ids}
+    # The token names its holder (host:pid:random), so an operator or a test can tell whose a lock is.
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    tokens = {cid: f"{holder}:{secrets.token_hex(12)}" for cid in cluster_ids}
     for cid in cluster_ids:
         pipe.set(tick_lock_key(cid), tokens[cid], nx=True, px=int(seconds * 1000))
     taken = pipe.execute()
