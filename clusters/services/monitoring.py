@@ -466,4 +466,9 @@ def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
         )
     }
     due = hotstate.take_due(ticks, now)
-    return [due[i : i + shard_size] for i in range(0, len(due), shard_size)]
+    shards = [due[i : i + shard_size] for i in range(0, len(due), shard_size)]
+    # Workers take shards in the order sent, and a shard not started within a second expires: when they
+    # fall behind, always sending the same shards last would starve those clusters. Start elsewhere each
+    # second, so a shortfall is spread over every cluster.
+    turn = int(now) % len(shards) if shards else 0
+    return shards[turn:] + shards[:turn]
