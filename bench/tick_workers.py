@@ -103,7 +103,9 @@ def main() -> int:
             addresses = [alias(number)] * 3
             if number == 0:
                 addresses[2] = silent
-            cluster = Cluster.objects.create(tenant=tenant, name=f"c{number}", credentials_encrypted=encrypted)
+            cluster = Cluster.objects.create(
+                tenant=tenant, name=f"c{number}", credentials_encrypted=encrypted
+            )
             Server.objects.bulk_create(
                 [Server(cluster=cluster, host=a, port=p, ip=a) for a, p in zip(addresses, ports, strict=True)]
             )
@@ -124,13 +126,18 @@ def main() -> int:
         ]
         processes += workers
         processes.append(
-            ManagedProcess("bench-tw-beat", [CELERY, "-A", "controlplane", "beat", "--loglevel", "WARNING"], env)
+            ManagedProcess(
+                "bench-tw-beat", [CELERY, "-A", "controlplane", "beat", "--loglevel", "WARNING"], env
+            )
         )
         ticks = TickLog(ids)
         started = time.time()
         while not ticks.all_ticked_since(started) and time.time() < started + 120:
             ticks.poll(1)
-        print(f"every cluster ticked {time.time() - started:.1f} s after the start (connections open)", file=sys.stderr)
+        print(
+            f"every cluster ticked {time.time() - started:.1f} s after the start (connections open)",
+            file=sys.stderr,
+        )
         ticks.poll(5)  # settle: the first ticks open every connection
 
         cpu = _ProcessCpu([pid for w in workers for pid in worker_pids(w)])
@@ -154,7 +161,13 @@ def main() -> int:
         ticks.poll(args.seconds)
         after_to = time.time()
         after_cpu = (survivors.seconds() - cpu0) / (len(ids) * 3 * (after_to - after_from))
-        _report(f"after killing 1 of {args.workers}", ticks.intervals(after_from, after_to), len(ids), args, after_cpu)
+        _report(
+            f"after killing 1 of {args.workers}",
+            ticks.intervals(after_from, after_to),
+            len(ids),
+            args,
+            after_cpu,
+        )
         gaps = ticks.gaps_across(killed_at)
         taken = [gaps[cid] for cid in orphaned]
         lease = float(os.environ.get("DBPILOT_TICK_LOCK_SECONDS", 3))

@@ -111,7 +111,9 @@ DBPILOT_TICK_SHARD_SIZE = env.int("DBPILOT_TICK_SHARD_SIZE", default=25)
 # ticked by the others once it lapses (clusters/hotstate.py).
 DBPILOT_TICK_LOCK_SECONDS = env.float("DBPILOT_TICK_LOCK_SECONDS", default=3.0)
 if DBPILOT_TICK_LOCK_SECONDS < 2:
-    raise ImproperlyConfigured("DBPILOT_TICK_LOCK_SECONDS must be at least 2 (its holder renews it every second).")
+    raise ImproperlyConfigured(
+        "DBPILOT_TICK_LOCK_SECONDS must be at least 2 (its holder renews it every second)."
+    )
 DBPILOT_DEFAULT_QUOTA_CLUSTERS = env.int("DBPILOT_DEFAULT_QUOTA_CLUSTERS", default=50)
 DBPILOT_DEFAULT_QUOTA_SERVERS = env.int("DBPILOT_DEFAULT_QUOTA_SERVERS", default=200)
 

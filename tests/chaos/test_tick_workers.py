@@ -127,7 +127,9 @@ def test_a_dead_tick_workers_clusters_are_ticked_by_the_others_within_the_lease(
         for n in range(WORKERS)
     ]
     beat_env = dict(env, REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    beat = ManagedProcess("chaos-tw-beat", [CELERY, "-A", "controlplane", "beat", "--loglevel", "INFO"], beat_env)
+    beat = ManagedProcess(
+        "chaos-tw-beat", [CELERY, "-A", "controlplane", "beat", "--loglevel", "INFO"], beat_env
+    )
     processes = [*workers, beat]
     try:
         for worker in workers:

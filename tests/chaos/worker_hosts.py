@@ -62,7 +62,9 @@ class WorkerHosts:
             f"  chain input {{ type filter hook input priority 0; policy accept; ip daddr {address} drop; }}\n"
             "}\n"
         )
-        subprocess.run(["nft", "-f", "-"], input=ruleset, check=True, capture_output=True, text=True, timeout=30)
+        subprocess.run(
+            ["nft", "-f", "-"], input=ruleset, check=True, capture_output=True, text=True, timeout=30
+        )
 
     def destroy(self) -> None:
         subprocess.run(["nft", "delete", "table", "inet", SILENCE_TABLE], capture_output=True, timeout=30)
@@ -100,7 +102,9 @@ def allow_from_hosts(sandbox) -> None:
     user = sandbox.accounts.admin.user
     password = sandbox.accounts.admin.password
     grants = sandbox.sql(sandbox.primary, "SHOW GRANTS FOR %s@'127.0.0.1'", (user,))
-    sandbox.sql(sandbox.primary, "CREATE USER IF NOT EXISTS %s@'10.231.%%' IDENTIFIED BY %s", (user, password))
+    sandbox.sql(
+        sandbox.primary, "CREATE USER IF NOT EXISTS %s@'10.231.%%' IDENTIFIED BY %s", (user, password)
+    )
     for row in grants:
         grant = next(iter(row.values()))
         if grant.startswith("GRANT ") and " IDENTIFIED BY " not in grant:
@@ -115,7 +119,6 @@ def worker_pids(process: ManagedProcess) -> set[int]:
         if children.exists():
             pids |= {int(p) for p in children.read_text().split()}
     return pids
-
 
 
 class TickLog:
