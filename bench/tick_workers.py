@@ -57,7 +57,6 @@ def main() -> int:
         WorkerHosts,
         alias,
         allow_from_hosts,
-        percentile,
         private_redis,
         worker_pids,
     )
