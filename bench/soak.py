@@ -168,7 +168,7 @@ class Soak:
     def _start_redis(self):
         from tests.chaos.worker_hosts import private_redis
 
-        self.redis = private_redis(self.redis_port, "soak-redis")
+        self.redis = private_redis(self.redis_port, "soak-redis", hosts=False)
         _wait(lambda: _redis_answers(self.redis_port), 10, "redis-server")
 
     # --- set-up ---------------------------------------------------------------------------------------------

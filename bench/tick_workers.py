@@ -140,11 +140,28 @@ def main() -> int:
         ticks.poll(5)  # settle: the first ticks open every connection
 
         cpu = _ProcessCpu([pid for w in workers for pid in worker_pids(w)])
+        admin = redis.Redis(port=port)
+        commands0 = _redis_commands(admin)
         steady_from, cpu0 = time.time(), cpu.seconds()
         ticks.poll(args.seconds)
         steady_to = time.time()
+        commands = _redis_commands(admin) - commands0
         steady_cpu = (cpu.seconds() - cpu0) / (len(ids) * 3 * (steady_to - steady_from))
-        _report("steady", ticks.intervals(steady_from, steady_to), len(ids), args, steady_cpu)
+        intervals = ticks.intervals(steady_from, steady_to)
+        _report("steady", intervals, len(ids), args, steady_cpu)
+        cluster_ticks = len(intervals) + len(ids)
+        sample = ids[len(ids) // 2]
+        history = hotstate.history_key(sample, "1h")
+        entries = admin.llen(history) or 1
+        print(
+            f"  Redis: {commands / cluster_ticks:.1f} commands per cluster-tick "
+            f"({commands / (steady_to - steady_from):.0f} per second here, the poller's MGETs included); "
+            f"a cluster's keys: topology {admin.memory_usage(f'dbpilot:cluster:{sample}:topology') or 0} B, "
+            f"state {admin.memory_usage(f'dbpilot:cluster:{sample}:state') or 0} B, 1-hour history "
+            f"{(admin.memory_usage(history) or 0) / entries:.0f} B per entry ({entries} entries now; 3,600 at "
+            f"a full hour of 1 s ticks); used_memory {admin.info('memory')['used_memory'] / len(ids) / 1024:.1f} KiB "
+            f"per cluster after {steady_to - started:.0f} s"
+        )
 
         victim = workers[0]
         victim_pids = {str(pid) for pid in worker_pids(victim)}
@@ -196,6 +213,10 @@ def _report(label: str, intervals: list[float], clusters: int, args, cpu_per_ser
         f"{statistics.median(intervals):.2f} s, p99 {percentile(intervals, 0.99):.2f} s, max {max(intervals):.2f} s; "
         f"intervals over 1.5 s: {missed:.1%}; worker CPU {cpu_per_server_tick * 1e6:.0f} us per server-tick"
     )
+
+
+def _redis_commands(admin) -> int:
+    return sum(v["calls"] for k, v in admin.info("commandstats").items() if k.startswith("cmdstat_"))
 
 
 def _locks_of(hotstate, ids: list[int], pids: set[str]) -> set[int]:

@@ -74,8 +74,9 @@ class WorkerHosts:
         subprocess.run(["ip", "route", "del", "local", ALIAS_NETWORK, "dev", "lo"], capture_output=True)
 
 
-def private_redis(port: int, name: str) -> ManagedProcess:
-    """A redis-server the root namespace and the worker hosts both reach (127.0.0.1 and 10.231.0.1)."""
+def private_redis(port: int, name: str, hosts: bool = True) -> ManagedProcess:
+    """A redis-server on 127.0.0.1 and, with `hosts`, on 10.231.0.1 for the worker hosts (the bridge must
+    exist: WorkerHosts made it)."""
     return ManagedProcess(
         name,
         [
@@ -84,7 +85,7 @@ def private_redis(port: int, name: str) -> ManagedProcess:
             str(port),
             "--bind",
             "127.0.0.1",
-            ROOT_ADDRESS,
+            *([ROOT_ADDRESS] if hosts else []),
             "--protected-mode",
             "no",
             "--save",
