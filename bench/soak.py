@@ -353,7 +353,9 @@ class Soak:
             self._run_due_restarts(force=True)
             _wait_quietly(self.all_healthy, HEALTHY_WAIT_SECONDS)
             # Findings resolve after a few healthy ticks (hysteresis): give the last fault's that long.
-            _wait_quietly(lambda: not self._db("SELECT 1 FROM clusters_finding WHERE resolved_at IS NULL"), 20)
+            _wait_quietly(
+                lambda: not self._db("SELECT 1 FROM clusters_finding WHERE resolved_at IS NULL"), 20
+            )
             self.finish()
         finally:
             self.teardown()
