@@ -196,7 +196,7 @@ class Soak:
         _wait(lambda: listening(self.port), 60, "the web server")
         base = f"http://127.0.0.1:{self.port}/api/v1"
         for number in range(self.n_clusters):
-            sandbox = LocalSandbox(f"soak{number + 1}", 3, temporary=True)
+            sandbox = LocalSandbox(f"soak-{os.getpid()}-{number + 1}", 3, temporary=True)  # runs may overlap
             self.sandboxes.append(sandbox)
             sandbox.up()
             described = sandbox.describe()
