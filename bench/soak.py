@@ -4,7 +4,8 @@ Run (root, as the sandboxes need): .venv/bin/python bench/soak.py [--minutes 20]
 CI runs a short part of it: tests/chaos/test_soak.py (one cluster, 30 s of faults).
 
 What runs: a private Redis, dbpilot as processes on a SQLite control-plane database (one web server, two
-workers on every queue, two beats), N real 3-server MariaDB clusters registered through the API with
+workers on every queue, two beats), N real 3-server MariaDB clusters (semi-synchronous replication; `--async` for asynchronous, where a
+primary killed before a replica received its last commits loses them: acknowledged writes lost) registered through the API with
 automatic failover (its anti-flapping guards relaxed: RELAXED_GUARDS), and tests/writer.py inserting into each (50 rows/s, following whichever server takes
 writes). One fault at a time, each chosen at random among those the rules allow:
 
@@ -127,8 +128,11 @@ class _Watch(threading.Thread):
 
 
 class Soak:
-    def __init__(self, seconds: float, clusters: int, seed: int | None, workdir: Path):
+    def __init__(
+        self, seconds: float, clusters: int, seed: int | None, workdir: Path, semi_sync: bool = True
+    ):
         self.seconds = seconds
+        self.semi_sync = semi_sync
         self.rng = random.Random(seed)
         self.workdir = workdir
         self.report = SoakReport(clusters=clusters)
@@ -196,7 +200,9 @@ class Soak:
         _wait(lambda: listening(self.port), 60, "the web server")
         base = f"http://127.0.0.1:{self.port}/api/v1"
         for number in range(self.n_clusters):
-            sandbox = LocalSandbox(f"soak-{os.getpid()}-{number + 1}", 3, temporary=True)  # runs may overlap
+            sandbox = LocalSandbox(
+                f"soak-{os.getpid()}-{number + 1}", 3, temporary=True, semi_sync=self.semi_sync
+            )  # runs may overlap
             self.sandboxes.append(sandbox)
             sandbox.up()
             described = sandbox.describe()
@@ -441,9 +447,9 @@ def _wait_quietly(predicate, timeout: float) -> bool:
     return False
 
 
-def run(seconds: float, clusters: int = 3, seed: int | None = None) -> SoakReport:
+def run(seconds: float, clusters: int = 3, seed: int | None = None, semi_sync: bool = True) -> SoakReport:
     workdir = Path(tempfile.mkdtemp(prefix="dbpilot-soak-"))
-    return Soak(seconds, clusters, seed, workdir).run()
+    return Soak(seconds, clusters, seed, workdir, semi_sync).run()
 
 
 def main() -> int:
@@ -451,9 +457,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--clusters", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--async", dest="semi_sync", action="store_false", help="asynchronous replication (may lose writes)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    report = run(args.minutes * 60, args.clusters, args.seed)
+    report = run(args.minutes * 60, args.clusters, args.seed, args.semi_sync)
     print("\n".join(report.lines()))
     return 0 if report.lost == 0 and not report.two_writable else 1
 
