@@ -295,6 +295,9 @@ def _release(held: list[tuple[int, str]]) -> None:
 
 _EXTEND = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"""
 TICK_LEASE_RENEW_SECONDS = 1.0
+# No tick lasts longer (re-probes stop after CONFIRM_WINDOW_SECONDS, 6 s, plus their probes): a tick hung
+# past this stops being renewed, so its clusters are ticked again as they were with the old fixed TTL.
+TICK_LEASE_MAX_HOLD_SECONDS = 30.0
 
 
 class _TickLeases:
@@ -305,7 +308,7 @@ class _TickLeases:
 
     def __init__(self):
         self._guard = threading.Lock()
-        self._held: dict[int, tuple[str, int]] = {}  # cluster id -> (token, lease in ms)
+        self._held: dict[int, tuple[str, int, float]] = {}  # cluster id -> (token, lease in ms, taken at)
         self._pid = 0
         self._thread: threading.Thread | None = None
 
@@ -315,7 +318,8 @@ class _TickLeases:
         with self._guard:
             if self._pid != os.getpid():  # forked: the parent's locks and thread are not ours
                 self._held, self._pid, self._thread = {}, os.getpid(), None
-            self._held.update({cid: (token, int(seconds * 1000)) for cid, token in held.items()})
+            now = time.monotonic()
+            self._held.update({cid: (token, int(seconds * 1000), now) for cid, token in held.items()})
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._renew_forever, name="tick-leases", daemon=True)
                 self._thread.start()
@@ -328,25 +332,35 @@ class _TickLeases:
 
     def held(self) -> dict[int, str]:
         with self._guard:
-            return {cid: token for cid, (token, _) in self._held.items()} if self._pid == os.getpid() else {}
+            return (
+                {cid: token for cid, (token, _, _) in self._held.items()} if self._pid == os.getpid() else {}
+            )
 
     def _renew_forever(self) -> None:
         while True:
             time.sleep(TICK_LEASE_RENEW_SECONDS)
             with self._guard:
+                too_old = time.monotonic() - TICK_LEASE_MAX_HOLD_SECONDS
+                for cid in [c for c, (_, _, taken) in self._held.items() if taken < too_old]:
+                    log.warning(
+                        "tick of cluster %s still holds its lock after %.0f s: no longer renewed",
+                        cid,
+                        TICK_LEASE_MAX_HOLD_SECONDS,
+                    )
+                    del self._held[cid]
                 leases = list(self._held.items())
             if not leases:
                 continue
             try:
                 script = _extend_script()
                 pipe = client().pipeline(transaction=False)
-                for cid, (token, ms) in leases:
+                for cid, (token, ms, _) in leases:
                     script(keys=[tick_lock_key(cid)], args=[token, ms], client=pipe)
                 renewed = pipe.execute()
             except redis.RedisError as exc:  # Redis failing over: the leases may lapse; ticks resume after
                 log.warning("could not renew %d tick lock(s): %s", len(leases), exc)
                 continue
-            lost = [(cid, token) for (cid, (token, _)), ok in zip(leases, renewed, strict=True) if not ok]
+            lost = [(cid, token) for (cid, (token, _, _)), ok in zip(leases, renewed, strict=True) if not ok]
             if lost:
                 self.drop(lost)
 

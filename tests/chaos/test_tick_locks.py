@@ -114,3 +114,13 @@ def test_a_tick_lock_is_a_lease_renewed_while_held_and_lapsing_when_its_worker_d
         assert set(hotstate.take_tick_locks([201, 202], lease)) == {201, 202}  # free for another worker
     finally:
         holder.stop()
+
+
+def test_a_hung_tick_stops_being_renewed_after_the_longest_a_tick_can_last(private_redis, monkeypatch):
+    monkeypatch.setattr(hotstate, "TICK_LEASE_MAX_HOLD_SECONDS", 2.0)
+    hotstate.take_tick_locks([401], 2.0)  # never released, as by a tick that hangs
+    wait_for(
+        lambda: not private_redis.exists(hotstate.tick_lock_key(401)),
+        8,
+        message="the hung tick's lock to lapse (max hold 2 s + lease 2 s)",
+    )
