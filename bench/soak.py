@@ -1,7 +1,7 @@
 """Soak: dbpilot runs for a bounded time while random faults hit the databases and dbpilot itself.
 
 Run (root, as the sandboxes need): .venv/bin/python bench/soak.py [--minutes 20] [--clusters 3] [--seed N]
-CI runs a short part of it: tests/chaos/test_soak.py (one cluster, 30 s of faults).
+CI runs a short part of it: tests/chaos/test_soak.py (one cluster, 25 s of faults).
 
 What runs: a private Redis, dbpilot as processes on a SQLite control-plane database (one web server, two
 workers on every queue, two beats), N real 3-server MariaDB clusters (semi-synchronous replication; `--async` for asynchronous, where a
