@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from functools import lru_cache
@@ -279,13 +281,22 @@ def tick_lock_key(cluster_id: int) -> str:
 
 
 def take_tick_locks(cluster_ids: list[int], seconds: float) -> dict[int, str]:
-    """Take each cluster's tick lock that is free; returns cluster id -> token for the ones taken."""
+    """Take each cluster's tick lock that is free; returns cluster id -> token for the ones taken.
+
+    The locks are short leases (`seconds`, DBPILOT_TICK_LOCK_SECONDS) that this process renews every
+    second until it releases them (_TickLeases): a tick that runs long (a failing primary's re-probes)
+    keeps its lock, and the locks of a worker that dies expire within `seconds`, so the other workers tick
+    its clusters again that soon."""
     pipe = client().pipeline(transaction=False)
-    tokens = {cid: secrets.token_hex(16) for cid in cluster_ids}
+    # The token names its holder (host:pid:random), so an operator or a test can tell whose a lock is.
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    tokens = {cid: f"{holder}:{secrets.token_hex(12)}" for cid in cluster_ids}
     for cid in cluster_ids:
         pipe.set(tick_lock_key(cid), tokens[cid], nx=True, px=int(seconds * 1000))
     taken = pipe.execute()
-    return {cid: tokens[cid] for cid, ok in zip(cluster_ids, taken, strict=True) if ok}
+    held = {cid: tokens[cid] for cid, ok in zip(cluster_ids, taken, strict=True) if ok}
+    _leases.hold(held, seconds)
+    return held
 
 
 def release_tick_locks(held: list[tuple[int, str]], lock_seconds: float = 15.0) -> None:
@@ -294,6 +305,7 @@ def release_tick_locks(held: list[tuple[int, str]], lock_seconds: float = 15.0) 
     outage would keep its clusters from being ticked until the locks expire, after Redis is back."""
     if not held:
         return
+    _leases.drop(held)
     try:
         _release(held)
     except redis.RedisError as exc:
@@ -307,6 +319,86 @@ def _release(held: list[tuple[int, str]]) -> None:
     for cid, token in held:
         script(keys=[tick_lock_key(cid)], args=[token], client=pipe)
     pipe.execute()
+
+
+_EXTEND = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"""
+TICK_LEASE_RENEW_SECONDS = 1.0
+# No tick lasts longer (re-probes stop after CONFIRM_WINDOW_SECONDS, 6 s, plus their probes): a tick hung
+# past this stops being renewed, so its clusters are ticked again as they were with the old fixed TTL.
+TICK_LEASE_MAX_HOLD_SECONDS = 30.0
+
+
+class _TickLeases:
+    """The tick locks this process holds, renewed every TICK_LEASE_RENEW_SECONDS by one daemon thread
+    (one pipelined round trip for all of them). Only the holder's token renews; a lock found gone or
+    taken by another (Redis lost it in a failover) is forgotten. One per process: a Celery pool process
+    forked from a parent that held locks starts afresh."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._held: dict[int, tuple[str, int, float]] = {}  # cluster id -> (token, lease in ms, taken at)
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+
+    def hold(self, held: dict[int, str], seconds: float) -> None:
+        if not held:
+            return
+        with self._guard:
+            if self._pid != os.getpid():  # forked: the parent's locks and thread are not ours
+                self._held, self._pid, self._thread = {}, os.getpid(), None
+            now = time.monotonic()
+            self._held.update({cid: (token, int(seconds * 1000), now) for cid, token in held.items()})
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._renew_forever, name="tick-leases", daemon=True)
+                self._thread.start()
+
+    def drop(self, held: list[tuple[int, str]]) -> None:
+        with self._guard:
+            for cid, token in held:
+                if self._held.get(cid, ("",))[0] == token:
+                    del self._held[cid]
+
+    def held(self) -> dict[int, str]:
+        with self._guard:
+            return (
+                {cid: token for cid, (token, _, _) in self._held.items()} if self._pid == os.getpid() else {}
+            )
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(TICK_LEASE_RENEW_SECONDS)
+            with self._guard:
+                too_old = time.monotonic() - TICK_LEASE_MAX_HOLD_SECONDS
+                for cid in [c for c, (_, _, taken) in self._held.items() if taken < too_old]:
+                    log.warning(
+                        "tick of cluster %s still holds its lock after %.0f s: no longer renewed",
+                        cid,
+                        TICK_LEASE_MAX_HOLD_SECONDS,
+                    )
+                    del self._held[cid]
+                leases = list(self._held.items())
+            if not leases:
+                continue
+            try:
+                script = _extend_script()
+                pipe = client().pipeline(transaction=False)
+                for cid, (token, ms, _) in leases:
+                    script(keys=[tick_lock_key(cid)], args=[token, ms], client=pipe)
+                renewed = pipe.execute()
+            except redis.RedisError as exc:  # Redis failing over: the leases may lapse; ticks resume after
+                log.warning("could not renew %d tick lock(s): %s", len(leases), exc)
+                continue
+            lost = [(cid, token) for (cid, (token, _, _)), ok in zip(leases, renewed, strict=True) if not ok]
+            if lost:
+                self.drop(lost)
+
+
+_leases = _TickLeases()
+
+
+@lru_cache(maxsize=1)
+def _extend_script():
+    return client().register_script(_EXTEND)
 
 
 _deferred: list[tuple[float, list[tuple[int, str]]]] = []  # (give up at, locks)

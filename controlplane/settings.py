@@ -143,6 +143,13 @@ DBPILOT_BINLOG_ARCHIVE_SECONDS = env.float("DBPILOT_BINLOG_ARCHIVE_SECONDS", def
 DBPILOT_DEFAULT_QUOTA_MEMORY_MB = env.int("DBPILOT_DEFAULT_QUOTA_MEMORY_MB", default=16384)
 DBPILOT_PROBE_TIMEOUT_SECONDS = env.float("DBPILOT_PROBE_TIMEOUT_SECONDS", default=1.0)
 DBPILOT_TICK_SHARD_SIZE = env.int("DBPILOT_TICK_SHARD_SIZE", default=25)
+# A tick's single-flight lock is a lease its worker renews every second: a dead worker's clusters are
+# ticked by the others once it lapses (clusters/hotstate.py).
+DBPILOT_TICK_LOCK_SECONDS = env.float("DBPILOT_TICK_LOCK_SECONDS", default=3.0)
+if DBPILOT_TICK_LOCK_SECONDS < 2:
+    raise ImproperlyConfigured(
+        "DBPILOT_TICK_LOCK_SECONDS must be at least 2 (its holder renews it every second)."
+    )
 DBPILOT_DEFAULT_QUOTA_CLUSTERS = env.int("DBPILOT_DEFAULT_QUOTA_CLUSTERS", default=50)
 DBPILOT_DEFAULT_QUOTA_SERVERS = env.int("DBPILOT_DEFAULT_QUOTA_SERVERS", default=200)
 

@@ -276,12 +276,32 @@ def run_job(job_id: int, *, owner: str | None = None) -> Job | None:
     return _Runner(job, owner, claimed_at).run()
 
 
+def _skip_steps_added_behind(stored: list | None, records: list[dict]) -> list[str]:
+    """Upgrading dbpilot with jobs in flight: a job started under an older plan and resumed by a newer
+    worker whose plan has a step the stored records lack, placed before a step the job already finished,
+    went past that point under the old plan. Running the new step now would run it out of order (after
+    the promotion, say), so it is marked skipped and says why; finished steps are never run again."""
+    if not stored:
+        return []
+    known = {r.get("name") for r in stored}
+    passed = [i for i, r in enumerate(records) if r["name"] in known and r["state"] in s.FINISHED_STATES]
+    if not passed:
+        return []
+    added = [r["name"] for r in records[: max(passed)] if r["name"] not in known]
+    for name in added:
+        s.mark(
+            records, name, s.SKIPPED, _now_iso(), "added by an upgrade after this job had passed this step"
+        )
+    return added
+
+
 class _Runner:
     def __init__(self, job: Job, owner: str, claimed_at: float | None = None):
         self.job = job
         self.owner = owner
         self.plan = plan_for(job.kind)
         self.records = s.align_records(self.plan, job.steps)
+        self.added_behind = _skip_steps_added_behind(job.steps, self.records)
         self.result: dict = dict(job.result or {})
         self.result.setdefault("timings_ms", {})
         self.recorder = _Recorder(job, owner, claimed_at)
@@ -320,9 +340,19 @@ class _Runner:
                 job.cluster_id,
                 "job_resumed",
                 f"{kind} job {job.id} resumed (attempt {job.attempts}) "
-                f"at step {self.plan.steps[start].name if start is not None else '-'}",
+                f"at step {self.plan.steps[start].name if start is not None else '-'}"
+                + (
+                    f"; skipped the steps added since it started: {', '.join(self.added_behind)}"
+                    if self.added_behind
+                    else ""
+                ),
                 severity="warning",
-                data={"job_id": job.id, "kind": job.kind, "attempt": job.attempts},
+                data={
+                    "job_id": job.id,
+                    "kind": job.kind,
+                    "attempt": job.attempts,
+                    "skipped_added": self.added_behind,
+                },
             )
         else:
             record_event(

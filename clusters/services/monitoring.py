@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
+from django.conf import settings as django_settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone as dj_timezone
 
@@ -55,7 +56,6 @@ from clusters.services import failover, history, primary_watch, replacement, rou
 from clusters.services.topology_view import topology_payload
 
 log = logging.getLogger(__name__)
-TICK_LOCK_SECONDS = 15  # longer than a tick's re-probes can last (CONFIRM_WINDOW_SECONDS and their probes)
 REPROBE_TIMEOUT_SECONDS = (
     0.4  # a re-probe of a failing primary: the first failed probe waited the full timeout
 )
@@ -419,7 +419,9 @@ def monitor_shard(cluster_ids: list[int]) -> None:
     if not clusters:
         return
     started = time.monotonic()
-    tokens = hotstate.take_tick_locks([c.id for c in clusters], TICK_LOCK_SECONDS)
+    # Leases renewed while the tick runs (re-probes included): a dead worker's expire in this time.
+    lock_seconds = django_settings.DBPILOT_TICK_LOCK_SECONDS
+    tokens = hotstate.take_tick_locks([c.id for c in clusters], lock_seconds)
     held = [
         (c, tokens[c.id]) for c in clusters if tokens.get(c.id)
     ]  # a tick still running: skip, never queue
@@ -471,7 +473,7 @@ def monitor_shard(cluster_ids: list[int]) -> None:
         try:
             batch.execute()
         except Exception:  # Redis failing: no action on this tick; the locks go when Redis is back
-            hotstate.release_tick_locks(released, TICK_LOCK_SECONDS)
+            hotstate.release_tick_locks(released, lock_seconds)
             close_old_connections()
             raise
         for plan, result in finished:
@@ -494,4 +496,9 @@ def due_shards(shard_size: int, now: float | None = None) -> list[list[int]]:
         )
     }
     due = hotstate.take_due(ticks, now)
-    return [due[i : i + shard_size] for i in range(0, len(due), shard_size)]
+    shards = [due[i : i + shard_size] for i in range(0, len(due), shard_size)]
+    # Workers take shards in the order sent, and a shard not started within a second expires: when they
+    # fall behind, always sending the same shards last would starve those clusters. Start elsewhere each
+    # second, so a shortfall is spread over every cluster.
+    turn = int(now) % len(shards) if shards else 0
+    return shards[turn:] + shards[:turn]
