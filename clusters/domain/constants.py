@@ -108,6 +108,10 @@ FINDING_SEVERITY: dict[str, str] = {
     BINLOG_ARCHIVE_GAP: ERROR,
 }
 FINDING_CODES = tuple(FINDING_SEVERITY)
+# Findings that something other than a tick's analysis opens and resolves: monitoring never touches them.
+OUTSIDE_ANALYSIS_CODES = frozenset(
+    {ROUTE_STALE, DBPILOT_ACCOUNT_CHANGED, BACKUP_UNVERIFIED, BINLOG_ARCHIVE_GAP}
+)
 
 # Findings about the primary's availability open on the first tick that sees them (hysteresis);
 # PRIMARY_READ_ONLY is left out on purpose: a switchover or promotion shows it for a moment.

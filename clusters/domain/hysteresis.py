@@ -86,6 +86,17 @@ class FindingTracker:
     ) -> FindingTracker:
         return cls(state, policy)
 
+    @classmethod
+    def resuming(
+        cls, open_findings: Mapping[str, str], policy: HysteresisPolicy | None = None
+    ) -> FindingTracker:
+        """A tracker whose state was lost (Redis restarted) that knows the findings recorded as open
+        (key -> severity): they resolve by the usual rule once absent, and are not opened a second time."""
+        tracker = cls(None, policy)
+        for key, severity in open_findings.items():
+            tracker._keys[key] = {**_new_entry(), "severity": severity, "open": True}
+        return tracker
+
     def to_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "tick": self._tick, "keys": copy.deepcopy(self._keys)}
 

@@ -34,7 +34,7 @@ from clusters import hotstate
 from clusters.adapters.mysql import ConnectOptions, Credentials
 from clusters.adapters.probe import probe_many
 from clusters.credentials import admin_credentials, cluster_settings, connect_options
-from clusters.domain.constants import STATE_UP
+from clusters.domain.constants import OUTSIDE_ANALYSIS_CODES, STATE_UP
 from clusters.domain.detection import (
     Confirmation,
     confirm_for_topology,
@@ -307,6 +307,17 @@ def _failover_started(cluster_id: int) -> bool:
     return Job.objects.active_ha(cluster_id) is not None
 
 
+def _recorded_open_findings(cluster: Cluster) -> dict[str, str]:
+    """The open findings of the database that ticks own (key -> severity): what a tracker whose hot state
+    was lost (a Redis restart, a new Redis) must still resolve."""
+    rows = (
+        Finding.objects.filter(cluster=cluster, resolved_at__isnull=True)
+        .exclude(code__in=OUTSIDE_ANALYSIS_CODES)
+        .select_related("server")
+    )
+    return {finding_key(f.code, f.server.address if f.server else None): f.severity for f in rows}
+
+
 def _record(
     cluster: Cluster, inventory, settings: ClusterSettings, probes, failures, state: dict, store=hotstate
 ) -> TickResult:
@@ -319,7 +330,11 @@ def _record(
         state["primary_seen"], state["primary_since"] = topology.primary, observed
     # a new primary's semi-sync replicas are reconnecting: not an error for a few seconds
     topology = settle_new_primary(topology, state.get("primary_since"), observed)
-    tracker = FindingTracker.from_state(state.get("tracker"))
+    tracker = (
+        FindingTracker.from_state(state["tracker"])
+        if state.get("tracker") is not None
+        else FindingTracker.resuming(_recorded_open_findings(cluster))
+    )
     current = {finding_key(f.code, f.server): f.severity for f in topology.findings}
     opened, resolved = tracker.update(current, observed, unobserved=topology.unobserved)
     now = datetime.fromtimestamp(observed, tz=UTC)

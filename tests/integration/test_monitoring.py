@@ -59,6 +59,28 @@ def test_stopped_sql_thread_opens_a_finding_within_two_ticks_and_resolves(regist
     assert cluster.events.filter(kind="finding_resolved", data__code=c.REPLICA_SQL_STOPPED).count() == 1
 
 
+def test_findings_open_when_redis_lost_its_state_still_resolve_and_are_not_opened_twice(registered):
+    cluster, sandbox = registered
+    tick_cluster(cluster.id)
+    sandbox.sql(2, "STOP SLAVE SQL_THREAD")
+    try:
+        for _ in range(2):
+            tick_cluster(cluster.id)
+        assert (c.REPLICA_SQL_STOPPED, address(sandbox, 2)) in open_codes(cluster)
+        hotstate.client().flushdb()  # Redis restarted empty: the finding tracker's state is gone
+        for _ in range(3):
+            tick_cluster(cluster.id)
+        opened = cluster.events.filter(kind="finding_opened", data__code=c.REPLICA_SQL_STOPPED)
+        assert opened.count() == 1  # still the one finding, not opened again
+    finally:
+        sandbox.sql(2, "START SLAVE SQL_THREAD")
+    hotstate.client().flushdb()  # and lost again while it is resolving
+    for _ in range(4):
+        tick_cluster(cluster.id)
+    assert (c.REPLICA_SQL_STOPPED, address(sandbox, 2)) not in open_codes(cluster)
+    assert cluster.events.filter(kind="finding_resolved", data__code=c.REPLICA_SQL_STOPPED).count() == 1
+
+
 def test_writable_replica_opens_not_read_only_finding(registered):
     cluster, sandbox = registered
     sandbox.sql(3, "SET GLOBAL read_only = 0")

@@ -123,3 +123,9 @@ def test_forgotten_keys_do_not_grow_the_state():
 def test_policy_is_configurable():
     tracker = FindingTracker(policy=HysteresisPolicy(open_after=3, resolve_after=1))
     assert run([1, 1, 1, 0], tracker=tracker) == [("opened", 2), ("resolved", 3)]
+
+
+def test_a_tracker_resuming_from_recorded_findings_resolves_them_and_never_opens_them_again():
+    tracker = FindingTracker.resuming({SQL: "error"})
+    assert tracker.is_open(SQL)
+    assert run([1, 1, 0, 0], tracker=tracker) == [("resolved", 3)]
