@@ -4,6 +4,77 @@
  */
 
 export interface paths {
+    "/api/v1/alerts/subscriptions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Base for tenant-level viewsets, which restrict their own querysets (see tenants.access). */
+        get: operations["v1_alerts_subscriptions_list"];
+        put?: never;
+        /** @description Subscribe a webhook or an email address to a tenant's alerts; a webhook's `secret` is shown once. */
+        post: operations["v1_alerts_subscriptions_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/subscriptions/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Base for tenant-level viewsets, which restrict their own querysets (see tenants.access). */
+        get: operations["v1_alerts_subscriptions_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Base for tenant-level viewsets, which restrict their own querysets (see tenants.access). */
+        delete: operations["v1_alerts_subscriptions_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Base for tenant-level viewsets, which restrict their own querysets (see tenants.access). */
+        patch: operations["v1_alerts_subscriptions_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/alerts/subscriptions/{id}/deliveries/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The subscription's deliveries, newest first. */
+        get: operations["v1_alerts_subscriptions_deliveries_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts/subscriptions/{id}/test/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Send a test alert now (one attempt) and answer the delivery. */
+        post: operations["v1_alerts_subscriptions_test_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit/": {
         parameters: {
             query?: never;
@@ -88,6 +159,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/backups/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Backups newest first (`?cluster=ID` for one cluster, deleted or not). */
+        get: operations["v1_backups_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/backups/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every backup the caller may see: of clusters it may view, and of deleted clusters of its tenants. */
+        get: operations["v1_backups_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/backups/{id}/restore/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Restore this backup (optionally up to a `time` after it) into a new cluster. */
+        post: operations["v1_backups_restore_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/backups/{id}/verify/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Verify the backup again (a job): test-restored into a scratch server. */
+        post: operations["v1_backups_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clusters/": {
         parameters: {
             query?: never;
@@ -97,8 +236,30 @@ export interface paths {
         };
         get: operations["v1_clusters_list"];
         put?: never;
-        /** @description Register an existing cluster (dbpilot then observes it; failover_mode starts manual). */
+        /** @description Register an existing cluster (dbpilot then observes it; failover_mode starts manual), or provision
+         *     one with `{"name", "provision": {...}}` (202; clusters/api/provisioning.py). */
         post: operations["v1_clusters_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/backups/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The cluster's backups, newest first, with the recoverable window (latest verified backup and
+         *     the archived binlogs) and the method its backups use (physical, or logical for a registered
+         *     cluster whose servers no provider of dbpilot owns). */
+        get: operations["v1_clusters_backups_list"];
+        put?: never;
+        /** @description Back up now (a job): physical from a healthy replica (mariadb-backup) for a provisioned cluster,
+         *     logical (mariadb-dump --single-transaction --gtid) for a registered one. */
+        post: operations["v1_clusters_backups_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -116,6 +277,59 @@ export interface paths {
         put?: never;
         /** @description A new health key for the proxies' health checks (the old one stops working). Shown once. */
         post: operations["v1_clusters_health_key_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/parameter-group/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Give the cluster another parameter group (null: none): 202 with the cluster object whose `job`
+         *     applies the settings that change (live, or by a rolling restart), 200 when none changes. */
+        post: operations["v1_clusters_parameter_group_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/restart/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A rolling restart: replicas one by one, a switchover, then the old primary. */
+        post: operations["v1_clusters_restart_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/restore/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Restore a backup, or the cluster as it was at a time, into a NEW cluster (the source is not
+         *     touched). A time outside the recoverable window is a 400 naming the window. */
+        post: operations["v1_clusters_restore_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -188,6 +402,110 @@ export interface paths {
         put?: never;
         /** @description Apply the current routing to this route now; the answer carries the result. */
         post: operations["v1_clusters_routes_sync_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/servers/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Add a replica, cloned from a replica with mariadb-backup (a job). */
+        post: operations["v1_clusters_servers_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/servers/{server_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Remove a replica with its data (a job); the primary is refused (409): switch over first. */
+        delete: operations["v1_clusters_servers_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/servers/{server_id}/rebuild/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Wipe the server and clone it again from a healthy replica (or the primary), through the provider
+         *     that owns it (provisioned clusters; a registered cluster's servers are refused: 409 not_owned). */
+        post: operations["v1_clusters_servers_rebuild_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/servers/{server_id}/rejoin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Rejoin a returning server as a replica: by GTID first, then `method` (gtid, flashback, reseed or
+         *     a list tried in order; default the cluster's rejoin_method). Clears its quarantine. */
+        post: operations["v1_clusters_servers_rejoin_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/start/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Start a stopped provisioned cluster again (a job). */
+        post: operations["v1_clusters_start_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clusters/{cluster_pk}/stop/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Stop every server of a provisioned cluster, keeping its data (a job). */
+        post: operations["v1_clusters_stop_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -296,6 +614,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clusters/{id}/metrics/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Base for cluster resources: 404 for what the caller may not view, 403 for what it may not do. */
+        get: operations["cluster_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clusters/{id}/servers/{server_id}/maintenance/": {
         parameters: {
             query?: never;
@@ -380,6 +715,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_pk}/artifacts/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The job's artifacts (e.g. the SQL of the transactions a flashback discarded). */
+        get: operations["v1_jobs_artifacts_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{job_pk}/artifacts/{name}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One artifact's content, as a file. */
+        get: operations["v1_jobs_artifacts_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{id}/": {
         parameters: {
             query?: never;
@@ -396,6 +765,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/parameter-groups/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Tenant-owned parameter groups: readable by the tenant's teams, changed by its admins. */
+        get: operations["v1_parameter_groups_list"];
+        put?: never;
+        /** @description Tenant-owned parameter groups: readable by the tenant's teams, changed by its admins. */
+        post: operations["v1_parameter_groups_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/parameter-groups/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Tenant-owned parameter groups: readable by the tenant's teams, changed by its admins. */
+        get: operations["v1_parameter_groups_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Tenant-owned parameter groups: readable by the tenant's teams, changed by its admins. */
+        delete: operations["v1_parameter_groups_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Tenant-owned parameter groups: readable by the tenant's teams, changed by its admins. */
+        patch: operations["v1_parameter_groups_partial_update"];
+        trace?: never;
+    };
     "/api/v1/platform/": {
         parameters: {
             query?: never;
@@ -408,6 +814,59 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/health/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description dbpilot's own health: Redis (broker, locks, hot state), the database, and the open platform
+         *     findings (e.g. REDIS_UNREACHABLE, while which no automatic action is taken). */
+        get: operations["v1_platform_health_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/hosts/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The pool of database hosts, with whether each is down. */
+        get: operations["v1_platform_hosts_list"];
+        put?: never;
+        /** @description Register a database host (its agent is started as docs/provisioning.md says). */
+        post: operations["v1_platform_hosts_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/hosts/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Remove a database host from the pool; refused while servers are placed on it. */
+        delete: operations["v1_platform_hosts_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -441,6 +900,23 @@ export interface paths {
         put?: never;
         /** @description Allow automatic actions again. */
         post: operations["v1_platform_resume_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quota/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description What the caller's tenant may still create: clusters, servers and server memory (limit, used, left). */
+        get: operations["v1_quota_retrieve"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -610,6 +1086,9 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AddReplicaRequest: {
+            host?: string;
+        };
         AuditEntry: {
             readonly id: number;
             /** Format: date-time */
@@ -622,6 +1101,51 @@ export interface components {
             result?: string;
             client_address?: string | null;
         };
+        /**
+         * @description * `allowed` - allowed
+         *     * `stopped` - stopped
+         * @enum {string}
+         */
+        AutomaticActionsEnum: "allowed" | "stopped";
+        Backup: {
+            readonly id: number;
+            readonly cluster: number;
+            cluster_name: string;
+            readonly cluster_deleted: boolean;
+            kind: components["schemas"]["BackupKindEnum"];
+            status?: components["schemas"]["StatusEnum"];
+            readonly job: number | null;
+            scheduled?: boolean;
+            source?: string;
+            storage: string;
+            compression?: string;
+            encrypted?: boolean;
+            /** Format: int64 */
+            size_bytes?: number;
+            /** Format: int64 */
+            raw_bytes?: number;
+            checksum_sha256?: string;
+            gtid_position?: string;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            ended_at?: string | null;
+            /** Format: double */
+            readonly duration_seconds: number | null;
+            error?: string;
+            verified?: boolean | null;
+            verified_reason?: string;
+            /** Format: date-time */
+            verified_at?: string | null;
+            /** Format: date-time */
+            keep_until?: string | null;
+        };
+        /**
+         * @description * `physical` - Physical
+         *     * `logical` - Logical
+         * @enum {string}
+         */
+        BackupKindEnum: "physical" | "logical";
         BlockedIncident: {
             id: number;
             state: string;
@@ -641,6 +1165,20 @@ export interface components {
             /** @description the guards that blocked it */
             checks: components["schemas"]["Check"][];
         };
+        Capacity: {
+            instances: number;
+            memory_mb: number;
+        };
+        CapacityRequest: {
+            instances: number;
+            memory_mb: number;
+        };
+        /**
+         * @description * `webhook` - webhook
+         *     * `email` - email
+         * @enum {string}
+         */
+        ChannelEnum: "webhook" | "email";
         Check: {
             name: string;
             ok: boolean;
@@ -667,6 +1205,14 @@ export interface components {
             readonly primary: string | null;
             readonly health: string;
             readonly job: components["schemas"]["Job"] | null;
+            /** @description where a tenant connects: {"writer": "host:port", "readers": ["host:port", ...]} */
+            readonly endpoints: {
+                [key: string]: unknown;
+            };
+            /** @description how a provisioned cluster was asked for (null for a registered one): provider, semi_sync, size, parameter_group (a name or null), parameters, pending_restart; never a secret */
+            readonly provision: {
+                [key: string]: unknown;
+            } | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -674,12 +1220,43 @@ export interface components {
             /** @description what the caller may do on this cluster: view_cluster, operate_cluster, admin_cluster */
             readonly my_permissions: string[];
         };
+        ClusterBackups: {
+            count: number;
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous: string | null;
+            results: components["schemas"]["Backup"][];
+            method: string;
+            recoverable: {
+                [key: string]: unknown;
+            };
+        };
         CredentialsRequest: {
             user: string;
             password: string;
         };
         Csrf: {
             csrf_token: string;
+        };
+        /** @description A delivery in the log. */
+        Delivery: {
+            id: number;
+            kind: string;
+            state: string;
+            cluster: number | null;
+            event: number | null;
+            attempts: number;
+            last_status: number | null;
+            last_error: string;
+            digest: number | null;
+            title: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            sent_at: string | null;
+            /** Format: date-time */
+            next_attempt_at: string | null;
         };
         Event: {
             readonly id: number;
@@ -771,6 +1348,31 @@ export interface components {
             /** @description shown once: give it to the proxies (DBPILOT_HEALTH_KEY) */
             health_key: string;
         };
+        Host: {
+            readonly id: number;
+            name: string;
+            /** @description the host's address (inside DBPILOT_ALLOWED_NETWORKS) */
+            address: string;
+            zone: string;
+            capacity: components["schemas"]["Capacity"];
+            /** @description its agent has stopped answering pings */
+            readonly down: boolean;
+            /** Format: date-time */
+            readonly last_seen_at: string | null;
+            /** @description servers placed on it */
+            readonly instances: number;
+            /** @description in the 201 answer only: DBPILOT_AGENT_KEY */
+            readonly agent_key: string;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        HostRequest: {
+            name: string;
+            /** @description the host's address (inside DBPILOT_ALLOWED_NETWORKS) */
+            address: string;
+            zone: string;
+            capacity: components["schemas"]["CapacityRequest"];
+        };
         /** @description The answer to adding a member: always the same shape, whoever the address belongs to. */
         Invitation: {
             /** @description the invitation's id */
@@ -808,6 +1410,15 @@ export interface components {
             /** Format: date-time */
             finished_at?: string | null;
         };
+        JobArtifact: {
+            name: string;
+            size: number;
+            content_type: string;
+            description: string;
+            /** Format: date-time */
+            created_at: string;
+            url: string;
+        };
         JobRequest: {
             kind: string;
             state?: components["schemas"]["StateEnum"];
@@ -829,7 +1440,7 @@ export interface components {
          *     * `consul` - consul
          * @enum {string}
          */
-        KindEnum: "haproxy" | "powerdns" | "script" | "proxysql" | "maxscale" | "consul";
+        KindFc7Enum: "haproxy" | "powerdns" | "script" | "proxysql" | "maxscale" | "consul";
         LoginRequest: {
             email: string;
             password: string;
@@ -893,6 +1504,36 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["AuditEntry"][];
         };
+        PaginatedBackupList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Backup"][];
+        };
+        PaginatedClusterBackupsList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["ClusterBackups"][];
+        };
         PaginatedClusterList: {
             /** @example 123 */
             count: number;
@@ -907,6 +1548,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Cluster"][];
+        };
+        PaginatedDeliveryList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Delivery"][];
         };
         PaginatedEventList: {
             /** @example 123 */
@@ -938,6 +1594,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Grant"][];
         };
+        PaginatedJobArtifactList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["JobArtifact"][];
+        };
         PaginatedJobList: {
             /** @example 123 */
             count: number;
@@ -968,6 +1639,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Member"][];
         };
+        PaginatedParameterGroupList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["ParameterGroup"][];
+        };
         PaginatedRouteList: {
             /** @example 123 */
             count: number;
@@ -982,6 +1668,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Route"][];
+        };
+        PaginatedSubscriptionList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["Subscription"][];
         };
         PaginatedTeamList: {
             /** @example 123 */
@@ -1013,12 +1714,34 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Token"][];
         };
+        ParameterGroup: {
+            readonly id: number;
+            name: string;
+            readonly tenant: string;
+            parameters?: unknown;
+            /** @description the clusters that use this group */
+            readonly clusters: {
+                [key: string]: unknown;
+            }[];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        ParameterGroupRequest: {
+            name: string;
+            parameters?: unknown;
+        };
         PatchedMemberRoleRequest: {
             role?: components["schemas"]["RoleEnum"];
         };
+        PatchedParameterGroupRequest: {
+            name?: string;
+            parameters?: unknown;
+        };
         /** @description What a route is registered or changed with; which fields apply depends on `kind` (docs/routing.md). */
         PatchedRouteWriteRequest: {
-            kind?: components["schemas"]["KindEnum"];
+            kind?: components["schemas"]["KindFc7Enum"];
             name?: string;
             /** @description haproxy: unix:///path or tcp://host:port */
             runtime_api?: string;
@@ -1061,9 +1784,33 @@ export interface components {
             };
             failover_mode?: components["schemas"]["FailoverModeEnum"];
         };
+        PatchedSubscriptionRequest: {
+            /** @description needed only when you administer several tenants */
+            tenant?: number;
+            /** @description recipients see what this team may view; default: the whole tenant */
+            team?: number | null;
+            name?: string;
+            channel?: components["schemas"]["ChannelEnum"];
+            /** @description the webhook URL or the email address */
+            target?: string;
+            /** @default json */
+            payload_format: components["schemas"]["PayloadFormatEnum"];
+            clusters?: number[];
+            severities?: string[];
+            codes?: string[];
+            jobs?: string[];
+            /** @default true */
+            enabled: boolean;
+        };
         PatchedTeamRenameRequest: {
             name?: string;
         };
+        /**
+         * @description * `json` - json
+         *     * `slack` - slack
+         * @enum {string}
+         */
+        PayloadFormatEnum: "json" | "slack";
         /**
          * @description * `view_cluster` - view_cluster
          *     * `operate_cluster` - operate_cluster
@@ -1071,6 +1818,30 @@ export interface components {
          * @enum {string}
          */
         PermissionsEnum: "view_cluster" | "operate_cluster" | "admin_cluster";
+        PlatformFinding: {
+            code: string;
+            severity: string;
+            message: string;
+            /** Format: date-time */
+            opened_at: string;
+        };
+        PlatformHealth: {
+            ok: boolean;
+            automatic_actions: components["schemas"]["AutomaticActionsEnum"];
+            redis: components["schemas"]["PlatformHealthRedis"];
+            database: components["schemas"]["PlatformHealthDatabase"];
+            findings: components["schemas"]["PlatformFinding"][];
+        };
+        PlatformHealthDatabase: {
+            ok: boolean;
+            vendor: string;
+        };
+        PlatformHealthRedis: {
+            ok: boolean;
+            detail: string;
+            url: string;
+            sentinel: boolean;
+        };
         PlatformPauseRequest: {
             /** @default  */
             reason: string;
@@ -1081,6 +1852,18 @@ export interface components {
             changed_by: string;
             /** Format: date-time */
             changed_at: string | null;
+        };
+        Quota: {
+            tenant: string;
+            clusters: {
+                [key: string]: unknown;
+            };
+            servers: {
+                [key: string]: unknown;
+            };
+            memory_mb: {
+                [key: string]: unknown;
+            };
         };
         /** @description The registration payload; deep validation (allowlist, credentials) happens in the service. */
         RegisterClusterRequest: {
@@ -1095,11 +1878,23 @@ export interface components {
             /** @description the team that owns it (default: your first admin team) */
             team?: number;
         };
+        RejoinRequest: {
+            method?: unknown;
+        };
         Replication: {
             source: string | null;
             io_running: string | null;
             sql_running: boolean | null;
             seconds_behind: number | null;
+        };
+        RestoreRequestRequest: {
+            name: string;
+            backup?: number;
+            /** Format: date-time */
+            time?: string;
+            provision?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description * `viewer` - Viewer
@@ -1112,7 +1907,7 @@ export interface components {
         Route: {
             id: number;
             cluster: number;
-            kind: components["schemas"]["KindEnum"];
+            kind: components["schemas"]["KindFc7Enum"];
             name: string;
             /** @description secret fields that hold a value */
             secrets_set: string[];
@@ -1126,7 +1921,7 @@ export interface components {
         RouteRequest: {
             id: number;
             cluster: number;
-            kind: components["schemas"]["KindEnum"];
+            kind: components["schemas"]["KindFc7Enum"];
             name: string;
             /** @description secret fields that hold a value */
             secrets_set: string[];
@@ -1152,7 +1947,7 @@ export interface components {
         };
         /** @description What a route is registered or changed with; which fields apply depends on `kind` (docs/routing.md). */
         RouteWriteRequest: {
-            kind: components["schemas"]["KindEnum"];
+            kind: components["schemas"]["KindFc7Enum"];
             name?: string;
             /** @description haproxy: unix:///path or tcp://host:port */
             runtime_api?: string;
@@ -1212,6 +2007,9 @@ export interface components {
             port: number;
             maintenance?: boolean;
         };
+        SetParameterGroupRequest: {
+            parameter_group: string | null;
+        };
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -1221,6 +2019,52 @@ export interface components {
          * @enum {string}
          */
         StateEnum: "pending" | "running" | "succeeded" | "failed" | "refused";
+        /**
+         * @description * `running` - Running
+         *     * `completed` - Completed
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        StatusEnum: "running" | "completed" | "failed";
+        Subscription: {
+            readonly id: number;
+            /** @description needed only when you administer several tenants */
+            tenant?: number;
+            /** @description recipients see what this team may view; default: the whole tenant */
+            team?: number | null;
+            name: string;
+            channel: components["schemas"]["ChannelEnum"];
+            /** @description the webhook URL or the email address */
+            target: string;
+            /** @default json */
+            payload_format: components["schemas"]["PayloadFormatEnum"];
+            clusters?: number[];
+            severities?: string[];
+            codes?: string[];
+            jobs?: string[];
+            /** @default true */
+            enabled: boolean;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SubscriptionRequest: {
+            /** @description needed only when you administer several tenants */
+            tenant?: number;
+            /** @description recipients see what this team may view; default: the whole tenant */
+            team?: number | null;
+            name: string;
+            channel: components["schemas"]["ChannelEnum"];
+            /** @description the webhook URL or the email address */
+            target: string;
+            /** @default json */
+            payload_format: components["schemas"]["PayloadFormatEnum"];
+            clusters?: number[];
+            severities?: string[];
+            codes?: string[];
+            jobs?: string[];
+            /** @default true */
+            enabled: boolean;
+        };
         SwitchoverRequestRequest: {
             /** @description the replica to promote, "host:port" (default: elected) */
             candidate?: string;
@@ -1326,6 +2170,10 @@ export interface components {
             gtid_current_pos: string | null;
             replication: components["schemas"]["Replication"] | null;
             maintenance: boolean;
+            /** @description left behind by a failover: kept read-only until it rejoins */
+            fenced: boolean;
+            /** @description holds transactions the primary lacks: rejoin it (flashback, reseed) or rebuild it */
+            quarantined: boolean;
         };
     };
     responses: never;
@@ -1336,6 +2184,175 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    v1_alerts_subscriptions_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSubscriptionList"];
+                };
+            };
+        };
+    };
+    v1_alerts_subscriptions_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SubscriptionRequest"];
+                "multipart/form-data": components["schemas"]["SubscriptionRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+        };
+    };
+    v1_alerts_subscriptions_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this alert subscription. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+        };
+    };
+    v1_alerts_subscriptions_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this alert subscription. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_alerts_subscriptions_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this alert subscription. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSubscriptionRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedSubscriptionRequest"];
+                "multipart/form-data": components["schemas"]["PatchedSubscriptionRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+        };
+    };
+    v1_alerts_subscriptions_deliveries_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this alert subscription. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedDeliveryList"];
+                };
+            };
+        };
+    };
+    v1_alerts_subscriptions_test_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this alert subscription. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+        };
+    };
     v1_audit_list: {
         parameters: {
             query?: {
@@ -1347,7 +2364,7 @@ export interface operations {
                 page_size?: number;
                 since?: string;
                 target?: string;
-                tenant?: number;
+                tenant?: number | null;
                 until?: string;
             };
             header?: never;
@@ -1447,13 +2464,110 @@ export interface operations {
             };
         };
     };
-    v1_clusters_list: {
+    v1_backups_list: {
         parameters: {
             query?: {
                 /** @description A page number within the paginated result set. */
                 page?: number;
                 /** @description Number of results to return per page. */
                 page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedBackupList"];
+                };
+            };
+        };
+    };
+    v1_backups_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backup"];
+                };
+            };
+        };
+    };
+    v1_backups_restore_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RestoreRequestRequest"];
+                "multipart/form-data": components["schemas"]["RestoreRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_backups_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_list: {
+        parameters: {
+            query?: {
+                /** @description the cluster's name (exact) */
+                name?: string;
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description the tenant's name (exact) */
+                tenant?: string;
             };
             header?: never;
             path?: never;
@@ -1496,6 +2610,53 @@ export interface operations {
             };
         };
     };
+    v1_clusters_backups_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedClusterBackupsList"];
+                };
+            };
+        };
+    };
+    v1_clusters_backups_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
     v1_clusters_health_key_create: {
         parameters: {
             query?: never;
@@ -1513,6 +2674,89 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthKey"];
+                };
+            };
+        };
+    };
+    v1_clusters_parameter_group_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetParameterGroupRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SetParameterGroupRequest"];
+                "multipart/form-data": components["schemas"]["SetParameterGroupRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    v1_clusters_restart_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_restore_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RestoreRequestRequest"];
+                "multipart/form-data": components["schemas"]["RestoreRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
                 };
             };
         };
@@ -1716,6 +2960,147 @@ export interface operations {
             };
         };
     };
+    v1_clusters_servers_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AddReplicaRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["AddReplicaRequest"];
+                "multipart/form-data": components["schemas"]["AddReplicaRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_servers_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                server_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_servers_rebuild_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                server_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_servers_rejoin_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+                server_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RejoinRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RejoinRequest"];
+                "multipart/form-data": components["schemas"]["RejoinRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_start_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    v1_clusters_stop_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
     v1_clusters_retrieve: {
         parameters: {
             query?: never;
@@ -1812,10 +3197,14 @@ export interface operations {
     v1_clusters_events_list: {
         parameters: {
             query?: {
+                /** @description the cluster's name (exact) */
+                name?: string;
                 /** @description A page number within the paginated result set. */
                 page?: number;
                 /** @description Number of results to return per page. */
                 page_size?: number;
+                /** @description the tenant's name (exact) */
+                tenant?: string;
             };
             header?: never;
             path: {
@@ -1911,10 +3300,14 @@ export interface operations {
     v1_clusters_jobs_list: {
         parameters: {
             query?: {
+                /** @description the cluster's name (exact) */
+                name?: string;
                 /** @description A page number within the paginated result set. */
                 page?: number;
                 /** @description Number of results to return per page. */
                 page_size?: number;
+                /** @description the tenant's name (exact) */
+                tenant?: string;
             };
             header?: never;
             path: {
@@ -1931,6 +3324,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedJobList"];
+                };
+            };
+        };
+    };
+    cluster_metrics: {
+        parameters: {
+            query?: {
+                /** @description 1h (tick resolution) or 24h (one point a minute); default 1h */
+                range?: "1h" | "24h";
+                /** @description comma-separated among lag, io_running, sql_running, semi_sync, connections, reads_per_s, writes_per_s, gtid_per_s; default all */
+                series?: string;
+                /** @description only points and marks after this unix time (a live chart's next fetch) */
+                since?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -2078,6 +3501,54 @@ export interface operations {
             };
         };
     };
+    v1_jobs_artifacts_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                job_pk: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedJobArtifactList"];
+                };
+            };
+        };
+    };
+    v1_jobs_artifacts_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_pk: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
     v1_jobs_retrieve: {
         parameters: {
             query?: never;
@@ -2100,6 +3571,123 @@ export interface operations {
             };
         };
     };
+    v1_parameter_groups_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedParameterGroupList"];
+                };
+            };
+        };
+    };
+    v1_parameter_groups_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterGroupRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ParameterGroupRequest"];
+                "multipart/form-data": components["schemas"]["ParameterGroupRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGroup"];
+                };
+            };
+        };
+    };
+    v1_parameter_groups_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGroup"];
+                };
+            };
+        };
+    };
+    v1_parameter_groups_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_parameter_groups_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedParameterGroupRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedParameterGroupRequest"];
+                "multipart/form-data": components["schemas"]["PatchedParameterGroupRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGroup"];
+                };
+            };
+        };
+    };
     v1_platform_retrieve: {
         parameters: {
             query?: never;
@@ -2116,6 +3704,96 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PlatformState"];
                 };
+            };
+        };
+    };
+    v1_platform_health_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformHealth"];
+                };
+            };
+        };
+    };
+    v1_platform_hosts_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"][];
+                };
+            };
+        };
+    };
+    v1_platform_hosts_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["HostRequest"];
+                "multipart/form-data": components["schemas"]["HostRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+        };
+    };
+    v1_platform_hosts_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No response body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2159,6 +3837,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlatformState"];
+                };
+            };
+        };
+    };
+    v1_quota_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
                 };
             };
         };
