@@ -502,9 +502,14 @@ def teams_revoke_grant(team: str, cluster: ClusterArg):
 
 # --- declarative specs and import --------------------------------------------------------------------------
 
-from dbpilot_cli import provision_commands, spec_commands  # noqa: E402  (register their commands)
+from dbpilot_cli import (  # noqa: E402  (register their commands)
+    backup_commands,
+    provision_commands,
+    spec_commands,
+)
 
 spec_commands.register(app, api)  # apply, diff, export, import-replication-manager
+backup_commands.register(app, api)  # backups list/create/show/verify, restore
 provision_commands.register(
     app, clusters_app, api
 )  # create/delete/stop/start, replicas, groups, quota, hosts

@@ -28,6 +28,10 @@ or, for a cluster dbpilot provisions, a `provision` block instead of `servers` a
       parameter_group: oltp        # or parameters: {max_connections: 500}; a changed group is applied
       master_user: {user: owner, password: "env:ORDERS_MASTER_PASSWORD"}   # used at creation only
 
+and, for either, a backup schedule (the cluster settings backup_window and backup_retention_days):
+
+    backup: {window: "02:00-04:00", retention_days: 7}
+
 Secrets are references, `env:NAME` or `file:PATH`, resolved when applied; a literal value is accepted but
 `export` never writes one.
 """
@@ -91,20 +95,36 @@ TOP_LEVEL = {
     "grants",
     "prune",
     "provision",
+    "backup",
 }
-NOT_YET = {"backup": "backup schedules", "backups": "backup schedules"}
+# The `backup` block's keys and the cluster settings they stand for (docs/backups.md).
+BACKUP_KEYS = {"window": "backup_window", "retention_days": "backup_retention_days"}
 PERMISSIONS = ("view_cluster", "operate_cluster", "admin_cluster")
 
 
 # --- reading ---------------------------------------------------------------------------------------------
 
 
+def _backup_settings(block, settings: dict) -> dict:
+    """The `backup` block as the cluster settings it sets (the server checks the values)."""
+    if block is None:
+        return {}
+    if not isinstance(block, dict) or not block or set(block) - set(BACKUP_KEYS):
+        raise SpecError("backup: a mapping with window (HH:MM-HH:MM, UTC) and/or retention_days")
+    values = {}
+    for key, setting in BACKUP_KEYS.items():
+        if key in block:
+            if setting in settings:
+                raise SpecError(f"backup.{key}: also given as settings.{setting}; keep one")
+            values[setting] = block[key]
+    return values
+
+
 def parse_spec(data: dict) -> Spec:
-    for key, what in NOT_YET.items():
-        if key in data:
-            raise SpecError(
-                f"`{key}`: {what} are not in the API yet; this version of dbpilot cannot apply them"
-            )
+    if "backups" in data:
+        raise SpecError(
+            "`backups`: the schedule is the `backup` block: {window: HH:MM-HH:MM, retention_days: N}"
+        )
     for key in ("parameter_group", "parameters"):
         if key in data:
             raise SpecError(f"`{key}`: write it inside the `provision` block")
@@ -141,6 +161,7 @@ def parse_spec(data: dict) -> Spec:
     for key in ("failover_mode", "paused"):
         if key in settings:
             raise SpecError(f"settings.{key}: write `{key}` at the top level of the spec")
+    settings = {**settings, **_backup_settings(data.get("backup"), settings)}
     routes = data.get("routes") or []
     if not isinstance(routes, list) or any(not isinstance(r, dict) or "kind" not in r for r in routes):
         raise SpecError("routes: a list of mappings, each with `kind` (and `name` when a kind appears twice)")

@@ -170,6 +170,60 @@ def hosts_table(hosts: list[dict]):
     )
 
 
+def _size(item: dict) -> str:
+    size = item.get("size_bytes")
+    return cell(f"{size / 1e6:.1f} MB" if isinstance(size, int | float) else None)
+
+
+def _verified(item: dict) -> str:
+    verified = item.get("verified")
+    return styled(
+        {True: "yes", False: "FAILED", None: "not yet"}[verified], {"FAILED": "bold red", "yes": "green"}
+    )
+
+
+def backups_table(backups: list[dict]):
+    return list_table(
+        backups,
+        ("ID", field("id")),
+        (
+            "CLUSTER",
+            lambda b: cell(f"{b.get('cluster_name')}{' (deleted)' if b.get('cluster_deleted') else ''}"),
+        ),
+        ("KIND", field("kind")),
+        ("STATUS", field("status")),
+        ("SIZE", _size),
+        ("GTID", field("gtid_position")),
+        ("STARTED", when("started_at")),
+        ("SECONDS", field("duration_seconds")),
+        ("VERIFIED", _verified),
+    )
+
+
+def backup_detail(backup: dict):
+    table = new_table("FIELD", "VALUE", title=f"backup #{backup['id']} of {backup.get('cluster_name')}")
+    for key in (
+        "kind",
+        "status",
+        "source",
+        "storage",
+        "compression",
+        "encrypted",
+        "size_bytes",
+        "gtid_position",
+        "started_at",
+        "ended_at",
+        "duration_seconds",
+        "verified",
+        "verified_reason",
+        "keep_until",
+        "error",
+        "job",
+    ):
+        table.add_row(key, cell(backup.get(key)))
+    return table
+
+
 def address(server: dict) -> str:
     host = server["host"]
     return f"[{host}]:{server['port']}" if ":" in host else f"{host}:{server['port']}"

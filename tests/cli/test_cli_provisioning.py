@@ -280,3 +280,69 @@ def test_platform_hosts_by_an_operator(provisioning_stack):
     assert stack.dbp("platform", "hosts", "remove", "db1", env=operator).rc == 0
     assert json.loads(stack.dbp("platform", "hosts", "list", "-o", "json", env=operator).out) == []
     assert stack.dbp("platform", "hosts", "remove", "db1", env=operator).rc == 3
+
+
+def test_backup_verbs_back_up_list_show_and_restore_into_a_new_cluster(provisioning_stack):
+    from tests.integration.provisioning_helpers import connect
+
+    stack = provisioning_stack
+    created = stack.dbp(
+        "clusters",
+        "create",
+        "books",
+        "--replicas",
+        "1",
+        "--master-user",
+        "owner",
+        "--master-password",
+        "env:SHOP_MASTER_PASSWORD",
+        "--wait",
+        env=_env(stack),
+        timeout=300,
+    )
+    assert created.rc == 0, created.out + created.err
+    books = _cluster(stack, "books")
+    with connect(books["primary"], "owner", MASTER_PASSWORD) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE lib")
+        cursor.execute("CREATE TABLE lib.t (id INT PRIMARY KEY)")
+        cursor.execute("INSERT INTO lib.t VALUES (1), (2), (3)")
+
+    backed_up = stack.dbp("backups", "create", "books", "--wait", timeout=300)
+    assert backed_up.rc == 0, backed_up.out + backed_up.err
+    assert "backup succeeded" in backed_up.out
+    page = _json(stack, "backups", "list", "books")
+    assert page["method"] == "physical" and page["count"] == 1
+    backup = page["results"][0]
+    assert backup["status"] == "completed" and backup["gtid_position"]
+    table = stack.dbp("backups", "list", "books")
+    assert table.rc == 0 and "recoverable from" in table.out and "physical" in table.out
+    shown = stack.dbp("backups", "show", str(backup["id"]))
+    assert shown.rc == 0 and backup["gtid_position"] in shown.out
+    assert stack.dbp("backups", "show", "999999").rc == 3
+
+    neither = stack.dbp("restore", "books", "books-copy")
+    assert neither.rc == 2 and "exactly one of --backup ID or --time" in neither.err
+    outside = stack.dbp("restore", "books", "books-copy", "--time", "2001-01-01T00:00:00Z")
+    assert outside.rc == 2 and len(outside.err.strip().splitlines()) == 1  # the window, in one line
+    restored = stack.dbp(
+        "restore",
+        "books",
+        "books-copy",
+        "--backup",
+        str(backup["id"]),
+        "--replicas",
+        "0",
+        "--wait",
+        timeout=300,
+    )
+    assert restored.rc == 0, restored.out + restored.err
+    assert "is being restored" in restored.out and "restore succeeded" in restored.out
+    copy = _cluster(stack, "books-copy")
+    with connect(copy["primary"], "owner", MASTER_PASSWORD) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) AS n FROM lib.t")
+        assert cursor.fetchone()["n"] == 3
+
+    for name in ("books", "books-copy"):
+        assert stack.dbp("clusters", "deletion-protection", name, "off").rc == 0
+        deleted = stack.dbp("clusters", "delete", name, "--yes", "--wait", timeout=180)
+        assert deleted.rc == 0, deleted.out + deleted.err

@@ -148,13 +148,37 @@ def test_grants_are_compared_per_team():
     assert (grant.action, grant.body) == ("update", {"permissions": ["view_cluster", "operate_cluster"]})
 
 
+def test_a_backup_block_is_the_schedule_settings_and_only_a_change_is_planned():
+    scheduled = spec(backup={"window": "01:00-03:00", "retention_days": 14})
+    assert scheduled.settings["backup_window"] == "01:00-03:00"
+    assert scheduled.settings["backup_retention_days"] == 14
+    changes = plan(
+        scheduled,
+        State(cluster=cluster(backup_window="01:00-03:00", backup_retention_days=7), routes=[route()]),
+    )
+    assert [(c.action, c.target, c.name, c.detail) for c in changes if c.action != "patch"] == [
+        ("update", "setting", "backup_retention_days", "7 -> 14"),
+    ]
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
         ({"servers": SERVERS}, "`name` is required"),
         ({"name": "x"}, "`servers` is required"),
         ({"name": "x", "servers": SERVERS, "provision": {}}, "keep one of the two"),
-        ({"name": "x", "servers": SERVERS, "backup": {}}, "not in the API yet"),
+        ({"name": "x", "servers": SERVERS, "backup": {}}, "window"),
+        ({"name": "x", "servers": SERVERS, "backup": {"every": "day"}}, "window"),
+        (
+            {
+                "name": "x",
+                "servers": SERVERS,
+                "backup": {"window": "01:00-02:00"},
+                "settings": {"backup_window": ""},
+            },
+            "keep one",
+        ),
+        ({"name": "x", "servers": SERVERS, "backups": {}}, "the `backup` block"),
         ({"name": "x", "parameter_group": "oltp", "provision": {}}, "inside the `provision` block"),
         ({"name": "x", "provision": {"replicas": 9}}, "from 0 to 8"),
         ({"name": "x", "provision": {"replicas": 0, "semi_sync": "yes"}}, "true or false"),
