@@ -15,7 +15,8 @@ from dbpilot_cli.errors import CliError
 from dbpilot_cli.live import job_started
 from dbpilot_cli.options import ClusterArg, OutputOpt, WaitOpt
 from dbpilot_cli.output import Output, console, emit
-from dbpilot_cli.views import backup_detail, backups_table, cluster_detail
+from dbpilot_cli.provision_commands import new_cluster_started
+from dbpilot_cli.views import backup_detail, backups_table
 
 backups_app = typer.Typer(
     help="Backups: list, back up now, show, verify, restore into a new cluster (docs/backups.md).",
@@ -116,11 +117,4 @@ def register(app: typer.Typer, api_factory) -> None:
         else:
             found = client.cluster(cluster)
             created = client.post(f"clusters/{found['id']}/restore/", body)
-        if output == Output.table:
-            console.print(f"cluster {created['name']} (id {created['id']}) is being restored", markup=False)
-        elif not wait:
-            emit(created, output)
-            return
-        job_started(client, created["job"], wait, output)
-        if wait and output == Output.table:
-            emit(client.cluster(str(created["id"])), output, cluster_detail)
+        new_cluster_started(client, created, "restored", wait, output)

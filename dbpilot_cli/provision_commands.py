@@ -45,6 +45,19 @@ hosts_app = typer.Typer(help="The pool of database hosts (platform operators onl
 platform_app.add_typer(hosts_app, name="hosts")
 
 
+def new_cluster_started(client: Api, cluster: dict, doing: str, wait: bool, output: Output) -> None:
+    """A cluster the API just created with its job (provision, restore): say so, then follow the job with
+    --wait and end with the cluster's detail; or print the cluster object (--output json|yaml)."""
+    if output == Output.table:
+        console.print(f"cluster {cluster['name']} (id {cluster['id']}) is being {doing}", markup=False)
+    elif not wait:
+        emit(cluster, output)
+        return
+    job_started(client, cluster["job"], wait, output)
+    if wait and output == Output.table:
+        emit(client.cluster(str(cluster["id"])), output, cluster_detail)
+
+
 def master_password(reference: str | None, user: str | None) -> str | None:
     """The master user's password from env:NAME or file:PATH, or asked on the terminal; never a literal
     on the command line (it would stay in the shell's history)."""
@@ -199,17 +212,7 @@ def register(app: typer.Typer, clusters_app: typer.Typer, api_factory) -> None:
             body["settings"] = parse_assignments(setting)
         if team:
             body["team"] = client.team(team)["id"]
-        cluster = client.post("clusters/", body)
-        if output == Output.table:
-            console.print(
-                f"cluster {cluster['name']} (id {cluster['id']}) is being provisioned", markup=False
-            )
-        elif not wait:
-            emit(cluster, output)
-            return
-        job_started(client, cluster["job"], wait, output)
-        if wait and output == Output.table:
-            emit(client.cluster(str(cluster["id"])), output, cluster_detail)
+        new_cluster_started(client, client.post("clusters/", body), "provisioned", wait, output)
 
     @clusters_app.command("delete")
     def clusters_delete(
