@@ -59,7 +59,10 @@ def assign_group(cluster: Cluster, group: ParameterGroup | None, *, requested_by
         raise ProvisionConflict(
             "only a provisioned cluster has a parameter group; this one is registered", "not_provisioned"
         )
-    cluster = Cluster.objects.select_for_update().select_related("parameter_group").get(pk=cluster.pk)
+    # Lock the cluster row only: PostgreSQL cannot lock the nullable side of the outer join to its group.
+    cluster = (
+        Cluster.objects.select_for_update(of=("self",)).select_related("parameter_group").get(pk=cluster.pk)
+    )
     old = dict(cluster.parameter_group.parameters) if cluster.parameter_group else {}
     new = dict(group.parameters) if group else {}
     label = group.name if group else "(none)"
