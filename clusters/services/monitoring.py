@@ -279,7 +279,7 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
         if _failing_primary(plan, failures):
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
         else:
-            _after_round(result, cluster.epoch)
+            _after_round(result, cluster)
             if not _awaiting_confirmation(plan, result, reprobe_round) or _failover_started(cluster.id):
                 return result
             time.sleep(plan.settings.reprobe_interval_ms / 1000)
@@ -288,11 +288,11 @@ def _continue_tick(plan: _TickPlan, probes: dict[str, ProbeResult], store) -> Ti
         probes = dict(zip(plan.addresses, probe_many(plan.targets(reprobe=True), details=False), strict=True))
 
 
-def _after_round(result: TickResult, epoch: int) -> None:
+def _after_round(result: TickResult, cluster: Cluster) -> None:
     """Failover and fencing decide from each finished round; a primary seen up is watched between ticks."""
-    failover.after_tick(result, epoch=epoch)
+    failover.after_tick(result, epoch=cluster.epoch)
     try:
-        replacement.after_tick(result)  # a provisioned cluster's server down too long is replaced
+        replacement.after_tick(result, cluster)  # a provisioned cluster's server down too long is replaced
     except Exception:  # noqa: BLE001 - the next tick tries again
         log.exception("cluster %s: replacing a lost server failed", result.cluster_id)
     view = result.topology.primary_view
@@ -493,7 +493,7 @@ def monitor_shard(cluster_ids: list[int]) -> None:
             raise
         for plan, result in finished:
             try:
-                _after_round(result, plan.cluster.epoch)
+                _after_round(result, plan.cluster)
             except Exception:  # noqa: BLE001
                 log.exception("tick of cluster %s failed after recording", plan.cluster.id)
         hotstate.release_tick_locks(released)

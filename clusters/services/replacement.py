@@ -40,13 +40,11 @@ def _down_since(cluster_id: int, states: dict[str, str], now: float) -> dict[str
     return current
 
 
-def after_tick(result) -> Job | None:
-    """Replace a server down too long, when the decision allows it; the job started, or None."""
+def after_tick(result, cluster: Cluster) -> Job | None:
+    """Replace a server down too long, when the decision allows it; the job started, or None. `cluster` is
+    the tick's own row: nothing more is read for registered clusters (every tick passes here)."""
     settings = result.settings
-    if settings.replace_after_seconds <= 0:
-        return None
-    cluster = Cluster.objects.select_related("tenant").filter(pk=result.cluster_id).first()
-    if cluster is None or cluster.origin != Cluster.Origin.PROVISIONED:
+    if settings.replace_after_seconds <= 0 or cluster.origin != Cluster.Origin.PROVISIONED:
         return None
     now = time.time()
     try:
