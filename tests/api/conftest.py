@@ -222,6 +222,21 @@ def _make_cluster(
     return cluster
 
 
+def closed_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports nobody listens on: all bound at once while chosen (one at a time,
+    the kernel may hand out the same port twice, and two servers of a cluster cannot share an address)."""
+    import socket
+
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 @pytest.fixture
 def make_cluster(db):
     """make_cluster(team, name, servers=((host, port), ...), password=None, settings=None, perms=all) -> Cluster."""

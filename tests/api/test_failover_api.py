@@ -5,7 +5,6 @@ The failovers themselves run on real servers in tests/integration/test_failover*
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import timedelta
 
@@ -22,13 +21,8 @@ from clusters.services import failover
 from clusters.services.monitoring import TickResult
 from tenants.models import AuditEntry
 from tenants.platform import set_platform_paused
+from tests.api.conftest import closed_ports
 from tests.unit.domain_builders import failed, primary, replica, with_channel
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +36,7 @@ def dark(world, make_cluster):
     cluster = make_cluster(
         world.team_a,
         "dark",
-        servers=tuple(("127.0.0.1", _closed_port()) for _ in range(3)),
+        servers=tuple(("127.0.0.1", port) for port in closed_ports(3)),
         settings={"failover_mode": "automatic"},
     )
     Cluster.objects.filter(pk=cluster.pk).update(failover_armed=True)

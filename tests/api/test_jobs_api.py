@@ -4,25 +4,16 @@ tests/integration/test_switchover*.py."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from clusters.jobs.engine import create_job
 from clusters.models import Job
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.api.conftest import closed_ports
 
 
 @pytest.fixture
 def unreachable_cluster(world, make_cluster):
-    return make_cluster(
-        world.team_a, "dark", servers=(("127.0.0.1", _closed_port()), ("127.0.0.1", _closed_port()))
-    )
+    return make_cluster(world.team_a, "dark", servers=tuple(("127.0.0.1", port) for port in closed_ports(2)))
 
 
 def test_a_second_switchover_while_one_is_active_is_a_409_naming_it(world, unreachable_cluster):
