@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clusters.agent.sealed_stream import SealedWriter
 from clusters.providers.base import ProviderError, ServerSpec
 from clusters.providers.local_provider import DEFAULT_PORTS, LocalProvider, check_backup_tools
 
@@ -200,8 +201,9 @@ def clone_send(agent: AgentContext, args: dict) -> dict:
         ) from None
     with sock:
         sock.settimeout(300)
-        sock.sendall(args["token"].encode() + b"\n")
-        copied = agent.provider().send_clone(args["instance"], args["root_password"], sock.sendall, progress)
+        sealed = SealedWriter(args["token"], sock.sendall)  # the token itself never crosses the network
+        copied = agent.provider().send_clone(args["instance"], args["root_password"], sealed.write, progress)
+        sealed.close()
         sock.shutdown(socket.SHUT_WR)
     return {"bytes": copied, "seconds": time.monotonic() - started}
 

@@ -2,25 +2,25 @@
 started by the target host's agent (operation clone_receive) with the job's one-time token on stdin.
 
 It listens on the host's address (a port the kernel picks, written to WORKDIR/port), accepts the one
-connection whose first line is the token (anything else is dropped), pipes the rest into
-`mbstream -x -C DATADIR`, and writes WORKDIR/status.json: {"ok", "bytes", "error"}. The stream goes from
-the source's agent to this process directly: never through the control plane.
+connection whose first frame opens with the key derived from the token (clusters.agent.sealed_stream;
+anything else is dropped), pipes what the frames hold into `mbstream -x -C DATADIR`, and writes
+WORKDIR/status.json: {"ok", "bytes", "error"}. The stream goes from the source's agent to this process
+directly, encrypted: never through the control plane, never in clear.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from clusters.agent.sealed_stream import SealedReader, StreamBroken
 from clusters.providers.local_provider import MBSTREAM
 
 CONNECT_SECONDS = 120.0
 READ_SECONDS = 300.0
-CHUNK = 1 << 20
 
 
 def receive(address: str, datadir: Path, work: Path, token: str) -> dict:
@@ -38,14 +38,13 @@ def receive(address: str, datadir: Path, work: Path, token: str) -> dict:
                 return {"ok": False, "bytes": 0, "error": f"no source connected within {CONNECT_SECONDS:g} s"}
             conn.settimeout(30)
             reader = conn.makefile("rb")
+            sealed = SealedReader(token, reader)
             try:
-                line = reader.readline(256).rstrip(b"\n")
-            except OSError:
-                line = b""
-            if hmac.compare_digest(line, token.encode()):
+                sealed.greet()
                 break
-            reader.close()
-            conn.close()  # not the job's source: keep waiting for it
+            except (OSError, StreamBroken):
+                reader.close()
+                conn.close()  # not the job's source: keep waiting for it
         conn.settimeout(READ_SECONDS)
         extract = subprocess.Popen(
             [MBSTREAM, "-x", "-C", str(datadir)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
@@ -53,10 +52,10 @@ def receive(address: str, datadir: Path, work: Path, token: str) -> dict:
         copied = 0
         error = ""
         try:
-            while chunk := reader.read1(CHUNK):
+            while chunk := sealed.read():
                 extract.stdin.write(chunk)
                 copied += len(chunk)
-        except OSError as exc:
+        except (OSError, StreamBroken) as exc:
             error = f"the stream broke after {copied} bytes: {exc}"
         finally:
             try:
