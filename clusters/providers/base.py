@@ -78,6 +78,14 @@ class CloneResult:
         return round(self.bytes_copied / 1e6 / self.seconds, 1) if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One instance a provider holds and when it was created (epoch seconds; None: it cannot say)."""
+
+    name: str
+    created_at: float | None
+
+
 Progress = Callable[[int], None]  # bytes copied so far
 Statement = str | tuple[str, tuple | list]  # SQL, or SQL with its %s arguments
 
@@ -141,6 +149,22 @@ class Provider(ABC):
     @abstractmethod
     def placement(self, instance: str) -> Placement | None:
         """Where the instance is, or None when it does not exist."""
+
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance this provider holds, with its creation time: what the orphan sweep
+        (clusters.services.orphans) compares with the servers dbpilot owns."""
+        raise ProviderError(f"the {self.name or 'current'} provider cannot list its instances")
+
+    def bind_cluster(self, group: str, root_password: str) -> None:
+        """The cluster a job works on (its provisioning key and root password): for providers that keep
+        the cluster's credentials themselves (kubernetes: its Secret). Others need nothing."""
+        return None
+
+    def roles_changed(self, primary: str | None, instances: Sequence[str]) -> list[str]:
+        """The primary of a cluster whose servers are `instances` is now `primary` (None: unknown): for
+        providers whose own objects follow the role (kubernetes: the pods' `dbpilot.io/role` label, which
+        the writer Service selects). What was changed, for the job's step detail; [] when nothing."""
+        return []
 
     @abstractmethod
     def root_connection(self, instance: str, password: str | None, timeout: float = 5):
