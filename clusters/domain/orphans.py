@@ -9,8 +9,11 @@ period, so a server a running job has just created (before its job recorded it) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+SERVER_NUMBER = re.compile(r"-s(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,15 @@ def orphans(instances: Iterable[InstanceAge], owners: Owners, grace_seconds: flo
         else:
             destroy.append(instance.name)
     return SweepDecision(destroy, owned, young)
+
+
+def instance_number(name: str) -> int:
+    """n of a provisioned server's instance `<key>-s<n>` (0 for any other name)."""
+    match = SERVER_NUMBER.search(name)
+    return int(match.group(1)) if match else 0
+
+
+def highest_first(names: Iterable[str]) -> list[str]:
+    """The order servers are destroyed in: the highest `-s<n>` of a cluster first (a StatefulSet's pods
+    go from its highest ordinal down; for other providers the order does not matter)."""
+    return sorted(names, key=lambda n: (SERVER_NUMBER.sub("", n), -instance_number(n), n))

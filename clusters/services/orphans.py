@@ -16,7 +16,7 @@ import time
 
 from django.conf import settings
 
-from clusters.domain.orphans import InstanceAge, Owners, SweepDecision, orphans
+from clusters.domain.orphans import InstanceAge, Owners, SweepDecision, highest_first, orphans
 from clusters.events import record_event
 from clusters.models import ACTIVE_JOB_STATES, Cluster, Job, Server
 from clusters.providers.base import Provider, ProviderError
@@ -55,7 +55,7 @@ def sweep_provider(provider: Provider, grace_seconds: float, now: float | None =
     decision = orphans(ages, current_owners(), grace_seconds)
     age_of = {a.name: a.age_seconds for a in ages}
     destroyed = []
-    for instance in decision.destroy:
+    for instance in highest_first(decision.destroy):  # a StatefulSet's pods go from the top down
         try:
             removed = provider.destroy(instance)
         except ProviderError as exc:
