@@ -265,7 +265,7 @@ class KubernetesProvider(Provider):
             self._save_servers(sts, servers)
         self._scale(sts, self._replicas_for(servers))
         # Pulling the image and binding the volume take longer than a local start: the provider's own wait.
-        self._wait(f"{sts}-{ordinal}", True, max(timeout, self.ready_seconds))
+        self._wait(f"{sts}-{ordinal}", True, self.ready_seconds)
 
     def _refuse_below_running(self, what: str, instance: str, ordinal: int, servers: dict[int, dict]) -> None:
         above = sorted(o for o, info in servers.items() if o > ordinal and info["state"] == "running")
@@ -285,7 +285,7 @@ class KubernetesProvider(Provider):
         servers[ordinal]["state"] = "stopped"
         self._save_servers(sts, servers)
         self._scale(sts, self._replicas_for(servers))
-        self._wait(f"{sts}-{ordinal}", False, max(timeout, self.ready_seconds))
+        self._wait(f"{sts}-{ordinal}", False, self.ready_seconds)
 
     def reconfigure(self, spec: ServerSpec) -> bool:
         key, sts, _ = self.locate(spec.instance)
@@ -334,7 +334,7 @@ class KubernetesProvider(Provider):
         self._call(
             f"deleting Pod/{pod}", self.core.delete_namespaced_pod, pod, self.namespace, missing_ok=True
         )
-        self._wait(pod, True, max(timeout, self.ready_seconds), old_uid=old_uid)
+        self._wait(pod, True, self.ready_seconds, old_uid=old_uid)
 
     def destroy(self, instance: str) -> bool:
         key, sts, ordinal = self.locate(instance)
