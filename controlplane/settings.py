@@ -127,8 +127,8 @@ DBPILOT_LOCAL_SERVERS_ROOT = DATA_ROOT / "servers"
 DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
 # The kubernetes provider's client: a kubeconfig file (empty: the pod's service account). Not verified live.
 DBPILOT_KUBERNETES_CONFIG = env.str("DBPILOT_KUBERNETES_CONFIG", default="")
-# The kubernetes provider (docs/provisioning.md): the namespace its objects go in, the storage class of the
-# servers' volumes (empty: the cluster's default), and how long `start` waits for a pod to be ready.
+# The kubernetes provider (docs/provisioning.md): the namespace its objects go in, the size of each server's
+# volume claim, and how long it waits for a pod to be Ready (start, restart) or gone (stop, destroy).
 DBPILOT_KUBERNETES_NAMESPACE = env.str("DBPILOT_KUBERNETES_NAMESPACE", default="dbpilot")
 DBPILOT_KUBERNETES_STORAGE_GB = env.int("DBPILOT_KUBERNETES_STORAGE_GB", default=10)
 DBPILOT_KUBERNETES_READY_SECONDS = env.float("DBPILOT_KUBERNETES_READY_SECONDS", default=300.0)
