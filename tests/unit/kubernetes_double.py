@@ -53,12 +53,36 @@ def status(code: int, reason: str, message: str, details: dict | None = None) ->
     }
 
 
+MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+JSON_PATCH = "application/json-patch+json"
+
+
 def merge(into: dict, patch: dict) -> dict:
+    """A merge patch (RFC 7386; `null` removes a key). A strategic merge patch is taken as one here: lists
+    are replaced, not merged by key (dbpilot patches maps and whole objects only)."""
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
             merge(into[key], value)
         else:
             into[key] = copy.deepcopy(value)
+    return into
+
+
+def json_patch(into: dict, operations: list) -> dict:
+    """A JSON patch (RFC 6902): add, replace and remove on object members."""
+    for operation in operations:
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]]
+        target = into
+        for part in parents:
+            target = target[part]
+        if operation["op"] in ("add", "replace"):
+            target[last] = copy.deepcopy(operation["value"])
+        elif operation["op"] == "remove":
+            del target[last]
+        else:
+            raise ValueError(f"unsupported operation {operation['op']!r}")
     return into
 
 
@@ -102,6 +126,20 @@ class KubernetesDouble:
                     )
                 group, namespace, resource, name, subresource = match.groups()
                 body = json.loads(raw) if raw else None
+                content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                if method == "PATCH" and content_type not in (*MERGE_PATCHES, JSON_PATCH):
+                    # The reference: a PATCH names its patch type; anything else is 415.
+                    return self._answer(
+                        415,
+                        status(
+                            415,
+                            "UnsupportedMediaType",
+                            f'the body of the request was in an unknown format - accepted media types include: '
+                            f"{JSON_PATCH}, {', '.join(MERGE_PATCHES)}, application/apply-patch+yaml",
+                        ),
+                    )
+                if method == "PATCH" and (content_type == JSON_PATCH) != isinstance(body, list):
+                    return self._answer(400, status(400, "BadRequest", f"the body does not fit {content_type}"))
                 with double.lock:
                     if subresource == "scale":
                         answer = double.serve_scale(method, namespace, name, body)
@@ -160,7 +198,7 @@ class KubernetesDouble:
             return 200, self.objects[key]
         if method == "PATCH":
             self.version += 1
-            stored = merge(self.objects[key], body)
+            stored = (json_patch if isinstance(body, list) else merge)(self.objects[key], body)
             stored["metadata"]["resourceVersion"] = str(self.version)
             self._reconcile(resource, namespace, key[2])
             return 200, stored
@@ -227,6 +265,8 @@ class KubernetesDouble:
             )
         stored = self.objects[key]
         if method == "PATCH":
+            if isinstance(body, list):
+                body = json_patch({"spec": {"replicas": stored["spec"].get("replicas", 1)}}, body)
             replicas = (body or {}).get("spec", {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
                 return 422, status(

@@ -208,3 +208,23 @@ def test_the_client_dials_only_the_configured_api_server(settings):
     with pytest.raises(ProviderError, match="one of dbpilot's own services"):
         check_api_server(k8s.Configuration(host="http://127.0.0.1:6399"))
     check_api_server(k8s.Configuration(host="https://10.0.0.1:6443"))
+
+
+def test_the_double_takes_the_patch_types_the_api_takes_and_refuses_others(cluster):
+    double, provider = cluster
+    provider.create(spec(1))
+    core = k8s.CoreV1Api(client_for(double))
+    name = f"{KEY}-config"
+    core.patch_namespaced_config_map(
+        name, NS, [{"op": "add", "path": "/data/extra", "value": "1"}], _content_type="application/json-patch+json"
+    )
+    core.patch_namespaced_config_map(
+        name, NS, {"data": {"extra": None}}, _content_type="application/merge-patch+json"
+    )
+    assert "extra" not in double.objects[("configmaps", NS, name)]["data"]
+    with pytest.raises(k8s.ApiException) as unsupported:
+        core.patch_namespaced_config_map(name, NS, {"data": {}}, _content_type="application/json")
+    assert unsupported.value.status == 415
+    assert json.loads(unsupported.value.body)["reason"] == "UnsupportedMediaType"
+    # What the provider sends: strategic merge patches (the client's choice for an object body).
+    assert {c for m, _, c in double.requests if m == "PATCH"} >= {"application/strategic-merge-patch+json"}
