@@ -312,16 +312,19 @@ class KubernetesProvider(Provider):
         return True
 
     def _manifest_spec(self, sts: str, spec: ServerSpec) -> KubernetesSpec:
-        return KubernetesSpec(
-            name=sts,
-            namespace=self.namespace,
-            replicas=0,
-            memory_mb=spec.memory_mb,
-            semi_sync=spec.semi_sync,
-            parameters=dict(spec.parameters),
-            storage_gb=self.storage_gb,
-            binlog_expire_seconds=spec.binlog_expire_seconds,
-        )
+        try:
+            return KubernetesSpec(
+                name=sts,
+                namespace=self.namespace,
+                replicas=0,
+                memory_mb=spec.memory_mb,
+                semi_sync=spec.semi_sync,
+                parameters=dict(spec.parameters),
+                storage_gb=self.storage_gb,
+                binlog_expire_seconds=spec.binlog_expire_seconds,
+            )
+        except ValueError as exc:  # a namespace Kubernetes would refuse (DBPILOT_KUBERNETES_NAMESPACE)
+            raise ProviderError(f"DBPILOT_KUBERNETES_NAMESPACE or the cluster's name: {exc}") from None
 
     def restart(self, spec: ServerSpec, root_password: str, timeout: float = 60) -> None:
         """The new configuration in the ConfigMap, then the pod deleted: the StatefulSet creates it again
@@ -425,7 +428,12 @@ class KubernetesProvider(Provider):
         placement = self.placement(instance)
         if placement is None:
             raise ProviderError(f"server {instance} does not exist")
-        host = self._pin(placement.host) if self._pin else placement.host
+        try:
+            host = self._pin(placement.host) if self._pin else placement.host
+        except ValueError as exc:  # does not resolve (yet), or outside DBPILOT_ALLOWED_NETWORKS
+            raise ProviderError(
+                f"cannot reach {instance} at {placement.host}: {exc}", permanent=False
+            ) from None
         return pymysql.connect(
             host=host,
             port=placement.port,

@@ -134,12 +134,14 @@ class KubernetesDouble:
                         status(
                             415,
                             "UnsupportedMediaType",
-                            f'the body of the request was in an unknown format - accepted media types include: '
+                            f"the body of the request was in an unknown format - accepted media types include: "
                             f"{JSON_PATCH}, {', '.join(MERGE_PATCHES)}, application/apply-patch+yaml",
                         ),
                     )
                 if method == "PATCH" and (content_type == JSON_PATCH) != isinstance(body, list):
-                    return self._answer(400, status(400, "BadRequest", f"the body does not fit {content_type}"))
+                    return self._answer(
+                        400, status(400, "BadRequest", f"the body does not fit {content_type}")
+                    )
                 with double.lock:
                     if subresource == "scale":
                         answer = double.serve_scale(method, namespace, name, body)

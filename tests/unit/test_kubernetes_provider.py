@@ -216,7 +216,10 @@ def test_the_double_takes_the_patch_types_the_api_takes_and_refuses_others(clust
     core = k8s.CoreV1Api(client_for(double))
     name = f"{KEY}-config"
     core.patch_namespaced_config_map(
-        name, NS, [{"op": "add", "path": "/data/extra", "value": "1"}], _content_type="application/json-patch+json"
+        name,
+        NS,
+        [{"op": "add", "path": "/data/extra", "value": "1"}],
+        _content_type="application/json-patch+json",
     )
     core.patch_namespaced_config_map(
         name, NS, {"data": {"extra": None}}, _content_type="application/merge-patch+json"
@@ -228,3 +231,19 @@ def test_the_double_takes_the_patch_types_the_api_takes_and_refuses_others(clust
     assert json.loads(unsupported.value.body)["reason"] == "UnsupportedMediaType"
     # What the provider sends: strategic merge patches (the client's choice for an object body).
     assert {c for m, _, c in double.requests if m == "PATCH"} >= {"application/strategic-merge-patch+json"}
+
+
+def test_sql_to_a_pod_goes_through_the_network_allowlist(cluster):
+    double, _ = cluster
+    pinned = []
+
+    def refuse(host: str) -> str:
+        pinned.append(host)
+        raise ValueError(f"{host} (10.244.0.7) is outside the networks this dbpilot may connect to")
+
+    provider = KubernetesProvider(client_for(double), NS, pin=refuse)
+    provider.bind_cluster(KEY, "r00t-secret")
+    provider.create(spec(1))
+    with pytest.raises(ProviderError, match="outside the networks") as refused:
+        provider.execute(f"{KEY}-s1", "r00t-secret", ["SELECT 1"])
+    assert pinned == [f"{KEY}-0.{KEY}-servers.{NS}.svc"] and not refused.value.permanent
