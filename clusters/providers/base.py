@@ -8,7 +8,10 @@ what went wrong and whether trying again can help (`permanent`), in the manner o
 
 `local` (clusters.providers.local_provider) is the embedded provider; `hosts`
 (clusters.providers.hosts_provider) does the same work on a pool of database hosts through their agents;
-`kubernetes` renders manifests (docs/provisioning.md).
+`kubernetes` (clusters.providers.kubernetes_provider) runs them as the pods of a StatefulSet (not verified
+against a live cluster; it cannot clone). Servers are destroyed newest first (`-s<n>` descending): a
+StatefulSet's pods go from the highest ordinal down. `list_instances` feeds the orphan sweep
+(clusters.services.orphans).
 
 Replacing a dead server (the repair job): `provider.clone(source, ServerSpec(instance, server_id,
 group=<cluster key>, ...), root_password, progress)` places the new replica (hosts: the least loaded up

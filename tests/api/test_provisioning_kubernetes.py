@@ -107,3 +107,21 @@ def test_a_failovers_routes_step_labels_the_pods_and_scaling_is_refused_with_the
     refused = client.delete(f"/api/v1/clusters/{cluster.id}/servers/{servers[0].id}/")
     assert refused.status_code == 409 and "not the cluster's last pod" in refused.json()["detail"]
     assert not Job.objects.filter(cluster=cluster).exists()
+
+
+def test_the_orphan_sweep_removes_a_kubernetes_clusters_pods_newest_first(kubernetes, settings):
+    from clusters.services.orphans import sweep_orphans
+
+    settings.DBPILOT_ORPHAN_GRACE_SECONDS = 0  # every unowned pod is old enough here
+    settings.DBPILOT_PROVIDERS = ["kubernetes"]  # never this machine's local servers
+    kubernetes.controller = True
+    provider = get_provider("kubernetes")
+    key = "gone-d4e5f6"  # a cluster deleted while its provision job's worker was dead
+    provider.bind_cluster(key, "r00t-secret")
+    for n in (1, 2):
+        provider.create(ServerSpec(f"{key}-s{n}", n, group=key))
+
+    assert sorted(sweep_orphans()) == [f"{key}-s1", f"{key}-s2"]
+    claims = [p for m, p, _ in kubernetes.requests if m == "DELETE" and "persistentvolumeclaims" in p]
+    assert claims == [f"/api/v1/namespaces/{NS}/persistentvolumeclaims/data-{key}-{o}" for o in (1, 0)]
+    assert kubernetes.objects == {}

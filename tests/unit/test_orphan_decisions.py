@@ -46,3 +46,11 @@ def test_the_grace_boundary_and_the_order_are_stable():
     instances = [InstanceAge("b", GRACE), InstanceAge("a", GRACE - 0.1), InstanceAge("c", GRACE + 1)]
     decision = orphans(instances, Owners(), GRACE)
     assert decision.destroy == ["b", "c"] and decision.too_young == ["a"]
+
+
+def test_servers_are_destroyed_newest_first_within_each_cluster():
+    from clusters.domain.orphans import highest_first, instance_number
+
+    names = ["shop-a-s2", "shop-a-s10", "cart-b-s1", "shop-a-s1", "verify-b7-j42"]
+    assert highest_first(names) == ["cart-b-s1", "shop-a-s10", "shop-a-s2", "shop-a-s1", "verify-b7-j42"]
+    assert instance_number("shop-a-s10") == 10 and instance_number("verify-b7-j42") == 0
