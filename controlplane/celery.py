@@ -29,6 +29,12 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("DBPILOT_ACCOUNT_CHECK_SECONDS", "5")),
         "options": {"expires": 5.0},
     },
+    # Servers a provider runs that no Server row and no active job own (docs/provisioning.md).
+    "sweep-orphans": {
+        "task": "workers.tasks.sweep_orphans",
+        "schedule": float(os.environ.get("DBPILOT_ORPHAN_SWEEP_SECONDS", "60")),
+        "options": {"expires": 60.0},
+    },
     "check-hosts": {"task": "workers.tasks.check_hosts", "schedule": 5.0, "options": {"expires": 5.0}},
     # Backups (docs/backups.md): binlogs flushed and copied (the archive's RPO), the schedule and retention.
     "archive-binlogs": {

@@ -20,4 +20,6 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.run_ha_job": {"queue": HA},
     "workers.tasks.reap_jobs": {"queue": HA},
     "workers.tasks.run_long_job": {"queue": LONG},  # provision, deprovision, scale, rolling restart
+    # The local provider's servers are on the long workers' host: their orphans are swept from there.
+    "workers.tasks.sweep_orphans": {"queue": LONG},
 }

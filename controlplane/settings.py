@@ -127,6 +127,14 @@ DBPILOT_LOCAL_SERVERS_ROOT = DATA_ROOT / "servers"
 DBPILOT_LOCAL_PORTS = env.str("DBPILOT_LOCAL_PORTS", default="20000-20999")
 # The kubernetes provider's client: a kubeconfig file (empty: the pod's service account). Not verified live.
 DBPILOT_KUBERNETES_CONFIG = env.str("DBPILOT_KUBERNETES_CONFIG", default="")
+# The kubernetes provider (docs/provisioning.md): the namespace its objects go in, the size of each server's
+# volume claim, and how long it waits for a pod to be Ready (start, restart) or gone (stop, destroy).
+DBPILOT_KUBERNETES_NAMESPACE = env.str("DBPILOT_KUBERNETES_NAMESPACE", default="dbpilot")
+DBPILOT_KUBERNETES_STORAGE_GB = env.int("DBPILOT_KUBERNETES_STORAGE_GB", default=10)
+DBPILOT_KUBERNETES_READY_SECONDS = env.float("DBPILOT_KUBERNETES_READY_SECONDS", default=300.0)
+# The orphan sweep (docs/provisioning.md): every DBPILOT_ORPHAN_SWEEP_SECONDS (beat), each enabled
+# provider's servers that no Server row and no active job own, and older than the grace, are destroyed.
+DBPILOT_ORPHAN_GRACE_SECONDS = env.float("DBPILOT_ORPHAN_GRACE_SECONDS", default=600.0)
 # The hosts provider: a host whose agent has not answered a ping for this long is down (nothing placed there).
 DBPILOT_AGENT_DOWN_SECONDS = env.float("DBPILOT_AGENT_DOWN_SECONDS", default=10.0)
 # Backups (docs/backups.md): a directory (the default) or an S3-compatible bucket; binlogs of primaries are

@@ -86,6 +86,15 @@ def check_accounts() -> int:
 
 
 @shared_task(ignore_result=True)
+def sweep_orphans() -> int:
+    """Beat calls this every minute: servers no Server row and no active job own, past the grace, destroyed."""
+    from clusters.services.orphans import sweep_orphans as sweep
+
+    close_old_connections()
+    return len(sweep())
+
+
+@shared_task(ignore_result=True)
 def dispatch_alerts(event_id: int) -> None:
     """Alert subscriptions: make and send the deliveries an event calls for."""
     from clusters.services.alerts import on_event

@@ -99,6 +99,7 @@ class ProvisionContext:
         self.provider = get_provider(self.spec.get("provider", "local"))
         stored = decrypt_json(self.cluster.provision_secrets_encrypted) or {}
         self.root_password: str = stored.get("root", "")
+        self.provider.bind_cluster(str(self.spec.get("key", "")), self.root_password)
         self.master_user: dict | None = stored.get("master_user")
         self.settings = cluster_settings(self.cluster)
         self.admin: Credentials = admin_credentials(self.cluster)

@@ -23,6 +23,7 @@ import time
 from django.db import transaction
 from django.db.models import F
 
+from clusters.domain.orphans import highest_first, instance_number
 from clusters.events import record_event
 from clusters.jobs.context import observe
 from clusters.jobs.provision_context import PlacedServer, ProvisionContext, pinned_ip
@@ -277,7 +278,15 @@ def register_servers(ctx: ProvisionContext) -> StepOutcome:
         f"{len(rows)} provisioned server(s) registered; primary {ctx.state.primary.address}",
         data={"servers": [s.address for s in ctx.state.servers]},
     )
-    return Done(f"{len(rows)} server(s) registered, primary {ctx.state.primary.address}")
+    labelled = label_roles(ctx, ctx.state.primary.instance, [s.instance for s in ctx.state.servers])
+    return Done(f"{len(rows)} server(s) registered, primary {ctx.state.primary.address}" + labelled)
+
+
+def label_roles(ctx: ProvisionContext, primary: str | None, instances: list[str]) -> str:
+    """The provider's own objects follow the roles (kubernetes: the pods' role label the writer Service
+    selects; HA jobs do it through the pod-roles route); the step detail's addition."""
+    changed = _provider_call("labelling the servers' roles", ctx.provider.roles_changed, primary, instances)
+    return f"; roles labelled: {', '.join(changed)}" if changed else ""
 
 
 def healthy_tick(
@@ -325,7 +334,8 @@ def first_healthy_tick(ctx: ProvisionContext) -> StepOutcome:
 
 def abort_provision(ctx: ProvisionContext, step: str, reason: str) -> str | None:
     """Remove what the job started: every server it placed (processes and data) and their rows."""
-    removed = [s.instance for s in ctx.state.servers if ctx.provider.destroy(s.instance)]
+    # The newest first: a StatefulSet's pods (kubernetes) go from the highest ordinal down.
+    removed = [s.instance for s in reversed(ctx.state.servers) if ctx.provider.destroy(s.instance)]
     with transaction.atomic():
         Cluster.objects.filter(pk=ctx.cluster.pk).update(primary=None, failover_armed=False)
         Server.objects.filter(cluster_id=ctx.cluster.pk).delete()
@@ -351,7 +361,7 @@ def destroy_servers(ctx: ProvisionContext) -> StepOutcome:
     key = ctx.spec.get("key")
     if key:
         instances |= {i for i in getattr(ctx.provider, "instances", lambda: [])() if i.startswith(f"{key}-")}
-    removed = [i for i in sorted(instances) if ctx.provider.destroy(i)]
+    removed = [i for i in highest_first(instances) if ctx.provider.destroy(i)]  # kubernetes: top down
     return Done(f"stopped and removed {len(removed)} server(s) with their data: {', '.join(removed) or '-'}")
 
 
@@ -366,7 +376,8 @@ def stop_all(ctx: ProvisionContext) -> StepOutcome:
     servers = _instances(ctx)
     primary_id = ctx.cluster.primary_id
     # Replicas first, the primary last: nothing it acknowledged is missing on a replica that stopped later.
-    for server in sorted(servers, key=lambda s: s.id == primary_id):
+    # Replicas newest first: a StatefulSet (kubernetes) stops its pods from the highest ordinal down.
+    for server in sorted(servers, key=lambda s: (s.id == primary_id, -instance_number(s.instance))):
         _provider_call(f"stopping {server.instance}", ctx.provider.stop, server.instance)
     return Done(f"{len(servers)} server(s) stopped cleanly; data kept")
 
@@ -381,7 +392,11 @@ def start_all(ctx: ProvisionContext) -> StepOutcome:
         ctx.sql(primary.instance, "SET GLOBAL read_only=0")
         if ctx.settings.semi_sync and len(servers) > 1:
             ctx.sql(primary.instance, "SET GLOBAL rpl_semi_sync_master_enabled=1")
-    return Done(f"{len(servers)} server(s) started; {primary.address if primary else 'no primary'} writable")
+    labelled = label_roles(ctx, primary.instance if primary else None, [s.instance for s in servers])
+    return Done(
+        f"{len(servers)} server(s) started; {primary.address if primary else 'no primary'} writable"
+        + labelled
+    )
 
 
 def start_healthy(ctx: ProvisionContext) -> StepOutcome:

@@ -8,7 +8,10 @@ what went wrong and whether trying again can help (`permanent`), in the manner o
 
 `local` (clusters.providers.local_provider) is the embedded provider; `hosts`
 (clusters.providers.hosts_provider) does the same work on a pool of database hosts through their agents;
-`kubernetes` renders manifests (docs/provisioning.md).
+`kubernetes` (clusters.providers.kubernetes_provider) runs them as the pods of a StatefulSet (not verified
+against a live cluster; it cannot clone). Servers are destroyed newest first (`-s<n>` descending): a
+StatefulSet's pods go from the highest ordinal down. `list_instances` feeds the orphan sweep
+(clusters.services.orphans).
 
 Replacing a dead server (the repair job): `provider.clone(source, ServerSpec(instance, server_id,
 group=<cluster key>, ...), root_password, progress)` places the new replica (hosts: the least loaded up
@@ -78,6 +81,14 @@ class CloneResult:
         return round(self.bytes_copied / 1e6 / self.seconds, 1) if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class InstanceInfo:
+    """One instance a provider holds and when it was created (epoch seconds; None: it cannot say)."""
+
+    name: str
+    created_at: float | None
+
+
 Progress = Callable[[int], None]  # bytes copied so far
 Statement = str | tuple[str, tuple | list]  # SQL, or SQL with its %s arguments
 
@@ -141,6 +152,22 @@ class Provider(ABC):
     @abstractmethod
     def placement(self, instance: str) -> Placement | None:
         """Where the instance is, or None when it does not exist."""
+
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance this provider holds, with its creation time: what the orphan sweep
+        (clusters.services.orphans) compares with the servers dbpilot owns."""
+        raise ProviderError(f"the {self.name or 'current'} provider cannot list its instances")
+
+    def bind_cluster(self, group: str, root_password: str) -> None:
+        """The cluster a job works on (its provisioning key and root password): for providers that keep
+        the cluster's credentials themselves (kubernetes: its Secret). Others need nothing."""
+        return None
+
+    def roles_changed(self, primary: str | None, instances: Sequence[str]) -> list[str]:
+        """The primary of a cluster whose servers are `instances` is now `primary` (None: unknown): for
+        providers whose own objects follow the role (kubernetes: the pods' `dbpilot.io/role` label, which
+        the writer Service selects). What was changed, for the job's step detail; [] when nothing."""
+        return []
 
     @abstractmethod
     def root_connection(self, instance: str, password: str | None, timeout: float = 5):

@@ -33,7 +33,15 @@ from clusters.providers.agent_protocol import (
     seal,
     unseal,
 )
-from clusters.providers.base import CloneResult, Placement, Progress, Provider, ProviderError, ServerSpec
+from clusters.providers.base import (
+    CloneResult,
+    InstanceInfo,
+    Placement,
+    Progress,
+    Provider,
+    ProviderError,
+    ServerSpec,
+)
 from controlplane.crypto import decrypt_json
 
 CALL_SECONDS = 30.0
@@ -295,6 +303,13 @@ class HostsProvider(Provider):
 
     def instances(self) -> list[str]:
         return list(HostedInstance.objects.values_list("instance", flat=True))
+
+    def list_instances(self) -> list[InstanceInfo]:
+        """The placements the control plane recorded (an agent runs only what it was told to place)."""
+        return [
+            InstanceInfo(name, created.timestamp())
+            for name, created in HostedInstance.objects.values_list("instance", "created_at")
+        ]
 
     def root_connection(self, instance: str, password: str | None, timeout: float = 5):
         raise ProviderError(

@@ -3,15 +3,18 @@ Kubernetes Python client: each object is created, or patched when it exists alre
 so applying twice is harmless, like every provider step; removing deletes them (404 is fine).
 
 Configured by `DBPILOT_KUBERNETES_CONFIG` (a kubeconfig file; empty: the in-cluster service account).
-Tested only against a recorded double of the API (tests/unit/test_kubernetes_apply.py: a local HTTP
-server answering as the API's documentation says); **not verified against a live Kubernetes cluster**.
-The provider class that would run provisioning jobs on it is not built (docs/provisioning.md).
+The client dials only the API server its configuration names: a configuration that routes through a
+proxy, or names one of dbpilot's own services (controlplane.netpolicy), is refused. Tested only against a
+recorded double of the API (tests/unit/test_kubernetes_apply.py: a local HTTP server answering as the
+API's documentation says); **not verified against a live Kubernetes cluster**. The provider that runs
+provisioning jobs with it is clusters.providers.kubernetes_provider.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -42,13 +45,41 @@ def api_client(config_file: str | None) -> k8s.ApiClient:
 
     try:
         if config_file:
-            return config.new_client_from_config(config_file=config_file)
-        config.load_incluster_config()
-        return k8s.ApiClient()
+            client = config.new_client_from_config(config_file=config_file)
+        else:
+            config.load_incluster_config()
+            client = k8s.ApiClient()
     except Exception as exc:  # noqa: BLE001 - the library raises several kinds; the message is what matters
         raise ProviderError(
             f"cannot configure the Kubernetes client (DBPILOT_KUBERNETES_CONFIG): {exc}"
         ) from None
+    check_api_server(client.configuration)
+    return client
+
+
+def check_api_server(configuration: k8s.Configuration) -> None:
+    """The client must dial only the configured API server: no proxy in between (it would be dialled
+    instead), and never one of dbpilot's own services (Redis, the control-plane database, its web ports)."""
+    from controlplane.netpolicy import is_own_service, resolve_all
+
+    if configuration.proxy:
+        raise ProviderError(
+            f"the Kubernetes configuration routes through a proxy ({configuration.proxy}): dbpilot dials the "
+            "API server directly (DBPILOT_KUBERNETES_CONFIG)"
+        )
+    parts = urlsplit(configuration.host or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(f"the Kubernetes API server {configuration.host!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = resolve_all(parts.hostname, port)
+    except ValueError as exc:
+        raise ProviderError(f"the Kubernetes API server: {exc}", permanent=False) from None
+    for ip in addresses:
+        if is_own_service(ip, port):
+            raise ProviderError(
+                f"the Kubernetes API server {configuration.host} ({ip}:{port}) is one of dbpilot's own services"
+            )
 
 
 def _calls(client: k8s.ApiClient, manifest: dict) -> tuple[KindApi, object]:

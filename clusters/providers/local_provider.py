@@ -32,6 +32,7 @@ from clusters.providers.base import (
     BackupCapable,
     BackupStream,
     CloneResult,
+    InstanceInfo,
     Placement,
     Progress,
     Provider,
@@ -139,6 +140,23 @@ class LocalProvider(Provider, BackupCapable):
     def instances(self) -> list[str]:
         return sorted(p.parent.name for p in self.root.glob(f"*/{STATE_FILE}"))
 
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance directory, with its creation time (recorded in its state; for instances made
+        before that was recorded, the time its systemd unit file was written: once, when it was placed).
+        A directory without a state file is a placement cut short: listed too, aged by the directory."""
+        found = []
+        for node_dir in sorted(p for p in self.root.glob("*") if p.is_dir() and not p.name.startswith(".")):
+            state = self._state(node_dir.name)
+            created = state.get("created_at") if state else None
+            if created is None:
+                unit = node_dir / f"dbpilot-{node_dir.name}.service"
+                try:
+                    created = (unit if unit.exists() else node_dir).stat().st_mtime
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+            found.append(InstanceInfo(node_dir.name, float(created)))
+        return found
+
     # ----- creating -----------------------------------------------------------------------------------
 
     def _options(self, spec: ServerSpec) -> dict[str, str]:
@@ -181,6 +199,7 @@ class LocalProvider(Provider, BackupCapable):
                 "options": self._options(spec),
                 "desired": "stopped",
                 "data": "none",
+                "created_at": time.time(),
             }
             config = self._config(spec.instance, state)
             for path in (config.tmpdir, config.files_dir):

@@ -26,4 +26,16 @@ def get_provider(name: str) -> Provider:
         from clusters.providers.hosts_provider import HostsProvider
 
         return HostsProvider()
-    raise ProviderError(f"provider {name!r} is not available in this version (local and hosts are)")
+    if name == "kubernetes":
+        from clusters.providers.kubernetes_apply import api_client
+        from clusters.providers.kubernetes_provider import KubernetesProvider
+        from controlplane.netpolicy import pin_host
+
+        return KubernetesProvider(
+            api_client(settings.DBPILOT_KUBERNETES_CONFIG),
+            settings.DBPILOT_KUBERNETES_NAMESPACE,
+            settings.DBPILOT_KUBERNETES_STORAGE_GB,
+            settings.DBPILOT_KUBERNETES_READY_SECONDS,
+            pin=pin_host,
+        )
+    raise ProviderError(f"provider {name!r} is not available in this version")

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from clusters import senders
+from clusters.domain.orphans import highest_first, instance_number
 from clusters.domain.parameters import ParameterError, validate_parameters
 from clusters.domain.settings import merge_settings
 from clusters.events import record_event
@@ -120,10 +121,6 @@ def parse_request(tenant: Tenant, data: dict) -> ProvisionRequest:
         errors["provision.provider"] = (
             f"provider {provider!r} is not enabled on this platform (DBPILOT_PROVIDERS: "
             f"{', '.join(enabled_providers()) or 'none'})"
-        )
-    elif provider not in ("local", "hosts"):
-        errors["provision.provider"] = (
-            f"provider {provider!r} is not available in this version: use local or hosts"
         )
     replicas = spec.get("replicas", 2)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
@@ -350,7 +347,7 @@ def remove_preempted_leftovers(job_id: int) -> str | None:
         placed |= {i for i in ctx.provider.instances() if i.startswith(f"{key}-")}
     registered = set(Server.objects.filter(cluster_id=job.cluster_id).values_list("instance", flat=True))
     removed = []
-    for instance in sorted(placed - registered):
+    for instance in highest_first(placed - registered):  # a StatefulSet's pods go from the top down
         try:
             if ctx.provider.destroy(instance):
                 removed.append(instance)
@@ -444,6 +441,13 @@ def add_replica(cluster: Cluster, data: dict, *, requested_by: str) -> Job:
     _require_provisioned(cluster, "scaled")
     if not isinstance(data, dict):
         raise ProvisionError({"body": 'must be an object ({} or {"host": NAME})'})
+    if (cluster.provision or {}).get("provider") == "kubernetes":
+        # clusters.providers.kubernetes_provider: a new pod cannot be cloned from a running one yet.
+        raise ProvisionConflict(
+            "the kubernetes provider cannot add a replica to a running cluster (a new pod cannot be cloned "
+            "from a running one yet): provision the cluster with the replicas it needs",
+            "not_supported",
+        )
     host = data.get("host")
     params: dict = {}
     if host is not None:
@@ -478,6 +482,14 @@ def remove_replica(cluster: Cluster, server: Server, *, requested_by: str) -> Jo
             f"{server.address} is the primary: switch over to another server first, then remove it",
             "primary_refused",
         )
+    if (cluster.provision or {}).get("provider") == "kubernetes":
+        numbers = [instance_number(s.instance) for s in cluster.servers.all()]
+        if instance_number(server.instance) < max(numbers, default=0):
+            raise ProvisionConflict(
+                f"{server.address} is not the cluster's last pod: a StatefulSet removes pods from its highest "
+                "ordinal down, so the kubernetes provider removes only the newest server",
+                "not_supported",
+            )
     return start_long_job(
         cluster, "remove_replica", requested_by=requested_by, params={"server_id": server.pk}
     )

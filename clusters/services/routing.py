@@ -42,6 +42,7 @@ from clusters.routes.haproxy_config import render_haproxy_config
 from clusters.routes.health import unreadable
 from clusters.routes.models import Route
 from clusters.routes.notify import apply_route, routes_lock
+from clusters.routes.pod_roles import PodRolesRoute
 from clusters.routes.spec import NAME, Endpoint, RouteInvalid, RouteSpec, secret_fields, validate_route
 from controlplane.crypto import decrypt_json, encrypt_json
 from controlplane.netpolicy import NotAllowed, check_socket_path, is_own_service, pin_host
@@ -256,15 +257,21 @@ def bind(
     )
 
 
-def routes_for_job(cluster: Cluster) -> list[BoundRoute]:
-    """The provider of clusters.routes.notify: every route of the cluster, bound with the latest observation."""
+def routes_for_job(cluster: Cluster) -> list[BoundRoute | PodRolesRoute]:
+    """The provider of clusters.routes.notify: every route of the cluster, bound with the latest observation;
+    for a cluster provisioned on Kubernetes, also its implicit pod-roles route (clusters.routes.pod_roles)."""
+    implicit: list[BoundRoute | PodRolesRoute] = []
+    if (getattr(cluster, "provision", None) or {}).get("provider") == "kubernetes":
+        rows = Server.objects.filter(cluster_id=cluster.pk).exclude(instance="")
+        instances = {f"{h}:{p}": i for h, p, i in rows.values_list("host", "port", "instance")}
+        implicit.append(PodRolesRoute(cluster.pk, instances))
     routes = list(Route.objects.filter(cluster_id=cluster.pk))
     if not routes:
-        return []
+        return implicit
     servers = _servers(cluster)
     snapshot = hotstate.read_topology(cluster.pk)
     jobs = _running_jobs(cluster)
-    return [bind(r, cluster, servers=servers, snapshot=snapshot, job_kinds=jobs) for r in routes]
+    return [bind(r, cluster, servers=servers, snapshot=snapshot, job_kinds=jobs) for r in routes] + implicit
 
 
 # --- recording outcomes --------------------------------------------------------------------------------
