@@ -96,13 +96,18 @@ class Dialect:
         return "RESET REPLICA ALL" if self._mysql_replica_words else "RESET SLAVE ALL"
 
     def change_source(
-        self, host: str, port: int, credentials: Credentials, delay: int = 0
+        self, host: str, port: int, credentials: Credentials, delay: int = 0, *, own_history: bool = False
     ) -> tuple[str, tuple]:
-        """Replicate by GTID with a 1 s connect retry and heartbeat, keeping the given MASTER_DELAY."""
+        """Replicate by GTID with a 1 s connect retry and heartbeat, keeping the given MASTER_DELAY.
+
+        `own_history` (a demoted primary still holding a switchover's read lock, MariaDB): start from
+        gtid_current_pos, which counts its own binlogged transactions, instead of gtid_slave_pos, which
+        is stale and cannot be set while the lock is held (`use_slave_pos` switches later)."""
         if self.mariadb:
+            use = "current_pos" if own_history else "slave_pos"
             return (
                 "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-                "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, "
+                f"MASTER_USE_GTID={use}, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, "
                 f"MASTER_DELAY={int(delay)}",
                 (host, int(port), credentials.user, credentials.password),
             )
@@ -133,6 +138,11 @@ class Dialect:
         """Before a former primary replicates: its own transactions are in gtid_binlog_pos, its
         gtid_slave_pos is stale (MariaDB). MySQL's gtid_executed already holds everything."""
         return ["SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos"] if self.mariadb else []
+
+    def use_slave_pos(self) -> list[str]:
+        """With replication stopped: from gtid_current_pos to gtid_slave_pos, which holds everything the
+        server has (its binlog: log_slave_updates) once `demoted_primary_position` ran (MariaDB)."""
+        return ["CHANGE MASTER TO MASTER_USE_GTID=slave_pos"] if self.mariadb else []
 
     def _semi_sync_names(self) -> tuple[str, str, str]:
         if self._mysql_semi_sync_source_words:
@@ -498,13 +508,23 @@ class ServerSession:
     def reset_replication_all(self) -> None:
         self._run(self.dialect.reset_replication_all())
 
-    def change_source(self, host: str, port: int, credentials: Credentials, delay: int = 0) -> None:
-        statement, args = self.dialect.change_source(host, port, credentials, delay)
+    def change_source(
+        self, host: str, port: int, credentials: Credentials, delay: int = 0, *, own_history: bool = False
+    ) -> None:
+        statement, args = self.dialect.change_source(host, port, credentials, delay, own_history=own_history)
         self._run(statement, args)
 
     def adopt_own_history(self) -> None:
         """On a demoted primary, before it replicates (MariaDB: gtid_slave_pos = gtid_binlog_pos)."""
         self.execute(*self.dialect.demoted_primary_position())
+
+    def settle_slave_pos(self) -> None:
+        """A server replicating from gtid_current_pos (a demoted primary) moves to gtid_slave_pos:
+        STOP SLAVE; gtid_slave_pos = gtid_binlog_pos; MASTER_USE_GTID=slave_pos (left stopped). Events
+        relay-logged but not applied are fetched again: GTID replication restarts from the position."""
+        self.stop_replication()
+        self.adopt_own_history()
+        self.execute(*self.dialect.use_slave_pos())
 
     def semi_sync_as_primary(self, timeout_ms: int, wait_forever: bool) -> None:
         self.execute(*self.dialect.semi_sync_as_primary(timeout_ms, wait_forever))

@@ -64,6 +64,13 @@ def by_gtid(status: Status) -> bool:
     return using == "slave_pos" or str(status.get("Auto_Position", "")) == "1"
 
 
+def by_own_history(status: Status) -> bool:
+    """By GTID from gtid_current_pos (MariaDB `Current_Pos`: a demoted primary until it settles), or MySQL's
+    auto-position (gtid_executed counts a server's own transactions anyway)."""
+    using = (status.get("Using_Gtid") or "").lower()
+    return using == "current_pos" or str(status.get("Auto_Position", "")) == "1"
+
+
 def io_running(status: Status | None) -> bool:
     if not status:
         return False

@@ -13,7 +13,7 @@ import time
 
 from clusters.adapters.executor import ServerSession
 from clusters.adapters.mysql import ServerError
-from clusters.domain.repoint_plan import by_gtid, points_at, position_contains, replicating
+from clusters.domain.repoint_plan import by_gtid, by_own_history, points_at, position_contains, replicating
 from clusters.jobs.context import HaContext
 from clusters.jobs.ha_promote import FREEZE_SESSION, prepare_repoint
 from clusters.jobs.steps import Done, Skipped, SoftFailure, StepFailed, StepOutcome
@@ -61,7 +61,8 @@ def reject_writes(
     killed. Once the freeze holds nothing can commit, so every client session left is killed then.
     Replication threads and dbpilot's own sessions are never killed. Records the final GTID position.
 
-    With a `successor`, the primary is first pointed at it as an inert (never started) replication source,
+    With a `successor`, the primary is first pointed at it as an inert (never started) replication source
+    from its own history (MASTER_USE_GTID=current_pos: read when its IO thread starts, under the lock),
     and the `followers` (the other replicas) stop and are pointed at it too, not started: the frozen
     window then does not wait for those STOP SLAVE and CHANGE MASTER (relay log files: tens of ms). The
     successor still replicates from the primary, so what the primary commits meanwhile is acknowledged
@@ -86,8 +87,8 @@ def reject_writes(
             raise StepFailed(f"{address} replicates from {status.get('Master_Host')}: it is not a primary")
 
         def point_primary() -> None:
-            if status is None or not (points_at(status, host, port) and by_gtid(status)):
-                ctx.session(address).change_source(host, port, ctx.replication, 0)
+            if status is None or not (points_at(status, host, port) and by_own_history(status)):
+                ctx.session(address).change_source(host, port, ctx.replication, 0, own_history=True)
 
         pending_points = [ctx.submit(point_primary)] + [
             ctx.submit(prepare_repoint, ctx, successor, follower) for follower in followers
@@ -247,6 +248,53 @@ def restore_primary(ctx: HaContext, old_primary: str) -> str:
         + ")",
     )
     return "; ".join(notes)
+
+
+def release_demoted(ctx: HaContext, demoted: str, new_primary: str, timeout: float = 10.0) -> StepOutcome:
+    """Once the new primary is writable: end the freeze on the demoted primary, then move its replication
+    from gtid_current_pos to gtid_slave_pos (STOP SLAVE; gtid_slave_pos = gtid_binlog_pos; START SLAVE).
+    Client sessions still there are killed before the lock goes (running reads excepted): a write waiting
+    behind it would commit the moment it is released, an errant transaction on what is now a replica."""
+    notes = []
+    if ctx.has_session(demoted, FREEZE_SESSION):
+        killer = ctx.session(demoted)
+        sessions = killer.client_sessions(ctx.admin.user)
+        # A read still running keeps its switchover_wait_kill_ms (reject_writes kills it then).
+        reading = [x for x in sessions if x.running and not x.writing and not x.waiting_for_global_lock]
+        killed = killer.kill([x.id for x in sessions if x not in reading])
+        ctx.session(demoted, FREEZE_SESSION).unlock_tables()
+        notes.append(
+            f"read lock released after {new_primary} took writes"
+            + (f" ({len(killed)} client session(s) waiting behind it killed first)" if killed else "")
+        )
+    applying = ctx.background.pop(demoted, None)
+    if applying is not None:  # the SQL thread's start must not race the STOP SLAVE below
+        try:
+            applying.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - START SLAVE below starts it again
+            log.warning("job %s: starting the SQL thread on %s: %s", ctx.job_id, demoted, exc)
+    try:
+        session = ctx.session(demoted)
+        status = session.replication_status()
+        host, port = ctx.host_port(new_primary)
+        if status is None or not points_at(status, host, port):
+            return SoftFailure(
+                f"{demoted} does not replicate from {new_primary}; " + "; ".join(notes), fails_job=True
+            )
+        if not by_gtid(status):
+            session.settle_slave_pos()
+            notes.append("gtid_slave_pos = its gtid_binlog_pos, MASTER_USE_GTID=slave_pos")
+        if by_gtid(status) and replicating(status):
+            notes.append("replicating by gtid_slave_pos already")
+        else:
+            if ctx.settings.semi_sync:
+                session.execute(*session.dialect.semi_sync_source_off())
+            session.start_replication()
+            notes.append("replication started")
+    except ServerError as exc:
+        notes.append(f"{demoted} NOT moved to gtid_slave_pos: {exc}")
+        return SoftFailure("; ".join(notes), fails_job=True)
+    return Done("; ".join(notes))
 
 
 def restore_max_connections(ctx: HaContext, address: str) -> StepOutcome:

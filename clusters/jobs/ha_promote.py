@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from clusters.adapters.executor import ServerSession
-from clusters.domain.repoint_plan import by_gtid, connected_to, points_at, replicating
+from clusters.domain.repoint_plan import by_gtid, by_own_history, connected_to, points_at, replicating
 from clusters.events import record_event
 from clusters.jobs.context import HaContext
 from clusters.jobs.steps import Done, Skipped, SoftFailure, StepOutcome
@@ -52,28 +52,34 @@ def promote_candidate(ctx: HaContext, candidate: str) -> str:
 
 def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str | None = None) -> str:
     """Point `address` at `new_primary` by GTID (1 s retry and heartbeat, MASTER_DELAY kept) without
-    starting it. The demoted primary first releases the freeze lock and takes its own history as its
-    slave position. Semi-sync: the slave side on before its IO thread starts."""
+    starting it. Semi-sync: the slave side on before its IO thread starts.
+
+    The demoted primary keeps the freeze's read lock until the new primary is writable (users with READ
+    ONLY ADMIN write through read_only, not through the lock): it replicates from its gtid_current_pos,
+    which holds its own transactions, because `SET GLOBAL gtid_slave_pos` waits behind the lock;
+    `release_demoted` moves it to slave_pos once writes are open. Any other server found replicating
+    from current_pos (a demoted primary a failed job left so) first takes its whole history as its slave
+    position, since its gtid_slave_pos may be stale."""
     host, port = ctx.host_port(new_primary)
     session = ctx.session(address)
     status = session.replication_status()
-    pointed = status is not None and points_at(status, host, port) and by_gtid(status)
-    if address == demoted and ctx.has_session(address, FREEZE_SESSION):
-        ctx.session(address, FREEZE_SESSION).unlock_tables()
+    own = address == demoted
+    by_position = by_own_history if own else by_gtid
+    pointed = status is not None and points_at(status, host, port) and by_position(status)
     if pointed and replicating(status):
         return ALREADY_REPLICATING
     delay = int(status.get("SQL_Delay") or 0) if status else 0
     if status is not None and not pointed:
         session.stop_replication()
-    if address == demoted:
-        session.adopt_own_history()
+        if not own and by_own_history(status) and not by_gtid(status):
+            session.adopt_own_history()
     if ctx.settings.semi_sync:
         session.execute(*session.dialect.semi_sync_replica_side())  # the master side goes off in repoint
     if not pointed:
-        session.change_source(host, port, ctx.replication, delay)
+        session.change_source(host, port, ctx.replication, delay, own_history=own)
     ctx.prepared.add((address, new_primary))
     return (
-        ("own history as its slave position, " if address == demoted else "")
+        ("from its own history (current_pos), " if own else "")
         + "pointed at it"
         + (f" (MASTER_DELAY {delay}s kept)" if delay else "")
     )
@@ -82,7 +88,8 @@ def prepare_repoint(ctx: HaContext, new_primary: str, address: str, demoted: str
 def connect_replica(ctx: HaContext, new_primary: str, address: str, demoted: str | None = None) -> str:
     """Point `address` at `new_primary` (unless this worker already did) and start its IO thread at once
     (what semi-sync needs before writes open); its SQL thread starts in the background once its own
-    semi-sync master side is off (`verify_replication` waits for it)."""
+    semi-sync master side is off (`verify_replication` waits for it), the demoted primary's only after its
+    read lock is released."""
     note = ""
     if (address, new_primary) not in ctx.prepared:
         note = prepare_repoint(ctx, new_primary, address, demoted)
@@ -90,6 +97,10 @@ def connect_replica(ctx: HaContext, new_primary: str, address: str, demoted: str
             return note
     session = ctx.session(address)
     session.start_replication("IO_THREAD")
+    if address == demoted:
+        # Under the freeze's read lock its SQL thread would wait for the lock even with nothing to apply,
+        # and STOP SLAVE would then hang (measured, MariaDB 10.11): `release_demoted` starts it.
+        return "IO thread started, SQL thread once its read lock is released" + (f" ({note})" if note else "")
     ctx.background[address] = ctx.submit(start_applying, ctx, session)
     return "IO thread started" + (f" ({note})" if note else "")
 

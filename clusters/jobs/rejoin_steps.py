@@ -16,7 +16,9 @@ reseed (a rebuild job), or quarantined when none is left.
     reseed             hands the server to a rebuild job (clusters/jobs/rebuild_steps.py)
     repoint            STOP SLAVE; gtid_slave_pos = @@gtid_binlog_pos (or the fork point); semi-sync slave
                        side; CHANGE MASTER to the primary by GTID (1 s retry and heartbeat); START SLAVE
-    verify             IO and SQL running from the primary
+    verify             IO and SQL running from the primary, then 3 consecutive good samples 0.5 s apart
+                       (threads running, no error, lag bounded, position advancing or at the primary's;
+                       clusters.domain.rejoin_verify); a stopped thread fails the job, the server stays fenced
     unfence            read_only confirmed, the fence and quarantine flags cleared, the epoch bumped
 
 Params: {"server": "host:port", "method": optional explicit method or list}.
@@ -24,6 +26,7 @@ Params: {"server": "host:port", "method": optional explicit method or list}.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -34,6 +37,7 @@ from clusters.adapters import binlog_tools
 from clusters.adapters.mysql import POOL, ServerError
 from clusters.domain import failover_plan as plan
 from clusters.domain import rejoin_plan as rp
+from clusters.domain import rejoin_verify as rv
 from clusters.domain.repoint_plan import by_gtid, points_at, replicating
 from clusters.events import record_event
 from clusters.jobs import ha_after
@@ -55,6 +59,7 @@ from clusters.models import Cluster, Job, JobArtifact, Server
 # at once and never holds off a failover for the length of a clone.
 REBUILD_STARTER: Callable[[Cluster, Server, str], Job] | None = None
 
+VERIFY_TIMEOUT_SECONDS = 10.0  # for the consecutive good samples, after both threads were seen running
 DISCARDED_ARTIFACT = "discarded-transactions.sql"
 FLASHBACK_ARTIFACT = "flashback-undo.sql"
 
@@ -365,10 +370,43 @@ def repoint(ctx: HaContext) -> StepOutcome:
     )
 
 
-def verify(ctx: HaContext) -> StepOutcome:
+def sample_replica(ctx: HaContext, address: str, primary: str) -> rv.ReplicaSample:
+    """One look: the primary's position first, then the server's status and applied position."""
+    primary_position = ctx.session(primary).executed_gtids()
+    session = ctx.session(address)
+    status = session.replication_status()
+    return rv.ReplicaSample.from_status(status, session.executed_gtids(), primary_position)
+
+
+def verify(ctx: HaContext, timeout: float = VERIFY_TIMEOUT_SECONDS) -> StepOutcome:
+    """Both threads running from the primary (started if a resumed job never did), then several
+    consecutive good samples (clusters.domain.rejoin_verify): a thread that stops right after a first good
+    look fails the step, and the server stays fenced (unfence does not run)."""
     if not _rejoining(ctx):
         return Skipped(f"method {_method(ctx)}")
-    return ha_after.verify_replication(ctx, ctx.state.primary, [_server(ctx)])
+    address, primary = _server(ctx), ctx.state.primary
+    running = ha_after.verify_replication(ctx, primary, [address])
+    if isinstance(running, SoftFailure):
+        raise StepFailed(running.detail)
+    flavour = ctx.session(address).dialect.flavour
+    samples: list[rv.ReplicaSample] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            samples.append(sample_replica(ctx, address, primary))
+        except ServerError as exc:
+            raise StepFailed(f"{address}: could not sample its replication: {exc}") from exc
+        verdict = rv.judge(
+            samples,
+            max_lag_seconds=ctx.settings.max_replica_delay_seconds,
+            flavour=flavour,
+            out_of_time=time.monotonic() >= deadline,
+        )
+        if verdict.state == rv.OK:
+            return Done(f"{address} replicates from {primary}: {verdict.reason}")
+        if verdict.state == rv.FAILED:
+            raise StepFailed(f"{address} does not replicate steadily from {primary}: {verdict.reason}")
+        time.sleep(rv.SAMPLE_INTERVAL_SECONDS)
 
 
 def unfence(ctx: HaContext) -> StepOutcome:

@@ -3,8 +3,9 @@
 The plan is the seed's workflow, every step recorded (docs/jobs.md): verify settings, check replication,
 start stopped replicas (check_replication_state off), check long transactions, elect, pre hook, routes
 (primary leaving), reject writes, wait for the candidate, promote, repoint the others and the old
-primary, open writes, routes (new primary), post hook, restore the old primary, replicas read-only.
-Repointing comes before opening writes so the new primary's first commits find a semi-sync replica.
+primary, open writes, release the old primary's read lock, routes (new primary), post hook, restore the
+old primary, replicas read-only. Repointing comes before opening writes so the new primary's first
+commits find a semi-sync replica; the old primary's read lock is held until the new primary is writable.
 """
 
 from __future__ import annotations
@@ -239,6 +240,10 @@ PLAN = Plan(
             "open_writes",
             lambda ctx: ha_promote.open_writes(ctx, ctx.state.new_primary, ctx.state.old_primary),
             quiet=True,
+        ),
+        StepSpec(
+            "release_old_primary",
+            lambda ctx: ha_freeze.release_demoted(ctx, ctx.state.old_primary, ctx.state.new_primary),
         ),
         StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec(

@@ -98,6 +98,7 @@ def test_the_switchover_plan_follows_the_issue_order():
         "promote_candidate",
         "repoint_replicas",
         "open_writes",
+        "release_old_primary",
         "routes_new_primary",
         "post_failover_hook",
         "restore_old_primary",
@@ -137,6 +138,9 @@ def test_mariadb_statements():
     assert args == ("10.0.0.5", 3307, "repl", "secret") and "secret" not in statement
     assert d.wait_for_gtid("0-1-5", 2.5) == ("SELECT MASTER_GTID_WAIT(%s, %s) AS waited", ("0-1-5", 2.5))
     assert d.demoted_primary_position() == ["SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos"]
+    own, _ = d.change_source("10.0.0.5", 3307, REPL, own_history=True)
+    assert "MASTER_USE_GTID=current_pos" in own  # a demoted primary under the read lock
+    assert d.use_slave_pos() == ["CHANGE MASTER TO MASTER_USE_GTID=slave_pos"]
     primary = d.semi_sync_as_primary(10000, wait_forever=False)
     assert "SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_SYNC" in primary
     assert "SET GLOBAL rpl_semi_sync_master_timeout=10000" in primary

@@ -8,6 +8,7 @@ from clusters.domain.repoint_plan import (
     LEFT_OUT_UNREACHABLE,
     Member,
     by_gtid,
+    by_own_history,
     connected_to,
     failover_targets,
     points_at,
@@ -55,6 +56,10 @@ def test_status_rows_say_where_a_replica_points_and_whether_it_runs():
     assert points_at(status, "10.0.0.2", 3306) and not points_at(status, "10.0.0.3", 3306)
     assert by_gtid(status) and by_gtid({"Auto_Position": 1}) and not by_gtid(row(using_gtid="No"))
     assert replicating(status) and not replicating(row(sql="No")) and not replicating(None)
+    # A demoted primary under the switchover's read lock replicates from its own history (current_pos).
+    demoted = row(using_gtid="Current_Pos")
+    assert by_own_history(demoted) and not by_gtid(demoted) and not by_own_history(status)
+    assert by_own_history({"Auto_Position": 1})
     assert connected_to(row(sql="No"), "10.0.0.2", 3306)  # the IO thread is what semi-sync needs
     assert not connected_to(row(io="Connecting"), "10.0.0.2", 3306)
     assert not connected_to(row(using_gtid="No"), "10.0.0.2", 3306)  # by file position: repoint it
