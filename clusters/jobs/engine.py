@@ -368,6 +368,8 @@ class _Runner:
             return self._finish(s.JOB_FAILED, f"cannot prepare the job: {exc}")
         if hasattr(self.context, "checkpoint"):
             self.context.checkpoint = self.checkpoint
+        if hasattr(self.context, "save_soon"):
+            self.context.save_soon = self._submit
         if hasattr(self.context, "lease_valid"):
             self.context.lease_valid = self.recorder.lease_valid
         try:
@@ -444,7 +446,8 @@ class _Runner:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome.detail, **outcome.extra)
         else:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome or "")
-        self._submit(saved=not spec.quiet)
+        # A quiet step saved in the background costs it nothing (the recorder thread writes it).
+        self._submit(saved=not spec.quiet or spec.saved_in_background)
         return None
 
     def _abort(self, step: str, reason: str) -> str | None:
