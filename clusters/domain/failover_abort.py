@@ -13,7 +13,8 @@ the job's state into `Saved`, asks `decide`, and applies the answer. The rules:
 - nothing was promoted: the replicas whose IO threads the job stopped replicate again from where they did
   (pointed back at their original source when the catch-up moved them), the old primary's fence flag is
   given back when it was the job's own, and the old primary may get its writes back; except that after
-  the fence hook ran (or may have run) nothing is ever pointed back at the old primary, nor reopened.
+  the fence hook ran (it succeeded, or it started and its outcome is unknown; a hook that failed did not
+  fence) nothing is ever pointed back at the old primary, nor reopened.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Saved:
     io_stopped: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)  # replica -> its source before the job
     old_primary_was_fenced: bool | None = None
-    fence_ran: bool = False  # the fence hook ran, or started (it may have powered the old primary off)
+    fence_ran: bool = False  # the fence hook succeeded, or started with no known outcome (it may have fenced)
 
 
 @dataclass(frozen=True)

@@ -524,8 +524,17 @@ def saved_for_abort(ctx: HaContext) -> failover_abort.Saved:
         io_stopped=tuple(st.io_stopped),
         sources=dict(st.sources),
         old_primary_was_fenced=st.old_primary_was_fenced,
-        fence_ran=st.fence_started_at is not None or "fence" in st.hooks,
+        fence_ran=fence_ran(ctx),
     )
+
+
+def fence_ran(ctx: HaContext) -> bool:
+    """The fence hook succeeded, or was started and its outcome is unknown (its worker died meanwhile): the
+    old primary may be fenced (powered off, cut off). A hook that failed did not fence it."""
+    outcome = ctx.state.hooks.get("fence")
+    if outcome is not None:
+        return bool(outcome.get("ok"))
+    return ctx.state.fence_started_at is not None
 
 
 def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
@@ -557,7 +566,7 @@ def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
         notes.append(f"{old} no longer marked fenced")
     if decision.reopen_old_primary:
         notes.append(reopen_old_primary(ctx, old))
-    elif ctx.state.fence_started_at is not None or "fence" in ctx.state.hooks:
+    elif fence_ran(ctx):
         notes.append(f"the fence hook ran on {old}: it stays fenced and nothing replicates from it")
     for address, original in decision.restart.items():
         try:
