@@ -7,8 +7,8 @@ the job's state into `Saved`, asks `decide`, and applies the answer. The rules:
 - a server other than the old primary is writable, or the job saved that writes were opened: the failover
   took effect; nothing is undone (two writable servers must never exist, so the old primary is never
   reopened);
-- the candidate was promoted (saved, or seen: it replicates from nothing, its semi-sync master side is on,
-  or it is writable): it stays read-only for a person to decide, the others are left where they point,
+- the candidate was promoted (saved, or seen once the promotion had started: it replicates from nothing,
+  its semi-sync master side is on, or it is writable): it stays read-only for a person to decide, the others are left where they point,
   the old primary stays fenced;
 - nothing was promoted: the replicas whose IO threads the job stopped replicate again from where they did
   (pointed back at their original source when the catch-up moved them), the old primary's fence flag is
@@ -51,6 +51,7 @@ class Saved:
 
     old_primary: str | None
     candidate: str | None = None
+    promotion_started: bool = False  # saved (waited for) right before the promotion's first statement
     promoted: bool = False
     writes_opened: bool = False
     io_stopped: tuple[str, ...] = ()
@@ -108,7 +109,9 @@ def decide(saved: Saved, observed: Iterable[Observed]) -> AbortDecision:
         else:
             reason = "writes were opened on the new primary: the failover took effect"
         return AbortDecision(WRITES_OPEN, reason, writable)
-    seen = promoted_seen(servers.get(candidate)) if candidate else None
+    # Before its first statement the promotion is saved and waited for: without that save, whatever the
+    # candidate looks like (a semi-sync master side configured on every server, say) is not this job's.
+    seen = promoted_seen(servers.get(candidate)) if candidate and saved.promotion_started else None
     if saved.promoted or seen:
         why = "the job saved it" if saved.promoted else seen
         return AbortDecision(

@@ -108,8 +108,6 @@ class HaContext:
         self.prepared: set[tuple[str, str]] = set()  # (server, source) pointed at, not yet started
         self.background: dict[str, Future] = {}  # SQL threads being started while writes open
         self.checkpoint: Callable[[], None] = lambda: None  # set by the engine: save the result now
-        # set by the engine: save the result in the background (not waited for; lost if the worker dies first)
-        self.save_soon: Callable[[], None] = lambda: None
         # set by the engine: the lease's local check; past its deadline no session sends anything
         self.lease_valid: Callable[[], bool] = lambda: True
 

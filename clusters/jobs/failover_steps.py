@@ -17,11 +17,12 @@ What a resumed job needs is in `ctx.state` (clusters.jobs.state.JobState): old_p
 (what each survivor replicated from, for the abort), promoted, writes_opened.
 
 Saving: every step's outcome (its record and the state) is saved when it ends. Until writes are open the
-steps are quiet, so that save runs in the background and nothing on the way to open writes waits for the
-control-plane database, except two waited checkpoints before changes an abort or a resumed job must know
-about: before the old primary is flagged fenced (confirm_failure) and before the candidate is promoted;
-a third, only when a fence hook is configured, before the hook runs (after it, nothing is ever pointed
-back at the old primary). A resumed job continues after the last step whose outcome was saved; a step
+steps are quiet, so that save runs in the background (shortly after, with the steps that followed) and
+nothing on the way to open writes waits for the control-plane database, except two waited checkpoints
+before changes an abort or a resumed job must know about: before the old primary is flagged fenced
+(confirm_failure; it also saves whose IO threads stop_replication will stop) and before the candidate is
+promoted; a third, only when a fence hook is configured, before the hook runs (after it, nothing is ever
+pointed back at the old primary). A resumed job continues after the last step whose outcome was saved; a step
 whose save was lost runs again (each checks the servers first). The abort looks at the servers
 (clusters.domain.failover_abort), not only at the saved flags.
 """
@@ -185,7 +186,14 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
         # A resumed job: the first attempt stopped the survivors' IO threads (stop_replication), so they
         # say `No` without an error. They count as the witnesses they were; the look below still refuses
         # if the old primary answers.
-        ours = [v for v in fresh.verdicts if v.counted and v.reachable and "stopped on purpose" in v.detail]
+        # Only those an earlier attempt saved it would stop (io_stopped, saved before the first stop): an
+        # IO thread an operator stopped is no witness.
+        stopped_by_us = set(ctx.state.io_stopped)
+        ours = [
+            v
+            for v in fresh.verdicts
+            if v.counted and v.reachable and "stopped on purpose" in v.detail and v.address in stopped_by_us
+        ]
         if ours and fresh.replicas_agreeing + len(ours) >= fresh.majority:
             check = check.__class__(
                 check.name,
@@ -206,10 +214,25 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     # before promotion gives the flag back as it was, and its writes if this made it read-only).
     if ctx.state.old_primary_was_fenced is None:
         ctx.state.old_primary_was_fenced = ctx.server(old).fenced
+    plan_io_stops(ctx)
     ctx.checkpoint()  # saved first: a resumed job must not read its own flag as "already fenced"
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")
+
+
+def plan_io_stops(ctx: HaContext) -> None:
+    """The survivors whose IO threads stop_replication will stop (those running or connecting now; one an
+    operator stopped is left alone) and their sources, saved with confirm_failure's checkpoint: an abort
+    starts exactly those again, whether or not a later save landed."""
+    stopping = []
+    for address in survivors(ctx):
+        channel = ctx.probes[address].channel
+        if channel is None or channel.io_running == "No":
+            continue
+        stopping.append(address)
+        ctx.state.sources.setdefault(address, f"{channel.source_host}:{channel.source_port}")
+    ctx.state.io_stopped = sorted(set(ctx.state.io_stopped) | set(stopping))
 
 
 def fence_hook(ctx: HaContext) -> StepOutcome:
@@ -232,8 +255,9 @@ def fence_hook(ctx: HaContext) -> StepOutcome:
 def stop_replication(ctx: HaContext) -> StepOutcome:
     """Stop the IO threads of every survivor at once (a semi-sync replica takes about 2 s to stop when its
     source is frozen: in parallel, this is paid once). Their received positions stop moving, so the
-    election and the catch-up work on a fixed picture."""
-    targets = survivors(ctx)
+    election and the catch-up work on a fixed picture. Whom it stops was saved before (plan_io_stops)."""
+    # a resumed job that starts here has not probed yet: the survivors confirm_failure saved
+    targets = survivors(ctx) if ctx.probes else list(ctx.state.io_stopped)
 
     def one(address: str) -> str:
         session = ctx.session(address)
@@ -250,11 +274,9 @@ def stop_replication(ctx: HaContext) -> StepOutcome:
         session.execute(f"{session.dialect.stop_replication()} IO_THREAD")
         return "IO thread stopped"
 
-    # Saved at once in the background (not waited for), so an abort knows whose IO threads to start
-    # again; if that save is lost, so is this step's record, and a resumed job runs this step again.
-    ctx.state.io_stopped = list(targets)
-    ctx.save_soon()
     outcomes = ctx.parallel(one, targets)
+    stopped = {a for a, v in outcomes.items() if v == "IO thread stopped"}
+    ctx.state.io_stopped = sorted(set(ctx.state.io_stopped) | stopped)
     failed = {a: str(v) for a, v in outcomes.items() if isinstance(v, Exception)}
     if failed:
         ctx.state.unreachable = sorted(failed)
@@ -398,7 +420,10 @@ def promote_candidate(ctx: HaContext) -> StepOutcome:
         if future is None or time.monotonic() - started > LOOK_FRESH_SECONDS:
             future = fresh_old_primary_probe(ctx)
         refuse_if_old_primary_answers(ctx, future, "right before promotion")
-    # Saved before the first change a resumed job must not redo from the start: it resumes here.
+    # Saved before the first change a resumed job must not redo from the start: it resumes here, and an
+    # abort knows the candidate may have been promoted.
+    if not ctx.state.promotion_started:
+        ctx.state.promotion_started = True
     ctx.checkpoint()
     return ha_promote.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
 
@@ -519,6 +544,7 @@ def saved_for_abort(ctx: HaContext) -> failover_abort.Saved:
     return failover_abort.Saved(
         old_primary=st.old_primary,
         candidate=st.new_primary,
+        promotion_started=bool(st.promotion_started),
         promoted=bool(st.promoted),
         writes_opened=bool(st.writes_opened),
         io_stopped=tuple(st.io_stopped),

@@ -53,6 +53,7 @@ class JobState:
     gtid: dict[str, str] = field(
         default_factory=dict
     )  # GTID marks: old_primary_final, new_primary_at_promotion...
+    promotion_started: bool | None = None  # failover: saved right before the promotion's first statement
     promoted: bool | None = None
     repoint_prepared: list[str] = field(default_factory=list)
     repointed: dict[str, str] = field(default_factory=dict)

@@ -98,10 +98,20 @@ def test_only_replicas_the_job_stopped_are_touched():
     ],
 )
 def test_a_promotion_the_saved_state_missed_is_seen_on_the_candidate(candidate, why):
-    decision = decide(saved(promoted=False), [dead(), candidate, replica(C, source=B, io=True)])
+    decision = decide(
+        saved(promotion_started=True, promoted=False), [dead(), candidate, replica(C, source=B, io=True)]
+    )
     assert decision.phase == PROMOTED
     assert why in decision.reason and "stays read-only" in decision.reason
     assert decision.restart == {} and not decision.reopen_old_primary and not decision.unflag_old_primary
+
+
+def test_a_candidate_that_looks_promoted_before_the_promotion_started_is_not_this_jobs_doing():
+    # e.g. the semi-sync master side configured on every server: the stopped replicas start again
+    looks = Observed(B, reachable=True, read_only=True, source=OLD, semi_sync_master=True)
+    decision = decide(saved(promotion_started=False), [dead(), looks, replica(C)])
+    assert decision.phase == NOT_PROMOTED
+    assert decision.restart == {B: None, C: None}
 
 
 def test_a_saved_promotion_counts_even_when_the_candidate_cannot_be_seen():
