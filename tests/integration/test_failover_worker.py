@@ -51,6 +51,7 @@ def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(
 
     sandbox.kill(1, signal.SIGKILL)
     wait_for(started.exists, 20, interval=0.05, message="the failover to reach its pre_failover hook")
+    time.sleep(0.5)  # still in the 3 s hook; the steps before it are saved by now (within 0.25 s)
     job = Job.objects.get(cluster=cluster, kind="failover")
     assert job.state == "running" and job.params["automatic"] is True
     first.kill(signal.SIGKILL)
