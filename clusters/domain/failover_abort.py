@@ -41,7 +41,7 @@ class Observed:
     reachable: bool
     read_only: bool | None = None  # None: unknown
     source: str | None = None  # "host:port" it replicates from; None: from nothing (or unknown)
-    io_running: bool = False
+    io_running: bool = False  # its IO thread runs or tries to connect
     semi_sync_master: bool = False
 
 
@@ -131,6 +131,8 @@ def decide(saved: Saved, observed: Iterable[Observed]) -> AbortDecision:
             left[address] = LEFT_FENCED_SOURCE.format(old=old)
         elif seen_now.source is None:
             left[address] = LEFT_NO_SOURCE
+        elif seen_now.io_running and (not original or same_address(seen_now.source, original)):
+            continue  # replicating from where it did (the job never got to stop it): nothing to undo
         else:
             restart[address] = original if original and not same_address(seen_now.source, original) else None
     mine = saved.old_primary_was_fenced is False

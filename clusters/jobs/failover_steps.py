@@ -528,7 +528,7 @@ def observe_for_abort(ctx: HaContext) -> list[failover_abort.Observed]:
             reachable=True,
             read_only=probe.read_only,
             source=f"{channel.source_host}:{channel.source_port}" if channel else None,
-            io_running=channel is not None and channel.io_running == "Yes",
+            io_running=channel is not None and channel.io_running in ("Yes", "Connecting", "Preparing"),
             semi_sync_master=bool(probe.semi_sync_master_enabled),
         )
 

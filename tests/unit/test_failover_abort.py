@@ -85,6 +85,13 @@ def test_unreachable_replicas_and_replicas_of_nothing_are_left_alone_with_why():
     assert decision.restart == {}
 
 
+def test_a_replica_still_replicating_from_its_source_is_not_touched():
+    # the abort came before stop_replication: its IO thread still runs (or connects to the dead primary)
+    decision = decide(saved(), [dead(), replica(B, io=True), replica(C)])
+    assert decision.restart == {C: None}
+    assert decision.left_alone == {}
+
+
 def test_only_replicas_the_job_stopped_are_touched():
     decision = decide(saved(io_stopped=(B,)), [dead(), replica(B), replica(C)])
     assert decision.restart == {B: None}
