@@ -1,4 +1,4 @@
-"""Who an HA job repoints, leaves out or restores, decided from the servers' flags and status rows.
+"""Who an HA job repoints or leaves out, decided from the servers' flags and status rows.
 
 Pure: clusters.jobs.switchover_steps, failover_steps and rejoin_steps read SHOW SLAVE STATUS and the probes,
 ask these functions, and apply the answer. A status row is the dict of SHOW SLAVE STATUS (MariaDB) or
@@ -123,14 +123,3 @@ def switchover_targets(addresses: Iterable[str], new_primary: str, unreachable: 
     reachable when it was elected."""
     unreachable = set(unreachable)
     return [a for a in addresses if a != new_primary and a not in unreachable]
-
-
-# --- undoing ---------------------------------------------------------------------------------------------
-
-
-def source_to_restore(status: Status | None, original: str | None) -> str | None:
-    """The source an aborted failover points a replica back at: its original one, when it now replicates
-    from another (None: leave it as it is)."""
-    if status is None or not original:
-        return None
-    return original if f"{status.get('Master_Host')}:{status.get('Master_Port')}" != original else None

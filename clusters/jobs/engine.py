@@ -48,6 +48,11 @@ REAPER_GRACE_SECONDS = 11.0
 HANDOFF_SECONDS = 5.0  # a reaped job waits this long for a worker to claim it before it is sent again
 PENDING_GRACE_SECONDS = 5.0  # a pending job nobody claimed for this long is sent again
 MAX_ATTEMPTS = 3
+# A quiet step's outcome saved in the background waits this long for the steps after it: a burst of quick
+# steps (a failover's way to open writes takes tens of milliseconds) is saved once, after it, rather than
+# each save contending with the job's own writes (SQLite has one writer at a time). A worker that dies
+# within it loses that save: the next one runs those steps again.
+BACKGROUND_SAVE_DELAY_SECONDS = 0.25
 HANDOFF_OWNER = "reaper:handoff"
 
 _PLANS = registry.PLANS  # kind -> plan (tests add their own)
@@ -170,6 +175,9 @@ class _Recorder(threading.Thread):
         # worker sends nothing to a server and changes nothing (clusters.jobs.context.HaContext).
         self.deadline = (claimed_at if claimed_at is not None else time.monotonic()) + LEASE_SECONDS
         self._pending: list[tuple[int, list, dict]] = []  # every snapshot is published; the last one saved
+        # (number, records, result, due): a snapshot published already, saved once due unless a newer one
+        # is saved first (a later snapshot holds everything an earlier one does)
+        self._deferred: tuple[int, list, dict, float] | None = None
         self._submitted = 0
         self._saved = 0
         self._stopping = False
@@ -182,6 +190,18 @@ class _Recorder(threading.Thread):
             self._pending.append((self._submitted, *snapshot))
             self._cond.notify_all()
             return self._submitted
+
+    def defer(self, records: list, result: dict, delay: float = BACKGROUND_SAVE_DELAY_SECONDS) -> None:
+        """Publish now, save within `delay` (with whatever newer snapshot has come by then)."""
+        records, result = copy.deepcopy(records), copy.deepcopy(result)
+        with self._cond:
+            self._submitted += 1
+            due = time.monotonic() + delay
+            if self._deferred is not None:
+                due = min(due, self._deferred[3])  # the first deferred save is never postponed further
+            self._deferred = (self._submitted, records, result, due)
+            self._pending.append((0, records, result))
+            self._cond.notify_all()
 
     def announce(self, records: list, result: dict) -> None:
         """Publish a snapshot without saving it: a quiet step's progress reaches the portal live (through
@@ -212,10 +232,20 @@ class _Recorder(threading.Thread):
             while True:
                 with self._cond:
                     if not self._pending and not self._stopping:
-                        self._cond.wait(max(0.0, next_renewal - time.monotonic()))
+                        wake = (
+                            next_renewal if self._deferred is None else min(next_renewal, self._deferred[3])
+                        )
+                        self._cond.wait(max(0.0, wake - time.monotonic()))
                     batch, self._pending = self._pending, []
                     stopping = self._stopping
-                to_save = [snapshot for snapshot in batch if snapshot[0]]  # 0: announced, not saved
+                    to_save = [snapshot for snapshot in batch if snapshot[0]]  # 0: announced, not saved
+                    deferred = self._deferred
+                    if deferred is not None and to_save and to_save[-1][0] > deferred[0]:
+                        self._deferred = None  # a newer snapshot is saved now: it holds the deferred one
+                    elif deferred is not None and deferred[3] <= time.monotonic() and not stopping:
+                        self._deferred = None
+                        to_save.append(deferred[:3])  # due: saved now (published when it was deferred)
+                    # (when stopping, the runner's final save holds everything)
                 saved = False
                 if to_save or time.monotonic() >= next_renewal:
                     saved = self._save(to_save[-1] if to_save else None)
@@ -444,7 +474,11 @@ class _Runner:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome.detail, **outcome.extra)
         else:
             s.mark(self.records, spec.name, s.OK, _now_iso(), outcome or "")
-        self._submit(saved=not spec.quiet)
+        if spec.quiet and spec.saved_in_background:
+            self._sync_state()  # published now, saved by the recorder thread shortly: costs the step nothing
+            self.recorder.defer(self.records, self.result)
+        else:
+            self._submit(saved=not spec.quiet)
         return None
 
     def _abort(self, step: str, reason: str) -> str | None:

@@ -15,6 +15,16 @@
 
 What a resumed job needs is in `ctx.state` (clusters.jobs.state.JobState): old_primary, new_primary, io_stopped, targets, sources
 (what each survivor replicated from, for the abort), promoted, writes_opened.
+
+Saving: every step's outcome (its record and the state) is saved when it ends. Until writes are open the
+steps are quiet, so that save runs in the background (shortly after, with the steps that followed) and
+nothing on the way to open writes waits for the control-plane database, except two waited checkpoints
+before changes an abort or a resumed job must know about: before the old primary is flagged fenced
+(confirm_failure; it also saves whose IO threads stop_replication will stop) and before the candidate is
+promoted; a third, only when a fence hook is configured, before the hook runs (after it, nothing is ever
+pointed back at the old primary). A resumed job continues after the last step whose outcome was saved; a step
+whose save was lost runs again (each checks the servers first). The abort looks at the servers
+(clusters.domain.failover_abort), not only at the saved flags.
 """
 
 from __future__ import annotations
@@ -32,8 +42,8 @@ from clusters.adapters import fence
 from clusters.adapters.mysql import POOL, ConnectOptions, ServerError
 from clusters.adapters.probe import probe_server
 from clusters.domain import constants as c
+from clusters.domain import failover_abort, repoint_plan
 from clusters.domain import failover_plan as plan
-from clusters.domain import repoint_plan
 from clusters.domain.detection import confirm_for_topology
 from clusters.domain.election import Election
 from clusters.domain.guards import blocking, candidate_check, errant_check
@@ -176,7 +186,14 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
         # A resumed job: the first attempt stopped the survivors' IO threads (stop_replication), so they
         # say `No` without an error. They count as the witnesses they were; the look below still refuses
         # if the old primary answers.
-        ours = [v for v in fresh.verdicts if v.counted and v.reachable and "stopped on purpose" in v.detail]
+        # Only those an earlier attempt saved it would stop (io_stopped, saved before the first stop): an
+        # IO thread an operator stopped is no witness.
+        stopped_by_us = set(ctx.state.io_stopped)
+        ours = [
+            v
+            for v in fresh.verdicts
+            if v.counted and v.reachable and "stopped on purpose" in v.detail and v.address in stopped_by_us
+        ]
         if ours and fresh.replicas_agreeing + len(ours) >= fresh.majority:
             check = check.__class__(
                 check.name,
@@ -197,10 +214,25 @@ def confirm_failure(ctx: HaContext) -> StepOutcome:
     # before promotion gives the flag back as it was, and its writes if this made it read-only).
     if ctx.state.old_primary_was_fenced is None:
         ctx.state.old_primary_was_fenced = ctx.server(old).fenced
+    plan_io_stops(ctx)
     ctx.checkpoint()  # saved first: a resumed job must not read its own flag as "already fenced"
     Server.objects.filter(pk=ctx.server(old).pk).update(fenced=True)
     ctx.bump_epoch()
     return Done(f"{check.detail}; {old} fenced (made read-only whenever it reappears)")
+
+
+def plan_io_stops(ctx: HaContext) -> None:
+    """The survivors whose IO threads stop_replication will stop (those running or connecting now; one an
+    operator stopped is left alone) and their sources, saved with confirm_failure's checkpoint: an abort
+    starts exactly those again, whether or not a later save landed."""
+    stopping = []
+    for address in survivors(ctx):
+        channel = ctx.probes[address].channel
+        if channel is None or channel.io_running == "No":
+            continue
+        stopping.append(address)
+        ctx.state.sources.setdefault(address, f"{channel.source_host}:{channel.source_port}")
+    ctx.state.io_stopped = sorted(set(ctx.state.io_stopped) | set(stopping))
 
 
 def fence_hook(ctx: HaContext) -> StepOutcome:
@@ -212,14 +244,20 @@ def fence_hook(ctx: HaContext) -> StepOutcome:
         raise StepRefused(detail, [{"name": "fence", "ok": False, "detail": detail}])
     if ctx.settings.fence:  # the hook may power it off: look once more right before
         refuse_if_old_primary_answers(ctx, fresh_old_primary_probe(ctx), "before the fence hook")
+        if ctx.state.fence_started_at is None:
+            # Saved and waited for (only with a fence hook, which takes far longer): from now on an abort
+            # never points replication back at the old primary, nor gives it its writes back.
+            ctx.state.fence_started_at = time.time()
+            ctx.checkpoint()
     return ha_after.hook_step(ctx, "fence", "fence", "pre", refuse_on_failure=ctx.settings.fence_required)
 
 
 def stop_replication(ctx: HaContext) -> StepOutcome:
     """Stop the IO threads of every survivor at once (a semi-sync replica takes about 2 s to stop when its
     source is frozen: in parallel, this is paid once). Their received positions stop moving, so the
-    election and the catch-up work on a fixed picture."""
-    targets = survivors(ctx)
+    election and the catch-up work on a fixed picture. Whom it stops was saved before (plan_io_stops)."""
+    # a resumed job that starts here has not probed yet: the survivors confirm_failure saved
+    targets = survivors(ctx) if ctx.probes else list(ctx.state.io_stopped)
 
     def one(address: str) -> str:
         session = ctx.session(address)
@@ -236,10 +274,9 @@ def stop_replication(ctx: HaContext) -> StepOutcome:
         session.execute(f"{session.dialect.stop_replication()} IO_THREAD")
         return "IO thread stopped"
 
-    # Saved with this step's record (not waited for): a resumed job runs this step again, and only an
-    # abort after three attempts reads it, to start the IO threads again.
-    ctx.state.io_stopped = list(targets)
     outcomes = ctx.parallel(one, targets)
+    stopped = {a for a, v in outcomes.items() if v == "IO thread stopped"}
+    ctx.state.io_stopped = sorted(set(ctx.state.io_stopped) | stopped)
     failed = {a: str(v) for a, v in outcomes.items() if isinstance(v, Exception)}
     if failed:
         ctx.state.unreachable = sorted(failed)
@@ -383,7 +420,10 @@ def promote_candidate(ctx: HaContext) -> StepOutcome:
         if future is None or time.monotonic() - started > LOOK_FRESH_SECONDS:
             future = fresh_old_primary_probe(ctx)
         refuse_if_old_primary_answers(ctx, future, "right before promotion")
-    # Saved before the first change a resumed job must not redo from the start: it resumes here.
+    # Saved before the first change a resumed job must not redo from the start: it resumes here, and an
+    # abort knows the candidate may have been promoted.
+    if not ctx.state.promotion_started:
+        ctx.state.promotion_started = True
     ctx.checkpoint()
     return ha_promote.promote(ctx, ctx.state.new_primary, list(ctx.state.targets), connect=True)
 
@@ -470,42 +510,103 @@ def record_rpo(ctx: HaContext) -> StepOutcome:
 # --- abort -----------------------------------------------------------------------------------------------
 
 
-def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
-    """Leave the cluster safe. Before promotion: the survivors replicate from where they did (their IO
-    threads start again, so they follow the old primary if it comes back). After promotion the candidate
-    stays read-only unless writes were opened: never a second writable server; a person decides."""
-    if ctx.state.writes_opened:
-        return None
-    if ctx.state.promoted:
-        new = ctx.state.new_primary
-        return (
-            f"{new} was promoted but stays read-only (writes not opened): check the cluster, then run a "
-            "manual failover to it or fix it by hand"
+def observe_for_abort(ctx: HaContext) -> list[failover_abort.Observed]:
+    """A fresh probe of every server, in parallel (the old primary with the short timeout): which one is
+    writable, whom each replicates from, whether the candidate's semi-sync master side is on."""
+    old = ctx.state.old_primary
+
+    def one(address: str) -> failover_abort.Observed:
+        if address == old:
+            POOL.discard_address(address)
+        options = _quick_options(ctx) if address == old else ctx.probe_options
+        probe = probe_server(address, ctx.admin, options)
+        if not probe.reachable:
+            return failover_abort.Observed(address, reachable=False)
+        channel = probe.channel
+        return failover_abort.Observed(
+            address,
+            reachable=True,
+            read_only=probe.read_only,
+            source=f"{channel.source_host}:{channel.source_port}" if channel else None,
+            io_running=channel is not None and channel.io_running in ("Yes", "Connecting", "Preparing"),
+            semi_sync_master=bool(probe.semi_sync_master_enabled),
         )
+
+    outcomes = ctx.parallel(one, ctx.addresses)
+    return [
+        v if isinstance(v, failover_abort.Observed) else failover_abort.Observed(a, reachable=False)
+        for a, v in outcomes.items()
+    ]
+
+
+def saved_for_abort(ctx: HaContext) -> failover_abort.Saved:
+    st = ctx.state
+    return failover_abort.Saved(
+        old_primary=st.old_primary,
+        candidate=st.new_primary,
+        promotion_started=bool(st.promotion_started),
+        promoted=bool(st.promoted),
+        writes_opened=bool(st.writes_opened),
+        io_stopped=tuple(st.io_stopped),
+        sources=dict(st.sources),
+        old_primary_was_fenced=st.old_primary_was_fenced,
+        fence_ran=fence_ran(ctx),
+    )
+
+
+def fence_ran(ctx: HaContext) -> bool:
+    """The fence hook succeeded, or was started and its outcome is unknown (its worker died meanwhile): the
+    old primary may be fenced (powered off, cut off). A hook that failed did not fence it."""
+    outcome = ctx.state.hooks.get("fence")
+    if outcome is not None:
+        return bool(outcome.get("ok"))
+    return ctx.state.fence_started_at is not None
+
+
+def abort_failover(ctx: HaContext, step: str, reason: str) -> str | None:
+    """Leave the cluster safe, judged from what the servers say now as well as from the saved state
+    (clusters.domain.failover_abort.decide): once writes are open anywhere nothing is undone; a promoted
+    candidate stays read-only (never a second writable server), a person decides; before promotion the
+    survivors replicate again from where they did (never from the old primary once a fence ran), and the
+    old primary gets its flag and, when it is still the most advanced server, its writes back."""
+    if ctx.state.old_primary is None:
+        return None  # refused before the job changed anything
+    decision = failover_abort.decide(saved_for_abort(ctx), observe_for_abort(ctx))
+    ctx.state.abort_decision = {"phase": decision.phase, "writable": list(decision.writable)}
+    if decision.phase == failover_abort.WRITES_OPEN:
+        if ctx.state.writes_opened:
+            return None
+        new = ctx.state.new_primary
+        if new and list(decision.writable) in ([new], sorted([new, ctx.state.old_primary])):
+            # An earlier attempt opened writes and died before saving so: the inventory follows the servers.
+            ha_promote.record_primary(ctx, new, ctx.state.old_primary, fence_demoted=True)
+            return f"{decision.reason}; {new} recorded as the cluster's primary"
+        return decision.reason
+    if decision.phase == failover_abort.PROMOTED:
+        return decision.reason
     notes = []
     old = ctx.state.old_primary
-    if old and ctx.state.old_primary_was_fenced is False:
+    if decision.unflag_old_primary:
         # Nobody was promoted: the old primary is still the cluster's primary, not a server to fence.
         Server.objects.filter(pk=ctx.server(old).pk).update(fenced=False)
         notes.append(f"{old} no longer marked fenced")
-    if old and not ctx.state.old_primary_was_fenced:
+    if decision.reopen_old_primary:
         notes.append(reopen_old_primary(ctx, old))
-    sources = ctx.state.sources
-    for address in ctx.state.io_stopped:
+    elif fence_ran(ctx):
+        notes.append(f"the fence hook ran on {old}: it stays fenced and nothing replicates from it")
+    for address, original in decision.restart.items():
         try:
             session = ctx.session(address)
-            status = session.replication_status()
-            original = repoint_plan.source_to_restore(status, sources.get(address))
             if original is not None:
                 host, port = original.rsplit(":", 1)
                 session.stop_replication()
                 session.change_source(host, int(port), ctx.replication)
                 notes.append(f"{address} points at {original} again")
-            if status is not None:
-                session.start_replication()
-                notes.append(f"{address} replication started")
+            session.start_replication()
+            notes.append(f"{address} replication started")
         except (ServerError, KeyError, ValueError) as exc:
             notes.append(f"{address}: could not restart replication ({exc})")
+    notes.extend(f"{a}: {why}" for a, why in decision.left_alone.items())
     return "; ".join(notes) or None
 
 
@@ -551,22 +652,23 @@ KIND = "failover"
 
 PLAN = Plan(
     kind=KIND,
-    # Until writes are open the steps are quiet: their records are saved together (at the checkpoint
-    # before promotion, then after open_writes), so no step waits for the control-plane database.
+    # Until writes are open the steps are quiet: each one's outcome is saved in the background when it
+    # ends (no step waits for the control-plane database, except at the checkpoints named above).
     steps=(
-        StepSpec("confirm_failure", confirm_failure, quiet=True),
-        StepSpec("fence_hook", fence_hook, quiet=True),
-        StepSpec("stop_replication", stop_replication, quiet=True),
-        StepSpec("elect_candidate", elect_candidate, quiet=True),
+        StepSpec("confirm_failure", confirm_failure, quiet=True, saved_in_background=True),
+        StepSpec("fence_hook", fence_hook, quiet=True, saved_in_background=True),
+        StepSpec("stop_replication", stop_replication, quiet=True, saved_in_background=True),
+        StepSpec("elect_candidate", elect_candidate, quiet=True, saved_in_background=True),
         StepSpec(
             "pre_failover_hook",
             lambda ctx: ha_after.hook_step(ctx, "pre_failover", KIND, "pre", refuse_on_failure=False),
             quiet=True,
+            saved_in_background=True,
         ),
-        StepSpec("catch_up_candidate", catch_up_candidate, quiet=True),
-        StepSpec("promote_candidate", promote_candidate, quiet=True),
-        StepSpec("repoint_replicas", repoint_replicas, quiet=True),
-        StepSpec("open_writes", open_writes, quiet=True),
+        StepSpec("catch_up_candidate", catch_up_candidate, quiet=True, saved_in_background=True),
+        StepSpec("promote_candidate", promote_candidate, quiet=True, saved_in_background=True),
+        StepSpec("repoint_replicas", repoint_replicas, quiet=True, saved_in_background=True),
+        StepSpec("open_writes", open_writes, quiet=True, saved_in_background=True),
         StepSpec("routes_new_primary", lambda ctx: ha_after.routes_step(ctx, PRIMARY_CHANGED)),
         StepSpec(
             "post_failover_hook",

@@ -33,6 +33,9 @@ class JobState:
     )  # failover: IO threads stopped (the abort restarts them)
     sources: dict[str, str] = field(default_factory=dict)  # failover: each replica's source before the job
     old_primary_was_fenced: bool | None = None
+    fence_started_at: float | None = (
+        None  # failover: the fence hook was started (saved first): it may have run
+    )
     replicas: list[str] = field(default_factory=list)  # adopt: the replicas it prepares
     changes: dict[str, str] = field(default_factory=dict)  # adopt: what it changes on each replica
     server_gtid_binlog_pos: str | None = None  # rejoin: the returning server's own position
@@ -50,6 +53,7 @@ class JobState:
     gtid: dict[str, str] = field(
         default_factory=dict
     )  # GTID marks: old_primary_final, new_primary_at_promotion...
+    promotion_started: bool | None = None  # failover: saved right before the promotion's first statement
     promoted: bool | None = None
     repoint_prepared: list[str] = field(default_factory=list)
     repointed: dict[str, str] = field(default_factory=dict)
@@ -63,6 +67,7 @@ class JobState:
     gtid_history: str | None = None
     old_primary_looks: list[dict[str, Any]] = field(default_factory=list)
     old_primary_fenced_at_open: str | None = None
+    abort_decision: dict[str, Any] | None = None  # failover: what the abort saw (phase, writable servers)
 
     def __post_init__(self) -> None:
         self._assigned.clear()  # the defaults are not "set"

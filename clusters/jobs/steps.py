@@ -84,12 +84,16 @@ class StepSpec:
     """One step of a plan. `resume_from` names an earlier step a resumed job restarts from when this step
     is the first unfinished one (e.g. the catch-up wait needs the write freeze, held by a session that
     died with the worker, to be taken again first). A `quiet` step's record is saved with the next
-    step's, not on its own: the steps of a write freeze run back to back without any bookkeeping."""
+    step's, not on its own: the steps of a write freeze run back to back without any bookkeeping.
+    `saved_in_background` (a quiet step): its outcome is published when it finishes and saved by the
+    engine's recorder thread shortly after (with the steps that followed by then), never waited for; a
+    worker that dies before that save lands makes the next one run the step again."""
 
     name: str
     run: StepFunction
     resume_from: str | None = None
     quiet: bool = False
+    saved_in_background: bool = False
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,61 @@ def test_a_quiet_step_is_published_but_not_saved_until_the_next_saved_step(clust
     assert seen_in_database and seen_in_database[0][1] != "running"  # the quiet step's start: not saved
 
 
+def _saved_states(job_id: int) -> list[str]:
+    return [r["state"] for r in Job.objects.get(pk=job_id).steps]
+
+
+def test_a_quiet_step_saved_in_background_is_saved_shortly_after_it_ends_without_waiting(cluster, fake_plan):
+    """Its outcome is published at once and saved by the recorder thread within the delay, together with
+    the quick steps after it; a step that runs longer finds it saved, a resumed job continues after it."""
+    seen_at_start: list[list[str]] = []
+    seen_later: list[list[str]] = []
+
+    def quick(ctx):
+        seen_at_start.append(_saved_states(job.pk))
+        return "quick"
+
+    def slow(ctx):
+        time.sleep(engine.BACKGROUND_SAVE_DELAY_SECONDS + 0.5)
+        seen_later.append(_saved_states(job.pk))
+        return "slow"
+
+    fake_plan(
+        s.StepSpec("first", lambda ctx: "first", quiet=True, saved_in_background=True),
+        s.StepSpec("quick", quick, quiet=True, saved_in_background=True),
+        s.StepSpec("slow", slow, quiet=True),
+    )
+    job = engine.create_job(cluster, FAKE_KIND)
+    done = engine.run_job(job.id)
+    assert done.state == "succeeded"
+    assert seen_at_start == [["pending", "pending", "pending"]]  # not waited for: not saved yet
+    assert seen_later == [["ok", "ok", "pending"]]  # saved once, with the step after it
+
+
+def test_a_job_resumes_after_its_last_quiet_step_saved_in_background(cluster, fake_plan):
+    calls: list[str] = []
+
+    def step(name):
+        def run(ctx):
+            calls.append(name)
+            if name == "dies" and len(calls) == 2:
+                time.sleep(engine.BACKGROUND_SAVE_DELAY_SECONDS + 0.5)  # "saved" lands meanwhile
+                raise KeyboardInterrupt  # the worker dies here (no abort, no end)
+            return name
+
+        return s.StepSpec(name, run, quiet=True, saved_in_background=True)
+
+    fake_plan(step("saved"), step("dies"))
+    job = engine.create_job(cluster, FAKE_KIND)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_job(job.id)
+    assert _saved_states(job.pk) == ["ok", "pending"]
+    Job.objects.filter(pk=job.pk).update(lease_owner=engine.HANDOFF_OWNER)
+    done = engine.run_job(job.id)
+    assert done.state == "succeeded" and done.attempts == 2
+    assert calls == ["saved", "dies", "dies"]  # the saved step did not run again
+
+
 def test_a_worker_past_its_lease_deadline_changes_nothing_and_does_not_abort(cluster, fake_plan):
     """The lease is a fencing token kept by time: a worker stalled past its lease's deadline (measured
     locally, no query) runs no further step and no abort, even before anyone took the job over."""

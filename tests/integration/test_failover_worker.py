@@ -1,7 +1,8 @@
 """Detection and failover by dbpilot's real processes (beat, a worker consuming every queue): the primary is
 SIGKILLed, a tick in the worker confirms it and starts the failover at once in that worker; the worker is
 killed while the job waits in its pre_failover hook; beat's reaper hands the job to a new worker, which
-resumes it. At no instant are two servers writable, and the job ends with one writable primary."""
+resumes it at that hook (the steps before it were saved). Every step, killed after it, without the real
+reaper: tests/integration/test_failover_resume.py. At no instant are two servers writable, and the job ends with one writable primary."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(
 
     sandbox.kill(1, signal.SIGKILL)
     wait_for(started.exists, 20, interval=0.05, message="the failover to reach its pre_failover hook")
+    time.sleep(0.5)  # still in the 3 s hook; the steps before it are saved by now (within 0.25 s)
     job = Job.objects.get(cluster=cluster, kind="failover")
     assert job.state == "running" and job.params["automatic"] is True
     first.kill(signal.SIGKILL)
@@ -66,7 +68,11 @@ def test_a_worker_killed_mid_failover_is_resumed_by_the_reaper(
     assert job.state == "succeeded", (job.state, job.result.get("detail"), second.log_text()[-2000:])
     assert job.attempts == 2
     assert Event.objects.filter(cluster=cluster, kind="job_reaped", data__job_id=job.id).exists()
-    assert len(started.read_text().split()) == 2  # the hook ran again on resume (hooks must be idempotent)
+    # The steps before the hook were saved in the background as they finished: the resumed job continues
+    # at the hook, whose own step never finished (killed while it ran), so it runs again, and only it.
+    resumed = Event.objects.get(cluster=cluster, kind="job_resumed", data__job_id=job.id)
+    assert "at step pre_failover_hook" in resumed.message, resumed.message
+    assert len(started.read_text().split()) == 2
     new = node_of(sandbox, job.result["new_primary"])
     other = next(n for n in (2, 3) if n != new)
     assert writable_nodes(sandbox) == [new]

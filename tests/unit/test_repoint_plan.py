@@ -1,4 +1,4 @@
-"""Who an HA job repoints, leaves out or restores (clusters.domain.repoint_plan), on fake status rows."""
+"""Who an HA job repoints or leaves out (clusters.domain.repoint_plan), on fake status rows."""
 
 import pytest
 
@@ -13,7 +13,6 @@ from clusters.domain.repoint_plan import (
     failover_targets,
     points_at,
     replicating,
-    source_to_restore,
     survivors,
     switchover_targets,
 )
@@ -65,10 +64,3 @@ def test_status_rows_say_where_a_replica_points_and_whether_it_runs():
     assert not connected_to(row(using_gtid="No"), "10.0.0.2", 3306)  # by file position: repoint it
     assert not connected_to(None, "10.0.0.2", 3306)
     assert not points_at({"Master_Host": "x", "Master_Port": "not a port"}, "x", 3306)
-
-
-def test_an_aborted_failover_points_a_replica_back_only_when_it_moved():
-    assert source_to_restore(row(host="10.0.0.2"), "10.0.0.1:3306") == "10.0.0.1:3306"
-    assert source_to_restore(row(host="10.0.0.1", port=3306), "10.0.0.1:3306") is None
-    assert source_to_restore(None, "10.0.0.1:3306") is None  # replicates from nothing: left as it is
-    assert source_to_restore(row(), None) is None  # its source was never read
