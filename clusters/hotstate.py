@@ -197,6 +197,12 @@ def remember_lags(cluster_id: int, lags: dict[str, float]) -> None:
     _lags_written[cluster_id] = (lags, now)
 
 
+def last_lags(cluster_id: int) -> dict[str, float]:
+    """The lags last remembered for the cluster: this process's own copy, else Redis's."""
+    written = _lags_written.get(cluster_id)
+    return dict(written[0]) if written is not None else read_lags(cluster_id)
+
+
 def remember_confirmation(cluster_id: int, primary: str, observed_at: float) -> None:
     """The ticks confirmed `primary`'s failure at `observed_at`: a manual request from another process
     (which cannot measure heartbeat ages) may rely on it while it is fresh."""

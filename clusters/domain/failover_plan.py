@@ -129,6 +129,32 @@ def received_before_incident(
     return {a: max(0.0, incident_since - float(t)) for a, t in last_received.items()}
 
 
+# IO thread states of a replica whose replication is configured and running (MariaDB's Slave_IO_Running).
+_IO_RUNNING = ("Yes", "Connecting", "Preparing")
+
+
+def lags_to_remember(topology: Topology, previous: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The replicas' lags a healthy tick leaves for a failover's election (after the primary dies,
+    Seconds_Behind_Master is NULL). It is NULL for a moment too while a replica (re)connects, after a
+    switchover, a rejoin or a restart: a replica whose threads both run keeps its last known lag through
+    that moment, instead of turning "lag unknown" (unelectable) should the primary die then. A replica with
+    its IO or SQL thread stopped loses it: its lag is unknown, as the failover rule wants (one that stopped
+    receiving long ago is caught by `received_before_incident` too)."""
+    primary = topology.primary
+    lags: dict[str, float] = {}
+    for server in topology.servers:
+        if server.address == primary:
+            continue
+        if server.lag is not None:
+            lags[server.address] = server.lag
+            continue
+        replication = server.replication or {}
+        running = replication.get("io_running") in _IO_RUNNING and replication.get("sql_running") == "Yes"
+        if running and previous and server.address in previous:
+            lags[server.address] = previous[server.address]
+    return lags
+
+
 def failover_election(
     topology: Topology,
     probes: Mapping[str, ProbeResult],

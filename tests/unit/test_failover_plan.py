@@ -345,3 +345,17 @@ def test_a_new_primary_reconnecting_its_semi_sync_replicas_is_not_an_error_for_a
     assert {f.code for f in settling.findings} == {f.code for f in topology.findings} - {c.SEMI_SYNC_INACTIVE}
     later = plan.settle_new_primary(topology, primary_since=100.0 - plan.SEMI_SYNC_SETTLE_SECONDS, now=100.0)
     assert later is topology  # still off after the window: the finding opens as usual
+
+
+def test_a_replica_reconnecting_keeps_its_last_known_lag_one_stopped_loses_it():
+    probes = healthy(
+        p=primary(P),
+        r1=with_channel(replica(R1), io_running="Connecting", seconds_behind=None),  # just repointed
+        r2=with_channel(replica(R2), io_running="No", seconds_behind=None),  # stopped on purpose
+    )
+    topology = topology_of(probes)
+    assert plan.lags_to_remember(topology, {R1: 0.0, R2: 0.0}) == {R1: 0.0}
+    assert plan.lags_to_remember(topology, None) == {}  # nothing known before: unknown stays unknown
+    known = topology_of(healthy(p=primary(P), r1=replica(R1), r2=replica(R2)))
+    assert set(plan.lags_to_remember(known, {R1: 99.0})) == {R1, R2}
+    assert plan.lags_to_remember(known, {R1: 99.0})[R1] != 99.0  # a fresh lag replaces the old one
