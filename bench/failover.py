@@ -276,7 +276,16 @@ def kill_trials(bench: Bench, args) -> list[dict]:
             primary = 1
             try:
                 while len(rows) < args.kill_trials:
-                    bench.wait(lambda sb=sandbox, p=primary: bench.healthy(sb, p), 60, "a healthy cluster")
+                    # Healthy, and no job running: a rejoin still verifying its samples would fail if
+                    # its primary were killed under it (and then wait for its retry's backoff).
+                    bench.wait(
+                        lambda sb=sandbox, p=primary, cl=cluster: (
+                            bench.healthy(sb, p)
+                            and not Job.objects.filter(cluster=cl, state__in=("pending", "running")).exists()
+                        ),
+                        60,
+                        "a healthy cluster with no job running",
+                    )
                     row = bench.trial(sandbox, cluster, writer, primary, signal.SIGKILL)
                     rows.append(row)
                     bench.print_row("SIGKILL", len(rows), row)
