@@ -78,6 +78,7 @@ BIN = Path(sys.executable).parent
 class SoakReport:
     seconds: float = 0.0
     clusters: int = 0
+    seed: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     failovers: int = 0
     jobs: dict[str, int] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class SoakReport:
             return f"{gaps[min(len(gaps) - 1, int(f * len(gaps)))]:.0f}" if gaps else "-"
 
         return [
-            f"soak: {self.seconds / 60:.1f} min, {self.clusters} cluster(s) of 3 servers under writers; {self.redis}",
+            f"soak: {self.seconds / 60:.1f} min, {self.clusters} cluster(s) of 3 servers under writers; {self.redis}; seed {self.seed}",
             f"  faults injected: {sum(self.faults.values())} ({', '.join(f'{k} {v}' for k, v in sorted(self.faults.items()))})",
             f"  failovers: {self.failovers}; jobs: {json.dumps(self.jobs, sort_keys=True)}",
             f"  write gaps over {GAP_SECONDS * 1000:.0f} ms: {len(gaps)}; p50 {pct(0.5)} ms, p99 {pct(0.99)} ms, "
@@ -236,9 +237,10 @@ class Soak:
         self.semi_sync = semi_sync
         self.netns = netns
         self.sentinel = sentinel
-        self.rng = random.Random(seed)
+        self.seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed  # said: rerun it
+        self.rng = random.Random(self.seed)
         self.workdir = workdir
-        self.report = SoakReport(clusters=clusters)
+        self.report = SoakReport(clusters=clusters, seed=self.seed)
         self.n_clusters = clusters
         self.processes: dict[str, object] = {}
         self.sandboxes: list = []
