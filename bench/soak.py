@@ -71,6 +71,23 @@ CUT_PRIMARY_SECONDS = 10
 # its replicas still receive from it: no failover may start.
 CUT_FROM_DBPILOT_SECONDS = 6
 SANDBOX_NETWORK = "10.231.0.0/16"  # clusters.providers.netns
+FENCE_HOOK = "soak-power-off"
+# `--fence-hook`: the soak's STONITH. dbpilot runs it (EVENT fence) before promoting when the old
+# primary's state is unknown; it "powers off" that server (SIGKILL of the mariadbd found from the pid file
+# the soak listed for its address, checked by its command line); the soak starts it again when its cut heals.
+FENCE_SCRIPT = """#!/bin/sh
+set -u
+[ "$DBPILOT_EVENT" = fence ] || exit 0
+entry="servers/$DBPILOT_OLD_PRIMARY"
+[ -f "$entry" ] || { echo "not a soak server: $DBPILOT_OLD_PRIMARY"; exit 1; }
+pidfile=$(sed -n 1p "$entry"); conf=$(sed -n 2p "$entry")
+pid=$(cat "$pidfile" 2>/dev/null) || { echo "$DBPILOT_OLD_PRIMARY: no pid file, already down"; exit 0; }
+if tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--defaults-file=$conf"; then
+    kill -9 "$pid" && echo "$DBPILOT_OLD_PRIMARY: powered off (pid $pid)"
+else
+    echo "$DBPILOT_OLD_PRIMARY: already down"
+fi
+"""
 BIN = Path(sys.executable).parent
 
 
@@ -109,7 +126,7 @@ class SoakReport:
             f"max {max(gaps, default=0):.0f} ms",
             f"  acknowledged writes: {self.acknowledged}; lost: {self.lost}",
             f"  two-writable incidents: {len(self.two_writable)}"
-            + (f" ({'; '.join(self.two_writable[:5])})" if self.two_writable else ""),
+            + (f" ({'; '.join(self.two_writable)})" if self.two_writable else ""),
             f"  old primaries cut off then healed: fenced (read-only) {_figures(self.fenced_after_heal_ms)} ms "
             f"after the heal; looks that saw one writable while cut off: {self.writable_while_cut}",
             f"  failovers during a cut from dbpilot alone (must be none): {self.failovers_on_one_sided_cut or 'none'}",
@@ -232,7 +249,9 @@ class Soak:
         semi_sync: bool = True,
         netns: bool = True,
         sentinel: bool = True,
+        fence_hook: bool = False,
     ):
+        self.fence_hook = fence_hook
         self.seconds = seconds
         self.semi_sync = semi_sync
         self.netns = netns
@@ -312,6 +331,14 @@ class Soak:
         self.env = control_plane_env(f"sqlite:///{self.db_path}", redis_url, self.workdir)
         if self.netns:  # the servers live in network namespaces the sandboxes create, on 10.231.0.0/16
             self.env["DBPILOT_ALLOWED_NETWORKS"] += f",{SANDBOX_NETWORK}"
+        if self.fence_hook:
+            self.hooks_dir = self.workdir / "hooks"
+            (self.hooks_dir / "servers").mkdir(parents=True, exist_ok=True)
+            script = self.hooks_dir / FENCE_HOOK
+            script.write_text(FENCE_SCRIPT)
+            script.chmod(0o755)
+            self.env["DBPILOT_HOOKS_DIR"] = str(self.hooks_dir)
+            self.report.redis += f"; fence hook {FENCE_HOOK} (required)"
         token = create_tenant_token(self.env, "admin")
         self.port = free_port()
         for name in ("web", "worker-1", "worker-2", "beat-1", "beat-2"):
@@ -329,6 +356,11 @@ class Soak:
             self.sandboxes.append(sandbox)
             sandbox.up()
             described = sandbox.describe()
+            if self.fence_hook:
+                for node in sandbox.nodes:
+                    config = sandbox.process(node).config
+                    entry = self.hooks_dir / "servers" / f"{sandbox.host(node)}:{sandbox.port(node)}"
+                    entry.write_text(f"{config.pid_file}\n{config.config_path}\n")
             status, _, cluster = api(
                 "POST",
                 f"{base}/clusters/",
@@ -343,6 +375,7 @@ class Soak:
                         # An old primary cut off while a commit waited for its acknowledgement comes
                         # back holding it (unacknowledged): the repair dbpilot has rolls it back.
                         "rejoin_method": ["flashback"],
+                        **({"fence": FENCE_HOOK, "fence_required": True} if self.fence_hook else {}),
                         **RELAXED_GUARDS,
                     },
                 },
@@ -418,6 +451,8 @@ class Soak:
     def _heal(self, index: int, node: int) -> None:
         self.sandboxes[index].heal(node)
         self.watch.heal(index, node)
+        if not self.sandboxes[index].running(node):  # powered off by the fence hook: on again
+            self.sandboxes[index].start(node)
 
     def _failover_jobs(self, index: int) -> int:
         return self._db(
@@ -646,9 +681,10 @@ def run(
     semi_sync: bool = True,
     netns: bool = True,
     sentinel: bool = True,
+    fence_hook: bool = False,
 ) -> SoakReport:
     workdir = Path(tempfile.mkdtemp(prefix="dbpilot-soak-"))
-    return Soak(seconds, clusters, seed, workdir, semi_sync, netns, sentinel).run()
+    return Soak(seconds, clusters, seed, workdir, semi_sync, netns, sentinel, fence_hook).run()
 
 
 def main() -> int:
@@ -671,9 +707,22 @@ def main() -> int:
         action="store_false",
         help="one plain Redis (restarted as a fault) instead of a master, a replica and 3 Sentinels",
     )
+    parser.add_argument(
+        "--fence-hook",
+        action="store_true",
+        help=f"a required fence hook ({FENCE_HOOK}) powers off an old primary whose state is unknown",
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    report = run(args.minutes * 60, args.clusters, args.seed, args.semi_sync, args.netns, args.sentinel)
+    report = run(
+        args.minutes * 60,
+        args.clusters,
+        args.seed,
+        args.semi_sync,
+        args.netns,
+        args.sentinel,
+        args.fence_hook,
+    )
     print("\n".join(report.lines()))
     return 0 if report.lost == 0 and not report.two_writable else 1
 
