@@ -1,7 +1,7 @@
 """Soak: dbpilot runs for a bounded time while random faults hit the databases and dbpilot itself.
 
 Run (root, as the sandboxes need): .venv/bin/python bench/soak.py [--minutes 20] [--clusters 3] [--seed N]
-    [--async] [--no-netns] [--no-sentinel]
+    [--async] [--no-netns] [--no-sentinel] [--fence-hook]
 CI runs a short part of it: tests/chaos/test_soak.py (one cluster, 40 s of faults).
 
 What runs: dbpilot as processes on a SQLite control-plane database (one web server, two workers on every
@@ -38,6 +38,11 @@ each cluster's acknowledged writes are checked on its final primary. The report:
 failovers, write gaps (the pauses between consecutive acknowledged writes longer than 250 ms: p50, p99,
 max), acknowledged writes lost (must be 0), two-writable incidents (must be 0), failovers during a cut
 from dbpilot alone (must be none), findings left open.
+
+Without a fence hook, dbpilot promotes while a primary cut off from everyone is still writable (it cannot
+reach it) and fences it at its first tick after the heal: the watcher sees two writable servers for up to
+about a second then (docs/benchmarks.md, run 4). `--fence-hook` configures the design's answer, a required
+`fence` hook (FENCE_SCRIPT: it powers the old primary off; the soak starts it again when the cut heals).
 """
 
 from __future__ import annotations
