@@ -75,6 +75,7 @@ CUT_PRIMARY_SECONDS = 10
 # A primary cut off from dbpilot (and the writer, on the same address) alone: past failcount (~2.2 s), while
 # its replicas still receive from it: no failover may start.
 CUT_FROM_DBPILOT_SECONDS = 6
+FIRST_FAULT_AFTER_SECONDS = 5
 SANDBOX_NETWORK = "10.231.0.0/16"  # clusters.providers.netns
 FENCE_HOOK = "soak-power-off"
 # `--fence-hook`: the soak's STONITH. dbpilot runs it (EVENT fence) before promoting when the old
@@ -567,6 +568,9 @@ class Soak:
                 f"soak: set up in {time.monotonic() - started:.0f} s; faults for {self.seconds:.0f} s",
                 file=sys.stderr,
             )
+            # A few ticks first: a failover right after registration is refused while the replicas' lag
+            # is still unknown to dbpilot (electable_candidate), which is no fault of the soak's to test.
+            time.sleep(FIRST_FAULT_AFTER_SECONDS)
             run_from = time.monotonic()
             while time.monotonic() - run_from < self.seconds:
                 label = self.inject()
