@@ -21,84 +21,11 @@ from clusters.models import Job
 from controlplane import redisconf
 from tenants.models import PlatformFinding
 from tenants.platform_health import REDIS_UNREACHABLE
-from tests.chaos.conftest import free_port
+from tests.chaos.sentinel_redis import SentinelRedis
 from tests.integration.failover_helpers import register_cluster, writable_nodes
-from tests.services_plugin import ManagedProcess, wait_for
+from tests.services_plugin import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MASTER_NAME = "dbpilot-chaos"
-
-
-class SentinelRedis:
-    """A Redis master, its replica and three Sentinels (quorum 2), each a process on its own port."""
-
-    def __init__(self, workdir):
-        self.dir = workdir
-        self.ports = {"master": free_port(), "replica": free_port()}
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        self.processes: dict[str, ManagedProcess] = {}
-        server = shutil.which("redis-server")
-        for role in ("master", "replica"):
-            argv = [
-                server,
-                "--port",
-                str(self.ports[role]),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ]
-            if role == "replica":
-                argv += ["--replicaof", "127.0.0.1", str(self.ports["master"])]
-            self.processes[role] = ManagedProcess(f"chaos-redis-{role}", argv, {})
-        sentinel = shutil.which("redis-sentinel")
-        for n, port in enumerate(self.sentinel_ports):
-            conf = workdir / f"sentinel-{n}.conf"  # Sentinel rewrites its own configuration file
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
-                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.ports['master']} 2\n"
-                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
-                f"sentinel failover-timeout {MASTER_NAME} 10000\n"
-            )
-            self.processes[f"sentinel-{n}"] = ManagedProcess(f"chaos-sentinel-{n}", [sentinel, str(conf)], {})
-        self.url = (
-            "sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{MASTER_NAME}/0"
-        )
-
-    def master_port(self) -> int | None:
-        for port in self.sentinel_ports:
-            try:
-                found = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(MASTER_NAME)
-            except redis.RedisError:
-                continue
-            if found:
-                return int(found[1])
-        return None
-
-    def replica_in_sync(self) -> bool:
-        try:
-            info = redis.Redis(port=self.ports["replica"], socket_timeout=1).info("replication")
-        except redis.RedisError:
-            return False
-        return info.get("master_link_status") == "up"
-
-    def sentinels_know_the_replica(self) -> bool:
-        try:
-            return all(
-                redis.Redis(port=p, socket_timeout=1).sentinel_slaves(MASTER_NAME)
-                for p in self.sentinel_ports
-            )
-        except redis.RedisError:
-            return False
-
-    def stop(self):
-        for process in self.processes.values():
-            process.stop(timeout=5)
 
 
 @pytest.fixture
