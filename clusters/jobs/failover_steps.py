@@ -245,6 +245,7 @@ def fence_hook(ctx: HaContext) -> StepOutcome:
     if ctx.settings.fence:  # the hook may power it off: look once more right before
         refuse_if_old_primary_answers(ctx, fresh_old_primary_probe(ctx), "before the fence hook")
         if ctx.state.fence_started_at is None:
+            refuse_unless_electable(ctx)
             # Saved and waited for (only with a fence hook, which takes far longer): from now on an abort
             # never points replication back at the old primary, nor gives it its writes back.
             ctx.state.fence_started_at = time.time()
@@ -284,22 +285,35 @@ def stop_replication(ctx: HaContext) -> StepOutcome:
     return Done(summary or "no survivor to stop")
 
 
-def elect_candidate(ctx: HaContext) -> StepOutcome:
-    old = ctx.state.old_primary
-    if ctx.state.promoted:
-        return Done(f"{ctx.state.new_primary} (elected before; promotion had begun)")
-    topology = ctx.probe(counted_down=old)  # the survivors' IO threads are stopped: their positions are final
-    lags = {k: v for k, v in (ctx.params.get("lags") or {}).items()}
-    election = plan.failover_election(
+def _election(ctx: HaContext, topology) -> Election:
+    return plan.failover_election(
         topology,
         ctx.probes,
         ctx.settings,
-        lags=lags,
+        lags=dict(ctx.params.get("lags") or {}),
         requested=ctx.params.get("candidate"),
         last_primary_state=gtid_history(ctx),
         last_received=ctx.params.get("last_received"),
         incident_since=ctx.params.get("incident_since"),
     )
+
+
+def refuse_unless_electable(ctx: HaContext) -> None:
+    """Before a fence hook (which may power the old primary off): a failover that will find no electable
+    candidate must refuse now, while the old primary may still come back, not after it was powered off."""
+    election = _election(ctx, ctx.probe(counted_down=ctx.state.old_primary))
+    check = candidate_check(election)
+    if not check.ok:
+        ctx.state.election = election.as_dict()
+        raise StepRefused(f"candidate: {check.detail}; the fence hook was not run", [check.as_dict()])
+
+
+def elect_candidate(ctx: HaContext) -> StepOutcome:
+    old = ctx.state.old_primary
+    if ctx.state.promoted:
+        return Done(f"{ctx.state.new_primary} (elected before; promotion had begun)")
+    topology = ctx.probe(counted_down=old)  # the survivors' IO threads are stopped: their positions are final
+    election = _election(ctx, topology)
     ctx.state.election = election.as_dict()
     checks = [candidate_check(election), errant_check(election)]
     ctx.state.election_checks = [ch.as_dict() for ch in checks]

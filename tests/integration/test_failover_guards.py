@@ -11,6 +11,7 @@ import time
 import pytest
 
 from clusters.domain import constants as c
+from clusters.jobs.engine import create_job, run_job
 from clusters.models import Job
 from tenants.platform import set_platform_paused
 from tests.integration.failover_helpers import (
@@ -334,3 +335,34 @@ def _wait_received(sandbox, node: int, timeout: float = 10.0) -> str:
         assert time.monotonic() < deadline, f"node {node} did not receive {position}"
         time.sleep(0.05)
     return position
+
+
+def test_a_fence_hook_never_runs_when_no_candidate_is_electable(sandbox_factory, settings, tmp_path):
+    """The hook may power the old primary off: with nobody to promote, that would leave no server at all.
+    The failover refuses before it, naming the candidate check, and the hook is never called."""
+    (tmp_path / "cut-power").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\n')
+    (tmp_path / "cut-power").chmod(0o755)
+    settings.DBPILOT_HOOKS_DIR = tmp_path
+    sandbox = sandbox_factory(2)
+    cluster = register_cluster(sandbox, fence="cut-power", fence_required=True)
+    tick(cluster)
+    # Replication stopped on purpose: its lag is unknown, so it is not electable unless named.
+    sandbox.sql(2, "STOP SLAVE")
+    tick(cluster)
+    sandbox.kill(1, signal.SIGKILL)
+    deadline = time.monotonic() + 4  # past failcount: monitoring sees the primary down
+    while time.monotonic() < deadline:
+        tick(cluster)
+        time.sleep(0.1)
+    # The API's own look refuses this up front (409); the job must refuse too when the servers change
+    # between that look and the job (as in a soak: cut right after registration), so it is run directly.
+    refused = cluster.client.post(f"/api/v1/clusters/{cluster.id}/failover/", {}, format="json")
+    assert refused.status_code == 409 and "electable" in refused.json()["detail"]
+    created = create_job(cluster, "failover", params={"primary": address(sandbox, 1)}, requested_by="test")
+    job = run_job(created.id)
+    assert job.state == "refused", (job.result.get("detail"), job.steps)
+    assert "the fence hook was not run" in job.result["detail"]
+    assert [ch["name"] for ch in job.result["checks"]] == [c.GUARD_CANDIDATE]
+    assert not (tmp_path / "calls").exists()
+    assert not server(cluster, sandbox, 1).fenced  # nothing was promoted: still the cluster's primary
+    assert read_only(sandbox, 2)
