@@ -44,6 +44,7 @@ REJOIN_RETRY_SECONDS = (
     15  # a rejoin that did not succeed is retried after 15 s, 30 s, 60 s... (at most 10 min)
 )
 REJOIN_RETRY_MAX_SECONDS = 600
+PRIMARY_CHANGING_KINDS = ("switchover", "failover")
 
 
 BLIND_FENCE_EVERY_SECONDS = 5.0
@@ -191,12 +192,23 @@ def start_rejoin(cluster: Cluster, server: Server) -> Job | None:
     if Job.objects.active_ha(cluster.pk) is not None:
         return None
     now = timezone.now()
+    # Rejoins that failed against an earlier primary (it died under them, say) say nothing about this one:
+    # the backoff counts only those since the last switchover or failover.
+    since = now - timedelta(hours=1)
+    changed = (
+        Job.objects.filter(cluster=cluster, kind__in=PRIMARY_CHANGING_KINDS, state=Job.State.SUCCEEDED)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if changed is not None and changed > since:
+        since = changed
     unsuccessful = list(
         Job.objects.filter(
             cluster=cluster,
             kind=REJOIN_KIND,
             params__server=server.address,
-            created_at__gte=now - timedelta(hours=1),
+            created_at__gte=since,
         )
         .exclude(state=Job.State.SUCCEEDED)
         .order_by("-created_at")
