@@ -271,17 +271,25 @@ class QuotaView(AuditedAPIView):
                     "clusters": serializers.DictField(),
                     "servers": serializers.DictField(),
                     "memory_mb": serializers.DictField(),
+                    "providers": serializers.ListField(child=serializers.CharField()),
                 },
             )
         }
     )
     def get(self, request):
-        """What the caller's tenant may still create: clusters, servers and server memory (limit, used, left)."""
+        """What the caller's tenant may still create: clusters, servers and server memory (limit, used, left),
+        and the providers this platform provisions with (`provision.provider`)."""
         teams = teams_allowing(self.actor, VIEW)
         if not teams:
             raise exceptions.NotFound("You are in no team.")
         tenant = teams[0].tenant
-        return Response({"tenant": tenant.name, **provisioning.quota_left(tenant)})
+        return Response(
+            {
+                "tenant": tenant.name,
+                **provisioning.quota_left(tenant),
+                "providers": provisioning.enabled_providers(),
+            }
+        )
 
 
 provisioning_urlpatterns = [

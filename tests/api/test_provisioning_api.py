@@ -114,6 +114,7 @@ def test_the_quota_endpoint_counts_clusters_servers_and_memory(world):
     assert quota["clusters"]["used"] == Cluster.objects.filter(tenant=tenant).count()
     assert quota["clusters"]["left"] == tenant.max_clusters - quota["clusters"]["used"]
     assert quota["memory_mb"] == {"limit": tenant.max_memory_mb, "used": 0, "left": tenant.max_memory_mb}
+    assert quota["providers"] == ["local"]  # what `provision.provider` may name here (DBPILOT_PROVIDERS)
 
 
 def test_platform_operators_register_database_hosts_with_a_clear_message_for_bad_input(world):

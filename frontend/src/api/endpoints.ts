@@ -119,6 +119,24 @@ export const parameterGroups = {
   remove: (id: number) => api.delete(`${V1}/parameter-groups/${id}/`),
 };
 
+/** What the caller's tenant may still provision (GET /api/v1/quota/), and with which providers. */
+export interface QuotaCount {
+  limit: number;
+  used: number;
+  left: number;
+}
+export interface Quota {
+  tenant: string;
+  clusters: QuotaCount;
+  servers: QuotaCount;
+  memory_mb: QuotaCount;
+  providers: string[];
+}
+
+export const quota = {
+  get: () => api.get<Quota>(`${V1}/quota/`),
+};
+
 /** Backups (docs/backups.md). */
 export interface Backup {
   id: number;

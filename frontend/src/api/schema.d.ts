@@ -913,7 +913,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description What the caller's tenant may still create: clusters, servers and server memory (limit, used, left). */
+        /** @description What the caller's tenant may still create: clusters, servers and server memory (limit, used, left),
+         *     and the providers this platform provisions with (`provision.provider`). */
         get: operations["v1_quota_retrieve"];
         put?: never;
         post?: never;
@@ -1864,6 +1865,7 @@ export interface components {
             memory_mb: {
                 [key: string]: unknown;
             };
+            providers: string[];
         };
         /** @description The registration payload; deep validation (allowlist, credentials) happens in the service. */
         RegisterClusterRequest: {

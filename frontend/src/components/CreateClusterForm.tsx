@@ -2,14 +2,17 @@
  * "Create cluster": provisions a new cluster through POST /api/v1/clusters/ with a `provision` spec,
  * then opens its provision job, whose steps the job page follows live.
  */
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
-import { clusters as clustersApi } from "../api/endpoints";
+import { clusters as clustersApi, quota as quotaApi } from "../api/endpoints";
 import { ErrorMessage } from "./ErrorMessage";
 
 export function CreateClusterForm({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
   const [name, setName] = useState("");
+  // The platform's providers (DBPILOT_PROVIDERS, from the quota endpoint); `local` until they are known.
+  const [providers, setProviders] = useState<string[]>(["local"]);
+  const [provider, setProvider] = useState("local");
   const [replicas, setReplicas] = useState(2);
   const [semiSync, setSemiSync] = useState(true);
   const [parameterGroup, setParameterGroup] = useState("");
@@ -19,13 +22,28 @@ export function CreateClusterForm({ onClose }: { onClose: () => void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
 
+  useEffect(() => {
+    let live = true;
+    quotaApi
+      .get()
+      .then((q) => {
+        if (!live || !q.providers?.length) return;
+        setProviders(q.providers);
+        setProvider((current) => (q.providers.includes(current) ? current : q.providers[0]));
+      })
+      .catch(() => undefined); // the form still offers `local`; the API says if it is not enabled
+    return () => {
+      live = false;
+    };
+  }, []);
+
   async function submit(event: FormEvent) {
     event.preventDefault();
     setBusy(true);
     setError(null);
     try {
       const provision: Record<string, unknown> = {
-        provider: "local",
+        provider,
         replicas,
         semi_sync: replicas > 0 && semiSync,
         master_user: { user, password },
@@ -48,7 +66,9 @@ export function CreateClusterForm({ onClose }: { onClose: () => void }) {
           <div className="field"><label htmlFor="cc-name">Name</label>
             <input id="cc-name" value={name} onChange={(e) => setName(e.target.value)} required pattern="[a-z0-9]([a-z0-9\-]*[a-z0-9])?" /></div>
           <div className="field"><label htmlFor="cc-provider">Provider</label>
-            <select id="cc-provider" value="local" disabled><option value="local">local</option></select></div>
+            <select id="cc-provider" value={provider} disabled={providers.length < 2} onChange={(e) => setProvider(e.target.value)}>
+              {providers.map((name) => <option key={name} value={name}>{name}</option>)}
+            </select></div>
           <div className="field"><label htmlFor="cc-replicas">Replicas</label>
             <input id="cc-replicas" type="number" min={0} max={8} value={replicas} onChange={(e) => setReplicas(Number(e.target.value))} /></div>
           <div className="field"><label htmlFor="cc-semisync">Semi-sync</label>
