@@ -161,7 +161,7 @@ def test_replicas_over_quota_is_refused_and_the_quota_endpoint_says_what_is_left
     assert not Cluster.objects.exists() and local_servers.instances() == []
     quota = client.get("/api/v1/quota/").json()
     assert quota["servers"] == {"limit": 3, "used": 0, "left": 3}
-    assert set(quota) == {"tenant", "clusters", "servers", "memory_mb"}
+    assert set(quota) == {"tenant", "clusters", "servers", "memory_mb", "providers"}
 
 
 def test_a_failing_step_fails_the_job_with_its_reason_and_removes_what_it_started(local_servers, settings):
