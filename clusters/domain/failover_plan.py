@@ -140,19 +140,24 @@ def lags_to_remember(topology: Topology, previous: Mapping[str, float] | None = 
     that moment, instead of turning "lag unknown" (unelectable) should the primary die then. A replica with
     its IO or SQL thread stopped loses it: its lag is unknown, as the failover rule wants (one that stopped
     receiving long ago is caught by `received_before_incident` too)."""
-    primary = topology.primary
-    lags: dict[str, float] = {}
+    lags = {s.address: s.lag for s in topology.servers if s.address != topology.primary and s.lag is not None}
+    for address in reconnecting_replicas(topology):
+        if previous and address in previous:
+            lags[address] = previous[address]
+    return lags
+
+
+def reconnecting_replicas(topology: Topology) -> list[str]:
+    """Replicas whose lag is NULL while both their threads run (a moment of reconnecting): the only ones
+    whose last known lag is worth reading back, so a healthy tick reads it only when there are some."""
+    out = []
     for server in topology.servers:
-        if server.address == primary:
-            continue
-        if server.lag is not None:
-            lags[server.address] = server.lag
+        if server.address == topology.primary or server.lag is not None:
             continue
         replication = server.replication or {}
-        running = replication.get("io_running") in _IO_RUNNING and replication.get("sql_running") == "Yes"
-        if running and previous and server.address in previous:
-            lags[server.address] = previous[server.address]
-    return lags
+        if replication.get("io_running") in _IO_RUNNING and replication.get("sql_running") == "Yes":
+            out.append(server.address)
+    return out
 
 
 def failover_election(

@@ -124,8 +124,8 @@ def _after_tick(result, epoch: int | None, fresh: fencing.FreshCluster) -> None:
     topology = result.topology
     view = topology.primary_view
     if view is not None and view.state == c.STATE_UP:
-        unknown = any(s.lag is None and s.address != view.address for s in topology.servers)
-        previous = hotstate.last_lags(result.cluster_id) if unknown else None  # a Redis read only then
+        # Redis is read back only for a replica caught reconnecting (rare), not for one stopped for good.
+        previous = hotstate.last_lags(result.cluster_id) if plan.reconnecting_replicas(topology) else None
         hotstate.remember_lags(result.cluster_id, plan.lags_to_remember(topology, previous))
         probe = result.probes.get(view.address)
         if probe is not None and probe.read_only:  # the common case (writable) costs nothing more
